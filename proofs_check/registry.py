@@ -1,0 +1,231 @@
+"""The claim registry: each claim pairs symbolic derivations with executable checks.
+
+A :class:`Claim` holds three lists of :class:`Step` (derivations, checks, counterexamples). A step's
+``run(ctx)`` returns one or more :class:`Outcome` records: what was measured, what was expected, the
+tolerance with its one-line reason, and whether it passed. Helpers (:func:`within`, :func:`rate`,
+:func:`exact`) build outcomes so that every comparison states its tolerance the same way.
+
+Register a claim with :func:`register` in a module under ``proofs_check.claims``; the package imports
+every module listed in ``proofs_check.claims.CLAIM_MODULES``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+PROFILES = ("quick", "full")
+KINDS = ("derivation", "check", "counterexample")
+
+
+@dataclasses.dataclass
+class Outcome:
+    """One measured comparison.
+
+    ``measured`` is the number compared (an error, a slope, a residual); ``expected`` says what it was
+    compared with in words (``"<= 1e-10"``, ``"slope -0.5 +- 0.15"``, ``"== 0 (exact)"``);
+    ``reason`` is the one-line justification of the tolerance.
+    """
+
+    name: str
+    passed: bool
+    measured: float | str | None
+    expected: str
+    reason: str
+    kind: str = "check"
+    details: dict[str, Any] = dataclasses.field(default_factory=dict)
+    figures: list[str] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        measured = self.measured
+        if isinstance(measured, (np.floating, np.integer)):
+            measured = measured.item()
+        if isinstance(measured, float) and not math.isfinite(measured):
+            measured = str(measured)
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "passed": bool(self.passed),
+            "measured": measured,
+            "expected": self.expected,
+            "reason": self.reason,
+            "seconds": round(self.seconds, 3),
+            "figures": list(self.figures),
+            "details": _jsonable(self.details),
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def within(name: str, measured: float, tolerance: float, reason: str, **details) -> Outcome:
+    """Pass when ``measured <= tolerance`` (a NaN never passes)."""
+    measured = float(measured)
+    return Outcome(name=name, passed=bool(measured <= tolerance), measured=measured,
+                   expected=f"<= {tolerance:.3g}", reason=reason, details=details)
+
+
+def at_least(name: str, measured: float, bound: float, reason: str, **details) -> Outcome:
+    """Pass when ``measured >= bound`` (a NaN never passes)."""
+    measured = float(measured)
+    return Outcome(name=name, passed=bool(measured >= bound), measured=measured,
+                   expected=f">= {bound:.3g}", reason=reason, details=details)
+
+
+def rate(name: str, slope: float, expected: float, tolerance: float, reason: str, **details) -> Outcome:
+    """Pass when a fitted log-log slope is within ``tolerance`` of the predicted exponent."""
+    slope = float(slope)
+    return Outcome(name=name, passed=bool(abs(slope - expected) <= tolerance), measured=slope,
+                   expected=f"slope {expected:g} +- {tolerance:g}", reason=reason, details=details)
+
+
+def exact(name: str, residual: Any, **details) -> Outcome:
+    """A symbolic identity: pass when the simplified residual is exactly zero."""
+    is_zero = residual == 0
+    return Outcome(name=name, passed=bool(is_zero), measured=str(residual), expected="== 0 (exact)",
+                   reason="symbolic identity: no tolerance", kind="derivation", details=details)
+
+
+@dataclasses.dataclass
+class Context:
+    """What a step may use: the profile, a seed, optional architectures, an output folder."""
+
+    profile: str = "quick"
+    seed: int = 0
+    archs: tuple = ()
+    out_dir: Path = Path("reports")
+    advance: Callable[[str], None] = lambda message: None
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; expected one of {PROFILES}")
+        self.out_dir = Path(self.out_dir)
+
+    @property
+    def quick(self) -> bool:
+        return self.profile == "quick"
+
+    def pick(self, quick: Any, full: Any) -> Any:
+        """The quick or the full value of a setting, by profile."""
+        return quick if self.quick else full
+
+    def seed_for(self, *tags: Any) -> int:
+        """A reproducible 32-bit seed derived from the run seed and the tags (no shared keys)."""
+        text = ":".join([str(self.seed), *map(str, tags)]).encode()
+        return int.from_bytes(hashlib.sha256(text).digest()[:4], "little")
+
+    def rng(self, *tags: Any) -> np.random.Generator:
+        return np.random.default_rng(self.seed_for(*tags))
+
+    def figure_path(self, name: str) -> Path:
+        path = self.out_dir / "figures" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+@dataclasses.dataclass
+class Step:
+    """A derivation, check or counterexample: ``run(ctx)`` returns one Outcome or a list."""
+
+    name: str
+    description: str
+    run: Callable[[Context], Outcome | Sequence[Outcome]]
+
+
+@dataclasses.dataclass
+class Claim:
+    id: str
+    title: str
+    statement: str
+    assumptions: list[str]
+    derivations: list[Step] = dataclasses.field(default_factory=list)
+    checks: list[Step] = dataclasses.field(default_factory=list)
+    counterexamples: list[Step] = dataclasses.field(default_factory=list)
+    uses_archs: bool = False
+    """Whether ``--arch`` changes what the claim checks."""
+
+    def steps(self) -> Iterable[tuple[str, Step]]:
+        for kind, steps in zip(KINDS, (self.derivations, self.checks, self.counterexamples)):
+            for step in steps:
+                yield kind, step
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    claim: Claim
+    outcomes: list[Outcome]
+    seconds: float
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+
+
+REGISTRY: dict[str, Claim] = {}
+
+
+def register(claim: Claim) -> Claim:
+    if claim.id in REGISTRY:
+        raise ValueError(f"claim {claim.id} registered twice")
+    REGISTRY[claim.id] = claim
+    return claim
+
+
+def run_step(kind: str, step: Step, ctx: Context) -> list[Outcome]:
+    """Run one step; an exception becomes a failed outcome that carries the error message."""
+    start = time.perf_counter()
+    try:
+        result = step.run(ctx)
+        outcomes = [result] if isinstance(result, Outcome) else list(result)
+        if not outcomes:
+            raise RuntimeError("the step returned no outcome")
+    except Exception as error:  # noqa: BLE001 - reported as a failed outcome, never swallowed
+        outcomes = [Outcome(name=step.name, passed=False, measured=None, expected="no error",
+                            reason="the step raised", details={"error": f"{type(error).__name__}: {error}"})]
+    elapsed = time.perf_counter() - start
+    for outcome in outcomes:
+        if outcome.kind == "check" and kind != "check":
+            outcome.kind = kind
+        outcome.seconds = elapsed / len(outcomes)
+    return outcomes
+
+
+def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
+    start = time.perf_counter()
+    outcomes: list[Outcome] = []
+    for kind, step in claim.steps():
+        ctx.advance(f"{claim.id}: {step.name}")
+        outcomes.extend(run_step(kind, step, ctx))
+    return ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - start)
+
+
+def fit_loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope and intercept of log(y) against log(x)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if x.shape != y.shape or x.size < 2:
+        raise ValueError(f"need matching x and y with at least 2 points, got {x.shape} and {y.shape}")
+    if np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("log-log fit needs positive values")
+    slope, intercept = np.polyfit(np.log(x), np.log(y), 1)
+    return float(slope), float(intercept)
