@@ -1,0 +1,33 @@
+"""Suite-wide settings: float64, strict JAX promotion, per-test PRNG keys, hypothesis profiles.
+
+Select a hypothesis profile with HYPOTHESIS_PROFILE=ci (default; small, derandomized, no deadline since
+JIT compilation trips deadlines) or HYPOTHESIS_PROFILE=thorough (many examples).
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_dtype_promotion", "strict")
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+settings.register_profile(
+    "ci", max_examples=12, derandomize=True, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
+settings.register_profile(
+    "thorough", max_examples=300, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.differing_executors])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def key(request) -> jax.Array:
+    """A PRNG key unique to the test (derived from its node id), so no two tests share a key."""
+    seed = int.from_bytes(request.node.nodeid.encode(), "little") % (2**31 - 1)
+    return jax.random.PRNGKey(seed)

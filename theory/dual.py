@@ -1,0 +1,247 @@
+"""Dual activations: E[phi(u) phi(v)] and E[phi'(u) phi'(v)] for (u, v) ~ N(0, [[a, c], [c, b]]).
+
+Closed forms (Cho & Saul 2009, arXiv:0911.5078 for the arc-cosine kernels; Williams 1997 for erf):
+
+- relu:   E[relu(u) relu(v)] = (sqrt(ab - c^2) + (pi - arccos(c / sqrt(ab))) c) / (2 pi)
+- step:   E[step(u) step(v)] = (pi - arccos(c / sqrt(ab))) / (2 pi)
+- abrelu: phi = a_- min(x, 0) + a_+ max(x, 0):  (a_+ - a_-)^2 relu-kernel + a_+ a_- c,
+          derivative (a_+ - a_-)^2 step-kernel + a_+ a_-
+- erf:    (2 / pi) arcsin(2c / sqrt((1 + 2a)(1 + 2b))),  derivative (4 / pi) / sqrt((1 + 2a)(1 + 2b) - 4c^2)
+- polynomials: exact Gaussian moments E[u^j v^k] (Isserlis), any degree.
+
+Every closed form carries certificates (:func:`certificates`): Price's theorem d/dc E[f(u) g(v)] =
+E[f'(u) g'(v)] holds symbolically, and at c = 0 the kernel factorizes into E[phi(u)] E[phi(v)], computed
+here by sympy's own integration. An ODE in c with its initial value determines the kernel, so the two
+together derive it. Activations given as an arbitrary sympy expression get a closed form when they are
+polynomials, and numerical Gauss-Hermite quadrature otherwise (``method`` says which).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import sympy as sp
+
+from theory.architecture import Architecture, SpecError
+
+a_var, b_var = sp.symbols("a b", positive=True)
+c_var = sp.Symbol("c", real=True)
+x_symbol = sp.Symbol("x", real=True)
+
+CLOSED_FORM = "closed form"
+QUADRATURE = "quadrature"
+
+
+@dataclasses.dataclass(frozen=True)
+class DualKernel:
+    """The dual pair of one activation, as sympy expressions in the variances a, b and covariance c.
+
+    ``value`` is E[phi(u) phi(v)] and ``derivative`` E[phi'(u) phi'(v)]; both are ``None`` when
+    ``method`` is quadrature (no closed form; evaluate numerically from ``phi``).
+    """
+
+    name: str
+    phi: sp.Expr
+    value: sp.Expr | None
+    derivative: sp.Expr | None
+    method: str
+
+    @property
+    def phi_prime(self) -> sp.Expr:
+        return sp.diff(self.phi, x_symbol)
+
+    @functools.cached_property
+    def value_diagonal(self) -> sp.Expr | None:
+        """E[phi(u)^2] for u ~ N(0, a): ``value`` at b = c = a, simplified."""
+        return None if self.value is None else _diagonal(self.value)
+
+    @functools.cached_property
+    def derivative_diagonal(self) -> sp.Expr | None:
+        return None if self.derivative is None else _diagonal(self.derivative)
+
+
+def _diagonal(expr: sp.Expr) -> sp.Expr:
+    return sp.simplify(expr.subs({b_var: a_var}).subs({c_var: a_var}))
+
+
+def relu_kernel(a=a_var, b=b_var, c=c_var) -> sp.Expr:
+    """E[relu(u) relu(v)], the arc-cosine kernel of degree 1."""
+    return (sp.sqrt(a * b - c**2) + (sp.pi - sp.acos(c / sp.sqrt(a * b))) * c) / (2 * sp.pi)
+
+
+def step_kernel(a=a_var, b=b_var, c=c_var) -> sp.Expr:
+    """E[step(u) step(v)], the arc-cosine kernel of degree 0."""
+    return (sp.pi - sp.acos(c / sp.sqrt(a * b))) / (2 * sp.pi)
+
+
+def gaussian_moment(j: int, k: int, a=a_var, b=b_var, c=c_var) -> sp.Expr:
+    """E[u^j v^k] for (u, v) ~ N(0, [[a, c], [c, b]]) (Isserlis' theorem).
+
+    Writes u = sqrt(a) z1, v = (c / sqrt(a)) z1 + sqrt(b - c^2 / a) z2 with z1, z2 independent standard
+    normals and uses E[z^n] = (n - 1)!! for even n, 0 for odd n.
+    """
+    z1, z2 = sp.symbols("z1 z2", real=True)
+    u = sp.sqrt(a) * z1
+    v = (c / sp.sqrt(a)) * z1 + sp.sqrt(b - c**2 / a) * z2
+    poly = sp.Poly(sp.expand(u**j * v**k), z1, z2)
+    total = sp.Integer(0)
+    for (n1, n2), coeff in poly.terms():
+        if n1 % 2 or n2 % 2:
+            continue
+        total += coeff * sp.factorial2(n1 - 1) * sp.factorial2(n2 - 1)
+    return sp.expand(sp.cancel(sp.expand(total)))
+
+
+def polynomial_kernel(phi: sp.Expr) -> sp.Expr:
+    """E[phi(u) phi(v)] for a polynomial phi, by Gaussian moments."""
+    coeffs = sp.Poly(phi, x_symbol).all_coeffs()[::-1]
+    total = sp.Integer(0)
+    for j, cj in enumerate(coeffs):
+        for k, ck in enumerate(coeffs):
+            if cj != 0 and ck != 0:
+                total += cj * ck * gaussian_moment(j, k)
+    return sp.expand(total)
+
+
+def activation_expression(text: str) -> sp.Expr:
+    """Parse a user activation (a sympy expression in ``x``), naming the problem if it is not one."""
+    try:
+        expr = sp.sympify(text, locals={"x": x_symbol})
+    except (sp.SympifyError, SyntaxError, TypeError) as error:
+        raise SpecError(f"activation expression {text!r} does not parse: {error}") from None
+    if not isinstance(expr, sp.Expr):
+        raise SpecError(f"activation expression {text!r} is not an expression")
+    extra = expr.free_symbols - {x_symbol}
+    if extra:
+        raise SpecError(f"activation expression {text!r} may use only x, found {sorted(map(str, extra))}")
+    return expr
+
+
+def _as_rational(value) -> sp.Expr:
+    """Activation parameters enter the expressions exactly, so the certificates stay exact."""
+    if isinstance(value, int):
+        return sp.Integer(value)
+    return sp.nsimplify(value, rational=True) if math.isfinite(value) else sp.Float(value)
+
+
+def _abrelu(name: str, neg, pos) -> DualKernel:
+    neg, pos = _as_rational(neg), _as_rational(pos)
+    phi = neg * sp.Min(x_symbol, 0) + pos * sp.Max(x_symbol, 0)
+    return DualKernel(name=name, phi=phi,
+                      value=(pos - neg) ** 2 * relu_kernel() + pos * neg * c_var,
+                      derivative=(pos - neg) ** 2 * step_kernel() + pos * neg,
+                      method=CLOSED_FORM)
+
+
+def _polynomial(name: str, phi: sp.Expr) -> DualKernel:
+    return DualKernel(name=name, phi=phi, value=polynomial_kernel(phi),
+                      derivative=polynomial_kernel(sp.diff(phi, x_symbol)), method=CLOSED_FORM)
+
+
+@functools.cache
+def dual_kernel(activation: str, params: tuple = ()) -> DualKernel:
+    """The dual pair of a named activation (see :data:`theory.architecture.ACTIVATION_PARAMETERS`)."""
+    p = dict(params)
+    if activation == "relu":
+        return DualKernel(name="relu", phi=sp.Max(x_symbol, 0), value=relu_kernel(),
+                          derivative=step_kernel(), method=CLOSED_FORM)
+    if activation == "leaky_relu":
+        return _abrelu("leaky_relu", p["alpha"], 1)
+    if activation == "abrelu":
+        return _abrelu("abrelu", p["a"], p["b"])
+    if activation == "erf":
+        det = (1 + 2 * a_var) * (1 + 2 * b_var)
+        return DualKernel(name="erf", phi=sp.erf(x_symbol),
+                          value=2 / sp.pi * sp.asin(2 * c_var / sp.sqrt(det)),
+                          derivative=4 / sp.pi / sp.sqrt(det - 4 * c_var**2), method=CLOSED_FORM)
+    if activation == "identity":
+        return DualKernel(name="identity", phi=x_symbol, value=c_var, derivative=sp.Integer(1),
+                          method=CLOSED_FORM)
+    if activation == "monomial":
+        return _polynomial("monomial", x_symbol ** int(p["k"]))
+    if activation == "poly":
+        phi = sum(_as_rational(ck) * x_symbol**i for i, ck in enumerate(p["coeffs"]))
+        return _polynomial("poly", sp.sympify(phi))
+    if activation == "expr":
+        phi = activation_expression(p["phi"])
+        if phi.is_polynomial(x_symbol):
+            return _polynomial("expr", sp.expand(phi))
+        return DualKernel(name="expr", phi=phi, value=None, derivative=None, method=QUADRATURE)
+    raise SpecError(f"unknown activation {activation!r}")
+
+
+def dual_for(arch: Architecture) -> DualKernel:
+    return dual_kernel(arch.activation, arch.activation_params)
+
+
+# ----------------------------------------------------------------------------------------------
+# Certificates
+# ----------------------------------------------------------------------------------------------
+
+_w = sp.Symbol("w", positive=True)
+
+
+def _on_domain(expr: sp.Expr) -> sp.Expr:
+    """Substitute c = sqrt(ab) (1 - w^2) / (1 + w^2), w > 0, which sweeps the open domain |c| < sqrt(ab).
+
+    On it sqrt(ab - c^2) = 2 sqrt(ab) w / (1 + w^2) is explicit, so sympy can decide whether a residual
+    containing square roots vanishes on the whole domain.
+    """
+    return expr.subs(c_var, sp.sqrt(a_var * b_var) * (1 - _w**2) / (1 + _w**2))
+
+
+def is_zero_on_domain(expr: sp.Expr) -> sp.Expr:
+    """Simplified residual of ``expr`` on |c| < sqrt(ab); ``0`` certifies the identity."""
+    residual = sp.simplify(expr)
+    if residual == 0:
+        return residual
+    return sp.simplify(sp.factor(sp.simplify(_on_domain(residual))))
+
+
+def gaussian_expectation(f: sp.Expr, variance=a_var) -> sp.Expr:
+    """E[f(u)] for u ~ N(0, variance), by sympy integration."""
+    density = sp.exp(-x_symbol**2 / (2 * variance)) / sp.sqrt(2 * sp.pi * variance)
+    return sp.simplify(sp.integrate(sp.expand(f * density), (x_symbol, -sp.oo, sp.oo)))
+
+
+def price_residual(kernel: DualKernel) -> sp.Expr:
+    """d/dc E[phi(u) phi(v)] - E[phi'(u) phi'(v)] (Price's theorem); 0 when the pair is consistent."""
+    return is_zero_on_domain(sp.diff(kernel.value, c_var) - kernel.derivative)
+
+
+def factorization_residual(kernel: DualKernel, *, derivative: bool = False) -> sp.Expr:
+    """value(c = 0) - E[phi(u)] E[phi(v)]: at zero covariance u and v are independent."""
+    expr = kernel.derivative if derivative else kernel.value
+    f = kernel.phi_prime if derivative else kernel.phi
+    mean_u = gaussian_expectation(f, a_var)
+    mean_v = mean_u.subs(a_var, b_var)
+    return sp.simplify(expr.subs(c_var, 0) - mean_u * mean_v)
+
+
+def step_density_residual() -> sp.Expr:
+    """Price's theorem for the step kernel: d/dc E[step(u) step(v)] is the N(0, Sigma) density at 0."""
+    density_at_origin = 1 / (2 * sp.pi * sp.sqrt(a_var * b_var - c_var**2))
+    return is_zero_on_domain(sp.diff(step_kernel(), c_var) - density_at_origin)
+
+
+def diagonal_residual(kernel: DualKernel) -> sp.Expr:
+    """value(b = c = a) - E[phi(u)^2], the kernel on the diagonal against a direct 1-D integral."""
+    return sp.simplify(kernel.value_diagonal - gaussian_expectation(kernel.phi**2, a_var))
+
+
+def certificates(kernel: DualKernel) -> dict[str, sp.Expr]:
+    """Every symbolic certificate that applies to ``kernel``: name -> simplified residual (0 = proven)."""
+    if kernel.method != CLOSED_FORM:
+        return {}
+    out = {
+        "price (d/dc value = derivative)": price_residual(kernel),
+        "factorization at c = 0 (value)": factorization_residual(kernel),
+        "factorization at c = 0 (derivative)": factorization_residual(kernel, derivative=True),
+    }
+    if kernel.name in ("relu", "leaky_relu", "abrelu"):
+        out["price for the step kernel (density at 0)"] = step_density_residual()
+    if kernel.name != "erf":
+        out["diagonal E[phi(u)^2]"] = diagonal_residual(kernel)
+    return out
