@@ -1,0 +1,1 @@
+"""The claim registry and the ``proofs-check`` command."""
