@@ -1,0 +1,230 @@
+"""Compiled kernels: the analytic NNGP / NTK from :mod:`theory`, empirical and Monte Carlo NTKs.
+
+- :func:`analytic_kernel_fn` turns the sympy dual kernels of :mod:`theory.dual` into JAX functions and
+  runs the layer recursion of :mod:`theory.kernels` (one fused elementwise map per layer).
+- :func:`empirical_ntk` is the exact finite-width NTK K(x, x') = J(x) J(x')^T of a fully connected
+  network, computed layer by layer from activations and back-propagated vectors (no P-dimensional
+  Jacobian is formed): K = sum_l <delta^{l+1}(x), delta^{l+1}(x')> (s_l^2 <a^l(x), a^l(x')> + beta),
+  with s_l = sigma_w / sqrt(n_l), beta = sigma_b^2 (NTK parametrization) or s_l = 1, beta = [bias]
+  (standard).
+- :func:`monte_carlo_ntk` averages :func:`empirical_ntk` over independent initializations.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
+from theory.architecture import Architecture
+from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
+
+KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
+
+QUADRATURE_NODES = 48
+"""Gauss-Hermite nodes per axis for activations without a closed-form dual kernel."""
+
+_GUARDED = {
+    # Round-off can push a correlation a hair outside [-1, 1] or a variance below 0; these guards act
+    # only at that level (the inputs are covariances built by the recursion, never user data).
+    "acos": lambda x: jnp.arccos(jnp.clip(x, -1.0, 1.0)),
+    "asin": lambda x: jnp.arcsin(jnp.clip(x, -1.0, 1.0)),
+    "sqrt": lambda x: jnp.sqrt(jnp.maximum(x, 0.0)),
+}
+
+
+def lambdify_jax(args, expr: sp.Expr) -> Callable:
+    """sympy expression -> JAX function, with the round-off guards above."""
+    return sp.lambdify(args, expr, modules=[_GUARDED, "jax"])
+
+
+def _with_symbolic_jvp(expr: sp.Expr) -> Callable:
+    """f(a, b, c) from ``expr`` whose derivatives are the simplified symbolic partials.
+
+    Autodiff of the arc-cosine forms breaks at the angle edges (c = +-sqrt(ab)): the pieces have
+    infinite slopes that cancel only on paper. The symbolic partials are finite there for the degree-1
+    kernels (d/dc relu-kernel = step-kernel); where a partial is genuinely infinite (d/dc of the step
+    kernel at angle 0 or pi, a cusp of the kernel) the tangent uses 0, a subgradient.
+    """
+    value = lambdify_jax((a_var, b_var, c_var), expr)
+    partials = [lambdify_jax((a_var, b_var, c_var), sp.simplify(sp.diff(expr, v))) for v in (a_var, b_var, c_var)]
+
+    @jax.custom_jvp
+    def fn(a, b, c):
+        return value(a, b, c) + jnp.zeros_like(c)
+
+    @fn.defjvp
+    def fn_jvp(primals, tangents):
+        a, b, c = primals
+        out = fn(a, b, c)
+        tangent = jnp.zeros_like(out)
+        for partial, dx in zip(partials, tangents):
+            slope = partial(a, b, c) + jnp.zeros_like(out)
+            tangent = tangent + jnp.where(jnp.isfinite(slope), slope, 0.0) * dx
+        return out, tangent
+
+    return fn
+
+
+def _quadrature_pair(kernel: DualKernel):
+    """E[f(u) f(v)] by tensor Gauss-Hermite quadrature: u = sqrt(a) z1, v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2)."""
+    nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
+    nodes = jnp.asarray(nodes)
+    weights = jnp.asarray(weights / np.sqrt(2 * np.pi))
+
+    def expectation(f):
+        def cross(a, b, c):
+            lead = (1,) * c.ndim
+            z1 = nodes.reshape(lead + (-1, 1))
+            z2 = nodes.reshape(lead + (1, -1))
+            w = (weights[:, None] * weights[None, :]).reshape(lead + z1.shape[-2:-1] + z2.shape[-1:])
+            rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)[..., None, None]
+            u = jnp.sqrt(a)[..., None, None] * z1
+            v = jnp.sqrt(b)[..., None, None] * (rho * z1 + jnp.sqrt(1 - rho**2) * z2)
+            return jnp.sum(w * f(u) * f(v), axis=(-2, -1))
+
+        def diagonal(a):
+            z = nodes.reshape((1,) * a.ndim + (-1,))
+            w = weights.reshape(z.shape)
+            return jnp.sum(w * f(jnp.sqrt(a)[..., None] * z) ** 2, axis=-1)
+
+        return cross, diagonal
+
+    phi = lambdify_jax(x_symbol, kernel.phi)
+    phi_prime = lambdify_jax(x_symbol, kernel.phi_prime)
+    value, value_diagonal = expectation(lambda z: phi(z) + jnp.zeros_like(z))
+    derivative, _ = expectation(lambda z: phi_prime(z) + jnp.zeros_like(z))
+    return value, derivative, value_diagonal
+
+
+@functools.cache
+def dual_functions(arch: Architecture):
+    """Compiled (value(a, b, c), derivative(a, b, c), value_diagonal(a)) for the activation of ``arch``."""
+    kernel = dual_for(arch)
+    if kernel.method == QUADRATURE:
+        return _quadrature_pair(kernel)
+    diagonal = lambdify_jax((a_var,), kernel.value_diagonal)
+    return (_with_symbolic_jvp(kernel.value), _with_symbolic_jvp(kernel.derivative),
+            lambda a: diagonal(a) + jnp.zeros_like(a))
+
+
+def _check_inputs(x1: jax.Array, x2: jax.Array) -> None:
+    if x1.ndim != 2 or x2.ndim != 2:
+        raise ValueError(f"inputs must be 2-D (points x features), got shapes {x1.shape} and {x2.shape}")
+    if x1.shape[1] != x2.shape[1]:
+        raise ValueError(f"inputs have different feature dimensions: {x1.shape[1]} and {x2.shape[1]}")
+
+
+@functools.cache
+def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
+    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network.
+
+    The recursion of :mod:`theory.kernels`; ``width`` is needed (and used) only in the standard
+    parametrization, whose NTK scales with the hidden width.
+    """
+    if arch.parameterization == "standard" and width is None:
+        raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
+    value, derivative, value_diagonal = dual_functions(arch)
+    sw2, sb2 = arch.sigma_w**2, arch.sigma_b**2
+    ntk_param = arch.parameterization == "ntk"
+    bias_gradient = 1.0 if arch.has_bias else 0.0
+
+    @jax.jit
+    def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
+        _check_inputs(x1, x2)
+        d = x1.shape[1]
+        q12 = x1 @ x2.T
+        s11 = (sw2 / d) * jnp.sum(x1**2, axis=1)[:, None] + sb2
+        s22 = (sw2 / d) * jnp.sum(x2**2, axis=1)[None, :] + sb2
+        s12 = (sw2 / d) * q12 + sb2
+        theta = s12 if ntk_param else q12 + bias_gradient
+        for _ in range(arch.depth):
+            k12 = value(s11, s22, s12)
+            kdot = derivative(s11, s22, s12)
+            s11 = sw2 * value_diagonal(s11) + sb2
+            s22 = sw2 * value_diagonal(s22) + sb2
+            s12 = sw2 * k12 + sb2
+            if ntk_param:
+                theta = s12 + sw2 * kdot * theta
+            else:
+                theta = width * k12 + bias_gradient + sw2 * kdot * theta
+        return s12, theta
+
+    return kernel_fn
+
+
+def analytic_ntk(arch: Architecture, x1: jax.Array, x2: jax.Array | None = None, *,
+                 width: int | None = None) -> jax.Array:
+    """The infinite-width NTK Theta(x1, x2), shape (n1, n2)."""
+    x1 = jnp.asarray(x1)
+    x2 = x1 if x2 is None else jnp.asarray(x2)
+    return analytic_kernel_fn(arch, width=width)(x1, x2)[1]
+
+
+def _backprop_vectors(arch: Architecture, params: Params, preacts: list, out_dim: int, phi) -> list:
+    """delta_l = d f / d h_l (outputs of dense layer l), shape (N, C, n_l), readout first."""
+    layers = dense_layers(params)
+    n = preacts[0].shape[0] if preacts else None
+    delta = jnp.broadcast_to(jnp.eye(out_dim), (n, out_dim, out_dim))
+    deltas = [delta]
+    for index in range(arch.depth, 0, -1):
+        W, _ = layers[index]
+        back = delta @ W.T
+        if arch.parameterization == "ntk":
+            back = back * (arch.sigma_w / np.sqrt(W.shape[0]))
+        h = preacts[index - 1]
+        slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))[1]
+        delta = back * slope[:, None, :]
+        deltas.append(delta)
+    return deltas[::-1]
+
+
+def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Array | None = None, *,
+                  activation=None) -> jax.Array:
+    """K_theta(x1, x2) = J(x1) J(x2)^T, shape (n1, n2, C, C) (neural-tangents' ``trace_axes=()`` layout).
+
+    ``activation`` overrides the network's activation (e.g. the smoothed ReLU of the attack).
+    """
+    phi = activation or activation_fn(arch)
+    same = x2 is None
+    x2 = x1 if same else x2
+    out1, inputs1, pre1 = forward(arch, params, x1, activation=phi, return_layers=True)
+    deltas1 = _backprop_vectors(arch, params, pre1, out1.shape[1], phi)
+    if same:
+        inputs2, deltas2 = inputs1, deltas1
+    else:
+        out2, inputs2, pre2 = forward(arch, params, x2, activation=phi, return_layers=True)
+        deltas2 = _backprop_vectors(arch, params, pre2, out2.shape[1], phi)
+    ntk_param = arch.parameterization == "ntk"
+    bias = (arch.sigma_b**2 if ntk_param else 1.0) if arch.has_bias else 0.0
+    total = 0.0
+    for a1, a2, d1, d2 in zip(inputs1, inputs2, deltas1, deltas2):
+        scale = arch.sigma_w**2 / a1.shape[1] if ntk_param else 1.0
+        features = scale * (a1 @ a2.T) + bias
+        total = total + features[:, :, None, None] * jnp.einsum("ikn,jmn->ijkm", d1, d2)
+    return total
+
+
+def flatten_ntk(kernel: jax.Array) -> jax.Array:
+    """(n1, n2, C, C) -> (n1 C, n2 C), rows indexed sample-major (i, k) like the Jacobian J(X)."""
+    n1, n2, c1, c2 = kernel.shape
+    return jnp.transpose(kernel, (0, 2, 1, 3)).reshape(n1 * c1, n2 * c2)
+
+
+def monte_carlo_ntk(arch: Architecture, width: int, x1: jax.Array, x2: jax.Array | None = None, *,
+                    key: jax.Array, n_samples: int, out_dim: int = 1) -> jax.Array:
+    """Mean of the empirical NTK over ``n_samples`` independent initializations, shape (n1, n2, C, C)."""
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    network = make_network(arch, width, out_dim)
+
+    @jax.jit
+    def one(sample_key):
+        return empirical_ntk(arch, network.init(sample_key, x1.shape[1]), x1, x2)
+
+    return sum(one(k) for k in jax.random.split(key, n_samples)) / n_samples
