@@ -26,8 +26,11 @@ from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
-QUADRATURE_NODES = 48
-"""Gauss-Hermite nodes per axis for activations without a closed-form dual kernel."""
+QUADRATURE_NODES = 96
+"""Gauss-Hermite nodes per axis for activations without a closed-form dual kernel (tanh: error <= 3e-8
+for variances <= 3, measured against scipy; convergence is geometric, limited by the poles of tanh)."""
+QUADRATURE_BATCH = 256
+"""Kernel entries evaluated at once by the quadrature (bounds memory at batch x nodes^2 floats)."""
 
 _GUARDED = {
     # Round-off can push a correlation a hair outside [-1, 1] or a variance below 0; these guards act
@@ -76,17 +79,20 @@ def _quadrature_pair(kernel: DualKernel):
     nodes, weights = np.polynomial.hermite_e.hermegauss(QUADRATURE_NODES)
     nodes = jnp.asarray(nodes)
     weights = jnp.asarray(weights / np.sqrt(2 * np.pi))
+    pair_weights = weights[:, None] * weights[None, :]
 
     def expectation(f):
+        def cross_flat(abc):
+            a, b, c = abc
+            rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)
+            u = jnp.sqrt(a) * nodes[:, None]
+            v = jnp.sqrt(b) * (rho * nodes[:, None] + jnp.sqrt(1 - rho**2) * nodes[None, :])
+            return jnp.sum(pair_weights * f(u) * f(v))
+
         def cross(a, b, c):
-            lead = (1,) * c.ndim
-            z1 = nodes.reshape(lead + (-1, 1))
-            z2 = nodes.reshape(lead + (1, -1))
-            w = (weights[:, None] * weights[None, :]).reshape(lead + z1.shape[-2:-1] + z2.shape[-1:])
-            rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)[..., None, None]
-            u = jnp.sqrt(a)[..., None, None] * z1
-            v = jnp.sqrt(b)[..., None, None] * (rho * z1 + jnp.sqrt(1 - rho**2) * z2)
-            return jnp.sum(w * f(u) * f(v), axis=(-2, -1))
+            shape = jnp.broadcast_shapes(a.shape, b.shape, c.shape)
+            flat = [jnp.broadcast_to(t, shape).reshape(-1) for t in (a, b, c)]
+            return jax.lax.map(cross_flat, flat, batch_size=QUADRATURE_BATCH).reshape(shape)
 
         def diagonal(a):
             z = nodes.reshape((1,) * a.ndim + (-1,))

@@ -2,8 +2,8 @@
 
 Closed forms (Cho & Saul 2009, arXiv:0911.5078 for the arc-cosine kernels; Williams 1997 for erf):
 
-- relu:   E[relu(u) relu(v)] = (sqrt(ab - c^2) + (pi - arccos(c / sqrt(ab))) c) / (2 pi)
-- step:   E[step(u) step(v)] = (pi - arccos(c / sqrt(ab))) / (2 pi)
+- relu:   E[relu(u) relu(v)] = (sqrt(ab - c^2) + (pi - t) c) / (2 pi),  t = arccos(c / sqrt(ab))
+- step:   E[step(u) step(v)] = (pi - t) / (2 pi)
 - abrelu: phi = a_- min(x, 0) + a_+ max(x, 0):  (a_+ - a_-)^2 relu-kernel + a_+ a_- c,
           derivative (a_+ - a_-)^2 step-kernel + a_+ a_-
 - erf:    (2 / pi) arcsin(2c / sqrt((1 + 2a)(1 + 2b))),  derivative (4 / pi) / sqrt((1 + 2a)(1 + 2b) - 4c^2)
@@ -66,14 +66,24 @@ def _diagonal(expr: sp.Expr) -> sp.Expr:
     return sp.simplify(expr.subs({b_var: a_var}).subs({c_var: a_var}))
 
 
+def angle(a=a_var, b=b_var, c=c_var) -> sp.Expr:
+    """The angle t in [0, pi] with cos t = c / sqrt(ab), written as atan2(sqrt(ab - c^2), c).
+
+    Equal to arccos(c / sqrt(ab)) on the domain, but exact at the edges: when c^2 = ab holds exactly
+    (coincident or antipodal inputs) it gives 0 or pi, whereas arccos of a rounded ratio
+    1 - 1e-16 is already 1.5e-8 away.
+    """
+    return sp.atan2(sp.sqrt(a * b - c**2), c)
+
+
 def relu_kernel(a=a_var, b=b_var, c=c_var) -> sp.Expr:
-    """E[relu(u) relu(v)], the arc-cosine kernel of degree 1."""
-    return (sp.sqrt(a * b - c**2) + (sp.pi - sp.acos(c / sp.sqrt(a * b))) * c) / (2 * sp.pi)
+    """E[relu(u) relu(v)] = (sqrt(ab - c^2) + (pi - t) c) / (2 pi), the arc-cosine kernel of degree 1."""
+    return (sp.sqrt(a * b - c**2) + (sp.pi - angle(a, b, c)) * c) / (2 * sp.pi)
 
 
 def step_kernel(a=a_var, b=b_var, c=c_var) -> sp.Expr:
-    """E[step(u) step(v)], the arc-cosine kernel of degree 0."""
-    return (sp.pi - sp.acos(c / sp.sqrt(a * b))) / (2 * sp.pi)
+    """E[step(u) step(v)] = (pi - t) / (2 pi), the arc-cosine kernel of degree 0."""
+    return (sp.pi - angle(a, b, c)) / (2 * sp.pi)
 
 
 def gaussian_moment(j: int, k: int, a=a_var, b=b_var, c=c_var) -> sp.Expr:
@@ -206,42 +216,64 @@ def gaussian_expectation(f: sp.Expr, variance=a_var) -> sp.Expr:
     return sp.simplify(sp.integrate(sp.expand(f * density), (x_symbol, -sp.oo, sp.oo)))
 
 
-def price_residual(kernel: DualKernel) -> sp.Expr:
-    """d/dc E[phi(u) phi(v)] - E[phi'(u) phi'(v)] (Price's theorem); 0 when the pair is consistent."""
-    return is_zero_on_domain(sp.diff(kernel.value, c_var) - kernel.derivative)
+@dataclasses.dataclass(frozen=True)
+class Certificate:
+    """A symbolic identity ``expression == 0`` over |c| < sqrt(ab), and its simplified ``residual``.
+
+    ``residual == 0`` proves it; ``expression`` is kept unsimplified so that it can also be evaluated
+    numerically at random points (a wrong simplification cannot then pass unnoticed).
+    """
+
+    name: str
+    expression: sp.Expr
+    residual: sp.Expr
+
+    @property
+    def proven(self) -> bool:
+        return self.residual == 0
 
 
-def factorization_residual(kernel: DualKernel, *, derivative: bool = False) -> sp.Expr:
-    """value(c = 0) - E[phi(u)] E[phi(v)]: at zero covariance u and v are independent."""
+def _certificate(name: str, expression: sp.Expr) -> Certificate:
+    return Certificate(name=name, expression=expression, residual=is_zero_on_domain(expression))
+
+
+def price_certificate(kernel: DualKernel) -> Certificate:
+    """d/dc E[phi(u) phi(v)] - E[phi'(u) phi'(v)] = 0 (Price's theorem)."""
+    return _certificate("price: d/dc value = derivative", sp.diff(kernel.value, c_var) - kernel.derivative)
+
+
+def factorization_certificate(kernel: DualKernel, *, derivative: bool = False) -> Certificate:
+    """value(c = 0) - E[phi(u)] E[phi(v)] = 0: at zero covariance u and v are independent."""
     expr = kernel.derivative if derivative else kernel.value
     f = kernel.phi_prime if derivative else kernel.phi
     mean_u = gaussian_expectation(f, a_var)
     mean_v = mean_u.subs(a_var, b_var)
-    return sp.simplify(expr.subs(c_var, 0) - mean_u * mean_v)
+    which = "derivative" if derivative else "value"
+    return _certificate(f"factorization at c = 0 ({which})", expr.subs(c_var, 0) - mean_u * mean_v)
 
 
-def step_density_residual() -> sp.Expr:
+def step_density_certificate() -> Certificate:
     """Price's theorem for the step kernel: d/dc E[step(u) step(v)] is the N(0, Sigma) density at 0."""
     density_at_origin = 1 / (2 * sp.pi * sp.sqrt(a_var * b_var - c_var**2))
-    return is_zero_on_domain(sp.diff(step_kernel(), c_var) - density_at_origin)
+    return _certificate("price for step: d/dc step-kernel = density at 0",
+                        sp.diff(step_kernel(), c_var) - density_at_origin)
 
 
-def diagonal_residual(kernel: DualKernel) -> sp.Expr:
-    """value(b = c = a) - E[phi(u)^2], the kernel on the diagonal against a direct 1-D integral."""
-    return sp.simplify(kernel.value_diagonal - gaussian_expectation(kernel.phi**2, a_var))
+def diagonal_certificate(kernel: DualKernel) -> Certificate:
+    """value(b = c = a) - E[phi(u)^2] = 0, the kernel on the diagonal against a direct 1-D integral."""
+    return _certificate("diagonal: value(a, a, a) = E[phi(u)^2]",
+                        kernel.value_diagonal - gaussian_expectation(kernel.phi**2, a_var))
 
 
-def certificates(kernel: DualKernel) -> dict[str, sp.Expr]:
-    """Every symbolic certificate that applies to ``kernel``: name -> simplified residual (0 = proven)."""
+@functools.cache
+def certificates(kernel: DualKernel) -> list[Certificate]:
+    """Every symbolic certificate that applies to ``kernel`` (none for quadrature activations)."""
     if kernel.method != CLOSED_FORM:
-        return {}
-    out = {
-        "price (d/dc value = derivative)": price_residual(kernel),
-        "factorization at c = 0 (value)": factorization_residual(kernel),
-        "factorization at c = 0 (derivative)": factorization_residual(kernel, derivative=True),
-    }
+        return []
+    out = [price_certificate(kernel), factorization_certificate(kernel),
+           factorization_certificate(kernel, derivative=True)]
     if kernel.name in ("relu", "leaky_relu", "abrelu"):
-        out["price for the step kernel (density at 0)"] = step_density_residual()
+        out.append(step_density_certificate())
     if kernel.name != "erf":
-        out["diagonal E[phi(u)^2]"] = diagonal_residual(kernel)
+        out.append(diagonal_certificate(kernel))
     return out

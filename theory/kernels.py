@@ -90,9 +90,14 @@ def relu_ntk_depth_one(arch: Architecture) -> sp.Expr:
 
         Theta = sigma_w^4 |x| |x'| (sin t + (pi - t) cos t) / (2 pi d) + sigma_w^4 <x, x'> (pi - t) / (2 pi d)
 
-    An independent statement against which :func:`compose` is checked.
+    An independent statement against which :func:`compose` is checked (see :func:`as_arccos`).
     """
     sw2 = sp.nsimplify(arch.sigma_w) ** 2
     norm = sp.sqrt(q11 * q22)
     t = sp.acos(q12 / norm)
     return sw2**2 * (norm * (sp.sin(t) + (sp.pi - t) * sp.cos(t)) + q12 * (sp.pi - t)) / (2 * sp.pi * dim)
+
+
+def as_arccos(expr: sp.Expr) -> sp.Expr:
+    """Rewrite atan2(y, x) as arccos(x / sqrt(x^2 + y^2)), valid since every y here is a square root >= 0."""
+    return expr.replace(sp.atan2, lambda y, x: sp.acos(x / sp.sqrt(x**2 + y**2)))

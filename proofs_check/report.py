@@ -1,0 +1,118 @@
+"""Writing a run's results: ``report.json`` (schema below), ``report.md`` and the rich table.
+
+report.json schema (version 1)::
+
+    {
+      "schema": 1,
+      "profile": "quick" | "full", "seed": int, "archs": [spec, ...], "started": ISO time,
+      "seconds": float, "passed": bool,
+      "claims": [
+        {"id": str, "title": str, "statement": str, "assumptions": [str], "passed": bool, "seconds": float,
+         "outcomes": [
+           {"name": str, "kind": "derivation" | "check" | "counterexample", "passed": bool,
+            "measured": number | str | null, "expected": str, "reason": str, "seconds": float,
+            "figures": [path relative to the report folder], "details": {...}}
+         ]}
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.table import Table
+
+from proofs_check.registry import ClaimResult
+
+SCHEMA_VERSION = 1
+
+
+def _measured_text(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def summary_table(results: list[ClaimResult]) -> Table:
+    table = Table(title="proofs-check", show_lines=False)
+    for column in ("claim", "kind", "step", "measured", "expected", "result"):
+        table.add_column(column, overflow="fold")
+    for result in results:
+        for outcome in result.outcomes:
+            status = "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]"
+            table.add_row(result.claim.id, outcome.kind, outcome.name, _measured_text(outcome.measured),
+                          outcome.expected, status)
+        verdict = "[bold green]PASSED[/bold green]" if result.passed else "[bold red]FAILED[/bold red]"
+        table.add_row(f"[bold]{result.claim.id}[/bold]", "", result.claim.title, "", f"{result.seconds:.1f} s",
+                      verdict, end_section=True)
+    return table
+
+
+def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: list[str], started: str,
+                seconds: float) -> dict:
+    return {
+        "schema": SCHEMA_VERSION,
+        "profile": profile,
+        "seed": seed,
+        "archs": archs,
+        "started": started,
+        "seconds": round(seconds, 2),
+        "passed": all(r.passed for r in results),
+        "claims": [
+            {
+                "id": r.claim.id,
+                "title": r.claim.title,
+                "statement": r.claim.statement,
+                "assumptions": list(r.claim.assumptions),
+                "passed": r.passed,
+                "seconds": round(r.seconds, 2),
+                "outcomes": [o.as_dict() for o in r.outcomes],
+            }
+            for r in results
+        ],
+    }
+
+
+def _markdown(report: dict) -> str:
+    lines = [
+        "# proofs-check report",
+        "",
+        f"Profile `{report['profile']}`, seed {report['seed']}, started {report['started']}, "
+        f"{report['seconds']} s. Overall: **{'PASSED' if report['passed'] else 'FAILED'}**.",
+        "",
+    ]
+    if report["archs"]:
+        lines += [f"Architectures: {', '.join(f'`{a}`' for a in report['archs'])}", ""]
+    for claim in report["claims"]:
+        lines += [f"## {claim['id']}: {claim['title']} - {'passed' if claim['passed'] else 'FAILED'}", "",
+                  claim["statement"], ""]
+        if claim["assumptions"]:
+            lines += ["Assumptions: " + "; ".join(claim["assumptions"]) + ".", ""]
+        lines += ["| kind | step | measured | expected | tolerance reason | result |",
+                  "|---|---|---|---|---|---|"]
+        figures = []
+        for o in claim["outcomes"]:
+            measured = _measured_text(o["measured"]).replace("|", "\\|")
+            error = o["details"].get("error")
+            reason = o["reason"] + (f" (error: {error})" if error else "")
+            lines.append(f"| {o['kind']} | {o['name']} | {measured} | {o['expected']} | {reason} | "
+                         f"{'pass' if o['passed'] else '**FAIL**'} |")
+            figures += [f for f in o["figures"] if f not in figures]
+        lines.append("")
+        for figure in figures:
+            lines += [f"![{figure}]({figure})", ""]
+    return "\n".join(lines)
+
+
+def write_report(out_dir: Path, report: dict) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path = out_dir / "report.json"
+    md_path = out_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2))
+    md_path.write_text(_markdown(report))
+    return json_path, md_path
