@@ -41,35 +41,41 @@ _GUARDED = {
 }
 
 
-def lambdify_jax(args, expr: sp.Expr) -> Callable:
+def lambdify_jax(args, expr, *, cse: bool = False) -> Callable:
     """sympy expression -> JAX function, with the round-off guards above."""
-    return sp.lambdify(args, expr, modules=[_GUARDED, "jax"])
+    return sp.lambdify(args, expr, modules=[_GUARDED, "jax"], cse=cse)
 
 
-def _with_symbolic_jvp(expr: sp.Expr) -> Callable:
-    """f(a, b, c) from ``expr`` whose derivatives are the simplified symbolic partials.
+def _with_symbolic_jvp(exprs: tuple[sp.Expr, ...]) -> Callable:
+    """f(a, b, c) -> tuple of ``exprs``, one fused function whose derivatives are the simplified
+    symbolic partials (common subexpressions such as the angle are computed once).
 
     Autodiff of the arc-cosine forms breaks at the angle edges (c = +-sqrt(ab)): the pieces have
     infinite slopes that cancel only on paper. The symbolic partials are finite there for the degree-1
     kernels (d/dc relu-kernel = step-kernel); where a partial is genuinely infinite (d/dc of the step
     kernel at angle 0 or pi, a cusp of the kernel) the tangent uses 0, a subgradient.
     """
-    value = lambdify_jax((a_var, b_var, c_var), expr)
-    partials = [lambdify_jax((a_var, b_var, c_var), sp.simplify(sp.diff(expr, v))) for v in (a_var, b_var, c_var)]
+    args = (a_var, b_var, c_var)
+    values = lambdify_jax(args, list(exprs), cse=True)
+    partials = lambdify_jax(args, [[sp.simplify(sp.diff(e, v)) for v in args] for e in exprs])
 
     @jax.custom_jvp
     def fn(a, b, c):
-        return value(a, b, c) + jnp.zeros_like(c)
+        zero = jnp.zeros(jnp.broadcast_shapes(a.shape, b.shape, c.shape), dtype=c.dtype)
+        return tuple(v + zero for v in values(a, b, c))
 
     @fn.defjvp
     def fn_jvp(primals, tangents):
-        a, b, c = primals
-        out = fn(a, b, c)
-        tangent = jnp.zeros_like(out)
-        for partial, dx in zip(partials, tangents):
-            slope = partial(a, b, c) + jnp.zeros_like(out)
-            tangent = tangent + jnp.where(jnp.isfinite(slope), slope, 0.0) * dx
-        return out, tangent
+        out = fn(*primals)
+        zero = jnp.zeros_like(out[0])
+        tangent_out = []
+        for row in partials(*primals):
+            tangent = zero
+            for slope, dx in zip(row, tangents):
+                slope = slope + zero
+                tangent = tangent + jnp.where(jnp.isfinite(slope), slope, 0.0) * dx
+            tangent_out.append(tangent)
+        return out, tuple(tangent_out)
 
     return fn
 
@@ -110,13 +116,13 @@ def _quadrature_pair(kernel: DualKernel):
 
 @functools.cache
 def dual_functions(arch: Architecture):
-    """Compiled (value(a, b, c), derivative(a, b, c), value_diagonal(a)) for the activation of ``arch``."""
+    """Compiled ``pair(a, b, c) -> (value, derivative)`` and ``value_diagonal(a)`` for ``arch``'s activation."""
     kernel = dual_for(arch)
     if kernel.method == QUADRATURE:
         return _quadrature_pair(kernel)
     diagonal = lambdify_jax((a_var,), kernel.value_diagonal)
-    return (_with_symbolic_jvp(kernel.value), _with_symbolic_jvp(kernel.derivative),
-            lambda a: diagonal(a) + jnp.zeros_like(a))
+    pair = _with_symbolic_jvp((kernel.value, kernel.derivative))
+    return pair, lambda a: diagonal(a) + jnp.zeros_like(a)
 
 
 def _check_inputs(x1: jax.Array, x2: jax.Array) -> None:
@@ -135,7 +141,7 @@ def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> Kerne
     """
     if arch.parameterization == "standard" and width is None:
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
-    value, derivative, value_diagonal = dual_functions(arch)
+    pair, value_diagonal = dual_functions(arch)
     sw2, sb2 = arch.sigma_w**2, arch.sigma_b**2
     ntk_param = arch.parameterization == "ntk"
     bias_gradient = 1.0 if arch.has_bias else 0.0
@@ -150,8 +156,7 @@ def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> Kerne
         s12 = (sw2 / d) * q12 + sb2
         theta = s12 if ntk_param else q12 + bias_gradient
         for _ in range(arch.depth):
-            k12 = value(s11, s22, s12)
-            kdot = derivative(s11, s22, s12)
+            k12, kdot = pair(s11, s22, s12)
             s11 = sw2 * value_diagonal(s11) + sb2
             s22 = sw2 * value_diagonal(s22) + sb2
             s12 = sw2 * k12 + sb2

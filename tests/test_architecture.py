@@ -1,0 +1,48 @@
+import pytest
+
+from theory.architecture import Architecture, SpecError, parse_spec
+
+
+@pytest.mark.parametrize("spec", ["relu:2", "erf:3:sw=1.5:sb=0.1", "abrelu:2:a=-0.5:b=1", "leaky_relu:1:alpha=0.2",
+                                  "monomial:2:k=3", "poly:2:coeffs=0.5,1,0.25", "expr:2:phi=tanh(x)",
+                                  "relu:4:sb=0.2:param=standard"])
+def test_spec_round_trip(spec):
+    arch = parse_spec(spec)
+    assert parse_spec(arch.spec) == arch
+
+
+def test_spec_fields():
+    arch = parse_spec("erf:3:sw=1.5:sb=0.1")
+    assert (arch.activation, arch.depth, arch.sigma_w, arch.sigma_b) == ("erf", 3, 1.5, 0.1)
+    assert arch.parameterization == "ntk" and arch.has_bias
+
+
+def test_defaults_filled_in():
+    assert parse_spec("leaky_relu:2").params == {"alpha": 0.1}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("tanhh:2", "unknown activation 'tanhh'"),
+    ("relu", "lacks a depth"),
+    ("relu:x", "not an integer"),
+    ("relu:0", "depth must be"),
+    ("relu:2:sw=-1", "sigma_w"),
+    ("relu:2:sb=-0.1", "sigma_b"),
+    ("relu:2:param=mean_field", "parameterization"),
+    ("relu:2:alpha=0.1", "unknown option 'alpha'"),
+    ("relu:2:sw", "not KEY=VALUE"),
+    ("relu:2:sw=1:sw=2", "given twice"),
+    ("monomial:2:k=-1", "bad value"),
+    ("poly:2:coeffs=1,nan", "bad value"),
+    ("", "empty"),
+])
+def test_bad_specs_name_the_problem(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_expr_activation_rejects_other_symbols():
+    from theory.dual import dual_for
+
+    with pytest.raises(SpecError, match="may use only x"):
+        dual_for(Architecture("expr", 2, activation_params=(("phi", "tanh(y)"),)))

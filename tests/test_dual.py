@@ -1,0 +1,62 @@
+"""Symbolic dual kernels: certificates are exact, and they can fail."""
+
+import numpy as np
+import pytest
+import sympy as sp
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from numerics.quadrature import gaussian_expectation_2d, scalar_function
+from theory.dual import (DualKernel, a_var, b_var, c_var, certificates, dual_kernel, factorization_certificate,
+                         gaussian_moment, price_certificate, relu_kernel, step_kernel, x_symbol)
+
+CLOSED = [("relu", ()), ("erf", ()), ("identity", ()), ("leaky_relu", (("alpha", 0.1),)),
+          ("abrelu", (("a", -0.5), ("b", 1.0))), ("monomial", (("k", 3),)), ("poly", (("coeffs", (0.5, 1.0, 0.25)),))]
+
+
+@pytest.mark.parametrize("name, params", CLOSED)
+def test_certificates_are_exact(name, params):
+    certs = certificates(dual_kernel(name, params))
+    assert certs and all(cert.residual == 0 for cert in certs)
+
+
+def test_wrong_relu_kernel_fails_price():
+    wrong = DualKernel(name="relu", phi=sp.Max(x_symbol, 0), value=relu_kernel() * sp.Rational(11, 10),
+                       derivative=step_kernel(), method="closed form")
+    assert price_certificate(wrong).residual != 0
+
+
+def test_wrong_erf_constant_fails_factorization():
+    erf = dual_kernel("erf")
+    wrong = DualKernel(name="erf", phi=erf.phi, value=erf.value + sp.Rational(1, 100), derivative=erf.derivative,
+                       method="closed form")
+    assert factorization_certificate(wrong).residual != 0
+    assert price_certificate(wrong).residual == 0  # a constant shift is invisible to Price: hence both checks
+
+
+def test_isserlis_fourth_moment():
+    # E[u^2 v^2] = ab + 2c^2
+    assert sp.simplify(gaussian_moment(2, 2) - (a_var * b_var + 2 * c_var**2)) == 0
+
+
+def test_non_polynomial_expression_uses_quadrature():
+    assert dual_kernel("expr", (("phi", "tanh(x)"),)).method == "quadrature"
+    assert dual_kernel("expr", (("phi", "x**3 - x"),)).method == "closed form"
+
+
+covariances = st.tuples(st.floats(0.2, 3.0), st.floats(0.2, 3.0), st.floats(-1.0, 1.0))
+
+
+@given(covariances)
+@example((1.0, 1.0, 1.0))   # angle 0 (coincident inputs)
+@example((2.0, 0.5, -1.0))  # angle pi (antipodal inputs)
+def test_relu_pair_matches_quadrature(abr):
+    a, b, r = abr
+    c = r * np.sqrt(a * b)
+    kernel = dual_kernel("relu")
+    value = float(kernel.value.subs({a_var: a, b_var: b, c_var: c}).evalf())
+    derivative = float(kernel.derivative.subs({a_var: a, b_var: b, c_var: c}).evalf())
+    f, fp = scalar_function(kernel.phi), scalar_function(kernel.phi_prime)
+    # scipy's nested quad runs at 1e-12 absolute; 1e-9 covers its error estimate with margin
+    assert abs(value - gaussian_expectation_2d(f, f, a, b, c)) <= 1e-9
+    assert abs(derivative - gaussian_expectation_2d(fp, fp, a, b, c)) <= 1e-9

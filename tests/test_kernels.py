@@ -1,0 +1,122 @@
+"""Compiled kernels against neural-tangents, finite-width Jacobians, and their edge behaviour."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from numerics._nt import neural_tangents
+from numerics.kernels import analytic_kernel_fn, analytic_ntk, empirical_ntk, flatten_ntk, monte_carlo_ntk
+from numerics.networks import forward, make_network
+from theory.architecture import parse_spec
+
+SPECS = ["relu:2", "relu:3:sw=1.5:sb=0.1", "erf:3:sw=1.5:sb=0.1", "identity:2:sb=0.3", "abrelu:2:a=-0.5:b=1:sb=0.2",
+         "monomial:2:k=3", "relu:2:param=standard:sb=0.2", "erf:1:param=standard"]
+
+
+@pytest.fixture(scope="module")
+def points():
+    rng = np.random.default_rng(0)
+    return jnp.asarray(rng.normal(size=(6, 5))), jnp.asarray(rng.normal(size=(4, 5)))
+
+
+@pytest.mark.parametrize("spec", SPECS)
+def test_analytic_matches_neural_tangents(spec, points):
+    x1, x2 = points
+    arch = parse_spec(spec)
+    nngp, ntk = analytic_kernel_fn(arch, width=64)(x1, x2)
+    ref = make_network(arch, 64).kernel_fn(x1, x2, ("nngp", "ntk"))
+    assert nngp.dtype == jnp.float64 and ntk.shape == (6, 4)
+    # same closed forms in float64 on points in general position: agreement to round-off
+    assert float(jnp.max(jnp.abs(ntk - ref.ntk)) / jnp.max(jnp.abs(ref.ntk))) <= 1e-10
+    assert float(jnp.max(jnp.abs(nngp - ref.nngp)) / jnp.max(jnp.abs(ref.nngp))) <= 1e-10
+
+
+@pytest.mark.parametrize("spec", ["relu:2:sb=0.1", "erf:2", "relu:2:param=standard:sb=0.1"])
+def test_efficient_empirical_ntk_matches_neural_tangents(spec, points, key):
+    x1, x2 = points
+    arch = parse_spec(spec)
+    network = make_network(arch, 32, out_dim=3)
+    params = network.init(key, 5)
+    ours = empirical_ntk(arch, params, x1, x2)
+    nt = neural_tangents()
+    ref = nt.empirical_ntk_fn(network.apply_fn, trace_axes=(), vmap_axes=0, implementation=2)(x1, x2, params)
+    assert ours.shape == (6, 4, 3, 3)
+    # two exact computations of J J^T: differences are float64 round-off
+    assert float(jnp.max(jnp.abs(ours - ref)) / jnp.max(jnp.abs(ref))) <= 1e-12
+
+
+def test_flatten_ntk_is_jacobian_gram(key):
+    arch = parse_spec("erf:1:sb=0.1")
+    network = make_network(arch, 8, out_dim=2)
+    params = network.init(key, 3)
+    x = jax.random.normal(jax.random.fold_in(key, 1), (4, 3))
+    jac = jax.jacobian(lambda p: forward(arch, p, x).reshape(-1))(params)
+    flat = jnp.concatenate([j.reshape(8, -1) for j in jax.tree_util.tree_leaves(jac)], axis=1)
+    # exact identity J J^T, round-off only
+    assert jnp.allclose(flatten_ntk(empirical_ntk(arch, params, x)), flat @ flat.T, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_matches_stax_apply(key):
+    arch = parse_spec("abrelu:3:a=-0.3:b=1.2:sb=0.4")
+    network = make_network(arch, 16)
+    params = network.init(key, 4)
+    x = jax.random.normal(key, (5, 4))
+    assert jnp.allclose(forward(arch, params, x), network.apply(params, x), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("spec", ["relu:2", "leaky_relu:3:sb=0.1", "erf:2"])
+def test_gradients_finite_at_coincident_and_antipodal_points(spec):
+    arch = parse_spec(spec)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(3, 4)))
+    y = jnp.stack([x[0], -x[1], 2.0 * x[2]])
+    grad = jax.grad(lambda z: jnp.sum(analytic_ntk(arch, x, z)))(y)
+    assert bool(jnp.all(jnp.isfinite(grad)))
+    value = analytic_ntk(arch, x, y)
+    assert bool(jnp.all(jnp.isfinite(value)))
+
+
+def test_relu_gradient_matches_finite_differences():
+    arch = parse_spec("relu:2:sb=0.1")
+    rng = np.random.default_rng(2)
+    x, y = jnp.asarray(rng.normal(size=(3, 4))), jnp.asarray(rng.normal(size=(2, 4)))
+    f = lambda z: jnp.sum(analytic_ntk(arch, x, z) ** 2)  # noqa: E731
+    direction = jnp.asarray(rng.normal(size=(2, 4)))
+    step = 1e-6
+    numeric = (f(y + step * direction) - f(y - step * direction)) / (2 * step)
+    # central differences: truncation O(step^2) ~ 1e-12 and cancellation eps/step ~ 1e-10 relative
+    assert abs(float(jnp.vdot(jax.grad(f)(y), direction)) - float(numeric)) <= 1e-7 * abs(float(numeric))
+
+
+def test_standard_parametrization_needs_width():
+    with pytest.raises(ValueError, match="width"):
+        analytic_kernel_fn(parse_spec("relu:2:param=standard"))
+
+
+def test_bad_shapes_are_named():
+    fn = analytic_kernel_fn(parse_spec("relu:2"))
+    with pytest.raises(ValueError, match="feature dimensions"):
+        fn(jnp.ones((2, 3)), jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="2-D"):
+        fn(jnp.ones(3), jnp.ones((2, 3)))
+
+
+def test_quadrature_activation_close_to_neural_tangents(points):
+    x1, x2 = points
+    arch = parse_spec("expr:2:phi=tanh(x)")
+    ours = analytic_ntk(arch, x1, x2)
+    ref = analytic_ntk(parse_spec("erf:2"), x1, x2)
+    assert ours.shape == ref.shape and bool(jnp.all(jnp.isfinite(ours)))
+    with pytest.warns(UserWarning):
+        nt_ref = make_network(arch, 16).kernel_fn(x1, x2, "ntk")
+    # two different Gauss-Hermite rules (nt: 80 nodes 1-D-adaptive, ours: 96x96): both ~1e-5 on tanh
+    assert float(jnp.max(jnp.abs(ours - nt_ref)) / jnp.max(jnp.abs(nt_ref))) <= 1e-4
+
+
+def test_monte_carlo_ntk_is_close_to_analytic(key, points):
+    x1, _ = points
+    arch = parse_spec("erf:2:sb=0.1")
+    estimate = monte_carlo_ntk(arch, 512, x1, key=key, n_samples=8)[:, :, 0, 0]
+    theta = analytic_ntk(arch, x1)
+    # 8 networks of width 512: relative Frobenius error ~ 1/sqrt(8 * 512) ~ 2e-2; 0.1 is 5 sigma
+    assert float(jnp.linalg.norm(estimate - theta) / jnp.linalg.norm(theta)) <= 0.1
