@@ -111,7 +111,7 @@ def _quadrature_pair(kernel: DualKernel):
     phi_prime = lambdify_jax(x_symbol, kernel.phi_prime)
     value, value_diagonal = expectation(lambda z: phi(z) + jnp.zeros_like(z))
     derivative, _ = expectation(lambda z: phi_prime(z) + jnp.zeros_like(z))
-    return value, derivative, value_diagonal
+    return (lambda a, b, c: (value(a, b, c), derivative(a, b, c))), value_diagonal
 
 
 @functools.cache
