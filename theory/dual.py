@@ -13,7 +13,7 @@ Every closed form carries certificates (:func:`certificates`): Price's theorem d
 E[f'(u) g'(v)] holds symbolically, and at c = 0 the kernel factorizes into E[phi(u)] E[phi(v)], computed
 here by sympy's own integration. An ODE in c with its initial value determines the kernel, so the two
 together derive it. Activations given as an arbitrary sympy expression get a closed form when they are
-polynomials, and numerical Gauss-Hermite quadrature otherwise (``method`` says which).
+polynomials, and numerical quadrature (numerics.kernels) otherwise (``method`` says which).
 """
 
 from __future__ import annotations
