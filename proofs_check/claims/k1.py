@@ -8,7 +8,8 @@ import math
 import numpy as np
 import sympy as sp
 
-from proofs_check.registry import Claim, Context, Outcome, Step, at_least, exact, fit_loglog_slope, rate, register, within
+from proofs_check.figures import loglog_rate_figure
+from proofs_check.registry import Claim, Context, Outcome, Step, at_least, exact, rate, register, within
 from theory.architecture import Architecture, parse_spec
 
 DEFAULT_ACTIVATIONS = ("relu", "erf", "identity", "leaky_relu", "abrelu", "monomial:k=3", "poly:coeffs=0.5,1,0.25",
@@ -185,20 +186,13 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
     """(c) ||K_emp - Theta||_F / ||Theta||_F vs width: fitted log-log slope against -1/2."""
     import jax
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from numerics.kernels import analytic_ntk, empirical_ntk
     from numerics.networks import make_network
 
     widths = ctx.pick((64, 128, 256, 512, 1024), (64, 128, 256, 512, 1024, 2048, 4096))
-    seeds = ctx.pick(6, 16)
-    rng = ctx.rng("k1-rate")
-    x = rng.normal(size=(8, 6))
-    outcomes = []
-    fig, ax = plt.subplots(figsize=(5, 4))
+    seeds = ctx.pick(10, 24)
+    x = ctx.rng("k1-rate").normal(size=(8, 6))
+    series = {}
     for arch in _rate_archs(ctx):
         means = []
         for width in widths:
@@ -211,22 +205,17 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
                 errors.append(np.linalg.norm(np.asarray(kernel(params)) - theta) / np.linalg.norm(theta))
             means.append(float(np.mean(errors)))
             ctx.advance(f"K1(c) {arch.spec} width {width}")
-        slope, intercept = fit_loglog_slope(widths, means)
-        line = ax.loglog(widths, means, "o", label=f"{arch.spec} (slope {slope:.2f})")
-        ax.loglog(widths, np.exp(intercept) * np.asarray(widths, float) ** slope, "-", color=line[0].get_color())
-        outcomes.append(rate(f"{arch.spec}: slope of relative NTK error vs width", slope, -0.5, 0.15,
-                             f"{seeds} seeds x {len(widths)} widths: the mean over seeds has ~10% spread",
-                             widths=list(widths), mean_errors=means))
-    ax.set_xlabel("width m")
-    ax.set_ylabel("||K_emp - Theta||_F / ||Theta||_F")
-    ax.set_title("K1(c): empirical NTK -> analytic NTK")
-    ax.legend(fontsize=8)
-    path = ctx.figure_path("k1_ntk_error_vs_width.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    for outcome in outcomes:
-        outcome.figures.append(str(path.relative_to(ctx.out_dir)))
+        series[arch.spec] = (widths, means)
+    figure, slopes = loglog_rate_figure(ctx, "k1_ntk_error_vs_width.png", series, xlabel="width m",
+                                        ylabel="||K_emp - Theta||_F / ||Theta||_F",
+                                        title="K1(c): empirical NTK -> analytic NTK", reference_slope=-0.5)
+    outcomes = []
+    for spec, (_, means) in series.items():
+        outcome = rate(f"{spec}: slope of relative NTK error vs width", slopes[spec], -0.5, 0.15,
+                       f"{seeds} seeds x {len(widths)} widths: the mean over seeds has ~10% spread",
+                       widths=list(widths), mean_errors=means)
+        outcome.figures.append(figure)
+        outcomes.append(outcome)
     return outcomes
 
 
