@@ -42,6 +42,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--profile", choices=("quick", "full"), default="quick")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder")
+
+    attack = sub.add_parser("attack", help="train (or load) a network, reconstruct its training set, score it",
+                            epilog=ARCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    attack.add_argument("--dataset", default="digits-odd-even",
+                        help="training set (digits-odd-even, digits-ten-class, sphere); with --model, the set "
+                             "the model was trained on, used for scoring")
+    attack.add_argument("--n", type=int, default=20, help="number of training points")
+    attack.add_argument("--arch", default="relu:2", metavar="SPEC")
+    attack.add_argument("--width", type=int, default=1024)
+    attack.add_argument("--training", choices=("linearized", "standard"), default="linearized")
+    attack.add_argument("--train-steps", type=int, default=20_000, help="training step budget")
+    attack.add_argument("--model", type=Path, help="a saved model (.npz from numerics.training.save_model)")
+    attack.add_argument("--recon", type=int, help="number of reconstructions M (default 2N)")
+    attack.add_argument("--steps", type=int, default=10_000, help="attack steps (Adam)")
+    attack.add_argument("--lr", type=float, default=0.02, help="attack learning rate")
+    attack.add_argument("--at", choices=("theta0", "thetaf", "both"), default="theta0",
+                        help="parameters at which the attack takes gradients")
+    attack.add_argument("--seed", type=int, default=0)
+    attack.add_argument("--out", type=Path, default=Path("reports/attack"))
+    attack.add_argument("--resume", action="store_true", help="continue the attack from its checkpoint")
+    attack.add_argument("--no-progress", action="store_true")
     return parser
 
 
@@ -110,12 +131,64 @@ def _run(args) -> int:
     return 1 if failed else 0
 
 
+def _attack(args) -> int:
+    import numerics  # noqa: F401  (float64 on)
+    import jax
+    from rich.console import Console
+
+    from numerics import audit
+    from numerics.attack import parameter_space_attack
+    from numerics.training import load_model
+
+    if args.n < 1 or args.width < 1 or args.steps < 1 or (args.recon is not None and args.recon < 1):
+        raise UsageError("--n, --width, --steps and --recon must be positive")
+    if args.dataset not in audit.DATASETS:
+        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(audit.DATASETS)}")
+    console = Console()
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
+    info: dict = {"dataset": dataset.name, "n": args.n, "seed": args.seed}
+    if args.model:
+        saved = load_model(args.model)
+        arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f
+        info["model"] = str(args.model)
+    else:
+        arch, width = parse_spec(args.arch), args.width
+        console.print(f"training {arch.spec} width {width} ({args.training}) on {dataset.name}, N = {args.n}")
+        trained = audit.train_on(arch, width, dataset, linearized=args.training == "linearized", seed=args.seed,
+                                 max_steps=args.train_steps, progress=not args.no_progress)
+        params_0, params_f = trained.params_0, trained.params_f
+        info["model"] = str(trained.save(out / "model.npz"))
+        info["training"] = {"mode": args.training, "steps": trained.steps, "final_loss": trained.final_loss,
+                            "stop_reason": trained.stop_reason, "seconds": round(trained.seconds, 1)}
+    n_recon = args.recon or 2 * args.n
+    console.print(f"attacking {arch.spec} width {width} with M = {n_recon} reconstructions, {args.steps} steps")
+    result = parameter_space_attack(arch, params_0, params_f, n_recon, in_dim=dataset.x.shape[1],
+                                    key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr,
+                                    at=args.at, box=dataset.box, checkpoint=out / "attack_checkpoint.npz",
+                                    resume=args.resume, progress=not args.no_progress)
+    scored = audit.score(result.x_recon, dataset)
+    files = [audit.curve_figure(out / "curve.png", {f"{arch.spec} m={width}": scored})]
+    if dataset.image_shape is not None:
+        files.append(audit.reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, scored))
+    metrics = {**info, "arch": arch.spec, "width": width, "n_recon": n_recon, "attack_steps": result.steps,
+               "attack_loss": result.final_loss, "attack_at": args.at, **audit.metrics_dict(scored)}
+    files.append(audit.write_metrics(out / "metrics.json", metrics))
+    good = scored.fraction_good
+    console.print(f"fraction of training points reconstructed ({scored.metric}, threshold {scored.threshold}): "
+                  f"{'-' if good is None else f'{good:.2f}'}; files: {', '.join(str(f) for f in files)}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
         if args.command == "list":
             return _list_claims()
+        if args.command == "attack":
+            return _attack(args)
         return _run(args)
     except (UsageError, SpecError) as error:
         print(f"proofs-check: error: {error}", file=sys.stderr)
