@@ -1,0 +1,616 @@
+"""Reconstruction attacks: on a finite network (parameter space) and at infinite width (kernel space).
+
+Loo et al. 2023 (arXiv:2302.01428), Sec. 3-4. The attacker knows theta_0 and theta_f and minimizes
+
+    L(X_R, lambda) = sum_{theta* in S} || Delta theta - J_theta*(X_R)^T lambda ||^2 ,   Delta theta = theta_f - theta_0
+
+over reconstructions X_R (M x d) and coefficients lambda (M x C), S = {theta_0}, {theta_f} or both
+(:func:`parameter_space_attack`). At infinite width, with Delta theta = J_0(X_T)^T alpha, the loss is the
+squared RKHS distance between two weighted point sets and lambda can be profiled out (THEORY.md R1):
+
+    L*(X_R) = tr alpha^T (Theta_TT - Theta_TR Theta_RR^-1 Theta_RT) alpha              (:func:`kernel_space_attack`)
+
+Gradients of the parameter-space loss avoid reverse-over-reverse differentiation: with
+v = Delta theta - J(X)^T lambda held fixed,
+
+    grad_X L = -2 grad_X [ lambda . (J(X) v) ],      grad_lambda L = -2 J(X) v ,
+
+one VJP (for J^T lambda), one JVP of the network in parameter direction v and one reverse pass of that JVP
+with respect to X (:func:`loss_and_grad`, ``method="jvp"``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import scipy.optimize
+from scipy.optimize import linear_sum_assignment
+
+from numerics.data import assert_distinct, validate_points
+from numerics.kernels import analytic_ntk
+from numerics.networks import Params, activation_fn, dense_layers, forward
+from theory.architecture import Architecture
+
+AT_CHOICES = ("theta0", "thetaf", "both")
+DOMAINS = ("sphere", "euclidean")
+ANNEALING = ("geometric", "linear")
+SMOOTHED = ("relu", "leaky_relu", "abrelu")
+"""Activations that the attack replaces by their softplus smoothing (no curvature otherwise)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class AttackResult:
+    """Outcome of an attack.
+
+    Attributes:
+      x_recon: (M, d) reconstructions.
+      coefficients: lambda, (M, C) for the parameter-space attack; for the kernel-space attack the profiled
+        lambda* = Theta_RR^-1 Theta_RT alpha, with alpha's trailing shape ((M,) or (M, C)).
+      loss_curve: loss at every optimizer step (of the best restart for the kernel attack; without the
+        L-BFGS polish, whose final value is ``final_loss``).
+      final_loss: the attack loss at the returned (x_recon, coefficients).
+      kind: "parameter" or "kernel".
+      steps: optimizer steps taken (Adam).
+      restart_losses: final loss of every restart (kernel attack).
+      info: anything else worth reporting (final beta, the unsmoothed loss, ridge, ...).
+    """
+
+    x_recon: np.ndarray
+    coefficients: np.ndarray
+    loss_curve: np.ndarray
+    final_loss: float
+    kind: str
+    steps: int
+    restart_losses: tuple[float, ...] = ()
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Parameter-space loss and its gradient
+# ---------------------------------------------------------------------------------------------------------
+
+def _tree_sub(a, b):
+    return jax.tree_util.tree_map(lambda u, v: u - v, a, b)
+
+
+def _tree_sqnorm(tree) -> jax.Array:
+    return sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(tree))
+
+
+def jacobian_transpose_lambda(arch: Architecture, params: Params, x: jax.Array, lam: jax.Array, *,
+                              activation=None) -> Params:
+    """J_theta(X)^T lambda = sum_j sum_k lambda_jk d f_k(x_j) / d theta, one VJP; lam has shape (M, C)."""
+    _, vjp = jax.vjp(lambda p: forward(arch, p, x, activation=activation), params)
+    return vjp(lam)[0]
+
+
+def reconstruction_loss(arch: Architecture, thetas: Sequence[Params], delta: Params, x: jax.Array,
+                        lam: jax.Array, *, activation=None) -> jax.Array:
+    """sum_{theta* in thetas} ||Delta theta - J_theta*(X)^T lambda||^2 (Loo et al. 2023, Eq. 4)."""
+    return sum(_tree_sqnorm(_tree_sub(delta, jacobian_transpose_lambda(arch, p, x, lam, activation=activation)))
+               for p in thetas)
+
+
+def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x: jax.Array, lam: jax.Array, *,
+                  activation=None, method: str = "jvp") -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """The loss of :func:`reconstruction_loss` and its gradient (d/dX, d/dlambda).
+
+    ``method="jvp"``: with v = Delta theta - J^T lambda fixed, grad_X L = -2 grad_X [lambda . J(X) v] and
+    grad_lambda L = -2 J(X) v (module docstring), no reverse-over-reverse. ``method="autodiff"``: jax.grad
+    of the loss as written (reverse over the VJP), the reference.
+    """
+    if method == "autodiff":
+        return jax.value_and_grad(
+            lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=activation),
+            argnums=(0, 1))(x, lam)
+    if method != "jvp":
+        raise ValueError(f"unknown gradient method {method!r}; choose 'jvp' or 'autodiff'")
+    total = jnp.zeros((), x.dtype)
+    grad_x = jnp.zeros_like(x)
+    grad_lam = jnp.zeros_like(lam)
+    for p in thetas:
+        v = _tree_sub(delta, jacobian_transpose_lambda(arch, p, x, lam, activation=activation))
+        total = total + _tree_sqnorm(v)
+
+        def pairing(x_, p=p, v=v):
+            _, jv = jax.jvp(lambda q: forward(arch, q, x_, activation=activation), (p,), (v,))
+            return jnp.sum(lam * jv), jv
+
+        (_, jv), gx = jax.value_and_grad(pairing, has_aux=True)(x)
+        grad_x = grad_x - 2.0 * gx
+        grad_lam = grad_lam - 2.0 * jv
+    return total, (grad_x, grad_lam)
+
+
+def box_penalty(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
+    """sum relu(lo - x)^2 + relu(x - hi)^2: zero inside the box [lo, hi], quadratic outside (lo, hi: (1, d))."""
+    return jnp.sum(jax.nn.relu(lo - x) ** 2) + jnp.sum(jax.nn.relu(x - hi) ** 2)
+
+
+def beta_at(step: jax.Array, steps: int, schedule: tuple[float, float] | None, anneal: str) -> jax.Array:
+    """Softplus sharpness at ``step`` of ``steps``: beta_0 -> beta_1, geometric or linear in the step."""
+    if schedule is None:
+        return jnp.asarray(jnp.inf)
+    b0, b1 = schedule
+    fraction = jnp.asarray(step, jnp.float64) / max(steps - 1, 1)
+    if anneal == "geometric":
+        return b0 * (b1 / b0) ** fraction
+    return b0 + (b1 - b0) * fraction
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Input validation
+# ---------------------------------------------------------------------------------------------------------
+
+def _path_name(path) -> str:
+    return jax.tree_util.keystr(path) or "<root>"
+
+
+def _check_params(params_0: Params, params_f: Params) -> None:
+    struct_0 = jax.tree_util.tree_structure(params_0)
+    struct_f = jax.tree_util.tree_structure(params_f)
+    if struct_0 != struct_f:
+        raise ValueError(f"params_0 and params_f have different tree structures: {struct_0} vs {struct_f}")
+    leaves_0 = jax.tree_util.tree_flatten_with_path(params_0)[0]
+    leaves_f = jax.tree_util.tree_leaves(params_f)
+    for (path, a), b in zip(leaves_0, leaves_f):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(f"params_0 and params_f differ in shape at {_path_name(path)}: "
+                             f"{np.shape(a)} vs {np.shape(b)}")
+    for name, params in (("params_0", params_0), ("params_f", params_f)):
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+            if not np.all(np.isfinite(np.asarray(leaf))):
+                raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _check_positive(name: str, value: Any) -> float:
+    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
+    if box is None:
+        return None
+    if len(box) != 2:
+        raise ValueError(f"box must be a pair (lo, hi) of arrays, got {box!r}")
+    try:
+        lo, hi = (np.broadcast_to(np.asarray(b, dtype=np.float64), (in_dim,)) for b in box)
+    except ValueError:
+        raise ValueError(f"box bounds must broadcast to the input dimension ({in_dim},), got shapes "
+                         f"{np.shape(box[0])} and {np.shape(box[1])}") from None
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("box bounds must be finite")
+    if np.any(lo >= hi):
+        raise ValueError(f"box needs lo < hi in every coordinate; violated at {np.flatnonzero(lo >= hi).tolist()}")
+    return jnp.asarray(lo)[None, :], jnp.asarray(hi)[None, :]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checkpoints
+# ---------------------------------------------------------------------------------------------------------
+
+def _save_checkpoint(path: Path, *, x, lam, opt_state, step: int, loss_curve: np.ndarray, meta: dict) -> None:
+    leaves = jax.tree_util.tree_leaves(opt_state)
+    arrays = {f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    arrays.update({f"meta_{k}": np.asarray(v) for k, v in meta.items()})
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as handle:
+        np.savez(handle, x=np.asarray(x), lam=np.asarray(lam), step=np.asarray(step),
+                 loss_curve=np.asarray(loss_curve), n_opt=np.asarray(len(leaves)), **arrays)
+    os.replace(tmp, path)
+
+
+def _load_checkpoint(path: Path, *, opt_state_template, meta: dict):
+    with np.load(path) as data:
+        for key, value in meta.items():
+            stored = data.get(f"meta_{key}")
+            if stored is None or stored.tolist() != np.asarray(value).tolist():
+                written = None if stored is None else stored.tolist()
+                raise ValueError(f"checkpoint {path} was written for {key}={written!r}, this attack has "
+                                 f"{key}={value!r}; resume only with the same settings")
+        template_leaves, treedef = jax.tree_util.tree_flatten(opt_state_template)
+        if int(data["n_opt"]) != len(template_leaves):
+            raise ValueError(f"checkpoint {path} holds {int(data['n_opt'])} optimizer arrays, expected "
+                             f"{len(template_leaves)}")
+        leaves = []
+        for i, template in enumerate(template_leaves):
+            leaf = data[f"opt_{i}"]
+            if leaf.shape != np.shape(template):
+                raise ValueError(f"checkpoint {path}: optimizer array {i} has shape {leaf.shape}, expected "
+                                 f"{np.shape(template)}")
+            leaves.append(jnp.asarray(leaf, dtype=jnp.asarray(template).dtype))
+        return (jnp.asarray(data["x"]), jnp.asarray(data["lam"]), jax.tree_util.tree_unflatten(treedef, leaves),
+                int(data["step"]), np.asarray(data["loss_curve"]))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The parameter-space attack
+# ---------------------------------------------------------------------------------------------------------
+
+@functools.cache
+def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr: float, has_box: bool,
+                  box_weight: float, method: str, length: int):
+    optimizer = optax.adam(lr)
+    smooth = schedule is not None and arch.activation in SMOOTHED
+
+    def step(carry, t, thetas, delta, lo, hi):
+        x, lam, opt_state = carry
+        phi = activation_fn(arch, smooth_beta=beta_at(t, steps, schedule, anneal)) if smooth else None
+        loss, (gx, glam) = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
+        if has_box:
+            penalty, gpen = jax.value_and_grad(box_penalty)(x, lo, hi)
+            loss = loss + box_weight * penalty
+            gx = gx + box_weight * gpen
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 step count
+            updates, opt_state = optimizer.update((gx, glam), opt_state, (x, lam))
+        x, lam = optax.apply_updates((x, lam), updates)
+        return (x, lam, opt_state), loss
+
+    @jax.jit
+    def run(carry, start, thetas, delta, lo, hi):
+        return jax.lax.scan(lambda c, t: step(c, t, thetas, delta, lo, hi), carry, start + jnp.arange(length))
+
+    return optimizer, run
+
+
+def _select_thetas(at: str, params_0: Params, params_f: Params) -> tuple[Params, ...]:
+    return {"theta0": (params_0,), "thetaf": (params_f,), "both": (params_0, params_f)}[at]
+
+
+def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Params, n_recon: int, *,
+                           in_dim: int, key: jax.Array, steps: int, lr: float = 0.02, at: str = "theta0",
+                           beta_schedule: tuple[float, float] | None = (10.0, 200.0), anneal: str = "geometric",
+                           box: tuple[Any, Any] | None = None, box_weight: float = 1.0, init_scale: float = 0.2,
+                           checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+                           chunk: int = 500, method: str = "jvp") -> AttackResult:
+    """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
+
+    Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
+    :func:`box_penalty` when ``box=(lo, hi)`` is given) with optax Adam over X_R (M x in_dim) and lambda
+    (M x C); S is {theta_0}, {theta_f} or both (``at``). Initialization: X_R ~ init_scale N(0, 1), lambda ~
+    U(-0.5, 0.5). ReLU-type activations are replaced by softplus(beta x) / beta with beta annealed over the
+    steps from ``beta_schedule[0]`` to ``[1]`` (``anneal``: geometric or linear; None keeps the exact
+    activation). Steps run in jitted ``lax.scan`` chunks of ``chunk`` steps; between chunks a rich progress
+    bar advances and, with ``checkpoint`` set, an ``.npz`` with X_R, lambda, the optimizer state, the step
+    and the loss curve is written. ``resume=True`` continues from that file when it exists (the settings
+    must match); otherwise the attack starts afresh and overwrites it.
+    """
+    if not isinstance(arch, Architecture):
+        raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
+    _check_params(params_0, params_f)
+    n_recon = _check_positive_int("n_recon", n_recon)
+    in_dim = _check_positive_int("in_dim", in_dim)
+    steps = _check_positive_int("steps", steps)
+    chunk = _check_positive_int("chunk", chunk)
+    lr = _check_positive("lr", lr)
+    init_scale = _check_positive("init_scale", init_scale)
+    box_weight = _check_positive("box_weight", box_weight)
+    if at not in AT_CHOICES:
+        raise ValueError(f"at must be one of {AT_CHOICES}, got {at!r}")
+    if anneal not in ANNEALING:
+        raise ValueError(f"anneal must be one of {ANNEALING}, got {anneal!r}")
+    if method not in ("jvp", "autodiff"):
+        raise ValueError(f"method must be 'jvp' or 'autodiff', got {method!r}")
+    if beta_schedule is not None:
+        if not (isinstance(beta_schedule, (tuple, list)) and len(beta_schedule) == 2):
+            raise ValueError(f"beta_schedule must be (beta_start, beta_end) or None, got {beta_schedule!r}")
+        beta_schedule = tuple(_check_positive("beta_schedule entry", b) for b in beta_schedule)
+    layers = dense_layers(params_0)
+    if len(layers) != arch.depth + 1:
+        raise ValueError(f"params have {len(layers)} dense layers, architecture {arch.spec} needs {arch.depth + 1}")
+    if layers[0][0].shape[0] != in_dim:
+        raise ValueError(f"in_dim={in_dim} but the first layer of params takes {layers[0][0].shape[0]} inputs")
+    out_dim = int(layers[-1][0].shape[1])
+    bounds = _check_box(box, in_dim)
+    lo, hi = bounds if bounds is not None else (jnp.zeros((1, in_dim)), jnp.zeros((1, in_dim)))
+
+    params_0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_0)
+    params_f = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_f)
+    delta = _tree_sub(params_f, params_0)
+    if float(_tree_sqnorm(delta)) == 0.0:
+        raise ValueError("params_f equals params_0: Delta theta = 0, there is nothing to reconstruct")
+    thetas = _select_thetas(at, params_0, params_f)
+
+    optimizer, _ = _chunk_runner(arch, at, steps, beta_schedule, anneal, lr, bounds is not None, box_weight,
+                                 method, min(chunk, steps))
+    key_x, key_lam = jax.random.split(key)
+    x = init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)
+    lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5)
+    opt_state = optimizer.init((x, lam))
+    start, curve = 0, np.zeros(0)
+    meta = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at,
+            "steps": steps, "lr": lr, "beta_schedule": "none" if beta_schedule is None else list(beta_schedule),
+            "anneal": anneal, "box": bounds is not None}
+    path = None if checkpoint is None else Path(checkpoint)
+    if path is not None and path.suffix != ".npz":
+        raise ValueError(f"checkpoint path must end in .npz, got {str(path)!r}")
+    if path is not None and resume and path.exists():
+        x, lam, opt_state, start, curve = _load_checkpoint(path, opt_state_template=opt_state, meta=meta)
+
+    carry = (x, lam, opt_state)
+    curves = [curve]
+    bar = _progress_bar(progress, steps, start)
+    try:
+        step = start
+        while step < steps:
+            length = min(chunk, steps - step)
+            _, run = _chunk_runner(arch, at, steps, beta_schedule, anneal, lr, bounds is not None, box_weight,
+                                   method, length)
+            carry, losses = run(carry, jnp.asarray(step), thetas, delta, lo, hi)
+            losses = np.asarray(losses)
+            curves.append(losses)
+            step += length
+            if bar is not None:
+                bar[0].update(bar[1], completed=step, description=f"attack loss {losses[-1]:.3e}")
+            if path is not None:
+                _save_checkpoint(path, x=carry[0], lam=carry[1], opt_state=carry[2], step=step,
+                                 loss_curve=np.concatenate(curves), meta=meta)
+    finally:
+        if bar is not None:
+            bar[0].stop()
+    x, lam, _ = carry
+    smooth = beta_schedule is not None and arch.activation in SMOOTHED
+    final_beta = float(beta_at(steps - 1, steps, beta_schedule, anneal)) if smooth else None
+    phi = activation_fn(arch, smooth_beta=final_beta) if smooth else None
+    final = float(reconstruction_loss(arch, thetas, delta, x, lam, activation=phi))
+    unsmoothed = float(reconstruction_loss(arch, thetas, delta, x, lam))
+    return AttackResult(x_recon=np.asarray(x), coefficients=np.asarray(lam), loss_curve=np.concatenate(curves),
+                        final_loss=final, kind="parameter", steps=steps,
+                        info={"final_beta": final_beta, "loss_unsmoothed": unsmoothed,
+                              "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "at": at, "resumed_from": start})
+
+
+def _progress_bar(enabled: bool, total: int, completed: int):
+    if not enabled:
+        return None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    task = bar.add_task("attack", total=total, completed=completed)
+    bar.start()
+    return bar, task
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The kernel-space (infinite-width) attack
+# ---------------------------------------------------------------------------------------------------------
+
+def profiled_loss(arch: Architecture, x_train: jax.Array, alpha: jax.Array, x_recon: jax.Array, *,
+                  ridge: float = 0.0, width: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """L*(X_R) = tr alpha^T (Theta_TT - Theta_TR (Theta_RR + ridge I)^-1 Theta_RT) alpha and lambda*.
+
+    The Schur complement of THEORY.md R1 (Loo et al. 2023, Sec. 3), computed with a Cholesky factor of
+    Theta_RR: L* = tr(alpha^T Theta_TT alpha) - ||C^-1 Theta_RT alpha||_F^2 with Theta_RR = C C^T.
+    alpha is (N, C_out); returns (L*, lambda* (M, C_out)).
+    """
+    k_tt = analytic_ntk(arch, x_train, width=width)
+    k_rt = analytic_ntk(arch, x_recon, x_train, width=width)
+    k_rr = analytic_ntk(arch, x_recon, width=width)
+    m = x_recon.shape[0]
+    factor = jax.scipy.linalg.cho_factor(k_rr + ridge * jnp.eye(m), lower=True)
+    projected = jax.scipy.linalg.solve_triangular(factor[0], k_rt @ alpha, lower=True)
+    loss = jnp.sum(alpha * (k_tt @ alpha)) - jnp.sum(projected**2)
+    lam = jax.scipy.linalg.cho_solve(factor, k_rt @ alpha)
+    return loss, lam
+
+
+def _to_domain(z: jax.Array, domain: str) -> jax.Array:
+    return z / jnp.linalg.norm(z, axis=-1, keepdims=True) if domain == "sphere" else z
+
+
+def kernel_space_attack(arch: Architecture, x_train: Any, alpha: Any, n_recon: int, *, key: jax.Array,
+                        steps: int = 1500, restarts: int = 8, domain: str = "sphere", lr: float = 0.05,
+                        lr_final: float = 1e-4, ridge: float = 0.0, polish_iterations: int = 300, polish_top: int = 2,
+                        width: int | None = None) -> AttackResult:
+    """Minimize the infinite-width loss with lambda profiled out (:func:`profiled_loss`) over X_R.
+
+    Domain "sphere": X_R = Z / |Z| row-wise, Z unconstrained (initialized N(0, I), uniform on the sphere);
+    "euclidean": X_R free in R^d, initialized N(0, s^2 I) with s the rms coordinate of x_train. ``restarts``
+    independent starts run together (vmapped Adam, ``steps`` steps, learning rate decaying exponentially
+    from ``lr`` to ``lr_final``: the ReLU NTK has a cusp at coincident points, which a fixed step circles);
+    the ``polish_top`` best are polished with scipy L-BFGS-B for up to ``polish_iterations`` iterations
+    (about 100x lower loss), and the restart with the lowest L* wins. ``ridge`` adds ridge * I to
+    Theta_RR (default 0: the exact Schur complement, which the checks of T1 use; a positive ridge biases
+    L* upward by O(ridge |lambda*|^2) and is reported in ``info``). A restart whose Theta_RR turns
+    numerically singular (two reconstructions collide) gives a NaN loss and is discarded.
+
+    Theorem 1 (THEORY.md T1): on the sphere, with distinct training points, nonzero alpha and M >= N, the
+    global minimizers (L* = 0) contain every training point; see :func:`recovery` to score a result.
+    """
+    if not isinstance(arch, Architecture):
+        raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
+    x_np = validate_points(x_train, name="x_train").astype(np.float64)
+    alpha_np = np.asarray(alpha, dtype=np.float64)
+    n, d = x_np.shape
+    if alpha_np.ndim not in (1, 2) or alpha_np.shape[0] != n:
+        raise ValueError(f"alpha must have shape (N,) or (N, C) with N = {n} training points, got {alpha_np.shape}")
+    if not np.all(np.isfinite(alpha_np)):
+        rows = np.flatnonzero(~np.isfinite(alpha_np.reshape(n, -1)).all(axis=1))
+        raise ValueError(f"alpha contains NaN or inf in rows {rows.tolist()}")
+    n_recon = _check_positive_int("n_recon", n_recon)
+    steps = _check_positive_int("steps", steps)
+    restarts = _check_positive_int("restarts", restarts)
+    polish_top = _check_positive_int("polish_top", polish_top)
+    lr = _check_positive("lr", lr)
+    lr_final = _check_positive("lr_final", lr_final)
+    if (isinstance(polish_iterations, bool) or not isinstance(polish_iterations, (int, np.integer))
+            or polish_iterations < 0):
+        raise ValueError(f"polish_iterations must be an integer >= 0, got {polish_iterations!r}")
+    if domain not in DOMAINS:
+        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    if not (math.isfinite(ridge) and ridge >= 0):
+        raise ValueError(f"ridge must be finite and >= 0, got {ridge!r}")
+    try:
+        assert_distinct(x_np, name="x_train")
+    except ValueError as error:
+        raise ValueError(f"{error}: the kernel matrix Theta_TT is singular and Theorem 1 needs distinct "
+                         "points; merge the duplicates (summing their alpha) before attacking") from None
+    if domain == "sphere":
+        off = float(np.max(np.abs(np.linalg.norm(x_np, axis=1) - 1.0)))
+        if off > 1e-8:
+            raise ValueError(f"domain='sphere' needs x_train on the unit sphere, but max | |x| - 1 | = {off:.3g}; "
+                             "normalize the points or use domain='euclidean'")
+    alpha_rows = alpha_np.reshape(n, -1)
+    if not np.any(alpha_rows):
+        raise ValueError("alpha is zero: Delta theta = 0, there is nothing to reconstruct")
+    silent = np.flatnonzero(~np.any(alpha_rows, axis=1))
+    if silent.size:
+        warnings.warn(f"alpha is zero for training rows {silent.tolist()}: they do not enter Delta theta and "
+                      "cannot be recovered (Theorem 1 assumes every alpha_i != 0)", stacklevel=2)
+
+    x_t = jnp.asarray(x_np)
+    a_t = jnp.asarray(alpha_rows)
+
+    def loss_of(z):
+        return profiled_loss(arch, x_t, a_t, _to_domain(z, domain), ridge=ridge, width=width)[0]
+
+    batched = jax.vmap(jax.value_and_grad(loss_of))
+    optimizer = optax.adam(optax.exponential_decay(lr, steps, lr_final / lr))
+
+    def adam_step(carry, _):
+        z, state = carry
+        loss, grad = batched(z)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 step count
+            updates, state = optimizer.update(grad, state, z)
+        return (optax.apply_updates(z, updates), state), loss
+
+    @jax.jit
+    def run(z0):
+        (z, _), losses = jax.lax.scan(adam_step, (z0, optimizer.init(z0)), None, length=steps)
+        return z, losses, jax.vmap(loss_of)(z)
+
+    scale = 1.0 if domain == "sphere" else float(np.sqrt(np.mean(x_np**2)))
+    z0 = scale * jax.random.normal(key, (restarts, n_recon, d), jnp.float64)
+    z_all, curves, finals = (np.array(v) for v in run(z0))
+    finals = [float(v) for v in finals]
+    if polish_iterations:
+        value_and_grad = jax.jit(jax.value_and_grad(loss_of))
+        ranked = np.argsort([f if math.isfinite(f) else math.inf for f in finals], kind="stable")
+        for r in ranked[:polish_top]:
+            z_all[r] = _polish(value_and_grad, z_all[r], polish_iterations)
+            finals[r] = float(value_and_grad(jnp.asarray(z_all[r]))[0])
+    finite = [f if math.isfinite(f) else math.inf for f in finals]
+    if not any(math.isfinite(f) for f in finite):
+        raise RuntimeError(f"all {restarts} restarts ended with a singular Theta_RR (colliding reconstructions); "
+                           "rerun with a small ridge, e.g. ridge=1e-10")
+    best = int(np.argmin(finite))
+    x_best = _to_domain(jnp.asarray(z_all[best]), domain)
+    loss, lam = profiled_loss(arch, x_t, a_t, x_best, ridge=ridge, width=width)
+    lam = np.asarray(lam)
+    if alpha_np.ndim == 1:
+        lam = lam[:, 0]
+    reference = float(jnp.sum(a_t * (analytic_ntk(arch, x_t, width=width) @ a_t)))
+    return AttackResult(x_recon=np.asarray(x_best), coefficients=lam, loss_curve=curves[:, best],
+                        final_loss=float(loss), kind="kernel", steps=steps, restart_losses=tuple(finals),
+                        info={"ridge": ridge, "domain": domain, "best_restart": best,
+                              "relative_loss": float(loss) / reference, "alpha_norm_sq_rkhs": reference})
+
+
+def _polish(value_and_grad, z: np.ndarray, iterations: int) -> np.ndarray:
+    """scipy L-BFGS-B on the flattened variables; a non-finite loss (singular Theta_RR) stops the polish."""
+    shape = z.shape
+
+    def fun(flat):
+        value, grad = value_and_grad(jnp.asarray(flat.reshape(shape)))
+        value, grad = float(value), np.asarray(grad, dtype=np.float64).ravel()
+        if not (math.isfinite(value) and np.all(np.isfinite(grad))):
+            return math.inf, np.zeros_like(flat)
+        return value, grad
+
+    start_value = fun(z.ravel())[0]
+    result = scipy.optimize.minimize(fun, z.ravel(), jac=True, method="L-BFGS-B",
+                                     options={"maxiter": iterations, "ftol": 0.0, "gtol": 0.0})
+    if not (math.isfinite(result.fun) and result.fun <= start_value):
+        return z
+    return result.x.reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Scoring a reconstruction against the training set
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Recovery:
+    """How well weighted reconstructions recover the training set (Theorem 1's notion of recovery).
+
+    Reconstructions closer than ``merge_radius`` are merged (coefficients summed, location weighted by
+    |coefficient|); merged locations whose summed coefficient is below ``min_weight`` times the largest
+    |alpha_i| are dropped (they carry no weight in Delta theta); the rest are matched one-to-one to the
+    training points (Hungarian, L2). ``distances[i]`` is the distance of training point i to its match
+    (inf when fewer weighted locations than training points remain); ``weight_errors[i]`` is
+    |merged coefficient - alpha_i| / max |alpha|; ``spurious`` counts weighted locations left unmatched.
+    """
+
+    distances: np.ndarray
+    weight_errors: np.ndarray
+    spurious: int
+    locations: np.ndarray
+    weights: np.ndarray
+
+    @property
+    def max_distance(self) -> float:
+        return float(np.max(self.distances))
+
+    @property
+    def max_weight_error(self) -> float:
+        return float(np.max(self.weight_errors))
+
+
+def merge_reconstructions(x_recon: Any, coefficients: Any, *, merge_radius: float) -> tuple[np.ndarray, np.ndarray]:
+    """Merge reconstructions closer than ``merge_radius`` (single linkage): the loss depends only on the
+    summed coefficient at each location (Theorem 1's first proof step). Returns (locations, weights)."""
+    x = validate_points(x_recon, name="x_recon").astype(np.float64)
+    lam = np.asarray(coefficients, dtype=np.float64).reshape(x.shape[0], -1)
+    labels = np.arange(x.shape[0])
+    gaps = np.linalg.norm(x[:, None] - x[None], axis=-1)
+    for i, j in zip(*np.nonzero(gaps < merge_radius)):
+        li, lj = labels[i], labels[j]
+        if li != lj:
+            labels[labels == lj] = li
+    locations, weights = [], []
+    for label in np.unique(labels):
+        members = labels == label
+        magnitude = np.linalg.norm(lam[members], axis=1)
+        share = magnitude / magnitude.sum() if magnitude.sum() > 0 else np.full(members.sum(), 1 / members.sum())
+        locations.append(share @ x[members])
+        weights.append(lam[members].sum(axis=0))
+    return np.asarray(locations), np.asarray(weights)
+
+
+def recovery(x_recon: Any, coefficients: Any, x_train: Any, alpha: Any, *, merge_radius: float = 1e-2,
+             min_weight: float = 1e-3) -> Recovery:
+    """Score reconstructions by Theorem 1's criterion (see :class:`Recovery`)."""
+    x_t = validate_points(x_train, name="x_train").astype(np.float64)
+    a_t = np.asarray(alpha, dtype=np.float64).reshape(x_t.shape[0], -1)
+    locations, weights = merge_reconstructions(x_recon, coefficients, merge_radius=merge_radius)
+    scale = float(np.max(np.linalg.norm(a_t, axis=1)))
+    keep = np.linalg.norm(weights, axis=1) >= min_weight * scale
+    locations, weights = locations[keep], weights[keep]
+    distances = np.full(x_t.shape[0], np.inf)
+    weight_errors = np.full(x_t.shape[0], np.inf)
+    spurious = int(locations.shape[0])
+    if locations.shape[0]:
+        cost = np.linalg.norm(x_t[:, None] - locations[None], axis=-1)
+        rows, cols = linear_sum_assignment(cost)
+        distances[rows] = cost[rows, cols]
+        weight_errors[rows] = np.linalg.norm(weights[cols] - a_t[rows], axis=1) / scale
+        spurious = int(locations.shape[0] - rows.size)
+    return Recovery(distances=distances, weight_errors=weight_errors, spurious=spurious, locations=locations,
+                    weights=weights)

@@ -1,0 +1,255 @@
+"""T1: provable recovery at infinite width (THEORY.md, T1; Theorem 1 of Loo et al. 2023, arXiv:2302.01428)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from proofs_check.registry import Claim, Context, Outcome, Step, at_least, register, within
+from proofs_check.claims.r1 import certified
+from theory.architecture import parse_spec
+
+ATTACK_ARCH = "relu:2"
+N_POINTS, DIM = 8, 10
+RECOVERY_TOLERANCE = 1e-3
+
+
+def _sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
+    z = rng.normal(size=(n, d))
+    return z / np.linalg.norm(z, axis=1, keepdims=True)
+
+
+def _problem(ctx: Context) -> tuple[np.ndarray, np.ndarray]:
+    """N = 8 points uniform on S^9 and alpha = Theta^-1 y for random +-1 labels (kernel regression's dual
+    coefficients, THEORY.md D1)."""
+    from numerics.kernels import analytic_ntk
+
+    rng = ctx.rng("t1-problem")
+    x = _sphere(rng, N_POINTS, DIM)
+    y = rng.choice([-1.0, 1.0], size=N_POINTS)
+    alpha = np.linalg.solve(np.asarray(analytic_ntk(parse_spec(ATTACK_ARCH), x)), y)
+    return x, alpha
+
+
+def _kernel_loss(arch, x_t, alpha, x_r, lam) -> tuple[float, float]:
+    """L_inf(X_R, lambda) = a^T Theta_TT a - 2 a^T Theta_TR l + l^T Theta_RR l and the scale a^T Theta_TT a."""
+    from numerics.kernels import analytic_ntk
+
+    k_tt, k_tr, k_rr = (np.asarray(analytic_ntk(arch, a, b)) for a, b in ((x_t, x_t), (x_t, x_r), (x_r, x_r)))
+    scale = float(alpha @ k_tt @ alpha)
+    return float(scale - 2 * alpha @ k_tr @ lam + lam @ k_rr @ lam), scale
+
+
+# ------------------------------------------------------------------------------------------------
+# Derivations
+# ------------------------------------------------------------------------------------------------
+
+def derive_proof_steps(ctx: Context) -> list[Outcome]:
+    """Merging coincident reconstructions, and L_inf = c^T Theta_U c for every coincidence pattern."""
+    from theory.reconstruction import merge_certificate, union_form_certificates
+
+    rng = ctx.rng("t1-proof")
+    outcomes = [certified(merge_certificate(), rng)]
+    certificates = union_form_certificates(n_train=2, n_recon=3)
+    results = [certified(certificate, rng, samples=1) for certificate in certificates]
+    failed = [o.name for o in results if not o.passed]
+    outcomes.append(Outcome(
+        name=f"L_inf = c^T Theta_U c for all {len(results)} placements of M = 3 reconstructions (N = 2)",
+        passed=not failed, measured=f"{len(results) - len(failed)} of {len(results)} residuals == 0",
+        expected="every residual == 0 (exact)", reason="symbolic identities: no tolerance", kind="derivation",
+        details={"failed": failed}))
+    return outcomes
+
+
+def derive_counterexample_identities(ctx: Context) -> list[Outcome]:
+    """Why the assumptions matter: bias-free ReLU kernels are homogeneous; the linear activation's kernel
+    is <x, x'> times a constant (rank <= d)."""
+    from theory.reconstruction import homogeneity_certificates, linear_kernel_certificate
+
+    rng = ctx.rng("t1-counter-identities")
+    outcomes = [certified(c, rng) for c in homogeneity_certificates(parse_spec("relu:2"))]
+    outcomes += [certified(linear_kernel_certificate(parse_spec(spec)), rng)
+                 for spec in ("identity:2", "identity:3:sw=1.3")]
+    return outcomes
+
+
+# ------------------------------------------------------------------------------------------------
+# Checks
+# ------------------------------------------------------------------------------------------------
+
+def check_strict_pd(ctx: Context) -> Outcome:
+    """Theta of relu:2 is strictly PD on random sets of 8 distinct points of S^9 (and on the attack's set)."""
+    from numerics.kernels import analytic_ntk
+
+    arch = parse_spec(ATTACK_ARCH)
+    rng = ctx.rng("t1-pd")
+    sets = [_problem(ctx)[0]] + [_sphere(rng, N_POINTS, DIM) for _ in range(ctx.pick(20, 200))]
+    close = _sphere(rng, N_POINTS, DIM)
+    close[1] = close[0] + 1e-2 * _sphere(rng, 1, DIM)[0]
+    close[1] /= np.linalg.norm(close[1])
+    sets.append(close)
+    ratios = []
+    for points in sets:
+        eig = np.linalg.eigvalsh(np.asarray(analytic_ntk(arch, points)))
+        ratios.append(eig[0] / eig[-1])
+    return at_least(f"{ATTACK_ARCH}: min lambda_min / lambda_max over {len(sets)} sets of {N_POINTS} points on "
+                    f"S^{DIM - 1}",
+                    min(ratios), 1e-10,
+                    "eigensolver round-off is ~1e-15 relative; a ratio above 1e-10 is a genuinely positive eigenvalue "
+                    "(one set has two points 1e-2 apart)", ratios_min_median=[min(ratios), float(np.median(ratios))])
+
+
+_ATTACKS: dict[tuple, object] = {}
+"""Kernel attacks already run, by (seed, profile, M): the M < N counterexample compares with M = N."""
+
+
+def _attack(ctx: Context, n_recon: int):
+    import jax
+
+    from numerics.attack import kernel_space_attack
+
+    restarts = {2 * N_POINTS: ctx.pick(4, 8), N_POINTS: ctx.pick(32, 64)}.get(n_recon, ctx.pick(8, 16))
+    key = (ctx.seed, ctx.profile, n_recon)
+    if key not in _ATTACKS:
+        x, alpha = _problem(ctx)
+        _ATTACKS[key] = kernel_space_attack(parse_spec(ATTACK_ARCH), x, alpha, n_recon,
+                                            key=jax.random.PRNGKey(ctx.seed_for("t1-attack", n_recon)),
+                                            steps=ctx.pick(1500, 4000), restarts=restarts)
+    return _ATTACKS[key]
+
+
+def _attack_outcomes(ctx: Context, n_recon: int) -> list[Outcome]:
+    from numerics.attack import recovery
+
+    x, alpha = _problem(ctx)
+    result = _attack(ctx, n_recon)
+    restarts = len(result.restart_losses)
+    scored = recovery(result.x_recon, result.coefficients, x, alpha)
+    scale = result.info["alpha_norm_sq_rkhs"]
+    successes = float(np.mean(np.asarray(result.restart_losses) / scale < 1e-4))
+    details = dict(relative_loss=result.info["relative_loss"], distances=scored.distances,
+                   spurious_weighted_locations=scored.spurious,
+                   restart_relative_losses=np.asarray(result.restart_losses) / scale,
+                   restarts_below_1e_4_relative=successes)
+    label = f"M = {n_recon}, N = {N_POINTS}, d = {DIM}, {restarts} restarts"
+    distance = within(f"{label}: max matched distance of training points to weighted reconstructions",
+                      scored.max_distance, RECOVERY_TOLERANCE,
+                      "Theorem 1: every global minimizer contains X_T; Adam with a decaying step reaches the cusp "
+                      "of the ReLU NTK to ~1e-5, so 1e-3 separates recovery from a local minimum", **details)
+    distance.passed = distance.passed and scored.spurious == 0
+    weights = within(f"{label}: max |merged coefficient - alpha_i| / max |alpha|", scored.max_weight_error, 1e-2,
+                     "Theorem 1: the coefficients on x_i sum to alpha_i; at the reached loss (~1e-7 relative) the "
+                     "error is ~1e-5, 1e-2 leaves room and still identifies alpha")
+    return [distance, weights]
+
+
+def check_attack_overparametrized(ctx: Context) -> list[Outcome]:
+    """The kernel-space attack with M = 2N recovers the training set (the paper's M = 2N setting)."""
+    return _attack_outcomes(ctx, 2 * N_POINTS)
+
+
+def check_attack_exact_budget(ctx: Context) -> list[Outcome]:
+    """The kernel-space attack with M = N: the landscape has local minima, so many restarts."""
+    return _attack_outcomes(ctx, N_POINTS)
+
+
+# ------------------------------------------------------------------------------------------------
+# Counterexamples
+# ------------------------------------------------------------------------------------------------
+
+def counterexample_scale(ctx: Context) -> list[Outcome]:
+    """(i) Bias-free ReLU off the sphere: (k X_T, alpha / k) has zero loss but is not the training set."""
+    x, alpha = _problem(ctx)
+    k = 1.7
+    bias_free, _ = _kernel_loss(parse_spec("relu:2"), x, alpha, k * x, alpha / k)
+    with_bias, _ = _kernel_loss(parse_spec("relu:2:sb=0.5"), x, alpha, k * x, alpha / k)
+    _, scale_free = _kernel_loss(parse_spec("relu:2"), x, alpha, x, alpha)
+    _, scale_bias = _kernel_loss(parse_spec("relu:2:sb=0.5"), x, alpha, x, alpha)
+    zero = within(f"relu:2 (no bias): L_inf({k} X_T, alpha / {k}) / a^T Theta a, every point {k - 1:.1f} away from X_T",
+                  abs(bias_free) / scale_free, 1e-7,
+                  "Theta(k x, x') = k Theta(x, x') exactly (certified above), but the angle between a point and "
+                  "itself is ill-conditioned: a 1-ulp change of <x, x> moves it, and the ReLU NTK, by ~1e-8",
+                  distance_to_training_points=(k - 1.0))
+    positive = at_least("relu:2:sb=0.5 (biases): the same pair has L_inf / a^T Theta a", with_bias / scale_bias, 1e-3,
+                        "biases break the homogeneity: the pair is then distinguishable, so the ambiguity is the "
+                        "missing sphere constraint, not an artefact")
+    return [zero, positive]
+
+
+def counterexample_finite_rank(ctx: Context) -> list[Outcome]:
+    """(ii) Identity activation: Theta = kappa <x, x'> has rank d, so with N > d a different point set of
+    the sphere reaches zero loss: pick M = N fresh points and solve X_R^T lambda = X_T^T alpha."""
+    from numerics.attack import profiled_loss
+
+    rng = ctx.rng("t1-rank")
+    n, d = 8, 4
+    x_t = _sphere(rng, n, d)
+    alpha = rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.5, 1.5, size=n)
+    x_r = _sphere(rng, n, d)
+    lam = np.linalg.lstsq(x_r.T, x_t.T @ alpha, rcond=None)[0]
+    loss, scale = _kernel_loss(parse_spec("identity:2"), x_t, alpha, x_r, lam)
+    separation = float(np.min(np.linalg.norm(x_t[:, None] - x_r[None], axis=-1)))
+    zero = within(f"identity:2, N = {n} > d = {d}: L_inf / a^T Theta a for {n} fresh sphere points", abs(loss) / scale,
+                  1e-12, "X_R^T lambda = X_T^T alpha solved to round-off, and L_inf = kappa ||X_T^T a - X_R^T l||^2",
+                  min_distance_between_sets=separation)
+    zero.passed = zero.passed and separation > 0.05
+    relu_loss = float(profiled_loss(parse_spec("relu:2"), x_t, alpha[:, None], x_r)[0])
+    _, relu_scale = _kernel_loss(parse_spec("relu:2"), x_t, alpha, x_t, alpha)
+    positive = at_least("relu:2 on the same sets: profiled L* / a^T Theta a", relu_loss / relu_scale, 1e-3,
+                        "strictly PD kernel: a point set disjoint from X_T cannot reach zero loss")
+    return [zero, positive]
+
+
+def counterexample_budget(ctx: Context) -> list[Outcome]:
+    """(iii) M = N - 1: the kernel attack plateaus at a strictly positive loss, far above what the same
+    attack reaches with M = N on the same data."""
+    from numerics.kernels import analytic_ntk
+
+    x, alpha = _problem(ctx)
+    result = _attack(ctx, N_POINTS - 1)
+    reference = _attack(ctx, N_POINTS)
+    scale = result.info["alpha_norm_sq_rkhs"]
+    floor = result.final_loss / scale
+    reached = max(reference.final_loss / scale, np.finfo(float).eps)
+    tail = result.loss_curve[int(0.7 * result.loss_curve.size):] / scale
+    plateau = float((tail.max() - tail.min()) / tail.min())
+    inverse = np.linalg.inv(np.asarray(analytic_ntk(parse_spec(ATTACK_ARCH), x)))
+    omission = float(np.min(alpha**2 / np.diag(inverse))) / scale
+    positive = at_least(f"M = {N_POINTS - 1} < N = {N_POINTS}: best L* over {len(result.restart_losses)} restarts / "
+                        f"the L* reached with M = N", floor / reached, 100.0,
+                        "the M = N attack measures this attack's convergence error on the same data; a floor 100x "
+                        "above it (and flat over the last 30% of steps, < 5% change) is the missing point, not an "
+                        "optimization shortfall", floor_relative=floor, reached_with_m_equal_n=reached,
+                        plateau_relative_change=plateau)
+    positive.passed = positive.passed and plateau < 0.05
+    upper = within("(floor - best single-point omission cost alpha_i^2 / (Theta^-1)_ii) / a^T Theta a",
+                   floor - omission, 1e-6,
+                   "dropping the cheapest point is a feasible M = N - 1 configuration, so the floor is at most its "
+                   "cost (it may be lower: distillation, T3); 1e-6 is the attack's convergence error",
+                   floor_relative=floor, omission_relative=omission)
+    return [positive, upper]
+
+
+CLAIM = register(Claim(
+    id="T1",
+    title="Provable recovery at infinite width (Theorem 1)",
+    statement=("If Theta is strictly PD on distinct points of the domain, the x_i are distinct, every alpha_i != 0 "
+               "and M >= N, then L_inf(X_R, lambda) = 0 iff every training point is among the reconstructions with "
+               "coefficients summing to alpha_i there and to 0 elsewhere; with M < N the minimum is positive."),
+    assumptions=["inputs on the unit sphere (bias-free ReLU)", "non-polynomial activation, depth >= 2",
+                 "distinct training points, every alpha_i != 0", "M >= N"],
+    derivations=[
+        Step("proof steps", "merging coincident points; L_inf as a quadratic form on the union", derive_proof_steps),
+        Step("counterexample identities", "homogeneity of bias-free ReLU kernels; the linear kernel",
+             derive_counterexample_identities),
+    ],
+    checks=[
+        Step("strict PD", "relu:2 NTK on distinct sphere points", check_strict_pd),
+        Step("attack, M = 2N", "kernel-space attack recovers 8 points in d = 10", check_attack_overparametrized),
+        Step("attack, M = N", "kernel-space attack with an exact budget", check_attack_exact_budget),
+    ],
+    counterexamples=[
+        Step("(i) off the sphere", "scale ambiguity of bias-free ReLU kernels", counterexample_scale),
+        Step("(ii) finite rank", "a second zero-loss point set for the linear kernel", counterexample_finite_rank),
+        Step("(iii) M < N", "a strictly positive floor", counterexample_budget),
+    ],
+))
