@@ -1,0 +1,462 @@
+"""Full-batch gradient descent and heavy-ball momentum on the MSE loss, with the dual coefficients alpha.
+
+Loss L(theta) = (c / 2) sum_i ||f(x_i; theta) - y_i||^2 with c = 1 (``reduction="sum"``) or c = 1 / N
+(``"mean"``, the mean over the N samples). The optimizer is optax's sgd (Sutskever et al. 2013):
+m_{s+1} = beta m_s + g_s, theta_{s+1} = theta_s - eta m_{s+1}; beta = 0 is plain gradient descent.
+
+For the linearized model f_lin(x; theta) = f(x; theta_0) + J_0(x) (theta - theta_0) the gradient is
+g_s = -c J_0^T r_s with r_s = y - f_lin(X; theta_s), so every step lies in the row space of J_0 and
+theta_s - theta_0 = J_0^T alpha_s exactly, where alpha follows the same (linear) optimizer fed with the
+dual gradient -c r_s: mu_{s+1} = beta mu_s + c r_s, alpha_{s+1} = alpha_s + eta mu_{s+1}. It telescopes
+to K alpha_T = r_0 - r_T, so alpha_T -> alpha = K^{-1} (y - f_0) (THEORY.md claim D1; the certificates
+are in :mod:`theory.dynamics`). For the network itself alpha is recorded the same way; there
+theta_T - theta_0 = J_0^T alpha only up to the finite-width deviation.
+
+Example::
+
+    network = make_network(parse_spec("relu:2"), 256)
+    params_0 = network.init(jax.random.PRNGKey(0), x.shape[1])
+    result = train(network, params_0, x, y, learning_rate=0.1, linearized=True, loss_threshold=1e-20)
+    save_model("model.npz", result.params_0, result.params_f, result.arch, result.width, result.out_dim)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+
+from numerics.networks import Network, Params, make_network
+from theory.architecture import Architecture, SpecError, parse_spec
+
+REDUCTIONS = ("sum", "mean")
+STOP_REASONS = ("threshold", "budget", "diverged")
+FORMAT_VERSION = 1
+
+
+# ------------------------------------------------------------------------------------------------
+# Pytree helpers
+# ------------------------------------------------------------------------------------------------
+
+def _leaves_with_paths(params: Params) -> list[tuple[str, jax.Array]]:
+    leaves, _ = jax.tree_util.tree_flatten_with_path(params)
+    return [(jax.tree_util.keystr(path), leaf) for path, leaf in leaves]
+
+
+def check_same_structure(a: Params, b: Params, names: tuple[str, str] = ("params_f", "params_0")) -> None:
+    """Raise ValueError naming the first place where two parameter pytrees differ (structure or shape)."""
+    structure_a, structure_b = jax.tree.structure(a), jax.tree.structure(b)
+    if structure_a != structure_b:
+        raise ValueError(f"{names[0]} and {names[1]} have different structures: {structure_a} vs {structure_b}")
+    for (path, leaf_a), (_, leaf_b) in zip(_leaves_with_paths(a), _leaves_with_paths(b)):
+        if np.shape(leaf_a) != np.shape(leaf_b):
+            raise ValueError(f"{names[0]} and {names[1]} differ in shape at {path}: "
+                             f"{np.shape(leaf_a)} vs {np.shape(leaf_b)}")
+
+
+def param_difference(params_f: Params, params_0: Params) -> Params:
+    """Delta theta = theta_f - theta_0 as a pytree (stax's ``None`` biases and ``()`` layers are kept)."""
+    check_same_structure(params_f, params_0)
+    return jax.tree.map(lambda a, b: a - b, params_f, params_0)
+
+
+def flatten_params(params: Params) -> jax.Array:
+    """All parameters as one vector (jax.flatten_util.ravel_pytree order)."""
+    return ravel_pytree(params)[0]
+
+
+def as_float64(params: Params) -> Params:
+    return jax.tree.map(lambda leaf: jnp.asarray(leaf, dtype=jnp.float64), params)
+
+
+def linearized_apply(apply_fn: Callable, params_0: Params) -> Callable:
+    """f_lin(params, x) = f(x; theta_0) + J_0(x) (params - theta_0), by one jax.jvp (Lee et al. 2019, eq. 7)."""
+
+    def apply(params: Params, x: jax.Array) -> jax.Array:
+        f0, tangent = jax.jvp(lambda p: apply_fn(p, x), (params_0,), (param_difference(params, params_0),))
+        return f0 + tangent
+
+    return apply
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _jacobian_transpose_times(params: Params, x: jax.Array, alpha: jax.Array, *, apply_fn: Callable) -> Params:
+    return jax.vjp(lambda p: apply_fn(p, x), params)[1](alpha)[0]
+
+
+def jacobian_transpose_times(apply_fn: Callable, params: Params, x: jax.Array, alpha: jax.Array) -> Params:
+    """J_theta(X)^T alpha = sum_i sum_k alpha_ik d f_k(x_i; theta) / d theta as a pytree (one jitted jax.vjp)."""
+    x = jnp.asarray(x)
+    out_shape = jax.eval_shape(apply_fn, params, x).shape
+    alpha = jnp.asarray(alpha)
+    if alpha.shape != out_shape:
+        raise ValueError(f"alpha must have the network output's shape (N, C) = {out_shape}, got {alpha.shape}")
+    return _jacobian_transpose_times(params, x, alpha.astype(x.dtype), apply_fn=apply_fn)
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+def expected_param_shapes(network: Network, in_dim: int) -> Params:
+    """The pytree of ShapeDtypeStructs that ``network.init`` produces for inputs of dimension ``in_dim``."""
+    return jax.eval_shape(lambda key: network.init(key, in_dim), jax.random.PRNGKey(0))
+
+
+def check_params(network: Network, params: Params, in_dim: int, name: str = "params_0") -> None:
+    """Raise ValueError unless ``params`` has the structure and shapes of ``network`` on ``in_dim`` inputs."""
+    expected = expected_param_shapes(network, in_dim)
+    if jax.tree.structure(params) != jax.tree.structure(expected):
+        raise ValueError(f"{name} do not have the structure of a {network.arch.spec} network "
+                         f"(width {network.width}, {network.out_dim} outputs): got {jax.tree.structure(params)}, "
+                         f"expected {jax.tree.structure(expected)}")
+    for (path, leaf), (_, spec) in zip(_leaves_with_paths(params), _leaves_with_paths(expected)):
+        if np.shape(leaf) != spec.shape:
+            raise ValueError(f"{name}{path} has shape {np.shape(leaf)}, but a {network.arch.spec} network of width "
+                             f"{network.width} with {in_dim} inputs and {network.out_dim} outputs needs {spec.shape}")
+        if not np.all(np.isfinite(np.asarray(leaf))):
+            raise ValueError(f"{name}{path} contains NaN or infinite values")
+
+
+def check_data(network: Network, x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """x as (N, d) and y as (N, C = out_dim), finite, in float64; ValueError naming the problem otherwise."""
+    x = np.asarray(x)
+    y = np.asarray(y)
+    if x.ndim != 2 or x.shape[0] < 1:
+        raise ValueError(f"x must have shape (N, d) with N >= 1, got {x.shape}")
+    if y.shape != (x.shape[0], network.out_dim):
+        hint = " (reshape it with y[:, None])" if y.shape == (x.shape[0],) and network.out_dim == 1 else ""
+        raise ValueError(f"y must have shape (N, C) = ({x.shape[0]}, {network.out_dim}) for N = {x.shape[0]} inputs "
+                         f"and a network with {network.out_dim} outputs, got {y.shape}{hint}")
+    for name, array in (("x", x), ("y", y)):
+        if not np.issubdtype(array.dtype, np.number):
+            raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
+        bad = ~np.isfinite(array)
+        if bad.any():
+            rows = np.unique(np.nonzero(bad)[0])[:5].tolist()
+            raise ValueError(f"{name} contains NaN or infinite values (rows {rows}{'...' if bad.sum() > 5 else ''})")
+    return jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64)
+
+
+def _check_options(reduction: str, learning_rate: float, momentum: float, max_steps: int, chunk_size: int,
+                   loss_threshold: float) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+    if not (np.isfinite(learning_rate) and learning_rate > 0):
+        raise ValueError(f"learning_rate must be finite and > 0, got {learning_rate!r}")
+    if not (0 <= momentum < 1):
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if not isinstance(max_steps, (int, np.integer)) or max_steps < 0:
+        raise ValueError(f"max_steps must be an integer >= 0, got {max_steps!r}")
+    if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    if np.isnan(loss_threshold):
+        raise ValueError("loss_threshold must be a number, got NaN")
+
+
+# ------------------------------------------------------------------------------------------------
+# Training
+# ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """theta_0, theta_f, the dual coefficients alpha (N x C) and the loss curve of one training run.
+
+    ``losses[s]`` is the loss at theta_s for s = 0..steps (so ``len(losses) == steps + 1``).
+    ``stop_reason`` is ``"threshold"`` (loss <= loss_threshold), ``"budget"`` (max_steps taken) or
+    ``"diverged"`` (the loss became NaN or infinite).
+    """
+
+    params_0: Params
+    params_f: Params
+    alpha: jax.Array
+    losses: np.ndarray
+    steps: int
+    arch: Architecture
+    width: int
+    out_dim: int
+    linearized: bool
+    reduction: str
+    learning_rate: float
+    momentum: float
+    stop_reason: str
+    seconds: float
+
+    @property
+    def delta(self) -> Params:
+        """Delta theta = theta_f - theta_0."""
+        return param_difference(self.params_f, self.params_0)
+
+    @property
+    def final_loss(self) -> float:
+        return float(self.losses[-1])
+
+    def save(self, path: str | Path) -> Path:
+        return save_model(path, self.params_0, self.params_f, self.arch, self.width, self.out_dim)
+
+
+def _optimizer(learning_rate, momentum, nesterov: bool) -> optax.GradientTransformation:
+    return optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
+
+
+def _model(apply_fn: Callable, params_0: Params, x: jax.Array, linearized: bool) -> Callable:
+    """theta -> f(X; theta), or its exact linearization around theta_0 (one jax.linearize per chunk)."""
+    if not linearized:
+        return lambda params: apply_fn(params, x)
+    f0, jvp = jax.linearize(lambda params: apply_fn(params, x), params_0)
+    return lambda params: f0 + jvp(param_difference(params, params_0))
+
+
+def _scale(reduction: str, n: int) -> float:
+    return 1.0 if reduction == "sum" else 1.0 / n
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "linearized", "reduction", "nesterov", "chunk_size"))
+def _run_chunk(state, params_0, x, y, hyper, *, apply_fn, linearized, reduction, nesterov, chunk_size):
+    """``chunk_size`` optimizer steps; once the run has stopped, the remaining ones are skipped (lax.cond).
+
+    state = (params, opt_state, alpha, dual_state, step, stopped); hyper = (eta, beta, threshold, max_steps).
+    """
+    learning_rate, momentum, threshold, max_steps = hyper
+    model = _model(apply_fn, params_0, x, linearized)
+    opt = _optimizer(learning_rate, momentum, nesterov)
+    c = _scale(reduction, x.shape[0])
+
+    def step(carry):
+        params, opt_state, alpha, dual_state, count, _ = carry
+        out, pullback = jax.vjp(model, params)
+        residual = y - out
+        loss = 0.5 * c * jnp.sum(residual**2)
+        active = (count < max_steps) & (loss > threshold) & jnp.isfinite(loss)
+        (grad,) = pullback(-c * residual)
+        updates, new_opt_state = opt.update(grad, opt_state, params)
+        dual_updates, new_dual_state = opt.update(-c * residual, dual_state)
+        candidate = (optax.apply_updates(params, updates), new_opt_state, alpha + dual_updates, new_dual_state)
+        current = (params, opt_state, alpha, dual_state)
+        kept = jax.tree.map(lambda new, old: jnp.where(active, new, old), candidate, current)
+        return (*kept, count + active.astype(count.dtype), ~active), jnp.where(active, loss, jnp.nan)
+
+    def skip(carry):
+        return carry, jnp.full((), jnp.nan, dtype=y.dtype)
+
+    def body(carry, _):
+        return jax.lax.cond(carry[5], skip, step, carry)
+
+    return jax.lax.scan(body, state, None, length=chunk_size)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "linearized", "reduction"))
+def _loss(params, params_0, x, y, *, apply_fn, linearized, reduction):
+    residual = y - _model(apply_fn, params_0, x, linearized)(params)
+    return 0.5 * _scale(reduction, x.shape[0]) * jnp.sum(residual**2)
+
+
+def _progress_bar(enabled: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    TextColumn("loss {task.fields[loss]:.3e}"), disable=not enabled)
+
+
+def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, learning_rate: float,
+          momentum: float = 0.0, nesterov: bool = False, reduction: str = "sum", linearized: bool = False,
+          max_steps: int = 10_000, loss_threshold: float = 0.0, chunk_size: int = 1000,
+          progress: bool = True) -> TrainResult:
+    """Full-batch GD (``momentum=0``) or heavy-ball momentum on the MSE loss, recording alpha.
+
+    Runs until the loss (with the chosen ``reduction``) is <= ``loss_threshold``, ``max_steps`` steps were
+    taken, or the loss stops being finite (a RuntimeWarning then). Steps run in jitted ``jax.lax.scan``
+    chunks of ``chunk_size``; the learning rate, momentum, threshold and budget are traced, so runs that
+    differ only in those (or in data values) reuse one compilation. ``progress=False`` prints nothing.
+    """
+    _check_options(reduction, learning_rate, momentum, max_steps, chunk_size, loss_threshold)
+    x, y = check_data(network, x, y)
+    params_0 = as_float64(params_0)
+    check_params(network, params_0, x.shape[1])
+    static = dict(apply_fn=network.apply_fn, linearized=bool(linearized), reduction=reduction)
+    opt = _optimizer(learning_rate, momentum, nesterov)
+    alpha = jnp.zeros_like(y)
+    state = (params_0, opt.init(params_0), alpha, opt.init(alpha), jnp.zeros((), jnp.int64), jnp.zeros((), bool))
+    hyper = (jnp.float64(learning_rate), jnp.float64(momentum), jnp.float64(loss_threshold), jnp.int64(max_steps))
+    losses: list[np.ndarray] = []
+    start = time.perf_counter()
+    label = (f"{'linearized ' if linearized else ''}{'heavy-ball' if momentum else 'GD'} "
+             f"{network.arch.spec} m={network.width}")
+    with _progress_bar(progress) as bar:
+        task = bar.add_task(label, total=max_steps, loss=float("nan"))
+        stopped = max_steps == 0
+        while not stopped:
+            state, chunk_losses = _run_chunk(state, params_0, x, y, hyper, nesterov=bool(nesterov),
+                                             chunk_size=int(chunk_size), **static)
+            chunk_losses = np.asarray(chunk_losses)
+            taken = chunk_losses[~np.isnan(chunk_losses)]
+            losses.append(taken)
+            done = int(state[4])
+            stopped = bool(state[5]) or done >= max_steps
+            bar.update(task, completed=done, loss=float(taken[-1]) if taken.size else float("nan"))
+    params_f, _, alpha, _, steps, _ = state
+    final = float(_loss(params_f, params_0, x, y, **static))
+    curve = np.concatenate([*losses, [final]]) if losses else np.array([final])
+    steps = int(steps)
+    if not np.isfinite(final):
+        reason = "diverged"
+        warnings.warn(f"training diverged after {steps} steps (loss {final}); lower the learning rate "
+                      f"(now {learning_rate:g})", RuntimeWarning, stacklevel=2)
+    elif final <= loss_threshold:
+        reason = "threshold"
+    else:
+        reason = "budget"
+    return TrainResult(params_0=params_0, params_f=params_f, alpha=alpha, losses=curve, steps=steps,
+                       arch=network.arch, width=network.width, out_dim=network.out_dim, linearized=bool(linearized),
+                       reduction=reduction, learning_rate=float(learning_rate), momentum=float(momentum),
+                       stop_reason=reason, seconds=time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------------------------------------
+# The kernel solution
+# ------------------------------------------------------------------------------------------------
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def _ntk_matrix(params: Params, x: jax.Array, *, network: Network) -> jax.Array:
+    from numerics.kernels import empirical_ntk, flatten_ntk
+
+    return flatten_ntk(empirical_ntk(network.arch, params, x))
+
+
+def ntk_matrix(network: Network, params: Params, x: jax.Array) -> jax.Array:
+    """The empirical NTK K = J(X) J(X)^T as an (N C x N C) matrix, rows sample-major like alpha.ravel()."""
+    return _ntk_matrix(params, jnp.asarray(x, dtype=jnp.float64), network=network)
+
+
+class KernelSolution(NamedTuple):
+    kernel: jax.Array
+    """K_0 = J_0 J_0^T, (N C x N C)."""
+    eigenvalues: jax.Array
+    """Eigenvalues of K_0, ascending (lambda_max sets the stable learning rate, < 2 / lambda_max for GD)."""
+    residual: jax.Array
+    """r_0 = y - f_0(X), (N, C)."""
+    alpha: jax.Array
+    """K_0^{-1} r_0, (N, C)."""
+
+
+@functools.partial(jax.jit, static_argnames=("network",))
+def _kernel_solution(params_0: Params, x: jax.Array, y: jax.Array, *, network: Network) -> KernelSolution:
+    kernel = _ntk_matrix(params_0, x, network=network)
+    residual = y - network.apply(params_0, x)
+    alpha = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(kernel), residual.reshape(-1))
+    return KernelSolution(kernel=kernel, eigenvalues=jnp.linalg.eigvalsh(kernel), residual=residual,
+                          alpha=alpha.reshape(y.shape))
+
+
+def kernel_solution(network: Network, params_0: Params, x: jax.Array, y: jax.Array) -> KernelSolution:
+    """K_0, its eigenvalues, r_0 = y - f_0(X) and alpha = K_0^{-1} r_0 (the accumulator's limit), by Cholesky.
+
+    A ValueError says so when K_0 is numerically singular: lambda_min <= N C eps lambda_max, numpy's
+    matrix_rank tolerance (duplicate training points, points that a bias-free ReLU network cannot tell
+    apart such as x and 2x, or fewer parameters than N C).
+    """
+    x, y = check_data(network, x, y)
+    solution = _kernel_solution(as_float64(params_0), x, y, network=network)
+    eigenvalues = np.asarray(solution.eigenvalues)
+    if eigenvalues[0] <= eigenvalues.size * np.finfo(np.float64).eps * eigenvalues[-1] or not bool(
+            jnp.all(jnp.isfinite(solution.alpha))):
+        raise ValueError(f"the empirical NTK K_0 = J_0 J_0^T is singular (eigenvalues from {eigenvalues[0]:.3g} to "
+                         f"{eigenvalues[-1]:.3g}; duplicate training points, or fewer parameters than N * C): "
+                         "alpha = K_0^{-1} (y - f_0) is undefined")
+    return solution
+
+
+def kernel_alpha(network: Network, params_0: Params, x: jax.Array, y: jax.Array) -> jax.Array:
+    """alpha = K_0^{-1} (y - f_0(X)), shape (N, C) (see :func:`kernel_solution`)."""
+    return kernel_solution(network, params_0, x, y).alpha
+
+
+# ------------------------------------------------------------------------------------------------
+# Saving and loading
+# ------------------------------------------------------------------------------------------------
+
+class SavedModel(NamedTuple):
+    params_0: Params
+    params_f: Params
+    arch: Architecture
+    width: int
+    out_dim: int
+
+
+def _npz_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
+
+
+def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture, width: int,
+               out_dim: int = 1) -> Path:
+    """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz.
+
+    Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths). Returns the path.
+    """
+    network = make_network(arch, int(width), int(out_dim))
+    layers = [leaf for _, leaf in _leaves_with_paths(params_0)]
+    if not layers:
+        raise ValueError("params_0 has no arrays")
+    in_dim = int(np.shape(layers[0])[0])
+    check_params(network, params_0, in_dim, "params_0")
+    check_params(network, params_f, in_dim, "params_f")
+    arrays = {"spec": np.array(arch.spec), "width": np.array(int(width)), "out_dim": np.array(int(out_dim)),
+              "in_dim": np.array(in_dim), "format_version": np.array(FORMAT_VERSION)}
+    for name, params in (("params_0", params_0), ("params_f", params_f)):
+        for leaf_path, leaf in _leaves_with_paths(params):
+            arrays[f"{name}{leaf_path}"] = np.asarray(leaf, dtype=np.float64)
+    path = _npz_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def load_model(path: str | Path) -> SavedModel:
+    """Read a model written by :func:`save_model` (or by hand in the same layout), checking every shape."""
+    path = _npz_path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved model at {path}")
+    with np.load(path, allow_pickle=False) as data:
+        contents = {key: data[key] for key in data.files}
+    missing = [key for key in ("spec", "width", "out_dim", "in_dim") if key not in contents]
+    if missing:
+        raise ValueError(f"{path} is not a saved model: it lacks {', '.join(missing)}")
+    try:
+        arch = parse_spec(str(contents["spec"]))
+    except SpecError as error:
+        raise ValueError(f"{path}: bad architecture spec: {error}") from None
+    width, out_dim, in_dim = (int(contents[key]) for key in ("width", "out_dim", "in_dim"))
+    network = make_network(arch, width, out_dim)
+    expected = expected_param_shapes(network, in_dim)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(expected)
+    loaded = {}
+    for name in ("params_0", "params_f"):
+        arrays = []
+        for leaf_path, spec in leaves:
+            key = f"{name}{jax.tree_util.keystr(leaf_path)}"
+            if key not in contents:
+                raise ValueError(f"{path} lacks {key} (a {arch.spec} network of width {width} needs {spec.shape})")
+            array = contents.pop(key)
+            if array.shape != spec.shape:
+                raise ValueError(f"{path}: {key} has shape {array.shape}, but a {arch.spec} network of width {width} "
+                                 f"with {in_dim} inputs and {out_dim} outputs needs {spec.shape}")
+            if not np.all(np.isfinite(array)):
+                raise ValueError(f"{path}: {key} contains NaN or infinite values")
+            arrays.append(jnp.asarray(array, dtype=jnp.float64))
+        loaded[name] = jax.tree_util.tree_unflatten(treedef, arrays)
+    extra = sorted(key for key in contents if key.startswith(("params_0", "params_f")))
+    if extra:
+        raise ValueError(f"{path} holds arrays that a {arch.spec} network of width {width} does not have: "
+                         f"{', '.join(extra[:5])}")
+    return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
+                      out_dim=out_dim)
