@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from proofs_check.registry import Context, fit_loglog_slope
+
+
+def save_figure(ctx: Context, fig: Any, filename: str, outcomes: Sequence = ()) -> str:
+    """Save a matplotlib figure under the report's figures folder, close it, attach it to ``outcomes``;
+    return its path relative to the report folder."""
+    import matplotlib.pyplot as plt
+
+    path = ctx.figure_path(filename)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    relative = str(path.relative_to(ctx.out_dir))
+    for outcome in outcomes:
+        outcome.figures.append(relative)
+    return relative
 
 
 def loglog_rate_figure(ctx: Context, filename: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
@@ -32,8 +47,4 @@ def loglog_rate_figure(ctx: Context, filename: str, series: Mapping[str, tuple[S
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
-    path = ctx.figure_path(filename)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return str(path.relative_to(ctx.out_dir)), slopes
+    return save_figure(ctx, fig, filename), slopes

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from proofs_check.figures import save_figure
 from proofs_check.registry import Claim, Context, Outcome, Step, exact, fit_loglog_slope, rate, register, within
 from theory.architecture import Architecture, parse_spec
 
@@ -224,12 +225,7 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     ax.set_ylabel("||Delta theta - J_0^T alpha|| / ||Delta theta||")
     ax.set_title("D1(ii): deviation from the linearized endpoint")
     ax.legend(fontsize=8)
-    path = ctx.figure_path("d1_deviation_vs_width.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    for outcome in outcomes:
-        outcome.figures.append(str(path.relative_to(ctx.out_dir)))
+    save_figure(ctx, fig, "d1_deviation_vs_width.png", outcomes)
     return outcomes
 
 

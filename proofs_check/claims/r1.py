@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from proofs_check.figures import save_figure
 from proofs_check.registry import Claim, Context, Outcome, Step, exact, fit_loglog_slope, rate, register, within
 from theory.architecture import Architecture, parse_spec
 
@@ -272,12 +273,7 @@ def check_width_limit(ctx: Context) -> list[Outcome]:
     ax.set_ylabel("RMS (L_m - L_inf) / S_inf")
     ax.set_title("R1: parameter-space loss -> RKHS distance")
     ax.legend(fontsize=8)
-    path = ctx.figure_path("r1_loss_vs_width.png")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    for outcome in outcomes:
-        outcome.figures.append(str(path.relative_to(ctx.out_dir)))
+    save_figure(ctx, fig, "r1_loss_vs_width.png", outcomes)
     return outcomes
 
 
