@@ -42,6 +42,21 @@ class Outcome:
     details: dict[str, Any] = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    applicable: bool = True
+    """False for a step that does not apply (e.g. no closed form to certify): it neither passes nor fails,
+    and the report shows it as ``n/a``; ``passed`` is then False."""
+
+    @property
+    def status(self) -> str:
+        """"pass", "FAIL" or "n/a"."""
+        if not self.applicable:
+            return "n/a"
+        return "pass" if self.passed else "FAIL"
+
+    @property
+    def failed(self) -> bool:
+        """An applicable outcome that did not pass."""
+        return self.applicable and not self.passed
 
     def as_dict(self) -> dict[str, Any]:
         measured = self.measured
@@ -53,6 +68,7 @@ class Outcome:
             "name": self.name,
             "kind": self.kind,
             "passed": bool(self.passed),
+            "status": self.status,
             "measured": measured,
             "expected": self.expected,
             "reason": self.reason,
@@ -97,6 +113,93 @@ def rate(name: str, slope: float, expected: float, tolerance: float, reason: str
     slope = float(slope)
     return Outcome(name=name, passed=bool(abs(slope - expected) <= tolerance), measured=slope,
                    expected=f"slope {expected:g} +- {tolerance:g}", reason=reason, details=details)
+
+
+def not_applicable(name: str, reason: str, *, kind: str = "check", **details) -> Outcome:
+    """A step that does not apply here (``reason`` says why): shown as ``n/a``, never as a pass."""
+    return Outcome(name=name, passed=False, measured=None, expected="not applicable", reason=reason, kind=kind,
+                   details=details, applicable=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class SlopeFit:
+    """A log-log slope fitted to the aggregate over seeds, with a bootstrap interval over seeds."""
+
+    slope: float
+    low: float
+    high: float
+    level: float
+    n_seeds: int
+    n_boot: int
+
+    @property
+    def width(self) -> float:
+        return self.high - self.low
+
+    def as_dict(self) -> dict[str, float]:
+        return {"slope": self.slope, "low": self.low, "high": self.high, "level": self.level,
+                "n_seeds": self.n_seeds, "n_boot": self.n_boot}
+
+
+def _mean_over_seeds(values: np.ndarray) -> np.ndarray:
+    return np.mean(values, axis=0)
+
+
+def geometric_mean_over_seeds(values: np.ndarray) -> np.ndarray:
+    return np.exp(np.mean(np.log(values), axis=0))
+
+
+def rms_over_seeds(values: np.ndarray) -> np.ndarray:
+    return np.sqrt(np.mean(values**2, axis=0))
+
+
+def bootstrap_loglog_slope(x: Sequence[float], values: Any, *, rng: np.random.Generator, n_boot: int = 2000,
+                           level: float = 0.95, aggregate: Callable[[np.ndarray], np.ndarray] = _mean_over_seeds
+                           ) -> SlopeFit:
+    """Slope of log(aggregate over seeds) against log(x), and its percentile bootstrap interval.
+
+    ``values`` has shape (seeds, len(x)) (or (seeds, len(x), ...) when ``aggregate`` reduces more axes):
+    row s holds seed s's measurements at every x. Each bootstrap replicate resamples the seeds with
+    replacement, aggregates (default: the mean over seeds) and refits the slope, so the interval states
+    how much the fitted exponent depends on which seeds were drawn (Efron & Tibshirani 1993, ch. 13).
+    """
+    values = np.asarray(values, dtype=float)
+    x = np.asarray(x, dtype=float)
+    if values.ndim < 2 or values.shape[1] != x.size:
+        raise ValueError(f"values must have shape (seeds, {x.size}, ...), got {values.shape}")
+    if values.shape[0] < 2:
+        raise ValueError("a bootstrap over seeds needs at least 2 seeds")
+    if not 0 < level < 1:
+        raise ValueError(f"level must lie in (0, 1), got {level}")
+    slope, _ = fit_loglog_slope(x, aggregate(values))
+    seeds = values.shape[0]
+    replicates = np.empty(n_boot)
+    for b in range(n_boot):
+        replicates[b] = fit_loglog_slope(x, aggregate(values[rng.integers(0, seeds, size=seeds)]))[0]
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return SlopeFit(slope=slope, low=float(low), high=float(high), level=level, n_seeds=seeds, n_boot=n_boot)
+
+
+def rate_interval(name: str, fit: SlopeFit, expected: float, reason: str, *, max_width: float | None = None,
+                  **details) -> Outcome:
+    """Pass when the predicted exponent lies in the bootstrap interval of the fitted slope (and, with
+    ``max_width``, the interval is narrow enough to say something: a wide interval contains anything)."""
+    inside = fit.low <= expected <= fit.high
+    narrow = max_width is None or fit.width <= max_width
+    expected_text = f"{expected:g} in {fit.level:.0%} interval" + (f", width <= {max_width:g}" if max_width else "")
+    return Outcome(name=name, passed=bool(inside and narrow), measured=_interval_text(fit), expected=expected_text,
+                   reason=reason, details={**details, "fit": fit.as_dict()})
+
+
+def slope_below(name: str, fit: SlopeFit, bound: float, reason: str, **details) -> Outcome:
+    """Pass when the whole bootstrap interval of the slope lies below ``bound`` (e.g. 0: the quantity decreases)."""
+    return Outcome(name=name, passed=bool(fit.high < bound), measured=_interval_text(fit),
+                   expected=f"interval < {bound:g}", reason=reason, details={**details, "fit": fit.as_dict()})
+
+
+def _interval_text(fit: SlopeFit) -> str:
+    return f"{fit.slope:.3f} [{fit.low:.3f}, {fit.high:.3f}]"
 
 
 def exact(name: str, residual: Any, **details) -> Outcome:
@@ -178,7 +281,8 @@ class ClaimResult:
 
     @property
     def passed(self) -> bool:
-        return bool(self.outcomes) and all(o.passed for o in self.outcomes)
+        """At least one applicable outcome, and none failed (``n/a`` outcomes neither pass nor fail)."""
+        return any(o.applicable for o in self.outcomes) and not any(o.failed for o in self.outcomes)
 
 
 REGISTRY: dict[str, Claim] = {}

@@ -1,15 +1,16 @@
 """Writing a run's results: ``report.json`` (schema below), ``report.md`` and the rich table.
 
-report.json schema (version 1)::
+report.json schema (version 2; version 2 added each outcome's "status")::
 
     {
-      "schema": 1,
+      "schema": 2,
       "profile": "quick" | "full", "seed": int, "archs": [spec, ...], "started": ISO time,
       "seconds": float, "passed": bool,
       "claims": [
         {"id": str, "title": str, "statement": str, "assumptions": [str], "passed": bool, "seconds": float,
          "outcomes": [
            {"name": str, "kind": "derivation" | "check" | "counterexample", "passed": bool,
+            "status": "pass" | "FAIL" | "n/a",
             "measured": number | str | null, "expected": str, "reason": str, "seconds": float,
             "figures": [path relative to the report folder], "details": {...}}
          ]}
@@ -26,7 +27,7 @@ from rich.table import Table
 
 from proofs_check.registry import ClaimResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _measured_text(value) -> str:
@@ -44,7 +45,7 @@ def summary_table(results: list[ClaimResult]) -> Table:
         table.add_column(column, overflow="fold")
     for result in results:
         for outcome in result.outcomes:
-            status = "[green]pass[/green]" if outcome.passed else "[red]FAIL[/red]"
+            status = {"pass": "[green]pass[/green]", "FAIL": "[red]FAIL[/red]", "n/a": "[dim]n/a[/dim]"}[outcome.status]
             table.add_row(result.claim.id, outcome.kind, outcome.name, _measured_text(outcome.measured),
                           outcome.expected, status)
         verdict = "[bold green]PASSED[/bold green]" if result.passed else "[bold red]FAILED[/bold red]"
@@ -101,7 +102,7 @@ def _markdown(report: dict) -> str:
             error = o["details"].get("error")
             reason = o["reason"] + (f" (error: {error})" if error else "")
             lines.append(f"| {o['kind']} | {o['name']} | {measured} | {o['expected']} | {reason} | "
-                         f"{'pass' if o['passed'] else '**FAIL**'} |")
+                         f"{ {'pass': 'pass', 'FAIL': '**FAIL**', 'n/a': 'n/a'}[o['status']]} |")
             figures += [f for f in o["figures"] if f not in figures]
         lines.append("")
         for figure in figures:

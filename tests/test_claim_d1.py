@@ -8,7 +8,7 @@ def test_claim_d1_quick(tmp_path):
 
     ctx = Context(profile="quick", out_dir=tmp_path)
     result = run_claim(d1.CLAIM, ctx)
-    failed = [(o.name, o.measured, o.expected, o.details.get("error")) for o in result.outcomes if not o.passed]
+    failed = [(o.name, o.measured, o.expected, o.details.get("error")) for o in result.outcomes if o.failed]
     assert not failed, failed
     kinds = {o.kind for o in result.outcomes}
     assert kinds == {"derivation", "check", "counterexample"}

@@ -14,7 +14,7 @@ from proofs_check.registry import REGISTRY, Context, run_claim
 def test_claim_quick_profile_passes(module, claim_id, kinds, tmp_path):
     importlib.import_module(f"proofs_check.claims.{module}")
     result = run_claim(REGISTRY[claim_id], Context(profile="quick", out_dir=tmp_path))
-    failed = [(o.name, o.measured, o.expected, o.details) for o in result.outcomes if not o.passed]
+    failed = [(o.name, o.measured, o.expected, o.details) for o in result.outcomes if o.failed]
     assert not failed, failed
     assert {o.kind for o in result.outcomes} == kinds
     assert all(o.reason for o in result.outcomes)

@@ -29,7 +29,7 @@ def test_list_shows_k1(capsys):
 def test_k1_quick_profile_passes_and_writes_report(tmp_path):
     assert main(["run", "K1", "--out", str(tmp_path)]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["schema"] == 1 and report["passed"] and report["profile"] == "quick"
+    assert report["schema"] == 2 and report["passed"] and report["profile"] == "quick"
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}
     assert kinds == {"derivation", "check", "counterexample"}
@@ -58,3 +58,33 @@ def test_loglog_slope_recovers_exponent():
     widths = [10, 100, 1000]
     slope, _ = fit_loglog_slope(widths, [3 * w**-0.5 for w in widths])
     assert abs(slope + 0.5) <= 1e-12  # exact power law: only round-off
+
+
+def test_not_applicable_neither_passes_nor_fails():
+    from proofs_check.registry import Claim, ClaimResult, not_applicable
+
+    na = not_applicable("no closed form", "quadrature instead")
+    assert na.status == "n/a" and not na.passed and not na.failed
+    claim = Claim(id="X", title="", statement="", assumptions=[])
+    assert not ClaimResult(claim, [na], 0.0).passed  # nothing applicable: no verdict to give
+    assert ClaimResult(claim, [na, within("x", 0.0, 1.0, "r")], 0.0).passed
+    assert not ClaimResult(claim, [na, within("x", 2.0, 1.0, "r")], 0.0).passed
+
+
+def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
+    import numpy as np
+
+    from proofs_check.registry import bootstrap_loglog_slope, rate_interval, slope_below
+
+    rng = np.random.default_rng(0)
+    widths = np.array([64, 128, 256, 512, 1024])
+    noisy = widths**-0.5 * np.exp(0.1 * rng.normal(size=(12, widths.size)))  # 10% multiplicative seed noise
+    fit = bootstrap_loglog_slope(widths, noisy, rng=np.random.default_rng(1), n_boot=500)
+    assert fit.low < fit.slope < fit.high and fit.width < 0.2
+    assert rate_interval("r", fit, -0.5, "r", max_width=0.3).passed
+    assert not rate_interval("r", fit, -0.25, "r").passed  # a wrong exponent lies outside the interval
+    assert not rate_interval("r", fit, -0.5, "r", max_width=fit.width / 2).passed  # too wide to say anything
+    assert slope_below("decreasing", fit, 0.0, "r").passed
+    flat = 0.3 * np.exp(0.1 * rng.normal(size=(12, widths.size)))
+    assert not slope_below("decreasing", bootstrap_loglog_slope(widths, flat, rng=np.random.default_rng(2),
+                                                                n_boot=500), 0.0, "r").passed

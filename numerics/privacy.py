@@ -1,0 +1,168 @@
+"""What counts as a revealed training point, and the trivial reconstructions every score is shown beside.
+
+One definition, used by every report that scores an attack (``proofs-check attack``, the claims, the sweep):
+
+    a private point p_i is *revealed* by reconstructions R when some r_j in R is ``factor`` times closer
+    to p_i than to every point of a held-out public set Q from the same distribution:
+
+        factor * ||r_j - p_i|| <= min_{q in Q} ||r_j - q||              (L2 on the raw coordinates)
+
+For 8x8 digits Q is the test split. The criterion asks that a reconstruction identify *that* point, not
+just look like a digit: a plausible image (the mean, a class mean, another digit) sits about as close to
+some public digit as to any private one. SSIM >= 0.4 (Haim et al. 2022) does not ask that: on digits with
+the mean added back, the mean image alone scores SSIM >= 0.4 against every digit.
+
+Why ``DEFAULT_FACTOR = 2``, measured on 100 private digits of the training split against the 540-image test
+split: the trivial reconstructions below (the mean image, 0.2 N(0, 1) noise plus the mean, the class
+means, and even all 1157 other training digits as guesses) reveal 0%; the private digits themselves plus
+N(0, 0.05^2) per-pixel noise (L2 error 0.4, against a median nearest-public-neighbour distance of 1.15)
+reveal 96%. With factor 1 the 1157 other training digits would "reveal" 76%.
+
+Every score is reported next to the same score of :func:`trivial_reconstructions` (:func:`leakage_table`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy.spatial.distance import cdist
+
+from numerics.data import validate_points
+
+DEFAULT_FACTOR = 2.0
+"""Closeness factor of :func:`revealed` (module docstring: the measurement behind it)."""
+NOISE_SCALE = 0.2
+"""The noise baseline is the mean plus NOISE_SCALE * N(0, 1) per coordinate, the attack's initialization."""
+SSIM_THRESHOLDS = (0.4, 0.9)
+"""SSIM pass marks shown beside the revealed fraction: 0.4 (Haim et al. 2022, which trivial images pass on
+digits) and 0.9."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Revealed:
+    """Which private points reconstructions reveal (see the module docstring).
+
+    Attributes:
+      mask: (N,) True where private point i is revealed.
+      ratio: (N,) the best closeness ratio min_q ||r_j - q|| / ||r_j - p_i|| over reconstructions j
+        (inf when some r_j equals p_i); revealed iff ratio >= factor.
+      best_recon: (N,) the index j attaining ``ratio``.
+      distance: (N,) ||r_j - p_i|| for that j.
+      factor: the closeness factor used.
+    """
+
+    mask: np.ndarray
+    ratio: np.ndarray
+    best_recon: np.ndarray
+    distance: np.ndarray
+    factor: float
+
+    @property
+    def fraction(self) -> float:
+        return float(np.mean(self.mask))
+
+    @property
+    def count(self) -> int:
+        return int(np.sum(self.mask))
+
+
+def revealed(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, factor: float = DEFAULT_FACTOR) -> Revealed:
+    """Private point i is revealed when some reconstruction r_j has factor ||r_j - p_i|| <= min_q ||r_j - q||.
+
+    ``recon`` (M x d), ``private`` (N x d), ``public`` (K x d) must be in the same coordinates (e.g. all
+    centred, or all raw): only differences enter.
+    """
+    r = validate_points(recon, name="recon").astype(np.float64)
+    p = validate_points(private, name="private").astype(np.float64)
+    q = validate_points(public, name="public").astype(np.float64)
+    if not (r.shape[1] == p.shape[1] == q.shape[1]):
+        raise ValueError(f"recon, private and public must have the same dimension; got {r.shape[1]}, "
+                         f"{p.shape[1]} and {q.shape[1]}")
+    if not (np.isfinite(factor) and factor >= 1):
+        raise ValueError(f"factor must be a finite number >= 1, got {factor!r}")
+    to_private = cdist(r, p)                      # (M, N)
+    to_public = cdist(r, q).min(axis=1)           # (M,)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = np.where(to_private > 0, to_public[:, None] / np.where(to_private > 0, to_private, 1.0), np.inf)
+    best = np.argmax(ratios, axis=0)
+    columns = np.arange(p.shape[0])
+    ratio = ratios[best, columns]
+    return Revealed(mask=ratio >= factor, ratio=ratio, best_recon=best, distance=to_private[best, columns],
+                    factor=float(factor))
+
+
+def trivial_reconstructions(n_recon: int, *, pool: ArrayLike, mean: ArrayLike | None = None,
+                            pool_labels: ArrayLike | None = None, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Reconstructions that know the data distribution but nothing about the private set, ``n_recon`` each.
+
+    ``pool`` holds points of the same distribution that are neither private nor public (digits: the rest of
+    the training split), in the same coordinates as the attack's reconstructions; ``mean`` is the point
+    the coordinates are centred on (default: the pool's mean). Returns, each as (n_recon, d):
+
+    - ``mean image``: the mean, repeated;
+    - ``noise + mean``: the mean plus NOISE_SCALE * N(0, 1) per coordinate (the attack's starting point);
+    - ``class means`` (when ``pool_labels`` is given): the pool's class means, cycled;
+    - ``held-out points``: ``n_recon`` distinct pool points drawn at random (all of the pool if smaller).
+    """
+    pool_arr = validate_points(pool, name="pool").astype(np.float64)
+    if isinstance(n_recon, bool) or not isinstance(n_recon, (int, np.integer)) or n_recon < 1:
+        raise ValueError(f"n_recon must be a positive integer, got {n_recon!r}")
+    d = pool_arr.shape[1]
+    centre = pool_arr.mean(axis=0) if mean is None else np.broadcast_to(np.asarray(mean, np.float64), (d,))
+    out = {
+        "mean image": np.tile(centre, (n_recon, 1)),
+        "noise + mean": centre + NOISE_SCALE * rng.standard_normal((n_recon, d)),
+    }
+    if pool_labels is not None:
+        labels = np.asarray(pool_labels)
+        if labels.shape != (pool_arr.shape[0],):
+            raise ValueError(f"pool_labels must have shape ({pool_arr.shape[0]},), got {labels.shape}")
+        means = np.stack([pool_arr[labels == k].mean(axis=0) for k in np.unique(labels)])
+        out["class means"] = means[np.arange(n_recon) % means.shape[0]]
+    take = rng.choice(pool_arr.shape[0], size=min(n_recon, pool_arr.shape[0]), replace=False)
+    out["held-out points"] = pool_arr[take]
+    return out
+
+
+def leakage_scores(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, factor: float = DEFAULT_FACTOR,
+                   image_shape: tuple[int, ...] | None = None, offset: ArrayLike | None = None) -> dict[str, Any]:
+    """The revealed fraction and, for images, one-to-one (Hungarian) SSIM scores of one set of reconstructions.
+
+    ``offset`` is added to every point before SSIM (digits: the dataset mean, so SSIM sees raw images).
+    Returns ``revealed`` (fraction), ``revealed_count``, and for images ``ssim_curve`` (best first) and
+    ``ssim_ge_<t>`` for each of :data:`SSIM_THRESHOLDS`.
+    """
+    from numerics.metrics import match
+
+    found = revealed(recon, private, public, factor=factor)
+    scores: dict[str, Any] = {"revealed": found.fraction, "revealed_count": found.count, "factor": factor}
+    if image_shape is not None:
+        shift = 0.0 if offset is None else np.asarray(offset, np.float64)
+        result = match(np.asarray(recon) + shift, np.asarray(private) + shift, metric="ssim", image_shape=image_shape)
+        curve = np.asarray(result.curve, dtype=float)
+        scores["ssim_curve"] = curve.tolist()
+        for threshold in SSIM_THRESHOLDS:
+            scores[f"ssim_ge_{threshold:g}"] = float(np.mean(curve >= threshold))
+    return scores
+
+
+def leakage_table(attack: Mapping[str, ArrayLike], private: ArrayLike, public: ArrayLike, *, pool: ArrayLike,
+                  rng: np.random.Generator, mean: ArrayLike | None = None, pool_labels: ArrayLike | None = None,
+                  factor: float = DEFAULT_FACTOR, image_shape: tuple[int, ...] | None = None,
+                  offset: ArrayLike | None = None) -> dict[str, dict[str, Any]]:
+    """:func:`leakage_scores` of each named attack result and of every trivial reconstruction beside it.
+
+    The trivial reconstructions get as many points as the largest attack result. Rows are keyed by name;
+    trivial rows carry ``"trivial": True``.
+    """
+    rows = {name: {**leakage_scores(recon, private, public, factor=factor, image_shape=image_shape, offset=offset),
+                   "trivial": False} for name, recon in attack.items()}
+    n_recon = max(np.asarray(recon).shape[0] for recon in attack.values()) if attack else np.asarray(private).shape[0]
+    baselines = trivial_reconstructions(int(n_recon), pool=pool, mean=mean, pool_labels=pool_labels, rng=rng)
+    for name, recon in baselines.items():
+        rows[name] = {**leakage_scores(recon, private, public, factor=factor, image_shape=image_shape,
+                                       offset=offset), "trivial": True}
+    return rows
