@@ -27,6 +27,7 @@ STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
 PROFILE ?= quick
 OUT ?= reports/$(PROFILE)
 
+.DEFAULT_GOAL := check
 .PHONY: check test test-all bench clean
 
 $(STAMP): requirements.lock pyproject.toml
