@@ -9,7 +9,9 @@ state. The step *budget* is not a setting: a larger budget extends a run, a budg
 already reached is refused. Inside :func:`interruptible` the first Ctrl-C only raises a flag; the loop
 finishes its chunk, saves, and :meth:`StopFlag.check` raises :class:`Interrupted` (a KeyboardInterrupt
 carrying the step), so the checkpoint on disk always holds the last completed chunk. A second Ctrl-C
-interrupts at once (the checkpoint of the previous chunk stays intact).
+interrupts at once (the checkpoint of the previous chunk stays intact). A command that owns a run folder
+records its settings in ``run.json`` (:func:`write_run`, :func:`read_run`), so that a resumption can be
+checked against them before any work starts.
 
 Files are ``.npz`` archives of plain arrays (read with ``allow_pickle=False``): ``state_<i>`` (the
 leaves of the state pytree), ``extra_<name>`` (e.g. the loss history), ``step``, ``budget``, ``kind``,
@@ -294,6 +296,33 @@ class Checkpoint:
         state = jax.tree_util.tree_unflatten(treedef, arrays)
         extras = {key[len("extra_"):]: value for key, value in contents.items() if key.startswith("extra_")}
         return Saved(state=state, step=step, budget=stored_budget, extras=extras, settings=settings)
+
+
+RUN_RECORD = "run.json"
+"""The file in a run folder that records what a command was run with (see :func:`read_run`)."""
+
+
+def read_run(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The record a command left in a run folder (``run.json``: its settings and progress), or None."""
+    path = Path(folder) / RUN_RECORD
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path} is unreadable ({error}); remove it to start afresh") from None
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        raise CheckpointError(f"{path} is not a run record; remove it to start afresh")
+    return record
+
+
+def write_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> Path:
+    """Write ``run.json`` atomically (settings and progress of the command that owns the folder)."""
+    path = Path(folder) / RUN_RECORD
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(_normalize(record), indent=2))
+    os.replace(temporary, path)
+    return path
 
 
 class StopFlag:
