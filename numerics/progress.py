@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Column
 
 NARROW = 60
-"""Below this terminal width only the counts and the value are shown."""
+"""Below this terminal width only the counts and the value are shown (they fit down to 40 columns)."""
 
 
 def progress_bar(*, enabled: bool = True, value_name: str | None = None, console: Console | None = None,

@@ -151,7 +151,8 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
     """Shows each option's default (unless it has none) and keeps the epilog's line breaks."""
 
     def _get_help_string(self, action):
-        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in (action.help or ""):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or "%(default)" in (action.help or "") or "(default:" in (action.help or ""):
             return action.help
         return super()._get_help_string(action)
 
@@ -310,6 +311,8 @@ def _run(args) -> int:
 
 ATTACK_TRAINING_DEFAULTS = {"arch": "relu:2", "width": 1024, "training": "linearized", "train_steps": 20_000}
 """Defaults of the options that describe the network to train (they conflict with --model)."""
+ATTACK_CHUNK = 100
+"""Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one)."""
 ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack": "attack_checkpoint.npz"}
 
 
@@ -472,7 +475,7 @@ def _attack(args) -> int:
     result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
-                                    progress=not args.no_progress)
+                                    progress=not args.no_progress, chunk=ATTACK_CHUNK)
 
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)

@@ -223,6 +223,12 @@ RATIO_CAP = 1e3
 
 def leakage_figure(path: str | Path, curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: float,
                    ssim_thresholds: Sequence[float] = (), title: str) -> Path:
+    """Draw :func:`leakage_axes` and save it to ``path``."""
+    return save(leakage_axes(curves, factor=factor, ssim_thresholds=ssim_thresholds, title=title), path)
+
+
+def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: float,
+                 ssim_thresholds: Sequence[float] = (), title: str):
     """The attack's sorted per-point scores beside the trivial baselines'.
 
     ``curves[name]`` holds ``ratio``: each private point's closeness ratio (the success measure of
@@ -260,7 +266,7 @@ def leakage_figure(path: str | Path, curves: Mapping[str, Mapping[str, np.ndarra
         axes[1].set_ylim(-0.2, 1.02)
         axes[1].legend(fontsize=7)
         count_axis(axes[1])
-    return save(fig, path)
+    return fig
 
 
 def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequence[np.ndarray | None],
