@@ -81,8 +81,10 @@ def reference_line(ax, *, y: float | None = None, x: float | None = None, label:
         ax.axvline(x, label=label, **style)
 
 
-def reference_slope(ax, x: Sequence[float], y: Sequence[float], slope: float, *, label: str, **style) -> None:
-    """The line y = c x**slope on log-log axes, through the geometric mean of the points (x, y)."""
+def reference_slope(ax, x: Sequence[float], y: Sequence[float], slope: float, *, label: str, offset: float = 0.6,
+                    **style) -> None:
+    """The line y = c x**slope on log-log axes, through ``offset`` times the geometric mean of the points (x, y)
+    (only its slope is predicted; the offset keeps it from hiding a fitted line)."""
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     keep = (x > 0) & (y > 0) & np.isfinite(y)
@@ -91,7 +93,7 @@ def reference_slope(ax, x: Sequence[float], y: Sequence[float], slope: float, *,
     centre_x, centre_y = np.exp(np.mean(np.log(x[keep]))), np.exp(np.mean(np.log(y[keep])))
     span = np.geomspace(x[keep].min(), x[keep].max(), 50)
     style = {"color": "0.4", "linestyle": "--", "linewidth": 1.0, **style}
-    ax.loglog(span, centre_y * (span / centre_x) ** slope, label=label, **style)
+    ax.loglog(span, offset * centre_y * (span / centre_x) ** slope, label=label, **style)
 
 
 def count_axis(ax, axis: str = "x") -> None:
@@ -206,7 +208,7 @@ def loglog_rate_axes(series: Mapping[str, tuple[Sequence[float], Sequence[float]
         all_x += list(x)
     if reference is not None and series:
         first_x, first_y = next(iter(series.values()))
-        reference_slope(ax, first_x, first_y, reference, label=f"predicted slope {reference:g}")
+        reference_slope(ax, first_x, first_y, reference, label=f"predicted slope {reference:g} (offset)")
     ax.legend(fontsize=8)
     readable_log_ticks(ax, "x", values=sorted(set(all_x)))
     readable_log_ticks(ax, "y")
