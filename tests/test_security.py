@@ -83,3 +83,30 @@ def test_payload_through_arch_in_a_separate_process(tmp_path):
         assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
         assert "name '__import__' is not allowed" in done.stderr and done.stdout == ""
         assert _untouched(tmp_path) and not (tmp_path / "run").exists()
+
+
+class _Payload:
+    """Unpickling this calls os.system('touch pwned')."""
+
+    def __reduce__(self):
+        import os
+
+        return os.system, ("touch pwned",)
+
+
+def test_crafted_cifar_batch_runs_nothing(tmp_path, monkeypatch):
+    import pickle
+
+    from numerics.data import load_cifar10
+
+    monkeypatch.chdir(tmp_path)
+    batch = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 1], b"evil": _Payload()}
+    for name in ("test_batch", *(f"data_batch_{k}" for k in range(1, 6))):
+        (tmp_path / name).write_bytes(pickle.dumps(batch))
+    with pytest.raises(ValueError, match="refused to load posix.system") as error:
+        load_cifar10(tmp_path, split="test")
+    assert "\n" not in str(error.value) and _untouched(tmp_path)
+    # the same file without the payload loads
+    clean = {b"data": np.zeros((2, 3072), dtype=np.uint8), b"labels": [0, 1]}
+    (tmp_path / "test_batch").write_bytes(pickle.dumps(clean, protocol=2))
+    assert load_cifar10(tmp_path, split="test").n == 2
