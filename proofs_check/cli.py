@@ -188,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, SpecError) as error:
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except ValueError as error:
+        from numerics.checkpoint import FileError
+
+        if not isinstance(error, FileError):  # a checkpoint or model file in the run folder that cannot be used
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     except CommandInterrupted as interruption:
         print(f"{PROG}: {_one_line(interruption)}", file=sys.stderr)
         return 130

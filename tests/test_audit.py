@@ -155,11 +155,16 @@ def test_real_ctrl_c_in_a_separate_process(tmp_path):
 
 def test_normal_run_in_a_separate_process_is_quiet_on_stderr(tmp_path):
     """No TensorFlow/absl start-up lines, no neural-tangents warnings: stderr stays empty."""
-    command = [sys.executable, "-m", "proofs_check.cli", "attack", "--arch", "expr:1:phi=tanh(x)", "--n", "2",
-               "--width", "8", "--train-steps", "100", "--steps", "10", "--no-progress", "--out", str(tmp_path / "r")]
+    out = tmp_path / "r"
+    command = [sys.executable, "-m", "proofs_check.cli", "attack", "--dataset", "sphere", "--arch",
+               "expr:1:phi=tanh(x)", "--n", "3", "--width", "8", "--train-steps", "100", "--steps", "10",
+               "--no-progress", "--out", str(out)]
     done = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+    metrics = json.loads((out / "metrics.json").read_text())  # points, not images: the measure without SSIM
+    assert "ssim_ge_0.4" not in metrics["leakage"]["attack"] and (out / "curve.png").is_file()
+    assert not (out / "reconstructions.png").exists()
 
 
 def test_project_warnings_stay_visible(tmp_path):
