@@ -26,7 +26,6 @@ import functools
 import math
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jax

@@ -9,7 +9,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 
 from numerics import audit, checkpoint, privacy
 from numerics.checkpoint import Checkpoint

@@ -6,7 +6,6 @@ claim steps) replaced by functions that fail the test if called: the error must 
 
 import io
 import json
-import signal
 
 import jax
 import numpy as np
