@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from numerics.data import digits
-from numerics.privacy import DEFAULT_FACTOR, leakage_table, revealed, trivial_reconstructions
+from numerics.privacy import DEFAULT_FACTOR, leakage_table, rescaled_distances, revealed, trivial_reconstructions
 
 
 def _digits_split(n_private=100, seed=0):
@@ -19,11 +19,11 @@ def test_revealed_by_hand():
     private = np.array([[0.0, 0.0], [10.0, 0.0]])
     public = np.array([[0.0, 3.0]])
     recon = np.array([[0.0, 1.0]])  # 1 from p_0, 2 from the public point: ratio exactly 2
-    found = revealed(recon, private, public, factor=2.0)
+    found = revealed(recon, private, public, factor=2.0, rescale=False)
     assert found.mask.tolist() == [True, False]
     assert found.ratio[0] == pytest.approx(2.0, rel=1e-15) and found.best_recon.tolist() == [0, 0]
-    assert not revealed(recon, private, public, factor=2.0 + 1e-9).mask[0]
-    assert revealed(private[:1], private, public).ratio[0] == np.inf  # an exact copy
+    assert not revealed(recon, private, public, factor=2.0 + 1e-9, rescale=False).mask[0]
+    assert revealed(private[1:], private, public).ratio[1] == np.inf  # an exact copy
 
 
 def test_trivial_reconstructions_reveal_nothing_on_digits_but_near_copies_do():
@@ -54,3 +54,16 @@ def test_bad_input_is_named():
         revealed(np.zeros((1, 3)), np.ones((1, 2)), np.ones((1, 2)))
     with pytest.raises(ValueError, match="n_recon"):
         trivial_reconstructions(0, pool=np.ones((3, 2)), rng=np.random.default_rng(0))
+
+
+def test_rescaling_forgives_only_the_scale_a_bias_free_network_cannot_see():
+    private, public, pool, _, _ = _digits_split()
+    rng = np.random.default_rng(2)
+    near = private + 0.05 * rng.standard_normal(private.shape)
+    for scale in (0.5, 2.0):
+        assert revealed(scale * near, private, public).fraction >= 0.9  # measured 0.96-0.98
+        assert revealed(scale * near, private, public, rescale=False).fraction <= 0.1  # wrong brightness: missed
+    assert revealed(pool, private, public).fraction == 0.0  # guesses stay unrevealing under rescaling
+    x = np.array([[3.0, 4.0]])
+    guesses = np.array([[6.0, 8.0], [-3.0, -4.0], [0.0, 0.0], [4.0, -3.0], [3.0, 0.0]])
+    assert np.allclose(rescaled_distances(guesses, x)[:, 0], [0.0, 5.0, 5.0, 5.0, 4.0], rtol=0, atol=1e-15)
