@@ -33,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="proofs-check", description="Run the claim registry of recon-ntk.",
                      epilog=ARCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sub.add_parser("list", help="list the registered claims")
+    listing = sub.add_parser("list", help="list the registered claims")
+    listing.add_argument("--markdown", action="store_true", help="print every claim's statement, derivation "
+                         "and checks as Markdown (the source of docs/claims.md)")
     run = sub.add_parser("run", help="run claims and write the report", epilog=ARCH_HELP,
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("ids", nargs="*", metavar="ID", help="claim IDs (default: all)")
@@ -66,7 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _list_claims() -> int:
+def _list_claims(markdown: bool = False) -> int:
+    if markdown:
+        from proofs_check.claims import load_claims
+        from proofs_check.docs import claims_markdown
+
+        sys.stdout.write(claims_markdown(load_claims()))
+        return 0
     from rich.console import Console
     from rich.table import Table
 
@@ -186,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if args.command == "list":
-            return _list_claims()
+            return _list_claims(args.markdown)
         if args.command == "attack":
             return _attack(args)
         return _run(args)
