@@ -1,4 +1,4 @@
-"""Linearized training dynamics on the MSE loss and the dual coefficients alpha (THEORY.md, claim D1).
+"""Linearized training dynamics on the MSE loss and the dual coefficients alpha (docs/claims.md#d1).
 
 Linearized model f_lin(theta) = f_0 + J (theta - theta_0), J the Jacobian at theta_0 (N*C x P), K = J J^T,
 loss L = (c / 2) ||y - f_lin(theta)||^2 with c = 1 (sum) or c = 1 / N (mean over the N samples).
