@@ -1,17 +1,37 @@
-# Two entry points; both bootstrap .venv from requirements.lock on a fresh machine.
-#   make check  - every claim on the quick profile: a table on screen, a report in reports/quick
-#   make test   - the test suite (pytest + hypothesis)
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# Two entry points; both bootstrap a virtual environment from requirements.lock on a fresh machine.
+#   make check     - every claim on the quick profile: a table on screen, a report in reports/quick
+#   make test      - the test suite (pytest + hypothesis)
+#   make test-all  - the test suite under every supported Python found on this machine, one venv each
+#   make bench     - the benchmarks
+# The interpreter: PYTHON=... when given; else python3 when it is a supported version; else the newest
+# supported python3.X on PATH. An unsupported one stops make with one line before anything is installed.
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+comma := ,
+python_version = $(shell $(1) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+is_supported = $(filter $(SUPPORTED_PYTHONS),$(call python_version,$(1)))
+ifeq ($(origin PYTHON),undefined)
+  PYTHON := $(firstword $(foreach p,python3 python3.13 python3.12 python3.11,$(if $(call is_supported,$(p)),$(p))))
+endif
+PYTHON_VERSION := $(call python_version,$(PYTHON))
+ifneq ($(filter-out clean test-all,$(or $(MAKECMDGOALS),check)),)
+  ifeq ($(PYTHON),)
+    $(error no supported Python found: recon-ntk needs Python $(subst $() $(),$(comma) ,$(SUPPORTED_PYTHONS)); install one or pass PYTHON=/path/to/python3.X)
+  endif
+  ifeq ($(filter $(SUPPORTED_PYTHONS),$(PYTHON_VERSION)),)
+    $(error PYTHON=$(PYTHON) is $(if $(PYTHON_VERSION),Python $(PYTHON_VERSION),not a working Python); recon-ntk needs Python $(subst $() $(),$(comma) ,$(SUPPORTED_PYTHONS)): pass PYTHON=/path/to/python3.X)
+  endif
+endif
+VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed-$(PYTHON_VERSION)
 PROFILE ?= quick
 OUT ?= reports/$(PROFILE)
 
-.PHONY: check test bench clean
+.DEFAULT_GOAL := check
+.PHONY: check test test-all bench clean
 
 $(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv --clear $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
@@ -22,8 +42,18 @@ check: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# One fresh environment per supported interpreter found (.venv-3.11, ...); a missing interpreter is named, and
+# the run fails when none at all is found.
+test-all:
+	@found=0; for v in $(SUPPORTED_PYTHONS); do \
+	  p=$$(.ci/find-python $$v) || { echo "test-all: Python $$v not found on this machine: not tested"; continue; }; \
+	  found=1; start=$$(date +%s); \
+	  $(MAKE) --no-print-directory test PYTHON=$$p VENV=.venv-$$v || { echo "test-all: FAILED under Python $$v"; exit 1; }; \
+	  echo "test-all: Python $$v passed in $$(( $$(date +%s) - start )) s (environment included)"; \
+	done; [ $$found = 1 ] || { echo "test-all: no supported Python found"; exit 1; }
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/kernel_gram.py
 
 clean:
-	rm -rf $(VENV) reports .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-3.* reports .pytest_cache .hypothesis

@@ -26,7 +26,6 @@ import functools
 import math
 import os
 import warnings
-from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -36,9 +35,11 @@ import optax
 import scipy.optimize
 from scipy.optimize import linear_sum_assignment
 
+from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import assert_distinct, validate_points
 from numerics.kernels import analytic_ntk
 from numerics.networks import Params, activation_fn, dense_layers, forward
+from numerics.progress import progress_bar
 from theory.architecture import Architecture
 
 AT_CHOICES = ("theta0", "thetaf", "both")
@@ -138,11 +139,13 @@ def box_penalty(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
 
 
 def beta_at(step: jax.Array, steps: int, schedule: tuple[float, float] | None, anneal: str) -> jax.Array:
-    """Softplus sharpness at ``step`` of ``steps``: beta_0 -> beta_1, geometric or linear in the step."""
+    """Softplus sharpness at ``step`` of an annealing over ``steps`` steps: beta_0 -> beta_1, geometric or
+    linear in the step, and beta_1 from step ``steps - 1`` on (a resumed attack whose budget was raised
+    keeps the final sharpness for the extra steps)."""
     if schedule is None:
         return jnp.asarray(jnp.inf)
     b0, b1 = schedule
-    fraction = jnp.asarray(step, jnp.float64) / max(steps - 1, 1)
+    fraction = jnp.minimum(jnp.asarray(step, jnp.float64) / max(steps - 1, 1), 1.0)
     if anneal == "geometric":
         return b0 * (b1 / b0) ** fraction
     return b0 + (b1 - b0) * fraction
@@ -203,44 +206,6 @@ def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Checkpoints
-# ---------------------------------------------------------------------------------------------------------
-
-def _save_checkpoint(path: Path, *, x, lam, opt_state, step: int, loss_curve: np.ndarray, meta: dict) -> None:
-    leaves = jax.tree_util.tree_leaves(opt_state)
-    arrays = {f"opt_{i}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
-    arrays.update({f"meta_{k}": np.asarray(v) for k, v in meta.items()})
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, x=np.asarray(x), lam=np.asarray(lam), step=np.asarray(step),
-                 loss_curve=np.asarray(loss_curve), n_opt=np.asarray(len(leaves)), **arrays)
-    os.replace(tmp, path)
-
-
-def _load_checkpoint(path: Path, *, opt_state_template, meta: dict):
-    with np.load(path) as data:
-        for key, value in meta.items():
-            stored = data.get(f"meta_{key}")
-            if stored is None or stored.tolist() != np.asarray(value).tolist():
-                written = None if stored is None else stored.tolist()
-                raise ValueError(f"checkpoint {path} was written for {key}={written!r}, this attack has "
-                                 f"{key}={value!r}; resume only with the same settings")
-        template_leaves, treedef = jax.tree_util.tree_flatten(opt_state_template)
-        if int(data["n_opt"]) != len(template_leaves):
-            raise ValueError(f"checkpoint {path} holds {int(data['n_opt'])} optimizer arrays, expected "
-                             f"{len(template_leaves)}")
-        leaves = []
-        for i, template in enumerate(template_leaves):
-            leaf = data[f"opt_{i}"]
-            if leaf.shape != np.shape(template):
-                raise ValueError(f"checkpoint {path}: optimizer array {i} has shape {leaf.shape}, expected "
-                                 f"{np.shape(template)}")
-            leaves.append(jnp.asarray(leaf, dtype=jnp.asarray(template).dtype))
-        return (jnp.asarray(data["x"]), jnp.asarray(data["lam"]), jax.tree_util.tree_unflatten(treedef, leaves),
-                int(data["step"]), np.asarray(data["loss_curve"]))
-
-
-# ---------------------------------------------------------------------------------------------------------
 # The parameter-space attack
 # ---------------------------------------------------------------------------------------------------------
 
@@ -287,10 +252,16 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     (M x C); S is {theta_0}, {theta_f} or both (``at``). Initialization: X_R ~ init_scale N(0, 1), lambda ~
     U(-0.5, 0.5). ReLU-type activations are replaced by softplus(beta x) / beta with beta annealed over the
     steps from ``beta_schedule[0]`` to ``[1]`` (``anneal``: geometric or linear; None keeps the exact
-    activation). Steps run in jitted ``lax.scan`` chunks of ``chunk`` steps; between chunks a rich progress
-    bar advances and, with ``checkpoint`` set, an ``.npz`` with X_R, lambda, the optimizer state, the step
-    and the loss curve is written. ``resume=True`` continues from that file when it exists (the settings
-    must match); otherwise the attack starts afresh and overwrites it.
+    activation). Steps run in jitted ``lax.scan`` chunks of ``chunk`` steps; between chunks the progress
+    bar advances (it shows the ``objective``: the smoothed loss plus the box penalty, at that step's beta,
+    which is ``loss_curve``) and, with ``checkpoint`` set, a :class:`numerics.checkpoint.Checkpoint` holding
+    X_R, lambda, the optimizer state, the step and the loss curve is written. ``resume=True`` continues from
+    that file when it exists: every setting and the model must match (else
+    :class:`~numerics.checkpoint.SettingsMismatch` names the first that differs), and ``steps`` may be
+    raised, which extends the run: the annealing keeps the schedule of the run's first budget, so the extra
+    steps run at the final beta_1 (the first steps are exactly those of the shorter run). Otherwise the
+    attack starts afresh and overwrites the file. Ctrl-C stops after the current chunk, once it is saved,
+    with :class:`~numerics.checkpoint.Interrupted`.
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -328,64 +299,53 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         raise ValueError("params_f equals params_0: Delta theta = 0, there is nothing to reconstruct")
     thetas = _select_thetas(at, params_0, params_f)
 
-    optimizer, _ = _chunk_runner(arch, at, steps, beta_schedule, anneal, lr, bounds is not None, box_weight,
-                                 method, min(chunk, steps))
     key_x, key_lam = jax.random.split(key)
     x = init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)
     lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5)
-    opt_state = optimizer.init((x, lam))
-    start, curve = 0, np.zeros(0)
-    meta = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at,
-            "steps": steps, "lr": lr, "beta_schedule": "none" if beta_schedule is None else list(beta_schedule),
-            "anneal": anneal, "box": bounds is not None}
-    path = None if checkpoint is None else Path(checkpoint)
-    if path is not None and path.suffix != ".npz":
-        raise ValueError(f"checkpoint path must end in .npz, got {str(path)!r}")
-    if path is not None and resume and path.exists():
-        x, lam, opt_state, start, curve = _load_checkpoint(path, opt_state_template=opt_state, meta=meta)
+    optimizer = optax.adam(lr)
+    carry = (x, lam, optimizer.init((x, lam)))
+    start, curves, horizon = 0, [np.zeros(0)], steps
+    settings = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at, "lr": lr,
+                "beta_schedule": "none" if beta_schedule is None else list(beta_schedule), "anneal": anneal,
+                "box": None if bounds is None else fingerprint(*bounds), "box_weight": box_weight,
+                "init_scale": init_scale, "model": fingerprint(params_0, params_f)}
+    store = None if checkpoint is None else Checkpoint(checkpoint, kind="attack", settings=settings)
+    if store is not None and resume and store.exists():
+        saved = store.load(carry, budget=steps)
+        carry = jax.tree_util.tree_map(jnp.asarray, saved.state)
+        start, curves = saved.step, [saved.extras["loss_curve"]]
+        horizon = int(saved.extras["anneal_steps"])  # the annealing keeps the schedule of the first run
 
-    carry = (x, lam, opt_state)
-    curves = [curve]
-    bar = _progress_bar(progress, steps, start)
-    try:
+    with progress_bar(enabled=progress, value_name="objective") as bar, interruptible() as stop:
+        task = bar.add_task(f"attack {arch.spec}, M = {n_recon}", total=steps, completed=start,
+                            value=float(curves[-1][-1]) if curves[-1].size else float("nan"))
         step = start
         while step < steps:
             length = min(chunk, steps - step)
-            _, run = _chunk_runner(arch, at, steps, beta_schedule, anneal, lr, bounds is not None, box_weight,
+            _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, lr, bounds is not None, box_weight,
                                    method, length)
             carry, losses = run(carry, jnp.asarray(step), thetas, delta, lo, hi)
             losses = np.asarray(losses)
             curves.append(losses)
             step += length
-            if bar is not None:
-                bar[0].update(bar[1], completed=step, description=f"attack loss {losses[-1]:.3e}")
-            if path is not None:
-                _save_checkpoint(path, x=carry[0], lam=carry[1], opt_state=carry[2], step=step,
-                                 loss_curve=np.concatenate(curves), meta=meta)
-    finally:
-        if bar is not None:
-            bar[0].stop()
+            bar.update(task, completed=step, value=float(losses[-1]))
+            if store is not None:
+                store.save(carry, step=step, budget=steps,
+                           extras={"loss_curve": np.concatenate(curves), "anneal_steps": horizon})
+            stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
     smooth = beta_schedule is not None and arch.activation in SMOOTHED
-    final_beta = float(beta_at(steps - 1, steps, beta_schedule, anneal)) if smooth else None
+    final_beta = float(beta_at(steps - 1, horizon, beta_schedule, anneal)) if smooth else None
     phi = activation_fn(arch, smooth_beta=final_beta) if smooth else None
     final = float(reconstruction_loss(arch, thetas, delta, x, lam, activation=phi))
     unsmoothed = float(reconstruction_loss(arch, thetas, delta, x, lam))
-    return AttackResult(x_recon=np.asarray(x), coefficients=np.asarray(lam), loss_curve=np.concatenate(curves),
+    curve = np.concatenate(curves)
+    return AttackResult(x_recon=np.asarray(x), coefficients=np.asarray(lam), loss_curve=curve,
                         final_loss=final, kind="parameter", steps=steps,
                         info={"final_beta": final_beta, "loss_unsmoothed": unsmoothed,
+                              "final_objective": float(curve[-1]) if curve.size else float("nan"),
+                              "anneal_steps": horizon,
                               "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "at": at, "resumed_from": start})
-
-
-def _progress_bar(enabled: bool, total: int, completed: int):
-    if not enabled:
-        return None
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    task = bar.add_task("attack", total=total, completed=completed)
-    bar.start()
-    return bar, task
 
 
 # ---------------------------------------------------------------------------------------------------------

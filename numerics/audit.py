@@ -1,14 +1,19 @@
-"""Auditing a model's leakage end to end: train (or load) a network, attack it, score and draw the result.
+"""Auditing a model's leakage end to end: the data, training, and scoring behind ``proofs-check attack``.
 
-The pipeline behind ``proofs-check attack``:
+1. data: a named dataset (:data:`DATASETS`, :func:`load_dataset`), e.g. scikit-learn's 8x8 digits, odd vs
+   even; :func:`check_n` says before any work whether a size can be drawn from it (and how many exist);
+2. model: full-batch heavy-ball training of a fresh network on it (:func:`train_on`), linearized (the exact
+   NTK regime) or standard, with a checkpoint; or theta_0 / theta_f loaded from a saved ``.npz``;
+3. attack: Loo et al.'s parameter-space attack (arXiv:2302.01428) with M reconstructions
+   (:func:`numerics.attack.parameter_space_attack`);
+4. score: the project's success measure, :func:`numerics.privacy.revealed` (a private point is revealed
+   when some reconstruction is ``factor`` times closer to it than to every held-out public point), for the
+   attack and beside it for every trivial reconstruction (:func:`leakage`; :func:`numerics.privacy.leakage_table`),
+   plus the one-to-one matching used to show reconstructions next to their originals (:func:`score`).
 
-1. data: a named dataset (:func:`load_dataset`), e.g. scikit-learn's 8x8 digits, odd vs even;
-2. model: full-batch heavy-ball training of a fresh network on it (:func:`train_on`), linearized (the
-   exact NTK regime) or standard; or theta_0 / theta_f loaded from a saved ``.npz``;
-3. attack: Loo et al.'s parameter-space attack (arXiv:2302.01428) with M reconstructions;
-4. score: one-to-one matching to the training points (SSIM for images, L2 otherwise), the sorted
-   reconstruction curve, a PNG grid of reconstructions beside their matches, the curve as a PNG and the
-   metrics as JSON.
+Public and pool sets (:func:`reference_sets`): for digits the public set is the test split and the pool
+(where the held-out baseline points come from) the training split minus the private points; for the
+sphere both are fresh uniform points.
 """
 
 from __future__ import annotations
@@ -16,137 +21,198 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jax
 import numpy as np
 
-from numerics.data import Dataset, digits, sphere
+from numerics import privacy
+from numerics.data import Dataset, digits, duplicate_groups, sphere
 from numerics.metrics import MatchResult, match
 from numerics.networks import make_network
 from numerics.training import TrainResult, ntk_matrix, train
 from theory.architecture import Architecture
 
-DATASETS = ("digits-odd-even", "digits-ten-class", "sphere")
+DATASETS: Mapping[str, str] = {
+    "digits-odd-even": "scikit-learn's 8x8 digits, odd (+1) vs even (-1), equal numbers of each; public set: "
+                       "the test split",
+    "digits-ten-class": "scikit-learn's 8x8 digits, ten one-hot classes, equal numbers of each; public set: the "
+                        "test split",
+    "sphere": "points uniform on the unit sphere in R^10 with random +-1 targets; public set: fresh points",
+}
+"""The datasets ``proofs-check attack`` can train on and score against, with a one-line description."""
+SPHERE_DIMENSION = 10
+SPHERE_REFERENCE_POINTS = 500
+"""Size of the sphere's public set and of its pool of held-out points."""
+_DIGITS_TASKS = {"digits-odd-even": "odd_even", "digits-ten-class": "ten_class"}
 
 
-def load_dataset(name: str, n: int, *, seed: int = 0, d: int = 10) -> Dataset:
+def _check_name(name: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+
+
+def check_n(name: str, n: int) -> None:
+    """Raise ValueError (one line) unless ``n`` distinct, class-balanced points can be drawn from ``name``;
+    the message says how many exist."""
+    _check_name(name)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"--n must be a positive integer, got {n!r}")
+    if name not in _DIGITS_TASKS:
+        return
+    full = digits(task=_DIGITS_TASKS[name], split="train")
+    keep = np.ones(full.n, dtype=bool)
+    for group in duplicate_groups(full.x):
+        keep[group[1:]] = False
+    counts = [int(np.sum(keep & (full.labels == k))) for k in range(len(full.class_names))]
+    classes = len(counts)
+    per_class = (", ".join(f"{c} {label}" for c, label in zip(counts, full.class_names)) if classes <= 3
+                 else f"{min(counts)} to {max(counts)} per class")
+    largest = classes * min(counts)
+    if n % classes:
+        noun = "even" if classes == 2 else f"a multiple of {classes}"
+        raise ValueError(f"--n {n}: {name} draws equal numbers of its {classes} classes, so --n must be {noun}")
+    if n > largest:
+        raise ValueError(f"--n {n}: {name} has {int(keep.sum())} distinct training points ({per_class}); a balanced "
+                         f"set can have at most {largest}")
+
+
+def load_dataset(name: str, n: int, *, seed: int = 0, d: int = SPHERE_DIMENSION) -> Dataset:
     """A named training set of ``n`` distinct points: digits-odd-even, digits-ten-class or sphere (in R^d)."""
-    if name == "digits-odd-even":
-        return digits(task="odd_even", n=n, seed=seed)
-    if name == "digits-ten-class":
-        return digits(task="ten_class", n=n, seed=seed)
-    if name == "sphere":
-        return sphere(n, d, seed=seed)
-    raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+    _check_name(name)
+    if name in _DIGITS_TASKS:
+        return digits(task=_DIGITS_TASKS[name], n=n, seed=seed)
+    return sphere(n, d, seed=seed)
+
+
+def output_dimension(name: str) -> int:
+    """Number of network outputs the dataset's targets need."""
+    _check_name(name)
+    return 10 if name == "digits-ten-class" else 1
+
+
+def input_dimension(name: str) -> int:
+    _check_name(name)
+    return 64 if name in _DIGITS_TASKS else SPHERE_DIMENSION
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ReferenceSets:
+    """What the success measure compares against: ``public`` (held-out points of the same distribution) and
+    ``pool`` (other non-private points, for the held-out baseline), with the pool's class labels."""
+
+    public: np.ndarray
+    pool: np.ndarray
+    pool_labels: np.ndarray | None
+    mean: np.ndarray
+    """The mean image in the dataset's (centred) coordinates: the 'mean image' baseline."""
+
+
+def reference_sets(name: str, dataset: Dataset, *, seed: int = 0) -> ReferenceSets:
+    """Public set and pool for scoring ``dataset`` (drawn from ``name`` with ``seed``); see the module docstring."""
+    _check_name(name)
+    if name in _DIGITS_TASKS:
+        task = _DIGITS_TASKS[name]
+        full = digits(task=task, split="train")
+        private = {row.tobytes() for row in dataset.x}
+        rest = np.array([row.tobytes() not in private for row in full.x])
+        return ReferenceSets(public=digits(task=task, split="test").x, pool=full.x[rest],
+                             pool_labels=full.labels[rest], mean=np.zeros(full.d))
+    # sphere: independent draws (seeds far from the private set's), uniform like it
+    public = sphere(SPHERE_REFERENCE_POINTS, dataset.d, seed=seed + 1_000_003).x
+    pool = sphere(SPHERE_REFERENCE_POINTS, dataset.d, seed=seed + 2_000_003).x
+    return ReferenceSets(public=public, pool=pool, pool_labels=None, mean=np.zeros(dataset.d))
 
 
 def train_on(arch: Architecture, width: int, dataset: Dataset, *, linearized: bool, seed: int = 0,
              max_steps: int = 20_000, loss_threshold: float = 1e-10, momentum: float = 0.9,
-             progress: bool = True) -> TrainResult:
+             progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False) -> TrainResult:
     """Heavy-ball full-batch training on the MSE loss with step size 1 / lambda_max(K_0).
 
     With momentum 0.9 the iteration is stable for eta lambda_max < 2 (1 + momentum); 1 / lambda_max leaves
-    a wide margin for the drift of the kernel in standard (non-linearized) training.
+    a wide margin for the drift of the kernel in standard (non-linearized) training. ``checkpoint`` and
+    ``resume`` as in :func:`numerics.training.train`.
     """
     network = make_network(arch, width, dataset.y.shape[1])
     params_0 = network.init(jax.random.PRNGKey(seed), dataset.x.shape[1])
     lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, dataset.x)))[-1])
     return train(network, params_0, dataset.x, dataset.y, learning_rate=1.0 / lambda_max, momentum=momentum,
-                 linearized=linearized, max_steps=max_steps, loss_threshold=loss_threshold, progress=progress)
+                 linearized=linearized, max_steps=max_steps, loss_threshold=loss_threshold, progress=progress,
+                 checkpoint=checkpoint, resume=resume)
 
 
 def score(x_recon: np.ndarray, dataset: Dataset) -> MatchResult:
-    """Hungarian matching: SSIM on images (good at >= 0.4, Haim et al.), L2 distance otherwise."""
+    """Hungarian one-to-one matching, to show each private point beside its reconstruction: SSIM on images
+    (the mean added back), L2 distance otherwise."""
     if dataset.image_shape is not None:
-        recon_images = x_recon + dataset.mean
-        original_images = dataset.x + dataset.mean
-        return match(recon_images, original_images, metric="ssim", image_shape=dataset.image_shape)
-    return match(x_recon, dataset.x, metric="l2", threshold=0.1)
+        return match(x_recon + dataset.mean, dataset.x + dataset.mean, metric="ssim", image_shape=dataset.image_shape)
+    return match(x_recon, dataset.x, metric="l2", threshold=None)
 
 
-def reconstruction_grid(path: Path, x_recon: np.ndarray, dataset: Dataset, result: MatchResult) -> Path:
-    """PNG: for every training point (best-scored first) the original above its matched reconstruction."""
-    import matplotlib
+@dataclasses.dataclass(frozen=True, eq=False)
+class Leakage:
+    """The success measure for the attack and every trivial baseline.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    ``rows[name]`` is :func:`numerics.privacy.leakage_table`'s row (``revealed`` fraction, ``revealed_count``,
+    ``factor``, for images ``ssim_ge_0.4`` / ``ssim_ge_0.9`` and ``ssim_curve``; ``trivial``); ``ratios[name]``
+    holds each private point's closeness ratio (:class:`numerics.privacy.Revealed`), for the figure.
+    """
 
-    if dataset.image_shape is None:
-        raise ValueError("a reconstruction grid needs image data")
-    better_first = np.argsort(-result.original_scores if result.metric == "ssim" else result.original_scores,
-                              kind="stable")
-    recon_of = dict(zip(result.original_index.tolist(), result.recon_index.tolist()))
-    n = len(better_first)
-    columns = min(n, 10)
-    rows = 2 * int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(1.2 * columns, 1.3 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    lo, hi = float(np.min(dataset.x + dataset.mean)), float(np.max(dataset.x + dataset.mean))
-    for k, original in enumerate(better_first):
-        row, column = 2 * (k // columns), k % columns
-        axes[row, column].imshow((dataset.x[original] + dataset.mean).reshape(dataset.image_shape),
-                                 cmap="gray", vmin=lo, vmax=hi)
-        axes[row, column].set_title(f"{result.original_scores[original]:.2f}", fontsize=7)
-        if original in recon_of:
-            image = (x_recon[recon_of[original]] + dataset.mean).reshape(dataset.image_shape)
-            axes[row + 1, column].imshow(np.clip(image, lo, hi), cmap="gray", vmin=lo, vmax=hi)
-    fig.suptitle(f"originals (rows 1, 3, ...) over matched reconstructions; {result.metric} above each", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    rows: dict[str, dict[str, Any]]
+    ratios: dict[str, np.ndarray]
+    factor: float
+
+    def curves(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per row: ``ratio`` and, for images, ``ssim`` (what :func:`proofs_check.figures.leakage_figure` draws)."""
+        out = {}
+        for name, row in self.rows.items():
+            out[name] = {"ratio": self.ratios[name]}
+            if "ssim_curve" in row:
+                out[name]["ssim"] = np.asarray(row["ssim_curve"], dtype=float)
+        return out
 
 
-def curve_figure(path: Path, curves: dict[str, MatchResult]) -> Path:
-    """PNG: the sorted reconstruction curve of each run, with the good-reconstruction threshold."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for label, result in curves.items():
-        ax.plot(np.arange(1, len(result.curve) + 1), result.curve, marker=".", label=label)
-        metric, threshold = result.metric, result.threshold
-    if threshold is not None:
-        ax.axhline(threshold, color="gray", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
-    ax.set_xlabel("training points, best reconstructed first")
-    ax.set_ylabel(metric.upper() if metric == "ssim" else "L2 distance")
-    ax.set_title("reconstruction curve")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+ATTACK_ROW = "attack"
 
 
-def metrics_dict(result: MatchResult) -> dict[str, Any]:
-    curve = np.asarray(result.curve, dtype=float)
-    out = {
-        "metric": result.metric,
-        "method": result.method,
-        "threshold": result.threshold,
-        "fraction_good": result.fraction_good,
-        "curve": [float(v) if np.isfinite(v) else str(v) for v in curve],
-    }
-    if result.metric == "ssim":
-        out["fraction_ssim_ge_0.9"] = float(np.mean(curve >= 0.9))
-        out["min_ssim"] = float(curve.min())
-    else:
-        out["max_distance"] = result.max_distance
-    return out
+def leakage(x_recon: np.ndarray, dataset: Dataset, references: ReferenceSets, *, seed: int = 0,
+            factor: float = privacy.DEFAULT_FACTOR) -> Leakage:
+    """Score the attack's reconstructions and the trivial reconstructions with :func:`numerics.privacy.revealed`.
 
-
-@dataclasses.dataclass
-class AuditRun:
-    """What one audit produced: the metrics and the files it wrote."""
-
-    metrics: dict[str, Any]
-    files: list[Path]
+    The rows are :func:`numerics.privacy.leakage_table`'s (baselines drawn with ``numpy.random.default_rng(seed)``);
+    the per-point ratios of the baselines come from the same draw.
+    """
+    options = dict(pool=references.pool, mean=references.mean, pool_labels=references.pool_labels)
+    image = dict(image_shape=dataset.image_shape, offset=dataset.mean if dataset.image_shape is not None else None)
+    rows = privacy.leakage_table({ATTACK_ROW: x_recon}, dataset.x, references.public, rng=np.random.default_rng(seed),
+                                 factor=factor, **options, **image)
+    baselines = privacy.trivial_reconstructions(int(np.shape(x_recon)[0]), rng=np.random.default_rng(seed), **options)
+    ratios = {}
+    for name, recon in {ATTACK_ROW: x_recon, **baselines}.items():
+        found = privacy.revealed(recon, dataset.x, references.public, factor=factor)
+        if found.count != rows[name]["revealed_count"]:  # the two draws of the baselines must be the same
+            raise RuntimeError(f"baseline {name!r} differs from the one numerics.privacy.leakage_table drew")
+        ratios[name] = found.ratio
+    return Leakage(rows=rows, ratios=ratios, factor=factor)
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(metrics, indent=2))
+    """metrics.json, written under a temporary name and renamed (non-finite numbers as strings)."""
+    def plain(value):
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, (np.floating, np.integer, np.bool_)):
+            value = value.item()
+        if isinstance(value, float) and not np.isfinite(value):
+            return str(value)
+        return value
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(plain(metrics), indent=2))
+    temporary.replace(path)
     return path

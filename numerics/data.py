@@ -451,10 +451,36 @@ CIFAR10_BATCHES: dict[str, tuple[str, ...]] = {"train": tuple(f"data_batch_{k}" 
                                                "test": ("test_batch",)}
 
 
+PICKLE_GLOBALS: frozenset[tuple[str, str]] = frozenset({
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+    *((module, name) for prefix in ("numpy.core", "numpy._core")
+      for module, name in ((f"{prefix}.multiarray", "_reconstruct"), (f"{prefix}.multiarray", "scalar"),
+                           (f"{prefix}.numeric", "_frombuffer"))),
+})
+"""The only globals a CIFAR-10 batch may name: what numpy arrays (and Python 2 byte strings) pickle into."""
+
+
+class _ArraysOnlyUnpickler(pickle.Unpickler):
+    """An unpickler that builds dicts, lists, numbers, strings and numpy arrays, and refuses any other global,
+    so a crafted batch cannot call ``os.system`` or anything else while it is read."""
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in PICKLE_GLOBALS:
+            raise pickle.UnpicklingError(f"refused to load {module}.{name}: a CIFAR-10 batch holds only arrays, "
+                                         "lists, numbers and strings")
+        return super().find_class(module, name)
+
+
 def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(data uint8 (n, 3072) channel-major, labels (n,)) of one CIFAR-10 python batch (a pickled dict)."""
+    """(data uint8 (n, 3072) channel-major, labels (n,)) of one CIFAR-10 python batch (a pickled dict), read
+    with an unpickler that refuses every global except numpy's array constructors."""
     with path.open("rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
+        try:
+            batch = _ArraysOnlyUnpickler(handle, encoding="bytes").load()
+        except pickle.UnpicklingError as error:
+            raise ValueError(f"{path}: {error}") from None
+        except (EOFError, ValueError, TypeError, AttributeError) as error:
+            raise ValueError(f"{path}: not a CIFAR-10 batch ({type(error).__name__}: {error})") from None
     if not isinstance(batch, dict):
         raise ValueError(f"{path}: expected a pickled dict, got {type(batch).__name__}")
     found = {key.decode() if isinstance(key, bytes) else key: value for key, value in batch.items()}
@@ -476,7 +502,8 @@ def load_cifar10(directory: str | Path, *, split: Split = "train",
     ``directory`` is the ``cifar-10-batches-py`` folder or its parent. CIFAR stores each image channel-major
     (3 x 32 x 32: all red, then green, then blue); here each row is the image in HWC order (32, 32, 3),
     flattened, pixels divided by 255. With ``center`` the per-pixel mean of the training batches is
-    subtracted. The batches are pickles: load only files you trust.
+    subtracted. The batches are pickles; they are read with an unpickler that builds only arrays, lists,
+    numbers and strings (any other global is refused), so a crafted file cannot run code.
     """
     _check_choice(split, SPLITS, "split")
     _check_choice(task, ("ten_class", "animal_vehicle"), "CIFAR-10 task")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import time
 import warnings
 from pathlib import Path
@@ -35,7 +36,9 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
+from numerics.checkpoint import Checkpoint, FileError, fingerprint, interruptible, read_npz
 from numerics.networks import Network, Params, make_network
+from numerics.progress import progress_bar
 from theory.architecture import Architecture, SpecError, parse_spec
 
 REDUCTIONS = ("sum", "mean")
@@ -190,6 +193,8 @@ class TrainResult:
     momentum: float
     stop_reason: str
     seconds: float
+    resumed_from: int = 0
+    """The step a resumed run continued from (0 for a fresh run)."""
 
     @property
     def delta(self) -> Params:
@@ -260,23 +265,23 @@ def _loss(params, params_0, x, y, *, apply_fn, linearized, reduction):
     return 0.5 * _scale(reduction, x.shape[0]) * jnp.sum(residual**2)
 
 
-def _progress_bar(enabled: bool):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    TextColumn("loss {task.fields[loss]:.3e}"), disable=not enabled)
-
-
 def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, learning_rate: float,
           momentum: float = 0.0, nesterov: bool = False, reduction: str = "sum", linearized: bool = False,
           max_steps: int = 10_000, loss_threshold: float = 0.0, chunk_size: int = 1000,
-          progress: bool = True) -> TrainResult:
+          progress: bool = True, checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TrainResult:
     """Full-batch GD (``momentum=0``) or heavy-ball momentum on the MSE loss, recording alpha.
 
     Runs until the loss (with the chosen ``reduction``) is <= ``loss_threshold``, ``max_steps`` steps were
     taken, or the loss stops being finite (a RuntimeWarning then). Steps run in jitted ``jax.lax.scan``
     chunks of ``chunk_size``; the learning rate, momentum, threshold and budget are traced, so runs that
-    differ only in those (or in data values) reuse one compilation. ``progress=False`` prints nothing.
+    differ only in those (or in data values) reuse one compilation. ``progress=False`` prints nothing; the
+    bar shows the ``train loss`` (the loss above, the quantity recorded in ``losses``).
+
+    With ``checkpoint`` (an ``.npz`` path) the state is saved after every chunk
+    (:class:`numerics.checkpoint.Checkpoint`); ``resume=True`` continues from it when it exists, with the same
+    network, data, theta_0 and optimizer settings (else :class:`~numerics.checkpoint.SettingsMismatch` names
+    the first that differs) and a ``max_steps`` at least the step reached (a larger one extends the run).
+    Ctrl-C stops after the current chunk, once it is saved, with :class:`~numerics.checkpoint.Interrupted`.
     """
     _check_options(reduction, learning_rate, momentum, max_steps, chunk_size, loss_threshold)
     x, y = check_data(network, x, y)
@@ -288,11 +293,23 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     state = (params_0, opt.init(params_0), alpha, opt.init(alpha), jnp.zeros((), jnp.int64), jnp.zeros((), bool))
     hyper = (jnp.float64(learning_rate), jnp.float64(momentum), jnp.float64(loss_threshold), jnp.int64(max_steps))
     losses: list[np.ndarray] = []
+    settings = {"arch": network.arch.spec, "width": network.width, "out_dim": network.out_dim,
+                "linearized": bool(linearized), "reduction": reduction, "learning_rate": float(learning_rate),
+                "momentum": float(momentum), "nesterov": bool(nesterov), "loss_threshold": float(loss_threshold),
+                "data": fingerprint(x, y), "params_0": fingerprint(params_0)}
+    store = None if checkpoint is None else Checkpoint(checkpoint, kind="train", settings=settings)
+    resumed_from = 0
+    if store is not None and resume and store.exists():
+        saved = store.load(state, budget=max_steps)
+        # the stop flag is recomputed by the next step, so a run stopped by a smaller budget goes on
+        state = (*jax.tree.map(jnp.asarray, saved.state[:5]), jnp.zeros((), bool))
+        losses.append(np.asarray(saved.extras["losses"]))
+        resumed_from = saved.step
     start = time.perf_counter()
     label = (f"{'linearized ' if linearized else ''}{'heavy-ball' if momentum else 'GD'} "
              f"{network.arch.spec} m={network.width}")
-    with _progress_bar(progress) as bar:
-        task = bar.add_task(label, total=max_steps, loss=float("nan"))
+    with progress_bar(enabled=progress, value_name="train loss") as bar, interruptible() as stop:
+        task = bar.add_task(label, total=max_steps, completed=resumed_from, value=float("nan"))
         stopped = max_steps == 0
         while not stopped:
             state, chunk_losses = _run_chunk(state, params_0, x, y, hyper, nesterov=bool(nesterov),
@@ -302,7 +319,10 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             losses.append(taken)
             done = int(state[4])
             stopped = bool(state[5]) or done >= max_steps
-            bar.update(task, completed=done, loss=float(taken[-1]) if taken.size else float("nan"))
+            bar.update(task, completed=done, value=float(taken[-1]) if taken.size else float("nan"))
+            if store is not None:
+                store.save(state, step=done, budget=max_steps, extras={"losses": np.concatenate(losses)})
+            stop.check(done, total=max_steps, what="training", path=None if store is None else store.path)
     params_f, _, alpha, _, steps, _ = state
     final = float(_loss(params_f, params_0, x, y, **static))
     curve = np.concatenate([*losses, [final]]) if losses else np.array([final])
@@ -318,7 +338,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     return TrainResult(params_0=params_0, params_f=params_f, alpha=alpha, losses=curve, steps=steps,
                        arch=network.arch, width=network.width, out_dim=network.out_dim, linearized=bool(linearized),
                        reduction=reduction, learning_rate=float(learning_rate), momentum=float(momentum),
-                       stop_reason=reason, seconds=time.perf_counter() - start)
+                       stop_reason=reason, seconds=time.perf_counter() - start, resumed_from=resumed_from)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -397,11 +417,20 @@ def _npz_path(path: str | Path) -> Path:
     return path if path.suffix == ".npz" else path.with_name(path.name + ".npz")
 
 
+MODEL_HEADER: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
+    "spec": ((), ("U",)), "width": ((), ("i", "u")), "out_dim": ((), ("i", "u")), "in_dim": ((), ("i", "u")),
+    "format_version": ((), ("i", "u"))}
+"""The scalars of a saved model (name -> (shape, dtype kinds)); format_version may be absent (hand-made files)."""
+MAX_MODEL_DIMENSION = 1 << 24
+"""Largest width, input or output dimension a model file may declare (a sanity bound, not a limit of the code)."""
+
+
 def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture, width: int,
                out_dim: int = 1) -> Path:
     """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz.
 
-    Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths). Returns the path.
+    Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths). The file is written
+    under a temporary name and renamed, so it exists only complete. Returns the path.
     """
     network = make_network(arch, int(width), int(out_dim))
     layers = [leaf for _, leaf in _leaves_with_paths(params_0)]
@@ -417,46 +446,62 @@ def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Archi
             arrays[f"{name}{leaf_path}"] = np.asarray(leaf, dtype=np.float64)
     path = _npz_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, **arrays)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(temporary, path)
     return path
 
 
 def load_model(path: str | Path) -> SavedModel:
-    """Read a model written by :func:`save_model` (or by hand in the same layout), checking every shape."""
+    """Read a model written by :func:`save_model` (or by hand in the same layout), executing nothing.
+
+    The file is read without pickle; its stored spec goes through :func:`theory.architecture.parse_spec`
+    (activation formulas through the whitelist parser); every array's shape and dtype is checked against
+    the network that spec, width and dimensions describe before its data is read, and every value must be
+    finite. Raises FileNotFoundError for a missing file and :class:`numerics.checkpoint.FileError` (a
+    ValueError, one line) for anything else: not an .npz, from another program, a bad spec, arrays
+    missing, extra or of the wrong shape or dtype.
+    """
     path = _npz_path(path)
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"no saved model at {path}")
-    with np.load(path, allow_pickle=False) as data:
-        contents = {key: data[key] for key in data.files}
-    missing = [key for key in ("spec", "width", "out_dim", "in_dim") if key not in contents]
+    header = read_npz(path, what="saved model", expected=MODEL_HEADER, only=MODEL_HEADER)
+    missing = [key for key in ("spec", "width", "out_dim", "in_dim") if key not in header]
     if missing:
-        raise ValueError(f"{path} is not a saved model: it lacks {', '.join(missing)}")
+        raise FileError(f"{path} is not a saved model of this program: it lacks {', '.join(missing)}")
+    version = int(header.get("format_version", FORMAT_VERSION))
+    if version > FORMAT_VERSION:
+        raise FileError(f"{path} has model format {version}; this version reads format {FORMAT_VERSION}")
     try:
-        arch = parse_spec(str(contents["spec"]))
+        arch = parse_spec(str(header["spec"]))
     except SpecError as error:
-        raise ValueError(f"{path}: bad architecture spec: {error}") from None
-    width, out_dim, in_dim = (int(contents[key]) for key in ("width", "out_dim", "in_dim"))
+        raise FileError(f"{path}: bad architecture spec: {error}") from None
+    width, out_dim, in_dim = (int(header[key]) for key in ("width", "out_dim", "in_dim"))
+    for key, value in (("width", width), ("out_dim", out_dim), ("in_dim", in_dim)):
+        if not 1 <= value <= MAX_MODEL_DIMENSION:
+            raise FileError(f"{path}: {key} = {value} is not between 1 and {MAX_MODEL_DIMENSION}")
     network = make_network(arch, width, out_dim)
-    expected = expected_param_shapes(network, in_dim)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(expected)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(expected_param_shapes(network, in_dim))
+    expected = {f"{name}{jax.tree_util.keystr(leaf_path)}": (spec.shape, ("f",))
+                for name in ("params_0", "params_f") for leaf_path, spec in leaves}
+    described = f"a {arch.spec} network of width {width} with {in_dim} inputs and {out_dim} outputs"
+    try:
+        contents = read_npz(path, what="saved model", expected={**MODEL_HEADER, **expected}, max_other_bytes=0)
+    except FileError as error:
+        raise FileError(f"{error} ({described})") from None
+    absent = [key for key in expected if key not in contents]
+    if absent:
+        raise FileError(f"{path} lacks {absent[0]} ({described} needs {expected[absent[0]][0]})")
     loaded = {}
     for name in ("params_0", "params_f"):
         arrays = []
-        for leaf_path, spec in leaves:
+        for leaf_path, _ in leaves:
             key = f"{name}{jax.tree_util.keystr(leaf_path)}"
-            if key not in contents:
-                raise ValueError(f"{path} lacks {key} (a {arch.spec} network of width {width} needs {spec.shape})")
-            array = contents.pop(key)
-            if array.shape != spec.shape:
-                raise ValueError(f"{path}: {key} has shape {array.shape}, but a {arch.spec} network of width {width} "
-                                 f"with {in_dim} inputs and {out_dim} outputs needs {spec.shape}")
+            array = contents[key]
             if not np.all(np.isfinite(array)):
-                raise ValueError(f"{path}: {key} contains NaN or infinite values")
+                raise FileError(f"{path}: {key} contains NaN or infinite values")
             arrays.append(jnp.asarray(array, dtype=jnp.float64))
         loaded[name] = jax.tree_util.tree_unflatten(treedef, arrays)
-    extra = sorted(key for key in contents if key.startswith(("params_0", "params_f")))
-    if extra:
-        raise ValueError(f"{path} holds arrays that a {arch.spec} network of width {width} does not have: "
-                         f"{', '.join(extra[:5])}")
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
                       out_dim=out_dim)

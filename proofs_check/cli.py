@@ -1,27 +1,159 @@
-"""The ``proofs-check`` command: list the claims, run them, write the report.
+"""The ``proofs-check`` command: list the claims, run them, audit a model with the attack.
 
-Exit status: 0 when every selected claim passes, 1 when any fails, 2 on bad usage (unknown claim,
-malformed architecture spec, unknown activation), with a one-line message.
+Exit status: 0 success; 1 a claim failed; 2 bad input: one line on stderr naming the problem, before any
+training, attacking or claim runs; 130 interrupted by Ctrl-C: one line, and a run folder keeps its
+checkpoints (``attack --resume`` continues). A traceback means a bug in this tool.
+
+Every subcommand is declared once, in :data:`COMMANDS`, as a :class:`Command`: its options (with the
+validating types below, so a bad value is a one-line error while the command line is parsed), the checks
+that involve several options or files (``check``, run after parsing and before any work), the folders it
+writes (``outputs``: each is created and test-written before any work), and ``run``. To add a subcommand
+(``distill``, ``defend``, ``sweep``): write its ``add_arguments``, ``check`` and ``run`` functions, append a
+``Command`` to ``COMMANDS``, raise :class:`UsageError` for bad input, and let long loops use
+:mod:`numerics.checkpoint` (``Interrupted`` is turned into the one-line exit 130 here).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import Any, Callable
 
-from theory.architecture import SpecError, parse_spec
+from theory.architecture import ACTIVATION_PARAMETERS, Architecture, SpecError, parse_spec
+from theory.expressions import grammar_summary
 
-ARCH_HELP = """Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.
-Activations: relu, erf, identity, leaky_relu (alpha=), abrelu (a=, b=), monomial (k=),
-poly (coeffs=c0,c1,...), expr (phi=<sympy expression in x>, e.g. expr:2:phi=tanh(x)).
-Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard)."""
+PROG = "proofs-check"
 
 
 class UsageError(Exception):
-    """Bad usage: reported in one line, exit status 2."""
+    """Bad input: reported in one line, exit status 2."""
+
+
+class CommandInterrupted(Exception):
+    """Ctrl-C: reported in one line, exit status 130."""
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validating option types: each returns the parsed value or raises ArgumentTypeError with a one-line reason
+# ---------------------------------------------------------------------------------------------------------
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def seed(text: str) -> int:
+    value = _integer(text)
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+def architecture(text: str) -> Architecture:
+    """An architecture spec, fully validated (an activation formula goes through the whitelist parser)."""
+    try:
+        return parse_spec(text)
+    except SpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def folder(text: str) -> Path:
+    """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is a file")
+            break
+    return path
+
+
+def saved_model(text: str):
+    """A model file written by numerics.training.save_model: read without running anything, every array checked."""
+    import numerics  # noqa: F401  (float64 on)
+    from numerics.checkpoint import FileError
+    from numerics.training import load_model
+
+    try:
+        return load_model(text)
+    except FileNotFoundError:
+        raise argparse.ArgumentTypeError(f"no such file: {text}") from None
+    except (FileError, OSError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def ensure_writable(path: Path, option: str) -> None:
+    """Create ``path`` and write (then remove) a probe file in it; UsageError naming ``option`` if impossible."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".probe-"):
+            pass
+    except OSError as error:
+        raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The command table
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One subcommand: declared once, validated before any work (module docstring)."""
+
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    check: Callable[[argparse.Namespace], None] = lambda args: None
+    outputs: tuple[str, ...] = ()
+    """Destinations of options naming folders the command writes (created and test-written before work)."""
+    epilog: str = ""
+
+
+def architecture_help() -> str:
+    """The spec grammar, with the activations and formula functions read from the code."""
+    activations = ", ".join(f"{name} ({', '.join(f'{p}=' for p in params)})" if params else name
+                            for name, params in ACTIVATION_PARAMETERS.items())
+    return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.\n"
+            f"Activations: {activations}.\n"
+            "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard).\n"
+            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x).")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default (unless it has none) and keeps the epilog's line breaks."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
+                or "%(default)" in (action.help or "") or "(default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,46 +162,72 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="proofs-check", description="Run the claim registry of recon-ntk.",
-                     epilog=ARCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    listing = sub.add_parser("list", help="list the registered claims")
-    listing.add_argument("--markdown", action="store_true", help="print every claim's statement, derivation "
-                         "and checks as Markdown (the source of docs/claims.md)")
-    run = sub.add_parser("run", help="run claims and write the report", epilog=ARCH_HELP,
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    run.add_argument("ids", nargs="*", metavar="ID", help="claim IDs (default: all)")
-    run.add_argument("--arch", action="append", default=[], metavar="SPEC",
-                     help="architecture spec (repeatable); replaces the claim's default architectures")
-    run.add_argument("--profile", choices=("quick", "full"), default="quick")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--out", type=Path, default=Path("reports/latest"), help="report folder")
-
-    attack = sub.add_parser("attack", help="train (or load) a network, reconstruct its training set, score it",
-                            epilog=ARCH_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    attack.add_argument("--dataset", default="digits-odd-even",
-                        help="training set (digits-odd-even, digits-ten-class, sphere); with --model, the set "
-                             "the model was trained on, used for scoring")
-    attack.add_argument("--n", type=int, default=20, help="number of training points")
-    attack.add_argument("--arch", default="relu:2", metavar="SPEC")
-    attack.add_argument("--width", type=int, default=1024)
-    attack.add_argument("--training", choices=("linearized", "standard"), default="linearized")
-    attack.add_argument("--train-steps", type=int, default=20_000, help="training step budget")
-    attack.add_argument("--model", type=Path, help="a saved model (.npz from numerics.training.save_model)")
-    attack.add_argument("--recon", type=int, help="number of reconstructions M (default 2N)")
-    attack.add_argument("--steps", type=int, default=10_000, help="attack steps (Adam)")
-    attack.add_argument("--lr", type=float, default=0.02, help="attack learning rate")
-    attack.add_argument("--at", choices=("theta0", "thetaf", "both"), default="theta0",
-                        help="parameters at which the attack takes gradients")
-    attack.add_argument("--seed", type=int, default=0)
-    attack.add_argument("--out", type=Path, default=Path("reports/attack"))
-    attack.add_argument("--resume", action="store_true", help="continue the attack from its checkpoint")
-    attack.add_argument("--no-progress", action="store_true")
+    parser = _Parser(prog=PROG, description="Run the claim registry of recon-ntk, or audit a model's leakage.",
+                     epilog=architecture_help(), formatter_class=_Formatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+    for command in COMMANDS:
+        command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help,
+                                             epilog=command.epilog, formatter_class=_Formatter))
     return parser
 
 
-def _list_claims(markdown: bool = False) -> int:
-    if markdown:
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        command = next(c for c in COMMANDS if c.name == args.command)
+        command.check(args)
+        for destination in command.outputs:
+            ensure_writable(getattr(args, destination), _option(destination))
+        return command.run(args)
+    except (UsageError, SpecError) as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except ValueError as error:
+        from numerics.checkpoint import FileError
+
+        if not isinstance(error, FileError):  # a checkpoint or model file in the run folder that cannot be used
+            raise
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except CommandInterrupted as interruption:
+        print(f"{PROG}: {_one_line(interruption)}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt as interruption:
+        print(f"{PROG}: {_interrupted_text(interruption, resumable=hasattr(args, 'resume'))}", file=sys.stderr)
+        return 130
+
+
+def _interrupted_text(interruption: KeyboardInterrupt, *, resumable: bool) -> str:
+    """One line for Ctrl-C: the step a loop of numerics.checkpoint stopped at, and how to go on."""
+    step = getattr(interruption, "step", None)
+    where = ""
+    if step is not None:
+        total = f" of {interruption.total}" if interruption.total else ""
+        where = f" at step {step}{total} ({interruption.what})"
+    return f"interrupted{where}" + ("; rerun with --resume to continue" if resumable else "")
+
+
+def _option(name: str) -> str:
+    """The command-line spelling of an option's destination: train_steps -> --train-steps."""
+    return "--" + name.replace("_", "-")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# list
+# ---------------------------------------------------------------------------------------------------------
+
+def _list_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--markdown", action="store_true", help="print every claim's statement, derivation and "
+                        "checks as Markdown (the source of docs/claims.md)")
+
+
+def _list_claims(args) -> int:
+    if args.markdown:
         from proofs_check.claims import load_claims
         from proofs_check.docs import claims_markdown
 
@@ -90,47 +248,68 @@ def _list_claims(markdown: bool = False) -> int:
     return 0
 
 
-def _run(args) -> int:
-    archs = tuple(parse_spec(spec) for spec in args.arch)
+# ---------------------------------------------------------------------------------------------------------
+# run
+# ---------------------------------------------------------------------------------------------------------
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ids", nargs="*", metavar="ID", help="claim IDs (default: all)")
+    parser.add_argument("--arch", action="append", default=[], type=architecture, metavar="SPEC",
+                        help="architecture spec (repeatable); replaces the default architectures of the claims "
+                             "that take architectures")
+    parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="problem sizes")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
+    parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")
+
+
+def _check_run(args) -> None:
     from proofs_check.claims import load_claims
 
     registry = load_claims()
-    ids = [i.upper() for i in args.ids] or list(registry)
-    unknown = [i for i in ids if i not in registry]
+    args.ids = [i.upper() for i in args.ids] or list(registry)
+    unknown = [i for i in args.ids if i not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
 
+
+def _run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from proofs_check.registry import Context, run_step, ClaimResult
+    from numerics.progress import progress_bar
+    from proofs_check.claims import load_claims
+    from proofs_check.registry import ClaimResult, Context, run_step
     from proofs_check.report import report_dict, summary_table, write_report
 
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
-    claims = [registry[i] for i in ids]
+    registry = load_claims()
+    claims = [registry[i] for i in args.ids]
     started = datetime.datetime.now().isoformat(timespec="seconds")
     start = time.perf_counter()
     results = []
     total = sum(1 for claim in claims for _ in claim.steps())
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task("starting", total=total)
-        ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out,
-                      advance=lambda message: progress.update(task, description=message))
-        for claim in claims:
-            ctx.archs = archs if claim.uses_archs else ()
-            claim_start = time.perf_counter()
-            outcomes = []
-            for kind, step in claim.steps():
-                progress.update(task, description=f"{claim.id}: {step.name}")
-                outcomes.extend(run_step(kind, step, ctx))
-                progress.advance(task)
-            results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
+    where = "starting"
+    try:
+        with progress_bar(console=console, transient=True) as bar:
+            task = bar.add_task("starting", total=total)
+            ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out,
+                          advance=lambda message: bar.update(task, description=message))
+            for claim in claims:
+                ctx.archs = tuple(args.arch) if claim.uses_archs else ()
+                claim_start = time.perf_counter()
+                outcomes = []
+                for kind, step in claim.steps():
+                    where = f"{claim.id}: {step.name}"
+                    bar.update(task, description=where)
+                    outcomes.extend(run_step(kind, step, ctx))
+                    bar.advance(task)
+                results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
+    except KeyboardInterrupt:
+        raise CommandInterrupted(f"interrupted during {where}; no report written") from None
     console.print(summary_table(results))
-    report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in archs],
+    report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
                          started=started, seconds=time.perf_counter() - start)
     json_path, md_path = write_report(args.out, report)
     failed = [r.claim.id for r in results if not r.passed]
@@ -139,68 +318,250 @@ def _run(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------------------------
+# attack
+# ---------------------------------------------------------------------------------------------------------
+
+ATTACK_TRAINING_DEFAULTS = {"arch": "relu:2", "width": 1024, "training": "linearized", "train_steps": 20_000}
+"""Defaults of the options that describe the network to train (they conflict with --model)."""
+ATTACK_CHUNK = 100
+"""Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one)."""
+ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack": "attack_checkpoint.npz"}
+
+
+def _attack_arguments(parser: argparse.ArgumentParser) -> None:
+    from numerics.audit import DATASETS
+
+    parser.add_argument("--dataset", choices=list(DATASETS), default="digits-odd-even",
+                        help="training set; with --model, the set the model was trained on (used for scoring)")
+    parser.add_argument("--n", type=positive_int, default=20, help="number of training points")
+    parser.add_argument("--arch", type=architecture, metavar="SPEC",
+                        help=f"network to train (default: {ATTACK_TRAINING_DEFAULTS['arch']})")
+    parser.add_argument("--width", type=positive_int, help=f"its hidden width (default: {ATTACK_TRAINING_DEFAULTS['width']})")
+    parser.add_argument("--training", choices=("linearized", "standard"),
+                        help=f"its training dynamics (default: {ATTACK_TRAINING_DEFAULTS['training']})")
+    parser.add_argument("--train-steps", type=positive_int,
+                        help=f"its training step budget (default: {ATTACK_TRAINING_DEFAULTS['train_steps']})")
+    parser.add_argument("--model", type=saved_model, metavar="FILE.npz",
+                        help="attack a saved model (numerics.training.save_model) instead of training one")
+    parser.add_argument("--recon", type=positive_int, help="number of reconstructions M (default: 2N)")
+    parser.add_argument("--steps", type=positive_int, default=10_000, help="attack steps (Adam)")
+    parser.add_argument("--lr", type=positive_float, default=0.02, help="attack learning rate")
+    parser.add_argument("--at", choices=("theta0", "thetaf", "both"), default="theta0",
+                        help="parameters at which the attack takes gradients")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the network and the attack")
+    parser.add_argument("--out", type=folder, default="reports/attack", help="run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (same settings; a larger --steps extends the attack)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _attack_settings(args) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (--steps and --train-steps are budgets)."""
+    return {"dataset": args.dataset, "n": args.n, "seed": args.seed, "model": args.model_fingerprint,
+            "arch": args.arch.spec, "width": args.width, "training": args.training, "recon": args.recon,
+            "lr": args.lr, "at": args.at}
+
+
+def _check_attack(args) -> None:
+    from numerics import audit
+    from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference, read_run
+
+    given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
+    if args.model is not None:
+        if given:
+            raise UsageError(f"{', '.join(map(_option, given))} describe a network to train; with --model the file "
+                             "describes the network")
+        model = args.model
+        args.arch, args.width, args.training, args.train_steps = model.arch, model.width, None, None
+        args.model_fingerprint = fingerprint(model.params_0, model.params_f)
+    else:
+        for name, default in ATTACK_TRAINING_DEFAULTS.items():
+            if getattr(args, name) is None:
+                setattr(args, name, parse_spec(default) if name == "arch" else default)
+        args.model_fingerprint = None
+    try:
+        audit.check_n(args.dataset, args.n)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    args.recon = args.recon or 2 * args.n
+    if args.model is not None:
+        inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
+        in_dim = int(args.model.params_0[0][0].shape[0])
+        if (in_dim, args.model.out_dim) != (inputs, outputs):
+            raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
+                             f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")
+
+    args.previous = None
+    out = args.out
+    try:
+        args.previous = read_run(out) if out.is_dir() else None
+        if not args.resume or args.previous is None:
+            return
+        if args.previous.get("command") != "attack":
+            raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
+        difference = first_difference(args.previous["settings"], _attack_settings(args))
+        if difference is not None:
+            name, stored, current = difference
+            shown = {"model": lambda v: "a different model" if v else "none (trained here)"}.get(name, lambda v: v)
+            raise UsageError(f"{_option(name)} is {shown(current)} but the run in {out} used {shown(stored)}; resume "
+                             "with the same settings, or drop --resume to start afresh")
+        training = args.previous.get("training")
+        if training is not None and args.model is None and training["stop_reason"] == "budget" \
+                and args.train_steps != training["budget"]:
+            raise UsageError(f"--train-steps is {args.train_steps} but the model in {out} was trained with "
+                             f"{training['budget']} (it stopped at that budget); resume with the same --train-steps")
+        train_checkpoint = out / ATTACK_FILES["train"]
+        if training is None and args.model is None and train_checkpoint.is_file():
+            step = Checkpoint(train_checkpoint, kind="train").peek()[0]
+            if args.train_steps < step:
+                raise UsageError(f"training in {out} is already at step {step}; --train-steps {args.train_steps} "
+                                 "is below it")
+        attack_checkpoint = out / ATTACK_FILES["attack"]
+        if attack_checkpoint.is_file():
+            step = Checkpoint(attack_checkpoint, kind="attack").peek()[0]
+            if args.steps < step:
+                raise UsageError(f"the attack in {out} is already at step {step}; --steps {args.steps} is below it")
+    except CheckpointError as error:
+        raise UsageError(str(error)) from None
+
+
 def _attack(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import jax
+    import numpy as np
     from rich.console import Console
 
-    from numerics import audit
+    from numerics import audit, privacy
     from numerics.attack import parameter_space_attack
+    from numerics.checkpoint import Checkpoint, write_run
     from numerics.training import load_model
+    from proofs_check import figures
 
-    if args.n < 1 or args.width < 1 or args.steps < 1 or (args.recon is not None and args.recon < 1):
-        raise UsageError("--n, --width, --steps and --recon must be positive")
-    if args.dataset not in audit.DATASETS:
-        raise UsageError(f"unknown dataset {args.dataset!r}; known: {', '.join(audit.DATASETS)}")
-    console = Console()
+    console = Console(highlight=False)
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
+    paths = {key: out / name for key, name in ATTACK_FILES.items()}
+    resuming = args.resume and args.previous is not None
+    record = {"command": "attack", "settings": _attack_settings(args), "steps": args.steps,
+              "train_steps": args.train_steps, "training": args.previous.get("training") if resuming else None}
+    if args.resume and not resuming:
+        console.print(f"nothing to resume in {out}: starting afresh")
+    elif not args.resume and args.previous is not None:
+        console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+    write_run(out, record)
+
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
-    info: dict = {"dataset": dataset.name, "n": args.n, "seed": args.seed}
-    if args.model:
-        saved = load_model(args.model)
+    info: dict[str, Any] = {"dataset": dataset.name, "n": args.n, "seed": args.seed}
+    if args.model is not None:
+        arch, width, params_0, params_f = args.model.arch, args.model.width, args.model.params_0, args.model.params_f
+        info["model"] = "given with --model"
+    elif resuming and record["training"] is not None and paths["model"].is_file():
+        saved = load_model(paths["model"])
         arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f
-        info["model"] = str(args.model)
+        console.print(f"resuming {out}: using the model trained there ({paths['model']}), not retraining it")
+        info["model"] = str(paths["model"])
+        info["training"] = record["training"]
     else:
-        arch, width = parse_spec(args.arch), args.width
-        console.print(f"training {arch.spec} width {width} ({args.training}) on {dataset.name}, N = {args.n}")
+        arch, width = args.arch, args.width
+        if resuming and paths["train"].is_file():
+            step = Checkpoint(paths["train"], kind="train").peek()[0]
+            console.print(f"resuming {out}: training from step {step} of {args.train_steps}")
+        else:
+            console.print(f"training {arch.spec} width {width} ({args.training}) on {dataset.name}, N = {args.n}")
         trained = audit.train_on(arch, width, dataset, linearized=args.training == "linearized", seed=args.seed,
-                                 max_steps=args.train_steps, progress=not args.no_progress)
+                                 max_steps=args.train_steps, progress=not args.no_progress,
+                                 checkpoint=paths["train"], resume=args.resume)
         params_0, params_f = trained.params_0, trained.params_f
-        info["model"] = str(trained.save(out / "model.npz"))
-        info["training"] = {"mode": args.training, "steps": trained.steps, "final_loss": trained.final_loss,
-                            "stop_reason": trained.stop_reason, "seconds": round(trained.seconds, 1)}
-    n_recon = args.recon or 2 * args.n
-    console.print(f"attacking {arch.spec} width {width} with M = {n_recon} reconstructions, {args.steps} steps")
-    result = parameter_space_attack(arch, params_0, params_f, n_recon, in_dim=dataset.x.shape[1],
-                                    key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr,
-                                    at=args.at, box=dataset.box, checkpoint=out / "attack_checkpoint.npz",
-                                    resume=args.resume, progress=not args.no_progress)
-    scored = audit.score(result.x_recon, dataset)
-    files = [audit.curve_figure(out / "curve.png", {f"{arch.spec} m={width}": scored})]
+        info["model"] = str(trained.save(paths["model"]))
+        info["training"] = record["training"] = {
+            "mode": args.training, "steps": trained.steps, "budget": args.train_steps,
+            "final_train_loss": trained.final_loss, "stop_reason": trained.stop_reason,
+            "resumed_from": trained.resumed_from, "seconds": round(trained.seconds, 1)}
+        write_run(out, record)
+
+    if resuming and paths["attack"].is_file():
+        step = Checkpoint(paths["attack"], kind="attack").peek()[0]
+        console.print(f"resuming {out}: the attack from step {step} of {args.steps}")
+    console.print(f"attacking {arch.spec} width {width} with M = {args.recon} reconstructions, {args.steps} steps")
+    result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
+                                    key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr, at=args.at,
+                                    box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
+                                    progress=not args.no_progress, chunk=ATTACK_CHUNK)
+
+    references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
+    leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
+    label = f"{arch.spec} m={width}, N={args.n}, M={args.recon}, {args.steps} steps"
+    files = [figures.leakage_figure(out / "curve.png", leakage.curves(), factor=leakage.factor,
+                                    ssim_thresholds=privacy.SSIM_THRESHOLDS if dataset.image_shape else (),
+                                    title=f"attack vs trivial baselines: {label}")]
     if dataset.image_shape is not None:
-        files.append(audit.reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, scored))
-    metrics = {**info, "arch": arch.spec, "width": width, "n_recon": n_recon, "attack_steps": result.steps,
-               "attack_loss": result.final_loss, "attack_at": args.at, **audit.metrics_dict(scored)}
+        files.append(_reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, label))
+    metrics = {
+        **info, "arch": arch.spec, "width": width, "n_recon": args.recon,
+        "success_measure": (f"a private point is revealed when some reconstruction is {leakage.factor:g} times closer "
+                            "to it than to every point of the public set (numerics.privacy.revealed)"),
+        "revealed": leakage.rows[audit.ATTACK_ROW]["revealed"],
+        "leakage": leakage.rows,
+        "attack": {"steps": result.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr, "at": args.at,
+                   "objective": result.info["final_objective"], "loss": result.final_loss,
+                   "loss_unsmoothed": result.info["loss_unsmoothed"], "final_beta": result.info["final_beta"],
+                   "anneal_steps": result.info["anneal_steps"]},
+        "quantities": {"attack.objective": "the progress bar's 'objective' at the last step: smoothed attack loss "
+                                           "plus the box penalty",
+                       "attack.loss": "attack loss at the final softplus sharpness, without the box penalty",
+                       "attack.loss_unsmoothed": "attack loss with the exact activation",
+                       "training.final_train_loss": "the progress bar's 'train loss' after the last step"},
+    }
     files.append(audit.write_metrics(out / "metrics.json", metrics))
-    good = scored.fraction_good
-    console.print(f"fraction of training points reconstructed ({scored.metric}, threshold {scored.threshold}): "
-                  f"{'-' if good is None else f'{good:.2f}'}; files: {', '.join(str(f) for f in files)}")
+    console.print(_leakage_table(leakage, dataset.image_shape is not None))
+    console.print(f"files: {', '.join(str(f) for f in files)}")
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-        if args.command == "list":
-            return _list_claims(args.markdown)
-        if args.command == "attack":
-            return _attack(args)
-        return _run(args)
-    except (UsageError, SpecError) as error:
-        print(f"proofs-check: error: {error}", file=sys.stderr)
-        return 2
+def _reconstruction_grid(path: Path, x_recon, dataset, label: str) -> Path:
+    import numpy as np
+
+    from numerics import audit
+    from proofs_check import figures
+
+    scored = audit.score(x_recon, dataset)
+    order = np.argsort(-scored.original_scores, kind="stable")
+    recon_of = dict(zip(scored.original_index.tolist(), scored.recon_index.tolist()))
+    raw = dataset.x + dataset.mean
+    matched = [x_recon[recon_of[i]] + dataset.mean if i in recon_of else None for i in order]
+    return figures.reconstruction_grid(path, raw[order], matched, scored.original_scores[order],
+                                       image_shape=dataset.image_shape, value_range=(float(raw.min()), float(raw.max())),
+                                       title=f"originals (rows 1, 3, ...) over their matched reconstructions (SSIM above each); "
+                                             f"{label}")
+
+
+def _leakage_table(leakage, images: bool):
+    from rich.table import Table
+
+    table = Table(title=f"revealed private points (closer by a factor {leakage.factor:g} than to every public point)")
+    table.add_column("reconstructions")
+    table.add_column("revealed", justify="right")
+    if images:
+        table.add_column("SSIM >= 0.4", justify="right")
+        table.add_column("SSIM >= 0.9", justify="right")
+    for name, row in leakage.rows.items():
+        cells = [f"{name} (trivial)" if row["trivial"] else f"[bold]{name}[/bold]",
+                 f"{row['revealed']:.0%} ({row['revealed_count']})"]
+        if images:
+            cells += [f"{row['ssim_ge_0.4']:.0%}", f"{row['ssim_ge_0.9']:.0%}"]
+        table.add_row(*cells)
+    return table
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("list", "list the registered claims", _list_arguments, _list_claims),
+    Command("run", "run claims and write the report", _run_arguments, _run, check=_check_run, outputs=("out",),
+            epilog=architecture_help()),
+    Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
+            _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+)
 
 
 if __name__ == "__main__":

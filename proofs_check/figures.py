@@ -1,23 +1,184 @@
-"""Figures shared by claims: log-log rate plots with their fitted slopes."""
+"""The one figure style of the project: every PNG that a claim or the ``attack`` command writes is made here,
+or with these helpers.
+
+Rules (checked by :func:`style_problems`, which the tests run on every figure made here):
+
+- every axes has a title, and x and y labels that end in a unit or ``(relative)`` in parentheses, e.g.
+  ``"width m (units)"``, ``"training points (count)"``, ``"||K - Theta|| / ||Theta|| (relative)"``;
+- every axes with plotted data has a legend, and every legend entry is drawn (a reference value named in a
+  legend is a visible line: :func:`reference_line`, :func:`reference_slope`);
+- axes that count things have integer ticks (:func:`count_axis`);
+- log axes carry at least two labelled ticks even when the data span less than a decade
+  (:func:`readable_log_ticks`).
+
+Figures are drawn with matplotlib's Agg backend (no display needed). Typical use::
+
+    fig, ax = new_figure(title="K1(c): empirical NTK -> analytic NTK", xlabel="width m (units)",
+                         ylabel="relative error (relative)")
+    ax.loglog(widths, errors, "o", label="relu:2")
+    reference_slope(ax, widths, errors, -0.5, label="predicted slope -0.5")
+    readable_log_ticks(ax)
+    save(fig, path)
+"""
 
 from __future__ import annotations
 
+import math
+import re
+import textwrap
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from proofs_check.registry import Context, fit_loglog_slope
 
+UNIT = re.compile(r"\([^()]+\)\s*$")
+"""An axis label ends in a unit or "(relative)" in parentheses."""
+DPI = 120
 
-def save_figure(ctx: Context, fig: Any, filename: str, outcomes: Sequence = ()) -> str:
-    """Save a matplotlib figure under the report's figures folder, close it, attach it to ``outcomes``;
-    return its path relative to the report folder."""
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    path = ctx.figure_path(filename)
+    return plt
+
+
+def new_figure(*, title: str | Sequence[str], xlabel: str | Sequence[str], ylabel: str | Sequence[str],
+               ncols: int = 1, size: tuple[float, float] | None = None, suptitle: str | None = None):
+    """A figure with ``ncols`` axes side by side, titled and labelled (one string, or one per axes).
+
+    Returns (fig, ax) for one axes, (fig, [axes...]) for several.
+    """
+    plt = _pyplot()
+    size = size or (5.0 * ncols, 3.8)
+    fig, axes = plt.subplots(1, ncols, figsize=size, squeeze=False)
+    axes = list(axes[0])
+
+    def each(value):
+        return [value] * ncols if isinstance(value, str) else list(value)
+
+    for ax, t, xl, yl in zip(axes, each(title), each(xlabel), each(ylabel)):
+        ax.set_title(t, fontsize=10)
+        ax.set_xlabel(xl)
+        ax.set_ylabel(yl)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    return fig, (axes[0] if ncols == 1 else axes)
+
+
+def reference_line(ax, *, y: float | None = None, x: float | None = None, label: str, **style) -> None:
+    """A horizontal (``y=``) or vertical (``x=``) reference line that the legend names."""
+    style = {"color": "0.4", "linestyle": "--", "linewidth": 1.0, **style}
+    if (y is None) == (x is None):
+        raise ValueError("give exactly one of x and y")
+    if y is not None:
+        ax.axhline(y, label=label, **style)
+    else:
+        ax.axvline(x, label=label, **style)
+
+
+def reference_slope(ax, x: Sequence[float], y: Sequence[float], slope: float, *, label: str, offset: float = 0.6,
+                    **style) -> None:
+    """The line y = c x**slope on log-log axes, through ``offset`` times the geometric mean of the points (x, y)
+    (only its slope is predicted; the offset keeps it from hiding a fitted line)."""
+    x = np.asarray(x, dtype=float)
+    y = np.asarray(y, dtype=float)
+    keep = (x > 0) & (y > 0) & np.isfinite(y)
+    if not keep.any():
+        return
+    centre_x, centre_y = np.exp(np.mean(np.log(x[keep]))), np.exp(np.mean(np.log(y[keep])))
+    span = np.geomspace(x[keep].min(), x[keep].max(), 50)
+    style = {"color": "0.4", "linestyle": "--", "linewidth": 1.0, **style}
+    ax.loglog(span, offset * centre_y * (span / centre_x) ** slope, label=label, **style)
+
+
+def count_axis(ax, axis: str = "x") -> None:
+    """Integer ticks on an axis that counts things."""
+    from matplotlib.ticker import MaxNLocator
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+
+
+def readable_log_ticks(ax, axis: str = "both", values: Sequence[float] | None = None) -> None:
+    """Labelled ticks on log axes whatever their span: the given ``values`` (e.g. the widths measured), or
+    1-2-5 ticks when the axis spans under two decades (matplotlib would label none), plain numbers."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def plain(value, _):
+        return f"{value:g}"
+
+    for name in (("x", "y") if axis == "both" else (axis,)):
+        target = ax.xaxis if name == "x" else ax.yaxis
+        if (ax.get_xscale() if name == "x" else ax.get_yscale()) != "log":
+            continue
+        if values is not None and name == "x":
+            ax.set_xticks(list(values), [f"{v:g}" for v in values])
+            target.set_minor_formatter(NullFormatter())
+            continue
+        low, high = ax.get_xlim() if name == "x" else ax.get_ylim()
+        if low > 0 and high > 0 and math.log10(high / low) < 2:
+            target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            target.set_major_formatter(FuncFormatter(plain))
+            target.set_minor_formatter(NullFormatter())
+
+
+def style_problems(fig) -> list[str]:
+    """What a figure lacks of the rules in the module docstring (empty when it follows them)."""
+    fig.canvas.draw()
+    problems = []
+    for index, ax in enumerate(fig.axes):
+        if not ax.get_visible() or not ax.axison:
+            continue
+        where = f"axes {index} ({ax.get_title() or 'untitled'})"
+        if not ax.get_title():
+            problems.append(f"{where}: no title")
+        for name, label in (("x", ax.get_xlabel()), ("y", ax.get_ylabel())):
+            if not label:
+                problems.append(f"{where}: no {name} label")
+            elif not UNIT.search(label):
+                problems.append(f"{where}: {name} label {label!r} names no unit or (relative)")
+        has_data = bool(ax.lines or ax.collections or ax.patches or ax.images)
+        legend = ax.get_legend()
+        if has_data and not ax.images and legend is None:
+            problems.append(f"{where}: no legend")
+        if legend is not None:
+            for handle, text in zip(legend.legend_handles, legend.get_texts()):
+                drawn = handle is not None and handle.get_visible() and (
+                    not hasattr(handle, "get_linestyle") or handle.get_linestyle() not in ("None", " ", "")
+                    or (hasattr(handle, "get_marker") and handle.get_marker() not in (None, "None", " ", "")))
+                if not drawn:
+                    problems.append(f"{where}: legend entry {text.get_text()!r} has nothing drawn")
+        for name in ("x", "y"):
+            if (ax.get_xscale() if name == "x" else ax.get_yscale()) != "log":
+                continue
+            low, high = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+            labels = ax.get_xticklabels() if name == "x" else ax.get_yticklabels()
+            ticks = ax.get_xticks() if name == "x" else ax.get_yticks()
+            shown = [t for t, lab in zip(ticks, labels) if lab.get_text() and low <= t <= high]
+            if len(shown) < 2:
+                problems.append(f"{where}: log {name} axis has {len(shown)} labelled tick(s)")
+    return problems
+
+
+def save(fig, path: str | Path) -> Path:
+    """Lay out, write (PNG, 120 dpi) and close a figure; returns the path."""
+    plt = _pyplot()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=DPI)
     plt.close(fig)
+    return path
+
+
+def save_figure(ctx: Context, fig: Any, filename: str, outcomes: Sequence = ()) -> str:
+    """Save a claim's figure under the report's figures folder, attach it to ``outcomes``; return its path
+    relative to the report folder."""
+    path = save(fig, ctx.figure_path(filename))
     relative = str(path.relative_to(ctx.out_dir))
     for outcome in outcomes:
         outcome.figures.append(relative)
@@ -27,24 +188,111 @@ def save_figure(ctx: Context, fig: Any, filename: str, outcomes: Sequence = ()) 
 def loglog_rate_figure(ctx: Context, filename: str, series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *,
                        xlabel: str, ylabel: str, title: str, reference_slope: float | None = None
                        ) -> tuple[str, dict[str, float]]:
-    """Plot each (x, y) series on log-log axes with its least-squares line; return the figure's path
-    (relative to the report folder) and the fitted slope of each series."""
-    import matplotlib
+    """Plot each (x, y) series on log-log axes with its least-squares line (and, with ``reference_slope``, the
+    predicted power law as a dashed line); return the figure's path (relative to the report folder) and the
+    fitted slope of each series."""
+    fig, ax = loglog_rate_axes(series, xlabel=xlabel, ylabel=ylabel, title=title, reference=reference_slope)
+    slopes = {label: fit_loglog_slope(x, y)[0] for label, (x, y) in series.items()}
+    return save_figure(ctx, fig, filename), slopes
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    slopes = {}
-    fig, ax = plt.subplots(figsize=(5, 4))
+def loglog_rate_axes(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, xlabel: str, ylabel: str,
+                     title: str, reference: float | None = None):
+    """The figure of :func:`loglog_rate_figure`, unsaved: (fig, ax)."""
+    fig, ax = new_figure(title=title, xlabel=xlabel, ylabel=ylabel, size=(5.2, 4.0))
+    all_x: list[float] = []
     for label, (x, y) in series.items():
         slope, intercept = fit_loglog_slope(x, y)
-        slopes[label] = slope
-        (points,) = ax.loglog(x, y, "o", label=f"{label} (slope {slope:.2f})")
+        (points,) = ax.loglog(x, y, "o", label=f"{label} (fitted slope {slope:.2f})")
         ax.loglog(x, np.exp(intercept) * np.asarray(x, float) ** slope, "-", color=points.get_color())
-    if reference_slope is not None:
-        ax.plot([], [], " ", label=f"predicted slope {reference_slope:g}")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
+        all_x += list(x)
+    if reference is not None and series:
+        first_x, first_y = next(iter(series.values()))
+        reference_slope(ax, first_x, first_y, reference, label=f"predicted slope {reference:g} (offset)")
     ax.legend(fontsize=8)
-    return save_figure(ctx, fig, filename), slopes
+    readable_log_ticks(ax, "x", values=sorted(set(all_x)))
+    readable_log_ticks(ax, "y")
+    return fig, ax
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The attack command's figures
+# ---------------------------------------------------------------------------------------------------------
+
+RATIO_CAP = 1e3
+"""Closeness ratios above this (a reconstruction on top of its private point gives infinity) are drawn at it."""
+
+
+def leakage_figure(path: str | Path, curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: float,
+                   ssim_thresholds: Sequence[float] = (), title: str) -> Path:
+    """Draw :func:`leakage_axes` and save it to ``path``."""
+    return save(leakage_axes(curves, factor=factor, ssim_thresholds=ssim_thresholds, title=title), path)
+
+
+def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: float,
+                 ssim_thresholds: Sequence[float] = (), title: str):
+    """The attack's sorted per-point scores beside the trivial baselines'.
+
+    ``curves[name]`` holds ``ratio``: each private point's closeness ratio (the success measure of
+    :func:`numerics.privacy.revealed`; revealed at >= ``factor``) and optionally ``ssim`` (its matched SSIM).
+    Left: the ratios, best first, on a log axis, with the ``factor`` line; right (when SSIM is given): the
+    SSIM curves with a line at each of ``ssim_thresholds``.
+    """
+    with_ssim = any("ssim" in c for c in curves.values())
+    fig, axes = new_figure(
+        title=["closeness ratio: nearest public / private distance", "SSIM of the matched reconstruction"][
+            : 1 + with_ssim],
+        xlabel="private points, best first (count)",
+        ylabel=["closeness ratio (relative)", "SSIM (relative)"][: 1 + with_ssim],
+        ncols=1 + with_ssim, size=(5.2 * (1 + with_ssim), 4.0), suptitle=title)
+    axes = axes if with_ssim else [axes]
+    styles = {}
+    for index, (name, curve) in enumerate(curves.items()):
+        trivial = index > 0
+        styles[name] = dict(marker="." if trivial else "o", linestyle=":" if trivial else "-",
+                            linewidth=1.0 if trivial else 1.8, markersize=4 if trivial else 5)
+    for name, curve in curves.items():
+        ratio = np.sort(np.minimum(np.asarray(curve["ratio"], dtype=float), RATIO_CAP))[::-1]
+        axes[0].semilogy(np.arange(1, ratio.size + 1), ratio, label=name, **styles[name])
+    reference_line(axes[0], y=factor, label=f"revealed at ratio >= {factor:g}")
+    axes[0].legend(fontsize=7)
+    count_axis(axes[0])
+    readable_log_ticks(axes[0], "y")
+    if with_ssim:
+        for name, curve in curves.items():
+            if "ssim" in curve:
+                ssim = np.sort(np.asarray(curve["ssim"], dtype=float))[::-1]
+                axes[1].plot(np.arange(1, ssim.size + 1), ssim, label=name, **styles[name])
+        for threshold, style in zip(ssim_thresholds, ("--", "-.", ":")):
+            reference_line(axes[1], y=threshold, label=f"SSIM {threshold:g}", linestyle=style)
+        axes[1].set_ylim(-0.2, 1.02)
+        axes[1].legend(fontsize=7)
+        count_axis(axes[1])
+    return fig
+
+
+def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequence[np.ndarray | None],
+                        scores: Sequence[float], *, image_shape: tuple[int, ...], value_range: tuple[float, float],
+                        title: str, score_name: str = "SSIM") -> Path:
+    """Images: each original (best scored first) above its matched reconstruction, the score above each pair.
+
+    ``originals`` (N x d) and ``matched`` (N entries, None where nothing was matched) are raw images
+    (the dataset mean added back).
+    """
+    plt = _pyplot()
+    n = len(originals)
+    columns = min(n, 10)
+    rows = 2 * int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(max(1.2 * columns, 3.0), 1.3 * rows + 0.6), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    lo, hi = value_range
+    for k in range(n):
+        row, column = 2 * (k // columns), k % columns
+        axes[row, column].imshow(originals[k].reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
+        axes[row, column].set_title(f"{score_name} {scores[k]:.2f}", fontsize=6)
+        if matched[k] is not None:
+            axes[row + 1, column].imshow(np.clip(matched[k], lo, hi).reshape(image_shape), cmap="gray", vmin=lo,
+                                         vmax=hi)
+    fig.suptitle(textwrap.fill(title, width=max(40, 16 * columns)), fontsize=8)
+    return save(fig, path)

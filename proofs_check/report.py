@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 
 from rich.table import Table
+from rich.text import Text
 
 from proofs_check.registry import ClaimResult
 
@@ -39,15 +40,24 @@ def _measured_text(value) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
+def _error(outcome_details: dict) -> str | None:
+    error = outcome_details.get("error")
+    return None if error is None else " ".join(str(error).split())
+
+
 def summary_table(results: list[ClaimResult]) -> Table:
+    """The terminal table: one row per outcome (a failed step shows its error text) and one per claim."""
     table = Table(title="proofs-check", show_lines=False)
     for column in ("claim", "kind", "step", "measured", "expected", "result"):
         table.add_column(column, overflow="fold")
     for result in results:
         for outcome in result.outcomes:
             status = {"pass": "[green]pass[/green]", "FAIL": "[red]FAIL[/red]", "n/a": "[dim]n/a[/dim]"}[outcome.status]
-            table.add_row(result.claim.id, outcome.kind, outcome.name, _measured_text(outcome.measured),
-                          outcome.expected, status)
+            error = _error(outcome.details)
+            measured = Text(_measured_text(outcome.measured))
+            if error is not None:
+                measured = Text(f"error: {error}", style="red")
+            table.add_row(result.claim.id, outcome.kind, outcome.name, measured, outcome.expected, status)
         verdict = "[bold green]PASSED[/bold green]" if result.passed else "[bold red]FAILED[/bold red]"
         table.add_row(f"[bold]{result.claim.id}[/bold]", "", result.claim.title, "", f"{result.seconds:.1f} s",
                       verdict, end_section=True)
@@ -79,6 +89,16 @@ def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: l
     }
 
 
+def markdown_cell(value) -> str:
+    """Text for one cell of a GitHub-style markdown table: ``|`` escaped, line breaks and runs of blanks
+    turned into single spaces (either would end the row)."""
+    return " ".join(str(value).split()).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def _row(*cells) -> str:
+    return "| " + " | ".join(markdown_cell(cell) for cell in cells) + " |"
+
+
 def _markdown(report: dict) -> str:
     lines = [
         "# proofs-check report",
@@ -94,15 +114,14 @@ def _markdown(report: dict) -> str:
                   claim["statement"], ""]
         if claim["assumptions"]:
             lines += ["Assumptions: " + "; ".join(claim["assumptions"]) + ".", ""]
-        lines += ["| kind | step | measured | expected | tolerance reason | result |",
+        lines += [_row("kind", "step", "measured", "expected", "tolerance reason", "result"),
                   "|---|---|---|---|---|---|"]
         figures = []
         for o in claim["outcomes"]:
-            measured = _measured_text(o["measured"]).replace("|", "\\|")
-            error = o["details"].get("error")
+            error = _error(o["details"])
             reason = o["reason"] + (f" (error: {error})" if error else "")
-            lines.append(f"| {o['kind']} | {o['name']} | {measured} | {o['expected']} | {reason} | "
-                         f"{ {'pass': 'pass', 'FAIL': '**FAIL**', 'n/a': 'n/a'}[o['status']]} |")
+            result = {"pass": "pass", "FAIL": "**FAIL**", "n/a": "n/a"}[o["status"]]
+            lines.append(_row(o["kind"], o["name"], _measured_text(o["measured"]), o["expected"], reason, result))
             figures += [f for f in o["figures"] if f not in figures]
         lines.append("")
         for figure in figures:

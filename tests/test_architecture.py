@@ -44,5 +44,5 @@ def test_bad_specs_name_the_problem(spec, message):
 def test_expr_activation_rejects_other_symbols():
     from theory.dual import dual_for
 
-    with pytest.raises(SpecError, match="may use only x"):
+    with pytest.raises(SpecError, match="name .y. is not allowed"):
         dual_for(Architecture("expr", 2, activation_params=(("phi", "tanh(y)"),)))

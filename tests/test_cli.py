@@ -1,24 +1,197 @@
-"""The proofs-check command: exit codes, one-line errors, the report files."""
+"""The proofs-check command: bad input is one line and exit 2 before any work; help, progress bars, the report.
 
+Every bad-input case runs ``main`` in-process with the expensive entry points (training, the attack, the
+claim steps) replaced by functions that fail the test if called: the error must come before any work.
+"""
+
+import io
 import json
 
+import jax
+import numpy as np
 import pytest
+from rich.console import Console
 
-from proofs_check.cli import main
+import numerics  # noqa: F401  (float64 on)
+from numerics import attack as attack_module
+from numerics import audit
+from numerics.networks import make_network
+from numerics.training import load_model, save_model
+from proofs_check import registry
+from proofs_check.cli import COMMANDS, main
 from proofs_check.registry import Context, Step, exact, fit_loglog_slope, rate, run_step, within
+from theory import parse_spec
+from theory.architecture import ACTIVATION_PARAMETERS
+from theory.expressions import FUNCTIONS
+from test_report import assert_tables_intact  # tests/ is on sys.path (pytest prepend import mode)
+
+MALICIOUS = "__import__('os').system('touch pwned')"
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "K99"], "unknown claim K99"),
-    (["run", "K1", "--arch", "tanhh:2"], "unknown activation 'tanhh'"),
-    (["run", "K1", "--arch", "relu:two"], "not an integer"),
-    (["run", "--profile", "slow"], "invalid choice"),
-    ([], "required"),
-])
-def test_bad_usage_exits_2_with_one_line(argv, message, capsys):
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Model files: a good one (digits, 64 inputs, 1 output) and crafted bad ones."""
+    folder = tmp_path_factory.mktemp("models")
+    arch = parse_spec("relu:2")
+    network = make_network(arch, 16, 1)
+    params_0 = network.init(jax.random.PRNGKey(0), 64)
+    params_f = jax.tree.map(lambda a: a * 1.01, params_0)
+    good = save_model(folder / "good.npz", params_0, params_f, arch, 16, 1)
+    with np.load(good) as data:
+        contents = dict(data)
+    files = {"good": good}
+    (folder / "not_npz.npz").write_text("hello, I am text")
+    files["not_npz"] = folder / "not_npz.npz"
+    np.savez(folder / "other.npz", weights=np.ones(3))
+    files["other"] = folder / "other.npz"
+    np.savez(folder / "shapes.npz", **{**contents, "width": np.array(17)})
+    files["shapes"] = folder / "shapes.npz"
+    np.savez(folder / "evil_spec.npz", **{**contents, "spec": np.array(f"expr:2:phi={MALICIOUS}")})
+    files["evil_spec"] = folder / "evil_spec.npz"
+    np.savez(folder / "import_spec.npz", **{**contents, "spec": np.array("expr:2:phi=import os")})
+    files["import_spec"] = folder / "import_spec.npz"
+    np.savez(folder / "pickled.npz", allow_pickle=True, **{**contents, "spec": np.array([object()], dtype=object)})
+    files["pickled"] = folder / "pickled.npz"
+    key = next(k for k in contents if k.startswith("params_f"))
+    np.savez(folder / "ints.npz", **{**contents, key: contents[key].astype(np.int64)})
+    files["ints"] = folder / "ints.npz"
+    files["missing"] = folder / "nowhere.npz"
+    return files
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory):
+    """A finished tiny attack run (for the resume cases)."""
+    out = tmp_path_factory.mktemp("run") / "run"
+    assert main(["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--out", str(out),
+                 "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Training, the attack and claim steps fail the test if they start."""
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the input was validated")
+
+    monkeypatch.setattr(audit, "train_on", forbidden)
+    monkeypatch.setattr(attack_module, "parameter_space_attack", forbidden)
+    monkeypatch.setattr(registry, "run_step", forbidden)
+
+
+def _bad_input_cases():
+    file_ = "{tmp}/a_file"
+    return [
+        # the claim runner
+        (["run", "K99"], "unknown claim K99"),
+        (["run", "K1", "--arch", "tanhh:2"], "unknown activation 'tanhh'"),
+        (["run", "K1", "--arch", "relu:two"], "not an integer"),
+        (["run", "--profile", "slow"], "invalid choice"),
+        (["run", "--seed", "-1"], "--seed: must be an integer from 0"),
+        ([], "required"),
+        (["run", "K1", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
+        (["run", "K1", "--arch", f"expr:2:phi={MALICIOUS}"], "name '__import__' is not allowed"),
+        (["run", "K1", "--arch", "expr:2:phi=x.real"], "attribute access '.real'"),
+        (["run", "K1", "--arch", "expr:2:phi=tanh(y)"], "name 'y' is not allowed"),
+        (["run", "K1", "--out", file_], "exists and is not a folder"),
+        (["run", "K1", "--out", file_ + "/sub"], "is a file"),
+        (["run", "K1", "--out", "/proc/nowhere/report"], "cannot write to --out /proc/nowhere/report"),
+        # the attack: options
+        (["attack", "--dataset", "imagenet"], "invalid choice: 'imagenet'"),
+        (["attack", "--n", "0"], "--n: must be a positive integer"),
+        (["attack", "--n", "-3"], "--n: must be a positive integer"),
+        (["attack", "--n", "ten"], "'ten' is not an integer"),
+        (["attack", "--n", "100000"], "has 1258 distinct training points (625 even, 633 odd)"),
+        (["attack", "--n", "7"], "--n must be even"),
+        (["attack", "--dataset", "digits-ten-class", "--n", "15"], "--n must be a multiple of 10"),
+        (["attack", "--dataset", "digits-ten-class", "--n", "2000"], "at most 1220"),
+        (["attack", "--lr", "0"], "--lr: must be a finite number > 0"),
+        (["attack", "--lr", "-0.1"], "--lr: must be a finite number > 0"),
+        (["attack", "--lr", "nan"], "--lr: must be a finite number > 0"),
+        (["attack", "--lr", "inf"], "--lr: must be a finite number > 0"),
+        (["attack", "--steps", "0"], "--steps: must be a positive integer"),
+        (["attack", "--steps", "-10"], "--steps: must be a positive integer"),
+        (["attack", "--width", "0"], "--width: must be a positive integer"),
+        (["attack", "--train-steps", "0"], "--train-steps: must be a positive integer"),
+        (["attack", "--recon", "0"], "--recon: must be a positive integer"),
+        (["attack", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
+        (["attack", "--arch", f"expr:2:phi={MALICIOUS}"], "name '__import__' is not allowed"),
+        (["attack", "--out", file_], "exists and is not a folder"),
+        (["attack", "--out", "/proc/nowhere/run"], "cannot write to --out /proc/nowhere/run"),
+        # the attack: model files
+        (["attack", "--model", "{missing}"], "no such file"),
+        (["attack", "--model", "{not_npz}"], "not an .npz archive"),
+        (["attack", "--model", "{other}"], "is not a saved model of this program: it lacks spec"),
+        (["attack", "--model", "{shapes}"], "has shape (64, 16) and dtype float64, expected shape (64, 17)"),
+        (["attack", "--model", "{evil_spec}"], "name '__import__' is not allowed"),
+        (["attack", "--model", "{import_spec}"], "syntax error at 'import'"),
+        (["attack", "--model", "{pickled}"], "holds Python objects"),
+        (["attack", "--model", "{ints}"], "dtype int64"),
+        (["attack", "--model", "{good}", "--dataset", "sphere"], "--model takes 64 inputs"),
+        (["attack", "--model", "{good}", "--dataset", "digits-ten-class"], "gives 1 output(s)"),
+        (["attack", "--model", "{good}", "--width", "64"], "--width describe a network to train"),
+        # the attack: resuming a run folder with other settings
+        (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
+          "--out", "{run}"], "--n is 6 but the run in"),
+        (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--lr", "0.01", "--resume",
+          "--out", "{run}"], "--lr is 0.01 but the run in"),
+        (["attack", "--n", "4", "--width", "32", "--train-steps", "300", "--steps", "20", "--resume",
+          "--out", "{run}"], "--width is 32"),
+        (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "10", "--resume",
+          "--out", "{run}"], "already at step 20; --steps 10 is below it"),
+        (["attack", "--model", "{good}", "--n", "4", "--steps", "20", "--resume", "--out", "{run}"],
+         "--model is a different model but the run in"),
+    ]
+
+
+@pytest.mark.parametrize("argv, message", _bad_input_cases(), ids=lambda value: " ".join(value)[:60]
+                         if isinstance(value, list) else None)
+def test_bad_input_is_one_line_and_exit_2_before_any_work(argv, message, models, run_folder, no_work, tmp_path,
+                                                          monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("x")
+    names = {**{k: str(v) for k, v in models.items()}, "run": str(run_folder), "tmp": str(tmp_path)}
+    argv = [arg.format(**names) for arg in argv]
+    before = sorted(p.name for p in tmp_path.iterdir())
     assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert message in err and err.count("\n") == 1
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("proofs-check: error: "), captured.err
+    assert message in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no 'pwned' either)
+
+
+def test_help_shows_defaults_and_the_registered_activations(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # no line breaks inside the values looked for
+    with pytest.raises(SystemExit) as exit_:
+        main(["attack", "--help"])
+    assert exit_.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for expected in ("(default: 0.02)", "(default: 10000)", "(default: digits-odd-even)", "(default: relu:2)",
+                     "(default: 1024)", "(default: 20000)", "(default: linearized)", "(default: reports/attack)",
+                     "(default: 0)", "(default: 20)", "(default: 2N)"):
+        assert expected in text, expected
+    for name in ACTIVATION_PARAMETERS:
+        assert name in text
+    for name in FUNCTIONS:
+        assert name in text
+
+
+def test_every_command_has_help_and_validates_before_work():
+    for command in COMMANDS:
+        assert command.help and callable(command.run) and callable(command.check)
+
+
+@pytest.mark.parametrize("width", [200, 80, 59, 40])
+def test_progress_bars_show_full_totals_at_any_width(width):
+    from numerics.progress import progress_bar
+
+    console = Console(file=io.StringIO(), width=width, force_terminal=True, color_system=None)
+    with progress_bar(console=console, value_name="objective") as bar:
+        bar.add_task("K1: (c) empirical NTK approaches Theta at rate m^-1/2 for relu:2:sb=0.1:param=standard",
+                     total=20000, completed=135, value=1.25e-3)
+    last_frame = console.file.getvalue().split("\r")[-1]
+    assert "135/20000" in last_frame and "objective 1.250e-03" in last_frame
 
 
 def test_list_shows_k1(capsys):
@@ -33,10 +206,22 @@ def test_k1_quick_profile_passes_and_writes_report(tmp_path):
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}
     assert kinds == {"derivation", "check", "counterexample"}
-    assert all(o["passed"] and o["reason"] for o in k1["outcomes"])
+    assert all(o["status"] in ("pass", "n/a") and o["reason"] for o in k1["outcomes"])
     figures = {f for o in k1["outcomes"] for f in o["figures"]}
     assert figures and all((tmp_path / f).is_file() for f in figures)
     assert "K1" in (tmp_path / "report.md").read_text()
+    assert assert_tables_intact((tmp_path / "report.md").read_text()) == len(k1["outcomes"])
+
+
+def test_ctrl_c_during_claims_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
+    def interrupted(kind, step, ctx):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(registry, "run_step", interrupted)
+    assert main(["run", "K1", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("proofs-check: interrupted during K1:") and "no report" in err
+    assert not (tmp_path / "report.json").exists()
 
 
 def test_outcome_helpers_can_fail():
@@ -72,8 +257,6 @@ def test_not_applicable_neither_passes_nor_fails():
 
 
 def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
-    import numpy as np
-
     from proofs_check.registry import bootstrap_loglog_slope, rate_interval, slope_below
 
     rng = np.random.default_rng(0)
@@ -88,3 +271,8 @@ def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
     flat = 0.3 * np.exp(0.1 * rng.normal(size=(12, widths.size)))
     assert not slope_below("decreasing", bootstrap_loglog_slope(widths, flat, rng=np.random.default_rng(2),
                                                                 n_boot=500), 0.0, "r").passed
+
+
+def test_saved_model_round_trips_through_the_safe_loader(models):
+    loaded = load_model(models["good"])
+    assert loaded.arch.spec == "relu:2" and loaded.width == 16 and loaded.out_dim == 1

@@ -7,7 +7,7 @@ A spec string is ``ACTIVATION:DEPTH[:KEY=VALUE]...``, for example ``relu:2`` or
 - ``param``: ``ntk`` (default) or ``standard`` parametrization.
 - activation parameters: ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu: a*min(x,0) + b*max(x,0)),
   ``k`` (monomial x**k), ``coeffs`` (poly: comma-separated c0,c1,... for sum_i c_i x**i),
-  ``phi`` (expr: any sympy expression in ``x``, e.g. ``expr:2:phi=tanh(x)``).
+  ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
 """
 
 from __future__ import annotations
@@ -130,13 +130,16 @@ def _parse_value(activation: str, key: str, text: str) -> object:
                 raise ValueError
             return coeffs
         if key == "phi":
-            if not text.strip():
-                raise ValueError
+            from theory.expressions import parse_expression  # whitelist parser; raises SpecError naming the token
+
+            parse_expression(text)
             return text.strip()
         value = float(text)
         if not math.isfinite(value):
             raise ValueError
         return value
+    except SpecError:
+        raise
     except ValueError:
         raise SpecError(f"bad value {text!r} for {key!r} of activation {activation!r}") from None
 

@@ -25,6 +25,7 @@ import math
 import sympy as sp
 
 from theory.architecture import Architecture, SpecError
+from theory.expressions import parse_expression
 
 a_var, b_var = sp.symbols("a b", positive=True)
 c_var = sp.Symbol("c", real=True)
@@ -116,17 +117,8 @@ def polynomial_kernel(phi: sp.Expr) -> sp.Expr:
 
 
 def activation_expression(text: str) -> sp.Expr:
-    """Parse a user activation (a sympy expression in ``x``), naming the problem if it is not one."""
-    try:
-        expr = sp.sympify(text, locals={"x": x_symbol})
-    except (sp.SympifyError, SyntaxError, TypeError) as error:
-        raise SpecError(f"activation expression {text!r} does not parse: {error}") from None
-    if not isinstance(expr, sp.Expr):
-        raise SpecError(f"activation expression {text!r} is not an expression")
-    extra = expr.free_symbols - {x_symbol}
-    if extra:
-        raise SpecError(f"activation expression {text!r} may use only x, found {sorted(map(str, extra))}")
-    return expr
+    """Parse a user activation (a formula in ``x``) with the whitelist parser; nothing is evaluated."""
+    return parse_expression(text)
 
 
 def _as_rational(value) -> sp.Expr:

@@ -1,0 +1,46 @@
+"""The one progress-bar style of the project (training, the attack, the claim runner, later distillation).
+
+The counts (``completed/total``) and the value shown beside them are never cut: only the description
+shrinks (with an ellipsis) when the terminal is narrow, and below ``NARROW`` columns the description,
+bar and clock are left out. Bars are drawn only on terminals (never into logs or pipes). The value column is named by the caller, so that a bar never shows a
+quantity under the name that a metrics file uses for a different one (the attack's bar shows its
+``objective``, training's bar its ``train loss``).
+
+Example::
+
+    with progress_bar(enabled=True, value_name="train loss") as bar:
+        task = bar.add_task("GD relu:2 m=256", total=1000, value=float("nan"))
+        bar.update(task, completed=500, value=1e-3)
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Column
+
+NARROW = 60
+"""Below this terminal width only the counts and the value are shown (they fit down to 40 columns)."""
+
+
+def progress_bar(*, enabled: bool = True, value_name: str | None = None, console: Console | None = None,
+                 transient: bool = False) -> Progress:
+    """A rich Progress in the project's style; tasks take a ``value`` field when ``value_name`` is given.
+
+    The bar is drawn on the console (default: stdout) only when it is a terminal: logs and pipes get no
+    bar frames.
+    """
+    console = console or Console()
+    enabled = enabled and console.is_terminal
+    keep = Column(no_wrap=True)
+    counts = [MofNCompleteColumn(table_column=keep)]
+    if value_name is not None:
+        counts.append(TextColumn(f"{value_name} {{task.fields[value]:.3e}}", table_column=Column(no_wrap=True)))
+    if console.width < NARROW:
+        columns = counts
+    else:
+        columns = [TextColumn("{task.description}", table_column=Column(ratio=2, no_wrap=True, overflow="ellipsis",
+                                                                         min_width=8)),
+                   BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
+                   *counts[:1], TimeElapsedColumn(table_column=Column(no_wrap=True)), *counts[1:]]
+    return Progress(*columns, console=console, disable=not enabled, expand=True, transient=transient)

@@ -1,0 +1,229 @@
+"""numerics.checkpoint and the loops that use it: save/load, settings, budgets, Ctrl-C, resumption.
+
+Ctrl-C is a real SIGINT sent by the process to itself right after a chunk's checkpoint is written, so the
+signal handler of :func:`numerics.checkpoint.interruptible` is what is tested.
+"""
+
+import os
+import signal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from numerics import attack, checkpoint
+from numerics.checkpoint import (BudgetTooSmall, Checkpoint, CheckpointError, FileError, Interrupted,
+                                 SettingsMismatch, interruptible, read_npz)
+from numerics.networks import make_network
+from numerics.training import train
+from theory import parse_spec
+
+D = 4
+
+
+def _state():
+    return {"x": jnp.arange(6.0).reshape(2, 3), "count": jnp.asarray(3, jnp.int32), "nested": (jnp.ones(2),)}
+
+
+def test_save_and_load_round_trip(tmp_path):
+    store = Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.1, "schedule": (10.0, 200.0)})
+    store.save(_state(), step=7, budget=10, extras={"curve": np.arange(7.0)})
+    assert not (tmp_path / "c.npz.tmp").exists()  # written under a temporary name, then renamed
+    template = jax.tree.map(jnp.zeros_like, _state())
+    saved = Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.1, "schedule": [10.0, 200.0]}).load(
+        template, budget=20)
+    assert saved.step == 7 and saved.budget == 10
+    for mine, theirs in zip(jax.tree.leaves(saved.state), jax.tree.leaves(_state())):
+        np.testing.assert_array_equal(mine, theirs)
+        assert mine.dtype == theirs.dtype
+    np.testing.assert_array_equal(saved.extras["curve"], np.arange(7.0))
+    assert store.peek() == (7, 10, {"lr": 0.1, "schedule": [10.0, 200.0]})
+
+
+def test_load_names_the_setting_that_differs(tmp_path):
+    Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.1, "n": 3}).save(_state(), step=1, budget=2)
+    with pytest.raises(SettingsMismatch, match="lr=0.1, this run has lr=0.2") as error:
+        Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.2, "n": 3}).load(_state())
+    assert error.value.setting == "lr" and (error.value.stored, error.value.current) == (0.1, 0.2)
+    with pytest.raises(SettingsMismatch, match="extra"):
+        Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.1, "n": 3, "extra": 1}).load(_state())
+
+
+def test_budget_may_grow_but_not_shrink_below_the_step(tmp_path):
+    store = Checkpoint(tmp_path / "c.npz", kind="demo")
+    store.save(_state(), step=50, budget=50)
+    assert store.load(_state(), budget=80).step == 50
+    assert store.load(_state(), budget=50).step == 50
+    with pytest.raises(BudgetTooSmall, match="already at step 50, beyond the budget of 40"):
+        store.load(_state(), budget=40)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: p.write_bytes(b"not a zip"), "not an .npz archive"),
+    (lambda p: np.savez(p, something=np.ones(3)), "not a demo checkpoint: it lacks"),
+    (lambda p: Checkpoint(p, kind="other").save(_state(), step=1, budget=1), "is a other checkpoint"),
+    (lambda p: np.savez(p, evil=np.array([object()], dtype=object)), "holds Python objects"),
+])
+def test_unusable_files_are_one_clear_error(tmp_path, make, message):
+    path = tmp_path / "c.npz"
+    make(path)
+    with pytest.raises(CheckpointError, match=message) as error:
+        Checkpoint(path, kind="demo").load(_state())
+    assert "\n" not in str(error.value)
+
+
+def test_state_of_another_shape_is_refused(tmp_path):
+    store = Checkpoint(tmp_path / "c.npz", kind="demo")
+    store.save(_state(), step=1, budget=1)
+    other = {**_state(), "x": jnp.zeros((3, 3))}
+    with pytest.raises(CheckpointError, match="state array"):
+        store.load(other)
+
+
+def test_read_npz_checks_headers_before_reading(tmp_path):
+    path = tmp_path / "a.npz"
+    np.savez(path, w=np.zeros((3, 2)), note=np.array("hi"))
+    assert set(read_npz(path, what="file")) == {"w", "note"}
+    assert set(read_npz(path, what="file", only=["w"])) == {"w"}
+    with pytest.raises(FileError, match=r"w has shape \(3, 2\)"):
+        read_npz(path, what="file", expected={"w": ((2, 2), ("f",))})
+    with pytest.raises(FileError, match="unexpected array 'w'"):
+        read_npz(path, what="file", expected={"note": ((), ("U",))}, max_other_bytes=0)
+    with pytest.raises(FileError, match="no file at"):
+        read_npz(tmp_path / "none.npz", what="file")
+
+
+def test_first_ctrl_c_sets_the_flag_second_one_raises():
+    previous = signal.getsignal(signal.SIGINT)
+    with interruptible() as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested
+        with pytest.raises(Interrupted, match="interrupted at step 5") as error:
+            stop.check(5, total=9, what="demo")
+        assert isinstance(error.value, KeyboardInterrupt) and error.value.step == 5
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is previous
+
+
+def _ctrl_c_after_first_save(monkeypatch):
+    """Make Checkpoint.save press Ctrl-C (a real SIGINT) right after its first write."""
+    original = Checkpoint.save
+    calls = []
+
+    def save_then_interrupt(self, *args, **kwargs):
+        path = original(self, *args, **kwargs)
+        calls.append(path)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return path
+
+    monkeypatch.setattr(checkpoint.Checkpoint, "save", save_then_interrupt)
+    return calls
+
+
+def _span_problem(key, width=32):
+    """theta_f = theta_0 + J_0(X_T)^T alpha: Delta theta lies in the span of three training gradients."""
+    arch = parse_spec("relu:2")
+    network = make_network(arch, width, 1)
+    k0, k1, k2 = jax.random.split(key, 3)
+    params_0 = network.init(k0, D)
+    x_t = jax.random.normal(k1, (3, D))
+    alpha = jax.random.uniform(k2, (3, 1), minval=0.5, maxval=1.5)
+    delta = attack.jacobian_transpose_lambda(arch, params_0, x_t, alpha)
+    return arch, params_0, jax.tree_util.tree_map(lambda a, b: a + b, params_0, delta)
+
+
+def test_attack_interrupted_by_ctrl_c_resumes_to_the_same_result(key, tmp_path, monkeypatch):
+    arch, params_0, params_f = _span_problem(key)
+    options = dict(in_dim=D, key=key, steps=60, lr=0.02, progress=False, chunk=20)
+    straight = attack.parameter_space_attack(arch, params_0, params_f, 3, **options)
+    path = tmp_path / "attack.npz"
+    with monkeypatch.context() as patch:
+        _ctrl_c_after_first_save(patch)
+        with pytest.raises(Interrupted) as error:
+            attack.parameter_space_attack(arch, params_0, params_f, 3, checkpoint=path, **options)
+    assert error.value.step == 20 and error.value.path == path
+    assert Checkpoint(path, kind="attack").peek()[0] == 20  # the checkpoint holds the completed chunk
+    resumed = attack.parameter_space_attack(arch, params_0, params_f, 3, checkpoint=path, resume=True, **options)
+    assert resumed.info["resumed_from"] == 20
+    # deterministic CPU arithmetic: the same sequence of operations gives the same bits
+    np.testing.assert_array_equal(resumed.x_recon, straight.x_recon)
+    np.testing.assert_array_equal(resumed.coefficients, straight.coefficients)
+    np.testing.assert_array_equal(resumed.loss_curve, straight.loss_curve)
+
+
+def test_attack_extended_on_resume_keeps_the_first_runs_annealing(key, tmp_path):
+    arch, params_0, params_f = _span_problem(key)
+    options = dict(in_dim=D, key=key, lr=0.02, progress=False, chunk=20, beta_schedule=(10.0, 200.0))
+    path = tmp_path / "attack.npz"
+    short = attack.parameter_space_attack(arch, params_0, params_f, 3, steps=40, checkpoint=path, **options)
+    extended = attack.parameter_space_attack(arch, params_0, params_f, 3, steps=80, checkpoint=path, resume=True,
+                                             **options)
+    assert extended.steps == 80 and extended.loss_curve.shape == (80,)
+    np.testing.assert_array_equal(extended.loss_curve[:40], short.loss_curve)  # the first 40 steps are the short run
+    assert extended.info["anneal_steps"] == 40 and extended.info["final_beta"] == pytest.approx(200.0, rel=1e-14)
+    # the schedule spans the first budget and holds beta_1 afterwards
+    assert float(attack.beta_at(39, 40, (10.0, 200.0), "geometric")) == pytest.approx(200.0, rel=1e-14)
+    assert float(attack.beta_at(79, 40, (10.0, 200.0), "geometric")) == pytest.approx(200.0, rel=1e-14)
+    assert float(attack.beta_at(79, 40, (10.0, 200.0), "linear")) == pytest.approx(200.0, rel=1e-14)
+    # a fresh 80-step run anneals over all 80 steps, so it differs from the extended one
+    fresh = attack.parameter_space_attack(arch, params_0, params_f, 3, steps=80, **options)
+    assert fresh.info["anneal_steps"] == 80 and not np.array_equal(fresh.loss_curve[:40], short.loss_curve)
+    with pytest.raises(BudgetTooSmall):
+        attack.parameter_space_attack(arch, params_0, params_f, 3, steps=60, checkpoint=path, resume=True, **options)
+
+
+def test_attack_on_another_model_is_not_resumed(key, tmp_path):
+    arch, params_0, params_f = _span_problem(key)
+    path = tmp_path / "attack.npz"
+    attack.parameter_space_attack(arch, params_0, params_f, 3, in_dim=D, key=key, steps=4, progress=False,
+                                  checkpoint=path)
+    other_f = jax.tree_util.tree_map(lambda a: 1.01 * a, params_f)
+    with pytest.raises(SettingsMismatch, match="model="):
+        attack.parameter_space_attack(arch, params_0, other_f, 3, in_dim=D, key=key, steps=4, progress=False,
+                                      checkpoint=path, resume=True)
+
+
+def _training_problem(key):
+    arch = parse_spec("relu:2")
+    network = make_network(arch, 32, 1)
+    k0, k1 = jax.random.split(key)
+    x = jax.random.normal(k1, (5, D))
+    y = jnp.sign(x[:, :1])
+    return network, network.init(k0, D), x, y
+
+
+def test_training_interrupted_by_ctrl_c_resumes_to_the_same_result(key, tmp_path, monkeypatch):
+    network, params_0, x, y = _training_problem(key)
+    options = dict(learning_rate=0.05, momentum=0.9, max_steps=60, chunk_size=20, progress=False)
+    straight = train(network, params_0, x, y, **options)
+    assert straight.steps == 60  # no threshold: the whole budget runs
+    path = tmp_path / "train.npz"
+    with monkeypatch.context() as patch:
+        _ctrl_c_after_first_save(patch)
+        with pytest.raises(Interrupted) as error:
+            train(network, params_0, x, y, checkpoint=path, **options)
+    assert error.value.step == 20 and error.value.what == "training"
+    resumed = train(network, params_0, x, y, checkpoint=path, resume=True, **options)
+    assert resumed.resumed_from == 20 and resumed.steps == 60
+    np.testing.assert_array_equal(resumed.losses, straight.losses)
+    for mine, theirs in ((resumed.params_f, straight.params_f), (resumed.alpha, straight.alpha)):
+        for a, b in zip(jax.tree.leaves(mine), jax.tree.leaves(theirs)):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_training_extended_on_resume_equals_a_longer_run(key, tmp_path):
+    network, params_0, x, y = _training_problem(key)
+    options = dict(learning_rate=0.05, momentum=0.9, chunk_size=20, progress=False)
+    path = tmp_path / "train.npz"
+    short = train(network, params_0, x, y, max_steps=40, checkpoint=path, **options)
+    assert short.stop_reason == "budget"
+    extended = train(network, params_0, x, y, max_steps=80, checkpoint=path, resume=True, **options)
+    longer = train(network, params_0, x, y, max_steps=80, **options)
+    assert extended.steps == 80 and extended.resumed_from == 40
+    np.testing.assert_array_equal(extended.losses, longer.losses)
+    with pytest.raises(SettingsMismatch, match="learning_rate"):
+        train(network, params_0, x, y, max_steps=80, checkpoint=path, resume=True,
+              **{**options, "learning_rate": 0.04})

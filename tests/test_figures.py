@@ -1,0 +1,66 @@
+"""proofs_check.figures: the figures made here follow the style rules, and the rule checker can fail."""
+
+import numpy as np
+import pytest
+
+from proofs_check import figures
+
+
+def _close(fig):
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_leakage_figure_follows_the_style():
+    rng = np.random.default_rng(0)
+    curves = {"attack": {"ratio": np.array([np.inf, 5.0, 2.5, 1.1]), "ssim": np.array([0.99, 0.95, 0.7, 0.3])},
+              "mean image": {"ratio": rng.uniform(0.5, 1.0, 4), "ssim": rng.uniform(0.4, 0.6, 4)}}
+    fig = figures.leakage_axes(curves, factor=2.0, ssim_thresholds=(0.4, 0.9), title="attack vs baselines")
+    assert figures.style_problems(fig) == []
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks)  # counts have integer ticks
+    legend_texts = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert "revealed at ratio >= 2" in legend_texts
+    _close(fig)
+
+
+def test_rate_figure_draws_its_reference_slope_and_labels_narrow_log_axes():
+    widths = [64, 128, 256, 512]
+    series = {"relu:2": (widths, [0.30, 0.22, 0.16, 0.11])}  # under one decade on y
+    fig, ax = figures.loglog_rate_axes(series, xlabel="width m (units)", ylabel="error (relative)", title="rate",
+                                       reference=-0.5)
+    assert figures.style_problems(fig) == []
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "predicted slope -0.5 (offset)" in labels
+    (reference,) = [line for line in ax.lines if line.get_label() == "predicted slope -0.5 (offset)"]
+    x, y = reference.get_data()
+    assert np.polyfit(np.log(x), np.log(y), 1)[0] == pytest.approx(-0.5)
+    _close(fig)
+
+
+def test_style_checker_finds_what_is_missing():
+    fig, ax = figures.new_figure(title="t", xlabel="width", ylabel="error (relative)")
+    ax.semilogy([1, 2, 3], [0.30, 0.25, 0.20], "o")
+    ax.plot([], [], " ", label="predicted slope -0.5")  # a legend entry with nothing drawn
+    ax.legend()
+    problems = " ".join(figures.style_problems(fig))
+    assert "x label 'width' names no unit" in problems
+    assert "legend entry 'predicted slope -0.5' has nothing drawn" in problems
+    assert "log y axis has" in problems  # matplotlib labels no tick on a log axis spanning under a decade
+    figures.readable_log_ticks(ax, "y")
+    assert "log y axis" not in " ".join(figures.style_problems(fig))
+    _close(fig)
+    fig, ax = figures.new_figure(title="", xlabel="a (count)", ylabel="b (relative)")
+    ax.plot([1, 2], [1, 2])
+    problems = figures.style_problems(fig)
+    assert any("no title" in p for p in problems) and any("no legend" in p for p in problems)
+    _close(fig)
+
+
+def test_reconstruction_grid_is_written(tmp_path):
+    originals = np.random.default_rng(0).uniform(0, 1, (3, 64))
+    path = figures.reconstruction_grid(tmp_path / "grid.png", originals, [originals[0], None, originals[2]],
+                                       [0.9, -1.0, 0.5], image_shape=(8, 8), value_range=(0.0, 1.0), title="grid")
+    assert path.stat().st_size > 0

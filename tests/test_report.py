@@ -1,0 +1,93 @@
+"""report.md renders with every table row intact (markdown-it-py, GitHub-style tables); the terminal table
+shows a failed step's error text."""
+
+import io
+import re
+
+from markdown_it import MarkdownIt
+from rich.console import Console
+
+from proofs_check.registry import Claim, ClaimResult, Context, Outcome, Step, run_step, within
+from proofs_check.report import markdown_cell, report_dict, summary_table, write_report
+
+_UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
+
+
+def _source_cells(line: str) -> int:
+    """Cells of one table row as a GitHub-style renderer splits it: at pipes not escaped by a backslash."""
+    parts = _UNESCAPED_PIPE.split(line.strip())
+    if parts and parts[0] == "":
+        parts = parts[1:]
+    if parts and parts[-1] == "":
+        parts = parts[:-1]
+    return len(parts)
+
+
+def assert_tables_intact(markdown: str) -> int:
+    """Render ``markdown`` and check that every row of every table has its header's number of cells, and that
+    every line that looks like a table row belongs to a rendered table. Returns the number of body rows."""
+    lines = markdown.splitlines()
+    tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
+    in_tables, rows, header = set(), 0, None
+    for token in tokens:
+        if token.type == "table_open":
+            in_tables.update(range(*token.map))
+        if token.type == "tr_open":
+            (line_number, _) = token.map
+            cells = _source_cells(lines[line_number])
+            if header is None:
+                header = cells
+            else:
+                assert cells == header, f"row {line_number + 1} has {cells} cells, header {header}: {lines[line_number]}"
+                rows += 1
+        if token.type == "table_close":
+            header = None
+    stray = [i + 1 for i, line in enumerate(lines) if line.startswith("|") and i not in in_tables]
+    assert not stray, f"lines {stray} look like table rows but are outside every table"
+    return rows
+
+
+def _nasty_results() -> list[ClaimResult]:
+    def boom(ctx):
+        raise RuntimeError("kaput | with a pipe\nand a second line")
+
+    (raised,) = run_step("check", Step("a | step", "", boom), Context())
+    outcomes = [
+        within("error | bound", 3e-11, 1e-10, "round-off | of float64 \n over 10 steps"),
+        Outcome(name="fit", passed=False, measured="-0.512 [-0.6, -0.4] | x", expected="-0.5 in 95% | interval",
+                reason="a\\|b", kind="check"),
+        raised,
+    ]
+    claim = Claim(id="X1", title="pipes | everywhere", statement="s", assumptions=["a | b"])
+    return [ClaimResult(claim=claim, outcomes=outcomes, seconds=0.1)]
+
+
+def test_report_md_renders_every_row_with_the_headers_cells(tmp_path):
+    results = _nasty_results()
+    report = report_dict(results, profile="quick", seed=0, archs=["expr:2:phi=Max(x, 0)"], started="now",
+                         seconds=1.0)
+    _, md_path = write_report(tmp_path, report)
+    assert assert_tables_intact(md_path.read_text()) == 3
+
+
+def test_unescaped_cells_would_break_the_table():
+    """The check above can fail: the same rows without escaping lose cells."""
+    broken = "| a | b |\n|---|---|\n| x | y | z |\n"
+    try:
+        assert_tables_intact(broken)
+    except AssertionError:
+        pass
+    else:
+        raise AssertionError("a row with an extra cell was not noticed")
+
+
+def test_markdown_cell_escapes_pipes_and_flattens_lines():
+    assert markdown_cell("a | b\nc") == "a \\| b c"
+    assert markdown_cell("a\\|b") == "a\\\\\\|b"
+
+
+def test_terminal_table_shows_the_error_of_a_failed_step():
+    console = Console(file=io.StringIO(), width=200, color_system=None)
+    console.print(summary_table(_nasty_results()))
+    text = console.file.getvalue()
+    assert "error: RuntimeError: kaput | with a pipe and a second line" in text
