@@ -433,6 +433,12 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
 
     outcomes = []
     for arch in _attack_archs(ctx):
+        if arch.parameterization != "ntk":
+            outcomes.append(not_applicable(
+                f"{arch.spec}: finite-width attack", "the attack's defaults (Adam step 0.02, candidates at "
+                "0.2 N(0, 1)) and this check's tolerances are set for NTK parametrization, in which the trained "
+                "network stays in the kernel regime; standard parametrization is not calibrated here"))
+            continue
         seed = ctx.seed_for("r1-attack", arch.spec)
         data = sphere(ATTACK_N, ATTACK_DIM, seed=seed)
         network = make_network(arch, ATTACK_WIDTH, 1)
@@ -594,5 +600,11 @@ CLAIM = register(Claim(
                        "the total (the same float64 sums)"),
     ],
     uses_archs=True,
+    observations=[
+        "With --arch erf:2:sw=1.5:sb=0.1 the finite-width attack reaches a loss of 8e-6 of ||Delta theta||^2 but "
+        "leaves one of the 4 points 0.064 away (3 of 4 revealed). On S^4 the first-layer variance is only 0.46, "
+        "where erf is nearly linear and its kernel nearly of low rank, so a small loss pins locations weakly "
+        "(compare T1's finite-rank counterexample); the check's tolerances are calibrated for relu:2 and the "
+        "step reports this as a failure rather than widening them."],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 3-4"],
 ))
