@@ -132,13 +132,14 @@ def leakage_scores(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, f
     """The revealed fraction and, for images, one-to-one (Hungarian) SSIM scores of one set of reconstructions.
 
     ``offset`` is added to every point before SSIM (digits: the dataset mean, so SSIM sees raw images).
-    Returns ``revealed`` (fraction), ``revealed_count``, and for images ``ssim_curve`` (best first) and
-    ``ssim_ge_<t>`` for each of :data:`SSIM_THRESHOLDS`.
+    Returns ``revealed`` (fraction), ``revealed_count``, ``ratio`` (per private point, see :class:`Revealed`),
+    and for images ``ssim_curve`` (best first) and ``ssim_ge_<t>`` for each of :data:`SSIM_THRESHOLDS`.
     """
     from numerics.metrics import match
 
     found = revealed(recon, private, public, factor=factor)
-    scores: dict[str, Any] = {"revealed": found.fraction, "revealed_count": found.count, "factor": factor}
+    scores: dict[str, Any] = {"revealed": found.fraction, "revealed_count": found.count, "factor": factor,
+                              "ratio": found.ratio}
     if image_shape is not None:
         shift = 0.0 if offset is None else np.asarray(offset, np.float64)
         result = match(np.asarray(recon) + shift, np.asarray(private) + shift, metric="ssim", image_shape=image_shape)

@@ -55,7 +55,9 @@ def test_leakage_rows_are_numerics_privacy_leakage_table(tmp_path):
     table = privacy.leakage_table({"attack": near_copies}, dataset.x, references.public, pool=references.pool,
                                   mean=references.mean, pool_labels=references.pool_labels,
                                   rng=np.random.default_rng(3), image_shape=(8, 8), offset=dataset.mean)
+    ratios = {name: row.pop("ratio") for name, row in table.items()}
     assert result.rows == table
+    assert all(np.array_equal(result.ratios[name], ratios[name]) for name in table)
     # the measure can tell: near copies are revealed, every trivial baseline is not
     assert result.rows["attack"]["revealed"] == 1.0
     assert all(row["revealed"] == 0.0 for row in result.rows.values() if row["trivial"])
