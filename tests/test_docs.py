@@ -78,3 +78,9 @@ def test_escaping_edge_cases(text):
 def test_readme_table_needs_its_markers():
     with pytest.raises(ValueError, match="markers"):
         docs.with_readme_table("# no table here\n", "| x |")
+
+
+def test_regeneration_command_checks_clean(capsys):
+    """README's `python -m proofs_check.docs` (here with --check, which writes nothing) finds nothing stale."""
+    assert docs.main(["--check"]) == 0
+    assert capsys.readouterr().out == ""
