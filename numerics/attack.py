@@ -6,7 +6,7 @@ Loo et al. 2023 (arXiv:2302.01428), Sec. 3-4. The attacker knows theta_0 and the
 
 over reconstructions X_R (M x d) and coefficients lambda (M x C), S = {theta_0}, {theta_f} or both
 (:func:`parameter_space_attack`). At infinite width, with Delta theta = J_0(X_T)^T alpha, the loss is the
-squared RKHS distance between two weighted point sets and lambda can be profiled out (THEORY.md R1):
+squared RKHS distance between two weighted point sets and lambda can be profiled out (docs/claims.md#r1):
 
     L*(X_R) = tr alpha^T (Theta_TT - Theta_TR Theta_RR^-1 Theta_RT) alpha              (:func:`kernel_space_attack`)
 
@@ -356,7 +356,7 @@ def profiled_loss(arch: Architecture, x_train: jax.Array, alpha: jax.Array, x_re
                   ridge: float = 0.0, width: int | None = None) -> tuple[jax.Array, jax.Array]:
     """L*(X_R) = tr alpha^T (Theta_TT - Theta_TR (Theta_RR + ridge I)^-1 Theta_RT) alpha and lambda*.
 
-    The Schur complement of THEORY.md R1 (Loo et al. 2023, Sec. 3), computed with a Cholesky factor of
+    The Schur complement of docs/claims.md#r1 (Loo et al. 2023, Sec. 3), computed with a Cholesky factor of
     Theta_RR: L* = tr(alpha^T Theta_TT alpha) - ||C^-1 Theta_RT alpha||_F^2 with Theta_RR = C C^T.
     alpha is (N, C_out); returns (L*, lambda* (M, C_out)).
     """
@@ -391,7 +391,7 @@ def kernel_space_attack(arch: Architecture, x_train: Any, alpha: Any, n_recon: i
     L* upward by O(ridge |lambda*|^2) and is reported in ``info``). A restart whose Theta_RR turns
     numerically singular (two reconstructions collide) gives a NaN loss and is discarded.
 
-    Theorem 1 (THEORY.md T1): on the sphere, with distinct training points, nonzero alpha and M >= N, the
+    Theorem 1 (docs/claims.md#t1): on the sphere, with distinct training points, nonzero alpha and M >= N, the
     global minimizers (L* = 0) contain every training point; see :func:`recovery` to score a result.
     """
     if not isinstance(arch, Architecture):

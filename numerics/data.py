@@ -6,7 +6,7 @@ when nothing was), and the per-pixel ``box`` (lo, hi) the points can take (the a
 Pixels are scaled to [0, 1] (digits: / 16; MNIST and CIFAR-10: / 255). Tasks:
 ``"odd_even"`` (digits, MNIST): y = +1 for odd digits, -1 for even ones (N x 1), labels 1 = odd, 0 = even;
 ``"animal_vehicle"`` (CIFAR-10): y = +1 for animals, -1 for vehicles; ``"ten_class"``: y one-hot
-(N x 10), labels the class. The reconstruction theory (THEORY.md, T1) needs distinct training points, so
+(N x 10), labels the class. The reconstruction theory (docs/claims.md#t1) needs distinct training points, so
 :func:`subsample` draws only distinct rows, and :func:`assert_distinct` names any duplicates.
 
 Example::
@@ -85,7 +85,7 @@ def duplicate_groups(x: ArrayLike) -> list[np.ndarray]:
 def assert_distinct(x: ArrayLike, *, name: str = "x") -> None:
     """Raise ValueError if two rows of ``x`` are equal, naming their indices.
 
-    Distinct training points are an assumption of Theorem 1 (THEORY.md, T1): with a duplicate the kernel
+    Distinct training points are an assumption of Theorem 1 (docs/claims.md#t1): with a duplicate the kernel
     matrix K_TT is singular and alpha = K^{-1} r is not defined.
     """
     groups = duplicate_groups(validate_points(x, name=name))

@@ -8,7 +8,7 @@ For the linearized model f_lin(x; theta) = f(x; theta_0) + J_0(x) (theta - theta
 g_s = -c J_0^T r_s with r_s = y - f_lin(X; theta_s), so every step lies in the row space of J_0 and
 theta_s - theta_0 = J_0^T alpha_s exactly, where alpha follows the same (linear) optimizer fed with the
 dual gradient -c r_s: mu_{s+1} = beta mu_s + c r_s, alpha_{s+1} = alpha_s + eta mu_{s+1}. It telescopes
-to K alpha_T = r_0 - r_T, so alpha_T -> alpha = K^{-1} (y - f_0) (THEORY.md claim D1; the certificates
+to K alpha_T = r_0 - r_T, so alpha_T -> alpha = K^{-1} (y - f_0) (docs/claims.md#d1; the certificates
 are in :mod:`theory.dynamics`). For the network itself alpha is recorded the same way; there
 theta_T - theta_0 = J_0^T alpha only up to the finite-width deviation.
 

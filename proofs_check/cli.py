@@ -222,10 +222,17 @@ def _option(name: str) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 def _list_arguments(parser: argparse.ArgumentParser) -> None:
-    pass
+    parser.add_argument("--markdown", action="store_true", help="print every claim's statement, derivation and "
+                        "checks as Markdown (the source of docs/claims.md)")
 
 
 def _list_claims(args) -> int:
+    if args.markdown:
+        from proofs_check.claims import load_claims
+        from proofs_check.docs import claims_markdown
+
+        sys.stdout.write(claims_markdown(load_claims()))
+        return 0
     from rich.console import Console
     from rich.table import Table
 

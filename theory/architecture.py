@@ -45,7 +45,7 @@ class SpecError(ValueError):
 class Architecture:
     """A fully connected network: ``depth`` hidden layers of ``activation`` and a linear readout.
 
-    Layers (NTK parametrization, THEORY.md section 1):
+    Layers (NTK parametrization, docs/claims.md, "Setting and notation"):
     h^{l+1} = (sigma_w / sqrt(n_l)) W^{l+1} a^l + sigma_b b^{l+1},  W, b ~ N(0, 1).
     In the standard parametrization W ~ N(0, sigma_w^2 / n_l) and b ~ N(0, sigma_b^2) instead.
 

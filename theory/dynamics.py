@@ -1,4 +1,4 @@
-"""Linearized training dynamics on the MSE loss and the dual coefficients alpha (THEORY.md, claim D1).
+"""Linearized training dynamics on the MSE loss and the dual coefficients alpha (docs/claims.md#d1).
 
 Linearized model f_lin(theta) = f_0 + J (theta - theta_0), J the Jacobian at theta_0 (N*C x P), K = J J^T,
 loss L = (c / 2) ||y - f_lin(theta)||^2 with c = 1 (sum) or c = 1 / N (mean over the N samples).
@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-import numpy as np
+import mpmath
 import sympy as sp
 
 REDUCTIONS = ("sum", "mean")
@@ -85,20 +85,25 @@ def _matrix_certificate(name: str, expression: sp.MatrixExpr) -> Certificate:
     return Certificate(name=name, expression=expression, residual=residual)
 
 
-def spot_check(cert: Certificate, rng: np.random.Generator, samples: int = 3) -> float | None:
+def spot_check(cert: Certificate, rng: Any, samples: int = 3, *, digits: int = 30) -> float | None:
     """Max |expression| over random values of its free symbols (None for matrix-symbol identities).
 
-    Positive symbols are drawn from U(0.5, 2), the others from N(0, 1); evaluated in float64.
+    ``rng`` is any generator with ``uniform(low, high)`` and ``normal()`` (e.g. numpy's ``default_rng``).
+    Positive symbols are drawn from U(0.5, 2), the others from N(0, 1); the unreduced expression is
+    evaluated with mpmath (sympy's own arbitrary-precision backend) at ``digits`` significant digits, so a
+    true identity leaves ~10^-digits and a wrong simplification shows as an O(1) value.
     """
     expression = cert.expression
     if isinstance(expression, sp.MatrixExpr) and not isinstance(expression, sp.MatrixBase):
         return None
     symbols = sorted(expression.free_symbols, key=str)
-    evaluate = sp.lambdify(symbols, expression, modules="numpy")
+    entries = list(expression) if isinstance(expression, sp.MatrixBase) else [expression]
+    evaluate = sp.lambdify(symbols, entries, modules="mpmath")
     worst = 0.0
-    for _ in range(samples):
-        values = [rng.uniform(0.5, 2.0) if s.is_positive else rng.normal() for s in symbols]
-        worst = max(worst, float(np.max(np.abs(np.asarray(evaluate(*values), dtype=float)))))
+    with mpmath.workdps(digits):
+        for _ in range(samples):
+            values = [mpmath.mpf(float(rng.uniform(0.5, 2.0) if s.is_positive else rng.normal())) for s in symbols]
+            worst = max(worst, *(float(abs(value)) for value in evaluate(*values)))
     return worst
 
 

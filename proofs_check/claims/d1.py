@@ -1,4 +1,4 @@
-"""D1: lazy-training dynamics and the dual coefficients alpha (THEORY.md, D1).
+"""D1: lazy-training dynamics and the dual coefficients alpha (docs/claims.md#d1).
 
 Derivations: the closed form of linearized gradient flow solves its ODE with the right initial value and
 limit, alpha is the time-integrated residual, and GD / heavy-ball accumulators telescope to
@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.figures import save_figure
-from proofs_check.registry import Claim, Context, Outcome, Step, exact, fit_loglog_slope, rate, register, within
+from proofs_check.registry import (Claim, Context, Outcome, Step, bootstrap_loglog_slope, exact,
+                                   geometric_mean_over_seeds, rate_interval, register, slope_below, within)
 from theory.architecture import Architecture, parse_spec
 
 LINEARIZED_ARCH = "relu:2"
@@ -23,6 +24,10 @@ PIECEWISE_LINEAR = ("relu", "leaky_relu", "abrelu")
 N_TRAIN = 8
 IN_DIM = 8
 SPOT_TOLERANCE = 1e-10
+MAX_CONDITION = 1e2
+"""The linearized-endpoint tolerances (1e-8) assume cond(K_0) <= MAX_CONDITION; check (i) asserts it."""
+SMOOTH_EXPONENT = -0.5
+"""Predicted exponent of the deviation for smooth activations (Lee et al. 2019, arXiv:1902.06720, Thm 2.1)."""
 
 
 def _data(ctx: Context, tag: str, out_dim: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -136,9 +141,13 @@ def check_linearized(ctx: Context) -> list[Outcome]:
             telescoped = r_0.reshape(-1) - kernel @ np.asarray(early.alpha).reshape(-1)
             telescoping = float(np.linalg.norm(telescoped - r_t.reshape(-1)) / np.linalg.norm(r_0 - r_t))
             name = f"{arch.spec} m={width}, {label}"
+            condition = float(eigenvalues[-1] / eigenvalues[0])
             details = dict(steps=result.steps, stop_reason=result.stop_reason, final_loss=result.final_loss,
-                           condition_number=float(eigenvalues[-1] / eigenvalues[0]), learning_rate=learning_rate)
+                           condition_number=condition, learning_rate=learning_rate)
             outcomes += [
+                within(f"{name}: cond(K_0) (assumed by the 1e-8 tolerances below)", condition, MAX_CONDITION,
+                       "the endpoint and accumulator errors are round-off times cond(K_0) (measured 7-13 for "
+                       "relu:2 on these 8 sphere points); above 1e2 the 1e-8 tolerances lose their reason"),
                 within(f"{name}: ||Delta theta - J_0^T K^-1 r_0|| / ||Delta theta||", endpoint, 1e-8,
                        "exact in real arithmetic; float64 round-off times cond(K) <= 1e2 over <= 1e4 steps is ~1e-12",
                        **details),
@@ -152,20 +161,32 @@ def check_linearized(ctx: Context) -> list[Outcome]:
     return outcomes
 
 
-def _predicted_rate(arch: Architecture) -> tuple[float, float, str]:
-    """Predicted slope, tolerance and the reason, by activation smoothness."""
+def _rate_outcome(arch: Architecture, fit, seeds: int, **details) -> Outcome:
+    """Smooth activations: the predicted exponent -1/2 must lie in the bootstrap interval. Piecewise-linear
+    ones: only that the deviation decreases is known, so the interval must lie below 0, and the measured
+    exponent is reported beside -1/2 as an open observation."""
+    name = f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width"
+    sample = f"{seeds} seeds x {len(details['widths'])} widths, {fit.level:.0%} percentile bootstrap over seeds"
     if arch.activation in PIECEWISE_LINEAR:
-        return (-0.375, 0.2,
-                "piecewise-linear phi: smooth Jacobian drift gives m^-1/2, but units whose pre-activation "
-                "crosses 0 (a fraction ~m^-1/2) flip their gradient by O(1), which gives ||J_t - J_0||_F ~ m^-1/4; "
-                "the slope lies between -1/2 and -1/4, +-0.075 for seed noise")
-    return (-0.5, 0.15,
-            "smooth phi: the Jacobian is Lipschitz in theta with constant O(m^-1/2) and ||Delta theta|| = O(1) "
-            "(Lee et al. 2019, arXiv:1902.06720, Thm 2.1); +-0.15 covers the spread of geometric means over seeds")
+        outcome = slope_below(
+            name, fit, 0.0,
+            f"{sample}; piecewise-linear phi: no rate is proven here (units whose pre-activation changes sign "
+            "flip their gradient), only that the deviation shrinks; the exponent is reported beside the "
+            "smooth-activation prediction -1/2, not tested against it", **details)
+        outcome.details["open_observation"] = (
+            f"measured exponent {fit.slope:.3f} [{fit.low:.3f}, {fit.high:.3f}] vs {SMOOTH_EXPONENT} predicted "
+            "for smooth activations; the difference is not explained here")
+        return outcome
+    return rate_interval(
+        name, fit, SMOOTH_EXPONENT,
+        f"{sample}; smooth phi: the Jacobian is Lipschitz in theta with constant O(m^-1/2) while ||Delta theta|| "
+        "= O(1) (Lee et al. 2019, arXiv:1902.06720, Thm 2.1); an interval wider than 0.5 is inconclusive and "
+        "fails (the full profile has more seeds and widths)", max_width=0.5, **details)
 
 
 def check_deviation_rate(ctx: Context) -> list[Outcome]:
-    """(ii) Standard training: ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width, fitted log-log slope."""
+    """(ii) Standard training: ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width, fitted log-log slope
+    with a bootstrap interval over seeds."""
     import jax
 
     import matplotlib
@@ -177,53 +198,59 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     from numerics.training import jacobian_transpose_times, kernel_solution, train
 
     widths = ctx.pick((32, 64, 128, 256), (64, 128, 256, 512, 1024, 2048))
-    seeds = ctx.pick(3, 6)
+    seeds = ctx.pick(4, 8)
     x, y = _data(ctx, "rate")
     outcomes = []
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
     for arch in _archs(ctx, RATE_ARCHS[ctx.profile]):
-        geometric, accumulated, per_seed = [], [], []
-        for width in widths:
+        deviations = np.zeros((seeds, len(widths)))
+        accumulator_deviations = np.zeros((seeds, len(widths)))
+        for column, width in enumerate(widths):
             network = make_network(arch, width, 1)
-            deviations, accumulator_deviations = [], []
             for seed in range(seeds):
                 key = jax.random.PRNGKey(ctx.seed_for("d1-rate", arch.spec, width, seed))
                 params_0 = network.init(key, IN_DIM)
                 solution = kernel_solution(network, params_0, x, y)
                 eigenvalues = np.asarray(solution.eigenvalues)
-                alpha = solution.alpha
                 result = train(network, params_0, x, y, learning_rate=2.0 / (eigenvalues[-1] + eigenvalues[0]),
                                max_steps=20_000, loss_threshold=1e-22, progress=False)
                 if result.stop_reason != "threshold":
                     raise RuntimeError(f"{arch.spec} m={width} seed {seed}: training stopped by {result.stop_reason} "
                                        f"at loss {result.final_loss:.3g}")
                 delta = result.delta
-                deviations.append(_relative(jacobian_transpose_times(network.apply_fn, params_0, x, alpha), delta))
-                accumulator_deviations.append(
-                    _relative(jacobian_transpose_times(network.apply_fn, params_0, x, result.alpha), delta))
-            per_seed.append(deviations)
-            geometric.append(float(np.exp(np.mean(np.log(deviations)))))
-            accumulated.append(float(np.exp(np.mean(np.log(accumulator_deviations)))))
+                deviations[seed, column] = _relative(
+                    jacobian_transpose_times(network.apply_fn, params_0, x, solution.alpha), delta)
+                accumulator_deviations[seed, column] = _relative(
+                    jacobian_transpose_times(network.apply_fn, params_0, x, result.alpha), delta)
             ctx.advance(f"D1(ii) {arch.spec} width {width}")
-        slope, intercept = fit_loglog_slope(widths, geometric)
-        accumulator_slope, _ = fit_loglog_slope(widths, accumulated)
-        expected, tolerance, reason = _predicted_rate(arch)
-        line = ax.loglog(widths, geometric, "o", label=f"{arch.spec}: slope {slope:.2f}")
+        rng = ctx.rng("d1-bootstrap", arch.spec)
+        fit = bootstrap_loglog_slope(widths, deviations, rng=rng, aggregate=geometric_mean_over_seeds)
+        accumulator_fit = bootstrap_loglog_slope(widths, accumulator_deviations, rng=rng,
+                                                 aggregate=geometric_mean_over_seeds)
+        geometric = geometric_mean_over_seeds(deviations)
+        outcomes.append(_rate_outcome(arch, fit, seeds, widths=list(widths),
+                                      geometric_mean_deviation=geometric, per_seed=deviations,
+                                      accumulator_alpha_fit=accumulator_fit.as_dict(),
+                                      accumulator_alpha_geometric_mean=geometric_mean_over_seeds(
+                                          accumulator_deviations)))
+        line = ax.loglog(widths, geometric, "o",
+                         label=f"{arch.spec}: slope {fit.slope:.2f} [{fit.low:.2f}, {fit.high:.2f}]")
         color = line[0].get_color()
-        for width, deviations in zip(widths, per_seed):
-            ax.loglog([width] * len(deviations), deviations, ".", color=color, alpha=0.35)
-        ax.loglog(widths, np.exp(intercept) * np.asarray(widths, float) ** slope, "-", color=color)
-        outcomes.append(rate(f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width",
-                             slope, expected, tolerance, f"{seeds} seeds x {len(widths)} widths; {reason}",
-                             widths=list(widths), geometric_mean_deviation=geometric, per_seed=per_seed,
-                             accumulator_alpha_slope=accumulator_slope,
-                             accumulator_alpha_geometric_mean=accumulated))
+        for column, width in enumerate(widths):
+            ax.loglog([width] * seeds, deviations[:, column], ".", color=color, alpha=0.35)
+        intercept = np.mean(np.log(geometric) - fit.slope * np.log(np.asarray(widths, float)))
+        ax.loglog(widths, np.exp(intercept) * np.asarray(widths, float) ** fit.slope, "-", color=color)
     reference = np.asarray(widths, float)
     ax.loglog(reference, outcomes[0].details["geometric_mean_deviation"][0] * (reference / reference[0]) ** -0.5,
-              "k:", label="m^-1/2 (reference)")
+              "k:", label="m^-1/2 (smooth-activation prediction)")
+    ax.plot([], [], ".", color="gray", alpha=0.5, label="single seeds")
+    import matplotlib.ticker
+
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("width m")
-    ax.set_ylabel("||Delta theta - J_0^T alpha|| / ||Delta theta||")
-    ax.set_title("D1(ii): deviation from the linearized endpoint")
+    ax.set_ylabel("||dtheta - J_0^T alpha|| / ||dtheta|| (relative)")
+    ax.set_title("D1(ii): distance from the linearized endpoint")
     ax.legend(fontsize=8)
     save_figure(ctx, fig, "d1_deviation_vs_width.png", outcomes)
     return outcomes
@@ -265,21 +292,56 @@ CLAIM = register(Claim(
                "with width."),
     assumptions=["MSE loss, full batch", "K_0 = J_0 J_0^T invertible (distinct inputs, P >= N C)",
                  "NTK parametrization for the width rate"],
+    derivation=(
+        "Along an eigenvector of K (eigenvalue k) the residual obeys dr/dt = -eta k r, so r(t) = exp(-eta K t) r_0 "
+        "and theta_t - theta_0 = J^T a(t) with da/dt = eta r(t): integrating gives "
+        "a(t) = K^-1 (I - exp(-eta K t)) r_0, "
+        "which is 0 at t = 0 and tends to alpha = K^-1 r_0 = eta int_0^inf r(t) dt. For discrete steps every "
+        "gradient -c J^T r_s lies in the row space of J, and so does heavy-ball's velocity; by induction "
+        "theta_s - theta_0 = J^T alpha_s and m_s = -J^T mu_s with mu_{s+1} = beta mu_s + c r_s and "
+        "alpha_{s+1} = alpha_s + eta_s mu_{s+1}, and the sum telescopes to K alpha_T = r_0 - r_T. The "
+        "accumulators of the reference code (no 1/N for a mean loss; the plain residual sum under momentum) "
+        "break the telescoping. At finite width the network is not its linearization; the deviation of "
+        "theta_f - theta_0 from J_0^T alpha is measured against width."),
     derivations=[
-        Step("flow modes", "one eigen-mode of K: ODE, initial value, limit, integral (any size)", derive_modes),
+        Step("flow modes", "one eigen-mode of K: ODE, initial value, limit, integral (any size)", derive_modes,
+             tolerance="exact symbolic identities; the unreduced expressions are also evaluated with 30 digits at "
+                       "random points and must be below 1e-10"),
         Step("flow, explicit Jacobian", "generic 2x3 Jacobian J = Q diag(s) W: ODE, initial value, r(t), limit, "
-             "integral", derive_flow),
+             "integral", derive_flow, tolerance="exact, as above"),
         Step("GD and heavy-ball, unrolled", "2 (quick) or 3 (full) steps, free step sizes, sum and mean loss: "
-             "theta_T - theta_0 = J^T alpha_T and K alpha_T = r_0 - r_T", derive_discrete),
+             "theta_T - theta_0 = J^T alpha_T and K alpha_T = r_0 - r_T", derive_discrete,
+             tolerance="exact, as above"),
         Step("induction", "one step preserves the row-space hypotheses, any sizes (matrix symbols)",
-             derive_induction),
+             derive_induction, tolerance="exact (matrix-symbol algebra; no numerical evaluation possible)"),
     ],
     checks=[
-        Step("(i) linearized endpoint", "GD / heavy-ball / mean loss on the exact linearization", check_linearized),
-        Step("(ii) deviation rate", "standard training: deviation from J_0^T alpha vs width", check_deviation_rate),
+        Step("(i) linearized endpoint", "GD / heavy-ball / mean loss on the exact linearization "
+             "(numerics.training.train): theta_f - theta_0 against J_0^T K^-1 r_0, the recorded alpha against "
+             "K^-1 r_0, and the telescoping identity after 25 steps; cond(K_0) is asserted", check_linearized,
+             tolerance="1e-8 relative for the endpoint and alpha: exact in real arithmetic, float64 round-off "
+                       "times cond(K_0) <= 1e2 (asserted; measured 7-13) over <= 1e4 steps is ~1e-12, and the run "
+                       "stops at loss 1e-26 x loss_0; 1e-10 for the telescoping identity, which holds at every "
+                       "step without convergence"),
+        Step("(ii) deviation rate", "standard (non-linearized) training to loss 1e-22 at widths 32-256 (quick), "
+             "4 seeds each: ||Delta theta - J_0^T alpha|| / ||Delta theta|| against width, log-log slope of the "
+             "geometric mean over seeds with a 95% bootstrap interval over seeds", check_deviation_rate,
+             tolerance="smooth activations: the predicted exponent -1/2 must lie in the interval, and an interval "
+                       "wider than 0.5 is inconclusive and fails (measured -0.56 [-0.64, -0.44] for erf:2); ReLU-type "
+                       "activations: only a decrease is known, so the whole interval must lie below 0 (measured "
+                       "-0.31 [-0.38, -0.26] for relu:2), and the exponent is reported beside -1/2"),
     ],
     counterexamples=[
-        Step("wrong accumulators", "missing 1/N; momentum ignored", counterexample_accumulators),
+        Step("wrong accumulators", "missing 1/N; momentum ignored", counterexample_accumulators,
+             tolerance="the symbolic residual must be nonzero and exceed 1e-6 at a random point (true "
+                       "identities give < 1e-25 there)"),
     ],
     uses_archs=True,
+    observations=[
+        "For bias-free ReLU networks (relu:2, widths 32-256) the deviation shrinks, but the fitted exponent "
+        "(about -0.3) is well above the -1/2 proven for smooth activations. Units whose pre-activation changes "
+        "sign during training flip their gradient by O(1), which could give a slower rate; this is not derived "
+        "here, so the check asks only for a decrease and reports the exponent."],
+    references=["Lee et al. 2019, Wide neural networks of any depth evolve as linear models under gradient "
+                "descent, arXiv:1902.06720", "Loo et al. 2023, arXiv:2302.01428"],
 ))

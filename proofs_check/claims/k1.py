@@ -1,4 +1,4 @@
-"""K1: the infinite-width NNGP / NTK of fully connected networks (THEORY.md, K1)."""
+"""K1: the infinite-width NNGP / NTK of fully connected networks (docs/claims.md#k1)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,156 @@
+"""Deliberate bugs, applied in-process, each make the claim that owns the code FAIL.
+
+A check that cannot fail proves nothing, and the report (not only a unit test) is what users read: each
+mutation below is a one-line bug of the kind found by reading the code, and the test runs the owning claim
+step(s) with :func:`proofs_check.registry.run_step` and asserts that an applicable outcome failed. The same
+steps pass unmutated in tests/test_claim_*.py. K1's mutations live beside K1's tests.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from numerics import attack, metrics, training
+from proofs_check.claims import d1, r1, t1
+from proofs_check.registry import Context, Step, run_step
+from theory import reconstruction
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches(request):
+    """Compiled functions look global names up when they are traced: clear the compilation caches around a
+    mutation so that the mutated code is traced, and that no later test reuses a mutated trace. T1's kernel
+    attacks (cached by settings) are kept unless the mutation could have changed them."""
+    def clear():
+        jax.clear_caches()
+        attack._chunk_runner.cache_clear()
+
+    clear()
+    yield
+    clear()
+    mutate = request.node.callspec.params.get("mutate") if hasattr(request.node, "callspec") else None
+    if mutate in CHANGES_KERNEL_ATTACKS:
+        t1._ATTACKS.clear()
+
+
+def _step(claim, name: str) -> tuple[str, Step]:
+    for kind, step in claim.steps():
+        if step.name == name:
+            return kind, step
+    raise KeyError(f"{claim.id} has no step {name!r}")
+
+
+def _failed(claim, name: str, tmp_path) -> list[str]:
+    """Run one step on the quick profile; return the names of its failed (applicable) outcomes."""
+    kind, step = _step(claim, name)
+    outcomes = run_step(kind, step, Context(profile="quick", out_dir=tmp_path))
+    return [f"{o.name}: {o.measured} vs {o.expected} {o.details.get('error', '')}" for o in outcomes if o.failed]
+
+
+# ------------------------------------------------------------------------------------------------
+# The bugs
+# ------------------------------------------------------------------------------------------------
+
+def _alpha_without_momentum(monkeypatch):
+    """The dual accumulator alpha takes plain steps eta c r_s while theta moves with heavy-ball momentum."""
+    def optimizer(learning_rate, momentum, nesterov):
+        real = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
+
+        def update(updates, state, params=None):
+            new_updates, new_state = real.update(updates, state, params)
+            if params is None:  # train() updates alpha without params, theta with them
+                new_updates = jax.tree.map(lambda g: -learning_rate * g, updates)
+            return new_updates, new_state
+
+        return optax.GradientTransformation(real.init, update)
+
+    monkeypatch.setattr(training, "_optimizer", optimizer)
+
+
+def _schur_without_cross_term(monkeypatch):
+    """profiled_loss returns alpha^T K_TT alpha, dropping - alpha^T K_TR K_RR^-1 K_RT alpha."""
+    real = attack.profiled_loss
+
+    def profiled_loss(arch, x_train, alpha, x_recon, *, ridge=0.0, width=None):
+        _, lam = real(arch, x_train, alpha, x_recon, ridge=ridge, width=width)
+        k_tt = attack.analytic_ntk(arch, x_train, width=width)
+        return jnp.sum(alpha * (k_tt @ alpha)), lam
+
+    monkeypatch.setattr(attack, "profiled_loss", profiled_loss)
+
+
+def _kernel_form_without_cross_term(monkeypatch):
+    """The symbolic kernel form alpha^T K_TT alpha + lambda^T K_RR lambda, without -2 alpha^T K_TR lambda."""
+    def kernel_form_loss(alpha, lam, k_tt, k_tr, k_rr):
+        return (alpha.T * k_tt * alpha + lam.T * k_rr * lam)[0, 0]
+
+    monkeypatch.setattr(reconstruction, "kernel_form_loss", kernel_form_loss)
+
+
+def _identity_matching(monkeypatch):
+    """Hungarian matching replaced by pairing reconstruction i with original i."""
+    def identity(cost, maximize=False):
+        count = min(np.shape(cost))
+        return np.arange(count), np.arange(count)
+
+    monkeypatch.setattr(metrics, "linear_sum_assignment", identity)
+
+
+def _inverted_omission_cost(monkeypatch):
+    """alpha_i^2 * (K^-1)_ii instead of alpha_i^2 / (K^-1)_ii."""
+    monkeypatch.setattr(t1, "omission_costs", lambda kernel, alpha: alpha**2 * np.diag(np.linalg.inv(kernel)))
+
+
+def _jvp_gradient_wrong_factor(monkeypatch):
+    """The attack's JVP gradient with respect to X_R is off by a factor 2 (e.g. -gx for -2 gx)."""
+    real = attack.loss_and_grad
+
+    def loss_and_grad(*args, method="jvp", **kwargs):
+        loss, (grad_x, grad_lam) = real(*args, method=method, **kwargs)
+        return loss, ((0.5 * grad_x if method == "jvp" else grad_x), grad_lam)
+
+    monkeypatch.setattr(attack, "loss_and_grad", loss_and_grad)
+
+
+def _reversed_annealing(monkeypatch):
+    """The softplus sharpness annealed from 200 down to 10 instead of 10 up to 200."""
+    real = attack.beta_at
+
+    def beta_at(step, steps, schedule, anneal):
+        return real(step, steps, None if schedule is None else tuple(schedule)[::-1], anneal)
+
+    monkeypatch.setattr(attack, "beta_at", beta_at)
+
+
+MUTATIONS = [
+    # (bug, claim, owning steps: every one must fail)
+    (_inverted_omission_cost, t1.CLAIM, ("(iii) M < N",)),
+    (_alpha_without_momentum, d1.CLAIM, ("(i) linearized endpoint",)),
+    (_alpha_without_momentum, r1.CLAIM, ("zero at the training set",)),
+    (_schur_without_cross_term, r1.CLAIM, ("profiled loss",)),
+    (_kernel_form_without_cross_term, r1.CLAIM, ("kernel form", "profiling")),
+    (_identity_matching, r1.CLAIM, ("scoring",)),
+    (_jvp_gradient_wrong_factor, r1.CLAIM, ("attack gradient",)),
+    (_reversed_annealing, r1.CLAIM, ("finite-width attack",)),
+]
+
+CHANGES_KERNEL_ATTACKS = {_schur_without_cross_term}
+"""Mutations after which T1's cached kernel-attack results (numerics.attack.profiled_loss) must be dropped."""
+
+
+@pytest.mark.parametrize("mutate,claim,steps", MUTATIONS,
+                         ids=[f"{m.__name__.strip('_')}-{c.id}" for m, c, _ in MUTATIONS])
+def test_mutation_fails_its_claim(mutate, claim, steps, monkeypatch, tmp_path):
+    mutate(monkeypatch)
+    for name in steps:
+        assert _failed(claim, name, tmp_path), f"{claim.id} {name!r} passed with the bug {mutate.__name__}"
+
+
+def test_mutations_are_undone(tmp_path):
+    """After the mutations (and the cache clearing), the cheapest owning steps pass again."""
+    for claim, name in ((r1.CLAIM, "scoring"), (r1.CLAIM, "kernel form")):
+        assert not _failed(claim, name, tmp_path), f"{claim.id} {name!r} fails unmutated"
