@@ -81,3 +81,12 @@ def test_attack_section_examples_run_and_measure_the_table(tmp_path, monkeypatch
         for cell, metrics in zip(cells[:2], (first, extended)):
             row = metrics["leakage"][name]
             assert cell.startswith(f"{row['revealed']:.0%}"), (name, cell, row["revealed"])
+
+
+def test_speed_section_examples_run(monkeypatch, tmp_path):
+    """The attack examples of "Speed and scale" (profiled mode, float32) run as written."""
+    monkeypatch.chdir(tmp_path)
+    examples = _examples(_section("Speed and scale"))
+    assert len(examples) == 2
+    for argv in examples:
+        assert main([*argv, "--no-progress"]) == 0, argv
