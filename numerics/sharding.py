@@ -99,6 +99,36 @@ def sharded_sum(per_row: Callable[..., jax.Array], rows: tuple[jax.Array, ...], 
     return shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), check_rep=False)(*sharded, *fixed)
 
 
+def sharded_block_mean(loss_of_blocks: Callable[..., jax.Array], x_blocks: jax.Array, value_blocks: jax.Array,
+                       mask: jax.Array, replicated: tuple, mesh: Mesh) -> jax.Array:
+    """A loss that is a masked mean over blocks of a target set, with the block axis sharded over ``mesh``.
+
+    ``loss_of_blocks(x_blocks, value_blocks, mask, *replicated)`` takes (B, b, d), (B, b, C), (B, b) blocks (mask 1
+    for a real row, 0 for padding) and returns sum_i mask_i l_i / sum_i mask_i (e.g. numerics.distill's KIP loss,
+    whose target blocks come from its ``target_blocks``). Each device evaluates it on its blocks; the device means
+    L_d are recombined with their row counts N_d: L = sum_d N_d L_d / sum_d N_d. A device holding padding alone
+    evaluates a dummy all-ones mask whose value is discarded (no 0 / 0, no NaN gradient).
+    """
+    blocks = x_blocks.shape[0]
+    extra = (-blocks) % mesh.size
+    if extra:
+        x_blocks = jnp.concatenate([x_blocks, jnp.broadcast_to(x_blocks[:1], (extra, *x_blocks.shape[1:]))])
+        value_blocks = jnp.concatenate([value_blocks, jnp.zeros((extra, *value_blocks.shape[1:]), value_blocks.dtype)])
+        mask = jnp.concatenate([mask, jnp.zeros((extra, *mask.shape[1:]), mask.dtype)])
+    rows = NamedSharding(mesh, P(AXIS))
+    sharded = [jax.device_put(a, rows) for a in (x_blocks, value_blocks, mask)]
+    fixed = [jax.device_put(jnp.asarray(a), NamedSharding(mesh, P())) for a in replicated]
+
+    def local(xb, vb, mb, *rest):
+        count = jnp.sum(mb)
+        real = count > 0
+        value = loss_of_blocks(xb, vb, jnp.where(real, mb, jnp.ones_like(mb)), *rest)
+        return jax.lax.psum(jnp.where(real, value * count, 0.0), AXIS) / jax.lax.psum(count, AXIS)
+
+    specs = (P(AXIS), P(AXIS), P(AXIS), *(P(),) * len(fixed))
+    return shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), check_rep=False)(*sharded, *fixed)
+
+
 def kip_residuals(kernel: Kernel, x_target: jax.Array, y_target: jax.Array, x_support: jax.Array,
                   y_support: jax.Array, ridge: float) -> jax.Array:
     """Per target point ||y_t - K(x_t, X_S) (K_SS + ridge I)^-1 y_S||^2 (Nguyen, Chen and Lee 2021, KIP,
