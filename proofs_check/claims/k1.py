@@ -10,13 +10,17 @@ import sympy as sp
 
 from proofs_check.figures import loglog_rate_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, at_least, bootstrap_loglog_slope, exact,
-                                   not_applicable, rate_interval, register, within)
+                                   not_applicable, register, slope_in_band, within)
 from theory.architecture import Architecture, parse_spec
 
 DEFAULT_ACTIVATIONS = ("relu", "erf", "identity", "leaky_relu", "abrelu", "monomial:k=3", "poly:coeffs=0.5,1,0.25",
                        "expr:phi=tanh(x)")
 NT_ACTIVATIONS = ("relu", "erf", "identity", "abrelu:a=-0.5:b=1")
 RATE_ARCHS = ("relu:2", "erf:2:sw=1.5:sb=0.1")
+RATE_BAND = (-0.7, -0.3)
+RATE_SEEDS = 20
+"""Seeds per width in the quick profile: with 10, tanh (64..1024) fitted -0.35 [-0.43, -0.28]; with 20, -0.43
+[-0.50, -0.36] (widths this small are pre-asymptotic for smooth activations; the full profile reaches 4096)."""
 PD_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1", "relu:2:sb=0.2")
 
 
@@ -257,7 +261,7 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
     from numerics.networks import make_network
 
     widths = ctx.pick((64, 128, 256, 512, 1024), (64, 128, 256, 512, 1024, 2048, 4096))
-    seeds = ctx.pick(10, 24)
+    seeds = ctx.pick(RATE_SEEDS, 24)
     x = ctx.rng("k1-rate").normal(size=(8, 6))
     series, per_seed = {}, {}
     for arch in _rate_archs(ctx):
@@ -279,12 +283,14 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
     outcomes = []
     for spec, (_, means) in series.items():
         fit = bootstrap_loglog_slope(widths, per_seed[spec], rng=rng)
-        outcome = rate_interval(
-            f"{spec}: slope of relative NTK error vs width (bootstrap over {seeds} seeds)", fit, -0.5,
-            "fluctuations of a sum of m independent units: O(m^-1/2) (Jacot et al. 2018, arXiv:1806.07572); "
-            "it detects a wrong width scaling, NOT a kernel off by a constant factor of a few percent (that moves "
-            "the error floor, not the slope: (b) catches it); an interval wider than 0.3 is inconclusive and fails",
-            max_width=0.3, widths=list(widths), mean_errors=means)
+        outcome = slope_in_band(
+            f"{spec}: slope of relative NTK error vs width (bootstrap over {seeds} seeds)", fit,
+            RATE_BAND[0], RATE_BAND[1],
+            "fluctuations of a sum of m independent units: O(m^-1/2) (Jacot et al. 2018, arXiv:1806.07572); at "
+            "m = 64..1024 O(1/m) terms move the fitted slope (measured -0.60 relu:2, -0.43 tanh, 20 seeds), hence "
+            "the band -1/2 +- 0.2 that the whole interval must lie in; it detects a wrong width scaling (slope 0 or "
+            "-1), NOT a kernel off by a constant factor of a few percent (an error floor: (b) catches that)",
+            widths=list(widths), mean_errors=means)
         outcome.figures.append(figure)
         outcomes.append(outcome)
     return outcomes
@@ -330,8 +336,9 @@ def check_strict_pd(ctx: Context) -> list[Outcome]:
         minimum_eigenvalue()
         worst = float(min(ratios)) if ratios else float("nan")
         outcomes.append(at_least(f"{arch.spec}: min over {len(ratios)} drawn sets of lambda_min / lambda_max",
-                                 worst, 1e-10, "distinct points >= 1e-2 apart; round-off of the eigensolver "
-                                 "is ~1e-15, so a ratio above 1e-10 is a genuinely positive eigenvalue"))
+                                 worst, 1e-12, "distinct points >= 1e-2 apart; by Weyl's inequality an entry "
+                                 "error e moves eigenvalues by <= n e (n <= 12): entries are exact to ~1e-15 "
+                                 "relative ((a), (b)), so a ratio above 1e-12 is a genuinely positive eigenvalue"))
     return outcomes
 
 
