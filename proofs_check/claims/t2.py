@@ -22,7 +22,8 @@ ATTACK_SIZES = {"quick": (6, 8), "full": (8, 10)}
 2-core machine, 6-12 s at N = 8 (1500 steps, 8 restarts)."""
 ATTACK_TOLERANCE = 1e-6
 """(L* - min_i c_i) / a^T Theta a: dropping the cheapest point is feasible, so L* <= min c_i up to the attack's
-convergence error (T1 measures <= 1e-6 for the same attack); measured ratios L* / min c_i = 1.0000 at seeds 0-3."""
+convergence error (T1 measures <= 1e-6 for the same attack); measured 1.5e-7 (quick) and <= 6.6e-7 over the full
+profile's 8 seeds."""
 MATCH_RADIUS = 1e-2
 """A training point counts as reconstructed when a reconstruction lies within 1e-2 (T1: the attack reaches a
 training point to ~1e-5; unmatched points were measured 0.5-1.2 away)."""
@@ -172,7 +173,9 @@ def check_budget_attack(ctx: Context) -> list[Outcome]:
         elif missing.size == 1:
             patterns.append(f"X_T without point of cost rank {int(np.sum(costs < costs[missing[0]]))}")
         else:
-            patterns.append(f"something else ({missing.size} training points unmatched)")
+            ranks = [int(np.sum(costs < costs[i])) for i in missing]
+            patterns.append(f"something else: {missing.size} training points unmatched (cost ranks {ranks}, "
+                            f"nearest reconstruction {np.round(nearest[missing], 3).tolist()} away)")
     cheapest = sum(p == "X_T without the cheapest point" for p in patterns)
     n, d = ATTACK_SIZES[ctx.profile]
     return [within(f"M = N - 1 = {n - 1} (d = {d}), {len(patterns)} seeds: max (L* - min_i c_i) / a^T Theta a; "
@@ -326,7 +329,8 @@ CLAIM = register(Claim(
         Step("M = N - 1 attack", "numerics.attack.kernel_space_attack with one reconstruction fewer than training "
              "points (N = 6 quick, 1 seed; N = 8 full, 8 seeds): final loss against the cheapest omission; which "
              "training points the reconstructions sit on (within 1e-2) is reported per seed", check_budget_attack,
-             tolerance="L* <= min_i c_i + 1e-6 a^T Theta a (the attack's convergence error, T1)"),
+             tolerance="L* <= min_i c_i + 1e-6 a^T Theta a (the attack's convergence error, T1; measured "
+                       "<= 6.6e-7 over 8 seeds)"),
         Step("finite networks on digits", "relu:2 width 256 trained in its linearization on 20 digits (odd/even), "
              "parameter-space attack with M = 10: mean Spearman rho between omission cost and the revealed ratio, "
              "95% bootstrap interval over points (1 seed quick, 6 full); trivial reconstructions' rho beside",
@@ -341,10 +345,16 @@ CLAIM = register(Claim(
              tolerance="ratio >= 10 (measured 69); the pair cost equal to the Schur loss within 1e-10"),
     ],
     observations=[
-        "With M = N - 1 free reconstructions on the sphere the kernel attack ended at L* = min_i c_i (ratio "
-        "1.0000) with its reconstructions on every training point but the cheapest one, at every seed measured "
-        "(N = 6 and N = 8, seeds 0-3): moving a candidate off a training point (distillation, T3) did not lower "
-        "the loss below the best restricted configuration there.",
+        "With M = N - 1 free reconstructions on the sphere the kernel attack mostly ends at L* = min_i c_i (ratio "
+        "1.00001) with its reconstructions on every training point but the cheapest one: 8 of 8 measured runs at "
+        "N = 6 and 7 of 8 seeds of the full profile (N = 8, d = 10). At the eighth it ended 0.19% below min_i c_i "
+        "with two training points unmatched: a reconstruction placed off the training set beat leaving one point "
+        "out, which is distillation (T3) inside the attack, so 'the attack keeps the costly points' describes the "
+        "typical outcome, not a theorem.",
+        "On digits, trivial reconstructions that know nothing of the training set (the mean image, noise, class "
+        "means, held-out digits) also reach Spearman rho 0.18-0.38 between omission cost and revealed ratio: "
+        "costly points tend to be atypical, which changes their distances to everything. The attack's 0.69 "
+        "[0.52, 0.78] is above all of them, which is what the check requires.",
     ],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 5 (outliers are reconstructed first)",
                 "block inversion: Horn & Johnson, Matrix Analysis, 0.7.3"],
