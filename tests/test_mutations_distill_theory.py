@@ -85,6 +85,17 @@ def _attack_keeps_the_cheapest(monkeypatch):
     monkeypatch.setattr(attack, "kernel_space_attack", kernel_space_attack)
 
 
+def _attack_returns_its_start(monkeypatch):
+    """The parameter-space attack returns its initialization (X_R ~ 0.2 N(0, 1)), as if no step were applied."""
+    def parameter_space_attack(arch, params_0, params_f, n_recon, *, in_dim, key, **kwargs):
+        rng = np.random.default_rng(0)
+        return attack.AttackResult(x_recon=0.2 * rng.normal(size=(n_recon, in_dim)),
+                                   coefficients=rng.uniform(-0.5, 0.5, size=(n_recon, 1)), loss_curve=np.zeros(1),
+                                   final_loss=float("nan"), kind="parameter", steps=0)
+
+    monkeypatch.setattr(attack, "parameter_space_attack", parameter_space_attack)
+
+
 def _symbolic_uninverted_block(monkeypatch):
     """theory.distillation.omission_cost drops the inverse of (K^-1)_OO."""
     def omission_cost(kernel, alpha, omit):
@@ -168,6 +179,7 @@ MUTATIONS = {
     "T2 inverted LOO formula": (_inverted_loo, t2.CLAIM, ["identities on NTK Gram matrices"]),
     "T2 stray ridge in the block solve": (_shifted_schur_solve, t2.CLAIM, ["identities on NTK Gram matrices"]),
     "T2 attack leaves out the costliest": (_attack_keeps_the_cheapest, t2.CLAIM, ["M = N - 1 attack"]),
+    "T2 attack returns its start": (_attack_returns_its_start, t2.CLAIM, ["finite networks on digits"]),
     "T2 symbolic block not inverted": (_symbolic_uninverted_block, t2.CLAIM, ["block inversion", "exact rationals"]),
     "T3 labels used as coefficients": (_labels_are_coefficients, t3.CLAIM, ["identity on NTK blocks"]),
     "T3 missing sqrt of Theta(x, x)": (_missing_sqrt_of_theta, t3.CLAIM, ["bound (a), random points"]),
