@@ -65,6 +65,36 @@ def test_per_point_costs_and_loo_residuals(problem):
         assert np.max(np.abs(costs - np.sum(rows * refit.reshape(n, -1), axis=1))) <= FLOAT64_REASON * scale
 
 
+def _antipodal_and_close() -> np.ndarray:
+    x = np.eye(6, 4)
+    x[1] = -x[0]
+    x[2] = x[3] + 1e-3 * x[4]
+    return x
+
+
+@given(arrays(np.float64, (6, 4), elements=st.floats(-1, 1)), st.sampled_from(["relu:2", "erf:3:sw=1.5:sb=0.1"]))
+@example(_antipodal_and_close(), "relu:2")
+def test_identities_on_ntk_gram_matrices(points, spec):
+    """Omission cost = Schur loss and c_i = alpha_i r_i on the analytic NTK at drawn sphere points (fixed shape:
+    one compilation); near-duplicates make K ill-conditioned, so the tolerance scales with cond(K)."""
+    from hypothesis import assume
+
+    norms = np.linalg.norm(points, axis=1, keepdims=True)
+    assume(np.all(norms > 0.1))
+    x = points / norms
+    assume(np.min(np.linalg.norm(x[:, None] - x[None], axis=-1) + 2 * np.eye(6)) > 1e-4)
+    kernel = t2._gram(spec, x)
+    alpha = np.linalg.solve(kernel, np.array([1.0, -1.0, 1.0, 1.0, -1.0, -1.0]))
+    scale = float(alpha @ kernel @ alpha)
+    # round-off amplified by cond(K): measured <= 0.08 * 1e-15 cond(K) over 200 draws (some 1e-3 apart)
+    tolerance = 1e-15 * np.linalg.cond(kernel) * 100
+    for omit in ([0], [1, 2], [0, 3, 4, 5]):
+        assert abs(omission_cost(kernel, alpha, omit) - t2.schur_loss(kernel, alpha, np.array(omit))) <= \
+            tolerance * scale
+    refit = loo_residuals_by_refit(kernel, kernel @ alpha)
+    assert np.max(np.abs(omission_costs(kernel, alpha) - alpha * refit)) <= tolerance * scale
+
+
 def test_omitting_everything_costs_the_whole_norm():
     kernel = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 1.5]])
     alpha = np.array([1.0, -2.0, 0.5])
