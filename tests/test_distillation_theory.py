@@ -147,3 +147,25 @@ def test_cheap_steps_pass_on_the_quick_profile(claim, tmp_path):
             assert all(o.reason for o in outcomes)
             ran.append(step.name)
     assert ran == list(CHEAP_STEPS[claim.id])
+
+
+@given(st.integers(0, 2**32 - 1), arrays(np.float64, (2,), elements=st.floats(-2, 2)),
+       st.floats(0.0, 1.0))
+@example(0, np.zeros(2), 0.0)
+def test_t3_bounds_on_drawn_sets(seed, lam, closeness):
+    """Bounds (a) and (b) of T3 on the relu:2 NTK: 6 training points, 2 distilled, 1 probe on S^3 (drawn from a
+    seed; ``closeness`` 1 puts the first distilled point on a training point, 0 leaves it independent)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(9, 4))
+    x[6] = closeness * x[0] + (1 - closeness) * x[6]
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x_t, x_s, probe = x[:6], x[6:8], x[8:]
+    k_tt, k_ts, k_ss = t3._blocks("relu:2", x_t, x_s)
+    alpha = np.linalg.solve(k_tt, np.array([1.0, -1.0, 1.0, 1.0, -1.0, -1.0]))
+    y_s = k_ss @ lam
+    loss = t3.rkip_loss(k_tt, k_ts, k_ss, alpha, y_s)
+    assert loss >= 0 and abs(loss - t3.attack_loss(k_tt, k_ts, k_ss, alpha, lam)) <= 1e-10 * (alpha @ k_tt @ alpha)
+    assert t3.kip_ratio(k_tt, k_ts, k_ss, alpha, y_s) <= 1.0
+    p = dict(x_t=x_t, x_s=x_s, alpha=alpha)
+    gap, diagonal = t3._gap_and_diagonal("relu:2", probe, p, t3.distilled_coefficients(k_ss, y_s))
+    assert float(t3.pointwise_ratio(np.asarray(gap), loss, np.asarray(diagonal))[0]) <= 1.0
