@@ -387,19 +387,27 @@ CLAIM = register(Claim(
         Step("bound (a), random points", "the ratio |f_T - f_S|(x) / (sqrt(L) sqrt(Theta(x, x))) at 1000 random "
              "points (5000 full), half on the sphere, half Gaussian, for lambda* and a random lambda; and at the "
              "equality configuration", check_pointwise_random,
-             tolerance="ratio <= 1 with no tolerance; equality case within 1e-7 of 1 (measured 1.4e-9: the ReLU NTK at "
+             tolerance="ratio <= 1 with no tolerance (measured max 0.52 relu:2, 0.74 erf:3); equality case within 1e-7 "
+                       "of 1 (measured 1.4e-9: the ReLU NTK at "
                        "coincident inputs, evaluated in separate calls)"),
         Step("bound (a), adversarial points", "gradient ascent on the ratio from 24 starts (64 full) per "
              "configuration; the same ascent on the equality configuration must reach 1", check_pointwise_adversarial,
-             tolerance="ratio <= 1 with no tolerance; the ascent reaches the attained maximum within 1e-4"),
+             tolerance="ratio <= 1 with no tolerance (measured max 0.55 for relu:2, 0.84 for erf:3); the ascent "
+                       "reaches the attained maximum within 1e-4 (measured 9e-6 below it)"),
         Step("bound (b)", "KIP error / (lambda_max(K_TT) L_RKIP) on drawn sets (random and profiled lambda), and "
              "its equality case (y the top eigenvector of K_TT, y_S = 0)", check_kip_bound,
-             tolerance="ratio <= 1 with no tolerance; equality within 1e-7 (measured 0)"),
+             tolerance="ratio <= 1 with no tolerance (measured max 0.49 relu:2, 0.52 erf:3); equality within "
+                       "1e-7 (measured 0)"),
     ],
     counterexamples=[
         Step("converse of (b)", "training labels produced by f_S itself: KIP error 0, RKIP loss and the gap off "
              "the training set clearly positive", counterexample_converse,
              tolerance="KIP error <= 1e-20 of ||y||^2 (round-off), L_RKIP >= 1e-2 ||f_S||^2, gap >= 5% of max |f_S|"),
+    ],
+    observations=[
+        "Away from the equality configurations the bounds are loose by a factor 2 or so: over random and "
+        "adversarially ascended points the ratio of (a) stayed at or below 0.55 (relu:2) and 0.84 (erf:3), the "
+        "ratio of (b) at or below 0.52, both for the attack's profiled lambda* and for random lambda.",
     ],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 6 (RKIP)", "Nguyen et al. 2021, arXiv:2011.00050 (KIP)",
                 "Aronszajn 1950 (reproducing property)"],
