@@ -30,8 +30,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from numerics import attack
-from numerics.attack import AttackResult
 from numerics.networks import Network, Params, activation_fn, dense_layers
 from theory.architecture import Architecture
 
@@ -134,6 +132,8 @@ def normalized_margin(network: Network, params: Params, x: Any, y: Any) -> float
 @functools.cache
 def _kkt_runner(arch: Architecture, steps: int, schedule, lr: float, mu_min: float, mu_weight: float,
                 box_weight: float):
+    from numerics import attack  # imported here: numerics.attack re-exports kkt_attack from this module
+
     optimizer = optax.adam(lr)
     smooth = schedule is not None and arch.activation in attack.SMOOTHED
 
@@ -161,13 +161,15 @@ def _kkt_runner(arch: Architecture, steps: int, schedule, lr: float, mu_min: flo
 def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: int, key: jax.Array, steps: int,
                lr: float = 0.001, mu_min: float = MU_MIN, mu_weight: float = 1.0, box: tuple[Any, Any] | None = None,
                box_weight: float = 1.0, init_scale: float = 0.001,
-               beta_schedule: tuple[float, float] | None = (10.0, 200.0)) -> AttackResult:
+               beta_schedule: tuple[float, float] | None = (10.0, 200.0)) -> "attack.AttackResult":
     """Haim et al.'s KKT attack on theta_f alone (module docstring), with Adam over (X, mu).
 
     ``n_recon`` candidates, the first half labelled +1 and the rest -1; X ~ init_scale N(0, 1), mu ~ U(0, 1)
     (above ``mu_min`` after the first steps through the penalty). ``box=(lo, hi)`` is the prior (the pixel
     range); without it the box term is off. Single-output networks only (binary classification).
     """
+    from numerics import attack
+
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
     n_recon = attack._check_positive_int("n_recon", n_recon)
@@ -193,7 +195,7 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
     lam = np.asarray(mu * labels)[:, None]
     final = float(attack.reconstruction_loss(arch, (theta,), theta, x, jnp.asarray(lam)))
     scale = float(attack._tree_sqnorm(theta))
-    return AttackResult(x_recon=np.asarray(x), coefficients=lam, loss_curve=np.asarray(curve), final_loss=final,
+    return attack.AttackResult(x_recon=np.asarray(x), coefficients=lam, loss_curve=np.asarray(curve), final_loss=final,
                         kind="kkt", steps=steps,
                         info={"relative_loss": final / scale, "labels": np.asarray(labels), "mu": np.asarray(mu),
                               "mu_min": mu_min})
@@ -274,7 +276,7 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
                                            steps=attack_steps, box=dataset.box, progress=False).x_recon
         else:
             raise ValueError(f"unknown attack {name!r}; choose kkt or loo")
-        leak = audit.leakage(recon, dataset, references, seed=seed)
+        leak = audit.leakage(recon, dataset, references, seed=7_000_001 + seed)  # not the data's stream
         row = dict(leak.rows[audit.ATTACK_ROW])
         row["ratio_curve"] = np.sort(leak.ratios[audit.ATTACK_ROW])[::-1].tolist()
         results["scores"][name] = row

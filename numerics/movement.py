@@ -95,12 +95,15 @@ class Movement:
 
 
 def measure(network: Network, params_0: Params, params_f: Params, x: Any) -> Movement:
-    """Kernel distance between K_{theta_0} and K_{theta_f} on ``x`` (the network's own empirical NTK at both),
-    relative parameter movement and relative span residual."""
+    """Kernel distance between K_{theta_0} and K_{theta_f} on ``x`` (the network's own empirical NTK at both;
+    1 when K_f vanished), relative parameter movement and relative span residual."""
     x = jnp.asarray(x, dtype=jnp.float64)
     params_0, params_f = as_float64(params_0), as_float64(params_f)
     k_0 = ntk_matrix(network, params_0, x)
     k_f = ntk_matrix(network, params_f, x)
-    return Movement(kernel_distance=kernel_distance(k_0, k_f),
+    # a network whose every unit died on the training set has K_f = 0: no direction left, counted as the
+    # largest distance, 1 (measured: width-16 relu networks trained at step 1 / lambda_max(K_0) end so)
+    vanished = not np.any(np.asarray(k_f))
+    return Movement(kernel_distance=1.0 if vanished else kernel_distance(k_0, k_f),
                     relative_movement=relative_movement(params_0, params_f),
                     span_residual=span_residual(network, params_0, params_f, x))

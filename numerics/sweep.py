@@ -39,6 +39,11 @@ TRAININGS = ("linearized", "standard")
 DEPTH = 2
 """Hidden layers of every network of the sweep (relu, no biases: the setting of Loo et al.'s figures)."""
 FORMAT_VERSION = 1
+LEARNING_RATE = 0.5
+"""Step size in units of 1 / lambda_max(K_0), heavy-ball momentum 0.9 (as numerics.audit.train_on, which uses 1):
+at 1 / lambda_max nonlinear training of width-16 and -64 networks diverged in 2 of 4 sphere cells measured."""
+BASELINE_SEED_OFFSET = 7_000_001
+"""Trivial baselines are drawn with seed BASELINE_SEED_OFFSET + cell seed, never the data's seed (see run_cell)."""
 CSV_COLUMNS = ("dataset", "width", "n", "param", "training", "seed", "revealed", "revealed_count",
                "best_trivial_revealed", "ssim_ge_0.4", "ssim_ge_0.9", "median_l2", "kernel_distance",
                "relative_movement", "span_residual", "train_loss", "train_steps", "train_stop", "attack_loss",
@@ -133,20 +138,35 @@ def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
     from numerics.attack import parameter_space_attack
     from numerics.metrics import match
     from numerics.networks import make_network
+    from numerics.training import ntk_matrix, train
     from theory.architecture import parse_spec
 
     start = time.perf_counter()
     arch = parse_spec(cell.spec())
     dataset = audit.load_dataset(cell.dataset, cell.n, seed=cell.seed)
-    trained = audit.train_on(arch, cell.width, dataset, linearized=cell.training == "linearized", seed=cell.seed,
-                             max_steps=budget.train_steps, progress=False)
     network = make_network(arch, cell.width, dataset.y.shape[1])
+    params_0 = network.init(jax.random.PRNGKey(cell.seed), dataset.d)
+    lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, dataset.x)))[-1])
+    trained = train(network, params_0, dataset.x, dataset.y, learning_rate=LEARNING_RATE / lambda_max, momentum=0.9,
+                    linearized=cell.training == "linearized", max_steps=budget.train_steps, loss_threshold=1e-10,
+                    progress=False)
+    finite = all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(trained.params_f))
+    if not finite or trained.stop_reason == "diverged":
+        # nothing to measure or attack: the row is kept (the table shows it) and left out of trends and figures
+        return {**cell.as_dict(), "key": cell_key(cell, budget), "budget": budget.as_dict(), "depth": DEPTH,
+                "revealed": float("nan"), "revealed_count": 0, "best_trivial_revealed": float("nan"),
+                "kernel_distance": float("nan"),
+                "relative_movement": float("nan"), "span_residual": float("nan"), "train_loss": float("nan"),
+                "train_steps": int(trained.steps), "train_stop": trained.stop_reason, "attack_loss": float("nan"),
+                "seconds": time.perf_counter() - start}
     moved = movement.measure(network, trained.params_0, trained.params_f, dataset.x)
     result = parameter_space_attack(arch, trained.params_0, trained.params_f, 2 * cell.n, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(cell.seed + 1), steps=budget.attack_steps,
                                     lr=budget.attack_lr, box=dataset.box, progress=False, chunk=budget.attack_steps)
     references = audit.reference_sets(cell.dataset, dataset, seed=cell.seed)
-    leak = audit.leakage(result.x_recon, dataset, references, seed=cell.seed)
+    # the baselines get their own stream: with the data's seed, "noise + mean" on the sphere would replay the
+    # normal draws of the private points themselves (sphere() normalizes default_rng(seed).standard_normal)
+    leak = audit.leakage(result.x_recon, dataset, references, seed=BASELINE_SEED_OFFSET + cell.seed)
     attack_row = leak.rows[audit.ATTACK_ROW]
     l2 = match(result.x_recon, dataset.x, metric="l2", threshold=None)
     baselines = {name: row["revealed"] for name, row in leak.rows.items() if row["trivial"]}
@@ -177,9 +197,7 @@ def _plain(value: Any) -> Any:
         return _plain(value.tolist())
     if isinstance(value, (np.floating, np.integer, np.bool_)):
         value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return str(value)
-    return value
+    return value  # NaN stays a float: json writes it as NaN and reads it back (a diverged cell's movement)
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -261,10 +279,14 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
         elapsed = time.perf_counter() - start
         left = len(cells) - len(rows)
         report(f"cell {len(rows)}/{len(cells)} done ({cell.dataset} m={cell.width} N={cell.n} {cell.param} "
-               f"{cell.training} seed {cell.seed}: revealed {row['revealed']:.0%}, {row['seconds']:.1f} s); "
+               f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s); "
                f"about {_duration(elapsed / computed * left)} left")
     return SweepResult(rows=[rows[i] for i in range(len(cells))], computed=computed, reused=reused,
                        seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path)
+
+
+def _outcome(row: dict[str, Any]) -> str:
+    return "training diverged" if row.get("train_stop") == "diverged" else f"revealed {row['revealed']:.0%}"
 
 
 def _duration(seconds: float) -> str:
@@ -275,6 +297,12 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Summaries: means over seeds, the regime boundary
 # ---------------------------------------------------------------------------------------------------------
+
+def usable(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows whose training did not diverge (a diverged cell has no model to attack: it is reported in the
+    table and counted, never scored as a success or a failure of the attack)."""
+    return [r for r in rows if r.get("train_stop") != "diverged"]
+
 
 def mean_over_seeds(rows: Iterable[dict[str, Any]], value: str = "revealed") -> dict[tuple, float]:
     """(dataset, width, n, param, training) -> mean of ``value`` over the seeds present."""
@@ -403,3 +431,96 @@ def heatmap_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], data
                     ax.text(j, i, f"{grid[i, j]:.0%}", ha="center", va="center", fontsize=7,
                             color="white" if grid[i, j] < 0.5 else "black")
     return figures.save(fig, path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Trends with bootstrap intervals over cells and seeds
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Trend:
+    """A statistic of the sweep's rows with its two-level percentile bootstrap interval."""
+
+    name: str
+    value: float
+    low: float
+    high: float
+    n_rows: int
+    level: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _cell_groups(rows: Sequence[dict[str, Any]], keys: tuple[str, ...]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(tuple(row[k] for k in keys), []).append(index)
+    return list(groups.values())
+
+
+def _two_level_resample(groups: list[list[int]], rng: np.random.Generator) -> np.ndarray:
+    """Cells drawn with replacement, then each drawn cell's seeds drawn with replacement (Davison & Hinkley
+    1997, Sec. 3.8: resampling both stages of a two-stage design)."""
+    chosen = rng.integers(0, len(groups), size=len(groups))
+    return np.concatenate([np.asarray(groups[g])[rng.integers(0, len(groups[g]), size=len(groups[g]))]
+                           for g in chosen])
+
+
+def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random.Generator, n_boot: int = 1000,
+                   level: float = 0.95, target: str = "revealed") -> Trend:
+    """Spearman rank correlation of ``target`` with ``field`` over rows (cell x seed), with a bootstrap
+    interval that resamples cells and, within them, seeds; replicates where either variable is constant
+    (correlation undefined) are dropped."""
+    from scipy.stats import spearmanr
+
+    rows = list(rows)
+    x = np.array([float(r[field]) for r in rows])
+    y = np.array([float(r[target]) for r in rows])
+
+    def rho(index):
+        if np.ptp(x[index]) == 0 or np.ptp(y[index]) == 0:
+            return np.nan
+        return float(spearmanr(x[index], y[index]).statistic)
+
+    groups = _cell_groups(rows, ("dataset", "width", "n", "param", "training"))
+    replicates = np.array([rho(_two_level_resample(groups, rng)) for _ in range(n_boot)])
+    replicates = replicates[np.isfinite(replicates)]
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan)
+    return Trend(name=f"Spearman({target}, {field})", value=rho(np.arange(len(rows))), low=float(low),
+                 high=float(high), n_rows=len(rows), level=level)
+
+
+def paired_difference(rows: Sequence[dict[str, Any]], *, rng: np.random.Generator, n_boot: int = 1000,
+                      level: float = 0.95, target: str = "revealed") -> Trend:
+    """Mean over matched (dataset, width, N, param, seed) of target(linearized) - target(standard training),
+    with the same two-level bootstrap over cells and seeds."""
+    by_key: dict[tuple, dict[str, float]] = {}
+    for row in rows:
+        key = (row["dataset"], row["width"], row["n"], row["param"], row["seed"])
+        by_key.setdefault(key, {})[row["training"]] = float(row[target])
+    pairs = [dict(dataset=k[0], width=k[1], n=k[2], param=k[3], training="pair", seed=k[4],
+                  diff=v["linearized"] - v["standard"]) for k, v in by_key.items() if len(v) == 2]
+    if not pairs:
+        raise ValueError("no cell was run with both linearized and standard training")
+    diff = np.array([p["diff"] for p in pairs])
+    groups = _cell_groups(pairs, ("dataset", "width", "n", "param"))
+    replicates = np.array([diff[_two_level_resample(groups, rng)].mean() for _ in range(n_boot)])
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(replicates, [tail, 100 - tail])
+    return Trend(name=f"mean {target}(linearized) - {target}(standard)", value=float(diff.mean()), low=float(low),
+                 high=float(high), n_rows=len(pairs), level=level)
+
+
+TREND_SIGNS = {"width": 1, "n": -1, "kernel_distance": -1, "paired": 1}
+"""The direction each trend should have where the paper's finding holds: success grows with width, falls with
+N and with the kernel distance, and linearized training leaks more than standard training."""
+
+
+def trends(rows: Sequence[dict[str, Any]], *, rng: np.random.Generator, n_boot: int = 1000) -> dict[str, Trend]:
+    """The four trends of claim E1 on ``rows`` (one dataset's, usually)."""
+    return {"width": spearman_trend(rows, "width", rng=rng, n_boot=n_boot),
+            "n": spearman_trend(rows, "n", rng=rng, n_boot=n_boot),
+            "kernel_distance": spearman_trend(rows, "kernel_distance", rng=rng, n_boot=n_boot),
+            "paired": paired_difference(rows, rng=rng, n_boot=n_boot)}
