@@ -659,7 +659,7 @@ def _sweep(args) -> int:
         if len(args.grid.seeds) >= 2 or len(chosen) >= 4:
             try:
                 trends[dataset] = {k: t.as_dict() for k, t in
-                                   sweep.trends(chosen, rng=np.random.default_rng(0), n_boot=500).items()}
+                                   sweep.trends(chosen, rng=np.random.default_rng(0), n_boot=200).items()}
             except ValueError:
                 pass
         for param in args.grid.params:
