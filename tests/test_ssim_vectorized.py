@@ -12,7 +12,8 @@ from numerics import metrics
 from numerics.metrics import pairwise_ssim, pairwise_ssim_reference
 
 TOLERANCE = 1e-10
-"""The issue's bar; both sides sum the same window products in another order (measured <= 2e-15)."""
+"""The issue's bar. pairwise_ssim repeats scipy's filter and scikit-image's formula operation by operation (measured:
+bitwise equal on 8 x 8 images); larger windows of positions may average in another order (~1e-16)."""
 
 
 def _skimage(a, b, shape, data_range):
@@ -54,5 +55,5 @@ def test_blocks_do_not_change_the_result(monkeypatch):
 def test_identical_images_score_one():
     rng = np.random.default_rng(4)
     a = rng.uniform(size=(6, 64))
-    # SSIM(x, x) = 1 exactly in real arithmetic; float64 leaves ~1e-16
-    np.testing.assert_allclose(np.diag(pairwise_ssim(a, a, image_shape=(8, 8))), 1.0, rtol=0, atol=1e-14)
+    # SSIM(x, x) = 1: numerator and denominator are the same float64 operations on equal numbers
+    assert np.all(np.diag(pairwise_ssim(a, a, image_shape=(8, 8))) == 1.0)
