@@ -555,12 +555,17 @@ def _leakage_table(leakage, images: bool):
     return table
 
 
+from proofs_check import distill_cli  # noqa: E402  (its functions import this module lazily)
+
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
     Command("run", "run claims and write the report", _run_arguments, _run, check=_check_run, outputs=("out",),
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+    Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK), score it by test "
+            "accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
+            outputs=("out",), epilog=architecture_help()),
 )
 
 
