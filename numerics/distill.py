@@ -461,3 +461,173 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
     return DistillResult(x=x_out, y=y_out, classes=labels[index], init_index=index,
                          loss_curve=np.concatenate(curves) if curves else np.zeros(0), method=method, steps=steps,
                          info=info)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RKIP-finite: the parameter-space attack with M < N as a distillation of a finite trained network
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FiniteDistillation:
+    """Reconstructions X_R of a finite trained network with their labels y_R = K_theta(X_R, X_R) lambda."""
+
+    x: np.ndarray
+    y: np.ndarray
+    attack: Any
+    """The :class:`numerics.attack.AttackResult` (lambda in ``coefficients``)."""
+
+
+def rkip_finite(arch: Architecture, params_0: Any, params_f: Any, n_recon: int, *, in_dim: int, key: jax.Array,
+                steps: int, at: str = "thetaf", **attack_options) -> FiniteDistillation:
+    """Loo et al.'s parameter-space attack with M = ``n_recon`` < N reconstructions, read as distillation.
+
+    The attack fits Delta theta ~ J_theta*(X_R)^T lambda (theta* = theta_f by default, ``at``); a network
+    moved by that Delta theta changes its outputs at X_R by J_theta*(X_R) Delta theta = K_theta*(X_R, X_R)
+    lambda, so the distilled labels are
+
+        y_R = K_theta*(X_R, X_R) lambda          (factor 1: the attack's lambda is in units of J^T lambda;
+                                                  the training loss is the sum-reduced MSE of numerics.training)
+
+    with K the empirical NTK (M C x M C, sample-major). ``attack_options`` go to
+    :func:`numerics.attack.parameter_space_attack` (box, lr, beta_schedule, checkpoint, progress, ...).
+    """
+    from numerics.attack import parameter_space_attack
+    from numerics.kernels import empirical_ntk, flatten_ntk
+
+    result = parameter_space_attack(arch, params_0, params_f, n_recon, in_dim=in_dim, key=key, steps=steps, at=at,
+                                    **attack_options)
+    params = params_0 if at == "theta0" else params_f
+    lam = np.asarray(result.coefficients)
+    kernel = np.asarray(flatten_ntk(empirical_ntk(arch, params, jnp.asarray(result.x_recon))))
+    y = (kernel @ lam.reshape(-1)).reshape(lam.shape)
+    return FiniteDistillation(x=np.asarray(result.x_recon), y=y, attack=result)
+
+
+def network_accuracy(arch: Architecture, width: int, x: Any, y: Any, x_test: Any, labels_test: Any, *, seed: int,
+                     linearized: bool = False, max_steps: int = 5000, loss_threshold: float = 1e-8) -> float:
+    """Test accuracy of a fresh finite network (init seed ``seed``) trained on (x, y): full-batch heavy-ball
+    (momentum 0.9) on the sum-reduced MSE with step 1 / lambda_max(K_0), as :func:`numerics.audit.train_on`."""
+    from numerics.networks import make_network
+    from numerics.training import linearized_apply, ntk_matrix, train
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64).reshape(x.shape[0], -1)
+    network = make_network(arch, width, y.shape[1])
+    params_0 = network.init(jax.random.PRNGKey(seed), x.shape[1])
+    lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, x)))[-1])
+    trained = train(network, params_0, x, y, learning_rate=1.0 / lambda_max, momentum=0.9, linearized=linearized,
+                    max_steps=max_steps, loss_threshold=loss_threshold, progress=False)
+    apply = linearized_apply(network.apply_fn, trained.params_0) if linearized else network.apply_fn
+    outputs = apply(trained.params_f, jnp.asarray(x_test, jnp.float64))
+    return accuracy(np.asarray(outputs), labels_test)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distillation as a defense (claim T4): attack a model trained on the private set and models trained on
+# distilled sets, score both with the same success measure
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DefenseRow:
+    """One setting of the defense experiment.
+
+    ``name`` ("private set" for the baseline), ``size`` (points the model was trained on), ``min_distance``
+    (None: no constraint), ``test_accuracy`` (kernel regression on the training set of the model), ``leakage``
+    (numerics.privacy.leakage_table rows: the attack's and the trivial reconstructions'), ``distilled_leakage``
+    (the distilled points themselves scored as reconstructions: what an attack that recovers S exactly reveals),
+    ``min_distance_reached`` (smallest rescaled distance of a distilled point to a private point),
+    ``attack_relative_loss`` (final profiled loss / alpha^T Theta alpha), ``x_recon``, ``x_train``.
+    """
+
+    name: str
+    size: int
+    min_distance: float | None
+    test_accuracy: float
+    leakage: dict[str, dict[str, Any]]
+    distilled_leakage: dict[str, Any] | None
+    min_distance_reached: float | None
+    attack_relative_loss: float
+    x_recon: np.ndarray
+    x_train: np.ndarray
+
+    @property
+    def revealed(self) -> float:
+        return float(self.leakage["attack"]["revealed"])
+
+    def summary(self) -> dict[str, Any]:
+        trivial = {k: {"revealed": v["revealed"], "ssim_ge_0.4": v.get("ssim_ge_0.4")}
+                   for k, v in self.leakage.items() if v.get("trivial")}
+        attack = self.leakage["attack"]
+        return {"name": self.name, "size": self.size, "min_distance": self.min_distance,
+                "test_accuracy": self.test_accuracy, "revealed": attack["revealed"],
+                "revealed_count": attack["revealed_count"], "ssim_ge_0.4": attack.get("ssim_ge_0.4"),
+                "ssim_ge_0.9": attack.get("ssim_ge_0.9"),
+                "distilled_points_revealed": None if self.distilled_leakage is None
+                else self.distilled_leakage["revealed"],
+                "min_distance_reached": self.min_distance_reached,
+                "attack_relative_loss": self.attack_relative_loss, "trivial": trivial}
+
+
+def attack_kernel_model(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, n_recon: int, *, key: jax.Array,
+                        steps: int, restarts: int, polish_iterations: int, ridge_factor: float = RIDGE_FACTOR):
+    """The released model is kernel (ridge) regression on (x_train, y_train), the kernel-regime network at
+    infinite width: Delta theta = J_0^T alpha with alpha = (Theta + r I)^-1 y. Attack it with the kernel-space
+    attack (numerics.attack.kernel_space_attack, lambda profiled out), reconstructions free in R^d."""
+    from numerics.attack import kernel_space_attack
+
+    alpha = np.asarray(support_coefficients(arch, jnp.asarray(x_train), jnp.asarray(y_train),
+                                            ridge_factor=ridge_factor))
+    return kernel_space_attack(arch, x_train, alpha, n_recon, key=key, steps=steps, restarts=restarts,
+                               domain="euclidean", polish_iterations=polish_iterations, polish_top=1)
+
+
+def defense_experiment(arch: Architecture, private: Any, test: Any, references: Any, *, sizes: tuple[int, ...],
+                       distances: tuple[float | None, ...], n_recon: int, attack_steps: int, restarts: int = 1,
+                       polish_iterations: int = 100, distill_steps: int = 500, distill_lr: float = 0.01,
+                       method: str = "kip", seed: int = 0, factor: float | None = None,
+                       advance=lambda message: None) -> list[DefenseRow]:
+    """Claim T4's experiment (docs/claims.md#t4).
+
+    ``private`` (a numerics.data.Dataset with labels) is the private set T; the baseline model is trained on it.
+    For every size k in ``sizes`` (a multiple of the number of classes) and minimum distance r in ``distances``
+    (None: unconstrained), T is distilled (``method``) into k points at rescaled distance >= r from every private
+    point, and a model is trained on them. Every model is the kernel-regime network at infinite width
+    (:func:`attack_kernel_model`), attacked with the same budget (``n_recon`` reconstructions, ``attack_steps``,
+    ``restarts``, ``polish_iterations``), and scored against T by numerics.privacy.revealed (public set
+    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage).
+    """
+    from numerics import audit, privacy
+
+    factor = privacy.DEFAULT_FACTOR if factor is None else factor
+    n_classes = len(private.class_names)
+    rows = []
+
+    def score(name, size, r, x_train, y_train, distilled=None, reached=None, tag=0):
+        advance(f"T4: attacking the model trained on {name}")
+        result = attack_kernel_model(arch, x_train, y_train, n_recon, key=jax.random.PRNGKey(seed * 1000 + tag),
+                                     steps=attack_steps, restarts=restarts, polish_iterations=polish_iterations)
+        leak = audit.leakage(result.x_recon, private, references, seed=seed, factor=factor)
+        own = None
+        if distilled is not None:
+            own = privacy.leakage_scores(distilled, private.x, references.public, factor=factor)
+        rows.append(DefenseRow(name=name, size=size, min_distance=r,
+                               test_accuracy=support_accuracy(arch, x_train, y_train, test.x, test.labels),
+                               leakage=leak.rows, distilled_leakage=own, min_distance_reached=reached,
+                               attack_relative_loss=float(result.info["relative_loss"]), x_recon=result.x_recon,
+                               x_train=np.asarray(x_train)))
+
+    score("private set", private.n, None, private.x, private.y)
+    tag = 1
+    for size in sizes:
+        if size % n_classes:
+            raise ValueError(f"distilled size {size} is not a multiple of the {n_classes} classes")
+        for r in distances:
+            advance(f"T4: distilling {size} points, minimum distance {r}")
+            result = distill(arch, private.x, private.y, private.labels, per_class=size // n_classes, method=method,
+                             steps=distill_steps, lr=distill_lr, protected=None if r is None else private.x,
+                             min_distance=r, seed=seed, progress=False)
+            reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(result.x), jnp.asarray(private.x)))))
+            label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
+            score(label, size, r, result.x, result.y, distilled=result.x, reached=reached, tag=tag)
+            tag += 1
+    return rows
