@@ -566,6 +566,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK), score it by test "
             "accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
             outputs=("out",), epilog=architecture_help()),
+    Command("defend", "distillation as a defense: attack a kernel-regime model trained on private digits and models "
+            "trained on distilled sets, write the revealed-vs-accuracy trade-off", distill_cli.defend_arguments,
+            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",)),
 )
 
 

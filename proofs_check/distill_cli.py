@@ -191,3 +191,126 @@ def run(args) -> int:
     console.print(table)
     console.print(f"files: {', '.join(str(paths[k]) for k in ('png', 'npz', 'metrics'))}")
     return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# defend
+# ---------------------------------------------------------------------------------------------------------
+
+def _distance_list(text: str):
+    """Comma-separated minimum distances; 'none' = no constraint."""
+    import math
+
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item == "none":
+            values.append(None)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is neither a number nor 'none'") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"minimum distances must be finite and > 0, got {item}")
+        values.append(value)
+    return tuple(values)
+
+
+def _size_list(text: str):
+    from proofs_check.cli import positive_int
+
+    return tuple(positive_int(item.strip()) for item in text.split(","))
+
+
+def defend_arguments(parser: argparse.ArgumentParser) -> None:
+    from proofs_check.cli import architecture, folder, positive_int, seed
+
+    parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
+    parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
+                        help="distilled set sizes, comma-separated multiples of 10")
+    parser.add_argument("--distances", type=_distance_list, default=(None, 1.0, 1.5),
+                        help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
+    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
+    parser.add_argument("--attack-steps", type=positive_int, default=1000, help="Adam steps of every attack")
+    parser.add_argument("--restarts", type=positive_int, default=1, help="attack restarts")
+    parser.add_argument("--polish", type=positive_int, default=200, help="L-BFGS iterations after the attack")
+    parser.add_argument("--distill-steps", type=positive_int, default=1000, help="KIP steps per distilled set")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the private draw, distillation and attacks")
+    parser.add_argument("--out", type=folder, default="reports/defend", help="output folder")
+
+
+def defend_check(args) -> None:
+    import numpy as np
+
+    from numerics.data import digits
+    from proofs_check.cli import UsageError
+
+    if args.arch.parameterization != "ntk":
+        raise UsageError(f"--arch {args.arch.spec}: the kernel-regime model needs the NTK parametrization")
+    bad = [k for k in args.sizes if k % 10]
+    if bad:
+        raise UsageError(f"--sizes {bad[0]}: distilled sizes must be multiples of the 10 classes")
+    over = [k for k in args.sizes if k > 10 * args.per_class]
+    if over:
+        raise UsageError(f"--sizes {over[0]}: a distilled set larger than the private set ({10 * args.per_class}) "
+                         "defends nothing")
+    train = digits(task="ten_class", split="train")
+    counts = np.bincount(train.labels, minlength=10)
+    if args.per_class > counts.min():
+        raise UsageError(f"--per-class {args.per_class}: the training split has only {int(counts.min())} digits "
+                         "of its smallest class")
+    private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
+    smallest = float(np.linalg.norm(private.x, axis=1).min())
+    impossible = [r for r in args.distances if r is not None and r >= smallest]
+    if impossible:
+        raise UsageError(f"--distances {impossible[0]:g} cannot be met: the private digit closest to the origin has "
+                         f"norm {smallest:.4g}, and no point is farther than that from it after rescaling")
+
+
+def defend(args) -> int:
+    import numerics  # noqa: F401  (float64 on)
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from numerics import audit
+    from numerics.data import digits
+    from numerics.distill import defense_experiment
+    from proofs_check import figures
+    from proofs_check.claims import t4
+
+    console = Console(highlight=False)
+    private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
+    test = digits(task="ten_class", split="test")
+    references = audit.reference_sets("digits-ten-class", private)
+    n_recon = 2 * private.n
+    console.print(f"private set: {private.n} digits; attacks with M = {n_recon}, {args.attack_steps} steps; "
+                  f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}")
+    rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
+                              n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
+                              polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
+                              advance=lambda message: console.print(message))
+    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
+                                               f"{args.attack_steps} steps; private N = {private.n}")
+    png = figures.save(fig, args.out / "tradeoff.png")
+    record = {"private": private.name, "n_private": private.n, "n_recon": n_recon, "attack_steps": args.attack_steps,
+              "restarts": args.restarts, "polish": args.polish, "distill_steps": args.distill_steps,
+              "arch": args.arch.spec, "seed": args.seed,
+              "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split",
+              "settings": t4.rows_json(rows)}
+    path = audit.write_metrics(args.out / "tradeoff.json", record)
+    table = Table(title="revealed private points against test accuracy")
+    for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "test accuracy"):
+        table.add_column(column, justify="left" if column == "model trained on" else "right")
+    for row in rows:
+        attack = row.leakage["attack"]
+        table.add_row(row.name, str(row.size), "-" if row.min_distance is None else f"{row.min_distance:g}",
+                      f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}", f"{row.test_accuracy:.3f}")
+    trivial = {k: v for k, v in rows[0].leakage.items() if v.get("trivial")}
+    for name, value in trivial.items():
+        table.add_row(f"{name} (trivial)", "-", "-", f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}", "-")
+    console.print(table)
+    console.print(f"files: {png}, {path}")
+    return 0
