@@ -585,7 +585,7 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                        distances: tuple[float | None, ...], n_recon: int, attack_steps: int, restarts: int = 1,
                        polish_iterations: int = 100, distill_steps: int = 500, distill_lr: float = 0.01,
                        method: str = "kip", seed: int = 0, factor: float | None = None,
-                       advance=lambda message: None) -> list[DefenseRow]:
+                       advance=lambda message: None, on_row=lambda rows: None) -> list[DefenseRow]:
     """Claim T4's experiment (docs/claims.md#t4).
 
     ``private`` (a numerics.data.Dataset with labels) is the private set T; the baseline model is trained on it.
@@ -594,7 +594,8 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
     point, and a model is trained on them. Every model is the kernel-regime network at infinite width
     (:func:`attack_kernel_model`), attacked with the same budget (``n_recon`` reconstructions, ``attack_steps``,
     ``restarts``, ``polish_iterations``), and scored against T by numerics.privacy.revealed (public set
-    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage).
+    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage). ``on_row(rows)`` is
+    called after every setting (e.g. to write partial results).
     """
     from numerics import audit, privacy
 
@@ -615,6 +616,7 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                                leakage=leak.rows, distilled_leakage=own, min_distance_reached=reached,
                                attack_relative_loss=float(result.info["relative_loss"]), x_recon=result.x_recon,
                                x_train=np.asarray(x_train)))
+        on_row(rows)
 
     score("private set", private.n, None, private.x, private.y)
     tag = 1
@@ -631,3 +633,38 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
             score(label, size, r, result.x, result.y, distilled=result.x, reached=reached, tag=tag)
             tag += 1
     return rows
+
+
+def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: int, steps: int,
+                           net_seeds: tuple[int, ...] = (100, 101, 102), seed: int = 0, train_steps: int = 5000,
+                           progress: bool = False) -> dict[str, Any]:
+    """RKIP-finite on digits odd/even: train a linearized network of ``width`` on ``n`` digits (numerics.audit.train_on),
+    distill it by the parameter-space attack with ``n_recon`` < n reconstructions (:func:`rkip_finite`, ``steps``
+    Adam steps, box prior), then test accuracy of fresh networks (standard training, init seeds ``net_seeds``) and of
+    kernel regression trained on (X_R, y_R), beside the same trained on the original n points and kernel regression
+    on random subsets of n_recon original points (mean of 5)."""
+    from numerics import audit
+    from numerics.data import digits
+    from numerics.training import linearized_apply
+
+    data = digits(task="odd_even", n=n, seed=seed)
+    test = digits(task="odd_even", split="test")
+    trained = audit.train_on(arch, width, data, linearized=True, seed=seed, max_steps=train_steps, progress=progress)
+    found = rkip_finite(arch, trained.params_0, trained.params_f, n_recon, in_dim=data.d,
+                        key=jax.random.PRNGKey(seed + 1), steps=steps, box=data.box, progress=progress, chunk=100)
+    rng = np.random.default_rng(seed)
+    subsets = [rng.choice(n, n_recon, replace=False) for _ in range(5)]
+    model = linearized_apply(audit.make_network(arch, width, 1).apply_fn, trained.params_0)
+    out: dict[str, Any] = {
+        "N": n, "M": n_recon, "width": width, "attack_steps": steps, "label_factor": "y_R = K_thetaf(X_R, X_R) lambda",
+        "relative_attack_loss": found.attack.final_loss / found.attack.info["delta_theta_sqnorm"],
+        "trained_network": accuracy(np.asarray(model(trained.params_f, jnp.asarray(test.x))), test.labels),
+        "krr_original": support_accuracy(arch, data.x, data.y, test.x, test.labels),
+        "krr_reconstructed": support_accuracy(arch, found.x, found.y, test.x, test.labels),
+        "krr_random_subset": float(np.mean([support_accuracy(arch, data.x[i], data.y[i], test.x, test.labels)
+                                            for i in subsets])),
+    }
+    for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (found.x, found.y)}.items():
+        out[f"networks_{name}"] = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s) for s in net_seeds]
+    out["gap_points"] = 100 * (np.mean(out["networks_original"]) - np.mean(out["networks_reconstructed"]))
+    return out

@@ -9,6 +9,7 @@ Writes into ``--out``: ``distilled.png`` (the distilled images with their learne
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -229,7 +230,7 @@ def defend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
     parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
                         help="distilled set sizes, comma-separated multiples of 10")
-    parser.add_argument("--distances", type=_distance_list, default=(None, 1.0, 1.5),
+    parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
                         help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
     parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
     parser.add_argument("--attack-steps", type=positive_int, default=1000, help="Adam steps of every attack")
@@ -288,19 +289,23 @@ def defend(args) -> int:
     n_recon = 2 * private.n
     console.print(f"private set: {private.n} digits; attacks with M = {n_recon}, {args.attack_steps} steps; "
                   f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}")
-    rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
-                              n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
-                              polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
-                              advance=lambda message: console.print(message))
-    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
-                                               f"{args.attack_steps} steps; private N = {private.n}")
-    png = figures.save(fig, args.out / "tradeoff.png")
     record = {"private": private.name, "n_private": private.n, "n_recon": n_recon, "attack_steps": args.attack_steps,
               "restarts": args.restarts, "polish": args.polish, "distill_steps": args.distill_steps,
               "arch": args.arch.spec, "seed": args.seed,
-              "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split",
-              "settings": t4.rows_json(rows)}
-    path = audit.write_metrics(args.out / "tradeoff.json", record)
+              "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split"}
+
+    def partial(rows):
+        audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": False, "settings": t4.rows_json(rows)})
+
+    rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
+                              n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
+                              polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
+                              advance=lambda message: console.print(message), on_row=partial)
+    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
+                                               f"{args.attack_steps} steps; private N = {private.n}")
+    png = figures.save(fig, args.out / "tradeoff.png")
+    path = audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": True,
+                                                            "settings": t4.rows_json(rows)})
     table = Table(title="revealed private points against test accuracy")
     for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "test accuracy"):
         table.add_column(column, justify="left" if column == "model trained on" else "right")
@@ -314,3 +319,39 @@ def defend(args) -> int:
     console.print(table)
     console.print(f"files: {png}, {path}")
     return 0
+
+
+def rkip_finite_main(argv: list[str] | None = None) -> int:
+    """``python -m proofs_check.distill_cli``: RKIP-finite on digits odd/even, printed as JSON (numerics.distill.
+    rkip_finite_experiment)."""
+    import numerics  # noqa: F401  (float64 on)
+    import json
+
+    from numerics.audit import write_metrics
+    from numerics.distill import rkip_finite_experiment
+    from proofs_check.cli import PROG, UsageError, architecture, folder, positive_int
+
+    parser = argparse.ArgumentParser(prog="python -m proofs_check.distill_cli",
+                                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
+    parser.add_argument("--n", type=positive_int, default=20, help="training digits (even)")
+    parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
+    parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
+    parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
+    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC")
+    parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
+    args = parser.parse_args(argv)
+    try:
+        if args.n % 2 or args.recon >= args.n:
+            raise UsageError(f"--n must be even and --recon below it; got --n {args.n} --recon {args.recon}")
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_metrics(args.out / "rkip_finite.json", result)
+    print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(rkip_finite_main())
