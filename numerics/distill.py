@@ -62,6 +62,7 @@ import optax
 from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import validate_points
 from numerics.kernels import analytic_ntk
+from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
 from numerics.progress import progress_bar
 from theory.architecture import Architecture
 

@@ -121,7 +121,7 @@ def activation_expression(text: str) -> sp.Expr:
     return parse_expression(text)
 
 
-def _as_rational(value) -> sp.Expr:
+def as_rational(value) -> sp.Expr:
     """Activation parameters enter the expressions exactly, so the certificates stay exact."""
     if isinstance(value, int):
         return sp.Integer(value)
@@ -129,7 +129,7 @@ def _as_rational(value) -> sp.Expr:
 
 
 def _abrelu(name: str, neg, pos) -> DualKernel:
-    neg, pos = _as_rational(neg), _as_rational(pos)
+    neg, pos = as_rational(neg), as_rational(pos)
     phi = neg * sp.Min(x_symbol, 0) + pos * sp.Max(x_symbol, 0)
     return DualKernel(name=name, phi=phi,
                       value=(pos - neg) ** 2 * relu_kernel() + pos * neg * c_var,
@@ -164,7 +164,7 @@ def dual_kernel(activation: str, params: tuple = ()) -> DualKernel:
     if activation == "monomial":
         return _polynomial("monomial", x_symbol ** int(p["k"]))
     if activation == "poly":
-        phi = sum(_as_rational(ck) * x_symbol**i for i, ck in enumerate(p["coeffs"]))
+        phi = sum(as_rational(ck) * x_symbol**i for i, ck in enumerate(p["coeffs"]))
         return _polynomial("poly", sp.sympify(phi))
     if activation == "expr":
         phi = activation_expression(p["phi"])

@@ -24,7 +24,7 @@ import dataclasses
 import sympy as sp
 
 from theory.architecture import Architecture
-from theory.dual import CLOSED_FORM, DualKernel, a_var, b_var, c_var, dual_for
+from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_for
 
 q12 = sp.Symbol("q12", real=True)
 q11, q22 = sp.symbols("q11 q22", positive=True)
@@ -43,7 +43,7 @@ class KernelState:
 
 def input_layer(arch: Architecture) -> KernelState:
     """The first dense layer, in terms of q_ij = <x_i, x_j> and the input dimension d."""
-    sw2, sb2 = sp.nsimplify(arch.sigma_w) ** 2, sp.nsimplify(arch.sigma_b) ** 2
+    sw2, sb2 = as_rational(arch.sigma_w) ** 2, as_rational(arch.sigma_b) ** 2
 
     def sigma(q):
         return sw2 * q / dim + sb2
@@ -61,7 +61,7 @@ def layer_step(arch: Architecture, state: KernelState, kernel: DualKernel | None
     if kernel.method != CLOSED_FORM:
         raise ValueError(f"activation {arch.activation} has no closed-form dual kernel; it is evaluated by "
                          "quadrature in numerics.kernels, not composed symbolically")
-    sw2, sb2 = sp.nsimplify(arch.sigma_w) ** 2, sp.nsimplify(arch.sigma_b) ** 2
+    sw2, sb2 = as_rational(arch.sigma_w) ** 2, as_rational(arch.sigma_b) ** 2
     cross = {a_var: state.s11, b_var: state.s22, c_var: state.s12}
     value = kernel.value.subs(cross, simultaneous=True)
     derivative = kernel.derivative.subs(cross, simultaneous=True)
@@ -92,7 +92,7 @@ def relu_ntk_depth_one(arch: Architecture) -> sp.Expr:
 
     An independent statement against which :func:`compose` is checked (see :func:`as_arccos`).
     """
-    sw2 = sp.nsimplify(arch.sigma_w) ** 2
+    sw2 = as_rational(arch.sigma_w) ** 2
     norm = sp.sqrt(q11 * q22)
     t = sp.acos(q12 / norm)
     return sw2**2 * (norm * (sp.sin(t) + (sp.pi - t) * sp.cos(t)) + q12 * (sp.pi - t)) / (2 * sp.pi * dim)
