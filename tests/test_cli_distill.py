@@ -27,6 +27,7 @@ def no_work(monkeypatch):
         raise AssertionError("work started before the input was validated")
 
     monkeypatch.setattr(distill_module, "distill", forbidden)
+    monkeypatch.setattr(distill_module, "defense_experiment", forbidden)
 
 
 BAD = [
@@ -41,6 +42,14 @@ BAD = [
     (["distill", "--out", "{file}"], "exists and is not a folder"),
     ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"], "--per-class is 3 but the run in"),
     ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
+    (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
+    (["defend", "--sizes", "10,x"], "'x' is not an integer"),
+    (["defend", "--per-class", "2", "--sizes", "50"], "larger than the private set (20)"),
+    (["defend", "--distances", "none,3"], "--distances 3 cannot be met"),
+    (["defend", "--distances", "near"], "'near' is neither a number nor 'none'"),
+    (["defend", "--distances", "-1"], "must be finite and > 0"),
+    (["defend", "--per-class", "500"], "--per-class 500: the training split has only"),
+    (["defend", "--attack-steps", "0"], "--attack-steps: must be a positive integer"),
 ]
 
 

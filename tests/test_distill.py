@@ -1,7 +1,6 @@
 """numerics.distill: the blocked KIP and RKIP losses against plain NumPy, the minimum-distance projection,
 input validation, and a short distillation that improves and resumes exactly."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
