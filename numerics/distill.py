@@ -666,6 +666,7 @@ def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: i
                                             for i in subsets])),
     }
     for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (found.x, found.y)}.items():
-        out[f"networks_{name}"] = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s) for s in net_seeds]
+        out[f"networks_{name}"] = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s,
+                                                    max_steps=train_steps) for s in net_seeds]
     out["gap_points"] = 100 * (np.mean(out["networks_original"]) - np.mean(out["networks_reconstructed"]))
     return out

@@ -337,6 +337,8 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
     parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
     parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
+    parser.add_argument("--train-steps", type=positive_int, default=5000,
+                        help="training step budget of every network (the attacked one and the fresh ones)")
     parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC")
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
     args = parser.parse_args(argv)
@@ -346,7 +348,8 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
-    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps)
+    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
+                                    train_steps=args.train_steps)
     args.out.mkdir(parents=True, exist_ok=True)
     write_metrics(args.out / "rkip_finite.json", result)
     print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))

@@ -142,7 +142,7 @@ def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
             module = ".venv/bin/python -m proofs_check.distill_cli "
             assert line.startswith(module), line
             argv = _shrunk(shlex.split(line[len(module):]), SMALL_SETTINGS["python -m proofs_check.distill_cli"])
-            assert rkip_finite_main([*argv, "--width", "16"]) == 0, argv
+            assert rkip_finite_main([*argv, "--width", "16", "--train-steps", "50"]) == 0, argv
             out = Path(argv[argv.index("--out") + 1])
             assert "gap_points" in json.loads((out / "rkip_finite.json").read_text())
     assert json.loads(Path("runs/kip10/metrics.json").read_text())["resumed_from"] == 2
