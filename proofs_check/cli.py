@@ -716,6 +716,8 @@ def _sweep_table(rows):
     return table
 
 
+from proofs_check import distill_cli  # noqa: E402  (its functions import this module lazily)
+
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
     Command("run", "run claims and write the report", _run_arguments, _run, check=_check_run, outputs=("out",),
@@ -724,6 +726,12 @@ COMMANDS: tuple[Command, ...] = (
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
+    Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK), score it by test "
+            "accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
+            outputs=("out",), epilog=architecture_help()),
+    Command("defend", "distillation as a defense: attack a kernel-regime model trained on private digits and models "
+            "trained on distilled sets, write the revealed-vs-accuracy trade-off", distill_cli.defend_arguments,
+            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",)),
 )
 
 

@@ -101,3 +101,57 @@ def test_speed_section_examples_run(monkeypatch, tmp_path):
     assert len(examples) == 2
     for argv in examples:
         assert main([*argv, "--no-progress"]) == 0, argv
+
+
+SMALL_SETTINGS = {
+    # README command -> options replaced to keep the test small (the README's own settings are the full runs)
+    "distill": {"--steps": None},
+    "python -m proofs_check.distill_cli": {"--n": "4", "--recon": "2", "--steps": "5"},
+    "defend": {},
+}
+
+
+def _shrunk(argv: list[str], replace: dict[str, str | None]) -> list[str]:
+    argv = list(argv)
+    for option, value in replace.items():
+        if option in argv and value is not None:
+            argv[argv.index(option) + 1] = value
+    if "--steps" in replace and replace["--steps"] is None and "--steps" in argv:
+        # distill: 1000 -> 2, a larger --resume budget -> 4 (still an extension of the first run)
+        i = argv.index("--steps")
+        argv[i + 1] = "4" if "--resume" in argv else "2"
+    return argv
+
+
+def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
+    from proofs_check.distill_cli import rkip_finite_main
+
+    monkeypatch.chdir(tmp_path)
+    section = _section("Distillation, and distillation as a defense")
+    lines = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+             for line in block.splitlines() if line.strip()]
+    assert len(lines) == 8
+    for line in lines:
+        if line.startswith(PREFIX):
+            argv = shlex.split(line[len(PREFIX):])
+            if argv[0] == "distill":
+                assert main(_shrunk(argv, SMALL_SETTINGS["distill"])) == 0, argv
+                out = Path(argv[argv.index("--out") + 1])
+                assert (out / "distilled.png").is_file() and (out / "metrics.json").is_file()
+            else:
+                assert argv[0] == "defend", argv
+                small = [*argv, "--per-class", "1", "--sizes", "10", "--distances", "none,1.0", "--attack-steps", "5",
+                         "--distill-steps", "2", "--polish", "1"]
+                assert main(small) == 0, small
+                out = Path(argv[argv.index("--out") + 1])
+                record = json.loads((out / "tradeoff.json").read_text())
+                assert record["complete"] and len(record["settings"]) == 3
+                assert (out / "tradeoff.png").is_file()
+        else:
+            module = ".venv/bin/python -m proofs_check.distill_cli "
+            assert line.startswith(module), line
+            argv = _shrunk(shlex.split(line[len(module):]), SMALL_SETTINGS["python -m proofs_check.distill_cli"])
+            assert rkip_finite_main([*argv, "--width", "16", "--train-steps", "50"]) == 0, argv
+            out = Path(argv[argv.index("--out") + 1])
+            assert "gap_points" in json.loads((out / "rkip_finite.json").read_text())
+    assert json.loads(Path("runs/kip10/metrics.json").read_text())["resumed_from"] == 2

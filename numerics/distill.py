@@ -1,0 +1,672 @@
+"""Dataset distillation with the NTK: KIP and RKIP, kernel-ridge prediction, and a minimum distance to protected points.
+
+A distilled (support) set S = (X_S, y_S) of M points stands in for a target set T = (X_T, y_T) of N points.
+Kernel ridge regression on S predicts f_S(x) = Theta(x, X_S) beta_S with beta_S = (K_SS + r_S I)^-1 y_S.
+
+- KIP (Nguyen et al. 2021, arXiv:2011.00050): minimize the mean squared error of f_S on the target set,
+
+      L_KIP(X_S, y_S) = (1 / 2N) sum_i || y_i - f_S(x_i) ||^2                          (:func:`kip_loss`)
+
+- RKIP (Loo et al. 2023, arXiv:2302.01428, Sec. 5): minimize the squared RKHS distance between the full-data
+  kernel regressor f_T = Theta(., X_T) alpha, alpha = (K_TT + r_T I)^-1 y_T, and f_S,
+
+      L_RKIP(X_S, y_S) = || f_T - f_S ||_H^2 = alpha^T K_TT alpha - 2 alpha^T K_TS beta_S + beta_S^T K_SS beta_S
+                                                                                         (:func:`rkip_loss`)
+
+  which is the infinite-width reconstruction attack's loss with lambda = beta_S (docs/claims.md#r1): the attack
+  with M < N is a distillation algorithm.
+
+Ridge: r = ``ridge_factor`` * tr(K) / n for the n x n matrix K being inverted, default ``RIDGE_FACTOR`` = 1e-5
+(the setting of the KIP and RKIP reference code). Optimizer: optax Adam on X_S and (``learn_labels=True``) y_S.
+
+Memory: the target set is processed in blocks of ``block_size`` rows (padded with zero-weight rows), each
+block under ``jax.checkpoint`` inside a ``lax.scan``; one step holds the M x M support kernel, one block's
+b x M kernel with its per-layer intermediates (about 4 (depth + 1) b M floats) and the N x d target set, so
+memory is O(N d + M^2 + depth b M), independent of N^2. RKIP needs alpha once: it is solved from K_TT built
+block by block (8 N^2 bytes: 200 MB for N = 5000), or passed in with ``alpha=``. :func:`kip_loss` and
+:func:`rkip_loss` take the target set already cut into blocks ((B, b, d) with a (B, b) weight mask), so that
+the blocks can be sharded across devices.
+
+Minimum distance (privacy): with ``protected`` points P and ``min_distance`` r, every distilled point keeps
+
+    d(x_s, p) = min_{c >= 0} || c x_s - p || >= r      for every p in P,
+
+the distance of :func:`numerics.privacy.revealed` (a bias-free ReLU network cannot see the scale of its
+input, so an attack recovers distilled points only up to it). It is enforced by *projection* after every Adam
+step (:func:`project_min_distance`): d(x, p) = ||p|| sin(angle(x, p)) when <x, p> > 0 (else ||p||), so the
+constraint keeps x outside the cone of half-angle arcsin(r / ||p||) around p; a violating x is projected onto
+that cone's surface (the exact Euclidean projection for one p), the most violated p first, for
+``PROJECTION_SWEEPS`` sweeps. Since d(x, p) <= ||p|| for every x, r > min_p ||p|| is impossible (ValueError).
+
+Example::
+
+    train, test = digits(task="ten_class", split="train"), digits(task="ten_class", split="test")
+    result = distill(parse_spec("relu:2"), train.x, train.y, train.labels, per_class=1, method="kip",
+                     steps=2000, key=jax.random.PRNGKey(0))
+    accuracy(predict(parse_spec("relu:2"), result.x, result.y, test.x), test.labels)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from numerics.checkpoint import Checkpoint, fingerprint, interruptible
+from numerics.data import validate_points
+from numerics.kernels import analytic_ntk
+from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
+from numerics.progress import progress_bar
+from theory.architecture import Architecture
+
+METHODS = ("kip", "rkip")
+RIDGE_FACTOR = 1e-5
+"""Default ridge: r = RIDGE_FACTOR * tr(K) / n (KIP/RKIP reference code)."""
+BLOCK_SIZE = 512
+"""Target rows per block (memory: module docstring)."""
+PROJECTION_SWEEPS = 8
+"""Sweeps of the minimum-distance projection after each step (one cone per point and sweep)."""
+MIN_DISTANCE_SLACK = 1e-9
+"""The distance a projected point keeps beyond ``min_distance`` (relative), so round-off cannot undo it."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DistillResult:
+    """A distilled set and how it was found.
+
+    Attributes:
+      x: (M, d) distilled points.
+      y: (M, C) their labels (learned or fixed).
+      classes: (M,) the class each point was initialized from (a real point of that class).
+      init_index: (M,) index into the target set of each point's initialization.
+      loss_curve: the objective (:func:`kip_loss` or :func:`rkip_loss` / alpha^T K_TT alpha) at every step.
+      method: "kip" or "rkip".
+      steps: Adam steps taken.
+      info: ridge factor, minimum distance reached, resumption, ...
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    classes: np.ndarray
+    init_index: np.ndarray
+    loss_curve: np.ndarray
+    method: str
+    steps: int
+    info: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Kernel ridge regression
+# ---------------------------------------------------------------------------------------------------------
+
+def ridge_of(kernel: jax.Array, ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
+    """r = ridge_factor * tr(K) / n for an n x n kernel matrix K."""
+    return ridge_factor * jnp.trace(kernel) / kernel.shape[0]
+
+
+def support_coefficients(arch: Architecture, x_support: jax.Array, y_support: jax.Array, *,
+                         ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
+    """beta_S = (K_SS + r I)^-1 y_S (Cholesky), r = ridge_factor tr(K_SS) / M."""
+    k_ss = analytic_ntk(arch, x_support)
+    m = k_ss.shape[0]
+    factor = jax.scipy.linalg.cho_factor(k_ss + ridge_of(k_ss, ridge_factor) * jnp.eye(m, dtype=k_ss.dtype))
+    return jax.scipy.linalg.cho_solve(factor, y_support)
+
+
+def predict(arch: Architecture, x_support: Any, y_support: Any, x_query: Any, *, ridge_factor: float = RIDGE_FACTOR,
+            block_size: int = BLOCK_SIZE) -> np.ndarray:
+    """Kernel ridge regression f_S(X_Q) = Theta(X_Q, X_S) (K_SS + r I)^-1 y_S, queries in blocks; (Q, C)."""
+    x_s = jnp.asarray(validate_points(x_support, name="x_support"), jnp.float64)
+    y_s = jnp.asarray(np.asarray(y_support, np.float64).reshape(x_s.shape[0], -1))
+    x_q = validate_points(x_query, name="x_query").astype(np.float64)
+    if x_q.shape[1] != x_s.shape[1]:
+        raise ValueError(f"x_query has {x_q.shape[1]} features, x_support {x_s.shape[1]}")
+    beta = support_coefficients(arch, x_s, y_s, ridge_factor=ridge_factor)
+    parts = [np.asarray(analytic_ntk(arch, jnp.asarray(x_q[i:i + block_size]), x_s) @ beta)
+             for i in range(0, x_q.shape[0], block_size)]
+    return np.concatenate(parts)
+
+
+def accuracy(predictions: Any, labels: Any) -> float:
+    """Fraction of rows whose prediction gives the label: argmax for C > 1 outputs, sign (1 = positive) for C = 1."""
+    pred = np.asarray(predictions, np.float64)
+    labels = np.asarray(labels)
+    pred = pred.reshape(pred.shape[0], -1)
+    if pred.shape[0] != labels.shape[0]:
+        raise ValueError(f"{pred.shape[0]} predictions for {labels.shape[0]} labels")
+    guess = (pred[:, 0] > 0).astype(np.int64) if pred.shape[1] == 1 else np.argmax(pred, axis=1)
+    return float(np.mean(guess == labels))
+
+
+def support_accuracy(arch: Architecture, x_support: Any, y_support: Any, x_test: Any, labels_test: Any, *,
+                     ridge_factor: float = RIDGE_FACTOR) -> float:
+    """:func:`accuracy` of :func:`predict` on a test set."""
+    return accuracy(predict(arch, x_support, y_support, x_test, ridge_factor=ridge_factor), labels_test)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Blocks of the target set, and the two losses
+# ---------------------------------------------------------------------------------------------------------
+
+def target_blocks(x: np.ndarray, values: np.ndarray, block_size: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Cut (N, d) points and (N, C) values into (B, b, d), (B, b, C) and a (B, b) weight mask (1 real, 0 pad)."""
+    n = x.shape[0]
+    b = min(block_size, n)
+    blocks = -(-n // b)
+    pad = blocks * b - n
+    xp = np.concatenate([x, np.repeat(x[:1], pad, axis=0)]) if pad else x
+    vp = np.concatenate([values, np.zeros((pad, values.shape[1]))]) if pad else values
+    mask = np.concatenate([np.ones(n), np.zeros(pad)])
+    return (jnp.asarray(xp.reshape(blocks, b, -1)), jnp.asarray(vp.reshape(blocks, b, -1)),
+            jnp.asarray(mask.reshape(blocks, b)))
+
+
+def kip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_blocks: jax.Array,
+             y_blocks: jax.Array, mask: jax.Array, *, ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
+    """L_KIP = (1 / 2N) sum_i mask_i ||y_i - Theta(x_i, X_S) beta_S||^2, N = sum(mask), summed block by block.
+
+    Nguyen et al. 2021 (arXiv:2011.00050), Eq. 2, with beta_S = (K_SS + r I)^-1 y_S.
+    """
+    beta = support_coefficients(arch, x_support, y_support, ridge_factor=ridge_factor)
+
+    @jax.checkpoint
+    def block(x_b, y_b, m_b):
+        residual = y_b - analytic_ntk(arch, x_b, x_support) @ beta
+        return jnp.sum(m_b[:, None] * residual**2)
+
+    def body(total, blk):
+        return total + block(*blk), None
+
+    total, _ = jax.lax.scan(body, jnp.zeros((), x_support.dtype), (x_blocks, y_blocks, mask))
+    return 0.5 * total / jnp.sum(mask)
+
+
+def rkip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_blocks: jax.Array,
+              alpha_blocks: jax.Array, mask: jax.Array, *, alpha_norm_sq: jax.Array | float,
+              ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
+    """L_RKIP = ||f_T - f_S||_H^2 = alpha^T K_TT alpha - 2 sum_blocks alpha_b^T K_bS beta_S + beta_S^T K_SS beta_S.
+
+    Loo et al. 2023 (arXiv:2302.01428), Sec. 5; ``alpha_norm_sq`` = alpha^T K_TT alpha (a constant of X_S).
+    """
+    k_ss = analytic_ntk(arch, x_support)
+    m = k_ss.shape[0]
+    factor = jax.scipy.linalg.cho_factor(k_ss + ridge_of(k_ss, ridge_factor) * jnp.eye(m, dtype=k_ss.dtype))
+    beta = jax.scipy.linalg.cho_solve(factor, y_support)
+
+    @jax.checkpoint
+    def block(x_b, a_b, m_b):
+        return jnp.sum((m_b[:, None] * a_b) * (analytic_ntk(arch, x_b, x_support) @ beta))
+
+    def body(total, blk):
+        return total + block(*blk), None
+
+    cross, _ = jax.lax.scan(body, jnp.zeros((), x_support.dtype), (x_blocks, alpha_blocks, mask))
+    return alpha_norm_sq - 2.0 * cross + jnp.sum(beta * (k_ss @ beta))
+
+
+def full_data_alpha(arch: Architecture, x: np.ndarray, y: np.ndarray, *, ridge_factor: float = RIDGE_FACTOR,
+                    block_size: int = BLOCK_SIZE) -> tuple[np.ndarray, float]:
+    """alpha = (K_TT + r I)^-1 y_T (K_TT built block by block, scipy Cholesky) and alpha^T K_TT alpha."""
+    import scipy.linalg
+
+    n = x.shape[0]
+    xj = jnp.asarray(x)
+    k = np.empty((n, n))
+    for i in range(0, n, block_size):
+        k[i:i + block_size] = np.asarray(analytic_ntk(arch, xj[i:i + block_size], xj))
+    ridge = ridge_factor * np.trace(k) / n
+    alpha = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k + ridge * np.eye(n)), y)
+    return alpha, float(np.sum(alpha * (k @ alpha)))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The minimum-distance projection
+# ---------------------------------------------------------------------------------------------------------
+
+def rescaled_distance(x: jax.Array, protected: jax.Array) -> jax.Array:
+    """D[s, p] = min_{c >= 0} ||c x_s - p|| = ||p|| sin(angle) if <x_s, p> > 0, else ||p|| (numerics.privacy)."""
+    inner = x @ protected.T
+    xn2 = jnp.sum(x**2, axis=1)[:, None]
+    pn2 = jnp.sum(protected**2, axis=1)[None, :]
+    explained = jnp.where(xn2 > 0, jnp.maximum(inner, 0.0) ** 2 / jnp.where(xn2 > 0, xn2, 1.0), 0.0)
+    return jnp.sqrt(jnp.maximum(pn2 - explained, 0.0))
+
+
+def project_min_distance(x: jax.Array, protected: jax.Array, min_distance: float | jax.Array, *,
+                         sweeps: int = PROJECTION_SWEEPS) -> jax.Array:
+    """Move each row of x the least (in L2) so that its rescaled distance to every protected point is
+    >= min_distance: rotate it, in the plane of x and p, out to the cone of half-angle
+    theta_p = arcsin(min_distance (1 + slack) / ||p||) around p and project onto that ray (norm ||x|| cos(theta_p - phi)).
+    Per sweep each row is projected away from its most violated p."""
+    pn = jnp.linalg.norm(protected, axis=1)
+    u = protected / pn[:, None]
+    theta = jnp.arcsin(jnp.clip(min_distance * (1 + MIN_DISTANCE_SLACK) / pn, 0.0, 1.0))
+
+    def sweep(x, _):
+        xn = jnp.linalg.norm(x, axis=1, keepdims=True)
+        cos_phi = jnp.clip((x @ u.T) / jnp.maximum(xn, 1e-300), -1.0, 1.0)
+        phi = jnp.arccos(cos_phi)                                      # (M, P)
+        violation = theta[None, :] - phi
+        worst = jnp.argmax(violation, axis=1)
+        rows = jnp.arange(x.shape[0])
+        up, th, ph = u[worst], theta[worst], phi[rows, worst]
+        along = jnp.sum(x * up, axis=1, keepdims=True) * up
+        ortho = x - along
+        on = jnp.linalg.norm(ortho, axis=1, keepdims=True)
+        # x parallel to p: any orthogonal direction works; take the first coordinate axis made orthogonal to p
+        fallback = jnp.zeros_like(x).at[:, 0].set(1.0)
+        fallback = fallback - jnp.sum(fallback * up, axis=1, keepdims=True) * up
+        fallback = jnp.where(jnp.linalg.norm(fallback, axis=1, keepdims=True) > 1e-8, fallback,
+                             jnp.zeros_like(x).at[:, 1].set(1.0) - up[:, 1:2] * up)
+        w = jnp.where(on > 1e-12 * jnp.maximum(xn, 1e-300), ortho / jnp.maximum(on, 1e-300),
+                      fallback / jnp.linalg.norm(fallback, axis=1, keepdims=True))
+        direction = jnp.cos(th)[:, None] * up + jnp.sin(th)[:, None] * w
+        projected = (xn[:, 0] * jnp.cos(th - ph))[:, None] * direction
+        return jnp.where((violation[rows, worst] > 0)[:, None], projected, x), None
+
+    x, _ = jax.lax.scan(sweep, x, None, length=sweeps)
+    return x
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Validation
+# ---------------------------------------------------------------------------------------------------------
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _positive(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
+
+
+def check_min_distance(protected: Any, min_distance: float | None) -> np.ndarray | None:
+    """The protected points as float64, after checking that ``min_distance`` can be met: every distance
+    d(x, p) <= ||p||, so min_distance > min_p ||p|| is impossible. Returns None without a constraint."""
+    if protected is None and min_distance is None:
+        return None
+    if protected is None or min_distance is None:
+        raise ValueError("give both protected points and min_distance, or neither")
+    p = validate_points(protected, name="protected").astype(np.float64)
+    if isinstance(min_distance, bool) or not isinstance(min_distance, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(min_distance) or min_distance < 0:
+        raise ValueError(f"min_distance must be a finite number >= 0, got {min_distance!r}")
+    norms = np.linalg.norm(p, axis=1)
+    if min_distance * (1 + MIN_DISTANCE_SLACK) >= norms.min():
+        i = int(np.argmin(norms))
+        raise ValueError(f"min_distance {min_distance:g} cannot be met: no point is farther than ||p|| = "
+                         f"{norms[i]:.4g} from protected point {i} (distance after the best nonnegative rescaling); "
+                         f"choose min_distance < {norms.min():.4g}")
+    return p
+
+
+def check_per_class(labels: np.ndarray, per_class: int, n_classes: int) -> None:
+    """ValueError naming the smallest class when it has fewer than ``per_class`` points."""
+    counts = np.bincount(labels, minlength=n_classes)
+    if counts.min() < per_class:
+        k = int(np.argmin(counts))
+        raise ValueError(f"per_class = {per_class} but class {k} has only {int(counts[k])} points in the target set "
+                         f"(classes have {int(counts.min())} to {int(counts.max())})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The distillation loop
+# ---------------------------------------------------------------------------------------------------------
+
+@functools.cache
+def _chunk_runner(arch: Architecture, method: str, lr: float, label_lr: float, learn_labels: bool,
+                  ridge_factor: float, constrained: bool, length: int):
+    optimizer = optax.multi_transform({"x": optax.adam(lr), "y": optax.adam(label_lr) if learn_labels
+                                       else optax.set_to_zero()}, {"x": "x", "y": "y"})
+
+    def objective(variables, data):
+        x_blocks, v_blocks, mask, scale = data
+        if method == "kip":
+            return kip_loss(arch, variables["x"], variables["y"], x_blocks, v_blocks, mask, ridge_factor=ridge_factor)
+        return rkip_loss(arch, variables["x"], variables["y"], x_blocks, v_blocks, mask, alpha_norm_sq=scale,
+                         ridge_factor=ridge_factor) / scale
+
+    def step(carry, _, data, protected, min_distance):
+        variables, state = carry
+        loss, grads = jax.value_and_grad(objective)(variables, data)
+        with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 step count
+            updates, state = optimizer.update(grads, state, variables)
+        variables = optax.apply_updates(variables, updates)
+        if constrained:
+            variables = {**variables, "x": project_min_distance(variables["x"], protected, min_distance)}
+        return (variables, state), loss
+
+    @jax.jit
+    def run(carry, data, protected, min_distance):
+        return jax.lax.scan(lambda c, t: step(c, t, data, protected, min_distance), carry, None, length=length)
+
+    return optimizer, run
+
+
+def initial_support(labels: np.ndarray, per_class: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``per_class`` distinct target points of every class (seeded), class by class."""
+    return np.concatenate([rng.choice(np.flatnonzero(labels == k), per_class, replace=False)
+                           for k in range(n_classes)])
+
+
+def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, per_class: int, method: str = "kip",
+            steps: int = 1000, lr: float = 0.01, label_lr: float | None = None, learn_labels: bool = True,
+            ridge_factor: float = RIDGE_FACTOR, block_size: int = BLOCK_SIZE, protected: Any = None,
+            min_distance: float | None = None, seed: int = 0, alpha: Any = None,
+            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
+            chunk: int = 100) -> DistillResult:
+    """Distill (x_target, y_target) into ``per_class`` points of each class by KIP or RKIP (module docstring).
+
+    ``labels`` (N,) are the integer classes used to initialize the support set with real points of each
+    class (seeded by ``seed``); y_S starts as those points' targets and is learned with Adam (rate
+    ``label_lr``, default ``lr``) when ``learn_labels``, fixed otherwise. With ``protected`` and
+    ``min_distance`` every distilled point is kept at rescaled distance >= min_distance from every protected
+    point (projection, module docstring); the initialization is projected too. Steps run in jitted chunks of
+    ``chunk``; between chunks the progress bar advances and, with ``checkpoint``, the state is saved;
+    ``resume=True`` continues from it (same settings and data, else SettingsMismatch; a larger ``steps``
+    extends the run). Ctrl-C stops after the current chunk, once saved (numerics.checkpoint.Interrupted).
+    """
+    if not isinstance(arch, Architecture):
+        raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    x = validate_points(x_target, name="x_target").astype(np.float64)
+    y = validate_points(np.asarray(y_target, dtype=np.float64).reshape(x.shape[0], -1) if np.ndim(y_target) == 1
+                        else y_target, name="y_target").astype(np.float64)
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"y_target has {y.shape[0]} rows but x_target has {x.shape[0]}")
+    labels = np.asarray(labels)
+    if labels.shape != (x.shape[0],) or not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+        raise ValueError(f"labels must be {x.shape[0]} nonnegative integers, got shape {labels.shape}, dtype {labels.dtype}")
+    per_class = _positive_int("per_class", per_class)
+    steps = _positive_int("steps", steps)
+    chunk = _positive_int("chunk", chunk)
+    block_size = _positive_int("block_size", block_size)
+    lr = _positive("lr", lr)
+    label_lr = lr if label_lr is None else _positive("label_lr", label_lr)
+    ridge_factor = _positive("ridge_factor", ridge_factor)
+    n_classes = int(labels.max()) + 1
+    check_per_class(labels, per_class, n_classes)
+    protected_np = check_min_distance(protected, min_distance)
+    if protected_np is not None and protected_np.shape[1] != x.shape[1]:
+        raise ValueError(f"protected points have {protected_np.shape[1]} features, x_target {x.shape[1]}")
+
+    rng = np.random.default_rng(seed)
+    index = initial_support(labels, per_class, n_classes, rng)
+    x_s = jnp.asarray(x[index])
+    constrained = protected_np is not None
+    p_j = jnp.asarray(protected_np if constrained else np.zeros((1, x.shape[1])))
+    r_j = jnp.asarray(float(min_distance) if constrained else 0.0)
+    if constrained:
+        x_s = project_min_distance(x_s, p_j, r_j)
+    variables = {"x": x_s, "y": jnp.asarray(y[index])}
+
+    if method == "kip":
+        values, scale = y, 1.0
+    else:
+        if alpha is None:
+            values, scale = full_data_alpha(arch, x, y, ridge_factor=ridge_factor, block_size=block_size)
+        else:
+            values = np.asarray(alpha, np.float64).reshape(y.shape)
+            scale = float(jnp.sum(jnp.asarray(values) * (analytic_ntk(arch, jnp.asarray(x)) @ jnp.asarray(values))))
+    x_blocks, v_blocks, mask = target_blocks(x, values, block_size)
+    data = (x_blocks, v_blocks, mask, jnp.asarray(scale))
+
+    optimizer, _ = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, chunk)
+    carry = (variables, optimizer.init(variables))
+    settings = {"arch": arch.spec, "method": method, "per_class": per_class, "lr": lr, "label_lr": label_lr,
+                "learn_labels": bool(learn_labels), "ridge_factor": ridge_factor, "seed": seed,
+                "data": fingerprint(x, y, labels), "min_distance": None if not constrained else float(min_distance),
+                "protected": None if not constrained else fingerprint(protected_np)}
+    store = None if checkpoint is None else Checkpoint(checkpoint, kind="distill", settings=settings)
+    start, curves = 0, []
+    if store is not None and resume and store.exists():
+        saved = store.load(carry, budget=steps)
+        carry = jax.tree_util.tree_map(jnp.asarray, saved.state)
+        start, curves = saved.step, [saved.extras["loss_curve"]]
+
+    with progress_bar(enabled=progress, value_name="loss") as bar, interruptible() as stop:
+        task = bar.add_task(f"{method.upper()} {arch.spec}, {per_class}/class", total=steps, completed=start,
+                            value=float(curves[-1][-1]) if curves and curves[-1].size else float("nan"))
+        step = start
+        while step < steps:
+            length = min(chunk, steps - step)
+            _, run = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, length)
+            carry, losses = run(carry, data, p_j, r_j)
+            losses = np.asarray(losses)
+            curves.append(losses)
+            step += length
+            bar.update(task, completed=step, value=float(losses[-1]))
+            if store is not None:
+                store.save(carry, step=step, budget=steps, extras={"loss_curve": np.concatenate(curves)})
+            stop.check(step, total=steps, what="distillation", path=None if store is None else store.path)
+    variables = carry[0]
+    x_out, y_out = np.asarray(variables["x"]), np.asarray(variables["y"])
+    info: dict[str, Any] = {"ridge_factor": ridge_factor, "lr": lr, "label_lr": label_lr,
+                            "learn_labels": bool(learn_labels), "resumed_from": start}
+    if constrained:
+        reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(x_out), p_j))))
+        info.update(min_distance=float(min_distance), min_distance_reached=reached)
+    return DistillResult(x=x_out, y=y_out, classes=labels[index], init_index=index,
+                         loss_curve=np.concatenate(curves) if curves else np.zeros(0), method=method, steps=steps,
+                         info=info)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# RKIP-finite: the parameter-space attack with M < N as a distillation of a finite trained network
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class FiniteDistillation:
+    """Reconstructions X_R of a finite trained network with their labels y_R = K_theta(X_R, X_R) lambda."""
+
+    x: np.ndarray
+    y: np.ndarray
+    attack: Any
+    """The :class:`numerics.attack.AttackResult` (lambda in ``coefficients``)."""
+
+
+def rkip_finite(arch: Architecture, params_0: Any, params_f: Any, n_recon: int, *, in_dim: int, key: jax.Array,
+                steps: int, at: str = "thetaf", **attack_options) -> FiniteDistillation:
+    """Loo et al.'s parameter-space attack with M = ``n_recon`` < N reconstructions, read as distillation.
+
+    The attack fits Delta theta ~ J_theta*(X_R)^T lambda (theta* = theta_f by default, ``at``); a network
+    moved by that Delta theta changes its outputs at X_R by J_theta*(X_R) Delta theta = K_theta*(X_R, X_R)
+    lambda, so the distilled labels are
+
+        y_R = K_theta*(X_R, X_R) lambda          (factor 1: the attack's lambda is in units of J^T lambda;
+                                                  the training loss is the sum-reduced MSE of numerics.training)
+
+    with K the empirical NTK (M C x M C, sample-major). ``attack_options`` go to
+    :func:`numerics.attack.parameter_space_attack` (box, lr, beta_schedule, checkpoint, progress, ...).
+    """
+    from numerics.attack import parameter_space_attack
+    from numerics.kernels import empirical_ntk, flatten_ntk
+
+    result = parameter_space_attack(arch, params_0, params_f, n_recon, in_dim=in_dim, key=key, steps=steps, at=at,
+                                    **attack_options)
+    params = params_0 if at == "theta0" else params_f
+    lam = np.asarray(result.coefficients)
+    kernel = np.asarray(flatten_ntk(empirical_ntk(arch, params, jnp.asarray(result.x_recon))))
+    y = (kernel @ lam.reshape(-1)).reshape(lam.shape)
+    return FiniteDistillation(x=np.asarray(result.x_recon), y=y, attack=result)
+
+
+def network_accuracy(arch: Architecture, width: int, x: Any, y: Any, x_test: Any, labels_test: Any, *, seed: int,
+                     linearized: bool = False, max_steps: int = 5000, loss_threshold: float = 1e-8) -> float:
+    """Test accuracy of a fresh finite network (init seed ``seed``) trained on (x, y): full-batch heavy-ball
+    (momentum 0.9) on the sum-reduced MSE with step 1 / lambda_max(K_0), as :func:`numerics.audit.train_on`."""
+    from numerics.networks import make_network
+    from numerics.training import linearized_apply, ntk_matrix, train
+
+    x = np.asarray(x, np.float64)
+    y = np.asarray(y, np.float64).reshape(x.shape[0], -1)
+    network = make_network(arch, width, y.shape[1])
+    params_0 = network.init(jax.random.PRNGKey(seed), x.shape[1])
+    lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, x)))[-1])
+    trained = train(network, params_0, x, y, learning_rate=1.0 / lambda_max, momentum=0.9, linearized=linearized,
+                    max_steps=max_steps, loss_threshold=loss_threshold, progress=False)
+    apply = linearized_apply(network.apply_fn, trained.params_0) if linearized else network.apply_fn
+    outputs = apply(trained.params_f, jnp.asarray(x_test, jnp.float64))
+    return accuracy(np.asarray(outputs), labels_test)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Distillation as a defense (claim T4): attack a model trained on the private set and models trained on
+# distilled sets, score both with the same success measure
+# ---------------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DefenseRow:
+    """One setting of the defense experiment.
+
+    ``name`` ("private set" for the baseline), ``size`` (points the model was trained on), ``min_distance``
+    (None: no constraint), ``test_accuracy`` (kernel regression on the training set of the model), ``leakage``
+    (numerics.privacy.leakage_table rows: the attack's and the trivial reconstructions'), ``distilled_leakage``
+    (the distilled points themselves scored as reconstructions: what an attack that recovers S exactly reveals),
+    ``min_distance_reached`` (smallest rescaled distance of a distilled point to a private point),
+    ``attack_relative_loss`` (final profiled loss / alpha^T Theta alpha), ``x_recon``, ``x_train``.
+    """
+
+    name: str
+    size: int
+    min_distance: float | None
+    test_accuracy: float
+    leakage: dict[str, dict[str, Any]]
+    distilled_leakage: dict[str, Any] | None
+    min_distance_reached: float | None
+    attack_relative_loss: float
+    x_recon: np.ndarray
+    x_train: np.ndarray
+
+    @property
+    def revealed(self) -> float:
+        return float(self.leakage["attack"]["revealed"])
+
+    def summary(self) -> dict[str, Any]:
+        trivial = {k: {"revealed": v["revealed"], "ssim_ge_0.4": v.get("ssim_ge_0.4")}
+                   for k, v in self.leakage.items() if v.get("trivial")}
+        attack = self.leakage["attack"]
+        return {"name": self.name, "size": self.size, "min_distance": self.min_distance,
+                "test_accuracy": self.test_accuracy, "revealed": attack["revealed"],
+                "revealed_count": attack["revealed_count"], "ssim_ge_0.4": attack.get("ssim_ge_0.4"),
+                "ssim_ge_0.9": attack.get("ssim_ge_0.9"),
+                "distilled_points_revealed": None if self.distilled_leakage is None
+                else self.distilled_leakage["revealed"],
+                "min_distance_reached": self.min_distance_reached,
+                "attack_relative_loss": self.attack_relative_loss, "trivial": trivial}
+
+
+def attack_kernel_model(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, n_recon: int, *, key: jax.Array,
+                        steps: int, restarts: int, polish_iterations: int, ridge_factor: float = RIDGE_FACTOR):
+    """The released model is kernel (ridge) regression on (x_train, y_train), the kernel-regime network at
+    infinite width: Delta theta = J_0^T alpha with alpha = (Theta + r I)^-1 y. Attack it with the kernel-space
+    attack (numerics.attack.kernel_space_attack, lambda profiled out), reconstructions free in R^d."""
+    from numerics.attack import kernel_space_attack
+
+    alpha = np.asarray(support_coefficients(arch, jnp.asarray(x_train), jnp.asarray(y_train),
+                                            ridge_factor=ridge_factor))
+    return kernel_space_attack(arch, x_train, alpha, n_recon, key=key, steps=steps, restarts=restarts,
+                               domain="euclidean", polish_iterations=polish_iterations, polish_top=1)
+
+
+def defense_experiment(arch: Architecture, private: Any, test: Any, references: Any, *, sizes: tuple[int, ...],
+                       distances: tuple[float | None, ...], n_recon: int, attack_steps: int, restarts: int = 1,
+                       polish_iterations: int = 100, distill_steps: int = 500, distill_lr: float = 0.01,
+                       method: str = "kip", seed: int = 0, factor: float | None = None,
+                       advance=lambda message: None, on_row=lambda rows: None) -> list[DefenseRow]:
+    """Claim T4's experiment (docs/claims.md#t4).
+
+    ``private`` (a numerics.data.Dataset with labels) is the private set T; the baseline model is trained on it.
+    For every size k in ``sizes`` (a multiple of the number of classes) and minimum distance r in ``distances``
+    (None: unconstrained), T is distilled (``method``) into k points at rescaled distance >= r from every private
+    point, and a model is trained on them. Every model is the kernel-regime network at infinite width
+    (:func:`attack_kernel_model`), attacked with the same budget (``n_recon`` reconstructions, ``attack_steps``,
+    ``restarts``, ``polish_iterations``), and scored against T by numerics.privacy.revealed (public set
+    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage). ``on_row(rows)`` is
+    called after every setting (e.g. to write partial results).
+    """
+    from numerics import audit, privacy
+
+    factor = privacy.DEFAULT_FACTOR if factor is None else factor
+    n_classes = len(private.class_names)
+    rows = []
+
+    def score(name, size, r, x_train, y_train, distilled=None, reached=None, tag=0):
+        advance(f"T4: attacking the model trained on {name}")
+        result = attack_kernel_model(arch, x_train, y_train, n_recon, key=jax.random.PRNGKey(seed * 1000 + tag),
+                                     steps=attack_steps, restarts=restarts, polish_iterations=polish_iterations)
+        leak = audit.leakage(result.x_recon, private, references, seed=seed, factor=factor)
+        own = None
+        if distilled is not None:
+            own = privacy.leakage_scores(distilled, private.x, references.public, factor=factor)
+        rows.append(DefenseRow(name=name, size=size, min_distance=r,
+                               test_accuracy=support_accuracy(arch, x_train, y_train, test.x, test.labels),
+                               leakage=leak.rows, distilled_leakage=own, min_distance_reached=reached,
+                               attack_relative_loss=float(result.info["relative_loss"]), x_recon=result.x_recon,
+                               x_train=np.asarray(x_train)))
+        on_row(rows)
+
+    score("private set", private.n, None, private.x, private.y)
+    tag = 1
+    for size in sizes:
+        if size % n_classes:
+            raise ValueError(f"distilled size {size} is not a multiple of the {n_classes} classes")
+        for r in distances:
+            advance(f"T4: distilling {size} points, minimum distance {r}")
+            result = distill(arch, private.x, private.y, private.labels, per_class=size // n_classes, method=method,
+                             steps=distill_steps, lr=distill_lr, protected=None if r is None else private.x,
+                             min_distance=r, seed=seed, progress=False)
+            reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(result.x), jnp.asarray(private.x)))))
+            label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
+            score(label, size, r, result.x, result.y, distilled=result.x, reached=reached, tag=tag)
+            tag += 1
+    return rows
+
+
+def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: int, steps: int,
+                           net_seeds: tuple[int, ...] = (100, 101, 102), seed: int = 0, train_steps: int = 5000,
+                           progress: bool = False) -> dict[str, Any]:
+    """RKIP-finite on digits odd/even: train a linearized network of ``width`` on ``n`` digits (numerics.audit.train_on),
+    distill it by the parameter-space attack with ``n_recon`` < n reconstructions (:func:`rkip_finite`, ``steps``
+    Adam steps, box prior), then test accuracy of fresh networks (standard training, init seeds ``net_seeds``) and of
+    kernel regression trained on (X_R, y_R), beside the same trained on the original n points and kernel regression
+    on random subsets of n_recon original points (mean of 5)."""
+    from numerics import audit
+    from numerics.data import digits
+    from numerics.training import linearized_apply
+
+    data = digits(task="odd_even", n=n, seed=seed)
+    test = digits(task="odd_even", split="test")
+    trained = audit.train_on(arch, width, data, linearized=True, seed=seed, max_steps=train_steps, progress=progress)
+    found = rkip_finite(arch, trained.params_0, trained.params_f, n_recon, in_dim=data.d,
+                        key=jax.random.PRNGKey(seed + 1), steps=steps, box=data.box, progress=progress, chunk=100)
+    rng = np.random.default_rng(seed)
+    subsets = [rng.choice(n, n_recon, replace=False) for _ in range(5)]
+    model = linearized_apply(audit.make_network(arch, width, 1).apply_fn, trained.params_0)
+    out: dict[str, Any] = {
+        "N": n, "M": n_recon, "width": width, "attack_steps": steps, "label_factor": "y_R = K_thetaf(X_R, X_R) lambda",
+        "relative_attack_loss": found.attack.final_loss / found.attack.info["delta_theta_sqnorm"],
+        "trained_network": accuracy(np.asarray(model(trained.params_f, jnp.asarray(test.x))), test.labels),
+        "krr_original": support_accuracy(arch, data.x, data.y, test.x, test.labels),
+        "krr_reconstructed": support_accuracy(arch, found.x, found.y, test.x, test.labels),
+        "krr_random_subset": float(np.mean([support_accuracy(arch, data.x[i], data.y[i], test.x, test.labels)
+                                            for i in subsets])),
+    }
+    for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (found.x, found.y)}.items():
+        out[f"networks_{name}"] = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s,
+                                                    max_steps=train_steps) for s in net_seeds]
+    out["gap_points"] = 100 * (np.mean(out["networks_original"]) - np.mean(out["networks_reconstructed"]))
+    return out

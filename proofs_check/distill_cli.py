@@ -1,0 +1,360 @@
+"""The ``proofs-check distill`` command (declared in :data:`proofs_check.cli.COMMANDS`): KIP or RKIP distillation
+of a dataset, scored by kernel-ridge test accuracy beside the baselines (full data, random real points, class means).
+
+Writes into ``--out``: ``distilled.png`` (the distilled images with their learned label), ``distilled.npz``
+(x, y, classes, init_index, loss_curve), ``metrics.json`` (test accuracy and every baseline), ``run.json``
+(the settings, for ``--resume``) and ``distill_checkpoint.npz`` (resumable state, saved every chunk).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+DISTILL_DATASETS = {"digits-ten-class": "ten_class", "digits-odd-even": "odd_even"}
+"""Datasets the command distills (scikit-learn's 8x8 digits, the fixed 70/30 split, centred)."""
+DISTILL_FILES = {"checkpoint": "distill_checkpoint.npz", "npz": "distilled.npz", "png": "distilled.png",
+                 "metrics": "metrics.json"}
+DISTILL_CHUNK = 100
+"""Steps per jitted chunk: one checkpoint and progress update after each (Ctrl-C waits for at most one)."""
+RANDOM_BASELINE_DRAWS = 5
+"""Random real subsets averaged for the 'random points' baseline."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from numerics.distill import METHODS
+    from proofs_check.cli import architecture, folder, positive_float, positive_int, seed
+
+    parser.add_argument("--dataset", choices=list(DISTILL_DATASETS), default="digits-ten-class",
+                        help="target set: the training split of scikit-learn's 8x8 digits (test split scores)")
+    parser.add_argument("--per-class", type=positive_int, default=1, help="distilled points per class")
+    parser.add_argument("--method", choices=list(METHODS), default="kip",
+                        help="kip: kernel-ridge MSE on the target set; rkip: RKHS distance to the full-data regressor")
+    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC",
+                        help="architecture whose infinite-width NTK is the kernel (NTK parametrization)")
+    parser.add_argument("--steps", type=positive_int, default=1000, help="Adam steps")
+    parser.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (points and labels)")
+    parser.add_argument("--fixed-labels", action="store_true", help="keep the labels of the initial points")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the initial points (and the baselines' draws)")
+    parser.add_argument("--out", type=folder, default="reports/distill", help="run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (same settings; a larger --steps extends it)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def settings(args) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (--steps is a budget)."""
+    return {"dataset": args.dataset, "per_class": args.per_class, "method": args.method, "arch": args.arch.spec,
+            "lr": args.lr, "fixed_labels": args.fixed_labels, "seed": args.seed}
+
+
+def check(args) -> None:
+    import numpy as np
+
+    from numerics.checkpoint import Checkpoint, CheckpointError, first_difference, read_run
+    from numerics.data import digits
+    from proofs_check.cli import UsageError, _option
+
+    if args.arch.parameterization != "ntk":
+        raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
+                         "parametrization (drop param=standard)")
+    target = digits(task=DISTILL_DATASETS[args.dataset], split="train")
+    counts = np.bincount(target.labels, minlength=len(target.class_names))
+    if args.per_class > counts.min():
+        k = int(np.argmin(counts))
+        raise UsageError(f"--per-class {args.per_class}: {args.dataset} has only {int(counts[k])} training points of "
+                         f"class {target.class_names[k]!r} (classes have {int(counts.min())} to {int(counts.max())})")
+    args.previous = None
+    try:
+        args.previous = read_run(args.out) if args.out.is_dir() else None
+        if not args.resume or args.previous is None:
+            return
+        if args.previous.get("command") != "distill":
+            raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not a distillation; choose "
+                             "another --out")
+        difference = first_difference(args.previous["settings"], settings(args))
+        if difference is not None:
+            name, stored, current = difference
+            raise UsageError(f"{_option(name)} is {current} but the run in {args.out} used {stored}; resume with the "
+                             "same settings, or drop --resume to start afresh")
+        path = args.out / DISTILL_FILES["checkpoint"]
+        if path.is_file():
+            step = Checkpoint(path, kind="distill").peek()[0]
+            if args.steps < step:
+                raise UsageError(f"the distillation in {args.out} is already at step {step}; --steps {args.steps} is "
+                                 "below it")
+    except CheckpointError as error:
+        raise UsageError(str(error)) from None
+
+
+def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, float]:
+    """Test accuracy of kernel ridge regression on: the whole target set, random real points (per_class of each
+    class, mean of RANDOM_BASELINE_DRAWS draws) and the class means (one per class)."""
+    import numpy as np
+
+    from numerics.distill import initial_support, support_accuracy
+
+    n_classes = len(target.class_names)
+    rng = np.random.default_rng(seed + 1)
+    random = [support_accuracy(arch, target.x[i], target.y[i], test.x, test.labels)
+              for i in (initial_support(target.labels, per_class, n_classes, rng) for _ in range(RANDOM_BASELINE_DRAWS))]
+    means = np.stack([target.x[target.labels == k].mean(axis=0) for k in range(n_classes)])
+    mean_targets = np.stack([target.y[target.labels == k].mean(axis=0) for k in range(n_classes)])
+    return {"full data": support_accuracy(arch, target.x, target.y, test.x, test.labels),
+            f"random {per_class}/class (mean of {RANDOM_BASELINE_DRAWS})": float(np.mean(random)),
+            "class means (1/class)": support_accuracy(arch, means, mean_targets, test.x, test.labels)}
+
+
+def distilled_grid(path: Path, images, labels, *, image_shape, value_range, title: str) -> Path:
+    """The distilled images, 10 per row, each titled with its label (argmax of the learned label)."""
+    import numpy as np
+
+    from proofs_check import figures
+
+    plt = figures._pyplot()
+    n = len(images)
+    columns = min(n, 10)
+    rows = int(np.ceil(n / columns))
+    fig, axes = plt.subplots(rows, columns, figsize=(max(1.1 * columns, 3.0), 1.2 * rows + 0.6), squeeze=False)
+    lo, hi = value_range
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k in range(n):
+        ax = axes[k // columns, k % columns]
+        ax.imshow(np.clip(images[k], lo, hi).reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(str(labels[k]), fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    return figures.save(fig, path)
+
+
+def run(args) -> int:
+    import numerics  # noqa: F401  (float64 on)
+    import numpy as np
+    from rich.console import Console
+    from rich.table import Table
+
+    from numerics.audit import write_metrics
+    from numerics.checkpoint import write_run
+    from numerics.data import digits
+    from numerics.distill import RIDGE_FACTOR, distill, support_accuracy
+
+    console = Console(highlight=False)
+    out = args.out
+    paths = {key: out / name for key, name in DISTILL_FILES.items()}
+    resuming = args.resume and args.previous is not None
+    if args.resume and not resuming:
+        console.print(f"nothing to resume in {out}: starting afresh")
+    elif not args.resume and args.previous is not None:
+        console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
+        for path in paths.values():
+            path.unlink(missing_ok=True)
+    write_run(out, {"command": "distill", "settings": settings(args), "steps": args.steps})
+
+    task = DISTILL_DATASETS[args.dataset]
+    target, test = digits(task=task, split="train"), digits(task=task, split="test")
+    console.print(f"{args.method.upper()} on {target.name} (N = {target.n}) with the {args.arch.spec} NTK: "
+                  f"{args.per_class} point(s) per class, {args.steps} steps")
+    result = distill(args.arch, target.x, target.y, target.labels, per_class=args.per_class, method=args.method,
+                     steps=args.steps, lr=args.lr, learn_labels=not args.fixed_labels, seed=args.seed,
+                     checkpoint=paths["checkpoint"], resume=args.resume, progress=not args.no_progress,
+                     chunk=DISTILL_CHUNK)
+    accuracy = support_accuracy(args.arch, result.x, result.y, test.x, test.labels)
+    initial = support_accuracy(args.arch, target.x[result.init_index], target.y[result.init_index], test.x,
+                               test.labels)
+    reference = baselines(args.arch, target, test, args.per_class, seed=args.seed)
+    predicted = (np.argmax(result.y, axis=1) if result.y.shape[1] > 1 else (result.y[:, 0] > 0).astype(int))
+    names = [target.class_names[k] for k in predicted]
+    np.savez(paths["npz"], x=result.x, y=result.y, classes=result.classes, init_index=result.init_index,
+             loss_curve=result.loss_curve, mean=target.mean)
+    raw = target.x + target.mean
+    distilled_grid(paths["png"], target.images(result.x), names, image_shape=target.image_shape,
+                   value_range=(float(raw.min()), float(raw.max())),
+                   title=f"{args.method.upper()} {args.per_class}/class, {args.arch.spec} NTK, {args.steps} steps: "
+                         f"test accuracy {accuracy:.3f} (label above each image)")
+    metrics = {"dataset": target.name, "method": args.method, "arch": args.arch.spec, "per_class": args.per_class,
+               "steps": args.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr,
+               "learn_labels": not args.fixed_labels, "seed": args.seed,
+               "ridge": f"{RIDGE_FACTOR:g} * tr(K_SS) / M", "test_accuracy": accuracy,
+               "initial_points_accuracy": initial, "baselines": reference,
+               "final_loss": float(result.loss_curve[-1]), "loss_curve_first": float(result.loss_curve[0])}
+    write_metrics(paths["metrics"], metrics)
+    table = Table(title=f"kernel-ridge test accuracy on {test.name} (N = {test.n})")
+    table.add_column("support set")
+    table.add_column("points", justify="right")
+    table.add_column("test accuracy", justify="right")
+    table.add_row(f"[bold]{args.method.upper()} distilled[/bold]", str(result.x.shape[0]), f"{accuracy:.3f}")
+    table.add_row("its initial real points", str(result.x.shape[0]), f"{initial:.3f}")
+    for name, value in reference.items():
+        size = target.n if name == "full data" else (len(target.class_names) if "means" in name else result.x.shape[0])
+        table.add_row(name, str(size), f"{value:.3f}")
+    console.print(table)
+    console.print(f"files: {', '.join(str(paths[k]) for k in ('png', 'npz', 'metrics'))}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------------------
+# defend
+# ---------------------------------------------------------------------------------------------------------
+
+def _distance_list(text: str):
+    """Comma-separated minimum distances; 'none' = no constraint."""
+    import math
+
+    values = []
+    for item in text.split(","):
+        item = item.strip().lower()
+        if item == "none":
+            values.append(None)
+            continue
+        try:
+            value = float(item)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{item!r} is neither a number nor 'none'") from None
+        if not (math.isfinite(value) and value > 0):
+            raise argparse.ArgumentTypeError(f"minimum distances must be finite and > 0, got {item}")
+        values.append(value)
+    return tuple(values)
+
+
+def _size_list(text: str):
+    from proofs_check.cli import positive_int
+
+    return tuple(positive_int(item.strip()) for item in text.split(","))
+
+
+def defend_arguments(parser: argparse.ArgumentParser) -> None:
+    from proofs_check.cli import architecture, folder, positive_int, seed
+
+    parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
+    parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
+                        help="distilled set sizes, comma-separated multiples of 10")
+    parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
+                        help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
+    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
+    parser.add_argument("--attack-steps", type=positive_int, default=1000, help="Adam steps of every attack")
+    parser.add_argument("--restarts", type=positive_int, default=1, help="attack restarts")
+    parser.add_argument("--polish", type=positive_int, default=200, help="L-BFGS iterations after the attack")
+    parser.add_argument("--distill-steps", type=positive_int, default=1000, help="KIP steps per distilled set")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the private draw, distillation and attacks")
+    parser.add_argument("--out", type=folder, default="reports/defend", help="output folder")
+
+
+def defend_check(args) -> None:
+    import numpy as np
+
+    from numerics.data import digits
+    from proofs_check.cli import UsageError
+
+    if args.arch.parameterization != "ntk":
+        raise UsageError(f"--arch {args.arch.spec}: the kernel-regime model needs the NTK parametrization")
+    bad = [k for k in args.sizes if k % 10]
+    if bad:
+        raise UsageError(f"--sizes {bad[0]}: distilled sizes must be multiples of the 10 classes")
+    over = [k for k in args.sizes if k > 10 * args.per_class]
+    if over:
+        raise UsageError(f"--sizes {over[0]}: a distilled set larger than the private set ({10 * args.per_class}) "
+                         "defends nothing")
+    train = digits(task="ten_class", split="train")
+    counts = np.bincount(train.labels, minlength=10)
+    if args.per_class > counts.min():
+        raise UsageError(f"--per-class {args.per_class}: the training split has only {int(counts.min())} digits "
+                         "of its smallest class")
+    private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
+    smallest = float(np.linalg.norm(private.x, axis=1).min())
+    impossible = [r for r in args.distances if r is not None and r >= smallest]
+    if impossible:
+        raise UsageError(f"--distances {impossible[0]:g} cannot be met: the private digit closest to the origin has "
+                         f"norm {smallest:.4g}, and no point is farther than that from it after rescaling")
+
+
+def defend(args) -> int:
+    import numerics  # noqa: F401  (float64 on)
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from numerics import audit
+    from numerics.data import digits
+    from numerics.distill import defense_experiment
+    from proofs_check import figures
+    from proofs_check.claims import t4
+
+    console = Console(highlight=False)
+    private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
+    test = digits(task="ten_class", split="test")
+    references = audit.reference_sets("digits-ten-class", private)
+    n_recon = 2 * private.n
+    console.print(f"private set: {private.n} digits; attacks with M = {n_recon}, {args.attack_steps} steps; "
+                  f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}")
+    record = {"private": private.name, "n_private": private.n, "n_recon": n_recon, "attack_steps": args.attack_steps,
+              "restarts": args.restarts, "polish": args.polish, "distill_steps": args.distill_steps,
+              "arch": args.arch.spec, "seed": args.seed,
+              "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split"}
+
+    def partial(rows):
+        audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": False, "settings": t4.rows_json(rows)})
+
+    rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
+                              n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
+                              polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
+                              advance=lambda message: console.print(message), on_row=partial)
+    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
+                                               f"{args.attack_steps} steps; private N = {private.n}")
+    png = figures.save(fig, args.out / "tradeoff.png")
+    path = audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": True,
+                                                            "settings": t4.rows_json(rows)})
+    table = Table(title="revealed private points against test accuracy")
+    for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "test accuracy"):
+        table.add_column(column, justify="left" if column == "model trained on" else "right")
+    for row in rows:
+        attack = row.leakage["attack"]
+        table.add_row(row.name, str(row.size), "-" if row.min_distance is None else f"{row.min_distance:g}",
+                      f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}", f"{row.test_accuracy:.3f}")
+    trivial = {k: v for k, v in rows[0].leakage.items() if v.get("trivial")}
+    for name, value in trivial.items():
+        table.add_row(f"{name} (trivial)", "-", "-", f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}", "-")
+    console.print(table)
+    console.print(f"files: {png}, {path}")
+    return 0
+
+
+def rkip_finite_main(argv: list[str] | None = None) -> int:
+    """``python -m proofs_check.distill_cli``: RKIP-finite on digits odd/even, printed as JSON (numerics.distill.
+    rkip_finite_experiment)."""
+    import numerics  # noqa: F401  (float64 on)
+    import json
+
+    from numerics.audit import write_metrics
+    from numerics.distill import rkip_finite_experiment
+    from proofs_check.cli import PROG, UsageError, architecture, folder, positive_int
+
+    parser = argparse.ArgumentParser(prog="python -m proofs_check.distill_cli",
+                                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
+    parser.add_argument("--n", type=positive_int, default=20, help="training digits (even)")
+    parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
+    parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
+    parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
+    parser.add_argument("--train-steps", type=positive_int, default=5000,
+                        help="training step budget of every network (the attacked one and the fresh ones)")
+    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC")
+    parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
+    args = parser.parse_args(argv)
+    try:
+        if args.n % 2 or args.recon >= args.n:
+            raise UsageError(f"--n must be even and --recon below it; got --n {args.n} --recon {args.recon}")
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
+                                    train_steps=args.train_steps)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_metrics(args.out / "rkip_finite.json", result)
+    print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(rkip_finite_main())

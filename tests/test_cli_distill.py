@@ -1,0 +1,76 @@
+"""``proofs-check distill`` and ``defend``: bad input is one line and exit 2 before any work; a small run end to end
+writes its files and resumes."""
+
+import json
+
+import numpy as np
+import pytest
+
+import numerics  # noqa: F401  (float64 on)
+from numerics import distill as distill_module
+from proofs_check.cli import main
+
+SMALL = ["distill", "--dataset", "digits-odd-even", "--per-class", "2", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A finished small distillation (10 steps) in a run folder."""
+    out = tmp_path_factory.mktemp("distill") / "run"
+    assert main([*SMALL, "--steps", "10", "--out", str(out)]) == 0
+    return out
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the input was validated")
+
+    monkeypatch.setattr(distill_module, "distill", forbidden)
+    monkeypatch.setattr(distill_module, "defense_experiment", forbidden)
+
+
+BAD = [
+    (["distill", "--per-class", "500"], "--per-class 500: digits-ten-class has only 122 training points of class"),
+    (["distill", "--per-class", "0"], "--per-class: must be a positive integer"),
+    (["distill", "--method", "kipp"], "invalid choice: 'kipp'"),
+    (["distill", "--dataset", "mnist"], "invalid choice: 'mnist'"),
+    (["distill", "--steps", "-1"], "--steps: must be a positive integer"),
+    (["distill", "--lr", "nan"], "--lr: must be a finite number > 0"),
+    (["distill", "--arch", "relu:2:param=standard"], "needs the NTK parametrization"),
+    (["distill", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
+    (["distill", "--out", "{file}"], "exists and is not a folder"),
+    ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"], "--per-class is 3 but the run in"),
+    ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
+    (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
+    (["defend", "--sizes", "10,x"], "'x' is not an integer"),
+    (["defend", "--per-class", "2", "--sizes", "50"], "larger than the private set (20)"),
+    (["defend", "--distances", "none,3"], "--distances 3 cannot be met"),
+    (["defend", "--distances", "near"], "'near' is neither a number nor 'none'"),
+    (["defend", "--distances", "-1"], "must be finite and > 0"),
+    (["defend", "--per-class", "500"], "--per-class 500: the training split has only"),
+    (["defend", "--attack-steps", "0"], "--attack-steps: must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize("argv, message", BAD, ids=lambda v: " ".join(v)[:50] if isinstance(v, list) else None)
+def test_bad_input_is_one_line_and_exit_2_before_any_work(argv, message, small_run, no_work, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("x")
+    argv = [a.format(file=str(tmp_path / "a_file"), run=str(small_run)) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("proofs-check: error: "), captured.err
+    assert message in captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+def test_small_distillation_end_to_end_and_resume(small_run, capsys):
+    files = {p.name for p in small_run.iterdir()}
+    assert {"distilled.png", "distilled.npz", "metrics.json", "run.json", "distill_checkpoint.npz"} <= files
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    assert 0.5 <= metrics["test_accuracy"] <= 1.0 and "full data" in metrics["baselines"]
+    with np.load(small_run / "distilled.npz") as data:
+        assert data["x"].shape == (4, 64) and data["y"].shape == (4, 1)
+    assert main([*SMALL, "--steps", "20", "--resume", "--out", str(small_run)]) == 0
+    assert json.loads((small_run / "metrics.json").read_text())["resumed_from"] == 10
+    assert "KIP distilled" in capsys.readouterr().out

@@ -1,0 +1,133 @@
+"""numerics.distill: the blocked KIP and RKIP losses against plain NumPy, the minimum-distance projection,
+input validation, and a short distillation that improves and resumes exactly."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import numerics  # noqa: F401  (float64 on)
+from numerics import distill as D
+from numerics.kernels import analytic_ntk
+from theory import parse_spec
+
+ARCH = parse_spec("relu:2")
+
+
+def _problem(seed=0, n=23, m=4, d=6, c=3):
+    rng = np.random.default_rng(seed)
+    x_t = rng.normal(size=(n, d))
+    labels = np.arange(n) % c
+    y_t = np.eye(c)[labels]
+    x_s = rng.normal(size=(m, d))
+    y_s = rng.normal(size=(m, c))
+    return x_t, y_t, labels, x_s, y_s
+
+
+def _kernel(a, b):
+    return np.asarray(analytic_ntk(ARCH, jnp.asarray(a), jnp.asarray(b)))
+
+
+@pytest.mark.parametrize("block_size", [5, 1000])
+def test_kip_loss_in_blocks_equals_the_direct_formula(block_size):
+    x_t, y_t, _, x_s, y_s = _problem()
+    k_ss = _kernel(x_s, x_s)
+    ridge = 1e-5 * np.trace(k_ss) / k_ss.shape[0]
+    pred = _kernel(x_t, x_s) @ np.linalg.solve(k_ss + ridge * np.eye(len(x_s)), y_s)
+    expected = 0.5 * np.mean(np.sum((y_t - pred) ** 2, axis=1))
+    blocks = D.target_blocks(x_t, y_t, block_size)
+    got = float(D.kip_loss(ARCH, jnp.asarray(x_s), jnp.asarray(y_s), *blocks))
+    # tolerance: the same float64 operations in another order (Cholesky vs LU, block sums): ~1e-14 relative
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("block_size", [4])
+def test_rkip_loss_is_the_attack_loss_with_lambda_beta(block_size):
+    """With ridge 0, L_RKIP(X_S, K_SS lam) = a^T K_TT a - 2 a^T K_TS lam + lam^T K_SS lam (the kernel attack loss)."""
+    x_t, y_t, _, x_s, _ = _problem(1)
+    rng = np.random.default_rng(2)
+    alpha, lam = rng.normal(size=(len(x_t), 3)), rng.normal(size=(len(x_s), 3))
+    k_tt, k_ts, k_ss = _kernel(x_t, x_t), _kernel(x_t, x_s), _kernel(x_s, x_s)
+    scale = np.sum(alpha * (k_tt @ alpha))
+    expected = scale - 2 * np.sum(alpha * (k_ts @ lam)) + np.sum(lam * (k_ss @ lam))
+    blocks = D.target_blocks(x_t, alpha, block_size)
+    got = float(D.rkip_loss(ARCH, jnp.asarray(x_s), jnp.asarray(k_ss @ lam), *blocks, alpha_norm_sq=scale,
+                            ridge_factor=0.0))
+    # tolerance: K_SS^-1 (K_SS lam) recovers lam to cond(K_SS) eps ~ 1e-13; the loss is O(scale)
+    assert abs(got - expected) <= 1e-9 * scale
+
+
+def test_predict_and_accuracy_match_numpy():
+    x_t, y_t, labels, x_s, y_s = _problem(3)
+    k_ss = _kernel(x_s, x_s)
+    ridge = 1e-5 * np.trace(k_ss) / len(x_s)
+    expected = _kernel(x_t, x_s) @ np.linalg.solve(k_ss + ridge * np.eye(len(x_s)), y_s)
+    got = D.predict(ARCH, x_s, y_s, x_t, block_size=7)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)  # same algebra, another factorization
+    assert D.accuracy(expected, labels) == np.mean(np.argmax(expected, axis=1) == labels)
+    assert D.accuracy(np.array([[0.5], [-0.2], [0.1]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
+
+
+def test_projection_meets_the_minimum_distance_and_keeps_feasible_points():
+    rng = np.random.default_rng(4)
+    protected = rng.normal(size=(12, 5))
+    r = 0.6 * np.linalg.norm(protected, axis=1).min()
+    x = np.concatenate([protected[:6] * 1.3 + 0.01 * rng.normal(size=(6, 5)), rng.normal(size=(6, 5))])
+    projected = np.asarray(D.project_min_distance(jnp.asarray(x), jnp.asarray(protected), r, sweeps=30))
+    distances = np.asarray(D.rescaled_distance(jnp.asarray(projected), jnp.asarray(protected)))
+    assert distances.min() >= r * (1 - 1e-9)  # projection keeps a relative slack of 1e-9 beyond r
+    before = np.asarray(D.rescaled_distance(jnp.asarray(x), jnp.asarray(protected))).min(axis=1)
+    feasible = before >= r
+    assert feasible.any() and (~feasible).any()
+    np.testing.assert_array_equal(projected[feasible], x[feasible])
+    # one cone: the projection is the closest feasible point on that 2-D plane (brute force over the angle)
+    p, y = protected[:1], x[:1]
+    single = np.asarray(D.project_min_distance(jnp.asarray(y), jnp.asarray(p), r))[0]
+    u = p[0] / np.linalg.norm(p[0])
+    w = y[0] - (y[0] @ u) * u
+    w /= np.linalg.norm(w)
+    theta = np.arcsin(r / np.linalg.norm(p[0]))
+    angles = np.linspace(theta, np.pi, 20001)
+    rays = np.cos(angles)[:, None] * u + np.sin(angles)[:, None] * w
+    best = np.min(np.linalg.norm(np.maximum(rays @ y[0], 0)[:, None] * rays - y[0], axis=1))
+    assert np.linalg.norm(single - y[0]) <= best + 1e-6  # grid step 1e-4 rad on a vector of norm ~3
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(per_class=9), "class 2 has only 7 points"),
+    (dict(method="kipp"), "unknown method 'kipp'"),
+    (dict(x_target="nan"), "contains NaN"),
+    (dict(min_distance=100.0), "cannot be met"),
+    (dict(min_distance=0.1, protected=None), "give both"),
+    (dict(steps=0), "steps must be an integer >= 1"),
+])
+def test_bad_inputs_are_value_errors(change, message):
+    x_t, y_t, labels, _, _ = _problem()
+    kwargs = dict(per_class=1, method="kip", steps=2, progress=False, protected=x_t[:3], min_distance=None)
+    kwargs.update(change)
+    if kwargs.get("x_target") == "nan":
+        x_t = x_t.copy()
+        x_t[5, 2] = np.nan
+        kwargs.pop("x_target")
+    if kwargs["min_distance"] is None and "protected" not in change:
+        kwargs["protected"] = None
+    with pytest.raises(ValueError, match=message):
+        D.distill(ARCH, x_t, y_t, labels, **kwargs)
+
+
+@pytest.mark.parametrize("method", D.METHODS)
+def test_distillation_lowers_the_loss_keeps_the_distance_and_resumes_exactly(method, tmp_path):
+    x_t, y_t, labels, _, _ = _problem(5, n=30, d=8)
+    protected = x_t[:10]
+    r = 0.3 * np.linalg.norm(protected, axis=1).min()
+    common = dict(per_class=2, method=method, lr=0.02, progress=False, protected=protected, min_distance=r, chunk=10,
+                  block_size=8)
+    whole = D.distill(ARCH, x_t, y_t, labels, steps=20, **common)
+    # random Gaussian points with one-hot targets: 20 steps lower KIP by ~30% and the relative RKIP loss by ~2%
+    assert whole.loss_curve[-1] < 0.99 * whole.loss_curve[0]
+    assert whole.info["min_distance_reached"] >= r * (1 - 1e-9)
+    path = tmp_path / "ckpt.npz"
+    D.distill(ARCH, x_t, y_t, labels, steps=10, checkpoint=path, **common)
+    resumed = D.distill(ARCH, x_t, y_t, labels, steps=20, checkpoint=path, resume=True, **common)
+    assert resumed.info["resumed_from"] == 10
+    np.testing.assert_array_equal(resumed.x, whole.x)  # same jitted chunks, same order: bitwise
+    np.testing.assert_array_equal(resumed.loss_curve, whole.loss_curve)

@@ -1,0 +1,114 @@
+"""Claim T4 passes on a small setting, and deliberate one-line bugs in the code it covers make it FAIL.
+
+The experiment runs on a smaller setting than the quick profile (20 private digits, one distilled set of 10 at
+r = none and 1.5, 150 attack steps), which still separates the baseline (the attack reveals the private digits)
+from the defense; the setting is swapped in with monkeypatch. The unmutated experiment runs once (cached by
+t4.experiment) and is reused by the mutations that leave it unchanged (the success measure is re-applied in
+the check; the projection's stress test runs outside the experiment); the distillation mutation reruns it.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+
+import numerics  # noqa: F401  (float64 on)
+from numerics import distill, privacy
+from proofs_check.claims import t4
+from proofs_check.registry import Context, run_step
+
+SMALL = t4.Setting(per_class=2, sizes=(10,), distances=(None, 1.5), attack_steps=150, restarts=1,
+                   polish_iterations=30, distill_steps=60)
+
+
+def _clear():
+    t4._RUNS.clear()
+    jax.clear_caches()
+    distill._chunk_runner.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def small_setting(monkeypatch, request):
+    """The small setting; experiments are rerun after a mutation that changes them (the distillation), and
+    reused by those that only change scoring or code run outside the experiment."""
+    monkeypatch.setattr(t4, "QUICK", SMALL)
+    mutate = request.node.callspec.params.get("mutate") if hasattr(request.node, "callspec") else None
+    rerun = mutate is not None and mutate.__name__ in RERUNS_EXPERIMENT
+    if rerun:
+        _clear()
+    yield
+    if rerun:
+        _clear()
+
+
+def _outcomes(names, tmp_path):
+    ctx = Context(profile="quick", out_dir=tmp_path)
+    outcomes = []
+    for kind, step in t4.CLAIM.steps():
+        if step.name in names:
+            outcomes.extend(run_step(kind, step, ctx))
+    assert outcomes
+    return outcomes
+
+
+def _failed(names, tmp_path):
+    return [f"{o.name}: {o.measured} vs {o.expected}" for o in _outcomes(names, tmp_path) if o.failed]
+
+
+def test_t4_passes_unmutated(tmp_path):
+    outcomes = _outcomes({"baseline attack", "defense", "attack recovers S", "minimum distance", "projection"},
+                         tmp_path)
+    assert not [o.name for o in outcomes if o.failed], [(o.name, o.measured, o.details.get("error")) for o in outcomes]
+    assert (tmp_path / "figures" / "t4_tradeoff.png").is_file()
+
+
+# ------------------------------------------------------------------------------------------------
+# The bugs
+# ------------------------------------------------------------------------------------------------
+
+def _projection_moves_the_wrong_points(monkeypatch):
+    """The projection's test is inverted: it moves the feasible points and leaves the violating ones."""
+    real = distill.project_min_distance
+
+    def project(x, protected, min_distance, *, sweeps=distill.PROJECTION_SWEEPS):
+        moved = real(x, protected, min_distance, sweeps=sweeps)
+        close = distill.rescaled_distance(x, protected).min(axis=1) < min_distance
+        return jax.numpy.where(close[:, None], x, moved)
+
+    monkeypatch.setattr(distill, "project_min_distance", project)
+
+
+def _distillation_returns_its_start(monkeypatch):
+    """The distillation loop returns its initial real points (as if no step ran and nothing was projected)."""
+    real = distill.distill
+
+    def run(arch, x_target, y_target, labels, **kwargs):
+        result = real(arch, x_target, y_target, labels, **{**kwargs, "steps": 1})
+        start = np.asarray(x_target)[result.init_index]
+        return distill.DistillResult(x=start, y=np.asarray(y_target)[result.init_index], classes=result.classes,
+                                     init_index=result.init_index, loss_curve=result.loss_curve, method=result.method,
+                                     steps=result.steps, info=result.info)
+
+    monkeypatch.setattr(distill, "distill", run)
+
+
+def _closeness_factor_one(monkeypatch):
+    """The success measure's closeness factor is 1 instead of 2: a guess near any digit 'reveals' a private one."""
+    monkeypatch.setattr(privacy, "DEFAULT_FACTOR", 1.0)
+
+
+RERUNS_EXPERIMENT = {"_distillation_returns_its_start"}
+
+MUTATIONS = [  # the experiment-preserving ones first, so that they reuse the unmutated run
+    (_closeness_factor_one, ("baseline attack",)),
+    (_projection_moves_the_wrong_points, ("projection",)),
+    (_distillation_returns_its_start, ("defense", "minimum distance")),
+]
+
+
+@pytest.mark.parametrize("mutate,steps", MUTATIONS, ids=[m.__name__.strip("_") for m, _ in MUTATIONS])
+def test_mutation_fails_t4(mutate, steps, monkeypatch, tmp_path):
+    mutate(monkeypatch)
+    for name in steps:
+        assert _failed({name}, tmp_path), f"T4 {name!r} passed with the bug {mutate.__name__}"
