@@ -38,15 +38,13 @@ from scipy.optimize import linear_sum_assignment
 from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import assert_distinct, validate_points
 from numerics.kernels import analytic_ntk
-from numerics.networks import Params, activation_fn, dense_layers, forward
+from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
 from numerics.progress import progress_bar
 from theory.architecture import Architecture
 
 AT_CHOICES = ("theta0", "thetaf", "both")
 DOMAINS = ("sphere", "euclidean")
 ANNEALING = ("geometric", "linear")
-SMOOTHED = ("relu", "leaky_relu", "abrelu")
-"""Activations that the attack replaces by their softplus smoothing (no curvature otherwise)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -213,7 +211,7 @@ def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
 def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr: float, has_box: bool,
                   box_weight: float, method: str, length: int):
     optimizer = optax.adam(lr)
-    smooth = schedule is not None and arch.activation in SMOOTHED
+    smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, thetas, delta, lo, hi):
         x, lam, opt_state = carry
@@ -334,7 +332,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            extras={"loss_curve": np.concatenate(curves), "anneal_steps": horizon})
             stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
-    smooth = beta_schedule is not None and arch.activation in SMOOTHED
+    smooth = beta_schedule is not None and has_surrogate(arch)
     final_beta = float(beta_at(steps - 1, horizon, beta_schedule, anneal)) if smooth else None
     phi = activation_fn(arch, smooth_beta=final_beta) if smooth else None
     final = float(reconstruction_loss(arch, thetas, delta, x, lam, activation=phi))

@@ -16,77 +16,77 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
+import sympy
 
 from numerics._nt import neural_tangents
+from theory import activations
 from theory.architecture import Architecture
 
 Params = list
 Activation = Callable[[jax.Array], jax.Array]
 
 
-def _softplus(x: jax.Array, beta: jax.Array | float) -> jax.Array:
-    """softplus(beta x) / beta, the smooth stand-in for relu(x) (-> relu(x) as beta -> inf)."""
-    return jax.nn.softplus(beta * x) / beta
+LAMBDIFY_MODULES = [{"softplus": jax.nn.softplus, "erf": jax.scipy.special.erf, "erfc": jax.scipy.special.erfc},
+                    "jax"]
+"""sympy -> JAX: the registry's symbolic softplus maps to the stable jax.nn.softplus; sympy's JAX printer leaves
+erf and erfc to the math module (scalars only), so they are mapped to jax.scipy.special here."""
 
 
 @functools.cache
-def _expr_activation(text: str) -> Activation:
-    from theory.dual import activation_expression, x_symbol
-    import sympy
+def _compiled_activation(name: str, params: tuple) -> Activation:
+    """The registry entry's JAX function: its own factory, else phi compiled by sympy.lambdify."""
+    entry = activations.get(name)
+    p = dict(params)
+    if entry.jax is not None:
+        return entry.jax(p)
+    expression = entry.expression(p)
+    fn = sympy.lambdify(activations.x, expression, modules=LAMBDIFY_MODULES)
+    if expression.has(activations.x):
+        return fn
+    return lambda x: fn(x) + jnp.zeros_like(x)  # a constant phi still maps arrays to arrays
 
-    return sympy.lambdify(x_symbol, activation_expression(text), modules="jax")
+
+@functools.cache
+def _compiled_surrogate(name: str, params: tuple) -> Callable | None:
+    expression = activations.get(name).surrogate_expression(dict(params))
+    if expression is None:
+        return None
+    return sympy.lambdify((activations.x, activations.beta), expression, modules=LAMBDIFY_MODULES)
+
+
+def _clear_caches() -> None:
+    _compiled_activation.cache_clear()
+    _compiled_surrogate.cache_clear()
+    make_network.cache_clear()
+
+
+def has_surrogate(arch: Architecture) -> bool:
+    """Whether the registry gives ``arch``'s activation a smooth surrogate for the attack (the relu family)."""
+    return activations.get(arch.activation).surrogate is not None
 
 
 def activation_fn(arch: Architecture, *, smooth_beta: jax.Array | float | None = None) -> Activation:
-    """The elementwise activation of ``arch`` as a JAX function.
+    """The elementwise activation of ``arch`` as a JAX function (from its registry entry).
 
-    With ``smooth_beta`` set, the piecewise-linear activations (relu, leaky_relu, abrelu) are replaced by
-    their softplus smoothing, e.g. relu(x) -> softplus(beta x) / beta (Loo et al. 2023, Sec. 4): ReLU has
-    no curvature, so the gradients of its network with respect to inputs vanish to first order.
+    With ``smooth_beta`` set, an activation whose entry has a surrogate is replaced by it at that sharpness,
+    e.g. relu(x) -> softplus(beta x) / beta (Loo et al. 2023, Sec. 4): ReLU has no curvature, so the
+    gradients of its network with respect to inputs vanish to first order.
     """
-    p = arch.params
-    name = arch.activation
-    if name in ("relu", "leaky_relu", "abrelu"):
-        neg, pos = {"relu": (0.0, 1.0), "leaky_relu": (p.get("alpha"), 1.0),
-                    "abrelu": (p.get("a"), p.get("b"))}[name]
-        if smooth_beta is None:
-            return lambda x: neg * jnp.minimum(x, 0) + pos * jnp.maximum(x, 0)
-        return lambda x: pos * _softplus(x, smooth_beta) - neg * _softplus(-x, smooth_beta)
-    if name == "erf":
-        return jax.scipy.special.erf
-    if name == "identity":
-        return lambda x: x
-    if name == "monomial":
-        return lambda x: x ** p["k"]
-    if name == "poly":
-        coeffs = p["coeffs"]
-        return lambda x: sum(c * x**i for i, c in enumerate(coeffs))
-    if name == "expr":
-        return _expr_activation(p["phi"])
-    raise ValueError(f"unknown activation {name!r}")
+    if smooth_beta is not None:
+        surrogate = _compiled_surrogate(arch.activation, arch.activation_params)
+        if surrogate is not None:
+            return lambda x: surrogate(x, smooth_beta)
+    return _compiled_activation(arch.activation, arch.activation_params)
 
 
 def _stax_activation(arch: Architecture):
+    """The entry's neural-tangents layer; without one, stax.ElementwiseNumerical of its JAX function."""
     stax = neural_tangents().stax
-    p = arch.params
-    name = arch.activation
-    if name == "relu":
-        return stax.Relu()
-    if name == "erf":
-        return stax.Erf()
-    if name == "identity":
-        return stax.Identity()
-    if name == "leaky_relu":
-        return stax.LeakyRelu(p["alpha"])
-    if name == "abrelu":
-        return stax.ABRelu(p["a"], p["b"])
-    if name == "monomial":
-        return stax.Monomial(p["k"])
-    if name == "poly":
-        return stax.Polynomial(p["coeffs"])
-    if name == "expr":
-        return stax.ElementwiseNumerical(_expr_activation(p["phi"]), deg=80)
-    raise ValueError(f"unknown activation {name!r}")
+    entry = activations.get(arch.activation)
+    if entry.stax is not None:
+        name, arguments = entry.stax
+        return getattr(stax, name)(*arguments(arch.params))
+    return stax.ElementwiseNumerical(activation_fn(arch), deg=80)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,3 +171,6 @@ def forward(arch: Architecture, params: Params, x: jax.Array, *, activation: Act
     if return_layers:
         return a, inputs, preacts
     return a
+
+
+activations.on_change(_clear_caches)

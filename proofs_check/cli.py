@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from theory.architecture import ACTIVATION_PARAMETERS, Architecture, SpecError, parse_spec
+from theory.architecture import Architecture, SpecError, parse_spec
 from theory.expressions import grammar_summary
 
 PROG = "proofs-check"
@@ -138,8 +138,10 @@ class Command:
 
 def architecture_help() -> str:
     """The spec grammar, with the activations and formula functions read from the code."""
-    activations = ", ".join(f"{name} ({', '.join(f'{p}=' for p in params)})" if params else name
-                            for name, params in ACTIVATION_PARAMETERS.items())
+    from theory.activations import all_activations
+
+    activations = ", ".join(f"{entry.name} ({', '.join(f'{p}=' for p in entry.parameters)})" if entry.parameters
+                            else entry.name for entry in all_activations())
     return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.\n"
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard).\n"

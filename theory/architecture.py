@@ -5,8 +5,8 @@ A spec string is ``ACTIVATION:DEPTH[:KEY=VALUE]...``, for example ``relu:2`` or
 
 - ``sw``, ``sb``: weight and bias standard deviations (sigma_w, sigma_b); ``sb=0`` means no biases.
 - ``param``: ``ntk`` (default) or ``standard`` parametrization.
-- activation parameters: ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu: a*min(x,0) + b*max(x,0)),
-  ``k`` (monomial x**k), ``coeffs`` (poly: comma-separated c0,c1,... for sum_i c_i x**i),
+- activation parameters, as the activation's entry in the registry (theory.activations) declares them, e.g.
+  ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu), ``k`` (monomial), ``coeffs`` (poly: comma-separated),
   ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
 """
 
@@ -14,25 +14,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping
+from typing import Callable, Iterator, Mapping
 
-ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
-    "relu": (),
-    "erf": (),
-    "identity": (),
-    "leaky_relu": ("alpha",),
-    "abrelu": ("a", "b"),
-    "monomial": ("k",),
-    "poly": ("coeffs",),
-    "expr": ("phi",),
-}
-"""Known activation names and the parameters each takes."""
+from theory import activations
 
-DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = {
-    "leaky_relu": {"alpha": 0.1},
-    "abrelu": {"a": -0.5, "b": 1.0},
-    "monomial": {"k": 2},
-}
+class _RegistryView(Mapping):
+    """A read-only mapping over the activation registry (theory.activations), always current."""
+
+    def __init__(self, field: Callable[[activations.Activation], object]):
+        self._field = field
+
+    def __getitem__(self, name: str):
+        try:
+            return self._field(activations.get(name))
+        except activations.RegistryError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(activations.names())
+
+    def __len__(self) -> int:
+        return len(activations.names())
+
+
+ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = _RegistryView(lambda entry: tuple(entry.parameters))
+"""Registered activation names and the parameters each takes (a view of theory.activations)."""
+
+DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = _RegistryView(lambda entry: entry.defaults)
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -106,7 +114,7 @@ class Architecture:
         if self.parameterization != "ntk":
             parts.append(f"param={self.parameterization}")
         for name, value in self.activation_params:
-            if name == "coeffs":
+            if isinstance(value, tuple):
                 value = ",".join(f"{v:g}" for v in value)
             elif isinstance(value, float):
                 value = f"{value:g}"
@@ -118,18 +126,20 @@ class Architecture:
 
 
 def _parse_value(activation: str, key: str, text: str) -> object:
+    """Read a parameter's text by its kind in the registry entry (theory.activations.PARAMETER_KINDS)."""
+    kind = activations.get(activation).parameters[key]
     try:
-        if key == "k":
+        if kind == "int":
             value = int(text)
             if value < 0:
                 raise ValueError
             return value
-        if key == "coeffs":
-            coeffs = tuple(float(v) for v in text.split(","))
-            if not coeffs or not all(math.isfinite(v) for v in coeffs):
+        if kind == "floats":
+            values = tuple(float(v) for v in text.split(","))
+            if not values or not all(math.isfinite(v) for v in values):
                 raise ValueError
-            return coeffs
-        if key == "phi":
+            return values
+        if kind == "expression":
             from theory.expressions import parse_expression  # whitelist parser; raises SpecError naming the token
 
             parse_expression(text)

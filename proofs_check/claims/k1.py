@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 
@@ -10,10 +11,9 @@ import sympy as sp
 
 from proofs_check.figures import loglog_rate_figure
 from proofs_check.registry import Claim, Context, Outcome, Step, at_least, exact, rate, register, within
+from theory import activations
 from theory.architecture import Architecture, parse_spec
 
-DEFAULT_ACTIVATIONS = ("relu", "erf", "identity", "leaky_relu", "abrelu", "monomial:k=3", "poly:coeffs=0.5,1,0.25",
-                       "expr:phi=tanh(x)")
 NT_ACTIVATIONS = ("relu", "erf", "identity", "abrelu:a=-0.5:b=1")
 RATE_ARCHS = ("relu:2", "erf:2:sw=1.5:sb=0.1")
 PD_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1", "relu:2:sb=0.2")
@@ -28,7 +28,8 @@ def _activation_archs(ctx: Context) -> list[Architecture]:
     if ctx.archs:
         unique = {(arch.activation, arch.activation_params): arch for arch in ctx.archs}
         return list(unique.values())
-    return [_activation_arch(text) for text in DEFAULT_ACTIVATIONS]
+    return [_activation_arch(f"{entry.name}:{entry.example}" if entry.example else entry.name)
+            for entry in activations.all_activations()]
 
 
 def _random_covariances(rng: np.random.Generator, count: int) -> list[tuple[float, float, float]]:
@@ -145,6 +146,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
 
     from numerics.kernels import analytic_kernel_fn
     from numerics.networks import make_network
+    from theory.dual import CLOSED_FORM, dual_for
 
     rng = ctx.rng("k1-nt")
     x1 = rng.normal(size=(6, 5))
@@ -156,7 +158,9 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     for arch in _nt_archs(ctx):
         network = make_network(arch, width)
         ours_fn = analytic_kernel_fn(arch, width=width)
-        with jax.disable_jit():
+        # Eager evaluation avoids one compilation per architecture; the quadrature's lax.map needs jit.
+        eager = dual_for(arch).method == CLOSED_FORM
+        with jax.disable_jit() if eager else contextlib.nullcontext():
             for points, is_edge in ((x2, False), (edge, True)):
                 nngp, ntk = ours_fn(x1, points)
                 ref = network.kernel_fn(x1, points, ("nngp", "ntk"))
@@ -220,13 +224,8 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
 
 
 def _polynomial_degree(arch: Architecture) -> int | None:
-    """Degree of a polynomial activation (None for non-polynomial ones)."""
-    from theory.dual import dual_for, x_symbol
-
-    phi = dual_for(arch).phi
-    if arch.activation in ("relu", "leaky_relu", "abrelu", "erf") or not phi.is_polynomial(x_symbol):
-        return None
-    return int(sp.degree(phi, x_symbol))
+    """Degree of a polynomial activation (None for non-polynomial ones), a trait of its registry entry."""
+    return activations.get(arch.activation).polynomial_degree(arch.params)
 
 
 def _pd_archs(ctx: Context) -> list[Architecture]:
