@@ -50,30 +50,60 @@ def lambdify_jax(args, expr, *, cse: bool = False) -> Callable:
     return sp.lambdify(args, expr, modules=[_GUARDED, "jax"], cse=cse)
 
 
+EDGE_GAP = 256 * float(np.finfo(np.float64).eps)
+"""Relative gap (ab - c^2) / ab below which the angle is taken as exactly 0 or pi.
+
+At coincident inputs the gap is 0 on paper, but a, b and c are rounded through different sums (|x|^2 and a
+matrix product): measured up to 7 eps for d = 2 ... 4096, and sqrt turns that into an angle of 4e-8, the
+1e-8 kernel error of an unguarded arccos/atan2. 256 eps leaves a 35x margin; it snaps only angles below
+sqrt(256 eps) = 2.4e-7, which the rounded covariances cannot resolve anyway (their few-eps rounding already
+moves such an angle by 5e-8), so the step kernel moves by at most 2.4e-7 / (2 pi) = 4e-8 there."""
+
+_gap = sp.Symbol("gap_sqrt", nonnegative=True)
+
+
+def _with_gap_symbol(expr: sp.Expr) -> sp.Expr:
+    """Every power (ab - c^2)^e, the angle's sine term, as gap_sqrt^(2e), so the compiled function gets it snapped."""
+    base = a_var * b_var - c_var**2
+    return expr.replace(lambda e: e.is_Pow and sp.expand(e.base - base) == 0, lambda e: _gap ** (2 * e.exp))
+
+
+def edge_gap_sqrt(a: jax.Array, b: jax.Array, c: jax.Array) -> jax.Array:
+    """sqrt(ab - c^2), exactly 0 when the relative gap is below :data:`EDGE_GAP` (coincident or antipodal
+    inputs up to round-off); the jnp.where keeps the value (and any gradient through it) finite."""
+    gap = a * b - c * c
+    far = gap > EDGE_GAP * a * b
+    return jnp.where(far, jnp.sqrt(jnp.where(far, gap, 1.0)), 0.0)
+
+
 def _with_symbolic_jvp(exprs: tuple[sp.Expr, ...]) -> Callable:
     """f(a, b, c) -> tuple of ``exprs``, one fused function whose derivatives are the simplified
     symbolic partials (common subexpressions such as the angle are computed once).
 
-    Autodiff of the arc-cosine forms breaks at the angle edges (c = +-sqrt(ab)): the pieces have
-    infinite slopes that cancel only on paper. The symbolic partials are finite there for the degree-1
-    kernels (d/dc relu-kernel = step-kernel); where a partial is genuinely infinite (d/dc of the step
-    kernel at angle 0 or pi, a cusp of the kernel) the tangent uses 0, a subgradient.
+    The angle's sine term sqrt(ab - c^2) is passed in as :func:`edge_gap_sqrt`, exact at the angle edges
+    (c = +-sqrt(ab)). Autodiff of the arc-cosine forms breaks there: the pieces have infinite slopes that
+    cancel only on paper. The symbolic partials are finite there for the degree-1 kernels (d/dc relu-kernel =
+    step-kernel); where a partial is genuinely infinite (d/dc of the step kernel at angle 0 or pi, a cusp of
+    the kernel) the tangent uses 0, a subgradient.
     """
     args = (a_var, b_var, c_var)
-    values = lambdify_jax(args, list(exprs), cse=True)
-    partials = lambdify_jax(args, [[sp.simplify(sp.diff(e, v)) for v in args] for e in exprs])
+    values = lambdify_jax(args + (_gap,), [_with_gap_symbol(e) for e in exprs], cse=True)
+    partials = lambdify_jax(args + (_gap,), [[_with_gap_symbol(sp.simplify(sp.diff(e, v))) for v in args]
+                                            for e in exprs])
 
     @jax.custom_jvp
     def fn(a, b, c):
         zero = jnp.zeros(jnp.broadcast_shapes(a.shape, b.shape, c.shape), dtype=c.dtype)
-        return tuple(v + zero for v in values(a, b, c))
+        return tuple(v + zero for v in values(a, b, c, edge_gap_sqrt(a, b, c)))
 
     @fn.defjvp
     def fn_jvp(primals, tangents):
         out = fn(*primals)
         zero = jnp.zeros_like(out[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rows = partials(*primals, edge_gap_sqrt(*primals))
         tangent_out = []
-        for row in partials(*primals):
+        for row in rows:
             tangent = zero
             for slope, dx in zip(row, tangents):
                 slope = slope + zero

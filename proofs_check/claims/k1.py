@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 
@@ -140,8 +141,48 @@ def _nt_archs(ctx: Context) -> list[Architecture]:
     return archs
 
 
+@functools.cache
+def _mp_dual(arch: Architecture):
+    """The dual pair and diagonal of ``arch``'s activation as mpmath functions (40 digits)."""
+    import mpmath
+
+    from theory.dual import a_var, b_var, c_var, dual_for
+
+    kernel = dual_for(arch)
+    modules = [{"sqrt": lambda v: mpmath.sqrt(v) if v > 0 else mpmath.mpf(0)}, "mpmath"]
+    return (sp.lambdify((a_var, b_var, c_var), kernel.value, modules=modules),
+            sp.lambdify((a_var, b_var, c_var), kernel.derivative, modules=modules))
+
+
+def exact_edge_kernels(arch: Architecture, x: np.ndarray, y: np.ndarray, *, width: int) -> tuple[float, float]:
+    """(Sigma, Theta)(x, y) by the layer recursion in 40-digit arithmetic from the float inputs' exact values.
+
+    An independent reference at the angle edges: for y = x or y = -k x the first layer's ab - c^2 is 0 to 40
+    digits, so the angle is exactly 0 or pi, with no float64 rounding of the covariances to amplify.
+    """
+    import mpmath
+
+    with mpmath.workdps(40):
+        value, derivative = _mp_dual(arch)
+        sw2, sb2 = mpmath.mpf(arch.sigma_w) ** 2, mpmath.mpf(arch.sigma_b) ** 2
+        bias = 1 if arch.has_bias else 0
+
+        def dot(u, v):
+            return mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(u, v))
+
+        d = len(x)
+        a, b, c = (sw2 * dot(u, v) / d + sb2 for u, v in ((x, x), (y, y), (x, y)))
+        theta = c if arch.parameterization == "ntk" else dot(x, y) + bias
+        for _ in range(arch.depth):
+            k12, kdot = value(a, b, c), derivative(a, b, c)
+            a, b, c = sw2 * value(a, a, a) + sb2, sw2 * value(b, b, b) + sb2, sw2 * k12 + sb2
+            theta = (c if arch.parameterization == "ntk" else width * k12 + bias) + sw2 * kdot * theta
+        return float(c), float(theta)
+
+
 def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
-    """(b) analytic_kernel_fn vs neural-tangents' kernel_fn, float64, generic points and edge points."""
+    """(b) analytic_kernel_fn vs neural-tangents' kernel_fn, float64, generic points and edge points; and at the
+    edges (coincident and antipodal inputs) against the exact recursion."""
     import jax
 
     from numerics.kernels import analytic_kernel_fn
@@ -153,8 +194,11 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     x2 = rng.normal(size=(5, 5))
     edge = x2.copy()
     edge[0], edge[1] = x1[0], -2.0 * x1[1]
+    # coincident entries K(X, X[::-1])[i, n-1-i] and antipodal ones K(X, -2 X[::-1])[i, n-1-i]
+    edge_pairs = [(x1[::-1], 1.0), (-2.0 * x1[::-1], -2.0)]
     width = 64
-    generic_worst, edge_worst, generic_where, edge_where = 0.0, 0.0, None, None
+    generic_worst, edge_worst, exact_worst = 0.0, 0.0, 0.0
+    generic_where = edge_where = exact_where = None
     for arch in _nt_archs(ctx):
         network = make_network(arch, width)
         ours_fn = analytic_kernel_fn(arch, width=width)
@@ -170,15 +214,29 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
                     edge_worst, edge_where = error, arch.spec
                 if not is_edge and error >= generic_worst:
                     generic_worst, generic_where = error, arch.spec
+            if not eager:
+                continue
+            for points, factor in edge_pairs:
+                nngp, ntk = (np.asarray(k) for k in ours_fn(x1, points))
+                n = len(x1)
+                for i in range(0, n, 2):
+                    ref_nngp, ref_ntk = exact_edge_kernels(arch, x1[i], factor * x1[i], width=width)
+                    scale = max(abs(ref_ntk), abs(exact_edge_kernels(arch, x1[i], x1[i], width=width)[1]))
+                    error = max(abs(ntk[i, n - 1 - i] - ref_ntk), abs(nngp[i, n - 1 - i] - ref_nngp)) / scale
+                    if error >= exact_worst:
+                        exact_worst, exact_where = error, f"{arch.spec} at {'coincident' if factor > 0 else 'antipodal'}"
     n = len(_nt_archs(ctx))
     return [
         within(f"{n} architectures, distinct points in general position", generic_worst, 1e-10,
                "both libraries evaluate the same closed forms in float64; 1e-10 leaves room for op order",
                worst_arch=generic_where),
-        within(f"{n} architectures, coincident and antipodal points", edge_worst, 1e-7,
-               "the angle is ill-conditioned at 0 and pi: a 1-ulp cosine error moves it by sqrt(2 eps) = 2e-8, "
-               "compounded over up to 4 layers",
+        within(f"{n} architectures, coincident and antipodal points", edge_worst, 1e-13,
+               "both libraries take the angle as exactly 0 or pi there (measured <= 2e-15); an arccos of rounded "
+               "covariances would be off by sqrt(2 eps) = 2e-8",
                worst_arch=edge_where),
+        within("closed forms at coincident and antipodal points vs the exact (40-digit) recursion", exact_worst,
+               1e-13, "the angle is exactly 0 or pi there, then a few ulps per layer over up to 4 layers (measured "
+               "<= 2e-15); an unguarded arccos/atan2 of rounded covariances is off by 1e-8", worst_pair=exact_where),
     ]
 
 
@@ -309,7 +367,8 @@ CLAIM = register(Claim(
     ],
     checks=[
         Step("(a) quadrature", "dual kernels vs scipy nested adaptive quadrature", check_against_quadrature),
-        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn", check_against_neural_tangents),
+        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn; at coincident and antipodal inputs also vs "
+             "the recursion in 40-digit arithmetic", check_against_neural_tangents),
         Step("(c) rate", "empirical NTK -> Theta at rate m^-1/2", check_convergence_rate),
         Step("(d) strict PD", "hypothesis-drawn sphere point sets", check_strict_pd),
     ],
