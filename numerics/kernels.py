@@ -22,6 +22,8 @@ import sympy as sp
 
 from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
 from theory.architecture import Architecture
+from theory.layers import STEP_ARGUMENTS, layers_of
+from theory.layers import Activation as ActivationLayer
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -167,38 +169,53 @@ def _check_inputs(x1: jax.Array, x2: jax.Array) -> None:
 
 
 @functools.cache
+def compiled_step(layer) -> Callable:
+    """``layer``'s symbolic step (theory.layers) compiled by sympy.lambdify: a function of
+    (s11, s12, s22, theta, k11, k12, k22, kdot, n_in) returning the next (s11, s12, s22, theta)."""
+    return lambdify_jax(STEP_ARGUMENTS, list(layer.step().as_tuple()))
+
+
+def _compiled_chain(arch: Architecture) -> list[tuple[Callable, Callable | None]]:
+    """Per layer: its compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
+    chain = []
+    for layer in layers_of(arch):
+        duals = dual_functions(Architecture(layer.name, 1, activation_params=layer.params)) \
+            if isinstance(layer, ActivationLayer) else None
+        chain.append((compiled_step(layer), duals))
+    return chain
+
+
+@functools.cache
 def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
     """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network.
 
-    The recursion of :mod:`theory.kernels`; ``width`` is needed (and used) only in the standard
-    parametrization, whose NTK scales with the hidden width.
+    The layers' steps of :mod:`theory.layers`, compiled from their sympy expressions and composed;
+    ``width`` is needed (and used) only in the standard parametrization, whose NTK scales with the hidden width.
     """
     if arch.parameterization == "standard" and width is None:
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
-    pair, value_diagonal = dual_functions(arch)
-    sw2, sb2 = arch.sigma_w**2, arch.sigma_b**2
-    ntk_param = arch.parameterization == "ntk"
-    bias_gradient = 1.0 if arch.has_bias else 0.0
+    chain = _compiled_chain(arch)
+    unused = 0.0  # a step ignores the dual symbols (dense) or n_in (activation) it does not use
 
     @jax.jit
     def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
         _check_inputs(x1, x2)
         d = x1.shape[1]
-        q12 = x1 @ x2.T
-        s11 = (sw2 / d) * jnp.sum(x1**2, axis=1)[:, None] + sb2
-        s22 = (sw2 / d) * jnp.sum(x2**2, axis=1)[None, :] + sb2
-        s12 = (sw2 / d) * q12 + sb2
-        theta = s12 if ntk_param else q12 + bias_gradient
-        for _ in range(arch.depth):
-            k12, kdot = pair(s11, s22, s12)
-            s11 = sw2 * value_diagonal(s11) + sb2
-            s22 = sw2 * value_diagonal(s22) + sb2
-            s12 = sw2 * k12 + sb2
-            if ntk_param:
-                theta = s12 + sw2 * kdot * theta
+        s11 = jnp.sum(x1**2, axis=1)[:, None] / d
+        s22 = jnp.sum(x2**2, axis=1)[None, :] / d
+        s12 = (x1 @ x2.T) / d
+        theta = jnp.zeros_like(s12)
+        fan_in = d
+        for step, duals in chain:
+            if duals is None:
+                s11, s12, s22, theta = step(s11, s12, s22, theta, unused, unused, unused, unused, fan_in)
+                fan_in = width if width is not None else 1
             else:
-                theta = width * k12 + bias_gradient + sw2 * kdot * theta
-        return s12, theta
+                pair, value_diagonal = duals
+                k12, kdot = pair(s11, s22, s12)
+                s11, s12, s22, theta = step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22),
+                                            kdot, unused)
+        return s12 + jnp.zeros_like(theta), theta
 
     return kernel_fn
 

@@ -21,6 +21,8 @@ import sympy
 from numerics._nt import neural_tangents
 from theory import activations
 from theory.architecture import Architecture
+from theory.layers import Activation as ActivationLayer
+from theory.layers import layers_of
 
 Params = list
 Activation = Callable[[jax.Array], jax.Array]
@@ -79,14 +81,22 @@ def activation_fn(arch: Architecture, *, smooth_beta: jax.Array | float | None =
     return _compiled_activation(arch.activation, arch.activation_params)
 
 
-def _stax_activation(arch: Architecture):
-    """The entry's neural-tangents layer; without one, stax.ElementwiseNumerical of its JAX function."""
+def stax_layer(layer, units: int | None = None):
+    """The neural-tangents layer of a :mod:`theory.layers` layer (``units``: a dense layer's output width).
+
+    An activation takes its registry entry's stax layer; without one, stax.ElementwiseNumerical of its JAX
+    function."""
     stax = neural_tangents().stax
-    entry = activations.get(arch.activation)
-    if entry.stax is not None:
-        name, arguments = entry.stax
-        return getattr(stax, name)(*arguments(arch.params))
-    return stax.ElementwiseNumerical(activation_fn(arch), deg=80)
+    if isinstance(layer, ActivationLayer):
+        entry = activations.get(layer.name)
+        params = dict(entry.defaults) | dict(layer.params)
+        if entry.stax is not None:
+            name, arguments = entry.stax
+            return getattr(stax, name)(*arguments(params))
+        arch = Architecture(layer.name, 1, activation_params=layer.params)
+        return stax.ElementwiseNumerical(activation_fn(arch), deg=80)
+    name, args, kwargs = layer.stax(units)
+    return getattr(stax, name)(*args, **kwargs)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,16 +130,9 @@ def make_network(arch: Architecture, width: int, out_dim: int = 1) -> Network:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     if not isinstance(out_dim, (int, np.integer)) or out_dim < 1:
         raise ValueError(f"out_dim must be a positive integer, got {out_dim!r}")
+    chain = layers_of(arch)
+    layers = [stax_layer(layer, width if index < len(chain) - 1 else out_dim) for index, layer in enumerate(chain)]
     stax = neural_tangents().stax
-    b_std = arch.sigma_b if arch.has_bias else None
-
-    def dense(units):
-        return stax.Dense(int(units), W_std=arch.sigma_w, b_std=b_std, parameterization=arch.parameterization)
-
-    layers = []
-    for _ in range(arch.depth):
-        layers += [dense(width), _stax_activation(arch)]
-    layers.append(dense(out_dim))
     init_fn, apply_fn, kernel_fn = stax.serial(*layers)
     return Network(arch=arch, width=int(width), out_dim=int(out_dim), init_fn=init_fn,
                    apply_fn=apply_fn, kernel_fn=kernel_fn)
