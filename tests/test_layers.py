@@ -27,6 +27,7 @@ def fresh_compiled_kernels():
     def clear():
         kernels.compiled_step.cache_clear()
         kernels.analytic_kernel_fn.cache_clear()
+        kernels.analytic_ntk_fn.cache_clear()
 
     clear()
     yield

@@ -21,6 +21,7 @@ def fresh_caches():
         jax.clear_caches()
         kernels.dual_functions.cache_clear()
         kernels.analytic_kernel_fn.cache_clear()
+        kernels.analytic_ntk_fn.cache_clear()
 
     clear()
     yield
