@@ -23,8 +23,7 @@ import sympy as sp
 from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
 from theory import activations
 from theory.architecture import Architecture
-from theory.layers import STEP_ARGUMENTS, layers_of
-from theory.layers import Activation as ActivationLayer
+from theory.layers import STEP_ARGUMENTS, activation_of, layers_of
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -180,8 +179,9 @@ def _compiled_chain(arch: Architecture) -> list[tuple[Callable, Callable | None]
     """Per layer: its compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
     chain = []
     for layer in layers_of(arch):
-        duals = dual_functions(Architecture(layer.name, 1, activation_params=layer.params)) \
-            if isinstance(layer, ActivationLayer) else None
+        activation = activation_of(layer)
+        duals = None if activation is None else \
+            dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
         chain.append((compiled_step(layer), duals))
     return chain
 
@@ -215,7 +215,7 @@ def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> Kerne
                 pair, value_diagonal = duals
                 k12, kdot = pair(s11, s22, s12)
                 s11, s12, s22, theta = step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22),
-                                            kdot, unused)
+                                            kdot, fan_in)
         return s12 + jnp.zeros_like(theta), theta
 
     return kernel_fn
@@ -261,6 +261,8 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
 
     ``activation`` overrides the network's activation (e.g. the smoothed ReLU of the attack).
     """
+    if arch.residual_scale:
+        return _stax_empirical_ntk(arch, params, x1, x2, activation)
     phi = activation or activation_fn(arch)
     same = x2 is None
     x2 = x1 if same else x2
@@ -279,6 +281,19 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
         features = scale * (a1 @ a2.T) + bias
         total = total + features[:, :, None, None] * jnp.einsum("ikn,jmn->ijkm", d1, d2)
     return total
+
+
+def _stax_empirical_ntk(arch: Architecture, params: Params, x1, x2, activation) -> jax.Array:
+    """J(x1) J(x2)^T by neural-tangents' empirical_ntk_fn (Jacobian contraction), for layer chains that the
+    layer-by-layer formula above does not cover (residual blocks)."""
+    from numerics._nt import neural_tangents
+
+    if activation is not None:
+        raise NotImplementedError(f"{arch.spec}: no swapped activation for residual networks")
+    width, out_dim = params[0][0].shape[1], params[-1][0].shape[1]
+    apply_fn = make_network(arch, int(width), int(out_dim)).apply_fn
+    fn = neural_tangents().empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=1)
+    return fn(x1, x2, params)
 
 
 def flatten_ntk(kernel: jax.Array) -> jax.Array:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import warnings
 from typing import Any, Callable
 
 import jax
@@ -22,6 +23,7 @@ from numerics._nt import neural_tangents
 from theory import activations
 from theory.architecture import Architecture
 from theory.layers import Activation as ActivationLayer
+from theory.layers import Residual as ResidualLayer
 from theory.layers import layers_of
 
 Params = list
@@ -32,6 +34,21 @@ LAMBDIFY_MODULES = [{"softplus": jax.nn.softplus, "erf": jax.scipy.special.erf, 
                     "jax"]
 """sympy -> JAX: the registry's symbolic softplus maps to the stable jax.nn.softplus; sympy's JAX printer leaves
 erf and erfc to the math module (scalars only), so they are mapped to jax.scipy.special here."""
+
+
+FAN_IN_WARNING = "`FanIn` layers assume independent inputs"
+"""neural-tangents warns at every kernel evaluation of a residual block; theory.layers.Residual derives why its
+two paths are independent at infinite width (the branch ends in a dense layer), so the warning is silenced there."""
+
+
+def _without_fan_in_warning(kernel_fn: Callable) -> Callable:
+    @functools.wraps(kernel_fn)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=FAN_IN_WARNING, category=UserWarning)
+            return kernel_fn(*args, **kwargs)
+
+    return quiet
 
 
 @functools.cache
@@ -95,6 +112,13 @@ def stax_layer(layer, units: int | None = None):
             return getattr(stax, name)(*arguments(params))
         arch = Architecture(layer.name, 1, activation_params=layer.params)
         return stax.ElementwiseNumerical(activation_fn(arch), deg=80)
+    if isinstance(layer, ResidualLayer):
+        s = layer.scale
+        branch = stax.Dense(int(units), W_std=s * layer.dense.sigma_w,
+                            b_std=s * layer.dense.sigma_b if layer.dense.has_bias else None)
+        return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(stax_layer(layer.activation),
+                                                                                        branch)),
+                           stax.FanInSum())
     name, args, kwargs = layer.stax(units)
     return getattr(stax, name)(*args, **kwargs)
 
@@ -134,6 +158,8 @@ def make_network(arch: Architecture, width: int, out_dim: int = 1) -> Network:
     layers = [stax_layer(layer, width if index < len(chain) - 1 else out_dim) for index, layer in enumerate(chain)]
     stax = neural_tangents().stax
     init_fn, apply_fn, kernel_fn = stax.serial(*layers)
+    if any(isinstance(layer, ResidualLayer) for layer in chain):
+        kernel_fn = _without_fan_in_warning(kernel_fn)
     return Network(arch=arch, width=int(width), out_dim=int(out_dim), init_fn=init_fn,
                    apply_fn=apply_fn, kernel_fn=kernel_fn)
 
@@ -152,6 +178,12 @@ def forward(arch: Architecture, params: Params, x: jax.Array, *, activation: Act
     With ``return_layers`` also returns the inputs a^l of every dense layer and the pre-activations h^l of
     every hidden layer.
     """
+    if arch.residual_scale:
+        if activation is not None or return_layers:
+            raise NotImplementedError(f"{arch.spec}: residual networks run through neural-tangents' apply_fn, "
+                                      "which has no swapped activation or per-layer outputs")
+        width, out_dim = params[0][0].shape[1], params[-1][0].shape[1]
+        return make_network(arch, int(width), int(out_dim)).apply(params, x)
     phi = activation or activation_fn(arch)
     layers = dense_layers(params)
     if len(layers) != arch.depth + 1:

@@ -67,3 +67,39 @@ def test_models_saved_before_layers_still_load(name):
     assert out.shape == (3, 2) and np.all(np.isfinite(np.asarray(out)))
     ours = networks.forward(model.arch, model.params_f, jnp.ones((3, 4)))
     np.testing.assert_allclose(np.asarray(ours), np.asarray(out), rtol=1e-12)  # the same network, two passes
+
+
+@pytest.mark.parametrize("spec", ["relu:1:res=0.5", "relu:3:sw=1.3:sb=0.1:res=0.5", "erf:2:sw=1.3:sb=0.1:res=0.7"])
+def test_residual_kernel_matches_neural_tangents(spec):
+    """x + s Dense(phi(x)) blocks: the composed steps vs neural-tangents' FanOut / parallel / FanInSum kernel_fn."""
+    arch = parse_spec(spec)
+    assert parse_spec(arch.spec) == arch and "res=" in arch.spec
+    rng = np.random.default_rng(2)
+    x1, x2 = rng.normal(size=(4, 5)), rng.normal(size=(3, 5))
+    nngp, ntk = kernels.analytic_kernel_fn(arch)(jnp.asarray(x1), jnp.asarray(x2))
+    reference = networks.make_network(arch, 64).kernel_fn(x1, x2, ("nngp", "ntk"))
+    # both libraries evaluate the same closed forms in float64 (measured <= 1e-15): 1e-10 leaves room for op order
+    for ours, theirs in ((nngp, reference.nngp), (ntk, reference.ntk)):
+        assert np.abs(np.asarray(ours) - np.asarray(theirs)).max() <= 1e-10 * np.abs(np.asarray(theirs)).max()
+
+
+def test_residual_diagonal_certificate():
+    """For bias-free relu, E[relu(u)^2] = a / 2, so a residual block multiplies Sigma(x, x) by 1 + s^2 sigma_w^2 / 2:
+    derived by hand here, and the composed symbolic step must agree exactly."""
+    from theory.kernels import apply_layer
+
+    arch = parse_spec("relu:1:sw=1.5:res=0.5")
+    block = layers.layers_of(arch)[1]
+    assert block.kind == "residual"
+    out = apply_layer(block, layers.SYMBOLIC_STATE)
+    s, sw = sp.Rational(1, 2), sp.Rational(3, 2)
+    assert sp.simplify(out.s11 - (1 + s**2 * sw**2 / 2) * layers.s11) == 0
+
+
+def test_residual_needs_the_ntk_parametrization():
+    from theory.architecture import SpecError
+
+    with pytest.raises(SpecError, match="NTK parametrization only"):
+        parse_spec("relu:2:res=0.5:param=standard")
+    with pytest.raises(SpecError, match="res"):
+        parse_spec("relu:2:res=-1")

@@ -5,6 +5,8 @@ A spec string is ``ACTIVATION:DEPTH[:KEY=VALUE]...``, for example ``relu:2`` or
 
 - ``sw``, ``sb``: weight and bias standard deviations (sigma_w, sigma_b); ``sb=0`` means no biases.
 - ``param``: ``ntk`` (default) or ``standard`` parametrization.
+- ``res``: a residual branch scale s > 0 (NTK parametrization): after the first dense layer, ``depth`` residual
+  blocks h -> h + s Dense(phi(h)), then phi and the readout (theory.layers.layers_of); default 0, a plain MLP.
 - activation parameters, as the activation's entry in the registry (theory.activations) declares them, e.g.
   ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu), ``k`` (monomial), ``coeffs`` (poly: comma-separated),
   ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
@@ -67,8 +69,14 @@ class Architecture:
     sigma_b: float = 0.0
     parameterization: str = "ntk"
     activation_params: tuple[tuple[str, object], ...] = ()
+    residual_scale: float = 0.0
+    """s > 0: the hidden layers are residual blocks h + s Dense(phi(h)) (theory.layers.layers_of); 0: none."""
 
     def __post_init__(self):
+        if not (math.isfinite(self.residual_scale) and self.residual_scale >= 0):
+            raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {self.residual_scale!r}")
+        if self.residual_scale > 0 and self.parameterization != "ntk":
+            raise SpecError("residual blocks (res=) are defined in the NTK parametrization only")
         if self.activation not in ACTIVATION_PARAMETERS:
             raise SpecError(
                 f"unknown activation {self.activation!r}; known: {', '.join(ACTIVATION_PARAMETERS)}")
@@ -113,6 +121,8 @@ class Architecture:
             parts.append(f"sb={self.sigma_b:g}")
         if self.parameterization != "ntk":
             parts.append(f"param={self.parameterization}")
+        if self.residual_scale:
+            parts.append(f"res={self.residual_scale:g}")
         for name, value in self.activation_params:
             if isinstance(value, tuple):
                 value = ",".join(f"{v:g}" for v in value)
@@ -178,7 +188,7 @@ def parse_spec(spec: str) -> Architecture:
             raise SpecError(f"option {item!r} in spec {spec!r} is not KEY=VALUE")
         if key in fields or key in act_params:
             raise SpecError(f"option {key!r} given twice in spec {spec!r}")
-        if key in ("sw", "sb"):
+        if key in ("sw", "sb", "res"):
             try:
                 fields[key] = float(text)
             except ValueError:
@@ -188,7 +198,7 @@ def parse_spec(spec: str) -> Architecture:
         elif key in ACTIVATION_PARAMETERS[activation]:
             act_params[key] = _parse_value(activation, key, text)
         else:
-            raise SpecError(f"unknown option {key!r} in spec {spec!r}; allowed: sw, sb, param"
+            raise SpecError(f"unknown option {key!r} in spec {spec!r}; allowed: sw, sb, param, res"
                             + "".join(f", {p}" for p in ACTIVATION_PARAMETERS[activation]))
     return Architecture(
         activation=activation,
@@ -197,4 +207,5 @@ def parse_spec(spec: str) -> Architecture:
         sigma_b=fields.get("sb", 0.0),
         parameterization=fields.get("param", "ntk"),
         activation_params=tuple(act_params.items()),
+        residual_scale=fields.get("res", 0.0),
     )

@@ -20,11 +20,13 @@ composes the steps symbolically and :mod:`numerics.kernels` compiles the same st
 from __future__ import annotations
 
 
+import dataclasses
+
 import sympy as sp
 
 from theory.architecture import Architecture
 from theory.dual import CLOSED_FORM, DualKernel, a_var, b_var, c_var, dual_kernel
-from theory.layers import STATE, Activation, PairState, input_state, k11, k12, k22, kdot, layers_of, n_in
+from theory.layers import STATE, PairState, activation_of, input_state, k11, k12, k22, kdot, layers_of, n_in
 
 q12 = sp.Symbol("q12", real=True)
 q11, q22 = sp.symbols("q11 q22", positive=True)
@@ -49,8 +51,9 @@ def apply_layer(layer, state: PairState, *, width=width_symbol, first: bool = Fa
     """``layer``'s symbolic step (theory.layers) evaluated at ``state``."""
     values = dict(zip(STATE, state.as_tuple()))
     values[n_in] = dim if first else width
-    if isinstance(layer, Activation):
-        values.update(_dual_values(dual_kernel(layer.name, layer.params), state))
+    activation = activation_of(layer)
+    if activation is not None:
+        values.update(_dual_values(dual_kernel(activation.name, activation.params), state))
     out = layer.step()
     return PairState(*(expr.subs(values, simultaneous=True) for expr in out.as_tuple()))
 
@@ -60,7 +63,8 @@ def compose(arch: Architecture, depth: int | None = None) -> KernelState:
     q_ij = <x_i, x_j>, the input dimension d and (standard parametrization) the width m."""
     depth = arch.depth if depth is None else depth
     chain = layers_of(arch)
-    chain = chain[:2 * depth] + chain[-1:]
+    if depth != arch.depth:
+        chain = layers_of(dataclasses.replace(arch, depth=depth))
     state = input_state(q11, q12, q22, dim)
     for index, layer in enumerate(chain):
         state = apply_layer(layer, state, first=index == 0)

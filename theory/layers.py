@@ -100,11 +100,43 @@ class Activation:
         return PairState(k11, k12, k22, kdot * state.theta)
 
 
+@dataclasses.dataclass(frozen=True)
+class Residual:
+    """A fully connected residual block h -> h + s Dense(phi(h)) (pre-activation, as in He et al. 2016,
+    arXiv:1603.05027), NTK parametrization.
+
+    Step: state' = state + s^2 (Dense o phi)(state), for Sigma and Theta alike. The identity path and the
+    branch add without cross terms at infinite width: the branch ends in a dense layer whose zero-mean weights
+    are independent of h, so E[h_i (W phi(h))_i] = 0, and the same holds for the cross terms of the
+    Jacobians (Yang 2019, arXiv:1902.04760; neural-tangents' FanOut / FanInSum)."""
+
+    scale: float
+    dense: Dense
+    activation: Activation
+    kind = "residual"
+    preserves_sphere = False
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        branch = self.dense.step(self.activation.step(state))
+        s2 = _exact(self.scale) ** 2
+        return PairState(*(old + s2 * new for old, new in zip(state.as_tuple(), branch.as_tuple())))
+
+
+def activation_of(layer) -> Activation | None:
+    """The activation whose dual pair a layer's step uses (its dual symbols), if any."""
+    if isinstance(layer, Activation):
+        return layer
+    return getattr(layer, "activation", None)
+
+
 def layers_of(arch) -> tuple:
-    """The serial composition an :class:`theory.architecture.Architecture` stands for:
-    ``depth`` times (Dense > activation), then the Dense readout."""
+    """The serial composition an :class:`theory.architecture.Architecture` stands for: ``depth`` times
+    (Dense > activation), then the Dense readout; with a residual scale s, Dense > ``depth`` residual blocks
+    > activation > Dense readout."""
     dense = Dense(arch.sigma_w, arch.sigma_b, arch.parameterization)
     activation = Activation(arch.activation, arch.activation_params)
+    if getattr(arch, "residual_scale", 0.0):
+        return (dense,) + (Residual(arch.residual_scale, dense, activation),) * arch.depth + (activation, dense)
     return (dense, activation) * arch.depth + (dense,)
 
 
