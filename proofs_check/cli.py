@@ -272,6 +272,11 @@ def _check_run(args) -> None:
     unknown = [i for i in args.ids if i not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
+    residual = [arch.spec for arch in (args.arch or []) if arch.residual_scale]
+    trained = [i for i in args.ids if i != "K1" and registry[i].uses_archs]
+    if residual and trained:
+        raise UsageError(f"--arch {residual[0]}: residual networks (res=) are checked by K1 only; "
+                         f"{', '.join(trained)} train networks, which do not take them yet")
 
 
 def _run(args) -> int:
@@ -382,6 +387,9 @@ def _check_attack(args) -> None:
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
+    if args.arch.residual_scale:
+        raise UsageError(f"--arch {args.arch.spec}: residual networks (res=) have kernels and K1's checks, but "
+                         "training and the attacks do not take them yet")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
