@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+from typing import TYPE_CHECKING
 
 import sympy as sp
-
-from typing import TYPE_CHECKING
 
 from theory import activations
 from theory.expressions import parse_expression
