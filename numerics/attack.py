@@ -572,3 +572,4 @@ def recovery(x_recon: Any, coefficients: Any, x_train: Any, alpha: Any, *, merge
         spurious = int(locations.shape[0] - rows.size)
     return Recovery(distances=distances, weight_errors=weight_errors, spurious=spurious, locations=locations,
                     weights=weights)
+from numerics.kkt import kkt_attack  # noqa: E402,F401  (Haim et al. 2022, theta_f alone: numerics/kkt.py)

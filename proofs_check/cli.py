@@ -565,12 +565,168 @@ def _leakage_table(leakage, images: bool):
     return table
 
 
+# ---------------------------------------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------------------------------------
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """Comma-separated integers, e.g. 16,64,256."""
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(int(part))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not an integer") from None
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"{text!r} lists a value twice")
+    return tuple(values)
+
+
+def _name_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(part for part in text.split(","))
+        unknown = [v for v in values if v not in choices]
+        if unknown:
+            raise argparse.ArgumentTypeError(f"unknown {unknown[0]!r}; choose from {', '.join(choices)}")
+        if len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(f"{text!r} lists a value twice")
+        return values
+
+    return parse
+
+
+SWEEP_DEFAULTS = {"datasets": "digits-odd-even,sphere", "widths": "16,64,256", "ns": "10,40",
+                  "params": "ntk,standard", "trainings": "linearized,standard", "seeds": 3,
+                  "train_steps": 3000, "attack_steps": 1000}
+"""The README grid (the full sweep behind its figures): ``proofs-check sweep`` with no grid options."""
+
+
+def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    from numerics import sweep
+
+    parser.add_argument("--datasets", type=_name_list(sweep.DATASETS), default=SWEEP_DEFAULTS["datasets"],
+                        help="comma-separated datasets")
+    parser.add_argument("--widths", type=_int_list, default=SWEEP_DEFAULTS["widths"], help="comma-separated widths")
+    parser.add_argument("--ns", type=_int_list, default=SWEEP_DEFAULTS["ns"],
+                        help="comma-separated training-set sizes N")
+    parser.add_argument("--params", type=_name_list(sweep.PARAMETRIZATIONS), default=SWEEP_DEFAULTS["params"],
+                        help="comma-separated parametrizations")
+    parser.add_argument("--trainings", type=_name_list(sweep.TRAININGS), default=SWEEP_DEFAULTS["trainings"],
+                        help="comma-separated training modes")
+    parser.add_argument("--seeds", type=positive_int, default=SWEEP_DEFAULTS["seeds"],
+                        help="seeds per cell (0, 1, ...)")
+    parser.add_argument("--train-steps", type=positive_int, default=SWEEP_DEFAULTS["train_steps"],
+                        help="training step budget per cell")
+    parser.add_argument("--attack-steps", type=positive_int, default=SWEEP_DEFAULTS["attack_steps"],
+                        help="attack steps per cell")
+    parser.add_argument("--out", type=folder, default="reports/sweep",
+                        help="sweep folder (cells/ cache, results.csv, results.json, figures); rerunning resumes")
+
+
+def _check_sweep(args) -> None:
+    from numerics import sweep
+
+    def listed(value):  # argparse does not pass string defaults through ``type`` when they are not strings
+        return value if isinstance(value, tuple) else None
+
+    try:
+        args.grid = sweep.Grid(datasets=listed(args.datasets) or _name_list(sweep.DATASETS)(args.datasets),
+                               widths=listed(args.widths) or _int_list(args.widths),
+                               ns=listed(args.ns) or _int_list(args.ns),
+                               params=listed(args.params) or _name_list(sweep.PARAMETRIZATIONS)(args.params),
+                               trainings=listed(args.trainings) or _name_list(sweep.TRAININGS)(args.trainings),
+                               seeds=tuple(range(args.seeds)))
+    except (ValueError, argparse.ArgumentTypeError) as error:
+        raise UsageError(str(error).replace("--n ", "--ns value ")) from None
+    args.budget = sweep.Budget(train_steps=args.train_steps, attack_steps=args.attack_steps)
+
+
+def _sweep(args) -> int:
+    import numerics  # noqa: F401  (float64 on)
+    import numpy as np
+    from rich.console import Console
+
+    from numerics import sweep
+
+    console = Console(highlight=False)
+    try:
+        result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print)
+    except KeyboardInterrupt:
+        done = sum(1 for cell in args.grid.cells() if sweep.load_cell(args.out, cell, args.budget) is not None)
+        raise CommandInterrupted(f"interrupted with {done} of {len(args.grid.cells())} cells done (kept in "
+                                 f"{args.out / 'cells'}); rerun the same command to resume") from None
+    all_rows = result.rows
+    rows = sweep.usable(all_rows)
+    diverged = len(all_rows) - len(rows)
+    if not rows:
+        raise UsageError("training diverged in every cell: nothing to score (lower the widths' learning rates)")
+    figures_dir = args.out / "figures"
+    files = [sweep.success_vs_width_figure(figures_dir / f"success_vs_width_{d}.png", rows, d)
+             for d in args.grid.datasets]
+    trends = {}
+    for dataset in args.grid.datasets:
+        chosen = [r for r in rows if r["dataset"] == dataset]
+        if len(args.grid.seeds) >= 2 or len(chosen) >= 4:
+            try:
+                trends[dataset] = {k: t.as_dict() for k, t in
+                                   sweep.trends(chosen, rng=np.random.default_rng(0), n_boot=200).items()}
+            except ValueError:
+                pass
+        for param in args.grid.params:
+            files.append(sweep.heatmap_figure(figures_dir / f"heatmap_{dataset}_{param}.png", rows, dataset, param))
+    rho = sweep.spearman_trend(rows, "kernel_distance", rng=np.random.default_rng(0), n_boot=200).value \
+        if len(rows) >= 3 else None
+    files.append(sweep.success_vs_kernel_distance_figure(figures_dir / "success_vs_kernel_distance.png", rows, rho))
+    boundary = sweep.regime_boundary(rows)
+    summary = {"grid": {k: list(v) for k, v in dataclasses.asdict(args.grid).items()},
+               "budget": args.budget.as_dict(), "cells": len(rows), "computed": result.computed,
+               "reused": result.reused, "seconds": result.seconds, "diverged": diverged, "trends": trends,
+               "boundary": {" ".join(k): {"failing (width, N)": v["failing"],
+                                          "min width reaching 50% per N": v["min_width"]}
+                            for k, v in boundary.items()}}
+    import json
+
+    (args.out / "summary.json").write_text(json.dumps(sweep._plain(summary), indent=1))
+    console.print(_sweep_table(rows))
+    if diverged:
+        console.print(f"{diverged} cell(s) diverged in training (train_stop = diverged in {result.csv_path}); "
+                      "they are left out of the table, the trends and the figures")
+    for (dataset, param, training), entry in boundary.items():
+        failing = ", ".join(f"m={w} N={n}" for w, n in entry["failing"]) or "none"
+        console.print(f"{dataset} {param} {training}: revealed < 50% at {failing}")
+    console.print(f"{result.computed} cells computed, {result.reused} reused, in {result.seconds:.0f} s; files: "
+                  f"{result.csv_path}, {result.json_path}, {args.out / 'summary.json'}, {figures_dir}/")
+    return 0
+
+
+def _sweep_table(rows):
+    from rich.table import Table
+
+    from numerics import sweep
+
+    table = Table(title="revealed fraction, mean over seeds (trivial baselines: best shown)")
+    for column in ("dataset", "m", "N", "param", "training", "revealed", "best trivial", "kernel distance",
+                   "span residual"):
+        table.add_column(column)
+    means = sweep.mean_over_seeds(rows)
+    trivial = sweep.mean_over_seeds(rows, "best_trivial_revealed")
+    distance = sweep.mean_over_seeds(rows, "kernel_distance")
+    residual = sweep.mean_over_seeds(rows, "span_residual")
+    for key in means:
+        dataset, width, n, param, training = key
+        table.add_row(dataset, str(width), str(n), param, training, f"{means[key]:.0%}", f"{trivial[key]:.0%}",
+                      f"{distance[key]:.2e}", f"{residual[key]:.2e}")
+    return table
+
+
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
     Command("run", "run claims and write the report", _run_arguments, _run, check=_check_run, outputs=("out",),
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+    Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
+            "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
 )
 
 

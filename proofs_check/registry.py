@@ -198,6 +198,14 @@ def slope_below(name: str, fit: SlopeFit, bound: float, reason: str, **details) 
                    expected=f"interval < {bound:g}", reason=reason, details={**details, "fit": fit.as_dict()})
 
 
+def slope_in_band(name: str, fit: SlopeFit, low: float, high: float, reason: str, **details) -> Outcome:
+    """Pass when the whole bootstrap interval of the slope lies inside the stated band [low, high] (a band
+    around a predicted exponent that allows for stated pre-asymptotic corrections; a wide interval fails)."""
+    return Outcome(name=name, passed=bool(low <= fit.low and fit.high <= high), measured=_interval_text(fit),
+                   expected=f"interval inside [{low:g}, {high:g}]", reason=reason,
+                   details={**details, "fit": fit.as_dict()})
+
+
 def _interval_text(fit: SlopeFit) -> str:
     return f"{fit.slope:.3f} [{fit.low:.3f}, {fit.high:.3f}]"
 

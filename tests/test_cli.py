@@ -6,6 +6,8 @@ claim steps) replaced by functions that fail the test if called: the error must 
 
 import io
 import json
+import re
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -199,8 +201,17 @@ def test_list_shows_k1(capsys):
     assert "K1" in capsys.readouterr().out
 
 
-def test_k1_quick_profile_passes_and_writes_report(tmp_path):
-    assert main(["run", "K1", "--out", str(tmp_path)]) == 0
+def readme_spec_examples() -> list[str]:
+    """The architecture specs that README's spec grammar section offers as examples."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    line = text[text.index("Examples: `"):].split("\n\n")[0]
+    return re.findall(r"`([^`]+)`", line)
+
+
+def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path):
+    specs = readme_spec_examples()
+    assert len(specs) >= 5 and "relu:2:sb=0.1:param=standard" in specs
+    assert main(["run", "K1", "--out", str(tmp_path)] + [f"--arch={spec}" for spec in specs]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["schema"] == 2 and report["passed"] and report["profile"] == "quick"
     (k1,) = report["claims"]
@@ -257,7 +268,7 @@ def test_not_applicable_neither_passes_nor_fails():
 
 
 def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
-    from proofs_check.registry import bootstrap_loglog_slope, rate_interval, slope_below
+    from proofs_check.registry import bootstrap_loglog_slope, rate_interval, slope_below, slope_in_band
 
     rng = np.random.default_rng(0)
     widths = np.array([64, 128, 256, 512, 1024])
@@ -268,6 +279,8 @@ def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
     assert not rate_interval("r", fit, -0.25, "r").passed  # a wrong exponent lies outside the interval
     assert not rate_interval("r", fit, -0.5, "r", max_width=fit.width / 2).passed  # too wide to say anything
     assert slope_below("decreasing", fit, 0.0, "r").passed
+    assert slope_in_band("band", fit, -0.7, -0.3, "r").passed
+    assert not slope_in_band("band", fit, -0.45, -0.3, "r").passed  # the interval sticks out of the band
     flat = 0.3 * np.exp(0.1 * rng.normal(size=(12, widths.size)))
     assert not slope_below("decreasing", bootstrap_loglog_slope(widths, flat, rng=np.random.default_rng(2),
                                                                 n_boot=500), 0.0, "r").passed

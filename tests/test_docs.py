@@ -9,7 +9,7 @@ from markdown_it import MarkdownIt
 from proofs_check import cli, docs
 from proofs_check.claims import load_claims
 
-OWN_DOCUMENTED = ("D1", "R1", "T1")
+OWN_DOCUMENTED = ("D1", "R1", "T1", "T2", "T3")
 """Claims whose modules carry the full documentation (derivation outline, a tolerance reason per step)."""
 
 

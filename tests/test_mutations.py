@@ -3,7 +3,7 @@
 A check that cannot fail proves nothing, and the report (not only a unit test) is what users read: each
 mutation below is a one-line bug of the kind found by reading the code, and the test runs the owning claim
 step(s) with :func:`proofs_check.registry.run_step` and asserts that an applicable outcome failed. The same
-steps pass unmutated in tests/test_claim_*.py. K1's mutations live beside K1's tests.
+steps pass unmutated in tests/test_claim_*.py. K1's mutations are in test_mutations_k1.py.
 """
 
 from __future__ import annotations

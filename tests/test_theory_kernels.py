@@ -42,3 +42,20 @@ def test_quadrature_activation_cannot_be_composed_symbolically():
 def test_make_network_rejects_bad_width():
     with pytest.raises(ValueError, match="width"):
         make_network(parse_spec("relu:2"), 0)
+
+
+def test_float_parameters_enter_the_symbolic_recursion_exactly():
+    """nsimplify without rational=True turns sigma_w = 1.41421356 into sqrt(2): the symbolic kernel was then
+    for another network (1e-8 off the compiled one); exact rationals keep them within round-off."""
+    import numpy as np
+
+    from numerics.kernels import analytic_kernel_fn
+    from proofs_check.claims.k1 import _symbolic_kernels
+    from theory.architecture import parse_spec
+
+    arch = parse_spec("relu:2:sw=1.41421356:sb=0.1")
+    x1 = np.random.default_rng(0).normal(size=(2, 3))
+    x2 = x1[::-1] + 0.1
+    symbolic = _symbolic_kernels(arch, x1, x2)
+    compiled = np.stack(analytic_kernel_fn(arch)(x1, x2))
+    assert np.abs(symbolic - compiled).max() / np.abs(symbolic).max() < 1e-13

@@ -124,6 +124,10 @@ def activation_expression(text: str) -> sp.Expr:
     return parse_expression(text)
 
 
+as_rational = activations.exact
+"""A numeric parameter as an exact sympy number (rationals for floats): certificates and recursions stay exact."""
+
+
 def _polynomial(name: str, phi: sp.Expr) -> DualKernel:
     return DualKernel(name=name, phi=phi, value=polynomial_kernel(phi),
                       derivative=polynomial_kernel(sp.diff(phi, x_symbol)), method=CLOSED_FORM)

@@ -25,7 +25,7 @@ import dataclasses
 import sympy as sp
 
 from theory.architecture import Architecture
-from theory.dual import CLOSED_FORM, DualKernel, a_var, b_var, c_var, dual_kernel
+from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_kernel
 from theory.layers import STATE, PairState, activation_of, input_state, k11, k12, k22, kdot, layers_of, n_in
 
 q12 = sp.Symbol("q12", real=True)
@@ -79,7 +79,7 @@ def relu_ntk_depth_one(arch: Architecture) -> sp.Expr:
 
     An independent statement against which :func:`compose` is checked (see :func:`as_arccos`).
     """
-    sw2 = sp.nsimplify(arch.sigma_w) ** 2
+    sw2 = as_rational(arch.sigma_w) ** 2
     norm = sp.sqrt(q11 * q22)
     t = sp.acos(q12 / norm)
     return sw2**2 * (norm * (sp.sin(t) + (sp.pi - t) * sp.cos(t)) + q12 * (sp.pi - t)) / (2 * sp.pi * dim)

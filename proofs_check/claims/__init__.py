@@ -4,7 +4,7 @@ import importlib
 
 from proofs_check.registry import REGISTRY
 
-CLAIM_MODULES = ("k1", "d1", "r1", "t1")
+CLAIM_MODULES = ("k1", "d1", "r1", "t1", "t2", "t3", "e1", "h1")
 """Modules under ``proofs_check.claims``, in report order."""
 
 

@@ -1,0 +1,110 @@
+"""Deliberate bugs in the code behind claims E1 and H1 make those claims FAIL (and the unmutated code passes).
+
+E1's trend checks run on synthetic sweep rows whose trends hold by construction (tests/test_sweep.py), so a
+bug in the statistics is what flips the outcome; the movement measure runs on a real one-cell sweep.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from numerics import movement, networks, sweep
+from proofs_check.claims import e1, h1
+from proofs_check.registry import Context, run_step
+from test_sweep import synthetic_rows  # tests/ is on sys.path (pytest rootdir-relative imports)
+
+
+def _failed(claim, name: str, tmp_path, profile: str = "quick") -> list[str]:
+    for kind, step in claim.steps():
+        if step.name == name:
+            outcomes = run_step(kind, step, Context(profile=profile, out_dir=tmp_path))
+            assert outcomes and all(o.applicable for o in outcomes)
+            return [f"{o.name}: {o.measured} {o.details.get('error', '')}" for o in outcomes if o.failed]
+    raise KeyError(name)
+
+
+@pytest.fixture
+def synthetic_sweep(monkeypatch):
+    rows = synthetic_rows(datasets=("sphere",))
+    monkeypatch.setattr(e1, "sweep_rows", lambda ctx: rows)
+    return rows
+
+
+def test_e1_trends_pass_on_rows_where_they_hold(synthetic_sweep, tmp_path):
+    assert _failed(e1.CLAIM, "trends", tmp_path) == []
+
+
+def test_e1_trends_fail_on_rows_where_width_hurts(monkeypatch, tmp_path):
+    monkeypatch.setattr(e1, "sweep_rows", lambda ctx: synthetic_rows(datasets=("sphere",), flip=True))
+    failed = _failed(e1.CLAIM, "trends", tmp_path)
+    assert any("width" in f for f in failed), failed
+
+
+def _paired_swapped(monkeypatch):
+    """The paired difference takes standard minus linearized (the two trainings swapped)."""
+    real = sweep.paired_difference
+
+    def swapped(rows, **kwargs):
+        other = {"linearized": "standard", "standard": "linearized"}
+        return real([{**r, "training": other[r["training"]]} for r in rows], **kwargs)
+
+    monkeypatch.setattr(sweep, "paired_difference", swapped)
+
+
+def _ranks_from_argsort(monkeypatch):
+    """Ranks taken as argsort (the positions of the sorted values), not the ranks of the values."""
+    import scipy.stats
+
+    monkeypatch.setattr(scipy.stats, "rankdata", lambda values: np.argsort(values, kind="stable").astype(float))
+
+
+def _unstratified(monkeypatch):
+    """The width and N trends pooled over all cells instead of within fixed settings."""
+    real = sweep.spearman_trend
+    monkeypatch.setattr(sweep, "spearman_trend", lambda rows, field, **kw: real(rows, field, **{**kw, "strata": ()}))
+
+
+@pytest.mark.parametrize("mutate", [_paired_swapped, _ranks_from_argsort, _unstratified])
+def test_e1_trend_mutations_fail_the_claim(mutate, synthetic_sweep, monkeypatch, tmp_path):
+    mutate(monkeypatch)
+    assert _failed(e1.CLAIM, "trends", tmp_path), f"{mutate.__name__} went unnoticed"
+
+
+def test_e1_span_check_fails_when_the_projection_is_wrong(monkeypatch, tmp_path):
+    """A one-cell sweep (sphere, width 16, N = 4, linearized): the real span residual passes; a projection
+    onto the span that drops half of J_0^T a* leaves a residual of ~0.5 and fails."""
+    tiny = (sweep.Grid(datasets=("sphere",), widths=(16,), ns=(4,), params=("ntk",), trainings=("linearized",),
+                       seeds=(0,)), sweep.Budget(train_steps=200, attack_steps=5))
+    monkeypatch.setattr(e1, "grid_and_budget", lambda ctx: tiny)
+    e1._ROWS.clear()
+    assert _failed(e1.CLAIM, "linearized update in the span", tmp_path / "real") == []
+    real = movement.jacobian_transpose_times
+    monkeypatch.setattr(movement, "jacobian_transpose_times",
+                        lambda *args: __import__("jax").tree.map(lambda a: 0.5 * a, real(*args)))
+    e1._ROWS.clear()
+    assert _failed(e1.CLAIM, "linearized update in the span", tmp_path / "mutated")
+    e1._ROWS.clear()
+
+
+def test_h1_induction_fails_with_a_wrong_relu_derivative(monkeypatch, tmp_path):
+    import sympy as sp
+
+    assert _failed(h1.CLAIM, "Euler by induction", tmp_path) == []
+    monkeypatch.setattr(h1, "_relu_region", lambda h, sign: (sign * h, sp.Integer(1)))  # relu'(z) = 1 everywhere
+    failed = _failed(h1.CLAIM, "Euler by induction", tmp_path)
+    assert any("step" in f for f in failed), failed
+
+
+def test_h1_euler_check_fails_on_a_network_with_a_hidden_output_shift(monkeypatch, tmp_path):
+    real = networks.make_network
+
+    def shifted(arch, width, out_dim=1):
+        network = real(arch, width, out_dim)
+        return dataclasses.replace(network, apply_fn=lambda params, x: network.apply_fn(params, x) + 0.1)
+
+    monkeypatch.setattr(networks, "make_network", shifted)
+    failed = _failed(h1.CLAIM, "Euler on drawn networks", tmp_path)
+    assert any("own networks" in f for f in failed), failed

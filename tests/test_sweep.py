@@ -1,0 +1,132 @@
+"""numerics.sweep and `proofs-check sweep`: caching, resume, reuse, tables, trends, boundary, bad input, figures."""
+
+import json
+
+import numpy as np
+import pytest
+
+from numerics import sweep
+from proofs_check import cli, figures
+
+
+def synthetic_rows(seed: int = 0, *, datasets=("digits-odd-even", "sphere"), flip: bool = False) -> list[dict]:
+    """Rows where the paper's trends hold by construction (``flip`` reverses the width trend)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for dataset in datasets:
+        for width in (16, 64, 256):
+            for n in (10, 40):
+                for param in ("ntk", "standard"):
+                    for training in ("linearized", "standard"):
+                        for s in range(3):
+                            step = np.log2(width / 16) / 4 * (-1 if flip else 1)
+                            value = 0.4 + step - 0.3 * (n == 40) - 0.2 * (training == "standard")
+                            rows.append(dict(dataset=dataset, width=width, n=n, param=param, training=training,
+                                             seed=s, revealed=float(np.clip(value + 0.05 * rng.normal(), 0, 1)),
+                                             kernel_distance=(3.0 if training == "standard" else 1.0) / width,
+                                             span_residual=1e-12 if training == "linearized" else 0.5,
+                                             best_trivial_revealed=0.0, train_stop="threshold"))
+    return rows
+
+
+def fake_cell(calls):
+    def run(cell, budget):
+        calls.append(cell)
+        value = min(1.0, cell.width / 64) * (0.5 if cell.training == "standard" else 1.0)
+        return {**cell.as_dict(), "key": sweep.cell_key(cell, budget), "revealed": value, "revealed_count": 1,
+                "best_trivial_revealed": 0.0, "kernel_distance": 1.0 / cell.width, "span_residual": 0.0,
+                "relative_movement": 0.1, "train_loss": 0.0, "train_steps": 1, "train_stop": "threshold",
+                "attack_loss": 0.0, "seconds": 0.0}
+
+    return run
+
+
+GRID = dict(datasets=("sphere",), widths=(16, 64), ns=(4,), params=("ntk",), trainings=("linearized", "standard"))
+
+
+def test_sweep_caches_cells_resumes_and_reuses_them_in_a_larger_grid(tmp_path):
+    calls, lines = [], []
+    budget = sweep.Budget(train_steps=10, attack_steps=10)
+    small = sweep.Grid(**GRID, seeds=(0,))
+    first = sweep.run_sweep(small, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls))
+    assert (first.computed, first.reused, len(calls)) == (4, 0, 4)
+    assert any("about" in line and "left" in line and "4/4" in line for line in lines)
+    again = sweep.run_sweep(small, budget, tmp_path, cell_fn=fake_cell(calls))
+    assert (again.computed, again.reused, len(calls)) == (0, 4, 4)
+    larger = sweep.run_sweep(sweep.Grid(**GRID, seeds=(0, 1)), budget, tmp_path, cell_fn=fake_cell(calls))
+    assert (larger.computed, larger.reused) == (4, 4)
+    rows = json.loads((tmp_path / "results.json").read_text())
+    assert len(rows) == 8 and len((tmp_path / "results.csv").read_text().splitlines()) == 9
+    other_budget = sweep.run_sweep(small, sweep.Budget(train_steps=11, attack_steps=10), tmp_path,
+                                   cell_fn=fake_cell(calls))
+    assert other_budget.computed == 4  # a different budget is a different cell
+
+
+def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tmp_path):
+    budget = sweep.Budget(train_steps=10, attack_steps=10)
+    grid = sweep.Grid(**GRID, seeds=(0, 1))
+    calls = []
+    real = fake_cell(calls)
+
+    def interrupted(cell, b):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(cell, b)
+
+    with pytest.raises(KeyboardInterrupt):
+        sweep.run_sweep(grid, budget, tmp_path, cell_fn=interrupted)
+    assert len(list((tmp_path / "cells").glob("*.json"))) == 3
+    resumed = sweep.run_sweep(grid, budget, tmp_path, cell_fn=fake_cell([]))
+    assert (resumed.reused, resumed.computed) == (3, 5)
+
+
+def test_trends_recover_the_signs_built_into_synthetic_rows():
+    rows = [r for r in synthetic_rows() if r["dataset"] == "sphere"]
+    found = sweep.trends(rows, rng=np.random.default_rng(0), n_boot=200)
+    assert found["width"].low > 0 and found["n"].high < 0 and found["kernel_distance"].high < 0
+    assert found["paired"].low > 0 and 0.1 < found["paired"].value <= 0.2  # 0.2 built in, less where clipped at 0
+    flipped = sweep.trends([r for r in synthetic_rows(flip=True) if r["dataset"] == "sphere"],
+                           rng=np.random.default_rng(0), n_boot=200)
+    assert flipped["width"].high < 0
+
+
+def test_regime_boundary_lists_failing_cells_and_the_smallest_width_per_n():
+    rows = [r for r in synthetic_rows() if r["dataset"] == "sphere" and r["param"] == "ntk"]
+    entry = sweep.regime_boundary(rows)[("sphere", "ntk", "linearized")]
+    # linearized: 0.4 + log2(m/16)/4 - 0.3 [N=40] +- noise 0.05: below 0.5 only at m = 16 (0.4 and 0.1)
+    assert set(entry["failing"]) == {(16, 10), (16, 40)}
+    assert entry["min_width"] == {10: 64, 40: 64}
+    standard = sweep.regime_boundary(rows)[("sphere", "ntk", "standard")]   # 0.2 lower: m=64, N=40 at 0.4 fails
+    assert set(standard["failing"]) == {(16, 10), (16, 40), (64, 40)} and standard["min_width"] == {10: 64, 40: 256}
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--widths", "0"], "width"), (["--widths", "16,x"], "not an integer"), (["--datasets", "mnist"], "unknown"),
+    (["--ns", "3"], "even"), (["--params", "ntk,ntk"], "twice"), (["--seeds", "0"], "positive"),
+    (["--ns", "100000"], "at most"),
+])
+def test_bad_sweep_input_is_one_line_and_exit_2(argv, words, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sweep, "run_cell", lambda *a: pytest.fail("no cell may run on bad input"))
+    assert cli.main(["sweep", *argv, "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("proofs-check: error:") and words in err
+
+
+def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_path, capsys, monkeypatch):
+    calls, made = [], []
+    monkeypatch.setattr(sweep, "run_cell", fake_cell(calls))
+    real_save = figures.save
+
+    def save(fig, path):
+        made.append((path, figures.style_problems(fig)))
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save", save)
+    argv = ["sweep", "--datasets", "sphere", "--widths", "16,64", "--ns", "4,8", "--params", "ntk", "--seeds", "2", "--out",
+            str(tmp_path)]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "revealed < 50%" in out and "16 cells computed" in out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["cells"] == 16 and "width" in summary["trends"]["sphere"]
+    assert made and all(not problems for _, problems in made), made
