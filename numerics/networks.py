@@ -73,9 +73,24 @@ def _compiled_surrogate(name: str, params: tuple) -> Callable | None:
     return sympy.lambdify((activations.x, activations.beta), expression, modules=LAMBDIFY_MODULES)
 
 
+@functools.cache
+def _compiled_derivative(name: str, params: tuple) -> Activation:
+    """phi' from the entry's sympy phi (neural-tangents' numerical layer needs it for the NTK; without it, it
+    differentiates by autodiff and warns)."""
+    entry = activations.get(name)
+    expression = sympy.diff(entry.expression(dict(params)), activations.x)
+    fn = sympy.lambdify(activations.x, expression, modules=LAMBDIFY_MODULES)
+    return lambda x: fn(x) + jnp.zeros_like(x)
+
+
+def _key(layer) -> tuple[str, tuple]:
+    return layer.name, layer.params
+
+
 def _clear_caches() -> None:
     _compiled_activation.cache_clear()
     _compiled_surrogate.cache_clear()
+    _compiled_derivative.cache_clear()
     make_network.cache_clear()
 
 
@@ -111,7 +126,9 @@ def stax_layer(layer, units: int | None = None):
             name, arguments = entry.stax
             return getattr(stax, name)(*arguments(params))
         arch = Architecture(layer.name, 1, activation_params=layer.params)
-        return stax.ElementwiseNumerical(activation_fn(arch), deg=80)
+        with warnings.catch_warnings():  # its notice that the layer is numerical: K1 states its accuracy
+            warnings.filterwarnings("ignore", message="Numerical Activation Layer", category=UserWarning)
+            return stax.ElementwiseNumerical(activation_fn(arch), deg=80, df=_compiled_derivative(*_key(layer)))
     if isinstance(layer, ResidualLayer):
         s = layer.scale
         branch = stax.Dense(int(units), W_std=s * layer.dense.sigma_w,
