@@ -43,8 +43,8 @@ def test_readme_recipe_passes_k1_from_the_command_line(tmp_path, capsys):
         report = (tmp_path / "report.md").read_text()
     finally:
         activations.unregister("softplus")
-    for step in ("vs scipy quadrature", "architectures, distinct points", "slope of relative NTK error",
-                 "lambda_min / lambda_max"):
+    for step in ("vs scipy quadrature", "quadrature architectures, generic and edge points",
+                 "slope of relative NTK error", "lambda_min / lambda_max"):
         assert step in report, step
     assert "softplus" in report
 
