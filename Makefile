@@ -53,7 +53,7 @@ test-all:
 	done; [ $$found = 1 ] || { echo "test-all: no supported Python found"; exit 1; }
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/kernel_gram.py
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) .venv-3.* reports .pytest_cache .hypothesis

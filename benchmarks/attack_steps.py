@@ -1,21 +1,27 @@
-"""Attack steps per second: the JVP gradient of numerics.attack against plain reverse-over-reverse autodiff.
+"""Attack steps per second of every gradient formulation of numerics.attack, measured side by side in one process.
 
 One attack step (Loo et al. 2023, arXiv:2302.01428) evaluates L = ||Delta theta - J(X_R)^T lambda||^2 and its
-gradient in (X_R, lambda), then applies Adam. ``method="jvp"`` computes grad_X L = -2 grad_X[lambda . J(X) v]
-with v = Delta theta - J^T lambda held fixed (one VJP, one JVP and its reverse pass); ``method="autodiff"``
-differentiates the loss as written (reverse over the VJP). Both run the same jitted lax.scan chunk of the
-attack (softplus-smoothed ReLU, Adam), so the ratio is the cost of the gradient alone plus shared overhead.
+gradient, then applies Adam, inside the attack's jitted lax.scan chunk (softplus-smoothed ReLU). Formulations:
 
-Setting: N = 20 training digits (scikit-learn 8x8, d = 64; random sphere points if that is unavailable),
-M = 40 reconstructions, relu:2 in NTK parametrization at each width, Delta theta = J_0(X_T)^T alpha. Each
-timing is the median of ``--runs`` (>= 5) timed chunks of ``--steps`` steps after one warm-up chunk.
+- ``jvp``: the residual v = Delta theta - J^T lambda (a P-vector) and grad_X = -2 grad_X[lambda . J(X) v];
+- ``autodiff``: reverse mode over the VJP of the loss as written (the reference);
+- ``kernel``: autodiff of ||Delta theta||^2 - 2 lambda . J(X) Delta theta + lambda^T K(X, X) lambda, the empirical NTK
+  and J Delta theta built layer by layer, Delta W^l as a verified low-rank product (numerics.attack.factor_delta);
+- ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone;
+each in float64, and the two kernel-form ones in float32 as well. The timed rounds interleave the formulations
+(round r times every formulation once), so a change of the machine's load hits all of them alike; each figure is
+the median over ``--runs`` rounds of ``--steps`` steps after one warm-up chunk.
 
-    .venv/bin/python benchmarks/attack_steps.py [--widths 256 1024 4096] [--runs 5] [--steps 20]
+Setting: N = 20 training digits (scikit-learn 8x8, d = 64), M = 40 reconstructions, relu:2 in NTK parametrization
+at each width, Delta theta = J_0(X_T)^T alpha (lazy training: rank Delta W^l <= N).
+
+    .venv/bin/python benchmarks/attack_steps.py [--widths 256 1024 4096] [--runs 5] [--steps 0] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
@@ -25,44 +31,76 @@ import numpy as np
 
 import numerics  # noqa: F401  (float64)
 from numerics import attack
+from numerics.data import digits
 from numerics.networks import make_network
 from theory import parse_spec
 
 N_TRAIN, N_RECON = 20, 40
+FORMULATIONS = (("jvp", "joint", "float64"), ("autodiff", "joint", "float64"), ("kernel", "joint", "float64"),
+                ("profiled", "profiled", "float64"), ("kernel", "joint", "float32"),
+                ("profiled", "profiled", "float32"))
+BASELINE = "jvp float64"
 
 
-def training_points() -> tuple[np.ndarray, str]:
-    try:
-        from numerics.data import digits
-
-        data = digits(task="odd_even", n=N_TRAIN)
-        return np.asarray(data.x, dtype=np.float64), "digits (8x8, d = 64)"
-    except Exception as error:  # noqa: BLE001 - the benchmark still runs on synthetic data, and says so
-        rng = np.random.default_rng(0)
-        z = rng.normal(size=(N_TRAIN, 64))
-        return z / np.linalg.norm(z, axis=1, keepdims=True), f"random sphere points, d = 64 ({type(error).__name__})"
-
-
-def time_method(arch, params_0, delta, x_t, method: str, steps: int, runs: int) -> float:
-    """Median seconds per attack step over ``runs`` chunks of ``steps`` steps (after one warm-up chunk)."""
-    total = 10**6
-    optimizer, run = attack._chunk_runner(arch, "theta0", total, (10.0, 200.0), "geometric", 0.02, False, 1.0,
-                                          method, steps)
+def _runner(arch, params_0, delta, x_t, method, mode, precision, steps):
+    dtype = jnp.dtype(precision)
+    optimizer, run = attack._chunk_runner(arch, "theta0", 10**6, (10.0, 200.0), "geometric", 0.02, False, 1.0,
+                                          "kernel" if method == "profiled" else method, steps, mode)
     key_x, key_lam = jax.random.split(jax.random.PRNGKey(1))
-    x = 0.2 * jax.random.normal(key_x, (N_RECON, x_t.shape[1]))
-    lam = jax.random.uniform(key_lam, (N_RECON, 1), jnp.float64, -0.5, 0.5)
-    carry = (x, lam, optimizer.init((x, lam)))
-    lo = hi = jnp.zeros((1, x_t.shape[1]))
-    thetas = (params_0,)
-    carry, losses = run(carry, jnp.asarray(0), thetas, delta, lo, hi)
-    jax.block_until_ready(losses)
-    times = []
-    for r in range(runs):
+    x = (0.2 * jax.random.normal(key_x, (N_RECON, x_t.shape[1]))).astype(dtype)
+    lam = jax.random.uniform(key_lam, (N_RECON, 1), jnp.float64, -0.5, 0.5).astype(dtype)
+    carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
+    lo = hi = jnp.zeros((1, x_t.shape[1]), dtype)
+    thetas = (jax.tree_util.tree_map(lambda a: a.astype(dtype), params_0),)
+    arg = attack.factor_delta(delta, dtype=dtype) if method in ("kernel", "profiled") else \
+        jax.tree_util.tree_map(lambda a: a.astype(dtype), delta)
+    state = {"carry": carry, "step": 0}
+
+    def chunk() -> float:
         start = time.perf_counter()
-        carry, losses = run(carry, jnp.asarray((r + 1) * steps), thetas, delta, lo, hi)
-        jax.block_until_ready((carry, losses))
-        times.append((time.perf_counter() - start) / steps)
-    return statistics.median(times)
+        state["carry"], (losses, _) = run(state["carry"], jnp.asarray(state["step"]), thetas, arg, lo, hi)
+        jax.block_until_ready((state["carry"], losses))
+        state["step"] += steps
+        return time.perf_counter() - start
+
+    return chunk
+
+
+def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print) -> list[dict]:
+    """Steps per second of every formulation at every width; one row per (width, formulation) with its ratio to
+    the JVP step measured in the same rounds."""
+    x_t = jnp.asarray(digits(task="odd_even", n=N_TRAIN).x, dtype=jnp.float64)
+    arch = parse_spec("relu:2")
+    rows = []
+    for width in widths:
+        length = steps or max(2, min(50, 16_384 // width))
+        params_0 = make_network(arch, width).init(jax.random.PRNGKey(0), x_t.shape[1])
+        alpha = jax.random.normal(jax.random.PRNGKey(2), (N_TRAIN, 1))
+        delta = attack.jacobian_transpose_lambda(arch, params_0, x_t, alpha)
+        chunks = {f"{method} {precision}": _runner(arch, params_0, delta, x_t, method, mode, precision, length)
+                  for method, mode, precision in FORMULATIONS}
+        for chunk in chunks.values():
+            chunk()  # compile and warm up
+        times = {name: [] for name in chunks}
+        for _ in range(runs):
+            for name, chunk in chunks.items():
+                times[name].append(chunk() / length)
+        base = statistics.median(times[BASELINE])
+        for name, values in times.items():
+            per_step = statistics.median(values)
+            row = {"benchmark": "attack_steps", "width": width, "formulation": name,
+                   "steps_per_s": round(1.0 / per_step, 2), "ratio_to_jvp": round(base / per_step, 2),
+                   "chosen_by_auto": attack.choose_method((x_t.shape[1], width, width, 1), N_RECON, 1)}
+            rows.append(row)
+            emit(json.dumps(row))
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    lines = [f"{'width':>6} {'formulation':>17} {'steps/s':>9} {'vs jvp float64':>15}"]
+    lines += [f"{r['width']:>6} {r['formulation']:>17} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x"
+              for r in rows]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -73,23 +111,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be >= 5 (the median of at least five timed runs)")
-
-    x_np, source = training_points()
-    x_t = jnp.asarray(x_np)
-    arch = parse_spec("relu:2")
-    print(f"device: {jax.devices()[0].device_kind}; data: {source}; N = {N_TRAIN}, M = {N_RECON}, {arch.spec}")
-    print(f"{'width':>6} {'params':>11} {'jvp steps/s':>12} {'autodiff steps/s':>17} {'speed-up':>9}")
-    for width in args.widths:
-        steps = args.steps or max(2, min(50, 16_384 // width))
-        network = make_network(arch, width)
-        params_0 = network.init(jax.random.PRNGKey(0), x_t.shape[1])
-        alpha = jax.random.normal(jax.random.PRNGKey(2), (N_TRAIN, 1))
-        delta = attack.jacobian_transpose_lambda(arch, params_0, x_t, alpha)
-        n_params = sum(leaf.size for leaf in jax.tree_util.tree_leaves(params_0))
-        ours = time_method(arch, params_0, delta, x_t, "jvp", steps, args.runs)
-        reference = time_method(arch, params_0, delta, x_t, "autodiff", steps, args.runs)
-        print(f"{width:>6} {n_params:>11,} {1 / ours:>12.1f} {1 / reference:>17.1f} {reference / ours:>8.2f}x",
-              flush=True)
+    print(f"device: {jax.devices()[0].device_kind}; N = {N_TRAIN}, M = {N_RECON}, relu:2, digits (d = 64)")
+    rows = measure(args.widths, args.runs, args.steps, emit=lambda line: None)
+    print(table(rows))
+    for row in rows:
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import functools
 import math
 import os
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -105,15 +105,23 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
     """The loss of :func:`reconstruction_loss` and its gradient (d/dX, d/dlambda).
 
     ``method="jvp"``: with v = Delta theta - J^T lambda fixed, grad_X L = -2 grad_X [lambda . J(X) v] and
-    grad_lambda L = -2 J(X) v (module docstring), no reverse-over-reverse. ``method="autodiff"``: jax.grad
-    of the loss as written (reverse over the VJP), the reference.
+    grad_lambda L = -2 J(X) v (module docstring), no reverse-over-reverse. ``method="kernel"``: jax autodiff of
+    :func:`kernel_form_loss`, the same loss written as a quadratic in lambda with the empirical NTK built layer
+    by layer (no P-vector residual). ``method="auto"``: the cheaper of the two (:func:`choose_method`).
+    ``method="autodiff"``: jax.grad of the loss as written (reverse over the VJP), the reference.
     """
+    if method == "auto":
+        method = choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1])
     if method == "autodiff":
         return jax.value_and_grad(
             lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=activation),
             argnums=(0, 1))(x, lam)
+    if method == "kernel":
+        return jax.value_and_grad(
+            lambda x_, l_: kernel_form_loss(arch, thetas, delta, x_, l_, activation=activation),
+            argnums=(0, 1))(x, lam)
     if method != "jvp":
-        raise ValueError(f"unknown gradient method {method!r}; choose 'jvp' or 'autodiff'")
+        raise ValueError(f"unknown gradient method {method!r}; choose one of {METHODS}")
     total = jnp.zeros((), x.dtype)
     grad_x = jnp.zeros_like(x)
     grad_lam = jnp.zeros_like(lam)
@@ -129,6 +137,216 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
         grad_x = grad_x - 2.0 * gx
         grad_lam = grad_lam - 2.0 * jv
     return total, (grad_x, grad_lam)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The kernel form of the loss: quadratic in lambda, no P-vector residual
+# ---------------------------------------------------------------------------------------------------------
+
+METHODS = ("auto", "kernel", "jvp", "autodiff")
+"""Gradient formulations of the parameter-space loss (see :func:`loss_and_grad`); "auto" picks the cheaper of
+"kernel" and "jvp" from the widths, M and C (:func:`choose_method`)."""
+MODES = ("joint", "profiled")
+"""Attack modes: Adam over (X_R, lambda) jointly, or over X_R alone with lambda = lambda*(X_R) profiled out."""
+PRECISIONS = ("float64", "float32")
+PROFILE_RIDGE = 1e-10
+"""Ridge of the profiled lambda, relative to the mean diagonal of K_theta(X_R, X_R), used only at a step where
+the plain Cholesky factor does not exist (K numerically singular: two reconstructions coincide). 1e-10 keeps
+the bias of L* at O(1e-10 |lambda*|^2 mean K_ii) while lifting the float64 round-off floor (~1e-16 ||K||)."""
+
+
+def _layer_scales(arch: Architecture, fan_in: int) -> tuple[float, float]:
+    """(s_W, s_b): d h^{l+1} / d W^{l+1}_pn = s_W a^l_p and d h^{l+1} / d b^{l+1}_n = s_b (0 without biases)."""
+    ntk = arch.parameterization == "ntk"
+    weight = arch.sigma_w / math.sqrt(fan_in) if ntk else 1.0
+    bias = (arch.sigma_b if ntk else 1.0) if arch.has_bias else 0.0
+    return weight, bias
+
+
+class FactoredDelta(NamedTuple):
+    """Delta theta with each weight matrix as a product: Delta W^l = U^l V^l (V^l None: U^l is Delta W^l itself),
+    the biases Delta b^l as they are, and ||Delta theta||^2 (:func:`factor_delta`)."""
+
+    layers: tuple
+    sqnorm: jax.Array
+
+
+LOW_RANK_RTOL = 1e-12
+"""A factorization Delta W = Q (Q^T Delta W) is used only when ||Delta W - Q Q^T Delta W||_F <= LOW_RANK_RTOL
+||Delta W||_F (verified, not assumed): the attack then changes by float64 round-off only."""
+
+
+def _low_rank(matrix: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Q, B) with matrix = Q B to LOW_RANK_RTOL, Q orthonormal (n x r), when that is cheaper to apply
+    (r (n + n') < n n' / 2); else None. Randomized range finder with doubling sketch size (Halko, Martinsson and
+    Tropp 2011, arXiv:0909.4061, Alg. 4.2) and an explicit residual check."""
+    n, n_out = matrix.shape
+    norm = np.linalg.norm(matrix)
+    if norm == 0:
+        return np.zeros((n, 0)), np.zeros((0, n_out))
+    k = 16
+    while True:
+        if k * (n + n_out) >= n * n_out / 2:
+            return None
+        sketch = matrix @ rng.normal(size=(n_out, k))
+        u, s, _ = np.linalg.svd(sketch, full_matrices=False)
+        rank = int(np.sum(s > s[0] * 1e-14))
+        if rank < k:
+            q = u[:, :rank]
+            b = q.T @ matrix
+            if np.linalg.norm(matrix - q @ b) <= LOW_RANK_RTOL * norm:
+                return q, b
+        k *= 2
+
+
+def factor_delta(delta: Params, *, dtype=jnp.float64) -> FactoredDelta:
+    """Delta theta for :func:`kernel_terms`: each Delta W^l as a verified low-rank product Q B when cheaper
+    (:func:`_low_rank`; after lazy training on N points with C outputs, rank Delta W^l <= N C), else as it is."""
+    rng = np.random.default_rng(0)
+    layers = []
+    for dW, db in dense_layers(delta):
+        factors = _low_rank(np.asarray(dW, dtype=np.float64), rng)
+        u, v = (jnp.asarray(dW), None) if factors is None else (jnp.asarray(f) for f in factors)
+        cast = (lambda a: None if a is None else jnp.asarray(a, dtype))
+        layers.append((cast(u), cast(v), cast(db)))
+    return FactoredDelta(tuple(layers), jnp.asarray(_tree_sqnorm(delta), dtype))
+
+
+def _delta_layers(delta) -> list:
+    if isinstance(delta, FactoredDelta):
+        return list(delta.layers)
+    return [(dW, None, db) for dW, db in dense_layers(delta)]
+
+
+def kernel_terms(arch: Architecture, params: Params, delta: Params | FactoredDelta, x: jax.Array, *,
+                 activation=None) -> tuple[jax.Array, list[tuple[jax.Array, jax.Array]]]:
+    """J_theta(X) Delta theta (M, C) and the layer factors of the empirical NTK K_theta(X, X), from one forward
+    pass and the backpropagated vectors delta^l = d f / d h^{l+1} (M, C, n_{l+1}), without a P-vector:
+
+        (J Delta theta)_ik = sum_l sum_n delta^l_ikn (s_W (a^l Delta W^l)_in + s_b Delta b^l_n),
+        K_theta(X, X)_ijkm = sum_l F^l_ij (delta^l_ik . delta^l_jm),   F^l = s_W^2 a^l a^l^T + s_b^2,
+
+    (a^l: the input of dense layer l; s_W, s_b: :func:`_layer_scales`). Returns (J Delta theta, [(F^l, delta^l)]).
+    """
+    from numerics.kernels import _backprop_vectors
+
+    phi = activation or activation_fn(arch)
+    out, inputs, preacts = forward(arch, params, x, activation=phi, return_layers=True)
+    deltas = _backprop_vectors(arch, params, preacts, out.shape[1], phi)
+    jdelta = jnp.zeros(out.shape, x.dtype)
+    factors = []
+    for a, back, (dW, dV, db) in zip(inputs, deltas, _delta_layers(delta)):
+        s_w, s_b = _layer_scales(arch, a.shape[1])
+        direction = s_w * (a @ dW if dV is None else (a @ dW) @ dV)
+        if db is not None and s_b:
+            direction = direction + s_b * db.reshape(1, -1)
+        jdelta = jdelta + jnp.einsum("ikn,in->ik", back, direction)
+        gram = s_w**2 * (a @ a.T) + s_b**2
+        factors.append((gram, back))
+    return jdelta, factors
+
+
+def _quadratic(factors, lam: jax.Array) -> jax.Array:
+    """lambda^T K_theta(X, X) lambda = sum_l sum_ij F^l_ij (g^l_i . g^l_j), g^l_i = sum_k lambda_ik delta^l_ik."""
+    total = jnp.zeros((), lam.dtype)
+    for gram, back in factors:
+        g = jnp.einsum("ik,ikn->in", lam, back)
+        total = total + jnp.sum(gram * (g @ g.T))
+    return total
+
+
+def _full_kernel(factors) -> jax.Array:
+    """K_theta(X, X) flattened to (M C, M C), row index i C + k."""
+    total = 0.0
+    for gram, back in factors:
+        total = total + gram[:, :, None, None] * jnp.einsum("ikn,jmn->ijkm", back, back)
+    m, _, c, _ = total.shape
+    return jnp.transpose(total, (0, 2, 1, 3)).reshape(m * c, m * c)
+
+
+def kernel_form_loss(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta, x: jax.Array,
+                     lam: jax.Array, *, activation=None) -> jax.Array:
+    """sum_{theta*} ||Delta theta||^2 - 2 lambda . J_theta*(X) Delta theta + lambda^T K_theta*(X, X) lambda.
+
+    The expansion of :func:`reconstruction_loss` (docs/claims.md#r1) evaluated by :func:`kernel_terms`: its cost
+    is O(M P_forward C + M^2 C^2 width) instead of a P-dimensional residual carried through reverse mode.
+    """
+    sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    total = jnp.zeros((), x.dtype)
+    for p in thetas:
+        jdelta, factors = kernel_terms(arch, p, delta, x, activation=activation)
+        total = total + sq - 2.0 * jnp.sum(lam * jdelta) + _quadratic(factors, lam)
+    return total
+
+
+def _profiled_solve(terms, sq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """lambda* = K^-1 b from the per-theta (J Delta theta, layer factors) of :func:`kernel_terms` (see
+    :func:`profiled_lambda`)."""
+    b = sum(jdelta for jdelta, _ in terms)
+    kernel = sum(_full_kernel(factors) for _, factors in terms)
+    m, c = b.shape
+    size = m * c
+    chol = jnp.linalg.cholesky(kernel)
+    singular = ~jnp.all(jnp.isfinite(chol))
+    ridge = jnp.where(singular, PROFILE_RIDGE * jnp.trace(kernel) / size, 0.0).astype(kernel.dtype)
+    chol = jnp.where(singular, jnp.linalg.cholesky(kernel + ridge * jnp.eye(size, dtype=kernel.dtype)), chol)
+    lam = jax.scipy.linalg.cho_solve((chol, True), b.reshape(size)).reshape(m, c)
+    return lam, len(terms) * sq - jnp.sum(b * lam), ridge
+
+
+def profiled_lambda(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta, x: jax.Array, *,
+                    activation=None) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """lambda*(X) = K^-1 b with K = sum_{theta*} K_theta*(X, X), b = sum_{theta*} J_theta*(X) Delta theta
+    (the stationary point of the loss, which is quadratic in lambda with Hessian 2K), by Cholesky.
+
+    Where the plain factor does not exist (K numerically singular) K + PROFILE_RIDGE mean(diag K) I is factored
+    instead. Returns (lambda* (M, C), L*(X) = sum ||Delta theta||^2 - b^T lambda*, ridge used (0 if none)).
+    """
+    sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    terms = [kernel_terms(arch, p, delta, x, activation=activation) for p in thetas]
+    return _profiled_solve(terms, sq)
+
+
+def profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta,
+                           x: jax.Array, *, activation=None) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """L*(X) = min_lambda L(X, lambda) and its gradient in X, with lambda*(X) from :func:`profiled_lambda`.
+
+    Envelope theorem: d L*/dX = dL/dX at lambda = lambda*(X) held fixed (dL/dlambda = 0 there), so the gradient is
+    that of :func:`kernel_form_loss` at a fixed lambda*: one forward pass of :func:`kernel_terms`, the solve, and
+    one reverse pass. Returns (L*, grad_X, lambda*, ridge).
+    """
+    sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    terms, pullback = jax.vjp(
+        lambda x_: [kernel_terms(arch, p, delta, x_, activation=activation) for p in thetas], x)
+    lam, _, ridge = _profiled_solve(terms, sq)
+
+    def loss_of(terms_):
+        return sum(sq - 2.0 * jnp.sum(lam * jdelta) + _quadratic(factors, lam) for jdelta, factors in terms_)
+
+    loss, cotangent = jax.value_and_grad(loss_of)(terms)
+    return loss, pullback(cotangent)[0], lam, ridge
+
+
+def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
+    """The cheaper gradient formulation, "kernel" or "jvp", from a multiply-add count per step.
+
+    ``widths`` = (d, n_1, ..., n_L, C). With a dense layer of fan-in n and fan-out n' and M points: the JVP form
+    costs ~8 M n n' (forward 1, VJP for J^T lambda 2, JVP of the network in direction v 2, its reverse pass in X
+    3); the kernel form costs ~2 (2 + C) M n n' (forward, C backpropagated vectors, a^l Delta W^l; each doubled
+    by the reverse pass in X, in which the weights are constants) plus ~4 M^2 C (n + C n') for the Gram
+    factors F^l and the quadratic form. Measured by benchmarks/attack_steps.py.
+    """
+    m, c = int(n_recon), int(out_dim)
+    jvp = kernel = 0
+    for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+        jvp += 8 * m * fan_in * fan_out
+        kernel += 2 * (2 + c) * m * fan_in * fan_out + 4 * m * m * c * (fan_in + c * fan_out)
+    return "kernel" if kernel < jvp else "jvp"
+
+
+def _widths(params: Params) -> tuple[int, ...]:
+    layers = dense_layers(params)
+    return (int(layers[0][0].shape[0]), *(int(W.shape[1]) for W, _ in layers))
 
 
 def box_penalty(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:
@@ -209,22 +427,35 @@ def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
 
 @functools.cache
 def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr: float, has_box: bool,
-                  box_weight: float, method: str, length: int):
+                  box_weight: float, method: str, length: int, mode: str = "joint"):
+    """(optimizer, run): ``run(carry, start, thetas, delta, lo, hi)`` takes ``length`` attack steps in one jitted
+    lax.scan; carry = (X_R, lambda, Adam state), the Adam state over (X_R, lambda) ("joint") or X_R alone
+    ("profiled", where lambda is lambda*(X_R) of the step). Returns (carry, (objective per step, ridge per
+    step))."""
     optimizer = optax.adam(lr)
     smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, thetas, delta, lo, hi):
         x, lam, opt_state = carry
-        phi = activation_fn(arch, smooth_beta=beta_at(t, steps, schedule, anneal)) if smooth else None
-        loss, (gx, glam) = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
+        beta = beta_at(t, steps, schedule, anneal)
+        phi = activation_fn(arch, smooth_beta=beta.astype(x.dtype)) if smooth else None
+        if mode == "profiled":
+            loss, gx, lam, ridge = profiled_loss_and_grad(arch, thetas, delta, x, activation=phi)
+        else:
+            loss, (gx, glam) = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
+            ridge = jnp.zeros((), x.dtype)
         if has_box:
             penalty, gpen = jax.value_and_grad(box_penalty)(x, lo, hi)
             loss = loss + box_weight * penalty
             gx = gx + box_weight * gpen
         with jax.numpy_dtype_promotion("standard"):  # optax mixes Python floats with its int32 step count
-            updates, opt_state = optimizer.update((gx, glam), opt_state, (x, lam))
-        x, lam = optax.apply_updates((x, lam), updates)
-        return (x, lam, opt_state), loss
+            if mode == "profiled":
+                updates, opt_state = optimizer.update(gx, opt_state, x)
+                x = optax.apply_updates(x, updates)
+            else:
+                updates, opt_state = optimizer.update((gx, glam), opt_state, (x, lam))
+                x, lam = optax.apply_updates((x, lam), updates)
+        return (x, lam, opt_state), (loss, ridge)
 
     @jax.jit
     def run(carry, start, thetas, delta, lo, hi):
@@ -242,7 +473,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            beta_schedule: tuple[float, float] | None = (10.0, 200.0), anneal: str = "geometric",
                            box: tuple[Any, Any] | None = None, box_weight: float = 1.0, init_scale: float = 0.2,
                            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
-                           chunk: int = 500, method: str = "jvp") -> AttackResult:
+                           chunk: int = 500, method: str = "auto", mode: str = "joint",
+                           precision: str = "float64") -> AttackResult:
     """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
 
     Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
@@ -260,6 +492,13 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     steps run at the final beta_1 (the first steps are exactly those of the shorter run). Otherwise the
     attack starts afresh and overwrites the file. Ctrl-C stops after the current chunk, once it is saved,
     with :class:`~numerics.checkpoint.Interrupted`.
+
+    ``method``: the gradient formulation of the joint mode (:data:`METHODS`; "auto" picks the cheaper of the
+    kernel form and the JVP form by :func:`choose_method`). ``mode="profiled"``: Adam over X_R alone, with
+    lambda = lambda*(X_R) = K_theta(X_R, X_R)^-1 J_theta(X_R) Delta theta at every step
+    (:func:`profiled_loss_and_grad`), the finite-width twin of the kernel-space attack. ``precision``:
+    "float32" runs the attack (and holds theta) in single precision, "float64" (default) in double; the final
+    losses reported are evaluated in float64 either way.
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -275,8 +514,12 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         raise ValueError(f"at must be one of {AT_CHOICES}, got {at!r}")
     if anneal not in ANNEALING:
         raise ValueError(f"anneal must be one of {ANNEALING}, got {anneal!r}")
-    if method not in ("jvp", "autodiff"):
-        raise ValueError(f"method must be 'jvp' or 'autodiff', got {method!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if beta_schedule is not None:
         if not (isinstance(beta_schedule, (tuple, list)) and len(beta_schedule) == 2):
             raise ValueError(f"beta_schedule must be (beta_start, beta_end) or None, got {beta_schedule!r}")
@@ -295,18 +538,26 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     delta = _tree_sub(params_f, params_0)
     if float(_tree_sqnorm(delta)) == 0.0:
         raise ValueError("params_f equals params_0: Delta theta = 0, there is nothing to reconstruct")
-    thetas = _select_thetas(at, params_0, params_f)
+    thetas64 = _select_thetas(at, params_0, params_f)
+    dtype = jnp.dtype(precision)
+    thetas, delta_run = jax.tree_util.tree_map(lambda a: a.astype(dtype), (thetas64, delta))
+    lo, hi = lo.astype(dtype), hi.astype(dtype)
+    if method == "auto":
+        method = choose_method(_widths(params_0), n_recon, out_dim)
+    if mode == "profiled" or method == "kernel":
+        delta_run = factor_delta(delta, dtype=dtype)
 
     key_x, key_lam = jax.random.split(key)
-    x = init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)
-    lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5)
+    x = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)).astype(dtype)
+    lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5).astype(dtype)
     optimizer = optax.adam(lr)
-    carry = (x, lam, optimizer.init((x, lam)))
-    start, curves, horizon = 0, [np.zeros(0)], steps
+    carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
+    start, curves, horizon, ridges = 0, [np.zeros(0)], steps, 0
     settings = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at, "lr": lr,
                 "beta_schedule": "none" if beta_schedule is None else list(beta_schedule), "anneal": anneal,
                 "box": None if bounds is None else fingerprint(*bounds), "box_weight": box_weight,
-                "init_scale": init_scale, "model": fingerprint(params_0, params_f)}
+                "init_scale": init_scale, "model": fingerprint(params_0, params_f), "mode": mode,
+                "precision": precision}
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="attack", settings=settings)
     if store is not None and resume and store.exists():
         saved = store.load(carry, budget=steps)
@@ -321,9 +572,10 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         while step < steps:
             length = min(chunk, steps - step)
             _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, lr, bounds is not None, box_weight,
-                                   method, length)
-            carry, losses = run(carry, jnp.asarray(step), thetas, delta, lo, hi)
-            losses = np.asarray(losses)
+                                   method, length, mode)
+            carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
+            losses = np.asarray(losses, dtype=np.float64)
+            ridges += int(np.count_nonzero(np.asarray(ridge)))
             curves.append(losses)
             step += length
             bar.update(task, completed=step, value=float(losses[-1]))
@@ -332,9 +584,14 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            extras={"loss_curve": np.concatenate(curves), "anneal_steps": horizon})
             stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
+    x = jnp.asarray(x, jnp.float64)
     smooth = beta_schedule is not None and has_surrogate(arch)
     final_beta = float(beta_at(steps - 1, horizon, beta_schedule, anneal)) if smooth else None
     phi = activation_fn(arch, smooth_beta=final_beta) if smooth else None
+    thetas = thetas64
+    if mode == "profiled":  # lambda*(X_R) at the returned X_R, in float64
+        lam = profiled_lambda(arch, thetas, delta, x, activation=phi)[0]
+    lam = jnp.asarray(lam, jnp.float64)
     final = float(reconstruction_loss(arch, thetas, delta, x, lam, activation=phi))
     unsmoothed = float(reconstruction_loss(arch, thetas, delta, x, lam))
     curve = np.concatenate(curves)
@@ -343,7 +600,9 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                         info={"final_beta": final_beta, "loss_unsmoothed": unsmoothed,
                               "final_objective": float(curve[-1]) if curve.size else float("nan"),
                               "anneal_steps": horizon,
-                              "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "at": at, "resumed_from": start})
+                              "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "at": at, "resumed_from": start,
+                              "method": "profiled" if mode == "profiled" else method, "mode": mode,
+                              "precision": precision, "ridge_steps": ridges})
 
 
 # ---------------------------------------------------------------------------------------------------------

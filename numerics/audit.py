@@ -175,16 +175,22 @@ class Leakage:
 ATTACK_ROW = "attack"
 
 
+BASELINE_STREAM = 0x5EED_BA5E
+"""Entropy word that separates the trivial baselines' random stream from the data's."""
+
+
 def leakage(x_recon: np.ndarray, dataset: Dataset, references: ReferenceSets, *, seed: int = 0,
             factor: float = privacy.DEFAULT_FACTOR) -> Leakage:
     """Score the attack's reconstructions and the trivial reconstructions with :func:`numerics.privacy.revealed`.
 
-    The rows are :func:`numerics.privacy.leakage_table`'s (baselines drawn with ``numpy.random.default_rng(seed)``);
-    the per-point closeness ratios are taken out of the rows into ``Leakage.ratios``.
+    The rows are :func:`numerics.privacy.leakage_table`'s; the baselines are drawn from their own stream,
+    ``default_rng([BASELINE_STREAM, seed])``, never from the data's ``default_rng(seed)`` (with the same stream the
+    "noise" baseline on sphere data replayed the private points' own draws and revealed all of them). The
+    per-point closeness ratios are taken out of the rows into ``Leakage.ratios``.
     """
     options = dict(pool=references.pool, mean=references.mean, pool_labels=references.pool_labels)
     image = dict(image_shape=dataset.image_shape, offset=dataset.mean if dataset.image_shape is not None else None)
-    rows = privacy.leakage_table({ATTACK_ROW: x_recon}, dataset.x, references.public, rng=np.random.default_rng(seed),
+    rows = privacy.leakage_table({ATTACK_ROW: x_recon}, dataset.x, references.public, rng=np.random.default_rng([BASELINE_STREAM, seed]),
                                  factor=factor, **options, **image)
     ratios = {name: np.asarray(row.pop("ratio")) for name, row in rows.items()}
     return Leakage(rows=rows, ratios=ratios, factor=factor)

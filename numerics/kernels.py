@@ -241,13 +241,13 @@ def _backprop_vectors(arch: Architecture, params: Params, preacts: list, out_dim
     """delta_l = d f / d h_l (outputs of dense layer l), shape (N, C, n_l), readout first."""
     layers = dense_layers(params)
     n = preacts[0].shape[0] if preacts else None
-    delta = jnp.broadcast_to(jnp.eye(out_dim), (n, out_dim, out_dim))
+    delta = jnp.broadcast_to(jnp.eye(out_dim, dtype=preacts[0].dtype if preacts else None), (n, out_dim, out_dim))
     deltas = [delta]
     for index in range(arch.depth, 0, -1):
         W, _ = layers[index]
         back = delta @ W.T
         if arch.parameterization == "ntk":
-            back = back * (arch.sigma_w / np.sqrt(W.shape[0]))
+            back = back * (arch.sigma_w / float(np.sqrt(W.shape[0])))
         h = preacts[index - 1]
         slope = jax.jvp(phi, (h,), (jnp.ones_like(h),))[1]
         delta = back * slope[:, None, :]

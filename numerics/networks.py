@@ -212,7 +212,7 @@ def forward(arch: Architecture, params: Params, x: jax.Array, *, activation: Act
         inputs.append(a)
         h = a @ W
         if ntk:
-            h = h * (arch.sigma_w / np.sqrt(a.shape[-1]))
+            h = h * (arch.sigma_w / float(np.sqrt(a.shape[-1])))  # a Python float keeps float32 inputs float32
         if b is not None:
             h = h + (arch.sigma_b * b if ntk else b)
         if index < arch.depth:

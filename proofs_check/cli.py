@@ -356,6 +356,11 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=positive_float, default=0.02, help="attack learning rate")
     parser.add_argument("--at", choices=("theta0", "thetaf", "both"), default="theta0",
                         help="parameters at which the attack takes gradients")
+    parser.add_argument("--mode", choices=("joint", "profiled"), default="joint",
+                        help="joint: Adam over reconstructions and coefficients; profiled: over reconstructions "
+                             "alone, coefficients solved exactly at every step (fewer steps to the same quality)")
+    parser.add_argument("--precision", choices=("float64", "float32"), default="float64",
+                        help="arithmetic of the attack steps (the reported losses are float64 either way)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the network and the attack")
     parser.add_argument("--out", type=folder, default="reports/attack", help="run folder")
     parser.add_argument("--resume", action="store_true",
@@ -367,7 +372,7 @@ def _attack_settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps and --train-steps are budgets)."""
     return {"dataset": args.dataset, "n": args.n, "seed": args.seed, "model": args.model_fingerprint,
             "arch": args.arch.spec, "width": args.width, "training": args.training, "recon": args.recon,
-            "lr": args.lr, "at": args.at}
+            "lr": args.lr, "at": args.at, "mode": args.mode, "precision": args.precision}
 
 
 def _check_attack(args) -> None:
@@ -498,7 +503,8 @@ def _attack(args) -> int:
     result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
-                                    progress=not args.no_progress, chunk=ATTACK_CHUNK)
+                                    progress=not args.no_progress, chunk=ATTACK_CHUNK, mode=args.mode,
+                                    precision=args.precision)
 
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
@@ -515,6 +521,7 @@ def _attack(args) -> int:
         "revealed": leakage.rows[audit.ATTACK_ROW]["revealed"],
         "leakage": leakage.rows,
         "attack": {"steps": result.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr, "at": args.at,
+                   "mode": args.mode, "method": result.info["method"], "precision": args.precision,
                    "objective": result.info["final_objective"], "loss": result.final_loss,
                    "loss_unsmoothed": result.info["loss_unsmoothed"], "final_beta": result.info["final_beta"],
                    "anneal_steps": result.info["anneal_steps"]},

@@ -54,7 +54,7 @@ def test_leakage_rows_are_numerics_privacy_leakage_table(tmp_path):
     result = audit.leakage(near_copies, dataset, references, seed=3)
     table = privacy.leakage_table({"attack": near_copies}, dataset.x, references.public, pool=references.pool,
                                   mean=references.mean, pool_labels=references.pool_labels,
-                                  rng=np.random.default_rng(3), image_shape=(8, 8), offset=dataset.mean)
+                                  rng=np.random.default_rng([audit.BASELINE_STREAM, 3]), image_shape=(8, 8), offset=dataset.mean)
     ratios = {name: row.pop("ratio") for name, row in table.items()}
     assert result.rows == table
     assert all(np.array_equal(result.ratios[name], ratios[name]) for name in table)
@@ -70,6 +70,15 @@ def test_sphere_reference_sets_are_fresh_points():
     assert references.public.shape == (audit.SPHERE_REFERENCE_POINTS, audit.SPHERE_DIMENSION)
     assert np.allclose(np.linalg.norm(references.pool, axis=1), 1.0)
     assert not np.isin(dataset.x, references.public).all(axis=1).any()
+
+
+def test_sphere_baselines_do_not_replay_the_private_points_draws():
+    """With the data's own stream, the 'noise' baseline on sphere data redrew the private points exactly."""
+    for seed in (0, 1, 5):
+        dataset = audit.load_dataset("sphere", 8, seed=seed)
+        references = audit.reference_sets("sphere", dataset, seed=seed)
+        rows = audit.leakage(dataset.x[::-1] * 0 + references.public[:8], dataset, references, seed=seed).rows
+        assert all(row["revealed"] == 0.0 for row in rows.values() if row["trivial"]), (seed, rows)
 
 
 def _interrupt_on_first_save(monkeypatch, kind):

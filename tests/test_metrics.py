@@ -54,7 +54,8 @@ def test_pairwise_ssim_uses_skimage_with_originals_data_range():
     assert originals_data_range(b) == data_range
     expected = np.array([[structural_similarity(ai.reshape(8, 8), bj.reshape(8, 8), data_range=data_range)
                           for bj in b] for ai in a])
-    # The same skimage call on the same arrays: the results are bitwise identical.
+    # All pairs at once vs one skimage call per pair: scipy's filter and skimage's formula in their operation order,
+    # so the results are bitwise identical
     np.testing.assert_array_equal(pairwise_ssim(a, b, image_shape=(8, 8)), expected)
 
 

@@ -92,3 +92,12 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
         parsed = cli.build_parser().parse_args(argv)
         command = next(c for c in cli.COMMANDS if c.name == parsed.command)
         command.check(parsed)  # validates the grid / claim ids, runs nothing
+
+
+def test_speed_section_examples_run(monkeypatch, tmp_path):
+    """The attack examples of "Speed and scale" (profiled mode, float32) run as written."""
+    monkeypatch.chdir(tmp_path)
+    examples = _examples(_section("Speed and scale"))
+    assert len(examples) == 2
+    for argv in examples:
+        assert main([*argv, "--no-progress"]) == 0, argv

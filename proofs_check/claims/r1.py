@@ -360,12 +360,15 @@ def _positively_homogeneous(arch: Architecture) -> bool:
     return get(arch.activation).homogeneous_degree == 1 and not arch.has_bias
 
 
-def _gradient_error(arch: Architecture, thetas, delta, points) -> float:
-    """Max relative difference between the attack's JVP gradient (numerics.attack.loss_and_grad) and jax
-    autodiff of the loss as written, over (X, lambda) points and softplus sharpness 10 and 200."""
+def _gradient_error(arch: Architecture, thetas, delta, points, method: str = "jvp") -> float:
+    """Max relative difference between the attack's gradient (numerics.attack.loss_and_grad with ``method``, or
+    the profiled loss L*(X) = min_lambda L(X, lambda) with ``method="profiled"``) and jax autodiff of the loss as
+    written (for the profiled loss: at lambda*(X) from a dense solve of its normal equations, differentiated
+    through the solve), over (X, lambda) points and softplus sharpness 10 and 200."""
     import jax
+    import jax.numpy as jnp
 
-    from numerics.attack import loss_and_grad, reconstruction_loss
+    from numerics.attack import loss_and_grad, profiled_loss_and_grad, reconstruction_loss
     from numerics.networks import activation_fn, has_surrogate
 
     smooth = has_surrogate(arch)
@@ -373,10 +376,19 @@ def _gradient_error(arch: Architecture, thetas, delta, points) -> float:
     @jax.jit
     def both(x, lam, beta):
         phi = activation_fn(arch, smooth_beta=beta) if smooth else None
-        ours = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method="jvp")
-        reference = jax.value_and_grad(
-            lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=phi), argnums=(0, 1))(x, lam)
-        return ours, reference
+        loss_of = lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=phi)  # noqa: E731
+        if method == "profiled":
+            loss, grad_x, _, _ = profiled_loss_and_grad(arch, thetas, delta, x, activation=phi)
+
+            def profiled(x_):
+                flat = lambda l: loss_of(x_, l.reshape(lam.shape))  # noqa: E731
+                zero = jnp.zeros(lam.size)
+                return flat(jnp.linalg.solve(jax.hessian(flat)(zero), -jax.grad(flat)(zero)))
+
+            reference_loss, reference_grad = jax.value_and_grad(profiled)(x)
+            return (loss, (grad_x,)), (reference_loss, (reference_grad,))
+        ours = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
+        return ours, jax.value_and_grad(loss_of, argnums=(0, 1))(x, lam)
 
     worst = 0.0
     for x, lam in points:
@@ -410,11 +422,13 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                    jnp.asarray(rng.uniform(-0.5, 0.5, size=(ATTACK_M, 2)))) for scale in (0.2, 0.6)]
         configurations = (("theta_0", (params_0,)), ("theta_0 and theta_f", (params_0, params_f)))
         for label, thetas in ctx.pick(configurations[1:], configurations):
-            outcomes.append(within(
-                f"{arch.spec} m=32, C=2, at {label}: attack gradient (JVP) vs jax autodiff, max relative error",
-                _gradient_error(arch, thetas, delta, points), 1e-10,
-                "the same products summed in another order: float64 round-off (~1e-15); a wrong factor or sign in "
-                "either gradient component gives O(1)"))
+            forms = (("jvp", "JVP form"), ("kernel", "kernel form"), ("profiled", "profiled lambda"))
+            for method, name in ctx.pick(forms[:2], forms):  # the profiled reference (a Hessian solve) is slow
+                outcomes.append(within(
+                    f"{arch.spec} m=32, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
+                    _gradient_error(arch, thetas, delta, points, method), 1e-10,
+                    "the same products summed in another order: float64 round-off (~1e-15); a wrong factor or sign "
+                    "in either gradient component gives O(1)"))
     return outcomes
 
 
@@ -584,8 +598,9 @@ CLAIM = register(Claim(
              tolerance="-1/2 must lie in the interval, and an interval wider than 0.5 is inconclusive and fails "
                        "(measured -0.51 [-0.61, -0.42] for relu:2); every width is fitted and drawn, the smallest "
                        "(least asymptotic) included"),
-        Step("attack gradient", "numerics.attack.loss_and_grad (the JVP form the attack uses) vs jax autodiff of the "
-             "loss as written, at (theta_0, theta_f) (full profile: also theta_0 alone), softplus sharpness 10 and 200",
+        Step("attack gradient", "numerics.attack.loss_and_grad (the JVP form and the kernel form, which the attack "
+             "chooses between) vs jax autodiff of the loss as written, at (theta_0, theta_f) (full profile: also theta_0 "
+             "alone, and the profiled-lambda loss), softplus sharpness 10 and 200",
              check_attack_gradient, tolerance="1e-10 relative: the same products summed in another order "
              "(measured ~1e-15); a wrong factor in either component gives O(1)"),
         Step("finite-width attack", "numerics.attack.parameter_space_attack with its defaults (Adam, softplus "

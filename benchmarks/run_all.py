@@ -1,0 +1,117 @@
+"""Every benchmark in one process: one table and JSON lines of ratios measured side by side (``make bench``).
+
+Rows (each ratio is measured in this process, the compared implementations interleaved or back to back):
+- attack_steps: steps/s of every attack formulation at widths 256, 1024, 4096 vs the JVP step (benchmarks/attack_steps.py);
+- time_to_quality: wall time of a cold attack (compilation included) until >= 90% of the N digits reach SSIM >= 0.9,
+  joint and profiled modes, trivial baselines beside (benchmarks/time_to_quality.py);
+- ssim: all-pairs SSIM, N = 500 originals x M = 1000 reconstructions, vectorized vs one scikit-image call per pair
+  (the per-pair reference is timed on --ssim-reference-rows rows and scaled to 1000; its largest difference from
+  the vectorized scores on those rows is reported);
+- kernel_gram: benchmarks/kernel_gram.py (this project's analytic Gram vs neural-tangents), run as it is;
+- quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest``.
+The machine's load (os.getloadavg) is printed before and after: on a shared machine only the ratios are comparable.
+
+    .venv/bin/python benchmarks/run_all.py [--widths 256 1024 4096] [--no-profile] [--no-tests] [--no-quality]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import attack_steps  # noqa: E402
+import time_to_quality  # noqa: E402
+
+import numerics  # noqa: E402,F401
+from numerics.data import digits  # noqa: E402
+from numerics.metrics import pairwise_ssim, pairwise_ssim_reference  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ssim_benchmark(reference_rows: int, emit) -> dict:
+    rng = np.random.default_rng(0)
+    originals = digits(task="ten_class", split="train").x[:500]
+    recon = originals[rng.integers(0, 500, 1000)] + 0.3 * rng.normal(size=(1000, originals.shape[1]))
+    start = time.perf_counter()
+    fast = pairwise_ssim(recon, originals, image_shape=(8, 8))
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    reference = pairwise_ssim_reference(recon[:reference_rows], originals, image_shape=(8, 8))
+    reference_seconds = (time.perf_counter() - start) * 1000 / reference_rows
+    row = {"benchmark": "ssim", "n": 500, "m": 1000, "seconds": round(seconds, 3),
+           "skimage_seconds_scaled": round(reference_seconds, 1), "ratio": round(reference_seconds / seconds, 1),
+           "max_abs_difference": float(np.max(np.abs(fast[:reference_rows] - reference)))}
+    emit(json.dumps(row))
+    return row
+
+
+def timed_command(name: str, command: list[str], emit) -> dict:
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    row = {"benchmark": name, "seconds": round(time.perf_counter() - start, 1), "exit_status": done.returncode,
+           "command": " ".join(command)}
+    emit(json.dumps(row))
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 4096])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--ssim-reference-rows", type=int, default=40)
+    parser.add_argument("--quality-n", type=int, nargs="+", default=[20])
+    parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs")
+    parser.add_argument("--no-profile", action="store_true", help="skip timing the quick profile")
+    parser.add_argument("--no-tests", action="store_true", help="skip timing the test suite")
+    args = parser.parse_args()
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        lines.append(line)
+        print(line, flush=True)
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}; "
+          f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
+    steps = attack_steps.measure(args.widths, args.runs, emit=emit)
+    ssim = ssim_benchmark(args.ssim_reference_rows, emit)
+    quality = []
+    if not args.no_quality:
+        for n in args.quality_n:
+            quality += time_to_quality.run(n, ("profiled", "joint"), (250, 500, 1000, 2000, 4000), emit=emit)
+    gram = subprocess.run([sys.executable, "benchmarks/kernel_gram.py"], cwd=ROOT, capture_output=True, text=True)
+    print(gram.stdout.strip(), flush=True)
+    timings = []
+    if not args.no_profile:
+        with tempfile.TemporaryDirectory() as out:
+            timings.append(timed_command("quick profile", [str(Path(sys.executable).parent / "proofs-check"), "run",
+                                                           "--profile", "quick", "--out", out], emit))
+    if not args.no_tests:
+        timings.append(timed_command("test suite", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                                     emit))
+
+    print("\n" + attack_steps.table(steps))
+    print(f"\nSSIM N=500 x M=1000: {ssim['seconds']} s vectorized, {ssim['skimage_seconds_scaled']} s scikit-image "
+          f"per pair (scaled), {ssim['ratio']}x, max |difference| {ssim['max_abs_difference']:.1e}")
+    for row in quality:
+        print(f"time to quality N={row['n']} {row['mode']:>8} {row['precision']}: {row['steps']:>5} steps "
+              f"{row['seconds']:>7.1f} s, SSIM>=0.9 {row['ssim_ge_0.9']:.2f} (trivial best "
+              f"{max(row['trivial_ssim_ge_0.9'].values()):.2f}){'  reached' if row['reached'] else ''}")
+    for row in timings:
+        print(f"{row['benchmark']}: {row['seconds']} s (exit status {row['exit_status']})")
+    print(f"load average at end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

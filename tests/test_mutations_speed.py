@@ -1,0 +1,60 @@
+"""Deliberate bugs in the cheaper attack formulations make R1 FAIL (the claim, not only a unit test).
+
+As tests/test_mutations.py: each mutation is a one-line bug applied in-process, and the owning R1 step is run on
+the quick profile with proofs_check.registry.run_step; the same steps pass unmutated in tests/test_claim_r1_t1.py.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from numerics import attack
+from proofs_check.claims import r1
+from proofs_check.registry import Context, run_step
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    """Compiled functions look global names up when traced: clear the caches around each mutation."""
+    def clear():
+        jax.clear_caches()
+        attack._chunk_runner.cache_clear()
+
+    clear()
+    yield
+    clear()
+
+
+def _failed(name: str, tmp_path) -> list[str]:
+    for kind, step in r1.CLAIM.steps():
+        if step.name == name:
+            outcomes = run_step(kind, step, Context(profile="quick", out_dir=tmp_path))
+            return [o.name for o in outcomes if o.failed]
+    raise KeyError(name)
+
+
+def _quadratic_term_halved(monkeypatch):
+    """lambda^T K lambda computed as half of itself (a lost factor in the layer-by-layer Gram form)."""
+    real = attack._quadratic
+    monkeypatch.setattr(attack, "_quadratic", lambda factors, lam: 0.5 * real(factors, lam))
+
+
+def _weight_scale_dropped(monkeypatch):
+    """J Delta theta without the weight scale s_W of the NTK parametrization (s_W = 1 instead of sigma_w/sqrt(n))."""
+    monkeypatch.setattr(attack, "_layer_scales", lambda arch, fan_in: (1.0, 0.0))
+
+
+def _readout_vectors_transposed(monkeypatch):
+    """The backpropagated vectors of every layer summed over outputs (g_i = sum_k delta_ik instead of lambda-weighted)."""
+    monkeypatch.setattr(attack, "_quadratic", lambda factors, lam: sum(
+        jnp.sum(gram * (jnp.sum(back, axis=1) @ jnp.sum(back, axis=1).T)) for gram, back in factors))
+
+
+@pytest.mark.parametrize("mutate", [_quadratic_term_halved, _weight_scale_dropped, _readout_vectors_transposed],
+                         ids=lambda m: m.__name__.strip("_"))
+def test_kernel_form_mutation_fails_r1_attack_gradient(mutate, monkeypatch, tmp_path):
+    mutate(monkeypatch)
+    failed = _failed("attack gradient", tmp_path)
+    assert any("kernel form" in name for name in failed), failed
