@@ -38,15 +38,13 @@ from scipy.optimize import linear_sum_assignment
 from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import assert_distinct, validate_points
 from numerics.kernels import analytic_ntk
-from numerics.networks import Params, activation_fn, dense_layers, forward
+from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
 from numerics.progress import progress_bar
 from theory.architecture import Architecture
 
 AT_CHOICES = ("theta0", "thetaf", "both")
 DOMAINS = ("sphere", "euclidean")
 ANNEALING = ("geometric", "linear")
-SMOOTHED = ("relu", "leaky_relu", "abrelu")
-"""Activations that the attack replaces by their softplus smoothing (no curvature otherwise)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -435,7 +433,7 @@ def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str
     ("profiled", where lambda is lambda*(X_R) of the step). Returns (carry, (objective per step, ridge per
     step))."""
     optimizer = optax.adam(lr)
-    smooth = schedule is not None and arch.activation in SMOOTHED
+    smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, thetas, delta, lo, hi):
         x, lam, opt_state = carry
@@ -587,7 +585,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
     x = jnp.asarray(x, jnp.float64)
-    smooth = beta_schedule is not None and arch.activation in SMOOTHED
+    smooth = beta_schedule is not None and has_surrogate(arch)
     final_beta = float(beta_at(steps - 1, horizon, beta_schedule, anneal)) if smooth else None
     phi = activation_fn(arch, smooth_beta=final_beta) if smooth else None
     thetas = thetas64

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from numerics.networks import Network, Params, activation_fn, dense_layers
+from numerics.networks import Network, Params, activation_fn, dense_layers, has_surrogate
 from theory.architecture import Architecture
 
 MU_MIN = 0.05
@@ -135,7 +135,7 @@ def _kkt_runner(arch: Architecture, steps: int, schedule, lr: float, mu_min: flo
     from numerics import attack  # imported here: numerics.attack re-exports kkt_attack from this module
 
     optimizer = optax.adam(lr)
-    smooth = schedule is not None and arch.activation in attack.SMOOTHED
+    smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, theta, labels, lo, hi):
         x, mu, state = carry

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from theory.architecture import ACTIVATION_PARAMETERS, Architecture, SpecError, parse_spec
+from theory.architecture import Architecture, SpecError, parse_spec
 from theory.expressions import grammar_summary
 
 PROG = "proofs-check"
@@ -138,8 +138,10 @@ class Command:
 
 def architecture_help() -> str:
     """The spec grammar, with the activations and formula functions read from the code."""
-    activations = ", ".join(f"{name} ({', '.join(f'{p}=' for p in params)})" if params else name
-                            for name, params in ACTIVATION_PARAMETERS.items())
+    from theory.activations import all_activations
+
+    activations = ", ".join(f"{entry.name} ({', '.join(f'{p}=' for p in entry.parameters)})" if entry.parameters
+                            else entry.name for entry in all_activations())
     return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.\n"
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard).\n"
@@ -270,6 +272,11 @@ def _check_run(args) -> None:
     unknown = [i for i in args.ids if i not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
+    residual = [arch.spec for arch in (args.arch or []) if arch.residual_scale]
+    trained = [i for i in args.ids if i != "K1" and registry[i].uses_archs]
+    if residual and trained:
+        raise UsageError(f"--arch {residual[0]}: residual networks (res=) are checked by K1 only; "
+                         f"{', '.join(trained)} train networks, which do not take them yet")
 
 
 def _run(args) -> int:
@@ -385,6 +392,9 @@ def _check_attack(args) -> None:
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
+    if args.arch.residual_scale:
+        raise UsageError(f"--arch {args.arch.spec}: residual networks (res=) have kernels and K1's checks, but "
+                         "training and the attacks do not take them yet")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:

@@ -8,7 +8,7 @@ import pytest
 from numerics import kernels
 from proofs_check.claims import k1
 from proofs_check.registry import Context, run_step
-from theory import kernels as symbolic_kernels
+from theory import layers
 from theory.architecture import parse_spec
 
 
@@ -17,6 +17,8 @@ def fresh_caches():
     def clear():
         jax.clear_caches()
         kernels.analytic_kernel_fn.cache_clear()
+        kernels.analytic_ntk_fn.cache_clear()
+        kernels.compiled_step.cache_clear()
         kernels.dual_functions.cache_clear()
 
     clear()
@@ -33,15 +35,18 @@ def _failed(step_name: str, tmp_path, archs=()) -> list[str]:
 
 
 def test_symbolic_ntk_update_without_the_bias_term_fails_k1(monkeypatch, tmp_path):
-    """Theta_{l+1} = Sigma_{l+1} + ... written with Sigma_{l+1} - sigma_b^2 (the bias gradient dropped)."""
-    real = symbolic_kernels.layer_step
+    """Theta_{l+1} = Sigma_{l+1} + ... written with Sigma_{l+1} - sigma_b^2 (the bias gradient dropped), in the
+    dense layer's one symbolic step (theory.layers), which the compiled kernel is generated from: only
+    neural-tangents and the textbook closed form can catch it."""
+    real = layers.Dense.step
 
-    def layer_step(arch, state, kernel=None):
-        new = real(arch, state, kernel)
-        return symbolic_kernels.KernelState(new.s11, new.s12, new.s22, new.theta - arch.sigma_b**2)
+    def step(self, state=layers.SYMBOLIC_STATE):
+        new = real(self, state)
+        return layers.PairState(new.s11, new.s12, new.s22, new.theta - layers._exact(self.sigma_b) ** 2)
 
     assert not _failed("recursion", tmp_path, ["relu:2:sb=0.1"])
-    monkeypatch.setattr(symbolic_kernels, "layer_step", layer_step)
+    monkeypatch.setattr(layers.Dense, "step", step)
+    kernels.compiled_step.cache_clear()
     assert _failed("recursion", tmp_path, ["relu:2:sb=0.1"])
 
 

@@ -5,8 +5,10 @@ A spec string is ``ACTIVATION:DEPTH[:KEY=VALUE]...``, for example ``relu:2`` or
 
 - ``sw``, ``sb``: weight and bias standard deviations (sigma_w, sigma_b); ``sb=0`` means no biases.
 - ``param``: ``ntk`` (default) or ``standard`` parametrization.
-- activation parameters: ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu: a*min(x,0) + b*max(x,0)),
-  ``k`` (monomial x**k), ``coeffs`` (poly: comma-separated c0,c1,... for sum_i c_i x**i),
+- ``res``: a residual branch scale s > 0 (NTK parametrization): after the first dense layer, ``depth`` residual
+  blocks h -> h + s Dense(phi(h)), then phi and the readout (theory.layers.layers_of); default 0, a plain MLP.
+- activation parameters, as the activation's entry in the registry (theory.activations) declares them, e.g.
+  ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu), ``k`` (monomial), ``coeffs`` (poly: comma-separated),
   ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
 """
 
@@ -14,25 +16,33 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Mapping
+from typing import Callable, Iterator, Mapping
 
-ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = {
-    "relu": (),
-    "erf": (),
-    "identity": (),
-    "leaky_relu": ("alpha",),
-    "abrelu": ("a", "b"),
-    "monomial": ("k",),
-    "poly": ("coeffs",),
-    "expr": ("phi",),
-}
-"""Known activation names and the parameters each takes."""
+from theory import activations
 
-DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = {
-    "leaky_relu": {"alpha": 0.1},
-    "abrelu": {"a": -0.5, "b": 1.0},
-    "monomial": {"k": 2},
-}
+class _RegistryView(Mapping):
+    """A read-only mapping over the activation registry (theory.activations), always current."""
+
+    def __init__(self, field: Callable[[activations.Activation], object]):
+        self._field = field
+
+    def __getitem__(self, name: str):
+        try:
+            return self._field(activations.get(name))
+        except activations.RegistryError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(activations.names())
+
+    def __len__(self) -> int:
+        return len(activations.names())
+
+
+ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = _RegistryView(lambda entry: tuple(entry.parameters))
+"""Registered activation names and the parameters each takes (a view of theory.activations)."""
+
+DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = _RegistryView(lambda entry: entry.defaults)
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -59,8 +69,14 @@ class Architecture:
     sigma_b: float = 0.0
     parameterization: str = "ntk"
     activation_params: tuple[tuple[str, object], ...] = ()
+    residual_scale: float = 0.0
+    """s > 0: the hidden layers are residual blocks h + s Dense(phi(h)) (theory.layers.layers_of); 0: none."""
 
     def __post_init__(self):
+        if not (math.isfinite(self.residual_scale) and self.residual_scale >= 0):
+            raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {self.residual_scale!r}")
+        if self.residual_scale > 0 and self.parameterization != "ntk":
+            raise SpecError("residual blocks (res=) are defined in the NTK parametrization only")
         if self.activation not in ACTIVATION_PARAMETERS:
             raise SpecError(
                 f"unknown activation {self.activation!r}; known: {', '.join(ACTIVATION_PARAMETERS)}")
@@ -105,8 +121,10 @@ class Architecture:
             parts.append(f"sb={self.sigma_b:g}")
         if self.parameterization != "ntk":
             parts.append(f"param={self.parameterization}")
+        if self.residual_scale:
+            parts.append(f"res={self.residual_scale:g}")
         for name, value in self.activation_params:
-            if name == "coeffs":
+            if isinstance(value, tuple):
                 value = ",".join(f"{v:g}" for v in value)
             elif isinstance(value, float):
                 value = f"{value:g}"
@@ -118,18 +136,20 @@ class Architecture:
 
 
 def _parse_value(activation: str, key: str, text: str) -> object:
+    """Read a parameter's text by its kind in the registry entry (theory.activations.PARAMETER_KINDS)."""
+    kind = activations.get(activation).parameters[key]
     try:
-        if key == "k":
+        if kind == "int":
             value = int(text)
             if value < 0:
                 raise ValueError
             return value
-        if key == "coeffs":
-            coeffs = tuple(float(v) for v in text.split(","))
-            if not coeffs or not all(math.isfinite(v) for v in coeffs):
+        if kind == "floats":
+            values = tuple(float(v) for v in text.split(","))
+            if not values or not all(math.isfinite(v) for v in values):
                 raise ValueError
-            return coeffs
-        if key == "phi":
+            return values
+        if kind == "expression":
             from theory.expressions import parse_expression  # whitelist parser; raises SpecError naming the token
 
             parse_expression(text)
@@ -168,7 +188,7 @@ def parse_spec(spec: str) -> Architecture:
             raise SpecError(f"option {item!r} in spec {spec!r} is not KEY=VALUE")
         if key in fields or key in act_params:
             raise SpecError(f"option {key!r} given twice in spec {spec!r}")
-        if key in ("sw", "sb"):
+        if key in ("sw", "sb", "res"):
             try:
                 fields[key] = float(text)
             except ValueError:
@@ -178,7 +198,7 @@ def parse_spec(spec: str) -> Architecture:
         elif key in ACTIVATION_PARAMETERS[activation]:
             act_params[key] = _parse_value(activation, key, text)
         else:
-            raise SpecError(f"unknown option {key!r} in spec {spec!r}; allowed: sw, sb, param"
+            raise SpecError(f"unknown option {key!r} in spec {spec!r}; allowed: sw, sb, param, res"
                             + "".join(f", {p}" for p in ACTIVATION_PARAMETERS[activation]))
     return Architecture(
         activation=activation,
@@ -187,4 +207,5 @@ def parse_spec(spec: str) -> Architecture:
         sigma_b=fields.get("sb", 0.0),
         parameterization=fields.get("param", "ntk"),
         activation_params=tuple(act_params.items()),
+        residual_scale=fields.get("res", 0.0),
     )

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
+from typing import TYPE_CHECKING
 
 import sympy as sp
 
-from theory.architecture import Architecture, SpecError
+from theory import activations
 from theory.expressions import parse_expression
+
+if TYPE_CHECKING:
+    from theory.architecture import Architecture
 
 a_var, b_var = sp.symbols("a b", positive=True)
 c_var = sp.Symbol("c", real=True)
@@ -121,20 +124,8 @@ def activation_expression(text: str) -> sp.Expr:
     return parse_expression(text)
 
 
-def as_rational(value) -> sp.Expr:
-    """Activation parameters enter the expressions exactly, so the certificates stay exact."""
-    if isinstance(value, int):
-        return sp.Integer(value)
-    return sp.nsimplify(value, rational=True) if math.isfinite(value) else sp.Float(value)
-
-
-def _abrelu(name: str, neg, pos) -> DualKernel:
-    neg, pos = as_rational(neg), as_rational(pos)
-    phi = neg * sp.Min(x_symbol, 0) + pos * sp.Max(x_symbol, 0)
-    return DualKernel(name=name, phi=phi,
-                      value=(pos - neg) ** 2 * relu_kernel() + pos * neg * c_var,
-                      derivative=(pos - neg) ** 2 * step_kernel() + pos * neg,
-                      method=CLOSED_FORM)
+as_rational = activations.exact
+"""A numeric parameter as an exact sympy number (rationals for floats): certificates and recursions stay exact."""
 
 
 def _polynomial(name: str, phi: sp.Expr) -> DualKernel:
@@ -144,37 +135,30 @@ def _polynomial(name: str, phi: sp.Expr) -> DualKernel:
 
 @functools.cache
 def dual_kernel(activation: str, params: tuple = ()) -> DualKernel:
-    """The dual pair of a named activation (see :data:`theory.architecture.ACTIVATION_PARAMETERS`)."""
-    p = dict(params)
-    if activation == "relu":
-        return DualKernel(name="relu", phi=sp.Max(x_symbol, 0), value=relu_kernel(),
-                          derivative=step_kernel(), method=CLOSED_FORM)
-    if activation == "leaky_relu":
-        return _abrelu("leaky_relu", p["alpha"], 1)
-    if activation == "abrelu":
-        return _abrelu("abrelu", p["a"], p["b"])
-    if activation == "erf":
-        det = (1 + 2 * a_var) * (1 + 2 * b_var)
-        return DualKernel(name="erf", phi=sp.erf(x_symbol),
-                          value=2 / sp.pi * sp.asin(2 * c_var / sp.sqrt(det)),
-                          derivative=4 / sp.pi / sp.sqrt(det - 4 * c_var**2), method=CLOSED_FORM)
-    if activation == "identity":
-        return DualKernel(name="identity", phi=x_symbol, value=c_var, derivative=sp.Integer(1),
+    """The dual pair of a registered activation (:mod:`theory.activations`): the entry's closed form, exact
+    Gaussian moments when phi is a polynomial, else quadrature (``method``)."""
+    from theory.architecture import SpecError
+
+    try:
+        entry = activations.get(activation)
+    except activations.RegistryError as error:
+        raise SpecError(str(error)) from None
+    p = dict(entry.defaults)
+    p.update(params)
+    phi = entry.expression(p)
+    if entry.dual is not None:
+        value, derivative = entry.dual(p)
+        return DualKernel(name=activation, phi=phi, value=sp.sympify(value), derivative=sp.sympify(derivative),
                           method=CLOSED_FORM)
-    if activation == "monomial":
-        return _polynomial("monomial", x_symbol ** int(p["k"]))
-    if activation == "poly":
-        phi = sum(as_rational(ck) * x_symbol**i for i, ck in enumerate(p["coeffs"]))
-        return _polynomial("poly", sp.sympify(phi))
-    if activation == "expr":
-        phi = activation_expression(p["phi"])
-        if phi.is_polynomial(x_symbol):
-            return _polynomial("expr", sp.expand(phi))
-        return DualKernel(name="expr", phi=phi, value=None, derivative=None, method=QUADRATURE)
-    raise SpecError(f"unknown activation {activation!r}")
+    if entry.polynomial_degree(p) is not None:
+        return _polynomial(activation, sp.expand(phi))
+    return DualKernel(name=activation, phi=phi, value=None, derivative=None, method=QUADRATURE)
 
 
-def dual_for(arch: Architecture) -> DualKernel:
+activations.on_change(dual_kernel.cache_clear)
+
+
+def dual_for(arch: "Architecture") -> DualKernel:
     return dual_kernel(arch.activation, arch.activation_params)
 
 
@@ -264,8 +248,9 @@ def certificates(kernel: DualKernel) -> list[Certificate]:
         return []
     out = [price_certificate(kernel), factorization_certificate(kernel),
            factorization_certificate(kernel, derivative=True)]
-    if kernel.name in ("relu", "leaky_relu", "abrelu"):
+    entry = activations.get(kernel.name)
+    if entry.piecewise_linear:
         out.append(step_density_certificate())
-    if kernel.name != "erf":
+    if entry.certify_diagonal:
         out.append(diagonal_certificate(kernel))
     return out

@@ -13,74 +13,61 @@ feeding each weight matrix:
     Theta^1 = <x, x'> + [bias],   Theta^{l+1} = n_l E[phi(u) phi(v)] + [bias] + sigma_w^2 E[phi' phi'] Theta^l
 
 where [bias] is 1 when the network has biases. The outputs of a network with ``depth`` hidden layers are
-Sigma^{depth+1} and Theta^{depth+1}. The same layer map is compiled numerically by
-:mod:`numerics.kernels`.
+Sigma^{depth+1} and Theta^{depth+1}. Each layer's step is written once, in :mod:`theory.layers`; this module
+composes the steps symbolically and :mod:`numerics.kernels` compiles the same step expressions.
 """
 
 from __future__ import annotations
+
 
 import dataclasses
 
 import sympy as sp
 
 from theory.architecture import Architecture
-from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_for
+from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_kernel
+from theory.layers import STATE, PairState, activation_of, input_state, k11, k12, k22, kdot, layers_of, n_in
 
 q12 = sp.Symbol("q12", real=True)
 q11, q22 = sp.symbols("q11 q22", positive=True)
 dim, width_symbol = sp.symbols("d m", positive=True)
 
 
-@dataclasses.dataclass(frozen=True)
-class KernelState:
-    """Sigma(x, x), Sigma(x, x'), Sigma(x', x') and Theta(x, x') after some layer."""
-
-    s11: sp.Expr
-    s12: sp.Expr
-    s22: sp.Expr
-    theta: sp.Expr
+KernelState = PairState
+"""Sigma(x, x), Sigma(x, x'), Sigma(x', x') and Theta(x, x') after some layer (theory.layers.PairState)."""
 
 
-def input_layer(arch: Architecture) -> KernelState:
-    """The first dense layer, in terms of q_ij = <x_i, x_j> and the input dimension d."""
-    sw2, sb2 = as_rational(arch.sigma_w) ** 2, as_rational(arch.sigma_b) ** 2
-
-    def sigma(q):
-        return sw2 * q / dim + sb2
-
-    if arch.parameterization == "ntk":
-        theta = sigma(q12)
-    else:
-        theta = q12 + (1 if arch.has_bias else 0)
-    return KernelState(sigma(q11), sigma(q12), sigma(q22), theta)
-
-
-def layer_step(arch: Architecture, state: KernelState, kernel: DualKernel | None = None) -> KernelState:
-    """One activation + dense layer of the recursion (module docstring)."""
-    kernel = kernel or dual_for(arch)
+def _dual_values(kernel: DualKernel, state: PairState) -> dict:
+    """The dual symbols of an activation step (theory.layers) at ``state``, from the sympy dual pair."""
     if kernel.method != CLOSED_FORM:
-        raise ValueError(f"activation {arch.activation} has no closed-form dual kernel; it is evaluated by "
+        raise ValueError(f"activation {kernel.name} has no closed-form dual kernel; it is evaluated by "
                          "quadrature in numerics.kernels, not composed symbolically")
-    sw2, sb2 = as_rational(arch.sigma_w) ** 2, as_rational(arch.sigma_b) ** 2
     cross = {a_var: state.s11, b_var: state.s22, c_var: state.s12}
-    value = kernel.value.subs(cross, simultaneous=True)
-    derivative = kernel.derivative.subs(cross, simultaneous=True)
-    s11 = sw2 * kernel.value_diagonal.subs(a_var, state.s11) + sb2
-    s22 = sw2 * kernel.value_diagonal.subs(a_var, state.s22) + sb2
-    s12 = sw2 * value + sb2
-    if arch.parameterization == "ntk":
-        theta = s12 + sw2 * derivative * state.theta
-    else:
-        theta = width_symbol * value + (1 if arch.has_bias else 0) + sw2 * derivative * state.theta
-    return KernelState(s11, s12, s22, theta)
+    return {k11: kernel.value_diagonal.subs(a_var, state.s11), k22: kernel.value_diagonal.subs(a_var, state.s22),
+            k12: kernel.value.subs(cross, simultaneous=True), kdot: kernel.derivative.subs(cross, simultaneous=True)}
+
+
+def apply_layer(layer, state: PairState, *, width=width_symbol, first: bool = False) -> PairState:
+    """``layer``'s symbolic step (theory.layers) evaluated at ``state``."""
+    values = dict(zip(STATE, state.as_tuple()))
+    values[n_in] = dim if first else width
+    activation = activation_of(layer)
+    if activation is not None:
+        values.update(_dual_values(dual_kernel(activation.name, activation.params), state))
+    out = layer.step()
+    return PairState(*(expr.subs(values, simultaneous=True) for expr in out.as_tuple()))
 
 
 def compose(arch: Architecture, depth: int | None = None) -> KernelState:
-    """The kernels after ``depth`` hidden layers (default ``arch.depth``) and the readout layer."""
-    state = input_layer(arch)
-    kernel = dual_for(arch)
-    for _ in range(arch.depth if depth is None else depth):
-        state = layer_step(arch, state, kernel)
+    """The kernels after ``depth`` hidden layers (default ``arch.depth``) and the readout layer, in terms of
+    q_ij = <x_i, x_j>, the input dimension d and (standard parametrization) the width m."""
+    depth = arch.depth if depth is None else depth
+    chain = layers_of(arch)
+    if depth != arch.depth:
+        chain = layers_of(dataclasses.replace(arch, depth=depth))
+    state = input_state(q11, q12, q22, dim)
+    for index, layer in enumerate(chain):
+        state = apply_layer(layer, state, first=index == 0)
     return state
 
 

@@ -15,12 +15,12 @@ import numpy as np
 from proofs_check.figures import save_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, bootstrap_loglog_slope, exact,
                                    geometric_mean_over_seeds, rate_interval, register, slope_below, within)
+from theory import activations
 from theory.architecture import Architecture, parse_spec
 
 LINEARIZED_ARCH = "relu:2"
 RATE_ARCHS = {"quick": ("relu:2",), "full": ("relu:2", "erf:2")}
 """relu:2 is the paper's setting; erf:2 (full profile) shows the m^-1/2 rate of a smooth activation beside it."""
-PIECEWISE_LINEAR = ("relu", "leaky_relu", "abrelu")
 N_TRAIN = 8
 IN_DIM = 8
 SPOT_TOLERANCE = 1e-10
@@ -167,7 +167,7 @@ def _rate_outcome(arch: Architecture, fit, seeds: int, **details) -> Outcome:
     exponent is reported beside -1/2 as an open observation."""
     name = f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width"
     sample = f"{seeds} seeds x {len(details['widths'])} widths, {fit.level:.0%} percentile bootstrap over seeds"
-    if arch.activation in PIECEWISE_LINEAR:
+    if activations.get(arch.activation).piecewise_linear:
         outcome = slope_below(
             name, fit, 0.0,
             f"{sample}; piecewise-linear phi: no rate is proven here (units whose pre-activation changes sign "

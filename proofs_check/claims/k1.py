@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -11,17 +12,18 @@ import sympy as sp
 from proofs_check.figures import loglog_rate_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, at_least, bootstrap_loglog_slope, exact,
                                    not_applicable, register, slope_in_band, within)
+from theory import activations
 from theory.architecture import Architecture, parse_spec
 
-DEFAULT_ACTIVATIONS = ("relu", "erf", "identity", "leaky_relu", "abrelu", "monomial:k=3", "poly:coeffs=0.5,1,0.25",
-                       "expr:phi=tanh(x)")
 NT_ACTIVATIONS = ("relu", "erf", "identity", "abrelu:a=-0.5:b=1")
 RATE_ARCHS = ("relu:2", "erf:2:sw=1.5:sb=0.1")
 RATE_BAND = (-0.7, -0.3)
 RATE_SEEDS = 20
 """Seeds per width in the quick profile: with 10, tanh (64..1024) fitted -0.35 [-0.43, -0.28]; with 20, -0.43
 [-0.50, -0.36] (widths this small are pre-asymptotic for smooth activations; the full profile reaches 4096)."""
-PD_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1", "relu:2:sb=0.2")
+PD_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1", "relu:2:sb=0.2", "relu:2:res=0.5")
+RESIDUAL_NT_ACTIVATIONS = ("relu", "erf")
+"""Residual blocks (res=0.5) checked against neural-tangents' FanOut / FanInSum at depth 1-3, with and without biases."""
 
 
 def _activation_arch(text: str, depth: int = 1) -> Architecture:
@@ -33,7 +35,8 @@ def _activation_archs(ctx: Context) -> list[Architecture]:
     if ctx.archs:
         unique = {(arch.activation, arch.activation_params): arch for arch in ctx.archs}
         return list(unique.values())
-    return [_activation_arch(text) for text in DEFAULT_ACTIVATIONS]
+    return [_activation_arch(f"{entry.name}:{entry.example}" if entry.example else entry.name)
+            for entry in activations.all_activations()]
 
 
 def _random_covariances(rng: np.random.Generator, count: int) -> list[tuple[float, float, float]]:
@@ -193,7 +196,48 @@ def _nt_archs(ctx: Context) -> list[Architecture]:
         name, _, rest = activation.partition(":")
         spec = f"{name}:{depth}:sw=1.3:sb={sb}:param={param}" + (f":{rest}" if rest else "")
         archs.append(parse_spec(spec))
+    for activation, depth, sb in itertools.product(RESIDUAL_NT_ACTIVATIONS, (1, 2, 3), (0.0, 0.1)):
+        archs.append(parse_spec(f"{activation}:{depth}:sw=1.3:sb={sb}:res=0.5"))
     return archs
+
+
+@functools.cache
+def _mp_dual(arch: Architecture):
+    """The dual pair and diagonal of ``arch``'s activation as mpmath functions (40 digits)."""
+    import mpmath
+
+    from theory.dual import a_var, b_var, c_var, dual_for
+
+    kernel = dual_for(arch)
+    modules = [{"sqrt": lambda v: mpmath.sqrt(v) if v > 0 else mpmath.mpf(0)}, "mpmath"]
+    return (sp.lambdify((a_var, b_var, c_var), kernel.value, modules=modules),
+            sp.lambdify((a_var, b_var, c_var), kernel.derivative, modules=modules))
+
+
+def exact_edge_kernels(arch: Architecture, x: np.ndarray, y: np.ndarray, *, width: int) -> tuple[float, float]:
+    """(Sigma, Theta)(x, y) by the layer recursion in 40-digit arithmetic from the float inputs' exact values.
+
+    An independent reference at the angle edges: for y = x or y = -k x the first layer's ab - c^2 is 0 to 40
+    digits, so the angle is exactly 0 or pi, with no float64 rounding of the covariances to amplify.
+    """
+    import mpmath
+
+    with mpmath.workdps(40):
+        value, derivative = _mp_dual(arch)
+        sw2, sb2 = mpmath.mpf(arch.sigma_w) ** 2, mpmath.mpf(arch.sigma_b) ** 2
+        bias = 1 if arch.has_bias else 0
+
+        def dot(u, v):
+            return mpmath.fsum(mpmath.mpf(float(p)) * mpmath.mpf(float(q)) for p, q in zip(u, v))
+
+        d = len(x)
+        a, b, c = (sw2 * dot(u, v) / d + sb2 for u, v in ((x, x), (y, y), (x, y)))
+        theta = c if arch.parameterization == "ntk" else dot(x, y) + bias
+        for _ in range(arch.depth):
+            k12, kdot = value(a, b, c), derivative(a, b, c)
+            a, b, c = sw2 * value(a, a, a) + sb2, sw2 * value(b, b, b) + sb2, sw2 * k12 + sb2
+            theta = (c if arch.parameterization == "ntk" else width * k12 + bias) + sw2 * kdot * theta
+        return float(c), float(theta)
 
 
 QUADRATURE_NT_TOLERANCE = 1e-4
@@ -202,7 +246,8 @@ QUADRATURE_NT_TOLERANCE = 1e-4
 
 
 def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
-    """(b) analytic_kernel_fn vs neural-tangents' kernel_fn, float64, generic points and edge points.
+    """(b) analytic_kernel_fn vs neural-tangents' kernel_fn, float64, generic points and edge points; at the
+    edges (coincident and antipodal inputs) also against the exact (40-digit) recursion.
 
     Closed-form kernels and quadrature kernels are compared separately, each with its own tolerance."""
     from numerics.kernels import analytic_kernel_fn
@@ -214,6 +259,9 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     x2 = rng.normal(size=(5, 5))
     edge = x2.copy()
     edge[0], edge[1] = x1[0], -2.0 * x1[1]
+    # coincident entries K(X, X[::-1])[i, n-1-i] and antipodal ones K(X, -2 X[::-1])[i, n-1-i]
+    edge_pairs = [(x1[::-1], 1.0), (-2.0 * x1[::-1], -2.0)]
+    exact_worst, exact_where = 0.0, None
     width = 64
     worst: dict[tuple[bool, bool], tuple[float, str | None]] = {}
     counts = {True: 0, False: 0}
@@ -229,6 +277,17 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
                         float(np.abs(nngp - ref.nngp).max() / np.abs(ref.nngp).max()))
             if error >= worst.get((closed, is_edge), (-1.0, None))[0]:
                 worst[closed, is_edge] = (error, arch.spec)
+        if not closed or arch.residual_scale:  # the 40-digit reference below is the plain chain's recursion
+            continue
+        for points, factor in edge_pairs:
+            nngp, ntk = (np.asarray(k) for k in ours_fn(x1, points))
+            n = len(x1)
+            for i in range(0, n, 2):
+                ref_nngp, ref_ntk = exact_edge_kernels(arch, x1[i], factor * x1[i], width=width)
+                scale = max(abs(ref_ntk), abs(exact_edge_kernels(arch, x1[i], x1[i], width=width)[1]))
+                error = max(abs(ntk[i, n - 1 - i] - ref_ntk), abs(nngp[i, n - 1 - i] - ref_nngp)) / scale
+                if error >= exact_worst:
+                    exact_worst, exact_where = error, f"{arch.spec} at {'coincident' if factor > 0 else 'antipodal'}"
     outcomes = []
     if counts[True]:
         outcomes += [
@@ -237,9 +296,14 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
                    "both libraries evaluate the same closed forms in float64; 1e-10 leaves room for op order",
                    worst_arch=worst[True, False][1]),
             within(f"{counts[True]} closed-form architectures, coincident and antipodal points", worst[True, True][0],
-                   1e-7, "the angle is ill-conditioned at 0 and pi: a 1-ulp cosine error moves it by "
-                   "sqrt(2 eps) = 2e-8, compounded over up to 4 layers", worst_arch=worst[True, True][1]),
+                   1e-13, "both libraries take the angle as exactly 0 or pi there (measured <= 2e-15); an arccos "
+                   "of rounded covariances would be off by sqrt(2 eps) = 2e-8", worst_arch=worst[True, True][1]),
         ]
+    if exact_where is not None:
+        outcomes.append(within(
+            "closed forms at coincident and antipodal points vs the exact (40-digit) recursion", exact_worst, 1e-13,
+            "the angle is exactly 0 or pi there, then a few ulps per layer over up to 4 layers (measured <= 2e-15); "
+            "an unguarded arccos/atan2 of rounded covariances is off by 1e-8", worst_pair=exact_where))
     if counts[False]:
         error, spec = max(worst[False, False], worst[False, True])
         outcomes.append(within(f"{counts[False]} quadrature architectures, generic and edge points", error,
@@ -297,13 +361,8 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
 
 
 def _polynomial_degree(arch: Architecture) -> int | None:
-    """Degree of a polynomial activation (None for non-polynomial ones)."""
-    from theory.dual import dual_for, x_symbol
-
-    phi = dual_for(arch).phi
-    if arch.activation in ("relu", "leaky_relu", "abrelu", "erf") or not phi.is_polynomial(x_symbol):
-        return None
-    return int(sp.degree(phi, x_symbol))
+    """Degree of a polynomial activation (None for non-polynomial ones), a trait of its registry entry."""
+    return activations.get(arch.activation).polynomial_degree(arch.params)
 
 
 def _pd_archs(ctx: Context) -> list[Architecture]:
@@ -384,7 +443,8 @@ CLAIM = register(Claim(
     ],
     checks=[
         Step("(a) quadrature", "dual kernels vs scipy nested adaptive quadrature", check_against_quadrature),
-        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn", check_against_neural_tangents),
+        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn; at coincident and antipodal inputs also vs "
+             "the recursion in 40-digit arithmetic", check_against_neural_tangents),
         Step("(c) rate", "empirical NTK -> Theta at rate m^-1/2", check_convergence_rate),
         Step("(d) strict PD", "hypothesis-drawn sphere point sets", check_strict_pd),
     ],

@@ -355,9 +355,9 @@ def _attack_archs(ctx: Context) -> list[Architecture]:
 def _positively_homogeneous(arch: Architecture) -> bool:
     """Bias-free ReLU-type networks: f(k x) = k f(x) for k > 0, so (k x, lambda / k) is as good as (x, lambda)
     and only directions are identifiable (T1, counterexample (i))."""
-    from numerics.attack import SMOOTHED
+    from theory.activations import get
 
-    return arch.activation in SMOOTHED and not arch.has_bias
+    return get(arch.activation).homogeneous_degree == 1 and not arch.has_bias
 
 
 def _gradient_error(arch: Architecture, thetas, delta, points, method: str = "jvp") -> float:
@@ -368,10 +368,10 @@ def _gradient_error(arch: Architecture, thetas, delta, points, method: str = "jv
     import jax
     import jax.numpy as jnp
 
-    from numerics.attack import SMOOTHED, loss_and_grad, profiled_loss_and_grad, reconstruction_loss
-    from numerics.networks import activation_fn
+    from numerics.attack import loss_and_grad, profiled_loss_and_grad, reconstruction_loss
+    from numerics.networks import activation_fn, has_surrogate
 
-    smooth = arch.activation in SMOOTHED
+    smooth = has_surrogate(arch)
 
     @jax.jit
     def both(x, lam, beta):

@@ -1,0 +1,74 @@
+"""The activation registry: a new activation is one entry, registered from outside the package, and K1 checks it."""
+
+import re
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+from proofs_check.cli import main
+from theory import activations
+from theory.activations import Activation, RegistryError, registered, x
+from theory.architecture import SpecError, parse_spec
+
+SOFTPLUS = Activation(name="softplus", phi=lambda p: sp.log(1 + sp.exp(x)), summary="log(1 + exp(x))")
+"""The README's "Extending" recipe: no closed form (quadrature), no stax layer (ElementwiseNumerical), smooth."""
+
+
+def test_unknown_until_registered():
+    with pytest.raises(SpecError, match="unknown activation 'softplus'"):
+        parse_spec("softplus:2")
+    with registered(SOFTPLUS):
+        assert parse_spec("softplus:2").spec == "softplus:2"
+    with pytest.raises(SpecError, match="unknown activation 'softplus'"):
+        parse_spec("softplus:2")
+
+
+def _readme_recipe() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Extending"):]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+
+
+def test_readme_recipe_passes_k1_from_the_command_line(tmp_path, capsys):
+    """README's "Extending" recipe, run as written from this module (not the package), registers softplus;
+    then K1 (a) quadrature, (b) neural-tangents, (c) rate and (d) strict PD pass on softplus:2."""
+    assert "softplus" not in activations.names()
+    try:
+        exec(_readme_recipe(), {})  # the README's own code block, verbatim
+        assert activations.get("softplus").polynomial_degree({}) is None
+        status = main(["run", "K1", "--arch", "softplus:2", "--out", str(tmp_path)])
+        out = capsys.readouterr().out
+        assert status == 0, out
+        report = (tmp_path / "report.md").read_text()
+    finally:
+        activations.unregister("softplus")
+    for step in ("vs scipy quadrature", "quadrature architectures, generic and edge points",
+                 "slope of relative NTK error", "lambda_min / lambda_max"):
+        assert step in report, step
+    assert "softplus" in report
+
+
+def test_traits_come_from_the_entries():
+    assert activations.get("relu").piecewise_linear and activations.get("relu").homogeneous_degree == 1
+    assert activations.get("poly").polynomial_degree({"coeffs": (0.5, 1.0, 0.25)}) == 2
+    assert activations.get("monomial").polynomial_degree({"k": 3}) == 3
+    assert activations.get("erf").polynomial_degree({}) is None
+    assert activations.get("expr").polynomial_degree({"phi": "x**3 - x"}) == 3
+    assert activations.get("expr").polynomial_degree({"phi": "tanh(x)"}) is None
+
+
+def test_surrogate_tends_to_the_activation():
+    """softplus(beta x) / beta -> relu(x) as beta grows: the surrogate differs by at most log(2) / beta."""
+    surrogate = activations.get("abrelu").surrogate_expression({"a": -0.5, "b": 1.0})
+    phi = activations.get("abrelu").expression({"a": -0.5, "b": 1.0})
+    for point in (-1.3, 0.0, 0.7):
+        gap = abs(float((surrogate - phi).subs({x: point, activations.beta: 200}).rewrite(sp.log).evalf()))
+        assert gap <= 1.5 * float(sp.log(2)) / 200 + 1e-15
+
+
+def test_duplicate_and_bad_names_are_refused():
+    with pytest.raises(RegistryError, match="already registered"):
+        activations.register(Activation(name="relu", phi=lambda p: x))
+    with pytest.raises(RegistryError, match="lower-case identifier"):
+        Activation(name="Soft Plus", phi=lambda p: x)

@@ -1,0 +1,242 @@
+"""The activation registry: every activation is one :class:`Activation` entry, defined here and nowhere else.
+
+An entry holds everything the package needs to know about an activation phi:
+
+- ``name`` and ``parameters`` (with their kinds and defaults), read by the spec parser
+  (``relu:2``, ``leaky_relu:2:alpha=0.2``);
+- ``phi``: the activation as a sympy expression in ``x`` (the JAX function is compiled from it by
+  ``numerics.networks.activation_fn`` unless ``jax`` overrides it);
+- ``dual``: its dual pair (E[phi(u) phi(v)], E[phi'(u) phi'(v)]) for (u, v) ~ N(0, [[a, c], [c, b]]) as sympy
+  expressions, or ``None``: then polynomials get exact Gaussian moments and anything else is integrated by
+  quadrature (``theory.dual.dual_kernel``);
+- ``surrogate``: a smooth stand-in in ``x`` and the sharpness ``beta`` that the parameter-space attack uses
+  in place of phi (relu(x) -> softplus(beta x) / beta, Loo et al. 2023, arXiv:2302.01428, Sec. 4);
+- ``stax``: the neural-tangents ``stax`` layer (its name and arguments); ``None`` builds
+  ``stax.ElementwiseNumerical`` from the JAX function;
+- traits: ``piecewise_linear``, ``homogeneous_degree`` (phi(k x) = k^deg phi(x) for k > 0), and the polynomial
+  degree, read from ``phi``.
+
+Adding an activation is one call, from anywhere (a test module included)::
+
+    from theory.activations import Activation, register, x
+    import sympy as sp
+    register(Activation(name="softplus", phi=lambda p: sp.log(1 + sp.exp(x))))
+
+after which ``proofs-check run K1 --arch softplus:2`` checks it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+from typing import Callable, Iterator, Mapping
+
+import sympy as sp
+
+x = sp.Symbol("x", real=True)
+"""The activation's argument in every ``phi`` and ``surrogate`` expression."""
+beta = sp.Symbol("beta", positive=True)
+"""The surrogate's sharpness (the attack anneals it upward, e.g. 10 -> 200)."""
+
+PARAMETER_KINDS = ("float", "int", "floats", "expression")
+"""How a parameter's text in a spec is read: a finite float, an integer >= 0, comma-separated finite floats, or
+a formula in x (read by the whitelist parser theory.expressions.parse_expression, never evaluated)."""
+
+Params = Mapping[str, object]
+
+
+class softplus(sp.Function):  # noqa: N801 - printed as ``softplus`` by lambdify, mapped to jax.nn.softplus
+    """softplus(z) = log(1 + exp(z)), as a sympy function so that a numerically stable implementation
+    (jax.nn.softplus) is used when it is compiled; d/dz softplus(z) = 1 / (1 + exp(-z))."""
+
+    def fdiff(self, argindex=1):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _eval_rewrite_as_log(self, z, **kwargs):
+        return sp.log(1 + sp.exp(z))
+
+
+class RegistryError(ValueError):
+    """An unknown activation name, or an entry that contradicts itself."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """One activation: its definition, dual pair, numerical layers and traits (module docstring).
+
+    Callables take the activation's parameters as a dict (defaults filled in); numeric parameters enter
+    sympy expressions exactly (:func:`exact`).
+    """
+
+    name: str
+    phi: Callable[[Params], sp.Expr]
+    parameters: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    """Parameter name -> kind (one of :data:`PARAMETER_KINDS`), in spec order."""
+    defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    dual: Callable[[Params], tuple[sp.Expr, sp.Expr]] | None = None
+    surrogate: Callable[[Params], sp.Expr] | None = None
+    stax: tuple[str, Callable[[Params], tuple]] | None = None
+    jax: Callable[[Params], Callable] | None = None
+    """Optional JAX function factory; default: phi compiled by sympy.lambdify (numerics.networks)."""
+    piecewise_linear: bool = False
+    homogeneous_degree: int | None = None
+    example: str = ""
+    """Parameters K1 checks by default, as spec options (``alpha=0.1``); empty: the defaults."""
+    summary: str = ""
+    certify_diagonal: bool = True
+    """Whether sympy can integrate E[phi(u)^2] in closed form for the diagonal certificate (not for erf)."""
+
+    def __post_init__(self):
+        if not self.name.isidentifier() or self.name != self.name.lower():
+            raise RegistryError(f"activation name {self.name!r} must be a lower-case identifier")
+        bad = [kind for kind in self.parameters.values() if kind not in PARAMETER_KINDS]
+        if bad:
+            raise RegistryError(f"activation {self.name!r}: parameter kinds {bad} not in {PARAMETER_KINDS}")
+
+    def expression(self, params: Params) -> sp.Expr:
+        """phi(x) with the parameters substituted."""
+        return sp.sympify(self.phi(dict(params)))
+
+    def polynomial_degree(self, params: Params) -> int | None:
+        """Degree of phi when it is a polynomial in x, else None (a trait read from phi itself)."""
+        phi = self.expression(params)
+        if self.piecewise_linear or not phi.is_polynomial(x):
+            return None
+        return int(sp.degree(sp.expand(phi), x)) if phi.has(x) else 0
+
+    def surrogate_expression(self, params: Params) -> sp.Expr | None:
+        return None if self.surrogate is None else sp.sympify(self.surrogate(dict(params)))
+
+
+_REGISTRY: dict[str, Activation] = {}
+_listeners: list[Callable[[], None]] = []
+
+
+def register(activation: Activation, *, replace: bool = False) -> Activation:
+    """Add ``activation`` to the registry (``replace`` to redefine an existing name)."""
+    if activation.name in _REGISTRY and not replace:
+        raise RegistryError(f"activation {activation.name!r} is already registered")
+    _REGISTRY[activation.name] = activation
+    _changed()
+    return activation
+
+
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+    _changed()
+
+
+@contextlib.contextmanager
+def registered(activation: Activation) -> Iterator[Activation]:
+    """Register ``activation`` for the duration of a ``with`` block (tests)."""
+    previous = _REGISTRY.get(activation.name)
+    register(activation, replace=True)
+    try:
+        yield activation
+    finally:
+        if previous is None:
+            unregister(activation.name)
+        else:
+            register(previous, replace=True)
+
+
+def on_change(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever the registry changes (caches keyed by activation names clear themselves)."""
+    _listeners.append(callback)
+
+
+def _changed() -> None:
+    for callback in _listeners:
+        callback()
+
+
+def get(name: str) -> Activation:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise RegistryError(f"unknown activation {name!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTRY)
+
+
+def all_activations() -> tuple[Activation, ...]:
+    return tuple(_REGISTRY.values())
+
+
+def exact(value) -> sp.Expr:
+    """A numeric parameter as an exact sympy number (rationals for floats), so certificates stay exact."""
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, int):
+        return sp.Integer(value)
+    return sp.nsimplify(value, rational=True) if math.isfinite(value) else sp.Float(value)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# The built-in entries
+# ------------------------------------------------------------------------------------------------------------
+
+def _abrelu_phi(neg, pos) -> sp.Expr:
+    return exact(neg) * sp.Min(x, 0) + exact(pos) * sp.Max(x, 0)
+
+
+def _abrelu_dual(neg, pos) -> tuple[sp.Expr, sp.Expr]:
+    """phi = a_- min(x, 0) + a_+ max(x, 0) = a_- x + (a_+ - a_-) relu(x):
+    value (a_+ - a_-)^2 relu-kernel + a_+ a_- c, derivative (a_+ - a_-)^2 step-kernel + a_+ a_-."""
+    from theory.dual import c_var, relu_kernel, step_kernel
+
+    neg, pos = exact(neg), exact(pos)
+    return ((pos - neg) ** 2 * relu_kernel() + pos * neg * c_var,
+            (pos - neg) ** 2 * step_kernel() + pos * neg)
+
+
+def _abrelu_surrogate(neg, pos) -> sp.Expr:
+    """a_+ softplus(beta x) / beta - a_- softplus(-beta x) / beta -> phi as beta -> inf."""
+    return (exact(pos) * softplus(beta * x) - exact(neg) * softplus(-beta * x)) / beta
+
+
+def _erf_dual(p: Params) -> tuple[sp.Expr, sp.Expr]:
+    """Williams 1997: (2 / pi) arcsin(2c / sqrt((1 + 2a)(1 + 2b))), derivative (4 / pi) / sqrt((1+2a)(1+2b) - 4c^2)."""
+    from theory.dual import a_var, b_var, c_var
+
+    det = (1 + 2 * a_var) * (1 + 2 * b_var)
+    return 2 / sp.pi * sp.asin(2 * c_var / sp.sqrt(det)), 4 / sp.pi / sp.sqrt(det - 4 * c_var**2)
+
+
+def _expression_phi(p: Params) -> sp.Expr:
+    from theory.expressions import parse_expression  # whitelist parser: untrusted text is data
+
+    return parse_expression(str(p["phi"]))
+
+
+BUILTIN = (
+    Activation("relu", phi=lambda p: sp.Max(x, 0), dual=lambda p: _abrelu_dual(0, 1),
+               surrogate=lambda p: _abrelu_surrogate(0, 1), stax=("Relu", lambda p: ()),
+               piecewise_linear=True, homogeneous_degree=1, summary="max(x, 0)"),
+    Activation("erf", phi=lambda p: sp.erf(x), dual=_erf_dual, stax=("Erf", lambda p: ()), certify_diagonal=False,
+               summary="erf(x)"),
+    Activation("identity", phi=lambda p: x, stax=("Identity", lambda p: ()), homogeneous_degree=1, summary="x"),
+    Activation("leaky_relu", phi=lambda p: _abrelu_phi(p["alpha"], 1), parameters={"alpha": "float"},
+               defaults={"alpha": 0.1}, dual=lambda p: _abrelu_dual(p["alpha"], 1),
+               surrogate=lambda p: _abrelu_surrogate(p["alpha"], 1),
+               stax=("LeakyRelu", lambda p: (p["alpha"],)), piecewise_linear=True, homogeneous_degree=1,
+               summary="alpha min(x, 0) + max(x, 0)"),
+    Activation("abrelu", phi=lambda p: _abrelu_phi(p["a"], p["b"]), parameters={"a": "float", "b": "float"},
+               defaults={"a": -0.5, "b": 1.0}, dual=lambda p: _abrelu_dual(p["a"], p["b"]),
+               surrogate=lambda p: _abrelu_surrogate(p["a"], p["b"]),
+               stax=("ABRelu", lambda p: (p["a"], p["b"])), piecewise_linear=True, homogeneous_degree=1,
+               summary="a min(x, 0) + b max(x, 0)"),
+    Activation("monomial", phi=lambda p: x ** int(p["k"]), parameters={"k": "int"}, defaults={"k": 2},
+               stax=("Monomial", lambda p: (int(p["k"]),)), example="k=3", summary="x**k"),
+    Activation("poly", phi=lambda p: sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)),
+               parameters={"coeffs": "floats"}, stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)),
+               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i"),
+    Activation("expr", phi=_expression_phi, parameters={"phi": "expression"}, example="phi=tanh(x)",
+               summary="a formula in x"),
+)
+
+for _entry in BUILTIN:
+    register(_entry)

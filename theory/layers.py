@@ -1,0 +1,145 @@
+"""Layer kinds: each written once, as a symbolic step on the pair state, a finite layer and traits.
+
+A network is a serial composition of layers (``relu:2`` expands to Dense > relu > Dense > relu > Dense, see
+:func:`layers_of`). The pair state of two inputs x, x' after a layer is (Sigma(x, x), Sigma(x, x'),
+Sigma(x', x'), Theta(x, x')), the NNGP and NTK of that layer's outputs (neural-tangents' convention:
+Novak et al. 2020, arXiv:1912.02803). Each layer kind maps it, as sympy expressions in the symbols
+below, by the layer's own rule:
+
+- Dense (NTK parametrization): Sigma' = sigma_w^2 Sigma + sigma_b^2,  Theta' = Sigma'(x, x') + sigma_w^2 Theta;
+  standard parametrization: Theta' = n_in Sigma(x, x') + [bias] + sigma_w^2 Theta (n_in: the input width).
+- Activation phi: Sigma' = E[phi(u) phi(v)],  Theta' = E[phi'(u) phi'(v)] Theta,
+  (u, v) ~ N(0, Sigma restricted to {x, x'}); the dual pair appears as the symbols ``k11, k12, k22, kdot``.
+
+The inputs enter as the state (|x|^2 / d, <x, x'> / d, |x'|^2 / d, 0) with n_in = d.
+:mod:`theory.kernels` composes the steps symbolically (dual symbols replaced by the activation's sympy
+dual pair); :mod:`numerics.kernels` compiles the very same step expressions with sympy.lambdify (dual
+symbols fed by the compiled dual pair). There is no second, hand-written copy of a step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sympy as sp
+
+s11, s22 = sp.symbols("s11 s22", positive=True)
+s12, theta = sp.symbols("s12 theta", real=True)
+k11, k22 = sp.symbols("k11 k22", positive=True)
+k12, kdot = sp.symbols("k12 kdot", real=True)
+n_in = sp.Symbol("n_in", positive=True)
+
+STATE = (s11, s12, s22, theta)
+"""The pair state's symbols, in the order of :class:`PairState`'s fields."""
+STEP_ARGUMENTS = STATE + (k11, k12, k22, kdot, n_in)
+"""Every symbol a step may use: the state, the dual pair at that state, the width feeding the layer."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PairState:
+    """Sigma(x, x), Sigma(x, x'), Sigma(x', x') and Theta(x, x') after some layer."""
+
+    s11: sp.Expr
+    s12: sp.Expr
+    s22: sp.Expr
+    theta: sp.Expr
+
+    def as_tuple(self) -> tuple[sp.Expr, ...]:
+        return (self.s11, self.s12, self.s22, self.theta)
+
+
+SYMBOLIC_STATE = PairState(*STATE)
+
+
+def _exact(value: float) -> sp.Expr:
+    return sp.nsimplify(value, rational=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    """A fully connected layer, h' = (sigma_w / sqrt(n_in)) W a + sigma_b b (NTK parametrization) or
+    W a + b with W ~ N(0, sigma_w^2 / n_in), b ~ N(0, sigma_b^2) (standard)."""
+
+    sigma_w: float = 1.0
+    sigma_b: float = 0.0
+    parameterization: str = "ntk"
+    kind = "dense"
+    preserves_sphere = False
+    homogeneous_degree = 1  # without biases: h'(k a) = k h'(a)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.sigma_b > 0
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        sw2, sb2 = _exact(self.sigma_w) ** 2, _exact(self.sigma_b) ** 2
+        new = [sw2 * s + sb2 for s in (state.s11, state.s12, state.s22)]
+        if self.parameterization == "ntk":
+            ntk = new[1] + sw2 * state.theta
+        else:
+            ntk = n_in * state.s12 + (1 if self.has_bias else 0) + sw2 * state.theta
+        return PairState(new[0], new[1], new[2], ntk)
+
+    def stax(self, units: int):
+        """The neural-tangents layer (built by numerics.networks, which imports neural-tangents)."""
+        return ("Dense", (int(units),), {"W_std": self.sigma_w, "b_std": self.sigma_b if self.has_bias else None,
+                                         "parameterization": self.parameterization})
+
+
+@dataclasses.dataclass(frozen=True)
+class Activation:
+    """An elementwise activation from the registry (theory.activations), with its parameters."""
+
+    name: str
+    params: tuple[tuple[str, object], ...] = ()
+    kind = "activation"
+    preserves_sphere = False
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        """Sigma' = (k11, k12, k22) = dual value at the state, Theta' = kdot Theta."""
+        return PairState(k11, k12, k22, kdot * state.theta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Residual:
+    """A fully connected residual block h -> h + s Dense(phi(h)) (pre-activation, as in He et al. 2016,
+    arXiv:1603.05027), NTK parametrization.
+
+    Step: state' = state + s^2 (Dense o phi)(state), for Sigma and Theta alike. The identity path and the
+    branch add without cross terms at infinite width: the branch ends in a dense layer whose zero-mean weights
+    are independent of h, so E[h_i (W phi(h))_i] = 0, and the same holds for the cross terms of the
+    Jacobians (Yang 2019, arXiv:1902.04760; neural-tangents' FanOut / FanInSum)."""
+
+    scale: float
+    dense: Dense
+    activation: Activation
+    kind = "residual"
+    preserves_sphere = False
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        branch = self.dense.step(self.activation.step(state))
+        s2 = _exact(self.scale) ** 2
+        return PairState(*(old + s2 * new for old, new in zip(state.as_tuple(), branch.as_tuple())))
+
+
+def activation_of(layer) -> Activation | None:
+    """The activation whose dual pair a layer's step uses (its dual symbols), if any."""
+    if isinstance(layer, Activation):
+        return layer
+    return getattr(layer, "activation", None)
+
+
+def layers_of(arch) -> tuple:
+    """The serial composition an :class:`theory.architecture.Architecture` stands for: ``depth`` times
+    (Dense > activation), then the Dense readout; with a residual scale s, Dense > ``depth`` residual blocks
+    > activation > Dense readout."""
+    dense = Dense(arch.sigma_w, arch.sigma_b, arch.parameterization)
+    activation = Activation(arch.activation, arch.activation_params)
+    if getattr(arch, "residual_scale", 0.0):
+        return (dense,) + (Residual(arch.residual_scale, dense, activation),) * arch.depth + (activation, dense)
+    return (dense, activation) * arch.depth + (dense,)
+
+
+def input_state(q11, q12, q22, d) -> PairState:
+    """The inputs as a pair state: (|x|^2 / d, <x, x'> / d, |x'|^2 / d), no tangent kernel yet."""
+    return PairState(q11 / d, q12 / d, q22 / d, sp.Integer(0))
