@@ -191,7 +191,7 @@ def _nt_archs(ctx: Context) -> list[Architecture]:
     if ctx.archs:
         return list(ctx.archs)
     archs = []
-    depths = (1, 2, 3, 4)
+    depths = ctx.pick((1, 3), (1, 2, 3, 4))  # quick: the shallowest and a deep one (each compiles once)
     for activation, depth, sb, param in itertools.product(NT_ACTIVATIONS, depths, (0.0, 0.1), ("ntk", "standard")):
         name, _, rest = activation.partition(":")
         spec = f"{name}:{depth}:sw=1.3:sb={sb}:param={param}" + (f":{rest}" if rest else "")
