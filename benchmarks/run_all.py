@@ -8,10 +8,13 @@ Rows (each ratio is measured in this process, the compared implementations inter
   (the per-pair reference is timed on --ssim-reference-rows rows and scaled to 1000; its largest difference from
   the vectorized scores on those rows is reported);
 - kernel_gram: benchmarks/kernel_gram.py (this project's analytic Gram vs neural-tangents), run as it is;
+- distill_scale: benchmarks/distill_scale.py (KIP, 10 per class, N = 20,000 digits and shifted noisy copies, d = 64,
+  relu:2, 1000 steps), run as its own process so that its ru_maxrss peak is its own: wall time, steps/s, peak memory;
 - quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest``.
 The machine's load (os.getloadavg) is printed before and after: on a shared machine only the ratios are comparable.
 
     .venv/bin/python benchmarks/run_all.py [--widths 256 1024 4096] [--no-profile] [--no-tests] [--no-quality]
+                                       [--no-distill]
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ def main() -> None:
     parser.add_argument("--ssim-reference-rows", type=int, default=40)
     parser.add_argument("--quality-n", type=int, nargs="+", default=[20])
     parser.add_argument("--no-quality", action="store_true", help="skip the time-to-quality runs")
+    parser.add_argument("--no-distill", action="store_true", help="skip the distillation-at-scale run")
     parser.add_argument("--no-profile", action="store_true", help="skip timing the quick profile")
     parser.add_argument("--no-tests", action="store_true", help="skip timing the test suite")
     args = parser.parse_args()
@@ -92,6 +96,14 @@ def main() -> None:
             quality += time_to_quality.run(n, ("profiled", "joint"), (250, 500, 1000, 2000, 4000), emit=emit)
     gram = subprocess.run([sys.executable, "benchmarks/kernel_gram.py"], cwd=ROOT, capture_output=True, text=True)
     print(gram.stdout.strip(), flush=True)
+    scale = None
+    if not args.no_distill:
+        done = subprocess.run([sys.executable, "benchmarks/distill_scale.py"], cwd=ROOT, capture_output=True, text=True)
+        if done.returncode == 0:
+            scale = json.loads(done.stdout.strip().splitlines()[0])
+            emit(json.dumps(scale))
+        else:
+            print(f"distill_scale failed (exit status {done.returncode}): {done.stderr[-2000:]}", flush=True)
     timings = []
     if not args.no_profile:
         with tempfile.TemporaryDirectory() as out:
@@ -108,6 +120,10 @@ def main() -> None:
         print(f"time to quality N={row['n']} {row['mode']:>8} {row['precision']}: {row['steps']:>5} steps "
               f"{row['seconds']:>7.1f} s, SSIM>=0.9 {row['ssim_ge_0.9']:.2f} (trivial best "
               f"{max(row['trivial_ssim_ge_0.9'].values()):.2f}){'  reached' if row['reached'] else ''}")
+    if scale is not None:
+        print(f"distillation at scale, {scale['method'].upper()} {scale['support']} points from N = {scale['n']}, "
+              f"d = {scale['d']}: {scale['steps']} steps {scale['seconds']} s (compilation included), "
+              f"{scale['steps_per_s']} steps/s, process peak memory {scale['process_peak_rss_gb']} GB")
     for row in timings:
         print(f"{row['benchmark']}: {row['seconds']} s (exit status {row['exit_status']})")
     print(f"load average at end {os.getloadavg()[0]:.1f}")

@@ -10,6 +10,9 @@ Multi-GPU host: ``points_mesh()`` takes every local GPU. Several hosts: call ``j
 each (coordinator address, process count and id, or the cluster's environment variables) before anything else;
 ``jax.devices()`` then lists every host's devices and ``points_mesh()`` spans them all (see README).
 
+The distillation losses are numerics.distill's own (:func:`sharded_kip_loss`, :func:`sharded_rkip_loss`: its
+``kip_loss`` / ``rkip_loss`` over its ``target_blocks`` layout, the block axis sharded); nothing here redefines them.
+
 Kernels are any ``kernel(x1, x2) -> (n1, n2)`` function, e.g. ``lambda a, b: analytic_ntk(arch, a, b)``.
 
 Memory bounds (float64, 8 bytes a number):
@@ -29,6 +32,9 @@ import numpy as np
 from jax.experimental.shard_map import shard_map
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+
+from numerics import distill
+from theory.architecture import Architecture
 
 Kernel = Callable[[jax.Array, jax.Array], jax.Array]
 AXIS = "points"
@@ -84,7 +90,7 @@ def sharded_sum(per_row: Callable[..., jax.Array], rows: tuple[jax.Array, ...], 
     """sum_i per_row(rows_block, *replicated)[i] over every row i of the arrays in ``rows`` (which share their row
     count), the rows sharded over ``mesh``: each device sums its block, ``psum`` adds the blocks. ``per_row`` maps
     blocks of rows (and the replicated arguments) to one value per row; padded rows are weighted by zero.
-    Used for losses that are sums over a target set (KIP / RKIP: :func:`kip_loss`)."""
+    Used for losses that are sums over a target set."""
     padded = [_pad_rows(jnp.asarray(r), mesh.size)[0] for r in rows]
     n = rows[0].shape[0]
     weights = (jnp.arange(padded[0].shape[0]) < n).astype(padded[0].dtype)
@@ -129,27 +135,45 @@ def sharded_block_mean(loss_of_blocks: Callable[..., jax.Array], x_blocks: jax.A
     return shard_map(local, mesh=mesh, in_specs=specs, out_specs=P(), check_rep=False)(*sharded, *fixed)
 
 
-def kip_residuals(kernel: Kernel, x_target: jax.Array, y_target: jax.Array, x_support: jax.Array,
-                  y_support: jax.Array, ridge: float) -> jax.Array:
-    """Per target point ||y_t - K(x_t, X_S) (K_SS + ridge I)^-1 y_S||^2 (Nguyen, Chen and Lee 2021, KIP,
-    arXiv:2011.00050, Eq. 3: the loss of kernel regression fitted on the support set and scored on the target)."""
-    k_ss = kernel(x_support, x_support)
-    factor = jax.scipy.linalg.cho_factor(k_ss + ridge * jnp.eye(k_ss.shape[0], dtype=k_ss.dtype), lower=True)
-    coefficients = jax.scipy.linalg.cho_solve(factor, y_support)
-    residual = y_target - kernel(x_target, x_support) @ coefficients
-    return jnp.sum(residual**2, axis=-1)
+def sharded_kip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_blocks: jax.Array,
+                     y_blocks: jax.Array, mask: jax.Array, mesh: Mesh, *,
+                     ridge_factor: float = distill.RIDGE_FACTOR) -> jax.Array:
+    """numerics.distill's :func:`~numerics.distill.kip_loss` (the one definition of the KIP loss, a masked mean over
+    the target blocks of ``distill.target_blocks``) with the block axis sharded over ``mesh``
+    (:func:`sharded_block_mean`). Differentiable in (X_S, y_S); equals the one-device value up to the order of the
+    partial sums."""
+    def local(xb, yb, mb, xs, ys):
+        return distill.kip_loss(arch, xs, ys, xb, yb, mb, ridge_factor=ridge_factor)
+
+    return sharded_block_mean(local, x_blocks, y_blocks, mask, (x_support, y_support), mesh)
 
 
-def kip_loss(kernel: Kernel, x_target: jax.Array, y_target: jax.Array, x_support: jax.Array, y_support: jax.Array,
-             *, ridge: float, mesh: Mesh | None = None) -> jax.Array:
-    """L_KIP(X_S, y_S) = 1/2 sum_t ||y_t - K(x_t, X_S) (K_SS + ridge I)^-1 y_S||^2, the target set sharded over
-    ``mesh`` (:func:`sharded_sum`), or on one device when ``mesh`` is None. Differentiable in (X_S, y_S)."""
-    def per_row(x_t, y_t, x_s, y_s):
-        return kip_residuals(kernel, x_t, y_t, x_s, y_s, ridge)
+def sharded_rkip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_blocks: jax.Array,
+                      alpha_blocks: jax.Array, mask: jax.Array, mesh: Mesh, *, alpha_norm_sq: jax.Array | float,
+                      ridge_factor: float = distill.RIDGE_FACTOR) -> jax.Array:
+    """numerics.distill's :func:`~numerics.distill.rkip_loss`, a^2 - 2 sum_blocks cross_b + beta^T K_SS beta, with
+    the block axis sharded over ``mesh``. Each device evaluates distill's loss on its blocks with alpha_norm_sq = 0,
+    minus the same loss over no blocks (its K_SS term): -2 cross_d; ``psum`` adds those and the support term is
+    added once. Round-off: absolute, about devices * eps * (beta^T K_SS beta)."""
+    blocks = x_blocks.shape[0]
+    extra = (-blocks) % mesh.size
+    if extra:
+        x_blocks = jnp.concatenate([x_blocks, jnp.broadcast_to(x_blocks[:1], (extra, *x_blocks.shape[1:]))])
+        alpha_blocks = jnp.concatenate([alpha_blocks, jnp.zeros((extra, *alpha_blocks.shape[1:]), alpha_blocks.dtype)])
+        mask = jnp.concatenate([mask, jnp.zeros((extra, *mask.shape[1:]), mask.dtype)])
 
-    if mesh is None:
-        return 0.5 * jnp.sum(per_row(x_target, y_target, x_support, y_support))
-    return 0.5 * sharded_sum(per_row, (x_target, y_target), (x_support, y_support), mesh)
+    def rkip(xs, ys, xb, ab, mb):
+        return distill.rkip_loss(arch, xs, ys, xb, ab, mb, alpha_norm_sq=0.0, ridge_factor=ridge_factor)
+
+    def local(xb, ab, mb, xs, ys):
+        return jax.lax.psum(rkip(xs, ys, xb, ab, mb) - rkip(xs, ys, xb[:0], ab[:0], mb[:0]), AXIS)
+
+    rows = NamedSharding(mesh, P(AXIS))
+    sharded = [jax.device_put(a, rows) for a in (x_blocks, alpha_blocks, mask)]
+    fixed = [jax.device_put(jnp.asarray(a), NamedSharding(mesh, P())) for a in (x_support, y_support)]
+    cross = shard_map(local, mesh=mesh, in_specs=(P(AXIS), P(AXIS), P(AXIS), P(), P()), out_specs=P(),
+                      check_rep=False)(*sharded, *fixed)
+    return alpha_norm_sq + cross + rkip(x_support, y_support, x_blocks[:0], alpha_blocks[:0], mask[:0])
 
 
 # ---------------------------------------------------------------------------------------------------------
