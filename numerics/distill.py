@@ -75,6 +75,8 @@ PROJECTION_SWEEPS = 8
 """Sweeps of the minimum-distance projection after each step (one cone per point and sweep)."""
 MIN_DISTANCE_SLACK = 1e-9
 """The distance a projected point keeps beyond ``min_distance`` (relative), so round-off cannot undo it."""
+VALIDATION_SEED = 20260
+"""Seed of :func:`validation_split` (fixed: the held-out part of the training split is the same for every run)."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -321,6 +323,30 @@ def check_per_class(labels: np.ndarray, per_class: int, n_classes: int) -> None:
                          f"(classes have {int(counts.min())} to {int(counts.max())})")
 
 
+def validation_split(labels: Any, fraction: float, *, seed: int = VALIDATION_SEED) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified split of a training set for model selection: (kept, held_out) index arrays, sorted.
+
+    From every class, round(fraction * count) points (at least 1, at most count - 1) are held out, drawn with
+    ``numpy.random.default_rng(seed)`` class by class; the rest is kept. Only training indices are involved:
+    the test split never enters model selection.
+    """
+    labels = np.asarray(labels)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.integer, np.floating)) \
+            or not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction!r}")
+    rng = np.random.default_rng(seed)
+    held = []
+    for k in np.unique(labels):
+        members = np.flatnonzero(labels == k)
+        if members.size < 2:
+            raise ValueError(f"class {k} has {members.size} point(s): cannot hold out a validation part")
+        count = min(max(int(round(fraction * members.size)), 1), members.size - 1)
+        held.append(rng.choice(members, count, replace=False))
+    held_out = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(labels.shape[0]), held_out)
+    return kept, held_out
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The distillation loop
 # ---------------------------------------------------------------------------------------------------------
@@ -366,7 +392,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
             ridge_factor: float = RIDGE_FACTOR, block_size: int = BLOCK_SIZE, protected: Any = None,
             min_distance: float | None = None, seed: int = 0, alpha: Any = None,
             checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
-            chunk: int = 100) -> DistillResult:
+            chunk: int = 100, validation: tuple[Any, Any] | None = None, eval_every: int = 100) -> DistillResult:
     """Distill (x_target, y_target) into ``per_class`` points of each class by KIP or RKIP (module docstring).
 
     ``labels`` (N,) are the integer classes used to initialize the support set with real points of each
@@ -377,6 +403,15 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
     ``chunk``; between chunks the progress bar advances and, with ``checkpoint``, the state is saved;
     ``resume=True`` continues from it (same settings and data, else SettingsMismatch; a larger ``steps``
     extends the run). Ctrl-C stops after the current chunk, once saved (numerics.checkpoint.Interrupted).
+
+    Model selection (early stopping): with ``validation=(x_val, labels_val)`` (points held out of the
+    *training* data, e.g. by :func:`validation_split`; never the test set), the support set is scored by
+    kernel-ridge :func:`accuracy` on the validation points at step 0 and every ``eval_every`` steps (and at the
+    last step), and the result is the support set with the best validation accuracy (the earliest on ties),
+    not the last one. ``info`` then holds ``selected_step``, ``validation_accuracy`` (of the selected set) and
+    ``validation_curve`` ((steps, accuracies)); ``final_x``/``final_y`` keep the last iterate. The best set so
+    far is checkpointed, so resuming selects over the whole run. Without ``validation`` the last iterate is
+    returned, as before.
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -393,6 +428,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
     per_class = _positive_int("per_class", per_class)
     steps = _positive_int("steps", steps)
     chunk = _positive_int("chunk", chunk)
+    eval_every = _positive_int("eval_every", eval_every)
     block_size = _positive_int("block_size", block_size)
     lr = _positive("lr", lr)
     label_lr = lr if label_lr is None else _positive("label_lr", label_lr)
@@ -402,6 +438,19 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
     protected_np = check_min_distance(protected, min_distance)
     if protected_np is not None and protected_np.shape[1] != x.shape[1]:
         raise ValueError(f"protected points have {protected_np.shape[1]} features, x_target {x.shape[1]}")
+
+    val = None
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise ValueError("validation must be a pair (x_val, labels_val)")
+        x_val = validate_points(validation[0], name="x_val").astype(np.float64)
+        labels_val = np.asarray(validation[1])
+        if x_val.shape[1] != x.shape[1]:
+            raise ValueError(f"x_val has {x_val.shape[1]} features, x_target {x.shape[1]}")
+        if labels_val.shape != (x_val.shape[0],) or not np.issubdtype(labels_val.dtype, np.integer):
+            raise ValueError(f"labels_val must be {x_val.shape[0]} integers, got shape {labels_val.shape}, "
+                             f"dtype {labels_val.dtype}")
+        val = (x_val, labels_val)
 
     rng = np.random.default_rng(seed)
     index = initial_support(labels, per_class, n_classes, rng)
@@ -430,12 +479,41 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
                 "learn_labels": bool(learn_labels), "ridge_factor": ridge_factor, "seed": seed,
                 "data": fingerprint(x, y, labels), "min_distance": None if not constrained else float(min_distance),
                 "protected": None if not constrained else fingerprint(protected_np)}
+    if val is not None:  # only added with selection, so checkpoints without it keep their settings
+        settings.update(validation=fingerprint(*val), eval_every=eval_every)
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="distill", settings=settings)
     start, curves = 0, []
     if store is not None and resume and store.exists():
         saved = store.load(carry, budget=steps)
         carry = jax.tree_util.tree_map(jnp.asarray, saved.state)
         start, curves = saved.step, [saved.extras["loss_curve"]]
+        if val is not None:
+            best = {key: saved.extras[f"best_{key}"] for key in ("x", "y", "step", "accuracy")}
+            val_steps = list(saved.extras["val_steps"].tolist())
+            val_accs = list(saved.extras["val_accuracies"].tolist())
+
+    def validate(step_now, variables_now):
+        """Score the current support set on the validation points; keep it when strictly better."""
+        nonlocal best
+        xv, yv = np.asarray(variables_now["x"]), np.asarray(variables_now["y"])
+        acc = accuracy(predict(arch, xv, yv, val[0], ridge_factor=ridge_factor, block_size=block_size), val[1])
+        val_steps.append(step_now)
+        val_accs.append(acc)
+        if best is None or acc > float(best["accuracy"]):
+            best = {"x": xv, "y": yv, "step": np.asarray(step_now), "accuracy": np.asarray(acc)}
+
+    def extras_now():
+        extras = {"loss_curve": np.concatenate(curves)}
+        if val is not None:
+            extras.update({f"best_{key}": value for key, value in best.items()})
+            extras.update(val_steps=np.asarray(val_steps, np.int64), val_accuracies=np.asarray(val_accs))
+        return extras
+
+    if val is not None and start == 0:
+        best, val_steps, val_accs = None, [], []
+        validate(0, carry[0])
+    elif val is None:
+        best = None
 
     with progress_bar(enabled=progress, value_name="loss") as bar, interruptible() as stop:
         task = bar.add_task(f"{method.upper()} {arch.spec}, {per_class}/class", total=steps, completed=start,
@@ -443,19 +521,28 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
         step = start
         while step < steps:
             length = min(chunk, steps - step)
+            if val is not None:
+                length = min(length, eval_every - step % eval_every)
             _, run = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, length)
             carry, losses = run(carry, data, p_j, r_j)
             losses = np.asarray(losses)
             curves.append(losses)
             step += length
             bar.update(task, completed=step, value=float(losses[-1]))
+            if val is not None and (step % eval_every == 0 or step == steps):
+                validate(step, carry[0])
             if store is not None:
-                store.save(carry, step=step, budget=steps, extras={"loss_curve": np.concatenate(curves)})
+                store.save(carry, step=step, budget=steps, extras=extras_now())
             stop.check(step, total=steps, what="distillation", path=None if store is None else store.path)
     variables = carry[0]
     x_out, y_out = np.asarray(variables["x"]), np.asarray(variables["y"])
     info: dict[str, Any] = {"ridge_factor": ridge_factor, "lr": lr, "label_lr": label_lr,
                             "learn_labels": bool(learn_labels), "resumed_from": start}
+    if val is not None:
+        info.update(final_x=x_out, final_y=y_out, selected_step=int(best["step"]),
+                    validation_accuracy=float(best["accuracy"]), eval_every=eval_every, n_validation=val[0].shape[0],
+                    validation_curve=(np.asarray(val_steps, np.int64), np.asarray(val_accs)))
+        x_out, y_out = np.asarray(best["x"]), np.asarray(best["y"])
     if constrained:
         reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(x_out), p_j))))
         info.update(min_distance=float(min_distance), min_distance_reached=reached)

@@ -736,8 +736,8 @@ COMMANDS: tuple[Command, ...] = (
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
-    Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK), score it by test "
-            "accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
+    Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "
+            "stopping on a validation split of the training data), score it by test accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
             outputs=("out",), epilog=architecture_help()),
     Command("defend", "distillation as a defense: attack a kernel-regime model trained on private digits and models "
             "trained on distilled sets, write the revealed-vs-accuracy trade-off", distill_cli.defend_arguments,

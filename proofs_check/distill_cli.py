@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="architecture whose infinite-width NTK is the kernel (NTK parametrization)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="Adam steps")
     parser.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (points and labels)")
+    parser.add_argument("--validation-fraction", type=_fraction, default=0.0, metavar="F",
+                        help="model selection: hold out this stratified fraction of the training split (fixed seed), "
+                             "distill on the rest and keep the support set with the best validation accuracy, "
+                             "checked every --eval-every steps (0: no selection, the last step is kept)")
+    parser.add_argument("--eval-every", type=positive_int, default=50,
+                        help="steps between validation checks (with --validation-fraction)")
     parser.add_argument("--fixed-labels", action="store_true", help="keep the labels of the initial points")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the initial points (and the baselines' draws)")
     parser.add_argument("--out", type=folder, default="reports/distill", help="run folder")
@@ -44,10 +50,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _fraction(text: str) -> float:
+    """A fraction in [0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
 def settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps is a budget)."""
-    return {"dataset": args.dataset, "per_class": args.per_class, "method": args.method, "arch": args.arch.spec,
-            "lr": args.lr, "fixed_labels": args.fixed_labels, "seed": args.seed}
+    out = {"dataset": args.dataset, "per_class": args.per_class, "method": args.method, "arch": args.arch.spec,
+           "lr": args.lr, "fixed_labels": args.fixed_labels, "seed": args.seed}
+    if args.validation_fraction:
+        out.update(validation_fraction=args.validation_fraction, eval_every=args.eval_every)
+    return out
 
 
 def check(args) -> None:
@@ -62,6 +82,11 @@ def check(args) -> None:
                          "parametrization (drop param=standard)")
     target = digits(task=DISTILL_DATASETS[args.dataset], split="train")
     counts = np.bincount(target.labels, minlength=len(target.class_names))
+    if args.validation_fraction:
+        from numerics.distill import validation_split
+
+        kept, _ = validation_split(target.labels, args.validation_fraction)
+        counts = np.bincount(target.labels[kept], minlength=len(target.class_names))
     if args.per_class > counts.min():
         k = int(np.argmin(counts))
         raise UsageError(f"--per-class {args.per_class}: {args.dataset} has only {int(counts[k])} training points of "
@@ -138,7 +163,7 @@ def run(args) -> int:
     from numerics.audit import write_metrics
     from numerics.checkpoint import write_run
     from numerics.data import digits
-    from numerics.distill import RIDGE_FACTOR, distill, support_accuracy
+    from numerics.distill import RIDGE_FACTOR, VALIDATION_SEED, distill, support_accuracy, validation_split
 
     console = Console(highlight=False)
     out = args.out
@@ -156,12 +181,20 @@ def run(args) -> int:
     target, test = digits(task=task, split="train"), digits(task=task, split="test")
     console.print(f"{args.method.upper()} on {target.name} (N = {target.n}) with the {args.arch.spec} NTK: "
                   f"{args.per_class} point(s) per class, {args.steps} steps")
-    result = distill(args.arch, target.x, target.y, target.labels, per_class=args.per_class, method=args.method,
+    fit, fit_y, selection = target.x, target.y, None
+    fit_labels = target.labels
+    if args.validation_fraction:
+        kept, held = validation_split(target.labels, args.validation_fraction)
+        fit, fit_y, fit_labels = target.x[kept], target.y[kept], target.labels[kept]
+        selection = (target.x[held], target.labels[held])
+        console.print(f"model selection: {held.size} training digits held out (stratified, seed {VALIDATION_SEED}), "
+                      f"distilling on {kept.size}; validation accuracy every {args.eval_every} steps")
+    result = distill(args.arch, fit, fit_y, fit_labels, per_class=args.per_class, method=args.method,
                      steps=args.steps, lr=args.lr, learn_labels=not args.fixed_labels, seed=args.seed,
                      checkpoint=paths["checkpoint"], resume=args.resume, progress=not args.no_progress,
-                     chunk=DISTILL_CHUNK)
+                     chunk=DISTILL_CHUNK, validation=selection, eval_every=args.eval_every)
     accuracy = support_accuracy(args.arch, result.x, result.y, test.x, test.labels)
-    initial = support_accuracy(args.arch, target.x[result.init_index], target.y[result.init_index], test.x,
+    initial = support_accuracy(args.arch, fit[result.init_index], fit_y[result.init_index], test.x,
                                test.labels)
     reference = baselines(args.arch, target, test, args.per_class, seed=args.seed)
     predicted = (np.argmax(result.y, axis=1) if result.y.shape[1] > 1 else (result.y[:, 0] > 0).astype(int))
@@ -169,9 +202,11 @@ def run(args) -> int:
     np.savez(paths["npz"], x=result.x, y=result.y, classes=result.classes, init_index=result.init_index,
              loss_curve=result.loss_curve, mean=target.mean)
     raw = target.x + target.mean
+    chosen = (f"{args.steps} steps" if selection is None
+              else f"step {result.info['selected_step']} of {args.steps} (validation)")
     distilled_grid(paths["png"], target.images(result.x), names, image_shape=target.image_shape,
                    value_range=(float(raw.min()), float(raw.max())),
-                   title=f"{args.method.upper()} {args.per_class}/class, {args.arch.spec} NTK, {args.steps} steps: "
+                   title=f"{args.method.upper()} {args.per_class}/class, {args.arch.spec} NTK, {chosen}: "
                          f"test accuracy {accuracy:.3f} (label above each image)")
     metrics = {"dataset": target.name, "method": args.method, "arch": args.arch.spec, "per_class": args.per_class,
                "steps": args.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr,
@@ -179,6 +214,16 @@ def run(args) -> int:
                "ridge": f"{RIDGE_FACTOR:g} * tr(K_SS) / M", "test_accuracy": accuracy,
                "initial_points_accuracy": initial, "baselines": reference,
                "final_loss": float(result.loss_curve[-1]), "loss_curve_first": float(result.loss_curve[0])}
+    if selection is not None:
+        steps_seen, accuracies = result.info["validation_curve"]
+        metrics["model_selection"] = {
+            "validation_fraction": args.validation_fraction, "validation_seed": VALIDATION_SEED,
+            "n_validation": int(selection[0].shape[0]), "n_distilled_on": int(fit.shape[0]),
+            "eval_every": args.eval_every, "selected_step": result.info["selected_step"],
+            "validation_accuracy": result.info["validation_accuracy"],
+            "validation_curve": {"steps": steps_seen.tolist(), "accuracy": accuracies.tolist()},
+            "final_step_test_accuracy": support_accuracy(args.arch, result.info["final_x"], result.info["final_y"],
+                                                         test.x, test.labels)}
     write_metrics(paths["metrics"], metrics)
     table = Table(title=f"kernel-ridge test accuracy on {test.name} (N = {test.n})")
     table.add_column("support set")
@@ -190,6 +235,9 @@ def run(args) -> int:
         size = target.n if name == "full data" else (len(target.class_names) if "means" in name else result.x.shape[0])
         table.add_row(name, str(size), f"{value:.3f}")
     console.print(table)
+    if selection is not None:
+        console.print(f"selected step {result.info['selected_step']} (validation accuracy "
+                      f"{result.info['validation_accuracy']:.4f} on {selection[0].shape[0]} held-out training digits)")
     console.print(f"files: {', '.join(str(paths[k]) for k in ('png', 'npz', 'metrics'))}")
     return 0
 

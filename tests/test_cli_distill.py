@@ -37,6 +37,11 @@ BAD = [
     (["distill", "--dataset", "mnist"], "invalid choice: 'mnist'"),
     (["distill", "--steps", "-1"], "--steps: must be a positive integer"),
     (["distill", "--lr", "nan"], "--lr: must be a finite number > 0"),
+    (["distill", "--validation-fraction", "1"], "--validation-fraction: must be in [0, 1), got 1"),
+    (["distill", "--validation-fraction", "x"], "--validation-fraction: 'x' is not a number"),
+    (["distill", "--eval-every", "0"], "--eval-every: must be a positive integer"),
+    ([*SMALL, "--steps", "10", "--validation-fraction", "0.2", "--resume", "--out", "{run}"],
+     "--validation-fraction is 0.2 but the run in"),
     (["distill", "--arch", "relu:2:param=standard"], "needs the NTK parametrization"),
     (["distill", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
     (["distill", "--out", "{file}"], "exists and is not a folder"),
@@ -74,3 +79,36 @@ def test_small_distillation_end_to_end_and_resume(small_run, capsys):
     assert main([*SMALL, "--steps", "20", "--resume", "--out", str(small_run)]) == 0
     assert json.loads((small_run / "metrics.json").read_text())["resumed_from"] == 10
     assert "KIP distilled" in capsys.readouterr().out
+
+
+def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
+    """--validation-fraction: the held-out digits come from the training split only, the selected step is the best
+    validation check, and a resumed run continues the selection."""
+    from numerics.data import digits
+
+    out = tmp_path / "selected"
+    argv = [*SMALL, "--validation-fraction", "0.2", "--eval-every", "5", "--out", str(out)]
+    test_x = digits(task="odd_even", split="test").x
+    calls = []
+    real = distill_module.distill
+
+    def spy(*args, **kwargs):
+        x_val, labels_val = kwargs["validation"]
+        calls.append(x_val)
+        assert not any((np.abs(test_x - row).sum(axis=1) == 0).any() for row in x_val)  # no test digit
+        assert not any((np.abs(args[1] - row).sum(axis=1) == 0).any() for row in x_val)  # not distilled on
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "distill", spy)
+    assert main([*argv, "--steps", "10"]) == 0
+    selection = json.loads((out / "metrics.json").read_text())["model_selection"]
+    train_n = digits(task="odd_even", split="train").n
+    assert selection["n_validation"] + selection["n_distilled_on"] == train_n
+    assert selection["validation_curve"]["steps"] == [0, 5, 10]
+    accs = selection["validation_curve"]["accuracy"]
+    assert selection["validation_accuracy"] == max(accs)
+    assert selection["selected_step"] == selection["validation_curve"]["steps"][accs.index(max(accs))]
+    assert main([*argv, "--steps", "15", "--resume"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["resumed_from"] == 10 and metrics["model_selection"]["validation_curve"]["steps"] == [0, 5, 10, 15]
+    assert len(calls) == 2

@@ -131,3 +131,53 @@ def test_distillation_lowers_the_loss_keeps_the_distance_and_resumes_exactly(met
     assert resumed.info["resumed_from"] == 10
     np.testing.assert_array_equal(resumed.x, whole.x)  # same jitted chunks, same order: bitwise
     np.testing.assert_array_equal(resumed.loss_curve, whole.loss_curve)
+
+
+def test_validation_split_is_stratified_disjoint_and_fixed():
+    labels = np.repeat(np.arange(4), [10, 11, 12, 30])
+    kept, held = D.validation_split(labels, 0.2)
+    assert np.intersect1d(kept, held).size == 0 and kept.size + held.size == labels.size
+    assert np.bincount(labels[held]).tolist() == [2, 2, 2, 6]
+    np.testing.assert_array_equal(held, D.validation_split(labels, 0.2)[1])  # fixed seed
+    with pytest.raises(ValueError, match="in \\(0, 1\\)"):
+        D.validation_split(labels, 1.0)
+
+
+def test_early_stopping_scores_only_the_validation_set_keeps_its_best_and_resumes(monkeypatch, tmp_path):
+    x_t, y_t, labels, _, _ = _problem(7, n=40, d=8)
+    kept, held = D.validation_split(labels, 0.25)
+    x_val, labels_val = x_t[held], labels[held]
+    test_x = np.random.default_rng(9).normal(size=(15, 8))  # a "test set": must never be scored
+    seen = []
+    real_predict = D.predict
+
+    def spy(arch, x_s, y_s, x_query, **kwargs):
+        seen.append(np.array(x_query))
+        return real_predict(arch, x_s, y_s, x_query, **kwargs)
+
+    monkeypatch.setattr(D, "predict", spy)
+    common = dict(per_class=2, method="kip", lr=0.05, progress=False, chunk=10, block_size=16,
+                  validation=(x_val, labels_val), eval_every=5)
+    whole = D.distill(ARCH, x_t[kept], y_t[kept], labels[kept], steps=20, **common)
+    assert seen and all(q.shape == x_val.shape and np.array_equal(q, x_val) for q in seen)
+    assert not any(q.shape == test_x.shape for q in seen)
+    steps_seen, accs = whole.info["validation_curve"]
+    assert steps_seen.tolist() == [0, 5, 10, 15, 20]
+    best = int(np.argmax(accs))  # earliest maximum
+    assert whole.info["selected_step"] == steps_seen[best] and whole.info["validation_accuracy"] == accs[best]
+    # the returned support set is the iterate at the selected step (same chunks: bitwise)
+    plain = dict(common, validation=None)
+    at_step = D.distill(ARCH, x_t[kept], y_t[kept], labels[kept], steps=max(int(steps_seen[best]), 1),
+                        **dict(plain, chunk=5)) if steps_seen[best] else None
+    if at_step is not None:
+        np.testing.assert_allclose(whole.x, at_step.x, rtol=0, atol=1e-12)
+    assert D.accuracy(real_predict(ARCH, whole.x, whole.y, x_val), labels_val) == whole.info["validation_accuracy"]
+    # resume: 10 steps, then on to 20, selects over the whole run exactly as the uninterrupted one
+    path = tmp_path / "ckpt.npz"
+    D.distill(ARCH, x_t[kept], y_t[kept], labels[kept], steps=10, checkpoint=path, **common)
+    resumed = D.distill(ARCH, x_t[kept], y_t[kept], labels[kept], steps=20, checkpoint=path, resume=True, **common)
+    assert resumed.info["resumed_from"] == 10
+    np.testing.assert_array_equal(resumed.info["validation_curve"][1], accs)
+    assert resumed.info["selected_step"] == whole.info["selected_step"]
+    np.testing.assert_array_equal(resumed.x, whole.x)
+    np.testing.assert_array_equal(resumed.info["final_x"], whole.info["final_x"])
