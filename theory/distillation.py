@@ -33,30 +33,8 @@ from typing import Sequence
 
 import sympy as sp
 
-from theory.reconstruction import Certificate
-
-
-def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}_{j}", real=True))
-
-
-def _symmetric(name: str, size: int) -> sp.Matrix:
-    return sp.Matrix(size, size, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}_{max(i, j)}", real=True))
-
-
-def _vector(name: str, size: int) -> sp.Matrix:
-    return sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"{name}_{i}", real=True))
-
-
-def _scalar(matrix: sp.Matrix) -> sp.Expr:
-    return matrix[0, 0]
-
-
-def _first_nonzero(matrix: sp.Matrix) -> sp.Expr:
-    for entry in matrix:
-        if entry != 0:
-            return entry
-    return sp.Integer(0)
+from theory.reconstruction import (Certificate, first_nonzero, scalar_entry, symbolic_matrix, symbolic_symmetric,
+                                   symbolic_vector)
 
 
 def _zero(expression: sp.Expr) -> sp.Expr:
@@ -67,7 +45,7 @@ def _matrix_certificate(name: str, difference: sp.Matrix, simplify=_zero) -> Cer
     """A matrix identity ``difference == 0``: the expression is the unsimplified sum of squared entries (so the
     spot check sees every entry), the residual the first entry that does not simplify to 0."""
     expression = sum(entry**2 for entry in difference)
-    return Certificate(name, expression, _first_nonzero(difference.applyfunc(simplify)))
+    return Certificate(name, expression, first_nonzero(difference.applyfunc(simplify)))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -80,7 +58,7 @@ def schur_loss(kernel: sp.Matrix, alpha: sp.Matrix, omit: Sequence[int]) -> sp.E
     keep = [i for i in range(kernel.rows) if i not in set(omit)]
     k_all_r = kernel.extract(list(range(kernel.rows)), keep)
     k_rr = kernel.extract(keep, keep)
-    return _scalar(alpha.T * (kernel - k_all_r * k_rr.inv() * k_all_r.T) * alpha)
+    return scalar_entry(alpha.T * (kernel - k_all_r * k_rr.inv() * k_all_r.T) * alpha)
 
 
 def omission_cost(kernel: sp.Matrix, alpha: sp.Matrix, omit: Sequence[int]) -> sp.Expr:
@@ -88,7 +66,7 @@ def omission_cost(kernel: sp.Matrix, alpha: sp.Matrix, omit: Sequence[int]) -> s
     omit = list(omit)
     inverse_block = kernel.inv().extract(omit, omit)
     alpha_o = alpha.extract(omit, [0])
-    return _scalar(alpha_o.T * inverse_block.inv() * alpha_o)
+    return scalar_entry(alpha_o.T * inverse_block.inv() * alpha_o)
 
 
 def loo_residual(kernel: sp.Matrix, alpha: sp.Matrix, i: int) -> sp.Expr:
@@ -98,25 +76,25 @@ def loo_residual(kernel: sp.Matrix, alpha: sp.Matrix, i: int) -> sp.Expr:
     keep = [j for j in range(kernel.rows) if j != i]
     k_ir = kernel.extract([i], keep)
     k_rr = kernel.extract(keep, keep)
-    return y[i] - _scalar(k_ir * k_rr.inv() * y.extract(keep, [0]))
+    return y[i] - scalar_entry(k_ir * k_rr.inv() * y.extract(keep, [0]))
 
 
 def attack_loss(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix, alpha: sp.Matrix, lam: sp.Matrix) -> sp.Expr:
     """alpha^T K_TT alpha - 2 alpha^T K_TS lambda + lambda^T K_SS lambda (the kernel form, R1)."""
-    return _scalar(alpha.T * k_tt * alpha - 2 * alpha.T * k_ts * lam + lam.T * k_ss * lam)
+    return scalar_entry(alpha.T * k_tt * alpha - 2 * alpha.T * k_ts * lam + lam.T * k_ss * lam)
 
 
 def rkip_loss(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix, alpha: sp.Matrix, y_s: sp.Matrix) -> sp.Expr:
     """||f_T - f_S||_H^2 with f_S = Theta(., X_S) beta, beta = K_SS^-1 y_S, expanded by the reproducing
     property: <Theta(., a), Theta(., b)>_H = Theta(a, b)."""
     beta = k_ss.inv() * y_s
-    return _scalar(alpha.T * k_tt * alpha - 2 * alpha.T * k_ts * beta + beta.T * k_ss * beta)
+    return scalar_entry(alpha.T * k_tt * alpha - 2 * alpha.T * k_ts * beta + beta.T * k_ss * beta)
 
 
 def kip_error(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix, alpha: sp.Matrix, y_s: sp.Matrix) -> sp.Expr:
     """sum_i (y_i - f_S(x_i))^2 with y = K_TT alpha (f_T interpolates y) and no ridge."""
     error = k_tt * alpha - k_ts * k_ss.inv() * y_s
-    return _scalar(error.T * error)
+    return scalar_entry(error.T * error)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -126,7 +104,7 @@ def kip_error(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix, alpha: sp.Matri
 def omission_certificates(*, n_train: int = 3) -> list[Certificate]:
     """Leaving out O costs alpha_O^T [(K^-1)_OO]^-1 alpha_O, for every nonempty proper O (symbolic symmetric
     K, n_train x n_train)."""
-    kernel, alpha = _symmetric("K", n_train), _vector("alpha", n_train)
+    kernel, alpha = symbolic_symmetric("K", n_train), symbolic_vector("alpha", n_train)
     certificates = []
     for size in range(1, n_train):
         for omit in itertools.combinations(range(n_train), size):
@@ -138,7 +116,7 @@ def omission_certificates(*, n_train: int = 3) -> list[Certificate]:
 
 def loo_certificates(*, n_train: int = 3) -> list[Certificate]:
     """r_i = alpha_i / (K^-1)_ii, hence c_i = alpha_i^2 / (K^-1)_ii = alpha_i r_i (symbolic K)."""
-    kernel, alpha = _symmetric("K", n_train), _vector("alpha", n_train)
+    kernel, alpha = symbolic_symmetric("K", n_train), symbolic_vector("alpha", n_train)
     inverse = kernel.inv()
     residual = loo_residual(kernel, alpha, 0)
     identity = residual - alpha[0] / inverse[0, 0]
@@ -152,23 +130,23 @@ def loo_certificates(*, n_train: int = 3) -> list[Certificate]:
 # ------------------------------------------------------------------------------------------------
 
 def _feature_kernels(n_train: int, n_distilled: int, n_features: int):
-    j_t, j_s = _matrix("JT", n_train, n_features), _matrix("JS", n_distilled, n_features)
+    j_t, j_s = symbolic_matrix("JT", n_train, n_features), symbolic_matrix("JS", n_distilled, n_features)
     return j_t, j_s, j_t * j_t.T, j_t * j_s.T, j_s * j_s.T
 
 
 def rkip_certificates(*, n_train: int = 3, n_distilled: int = 2) -> list[Certificate]:
     """Attack loss = RKIP loss under y_S = K_SS lambda (symbolic symmetric kernels), and the RKIP loss is the
     squared feature-space distance ||J_T^T alpha - J_S^T beta||^2 (so it is the RKHS distance, >= 0)."""
-    k_tt, k_ss = _symmetric("KTT", n_train), _symmetric("KSS", n_distilled)
-    k_ts = _matrix("KTS", n_train, n_distilled)
-    alpha, lam, y_s = _vector("alpha", n_train), _vector("lambda", n_distilled), _vector("yS", n_distilled)
+    k_tt, k_ss = symbolic_symmetric("KTT", n_train), symbolic_symmetric("KSS", n_distilled)
+    k_ts = symbolic_matrix("KTS", n_train, n_distilled)
+    alpha, lam, y_s = symbolic_vector("alpha", n_train), symbolic_vector("lambda", n_distilled), symbolic_vector("yS", n_distilled)
     identity = attack_loss(k_tt, k_ts, k_ss, alpha, lam) - rkip_loss(k_tt, k_ts, k_ss, alpha, k_ss * lam)
     inverse = rkip_loss(k_tt, k_ts, k_ss, alpha, y_s) - attack_loss(k_tt, k_ts, k_ss, alpha, k_ss.inv() * y_s)
     sizes = f"(N={n_train}, M={n_distilled})"
     j_t, j_s, f_tt, f_ts, f_ss = _feature_kernels(2, 1, 3)
-    alpha_f, y_f = _vector("alpha", 2), _vector("yS", 1)
+    alpha_f, y_f = symbolic_vector("alpha", 2), symbolic_vector("yS", 1)
     difference = j_t.T * alpha_f - j_s.T * f_ss.inv() * y_f
-    norm = rkip_loss(f_tt, f_ts, f_ss, alpha_f, y_f) - _scalar(difference.T * difference)
+    norm = rkip_loss(f_tt, f_ts, f_ss, alpha_f, y_f) - scalar_entry(difference.T * difference)
     return [
         Certificate(f"L(X_S, lambda) = L_RKIP(X_S, K_SS lambda) {sizes}", identity, _zero(identity)),
         Certificate(f"L_RKIP(X_S, y_S) = L(X_S, K_SS^-1 y_S) (the map is a bijection) {sizes}", inverse,
@@ -182,11 +160,11 @@ def pointwise_bound_certificate(*, n_train: int = 2, n_distilled: int = 1, n_fea
     u = J_T^T alpha - J_S^T beta the feature vector of g = f_T - f_S, w = J_x^T the feature vector of
     Theta(x, .); so |g(x)| <= sqrt(L) sqrt(Theta(x, x))."""
     j_t, j_s, k_tt, k_ts, k_ss = _feature_kernels(n_train, n_distilled, n_features)
-    j_x = _matrix("Jx", 1, n_features)
-    alpha, beta = _vector("alpha", n_train), _vector("beta", n_distilled)
+    j_x = symbolic_matrix("Jx", 1, n_features)
+    alpha, beta = symbolic_vector("alpha", n_train), symbolic_vector("beta", n_distilled)
     loss = rkip_loss(k_tt, k_ts, k_ss, alpha, k_ss * beta)
-    gap = _scalar(j_x * j_t.T * alpha - j_x * j_s.T * beta)
-    theta_xx = _scalar(j_x * j_x.T)
+    gap = scalar_entry(j_x * j_t.T * alpha - j_x * j_s.T * beta)
+    theta_xx = scalar_entry(j_x * j_x.T)
     u, w = j_t.T * alpha - j_s.T * beta, j_x.T
     squares = sum((u[k] * w[l] - u[l] * w[k]) ** 2 for k, l in itertools.combinations(range(n_features), 2))
     expression = loss * theta_xx - gap**2 - squares
@@ -214,12 +192,12 @@ def kip_bound_certificates(*, n_train: int = 2, n_distilled: int = 1, n_features
     3. Rayleigh: s_0^2 |z|^2 - |diag(s) z|^2 = sum_{k>=1} t_k^2 z_k^2 + s_0^2 sum_{k>=N} z_k^2 >= 0.
     """
     j_t, j_s, k_tt, k_ts, k_ss = _feature_kernels(n_train, n_distilled, n_features)
-    alpha, y_s = _vector("alpha", n_train), _vector("yS", n_distilled)
+    alpha, y_s = symbolic_vector("alpha", n_train), symbolic_vector("yS", n_distilled)
     beta = k_ss.inv() * y_s
     u = j_t.T * alpha - j_s.T * beta
     residual = k_tt * alpha - k_ts * beta
-    value = kip_error(k_tt, k_ts, k_ss, alpha, y_s) - _scalar(u.T * j_t.T * j_t * u)
-    loss = rkip_loss(k_tt, k_ts, k_ss, alpha, y_s) - _scalar(u.T * u)
+    value = kip_error(k_tt, k_ts, k_ss, alpha, y_s) - scalar_entry(u.T * j_t.T * j_t * u)
+    loss = rkip_loss(k_tt, k_ts, k_ss, alpha, y_s) - scalar_entry(u.T * u)
     sizes = f"(N={n_train}, M={n_distilled}, P={n_features})"
 
     q = _cayley([sp.Symbol("q", real=True)], n_train)
@@ -230,10 +208,10 @@ def kip_bound_certificates(*, n_train: int = 2, n_distilled: int = 1, n_features
     s = sp.zeros(n_train, n_features)
     for k, value_sq in enumerate(singular_sq):
         s[k, k] = sp.sqrt(value_sq)
-    z = _vector("z", n_features)
+    z = symbolic_vector("z", n_features)
     squares = (sum(tk**2 * z[k + 1] ** 2 for k, tk in enumerate(t))
                + s0**2 * sum(z[k] ** 2 for k in range(n_train, n_features)))
-    rayleigh = s0**2 * _scalar(z.T * z) - _scalar((s * z).T * (s * z)) - squares
+    rayleigh = s0**2 * scalar_entry(z.T * z) - scalar_entry((s * z).T * (s * z)) - squares
     return [
         _matrix_certificate(f"(b) y - f_S(X_T) = J_T u when y = K_TT alpha {sizes}", residual - j_t * u),
         Certificate(f"(b) KIP error = |J_T u|^2 {sizes}", value, _zero(value)),
@@ -306,7 +284,7 @@ def rational_evaluations(seed: int, *, n_train: int = 4, n_distilled: int = 2, n
     difference = attack_loss(k_tt, k_ts, k_ss, alpha, lam) - loss
     out.append(Evaluation("T3 attack loss - L_RKIP", difference, "== 0", difference == 0))
     beta = k_ss.inv() * y_s
-    gap = _scalar(gram.extract(x, t) * alpha - gram.extract(x, s) * beta)
+    gap = scalar_entry(gram.extract(x, t) * alpha - gram.extract(x, s) * beta)
     slack = loss * gram[x[0], x[0]] - gap**2
     out.append(Evaluation("T3 (a) L Theta(x, x) - (f_T - f_S)(x)^2", slack, ">= 0", slack >= 0))
     ratio = kip_error(k_tt, k_ts, k_ss, alpha, y_s) / loss

@@ -80,23 +80,27 @@ class Certificate:
         return worst
 
 
-def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
+def symbolic_matrix(name: str, rows: int, cols: int) -> sp.Matrix:
+    """A rows x cols matrix of real symbols name_i_j."""
     return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}_{j}", real=True))
 
 
-def _symmetric(name: str, size: int) -> sp.Matrix:
+def symbolic_symmetric(name: str, size: int) -> sp.Matrix:
+    """A symmetric size x size matrix of real symbols name_i_j (i <= j)."""
     return sp.Matrix(size, size, lambda i, j: sp.Symbol(f"{name}_{min(i, j)}_{max(i, j)}", real=True))
 
 
-def _vector(name: str, size: int) -> sp.Matrix:
+def symbolic_vector(name: str, size: int) -> sp.Matrix:
+    """A column of real symbols name_i."""
     return sp.Matrix(size, 1, lambda i, _: sp.Symbol(f"{name}_{i}", real=True))
 
 
-def _scalar(matrix: sp.Matrix) -> sp.Expr:
+def scalar_entry(matrix: sp.Matrix) -> sp.Expr:
+    """The entry of a 1 x 1 matrix."""
     return matrix[0, 0]
 
 
-def _first_nonzero(matrix: sp.Matrix) -> sp.Expr:
+def first_nonzero(matrix: sp.Matrix) -> sp.Expr:
     """0 if every entry is 0, else the first nonzero entry (a scalar residual for a vector identity)."""
     for entry in matrix:
         if entry != 0:
@@ -107,18 +111,18 @@ def _first_nonzero(matrix: sp.Matrix) -> sp.Expr:
 def kernel_form_loss(alpha: sp.Matrix, lam: sp.Matrix, k_tt: sp.Matrix, k_tr: sp.Matrix,
                      k_rr: sp.Matrix) -> sp.Expr:
     """alpha^T K_TT alpha - 2 alpha^T K_TR lambda + lambda^T K_RR lambda (Loo et al. 2023, Sec. 3)."""
-    return _scalar(alpha.T * k_tt * alpha - 2 * alpha.T * k_tr * lam + lam.T * k_rr * lam)
+    return scalar_entry(alpha.T * k_tt * alpha - 2 * alpha.T * k_tr * lam + lam.T * k_rr * lam)
 
 
 def kernel_form_certificate(*, n_train: int = 2, n_recon: int = 2, n_out: int = 1,
                             n_params: int = 3) -> Certificate:
     """||J_T^T alpha - J_R^T lambda||^2 = alpha^T K_TT alpha - 2 alpha^T K_TR lambda + lambda^T K_RR lambda
     with K_AB = J_A J_B^T, for symbolic Jacobians J_T (N C x P), J_R (M C x P)."""
-    j_t = _matrix("JT", n_train * n_out, n_params)
-    j_r = _matrix("JR", n_recon * n_out, n_params)
-    alpha, lam = _vector("alpha", n_train * n_out), _vector("lambda", n_recon * n_out)
+    j_t = symbolic_matrix("JT", n_train * n_out, n_params)
+    j_r = symbolic_matrix("JR", n_recon * n_out, n_params)
+    alpha, lam = symbolic_vector("alpha", n_train * n_out), symbolic_vector("lambda", n_recon * n_out)
     difference = j_t.T * alpha - j_r.T * lam
-    parameter_loss = _scalar(difference.T * difference)
+    parameter_loss = scalar_entry(difference.T * difference)
     kernel_loss = kernel_form_loss(alpha, lam, j_t * j_t.T, j_t * j_r.T, j_r * j_r.T)
     expression = parameter_loss - kernel_loss
     return Certificate(f"parameter-space loss = kernel form (N={n_train}, M={n_recon}, C={n_out}, P={n_params})",
@@ -126,10 +130,10 @@ def kernel_form_certificate(*, n_train: int = 2, n_recon: int = 2, n_out: int = 
 
 
 def _symbolic_kernels(n_train: int, n_recon: int):
-    k_tt = _symmetric("KTT", n_train)
-    k_rr = _symmetric("KRR", n_recon)
-    k_rt = _matrix("KRT", n_recon, n_train)
-    return k_tt, k_rt.T, k_rr, _vector("alpha", n_train), _vector("lambda", n_recon)
+    k_tt = symbolic_symmetric("KTT", n_train)
+    k_rr = symbolic_symmetric("KRR", n_recon)
+    k_rt = symbolic_matrix("KRT", n_recon, n_train)
+    return k_tt, k_rt.T, k_rr, symbolic_vector("alpha", n_train), symbolic_vector("lambda", n_recon)
 
 
 def profile_certificates(*, n_train: int = 2, n_recon: int = 2) -> list[Certificate]:
@@ -146,16 +150,16 @@ def profile_certificates(*, n_train: int = 2, n_recon: int = 2) -> list[Certific
     inverse = k_rr.inv()
     optimum = inverse * k_rt * alpha
     at_optimum = dict(zip(lam, optimum))
-    schur = _scalar(alpha.T * (k_tt - k_tr * inverse * k_rt) * alpha)
+    schur = scalar_entry(alpha.T * (k_tt - k_tr * inverse * k_rt) * alpha)
     gradient = sp.Matrix([sp.diff(loss, entry) for entry in lam])
     gradient_at_optimum = gradient.subs(at_optimum, simultaneous=True)
     value = loss.subs(at_optimum, simultaneous=True) - schur
     shift = lam - optimum
-    square = loss - schur - _scalar(shift.T * k_rr * shift)
+    square = loss - schur - scalar_entry(shift.T * k_rr * shift)
     sizes = f"(N={n_train}, M={n_recon})"
     return [
-        Certificate(f"stationarity of lambda* = K_RR^-1 K_RT alpha {sizes}", _first_nonzero(gradient_at_optimum),
-                    _first_nonzero(gradient_at_optimum.applyfunc(sp.cancel))),
+        Certificate(f"stationarity of lambda* = K_RR^-1 K_RT alpha {sizes}", first_nonzero(gradient_at_optimum),
+                    first_nonzero(gradient_at_optimum.applyfunc(sp.cancel))),
         Certificate(f"L(lambda*) = Schur complement form {sizes}", value, sp.cancel(sp.together(value))),
         Certificate(f"L = L* + (lambda - lambda*)^T K_RR (lambda - lambda*) {sizes}", square,
                     sp.cancel(sp.together(square))),
@@ -165,15 +169,15 @@ def profile_certificates(*, n_train: int = 2, n_recon: int = 2) -> list[Certific
 def schur_norm_certificate(*, n_train: int = 1, n_recon: int = 2, n_params: int = 3) -> Certificate:
     """L* = ||J_T^T alpha - J_R^T lambda*||^2 (a squared norm, hence >= 0) for symbolic Jacobians:
     the Schur-complement form equals the parameter-space loss at the profiled coefficients."""
-    j_t = _matrix("JT", n_train, n_params)
-    j_r = _matrix("JR", n_recon, n_params)
-    alpha = _vector("alpha", n_train)
+    j_t = symbolic_matrix("JT", n_train, n_params)
+    j_r = symbolic_matrix("JR", n_recon, n_params)
+    alpha = symbolic_vector("alpha", n_train)
     k_tr, k_rr = j_t * j_r.T, j_r * j_r.T
     inverse = k_rr.inv()
     optimum = inverse * k_tr.T * alpha
     residual_vector = j_t.T * alpha - j_r.T * optimum
-    norm = _scalar(residual_vector.T * residual_vector)
-    schur = _scalar(alpha.T * (j_t * j_t.T - k_tr * inverse * k_tr.T) * alpha)
+    norm = scalar_entry(residual_vector.T * residual_vector)
+    schur = scalar_entry(alpha.T * (j_t * j_t.T - k_tr * inverse * k_tr.T) * alpha)
     expression = norm - schur
     return Certificate(f"Schur complement = ||J_T^T alpha - J_R^T lambda*||^2 (N={n_train}, M={n_recon}, "
                        f"P={n_params})", expression, sp.cancel(sp.together(expression)))
@@ -182,13 +186,13 @@ def schur_norm_certificate(*, n_train: int = 1, n_recon: int = 2, n_params: int 
 def lagrange_certificate(*, n_train: int = 2, n_params: int = 3) -> Certificate:
     """For M = 1: K_RR L* = sum_{i<j} (u_i w_j - u_j w_i)^2 with u = J_T^T alpha, w = J_R^T (Lagrange's
     identity), an explicit sum of squares showing L* >= 0."""
-    j_t = _matrix("JT", n_train, n_params)
-    w = _vector("JR", n_params)
-    alpha = _vector("alpha", n_train)
+    j_t = symbolic_matrix("JT", n_train, n_params)
+    w = symbolic_vector("JR", n_params)
+    alpha = symbolic_vector("alpha", n_train)
     u = j_t.T * alpha
-    k_rr = _scalar(w.T * w)
+    k_rr = scalar_entry(w.T * w)
     k_tr = j_t * w
-    schur = _scalar(alpha.T * (j_t * j_t.T) * alpha) - _scalar(alpha.T * k_tr) ** 2 / k_rr
+    schur = scalar_entry(alpha.T * (j_t * j_t.T) * alpha) - scalar_entry(alpha.T * k_tr) ** 2 / k_rr
     squares = sum((u[i] * w[j] - u[j] * w[i]) ** 2 for i, j in itertools.combinations(range(n_params), 2))
     expression = k_rr * schur - squares
     return Certificate(f"M = 1: K_RR L* is a sum of squares (N={n_train}, P={n_params})", expression,
@@ -242,7 +246,7 @@ def union_form_certificate(assignment: Sequence[object], n_train: int) -> Certif
         coefficients[index] -= lam[j]
     c = sp.Matrix(coefficients)
     gram = sp.Matrix(len(union), len(union), lambda i, j: kernel(union[i], union[j]))
-    expression = infinite_width_loss(x, alpha, location, lam) - _scalar(c.T * gram * c)
+    expression = infinite_width_loss(x, alpha, location, lam) - scalar_entry(c.T * gram * c)
     return Certificate(f"L_inf = c^T Theta_U c for assignment {tuple(assignment)}", expression,
                        sp.expand(expression))
 

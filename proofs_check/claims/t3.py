@@ -17,9 +17,9 @@ IDENTITY_REASON = ("the same float64 kernel blocks on both sides, one Cholesky s
                    "measured <= 2.3e-15 of a^T K_TT a; a missing K_SS factor in y_S = K_SS lambda is O(1) off")
 EQUALITY_TOLERANCE = 1e-12
 EQUALITY_REASON = ("attained in exact arithmetic; x_0 enters L, the gap and Theta(x_0, x_0) through separate kernel "
-                   "calls, exact at coincident inputs to <= 1.5e-15 (K1(b)): measured <= 1.1e-16 for (a), <= 8.9e-16 for (b) at seeds 0-2 "
-                   "(1.4e-9 while edge kernels were off by 1.5e-8); a missing square root or a wrong eigenvalue is "
-                   "O(0.1) off")
+                   "calls, exact at coincident inputs to <= 1.5e-15 (K1(b)): measured <= 1.1e-16 for (a), <= 8.9e-16 "
+                   "for (b) at seeds 0-2 (1.4e-9 while edge kernels were off by 1.5e-8); a missing square root or a "
+                   "wrong eigenvalue is O(0.1) off")
 
 
 # ------------------------------------------------------------------------------------------------
