@@ -11,34 +11,15 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from attack_reference import D
+from attack_reference import explicit_loss as _explicit_loss
+from attack_reference import network_pair as _pair
 from numerics import attack
-from numerics.networks import activation_fn, forward, make_network
+from numerics.networks import activation_fn, make_network
 from theory import parse_spec
 
-D, M, WIDTH = 4, 3, 16
+M = 3
 CASES = [("relu:2", 1, "theta0"), ("erf:2:sb=0.1", 2, "both"), ("relu:1:sb=0.3:param=standard", 2, "thetaf")]
-
-
-def _pair(spec, out_dim, key, width=WIDTH, scale=0.05):
-    arch = parse_spec(spec)
-    network = make_network(arch, width, out_dim)
-    k0, k1 = jax.random.split(key)
-    params_0 = network.init(k0, D)
-    leaves, treedef = jax.tree_util.tree_flatten(params_0)
-    noise = [scale * jax.random.normal(k, leaf.shape) for k, leaf in zip(jax.random.split(k1, len(leaves)), leaves)]
-    return arch, params_0, jax.tree_util.tree_unflatten(treedef, [a + b for a, b in zip(leaves, noise)])
-
-
-def _explicit_loss(arch, thetas, delta, x, lam, activation):
-    """sum_theta ||Delta theta - J_theta(X)^T lambda||^2 from the full forward-mode Jacobian (jax.jacfwd): a code
-    path shared with neither the VJP nor the kernel form."""
-    total = 0.0
-    for params in thetas:
-        jacobian = jax.jacfwd(lambda p: forward(arch, p, x, activation=activation))(params)
-        jt_lam = jax.tree_util.tree_map(lambda j: jnp.tensordot(lam, j, axes=([0, 1], [0, 1])), jacobian)
-        residual = jax.tree_util.tree_map(lambda a, b: a - b, delta, jt_lam)
-        total = total + sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(residual))
-    return total
 
 
 @functools.cache
