@@ -37,6 +37,8 @@ from scipy.optimize import linear_sum_assignment
 
 from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import assert_distinct, validate_points
+from numerics.data import positive_int as _check_positive_int
+from numerics.data import positive_number as _check_positive
 from numerics.kernels import analytic_ntk
 from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
 from numerics.progress import progress_bar
@@ -390,18 +392,6 @@ def _check_params(params_0: Params, params_f: Params) -> None:
         for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
             if not np.all(np.isfinite(np.asarray(leaf))):
                 raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _check_positive(name: str, value: Any) -> float:
-    if not (isinstance(value, (int, float, np.floating, np.integer)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
 
 
 def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:

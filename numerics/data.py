@@ -21,9 +21,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import gzip
+import math
 import pickle
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -68,6 +69,21 @@ def validate_points(x: ArrayLike, *, name: str = "x") -> np.ndarray:
             more = f" (and {rows.size - 10} more)" if rows.size > 10 else ""
             raise ValueError(f"{name} contains {kinds} in rows {rows[:10].tolist()}{more}")
     return arr
+
+
+def positive_int(name: str, value: Any) -> int:
+    """``value`` as an int when it is an integer >= 1 (not a bool); else one-line ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def positive_number(name: str, value: Any) -> float:
+    """``value`` as a float when it is a finite number > 0 (not a bool); else one-line ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)
 
 
 def duplicate_groups(x: ArrayLike) -> list[np.ndarray]:

@@ -60,6 +60,8 @@ import numpy as np
 import optax
 
 from numerics.checkpoint import Checkpoint, fingerprint, interruptible
+from numerics.data import positive_int as _positive_int
+from numerics.data import positive_number as _positive
 from numerics.data import validate_points
 from numerics.kernels import analytic_ntk
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
@@ -280,19 +282,6 @@ def project_min_distance(x: jax.Array, protected: jax.Array, min_distance: float
 # ---------------------------------------------------------------------------------------------------------
 # Validation
 # ---------------------------------------------------------------------------------------------------------
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def _positive(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return float(value)
-
 
 def check_min_distance(protected: Any, min_distance: float | None) -> np.ndarray | None:
     """The protected points as float64, after checking that ``min_distance`` can be met: every distance
