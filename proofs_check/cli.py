@@ -456,15 +456,9 @@ def _attack(args) -> int:
     console = Console(highlight=False)
     out = args.out
     paths = {key: out / name for key, name in ATTACK_FILES.items()}
-    resuming = args.resume and args.previous is not None
+    resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
     record = {"command": "attack", "settings": _attack_settings(args), "steps": args.steps,
               "train_steps": args.train_steps, "training": args.previous.get("training") if resuming else None}
-    if args.resume and not resuming:
-        console.print(f"nothing to resume in {out}: starting afresh")
-    elif not args.resume and args.previous is not None:
-        console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
-        for path in paths.values():
-            path.unlink(missing_ok=True)
     write_run(out, record)
 
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
@@ -535,6 +529,20 @@ def _attack(args) -> int:
     console.print(_leakage_table(leakage, dataset.image_shape is not None))
     console.print(f"files: {', '.join(str(f) for f in files)}")
     return 0
+
+
+def start_or_resume(console, out: Path, files, *, resume: bool, previous: dict | None) -> bool:
+    """Whether a run folder's earlier run is continued: with ``--resume`` and an earlier run, yes; otherwise the
+    earlier run's ``files`` are removed (said on the console) and the run starts afresh."""
+    if resume and previous is not None:
+        return True
+    if resume:
+        console.print(f"nothing to resume in {out}: starting afresh")
+    elif previous is not None:
+        console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
+        for path in files:
+            path.unlink(missing_ok=True)
+    return False
 
 
 def _reconstruction_grid(path: Path, x_recon, dataset, label: str) -> Path:

@@ -164,17 +164,12 @@ def run(args) -> int:
     from numerics.checkpoint import write_run
     from numerics.data import digits
     from numerics.distill import RIDGE_FACTOR, VALIDATION_SEED, distill, support_accuracy, validation_split
+    from proofs_check.cli import start_or_resume
 
     console = Console(highlight=False)
     out = args.out
     paths = {key: out / name for key, name in DISTILL_FILES.items()}
-    resuming = args.resume and args.previous is not None
-    if args.resume and not resuming:
-        console.print(f"nothing to resume in {out}: starting afresh")
-    elif not args.resume and args.previous is not None:
-        console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
-        for path in paths.values():
-            path.unlink(missing_ok=True)
+    resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
     write_run(out, {"command": "distill", "settings": settings(args), "steps": args.steps})
 
     task = DISTILL_DATASETS[args.dataset]
