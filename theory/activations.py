@@ -96,7 +96,7 @@ class Activation:
 
     def expression(self, params: Params) -> sp.Expr:
         """phi(x) with the parameters substituted."""
-        return sp.sympify(self.phi(dict(params)))
+        return sp.sympify(self.phi(dict(params)), strict=True)  # expressions and numbers only, never text
 
     def polynomial_degree(self, params: Params) -> int | None:
         """Degree of phi when it is a polynomial in x, else None (a trait read from phi itself)."""
@@ -106,7 +106,7 @@ class Activation:
         return int(sp.degree(sp.expand(phi), x)) if phi.has(x) else 0
 
     def surrogate_expression(self, params: Params) -> sp.Expr | None:
-        return None if self.surrogate is None else sp.sympify(self.surrogate(dict(params)))
+        return None if self.surrogate is None else sp.sympify(self.surrogate(dict(params)), strict=True)
 
 
 _REGISTRY: dict[str, Activation] = {}

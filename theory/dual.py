@@ -148,7 +148,7 @@ def dual_kernel(activation: str, params: tuple = ()) -> DualKernel:
     phi = entry.expression(p)
     if entry.dual is not None:
         value, derivative = entry.dual(p)
-        return DualKernel(name=activation, phi=phi, value=sp.sympify(value), derivative=sp.sympify(derivative),
+        return DualKernel(name=activation, phi=phi, value=sp.sympify(value, strict=True), derivative=sp.sympify(derivative, strict=True),
                           method=CLOSED_FORM)
     if entry.polynomial_degree(p) is not None:
         return _polynomial(activation, sp.expand(phi))

@@ -288,7 +288,7 @@ def gd_certificates(steps: int = 3, n: int = 2, p: int = 3, *, momentum: bool = 
     etas = sp.symbols(f"eta0:{steps}", positive=True)
     beta = beta_symbol if momentum else sp.S.Zero
     c = sp.S.One if reduction == "sum" else 1 / n_samples_symbol
-    c_dual = c if dual_scale is None else sp.sympify(dual_scale)
+    c_dual = c if dual_scale is None else sp.sympify(dual_scale, strict=True)
     delta, m = sp.zeros(p, 1), sp.zeros(p, 1)
     alpha, mu = sp.zeros(n, 1), sp.zeros(n, 1)
     for eta in etas:
