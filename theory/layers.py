@@ -122,6 +122,87 @@ class Residual:
         return PairState(*(old + s2 * new for old, new in zip(state.as_tuple(), branch.as_tuple())))
 
 
+@dataclasses.dataclass(frozen=True)
+class Conv:
+    """A convolution with stride 1 and SAME padding over images (2D window, e.g. (3, 3)) or sequences (1D, e.g.
+    (3,)); ``channels`` output channels, None: the network's width. NTK parametrization: h' = (sigma_w /
+    sqrt(n_in |window|)) W * a + sigma_b b (neural-tangents' stax.Conv), standard: W ~ N(0, sigma_w^2 / (n_in
+    |window|)).
+
+    The pair state becomes per pixel pair: Sigma(x, x')[p, p'] between pixel p of x and pixel p' of x'. Step
+    (to be derived here): Sigma'[p, p'] = sigma_w^2 mean over window offsets o of Sigma[p + o, p' + o] +
+    sigma_b^2 (zero outside the image), Theta' likewise plus Sigma'; Novak et al. 2019, arXiv:1810.05148."""
+
+    window: tuple[int, ...]
+    channels: int | None = None
+    sigma_w: float = 1.0
+    sigma_b: float = 0.0
+    parameterization: str = "ntk"
+    kind = "conv"
+    preserves_sphere = False
+    homogeneous_degree = 1
+
+    @property
+    def has_bias(self) -> bool:
+        return self.sigma_b > 0
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        raise NotImplementedError("the convolution's kernel step is not written yet")
+
+    def stax(self, units: int):
+        """The neural-tangents layer (``units``: the channel count when ``channels`` is None)."""
+        channels = self.channels if self.channels is not None else int(units)
+        return ("Conv", (int(channels), tuple(self.window)),
+                {"padding": "SAME", "W_std": self.sigma_w, "b_std": self.sigma_b if self.has_bias else None,
+                 "parameterization": self.parameterization})
+
+
+@dataclasses.dataclass(frozen=True)
+class GlobalAveragePool:
+    """Mean over the spatial positions (neural-tangents' stax.GlobalAvgPool): Sigma' = mean over all pixel pairs
+    (p, p') of Sigma[p, p'], Theta' likewise."""
+
+    kind = "gap"
+    preserves_sphere = False
+    homogeneous_degree = 1
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        raise NotImplementedError("global average pooling's kernel step is not written yet")
+
+    def stax(self, units: int | None = None):
+        return ("GlobalAvgPool", (), {})
+
+
+@dataclasses.dataclass(frozen=True)
+class Flatten:
+    """Positions times channels into one vector (stax.Flatten): the next dense layer sees Sigma' = mean over
+    the diagonal p = p' of Sigma[p, p] (the 1 / sqrt(n) of the NTK parametrization counts pixels too)."""
+
+    kind = "flatten"
+    preserves_sphere = False
+    homogeneous_degree = 1
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        raise NotImplementedError("flatten's kernel step is not written yet")
+
+    def stax(self, units: int | None = None):
+        return ("Flatten", (), {})
+
+
+def image_shape(dim: int, spatial_dims: int) -> tuple[int, ...]:
+    """The shape (without batch) that a flat input of ``dim`` features takes before a convolution with
+    ``spatial_dims`` window axes: (s, s, 1) with s^2 = dim in 2D (the 8x8 digits: (8, 8, 1)), (dim, 1) in 1D.
+    Every public function keeps inputs flat, shape (N, dim); convolutional networks reshape with this."""
+    if spatial_dims == 1:
+        return (int(dim), 1)
+    if spatial_dims == 2:
+        side = int(round(dim ** 0.5))
+        if side * side != dim:
+            raise ValueError(f"a 2D convolution needs square images: {dim} input features is not a square")
+        return (side, side, 1)
+    raise ValueError(f"convolutions have 1 or 2 spatial axes, got {spatial_dims}")
+
+
 def activation_of(layer) -> Activation | None:
     """The activation whose dual pair a layer's step uses (its dual symbols), if any."""
     if isinstance(layer, Activation):
