@@ -33,6 +33,11 @@ def architectures(draw):
         return shared if uniform else (draw(numbers), draw(biases))
 
     chain = []
+
+    def gaussian():  # an activation needs a weighted layer before it (possibly through the gap or flatten)
+        last = [layer for layer in chain if not isinstance(layer, (L.GlobalAveragePool, L.Flatten))]
+        return bool(last) and not isinstance(last[-1], L.Activation)
+
     if draw(st.booleans()):
         rank = draw(st.sampled_from([1, 2]))
         for _ in range(draw(st.integers(1, 3))):
@@ -44,7 +49,7 @@ def architectures(draw):
         chain.append(draw(st.sampled_from([L.GlobalAveragePool(), L.Flatten()])))
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(["dense", "activation", "residual"] if not standard else ["dense", "activation"]))
-        if kind == "dense":
+        if kind == "dense" or not gaussian():
             chain.append(L.Dense(*weights(), param))
         elif kind == "activation":
             chain.append(draw(activation_layers))
@@ -124,7 +129,7 @@ def test_chain_properties_and_shorthand_fields():
     assert conv.spatial_dims == 2 and conv.is_convolutional and not conv.is_mlp and not conv.has_bias
     assert conv.layers[0] == L.Conv((3, 3), 64) and conv.layers[4] == L.GlobalAveragePool()
     assert parse_spec("conv3:c=16 > erf > flatten > dense").spatial_dims == 1
-    assert [a.name for a in parse_spec("dense > relu > res:s=1:act=erf > dense").activation_layers] == ["relu", "erf"]
+    assert [a.name for a in parse_spec("dense > relu > dense > res:s=1:act=erf > dense").activation_layers] == ["relu", "erf"]
     with pytest.raises(NotShorthandError, match="is a layer chain"):
         conv.depth
     mlp = parse_spec("relu:3:sb=0.1")
@@ -141,6 +146,10 @@ def test_chain_properties_and_shorthand_fields():
     ("conv3x3 > gap > flatten > dense", "one gap or flatten per network"),
     ("conv3 > conv3x3 > gap > dense", "same number of spatial axes"),
     ("dense > relu", "the last layer must be the dense readout, got 'relu'"),
+    ("relu > dense", "'relu' first: an activation needs a Gaussian input"),
+    ("dense > relu > erf > dense", "'erf' after 'relu': an activation needs a Gaussian input"),
+    ("dense > relu > res:s=1:act=erf > dense", "'res:s=1:act=erf' after 'relu'"),
+    ("conv3x3 > relu > gap > relu > dense", "'relu' after 'gap'"),
     ("relu:2 > dense", "option '2' in layer 'relu:2'"),
     ("conv3y3 > gap > dense", "unknown layer 'conv3y3'"),
     ("conv3x3:c=0 > gap > dense", "channels (c) must be an integer from 1"),

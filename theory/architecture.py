@@ -21,7 +21,9 @@ A spec is either the fully connected shorthand or a chain of layers joined by ``
     convolution with stride 1 and SAME padding over the input read as an image (theory.layers.image_shape);
   - ``gap`` (global average pooling) or ``flatten``: exactly one, between the convolutions and the dense layers;
   - ``res`` (keys s = branch scale > 0, act = activation, its parameters, sw, sb): h -> h + s Dense(act(h));
-  - an activation name from the registry with its parameters, e.g. ``relu`` or ``leaky_relu:alpha=0.2``;
+  - an activation name from the registry with its parameters, e.g. ``relu`` or ``leaky_relu:alpha=0.2``; its
+    input must be Gaussian at infinite width: a dense, convolutional or residual layer comes before it (before
+    a residual block too), possibly through the gap or flatten;
   - OPTIONS, a first token of KEY=VALUE items only (sw, sb, param), is the default of every weighted layer,
     e.g. ``sb=0.1:param=standard > dense > erf > dense``.
 
@@ -190,6 +192,16 @@ def _check_chain(chain: tuple) -> None:
     if len(params) > 1:
         raise SpecError("all layers of a network share one parameterization (param=ntk or param=standard), "
                         f"got {' and '.join(sorted(params))}")
+    gaussian = False  # whether the layer's input is Gaussian at infinite width (a weighted layer's output)
+    for index, layer in enumerate(chain):
+        if isinstance(layer, (L.Activation, L.Residual)) and not gaussian:
+            before = f"after {_layer_spec(chain[index - 1], {})!r}" if index else "first"
+            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: an activation needs a Gaussian input at infinite "
+                            "width, the output of a dense, convolutional or residual layer (neural-tangents' rule)")
+        if isinstance(layer, (L.Dense, L.Conv)):
+            gaussian = True
+        elif isinstance(layer, L.Activation):
+            gaussian = False
     pools = [i for i, layer in enumerate(chain) if isinstance(layer, (L.GlobalAveragePool, L.Flatten))]
     convs = [i for i, layer in enumerate(chain) if isinstance(layer, L.Conv)]
     if not convs:
