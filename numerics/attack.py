@@ -407,8 +407,11 @@ def _check_architecture(arch: Architecture, params: Params, in_dim: int, method:
     if not arch.is_mlp and (method == "kernel" or mode == "profiled"):
         raise ValueError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks (ACTIVATION:DEPTH) "
                          "only; use method='jvp', 'autodiff' or 'auto' with mode='joint'")
-    width, out_dim = shape_of_params(arch, params)
-    check_params(make_network(arch, width, out_dim), params, in_dim)
+    try:
+        width, out_dim = shape_of_params(arch, params)
+        check_params(make_network(arch, width, out_dim), params, in_dim)
+    except ValueError as error:
+        raise ValueError(f"params are not a {arch.spec} network on in_dim={in_dim} inputs: {error}") from None
     return out_dim
 
 
