@@ -746,7 +746,7 @@ def _sweep_table(rows):
     return table
 
 
-from proofs_check import distill_cli  # noqa: E402  (its functions import this module lazily)
+from proofs_check import attack_curve, distill_cli  # noqa: E402  (their functions import this module lazily)
 
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
@@ -754,6 +754,9 @@ COMMANDS: tuple[Command, ...] = (
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+    Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
+            "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
+            attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help()),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "
