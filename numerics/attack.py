@@ -485,7 +485,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            box: tuple[Any, Any] | None = None, box_weight: float = 1.0, init_scale: float = 0.2,
                            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
                            chunk: int = 500, method: str = "auto", mode: str = "joint",
-                           precision: str = "float64") -> AttackResult:
+                           precision: str = "float64", on_chunk=None) -> AttackResult:
     """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
 
     Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
@@ -509,7 +509,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     lambda = lambda*(X_R) = K_theta(X_R, X_R)^-1 J_theta(X_R) Delta theta at every step
     (:func:`profiled_loss_and_grad`), the finite-width twin of the kernel-space attack. ``precision``:
     "float32" runs the attack (and holds theta) in single precision, "float64" (default) in double; the final
-    losses reported are evaluated in float64 either way.
+    losses reported are evaluated in float64 either way. ``on_chunk(step, X_R)``, when given, is called after
+    every chunk with the step reached and the reconstructions there.
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -588,6 +589,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             if store is not None:
                 store.save(carry, step=step, budget=steps,
                            extras={"loss_curve": np.concatenate(curves), "anneal_steps": horizon})
+            if on_chunk is not None:  # e.g. score the reconstructions along the way (proofs-check attack-curve)
+                on_chunk(step, np.asarray(carry[0], dtype=np.float64))
             stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
     x = jnp.asarray(x, jnp.float64)
