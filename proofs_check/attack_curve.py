@@ -8,6 +8,7 @@ over all of them); the reconstructions reached after each budget in ``--budgets`
 numerics.audit.leakage. Writes
 ``OUT/attack_curve.json`` (every score), ``OUT/attack_curve.png`` (revealed fraction and SSIM >= 0.9 fraction
 against the budget; each trivial baseline a horizontal line) and ``OUT/<arch>-<training>/model.npz``.
+``--combine DIR...`` draws earlier runs (e.g. one per architecture, run in parallel) in one figure.
 """
 
 from __future__ import annotations
@@ -58,6 +59,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the networks and the attacks")
     parser.add_argument("--out", type=folder, default="reports/attack-curve", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--combine", nargs="+", type=folder, metavar="DIR",
+                        help="train and attack nothing: draw the series of earlier attack-curve runs (same dataset, "
+                             "N, seed and budgets) in one figure and JSON in --out")
+
+
+RESULT = "attack_curve.json"
+SAME = ("dataset", "n", "recon", "seed", "budgets")
+"""What combined runs must share."""
+
+
+def _combined(folders) -> dict:
+    from proofs_check.cli import UsageError
+
+    records = []
+    for folder in folders:
+        try:
+            records.append(json.loads((folder / RESULT).read_text()))
+        except (OSError, ValueError):
+            raise UsageError(f"--combine {folder}: no readable {RESULT} there (an attack-curve run's --out)") from None
+    for folder, record in zip(folders[1:], records[1:]):
+        for key in SAME:
+            if record.get(key) != records[0].get(key):
+                raise UsageError(f"--combine {folder}: its {key} is {record.get(key)!r}, but {folders[0]} has "
+                                 f"{records[0].get(key)!r}")
+    combined = dict(records[0])
+    combined["series"] = [entry for record in records for entry in record["series"]]
+    combined["seconds"] = round(sum(record["seconds"] for record in records), 1)
+    combined["combined_from"] = [str(folder) for folder in folders]
+    return combined
 
 
 def check(args) -> None:
@@ -65,6 +95,12 @@ def check(args) -> None:
     from proofs_check.cli import UsageError
     from theory.architecture import parse_spec
 
+    if args.combine:
+        given = [name for name in ("arch", "training") if getattr(args, name)]
+        if given:
+            raise UsageError(f"--{given[0]} describes runs to make; --combine draws earlier ones")
+        args.record = _combined(args.combine)
+        return
     args.arch = args.arch or [parse_spec(spec) for spec in DEFAULT_ARCHS]
     args.training = args.training or list(TRAININGS)
     try:
@@ -88,13 +124,14 @@ def run(args) -> int:
     import jax
     import jax.flatten_util
     from rich.console import Console
-    from rich.table import Table
 
     from numerics import audit
     from numerics.attack import parameter_space_attack
 
     console = Console(highlight=False)
     out: Path = args.out
+    if args.combine:
+        return _finish(console, out, args.record)
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     images = dataset.image_shape is not None
@@ -144,22 +181,30 @@ def run(args) -> int:
               "seconds": round(time.perf_counter() - start, 1),
               "success_measure": "revealed: some reconstruction is 2 times closer to the private point than to every "
                                  "public point, after the best nonnegative rescaling (numerics.privacy.revealed)"}
+    return _finish(console, out, record)
+
+
+def _finish(console, out: Path, record: dict) -> int:
+    """Write the JSON and the figure, print the table."""
+    from rich.table import Table
+
     out.mkdir(parents=True, exist_ok=True)
-    (out / "attack_curve.json").write_text(json.dumps(audit_plain(record), indent=2))
+    (out / RESULT).write_text(json.dumps(audit_plain(record), indent=2))
+    images = any("ssim_ge_0.9" in point for entry in record["series"] for point in entry["points"])
     figure = curve_figure(out / "attack_curve.png", record, images=images)
-    table = Table(title=f"revealed fraction (SSIM >= 0.9) against attack steps, {dataset.name}, N = {args.n}")
+    table = Table(title=f"revealed fraction (SSIM >= 0.9) against attack steps, {record['dataset']}, N = {record['n']}")
     table.add_column("architecture")
     table.add_column("training")
-    for budget in args.budgets:
+    for budget in record["budgets"]:
         table.add_column(f"{budget} steps", justify="right")
-    for entry in series:
+    for entry in record["series"]:
         table.add_row(entry["arch"], entry["training"], *[
             f"{p['revealed']:.0%}" + (f" ({p['ssim_ge_0.9']:.0%})" if images else "") for p in entry["points"]])
-    for name, values in baselines.items():
+    for name, values in record["baselines"].items():
         table.add_row(f"{name} (trivial)", "-", *[f"{values['revealed']:.0%}" + (
-            f" ({values['ssim_ge_0.9']:.0%})" if images else "")] * len(args.budgets))
+            f" ({values['ssim_ge_0.9']:.0%})" if images else "")] * len(record["budgets"]))
     console.print(table)
-    console.print(f"files: {out / 'attack_curve.json'}, {figure}")
+    console.print(f"files: {out / RESULT}, {figure}")
     return 0
 
 
