@@ -81,6 +81,15 @@ def architecture(text: str) -> Architecture:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def kernel_architecture(text: str) -> Architecture:
+    """An architecture spec whose analytic kernel exists (every layer kind has its kernel step)."""
+    arch = architecture(text)
+    if not arch.has_kernel:
+        raise argparse.ArgumentTypeError(f"{arch.spec}: the analytic kernel of this chain is not available (a layer "
+                                         "kind's kernel step is not written yet)")
+    return arch
+
+
 def folder(text: str) -> Path:
     """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
     path = Path(text)
@@ -278,15 +287,16 @@ def _check_run(args) -> None:
     for arch in args.arch or []:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
-            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} check fully connected networks "
-                             f"(ACTIVATION:DEPTH{'' if refusing == ['K1'] else ', residual blocks included'}) "
-                             "only; a convolutional chain is not among them")
+            reason = ("they check fully connected ACTIVATION:DEPTH networks (residual blocks included) only"
+                      if not arch.is_shorthand else "its analytic kernel is not available")
+            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} do not apply: {reason}")
 
 
 def _claim_takes(claim_id: str, arch) -> bool:
-    """Whether a claim that takes --arch applies to ``arch``: every one to fully connected chains (residual blocks
-    included); convolutional chains wait for their kernels."""
-    return not arch.is_convolutional
+    """Whether a claim that takes --arch applies to ``arch``: the claims read the fully connected shorthand
+    (ACTIVATION:DEPTH, residual blocks included: its activation, depth, sigma_w, ...) and need its analytic kernel;
+    other chains (convolutional, mixed layers) are refused before any work."""
+    return arch.is_shorthand and arch.has_kernel
 
 
 def _run(args) -> int:

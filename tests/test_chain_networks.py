@@ -155,7 +155,7 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
     capsys.readouterr()
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled: "),
-                          (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 check fully connected")):
+                          (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 do not apply")):
         assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err

@@ -340,6 +340,17 @@ class Architecture:
         return self.spatial_dims is not None
 
     @property
+    def has_kernel(self) -> bool:
+        """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK
+        exist (numerics.kernels): a layer kind whose step is not written yet raises NotImplementedError there."""
+        try:
+            for layer in self._layers:
+                layer.step()
+        except NotImplementedError:
+            return False
+        return True
+
+    @property
     def parameterization(self) -> str:
         """The parameterization every weighted layer shares (validated)."""
         for layer in self._layers:
