@@ -107,11 +107,11 @@ def check(args) -> None:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    dim = audit.input_dimension(args.dataset)
     for arch in args.arch:
-        if arch.spatial_dims == 2 and round(dim ** 0.5) ** 2 != dim:
-            raise UsageError(f"--arch {arch.spec}: a 2D convolution needs square images, but --dataset "
-                             f"{args.dataset} has {dim} features")
+        try:
+            arch.check_input(audit.input_dimension(args.dataset))
+        except ValueError as error:
+            raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
 
 
 def _folder_name(arch, training: str) -> str:

@@ -422,6 +422,10 @@ def _check_attack(args) -> None:
     except ValueError as error:
         raise UsageError(str(error)) from None
     args.recon = args.recon or 2 * args.n
+    try:
+        args.arch.check_input(audit.input_dimension(args.dataset))
+    except ValueError as error:
+        raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
     if args.model is not None:
         inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
         in_dim = int(args.model.in_dim)

@@ -150,12 +150,12 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
         assert main(["attack", "--arch", spec, *common, "--out", str(tmp_path / out)]) == 0
         metrics = json.loads((tmp_path / out / "metrics.json").read_text())
         assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 4
-    assert main(["attack", "--model", str(tmp_path / "conv" / "model.npz"), "--n", "2", "--steps", "2",
-                 "--no-progress", "--out", str(tmp_path / "again")]) == 0
     capsys.readouterr()
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled: "),
-                          (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 do not apply")):
+                          (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 do not apply"),
+                          (["attack", "--arch", "conv3x3 > relu > gap > dense", "--dataset", "sphere"],
+                           "10 input features is not a square (--dataset sphere)")):
         assert main([*argv, "--out", str(tmp_path / "refused")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err

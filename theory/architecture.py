@@ -339,6 +339,15 @@ class Architecture:
     def is_convolutional(self) -> bool:
         return self.spatial_dims is not None
 
+    def check_input(self, dim: int) -> None:
+        """SpecError unless flat inputs of ``dim`` features fit the chain (a 2D convolution reads them as square
+        images, theory.layers.image_shape)."""
+        if self.spatial_dims is not None:
+            try:
+                L.image_shape(int(dim), self.spatial_dims)
+            except ValueError as error:
+                raise SpecError(f"{self.spec}: {error}") from None
+
     @property
     def has_kernel(self) -> bool:
         """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK
