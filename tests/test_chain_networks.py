@@ -160,3 +160,14 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "refused").exists()
+
+
+def test_kernel_space_attack_takes_a_residual_chain():
+    """The infinite-width attack reads the chain's analytic kernel (residual blocks' steps) and descends; full
+    recovery on residual nets: `proofs-check run D1 R1 --arch relu:2:res=0.5` (README)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    result = attack.kernel_space_attack(parse_spec("relu:2:res=0.5"), x, rng.normal(size=3), 6,
+                                        key=jax.random.PRNGKey(0), steps=30, restarts=1, polish_iterations=0)
+    assert np.isfinite(result.final_loss) and result.loss_curve[-1] < result.loss_curve[0]
