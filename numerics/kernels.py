@@ -23,7 +23,8 @@ import sympy as sp
 from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
 from theory import activations
 from theory.architecture import Architecture
-from theory.layers import STEP_ARGUMENTS, activation_of, layers_of
+from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
+                           layers_of, n_in, positions)
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -175,50 +176,222 @@ def compiled_step(layer) -> Callable:
     return lambdify_jax(STEP_ARGUMENTS, list(layer.step().as_tuple()))
 
 
-def _compiled_chain(arch: Architecture) -> list[tuple[Callable, Callable | None]]:
-    """Per layer: its compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
-    chain = []
-    for layer in layers_of(arch):
-        activation = activation_of(layer)
-        duals = None if activation is None else \
-            dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
-        chain.append((compiled_step(layer), duals))
-    return chain
+@functools.cache
+def compiled_patch_step(layer: Conv) -> Callable:
+    """A convolution's symbolic step (theory.layers.Conv.step: patch mean, then the dense step) compiled by
+    sympy.lambdify: a function of the patch's states (s11_j, s12_j, s22_j, theta_j for each window offset j)
+    and n_in, returning the next (s11, s12, s22, theta) at the output pixel pair."""
+    arguments = tuple(symbol for state in layer.patch_symbols() for symbol in state.as_tuple()) + (n_in,)
+    return lambdify_jax(arguments, list(layer.step().as_tuple()))
 
 
 @functools.cache
-def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
-    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network.
+def patch_tables(layer: Conv, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather indices of :meth:`theory.layers.Conv.patch`, shape (offsets, P^2) over output pixel pairs
+    (p, p') in row-major order: the pair (p + o, p' + o) as p_o P + p'_o, and p_o, p'_o themselves; a padded
+    pair points at index P^2 (pairs) or P (pixels), where the gathered arrays carry an appended zero."""
+    cells = positions(shape)
+    count = len(cells)
+    index = {cell: i for i, cell in enumerate(cells)}
+    pair = np.full((len(layer.offsets), count * count), count * count, dtype=np.int32)
+    first = np.full(pair.shape, count, dtype=np.int32)
+    second = np.full(pair.shape, count, dtype=np.int32)
+    for i, p in enumerate(cells):
+        for k, q in enumerate(cells):
+            for j, read in enumerate(layer.patch(p, q, shape)):
+                if read is not None:
+                    first[j, i * count + k], second[j, i * count + k] = index[read[0]], index[read[1]]
+                    pair[j, i * count + k] = first[j, i * count + k] * count + second[j, i * count + k]
+    return pair, first, second
 
-    The layers' steps of :mod:`theory.layers`, compiled from their sympy expressions and composed;
-    ``width`` is needed (and used) only in the standard parametrization, whose NTK scales with the hidden width.
+
+@functools.cache
+def pooling_weights(layer, shape: tuple[int, ...]) -> np.ndarray:
+    """The (P, P) weights w[p, p'] with which a pooling layer's symbolic step (theory.layers: GlobalAveragePool,
+    Flatten) combines the pixel pairs' states into Sigma' = sum w[p, p'] Sigma[p, p']: read off the coefficients
+    of the step applied to one symbol per pooled pair (it must be linear, the same for Sigma and Theta)."""
+    cells = positions(shape)
+    index = {cell: i for i, cell in enumerate(cells)}
+    pairs = layer.pooled_pairs(shape)
+    symbols = [sp.Symbol(f"pooled_{n}", real=True) for n in range(len(pairs))]
+    out = layer.step([PairState(s, s, s, s) for s in symbols])
+    coefficients = out.s12.as_coefficients_dict()
+    if sp.expand(out.s12 - out.theta) != 0 or coefficients.get(sp.Integer(1), 0) != 0 or \
+            any(not term.is_Symbol for term in coefficients):
+        raise ValueError(f"{layer.kind}: a pooling step must be the same linear map for Sigma and Theta")
+    weights = np.zeros((len(cells), len(cells)))
+    for symbol, (p, q) in zip(symbols, pairs):
+        weights[index[p], index[q]] += float(coefficients.get(symbol, 0))
+    return weights
+
+
+def _spatial_dims(chain: tuple) -> int | None:
+    """The number of spatial axes of a chain's convolutions (None: a fully connected chain); checks the order
+    (convolutions, then one pooling layer, then dense layers) and that they agree."""
+    dims = {layer.spatial_dims for layer in chain if layer.kind in SPATIAL_KINDS}
+    pooling = [index for index, layer in enumerate(chain) if layer.kind in POOLING_KINDS]
+    convs = [index for index, layer in enumerate(chain) if layer.kind in SPATIAL_KINDS]
+    if not dims:
+        if pooling:
+            raise ValueError(f"{chain[pooling[0]].kind} needs convolutions before it")
+        return None
+    if len(dims) > 1:
+        raise ValueError(f"convolutions with {sorted(dims)} spatial axes in one chain")
+    if len(pooling) != 1 or convs[-1] > pooling[0]:
+        raise ValueError("a convolutional chain needs one pooling layer (gap or flatten) after its convolutions "
+                         "and before the readout")
+    return dims.pop()
+
+
+def _compiled_chain(chain: tuple) -> list[tuple]:
+    """Per layer: its kind, compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
+    compiled = []
+    for layer in chain:
+        activation = activation_of(layer)
+        duals = None if activation is None else \
+            dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
+        if layer.kind in SPATIAL_KINDS:
+            compiled.append((layer, compiled_patch_step(layer), None))
+        elif layer.kind in POOLING_KINDS:
+            compiled.append((layer, None, None))
+        else:
+            compiled.append((layer, compiled_step(layer), duals))
+    return compiled
+
+
+_UNUSED = 0.0  # a step ignores the dual symbols (dense) or n_in (activation) it does not use
+
+
+def _elementwise(step, duals, s11, s12, s22, theta, fan_in):
+    """One elementwise step (dense, activation, residual) on a state, dual symbols fed by the compiled pair."""
+    if duals is None:
+        return step(s11, s12, s22, theta, _UNUSED, _UNUSED, _UNUSED, _UNUSED, fan_in)
+    pair, value_diagonal = duals
+    k12, kdot = pair(s11, s22, s12)
+    return step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22), kdot, fan_in)
+
+
+def _next_fan_in(layer, fan_in, width):
+    if layer.kind == "activation":
+        return fan_in
+    if layer.kind in SPATIAL_KINDS and layer.channels is not None:
+        return layer.channels
+    return width if width is not None else 1
+
+
+def _diagonal(self_state: jax.Array) -> jax.Array:
+    """Sigma(x, x)[p, p] from the per-input (N, P, P) state."""
+    return jnp.diagonal(self_state, axis1=-2, axis2=-1)
+
+
+def gather_pixels(values: jax.Array, table: np.ndarray) -> list[jax.Array]:
+    """Per row j of ``table``: values[..., table[j]], where the index one past the end reads 0 (padding)."""
+    padded = jnp.concatenate([values, jnp.zeros(values.shape[:-1] + (1,), values.dtype)], axis=-1)
+    return [padded[..., rows] for rows in table]
+
+
+def gather_pairs(state: jax.Array, table: np.ndarray) -> list[jax.Array]:
+    """Per row j of ``table`` (over the P^2 pixel pairs): the (..., P, P) state at the pairs it names."""
+    pixels = state.shape[-1]
+    flat = state.reshape(state.shape[:-2] + (pixels * pixels,))
+    return [rows.reshape(state.shape) for rows in gather_pixels(flat, table)]
+
+
+def _conv_step(layer, step, shape, cross, theta, self1, self2, fan_in):
+    """The compiled convolution step on the cross state (N1, N2, P, P) and the inputs' own states (N, P, P):
+    each offset's pixel pairs gathered by :func:`patch_tables` (zeros for padding), then the lambdified step."""
+    pair, first, second = patch_tables(layer, shape)
+    pixels = cross.shape[-1]
+    v1, v2 = _diagonal(self1), _diagonal(self2)
+
+    def variances(v, table, out_shape):
+        return [rows.reshape(out_shape) for rows in gather_pixels(v, table)]
+
+    def run(s11_rows, s12_rows, s22_rows, theta_rows, out_shape):
+        arguments = [part for parts in zip(s11_rows, s12_rows, s22_rows, theta_rows) for part in parts]
+        return [value + jnp.zeros(out_shape, cross.dtype) for value in step(*arguments, fan_in)]
+
+    n1, n2 = self1.shape[0], self2.shape[0]
+    out = run(variances(v1, first, (n1, 1, pixels, pixels)), gather_pairs(cross, pair),
+              variances(v2, second, (1, n2, pixels, pixels)), gather_pairs(theta, pair), cross.shape)
+    selves = [run(variances(v, first, own.shape), gather_pairs(own, pair), variances(v, second, own.shape),
+                  [jnp.zeros((), own.dtype)] * len(pair), own.shape)[1] for own, v in ((self1, v1), (self2, v2))]
+    return out[1], out[3], selves[0], selves[1]
+
+
+@functools.cache
+def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
+    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network that
+    the serial ``chain`` of :mod:`theory.layers` layers stands for (its last layer is the readout).
+
+    Inputs are flat, shape (N, d). A chain with convolutions reads them as images
+    (theory.layers.image_shape(d, spatial axes)) and carries per-pixel-pair states: Sigma(x, x')[p, p'] and
+    Theta[p, p'] of shape (N1, N2, P, P) and each input's own Sigma(x, x)[p, q] of shape (N, P, P) (its diagonal
+    feeds the activations' dual kernels, its pooled value the layers after pooling); the pooling layer turns
+    them into the usual pair state. Every step is compiled from the layers' sympy steps. ``width`` is needed
+    (and used) only in the standard parametrization, whose NTK scales with the hidden width.
     """
-    if arch.parameterization == "standard" and width is None:
+    chain = tuple(chain)
+    if width is None and any(getattr(layer, "parameterization", "ntk") == "standard" for layer in chain):
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
-    chain = _compiled_chain(arch)
-    unused = 0.0  # a step ignores the dual symbols (dense) or n_in (activation) it does not use
+    spatial_dims = _spatial_dims(chain)
+    compiled = _compiled_chain(chain)
 
     @jax.jit
     def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
         _check_inputs(x1, x2)
         d = x1.shape[1]
-        s11 = jnp.sum(x1**2, axis=1)[:, None] / d
-        s22 = jnp.sum(x2**2, axis=1)[None, :] / d
-        s12 = (x1 @ x2.T) / d
-        theta = jnp.zeros_like(s12)
-        fan_in = d
-        for step, duals in chain:
-            if duals is None:
-                s11, s12, s22, theta = step(s11, s12, s22, theta, unused, unused, unused, unused, fan_in)
-                fan_in = width if width is not None else 1
-            else:
-                pair, value_diagonal = duals
-                k12, kdot = pair(s11, s22, s12)
-                s11, s12, s22, theta = step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22),
-                                            kdot, fan_in)
+        layers = iter(compiled)
+        if spatial_dims is None:
+            fan_in = d
+            s11 = jnp.sum(x1**2, axis=1)[:, None] / d
+            s22 = jnp.sum(x2**2, axis=1)[None, :] / d
+            s12 = (x1 @ x2.T) / d
+            theta = jnp.zeros_like(s12)
+        else:
+            full = image_shape(d, spatial_dims)
+            shape, channels = full[:-1], full[-1]
+            pixels = len(positions(shape))
+            images1, images2 = x1.reshape(-1, pixels, channels), x2.reshape(-1, pixels, channels)
+            cross = jnp.einsum("npc,mqc->nmpq", images1, images2) / channels
+            theta = jnp.zeros_like(cross)
+            self1 = jnp.einsum("npc,nqc->npq", images1, images1) / channels
+            self2 = jnp.einsum("npc,nqc->npq", images2, images2) / channels
+            fan_in = channels
+            for layer, step, duals in layers:
+                if layer.kind in POOLING_KINDS:
+                    weights = jnp.asarray(pooling_weights(layer, shape))
+                    s12 = jnp.einsum("nmpq,pq->nm", cross, weights)
+                    theta = jnp.einsum("nmpq,pq->nm", theta, weights)
+                    s11 = jnp.einsum("npq,pq->n", self1, weights)[:, None]
+                    s22 = jnp.einsum("npq,pq->n", self2, weights)[None, :]
+                    fan_in = fan_in * layer.fan_in_factor(shape)
+                    break
+                if layer.kind in SPATIAL_KINDS:
+                    cross, theta, self1, self2 = _conv_step(layer, step, shape, cross, theta, self1, self2, fan_in)
+                else:
+                    v1, v2 = _diagonal(self1), _diagonal(self2)
+                    out = _elementwise(step, duals, v1[:, None, :, None], cross, v2[None, :, None, :], theta, fan_in)
+                    cross, theta = out[1] + jnp.zeros_like(cross), out[3] + jnp.zeros_like(cross)
+                    self1, self2 = (_elementwise(step, duals, v[:, :, None], own, v[:, None, :], jnp.zeros_like(own),
+                                                 fan_in)[1] + jnp.zeros_like(own)
+                                    for own, v in ((self1, v1), (self2, v2)))
+                fan_in = _next_fan_in(layer, fan_in, width)
+        for layer, step, duals in layers:
+            s11, s12, s22, theta = _elementwise(step, duals, s11, s12, s22, theta, fan_in)
+            fan_in = _next_fan_in(layer, fan_in, width)
         return s12 + jnp.zeros_like(theta), theta
 
     return kernel_fn
+
+
+@functools.cache
+def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
+    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:
+    :func:`chain_kernel_fn` of the architecture's layers (theory.layers.layers_of)."""
+    if arch.parameterization == "standard" and width is None:
+        raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
+    return chain_kernel_fn(layers_of(arch), width=width)
 
 
 @functools.cache
@@ -318,8 +491,9 @@ def monte_carlo_ntk(arch: Architecture, width: int, x1: jax.Array, x2: jax.Array
 
 def _clear_caches() -> None:
     """A registry change may redefine an activation: drop everything compiled from one."""
-    for cached in (dual_functions, compiled_step, analytic_kernel_fn, analytic_ntk_fn):
-        cached.cache_clear()
+    for cached in (dual_functions, compiled_step, compiled_patch_step, patch_tables, pooling_weights,
+                   chain_kernel_fn, analytic_kernel_fn, analytic_ntk_fn):
+        getattr(cached, "cache_clear", lambda: None)()  # a test may have swapped one for a plain function
 
 
 activations.on_change(_clear_caches)
