@@ -285,9 +285,11 @@ def _diagonal(self_state: jax.Array) -> jax.Array:
 
 
 def gather_pixels(values: jax.Array, table: np.ndarray) -> list[jax.Array]:
-    """Per row j of ``table``: values[..., table[j]], where the index one past the end reads 0 (padding)."""
+    """Per row j of ``table``: values[..., table[j]], where the index one past the end reads 0 (padding); one
+    gather for all rows."""
     padded = jnp.concatenate([values, jnp.zeros(values.shape[:-1] + (1,), values.dtype)], axis=-1)
-    return [padded[..., rows] for rows in table]
+    gathered = padded[..., jnp.asarray(table)]
+    return [gathered[..., j, :] for j in range(table.shape[0])]
 
 
 def gather_pairs(state: jax.Array, table: np.ndarray) -> list[jax.Array]:
@@ -297,26 +299,25 @@ def gather_pairs(state: jax.Array, table: np.ndarray) -> list[jax.Array]:
     return [rows.reshape(state.shape) for rows in gather_pixels(flat, table)]
 
 
-def _conv_step(layer, step, shape, cross, theta, self1, self2, fan_in):
-    """The compiled convolution step on the cross state (N1, N2, P, P) and the inputs' own states (N, P, P):
+def _conv_step(layer, step, shape, cross, theta, selves, fan_in):
+    """The compiled convolution step on the cross state (N1, N2, P, P) and the inputs' own states (N1 + N2, P, P):
     each offset's pixel pairs gathered by :func:`patch_tables` (zeros for padding), then the lambdified step."""
     pair, first, second = patch_tables(layer, shape)
-    pixels = cross.shape[-1]
-    v1, v2 = _diagonal(self1), _diagonal(self2)
+    n1, n2, pixels = cross.shape[0], cross.shape[1], cross.shape[-1]
+    v = _diagonal(selves)
 
-    def variances(v, table, out_shape):
-        return [rows.reshape(out_shape) for rows in gather_pixels(v, table)]
+    def variances(values, table, out_shape):
+        return [rows.reshape(out_shape) for rows in gather_pixels(values, table)]
 
     def run(s11_rows, s12_rows, s22_rows, theta_rows, out_shape):
         arguments = [part for parts in zip(s11_rows, s12_rows, s22_rows, theta_rows) for part in parts]
         return [value + jnp.zeros(out_shape, cross.dtype) for value in step(*arguments, fan_in)]
 
-    n1, n2 = self1.shape[0], self2.shape[0]
-    out = run(variances(v1, first, (n1, 1, pixels, pixels)), gather_pairs(cross, pair),
-              variances(v2, second, (1, n2, pixels, pixels)), gather_pairs(theta, pair), cross.shape)
-    selves = [run(variances(v, first, own.shape), gather_pairs(own, pair), variances(v, second, own.shape),
-                  [jnp.zeros((), own.dtype)] * len(pair), own.shape)[1] for own, v in ((self1, v1), (self2, v2))]
-    return out[1], out[3], selves[0], selves[1]
+    out = run(variances(v[:n1], first, (n1, 1, pixels, pixels)), gather_pairs(cross, pair),
+              variances(v[n1:], second, (1, n2, pixels, pixels)), gather_pairs(theta, pair), cross.shape)
+    own = run(variances(v, first, selves.shape), gather_pairs(selves, pair), variances(v, second, selves.shape),
+              [jnp.zeros((), selves.dtype)] * len(pair), selves.shape)
+    return out[1], out[3], own[1]
 
 
 @functools.cache
@@ -326,7 +327,7 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
 
     Inputs are flat, shape (N, d). A chain with convolutions reads them as images
     (theory.layers.image_shape(d, spatial axes)) and carries per-pixel-pair states: Sigma(x, x')[p, p'] and
-    Theta[p, p'] of shape (N1, N2, P, P) and each input's own Sigma(x, x)[p, q] of shape (N, P, P) (its diagonal
+    Theta[p, p'] of shape (N1, N2, P, P) and each input's own Sigma(x, x)[p, q] of shape (N1 + N2, P, P) (its diagonal
     feeds the activations' dual kernels, its pooled value the layers after pooling); the pooling layer turns
     them into the usual pair state. Every step is compiled from the layers' sympy steps. ``width`` is needed
     (and used) only in the standard parametrization, whose NTK scales with the hidden width.
@@ -355,27 +356,28 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
             images1, images2 = x1.reshape(-1, pixels, channels), x2.reshape(-1, pixels, channels)
             cross = jnp.einsum("npc,mqc->nmpq", images1, images2) / channels
             theta = jnp.zeros_like(cross)
-            self1 = jnp.einsum("npc,nqc->npq", images1, images1) / channels
-            self2 = jnp.einsum("npc,nqc->npq", images2, images2) / channels
+            both = jnp.concatenate([images1, images2])
+            selves = jnp.einsum("npc,nqc->npq", both, both) / channels  # Sigma(x, x)[p, q] of x1's then x2's
+            n1 = images1.shape[0]
             fan_in = channels
             for layer, step, duals in layers:
                 if layer.kind in POOLING_KINDS:
                     weights = jnp.asarray(pooling_weights(layer, shape))
                     s12 = jnp.einsum("nmpq,pq->nm", cross, weights)
                     theta = jnp.einsum("nmpq,pq->nm", theta, weights)
-                    s11 = jnp.einsum("npq,pq->n", self1, weights)[:, None]
-                    s22 = jnp.einsum("npq,pq->n", self2, weights)[None, :]
+                    pooled = jnp.einsum("npq,pq->n", selves, weights)
+                    s11, s22 = pooled[:n1, None], pooled[None, n1:]
                     fan_in = fan_in * layer.fan_in_factor(shape)
                     break
                 if layer.kind in SPATIAL_KINDS:
-                    cross, theta, self1, self2 = _conv_step(layer, step, shape, cross, theta, self1, self2, fan_in)
+                    cross, theta, selves = _conv_step(layer, step, shape, cross, theta, selves, fan_in)
                 else:
-                    v1, v2 = _diagonal(self1), _diagonal(self2)
-                    out = _elementwise(step, duals, v1[:, None, :, None], cross, v2[None, :, None, :], theta, fan_in)
+                    v = _diagonal(selves)
+                    out = _elementwise(step, duals, v[:n1, None, :, None], cross, v[None, n1:, None, :], theta,
+                                       fan_in)
                     cross, theta = out[1] + jnp.zeros_like(cross), out[3] + jnp.zeros_like(cross)
-                    self1, self2 = (_elementwise(step, duals, v[:, :, None], own, v[:, None, :], jnp.zeros_like(own),
-                                                 fan_in)[1] + jnp.zeros_like(own)
-                                    for own, v in ((self1, v1), (self2, v2)))
+                    selves = _elementwise(step, duals, v[:, :, None], selves, v[:, None, :], jnp.zeros_like(selves),
+                                          fan_in)[1] + jnp.zeros_like(selves)
                 fan_in = _next_fan_in(layer, fan_in, width)
         for layer, step, duals in layers:
             s11, s12, s22, theta = _elementwise(step, duals, s11, s12, s22, theta, fan_in)

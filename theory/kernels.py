@@ -26,7 +26,8 @@ import sympy as sp
 
 from theory.architecture import Architecture
 from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_kernel
-from theory.layers import STATE, PairState, activation_of, input_state, k11, k12, k22, kdot, layers_of, n_in
+from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STATE, ZERO_STATE, PairState, activation_of, image_shape,
+                           input_state, k11, k12, k22, kdot, layers_of, n_in, positions)
 
 q12 = sp.Symbol("q12", real=True)
 q11, q22 = sp.symbols("q11 q22", positive=True)
@@ -47,10 +48,11 @@ def _dual_values(kernel: DualKernel, state: PairState) -> dict:
             k12: kernel.value.subs(cross, simultaneous=True), kdot: kernel.derivative.subs(cross, simultaneous=True)}
 
 
-def apply_layer(layer, state: PairState, *, width=width_symbol, first: bool = False) -> PairState:
-    """``layer``'s symbolic step (theory.layers) evaluated at ``state``."""
+def apply_layer(layer, state: PairState, *, width=width_symbol, first: bool = False, fan_in=None) -> PairState:
+    """``layer``'s symbolic step (theory.layers) evaluated at ``state``; the width feeding it is ``fan_in``
+    (default: the input dimension d for the ``first`` layer, else ``width``)."""
     values = dict(zip(STATE, state.as_tuple()))
-    values[n_in] = dim if first else width
+    values[n_in] = fan_in if fan_in is not None else (dim if first else width)
     activation = activation_of(layer)
     if activation is not None:
         values.update(_dual_values(dual_kernel(activation.name, activation.params), state))
@@ -88,3 +90,95 @@ def relu_ntk_depth_one(arch: Architecture) -> sp.Expr:
 def as_arccos(expr: sp.Expr) -> sp.Expr:
     """Rewrite atan2(y, x) as arccos(x / sqrt(x^2 + y^2)), valid since every y here is a square root >= 0."""
     return expr.replace(sp.atan2, lambda y, x: sp.acos(x / sp.sqrt(x**2 + y**2)))
+
+
+def _next_fan_in(layer, fan_in, width):
+    """The width feeding the layer after ``layer`` (activations keep it; pooling is handled by the caller)."""
+    if layer.kind == "activation":
+        return fan_in
+    if layer.kind in SPATIAL_KINDS and layer.channels is not None:
+        return layer.channels
+    return width
+
+
+class SymbolicEvaluation:
+    """How :func:`compose_chain` evaluates each layer: by substituting into the layers' sympy steps (exact for
+    exact inputs). A numerical reference may swap in faster arithmetic with the same interface."""
+
+    zero = ZERO_STATE
+
+    def elementwise(self, layer, state: PairState, fan_in) -> PairState:
+        return apply_layer(layer, state, fan_in=fan_in)
+
+    def patch(self, layer, patch: list[PairState], fan_in) -> PairState:
+        return PairState(*(e.subs(n_in, fan_in) for e in layer.step(patch).as_tuple()))
+
+    def pool(self, layer, states: list[PairState]) -> PairState:
+        return layer.step(states)
+
+
+def compose_chain(chain: tuple, x1, x2, *, width=width_symbol, evaluate=None) -> PairState:
+    """The kernels after the serial ``chain`` of theory.layers layers (the last one the readout) at two flat
+    inputs ``x1``, ``x2`` (sequences of sympy numbers or symbols, length d).
+
+    Fully connected chains start from the pair state (|x|^2 / d, <x, x'> / d, |x'|^2 / d, 0). Convolutional
+    chains read the inputs as images (theory.layers.image_shape) and carry a state per pixel pair: Sigma(x,
+    x')[p, p'] = <x_p, x'_p'> / C and Theta[p, p'] (C channels), and each input's own Sigma(x, x)[p, q]
+    (the same steps applied to the pair (x, x)); an elementwise step at (p, p') reads Sigma(x, x)[p, p] and
+    Sigma(x', x')[p', p'], a convolution reads its patch (:meth:`theory.layers.Conv.patch`), and the pooling
+    layer's step turns the pixel pairs into one pair state. ``evaluate`` (default :class:`SymbolicEvaluation`)
+    applies the steps."""
+    evaluate = evaluate or SymbolicEvaluation()
+    chain = tuple(chain)
+    d = len(x1)
+    dims = {layer.spatial_dims for layer in chain if layer.kind in SPATIAL_KINDS}
+    if not dims:
+        state = PairState(sum(u * u for u in x1) / d, sum(u * v for u, v in zip(x1, x2)) / d,
+                          sum(v * v for v in x2) / d, evaluate.zero.theta)
+        fan_in = d
+        for layer in chain:
+            state = evaluate.elementwise(layer, state, fan_in)
+            fan_in = _next_fan_in(layer, fan_in, width)
+        return state
+    full = image_shape(d, dims.pop())
+    shape, channels = full[:-1], full[-1]
+    cells = positions(shape)
+    pixel = {cell: i for i, cell in enumerate(cells)}
+
+    def gram(u, v):
+        return {(p, q): sum(u[pixel[p] * channels + k] * v[pixel[q] * channels + k] for k in range(channels))
+                / channels for p in cells for q in cells}
+
+    cross, self1, self2 = gram(x1, x2), gram(x1, x1), gram(x2, x2)
+    theta = {pair: evaluate.zero.theta for pair in cross}
+    fan_in = channels
+    layers = iter(chain)
+
+    def states(own1, own2, sigma, tangent):
+        return {(p, q): PairState(own1[p, p], sigma[p, q], own2[q, q], tangent[p, q]) for p, q in sigma}
+
+    for layer in layers:
+        problems = {"cross": states(self1, self2, cross, theta), "self1": states(self1, self1, self1, theta),
+                    "self2": states(self2, self2, self2, theta)}
+        if layer.kind in POOLING_KINDS:
+            pairs = layer.pooled_pairs(shape)
+            pooled = {name: evaluate.pool(layer, [problem[pair] for pair in pairs]) for name, problem in
+                      problems.items()}
+            state = PairState(pooled["self1"].s12, pooled["cross"].s12, pooled["self2"].s12, pooled["cross"].theta)
+            fan_in = fan_in * layer.fan_in_factor(shape)
+            break
+        new = {}
+        for name, problem in problems.items():
+            if layer.kind in SPATIAL_KINDS:
+                new[name] = {(p, q): evaluate.patch(layer, [evaluate.zero if read is None else problem[read]
+                                                            for read in layer.patch(p, q, shape)], fan_in)
+                             for p, q in problem}
+            else:
+                new[name] = {pair: evaluate.elementwise(layer, problem[pair], fan_in) for pair in problem}
+        cross, self1, self2 = ({pair: s.s12 for pair, s in new[name].items()} for name in ("cross", "self1", "self2"))
+        theta = {pair: s.theta for pair, s in new["cross"].items()}
+        fan_in = _next_fan_in(layer, fan_in, width)
+    for layer in layers:
+        state = evaluate.elementwise(layer, state, fan_in)
+        fan_in = _next_fan_in(layer, fan_in, width)
+    return state

@@ -427,6 +427,347 @@ def counterexample_polynomial_rank(ctx: Context) -> list[Outcome]:
     return outcomes
 
 
+# ------------------------------------------------------------------------------------------------
+# Convolutional networks
+# ------------------------------------------------------------------------------------------------
+
+CONV_INPUT_DIMS = {1: 6, 2: 16}
+"""Flat input dimensions of the convolutional checks: sequences of length 6 (1D), 4 x 4 images (2D)."""
+CONV_QUICK = (("relu", 1, 0.0, "gap", 1), ("erf", 1, 0.1, "flatten", 2), ("relu", 2, 0.1, "flatten", 2),
+              ("erf", 2, 0.0, "gap", 1), ("relu", 3, 0.1, "gap", 1), ("erf", 3, 0.0, "flatten", 2))
+"""(activation, depth, sigma_b, pooling, spatial axes) on the quick profile: every value of each factor, and each
+activation with every depth, bias, pooling and dimension; the full profile runs all 48 combinations."""
+
+
+def conv_chain(activation: str, depth: int, sigma_b: float, pooling: str, spatial_dims: int, *,
+               sigma_w: float = 1.3, window: int = 3) -> tuple:
+    """``depth`` times (conv KxK > activation), then gap or flatten and the dense readout (theory.layers)."""
+    from theory.layers import Activation, Conv, Dense, Flatten, GlobalAveragePool
+
+    conv = Conv((window,) * spatial_dims, sigma_w=sigma_w, sigma_b=sigma_b)
+    pool = GlobalAveragePool() if pooling == "gap" else Flatten()
+    return (conv, Activation(activation)) * depth + (pool, Dense(sigma_w, sigma_b))
+
+
+def chain_text(chain: tuple) -> str:
+    """A chain in words, e.g. ``conv3x3 > relu > gap > dense (sw=1.3, sb=0.1)``."""
+    words = []
+    for layer in chain:
+        if layer.kind == "conv":
+            words.append("conv" + "x".join(str(k) for k in layer.window))
+        elif layer.kind == "activation":
+            words.append(layer.name)
+        else:
+            words.append(layer.kind)
+    weighted = [layer for layer in chain if hasattr(layer, "sigma_w")]
+    return " > ".join(words) + (f" (sw={weighted[0].sigma_w:g}, sb={weighted[0].sigma_b:g})" if weighted else "")
+
+
+def _conv_chains(ctx: Context) -> list[tuple]:
+    combos = ctx.pick(CONV_QUICK, tuple(itertools.product(("relu", "erf"), (1, 2, 3), (0.0, 0.1), ("gap", "flatten"),
+                                                         (1, 2))))
+    return [conv_chain(*combo) for combo in combos]
+
+
+def chain_network(chain: tuple, width: int, out_dim: int = 1):
+    """neural-tangents' (init_fn, apply_fn, kernel_fn) of ``chain`` (numerics.networks.stax_layer per layer) on
+    flat inputs, reshaped to images (theory.layers.image_shape): the independent reference."""
+    from numerics._nt import neural_tangents
+    from numerics.networks import stax_layer
+    from theory.layers import image_shape
+
+    spatial = next((layer.spatial_dims for layer in chain if layer.kind == "conv"), None)
+    init_fn, apply_fn, kernel_fn = neural_tangents().stax.serial(
+        *[stax_layer(layer, width if index < len(chain) - 1 else out_dim) for index, layer in enumerate(chain)])
+
+    def shape(d):
+        return (d,) if spatial is None else image_shape(d, spatial)
+
+    def images(x):
+        return x.reshape((x.shape[0],) + shape(x.shape[1]))
+
+    return (lambda key, d: init_fn(key, (-1,) + shape(d))[1],
+            lambda params, x: apply_fn(params, images(x)),
+            lambda x1, x2, get: kernel_fn(images(x1), images(x2), get))
+
+
+class _MpmathEvaluation:
+    """40-digit arithmetic for theory.kernels.compose_chain: the layers' sympy steps and the activations' dual
+    pairs lambdified with mpmath (the same expressions the compiled kernels are generated from)."""
+
+    def __init__(self):
+        import mpmath
+
+        from theory.layers import PairState
+
+        self.mpmath = mpmath
+        zero = mpmath.mpf(0)
+        self.zero = PairState(zero, zero, zero, zero)
+
+    def _mpf(self, value):
+        return value if isinstance(value, self.mpmath.mpf) else self.mpmath.mpf(sp.Float(value, 50)._mpf_)
+
+    @functools.cached_property
+    def _steps(self):
+        return {}
+
+    def _compiled(self, layer, arguments, expressions):
+        """The layer's step lambdified with mpmath (``arguments``, ``expressions``: callables, built once)."""
+        if layer not in self._steps:
+            modules = [{"sqrt": lambda v: self.mpmath.sqrt(v) if v > 0 else self.mpmath.mpf(0)}, "mpmath"]
+            self._steps[layer] = sp.lambdify(arguments(), expressions(), modules=modules)
+        return self._steps[layer]
+
+    @functools.cached_property
+    def _duals(self):
+        return {}
+
+    def _dual(self, activation):
+        if activation not in self._duals:
+            self._duals[activation] = _mp_dual(Architecture(activation.name, 1, activation_params=activation.params))
+        return self._duals[activation]
+
+    def elementwise(self, layer, state, fan_in):
+        from theory.layers import STEP_ARGUMENTS, PairState, activation_of
+
+        step = self._compiled(layer, lambda: STEP_ARGUMENTS, lambda: list(layer.step().as_tuple()))
+        values = [self._mpf(v) for v in state.as_tuple()]
+        activation = activation_of(layer)
+        duals = [0, 0, 0, 0]
+        if activation is not None:
+            value, derivative = self._dual(activation)
+            a, c, b = values[0], values[1], values[2]
+            duals = [value(a, a, a), value(a, b, c), value(b, b, b), derivative(a, b, c)]
+        return PairState(*step(*values, *duals, fan_in))
+
+    def patch(self, layer, patch, fan_in):
+        from theory.layers import PairState, n_in
+
+        step = self._compiled(layer, lambda: tuple(symbol for state in layer.patch_symbols()
+                                                   for symbol in state.as_tuple()) + (n_in,),
+                              lambda: list(layer.step().as_tuple()))
+        return PairState(*step(*(v for state in patch for v in state.as_tuple()), fan_in))
+
+    def pool(self, layer, states):
+        """The pooling step applied to one symbol per pooled pair, then evaluated at the states (40 digits)."""
+        from theory.layers import PairState
+
+        symbols = sp.symbols(f"pooled0:{len(states)}")
+        out = layer.step([PairState(v, v, v, v) for v in symbols])
+        fn = sp.lambdify(symbols, list(out.as_tuple()), modules="mpmath")
+        return PairState(*(fn(*(getattr(state, field) for state in states))[k]
+                           for k, field in enumerate(("s11", "s12", "s22", "theta"))))
+
+
+def chain_kernels_40_digits(chain: tuple, x1: np.ndarray, x2: np.ndarray, *, width: int) -> tuple[float, float]:
+    """(Sigma, Theta)(x1, x2) of ``chain`` by theory.kernels.compose_chain in 40-digit arithmetic from the float
+    inputs' exact values: at coincident (x2 = x1) or antipodal (x2 = -2 x1) inputs every angle-edge covariance is
+    exact to 40 digits, so nothing float64 would round is amplified."""
+    import mpmath
+
+    from theory.kernels import compose_chain
+
+    with mpmath.workdps(40):
+        evaluate = _MpmathEvaluation()
+        state = compose_chain(chain, [mpmath.mpf(float(v)) for v in x1], [mpmath.mpf(float(v)) for v in x2],
+                              width=width, evaluate=evaluate)
+        return float(mpmath.re(state.s12)), float(mpmath.re(state.theta))
+
+
+def _conv_applicable(ctx: Context, what: str) -> list[Outcome]:
+    if ctx.archs:
+        return [not_applicable(f"convolutional {what}", "the chains checked here are the claim's own; --arch "
+                               "architectures are checked by (b)-(d)")]
+    return []
+
+
+def derive_conv_recursion(ctx: Context) -> list[Outcome]:
+    """theory.kernels.compose_chain (the layers' symbolic steps on per-pixel-pair states) in 40-digit arithmetic
+    against the compiled chain_kernel_fn and neural-tangents, at points in general position."""
+    from numerics.kernels import chain_kernel_fn
+
+    skipped = _conv_applicable(ctx, "recursion")
+    if skipped:
+        return skipped
+    rng = ctx.rng("k1-conv-recursion")
+    outcomes = []
+    for chain in (conv_chain("relu", 2, 0.1, "gap", 1), conv_chain("erf", 1, 0.0, "flatten", 2)):
+        d = 5 if chain[0].spatial_dims == 1 else 9
+        x1, x2 = rng.normal(size=(2, d)), rng.normal(size=(1, d))
+        reference = np.array([[chain_kernels_40_digits(chain, a, b, width=RECURSION_WIDTH) for b in x2] for a in x1])
+        reference = np.moveaxis(reference, -1, 0)
+        compiled = np.stack([np.asarray(k) for k in chain_kernel_fn(chain)(x1, x2)])
+        library = chain_network(chain, 8)[2](x1, x2, ("nngp", "ntk"))
+        library = np.stack([np.asarray(library.nngp), np.asarray(library.ntk)])
+        scale = np.abs(reference).max(axis=(1, 2), keepdims=True)
+        errors = {"compiled": float(np.max(np.abs(compiled - reference) / scale)),
+                  "neural-tangents": float(np.max(np.abs(library - reference) / scale))}
+        outcome = within(f"{chain_text(chain)}: symbolic steps per pixel pair (40 digits) vs compiled and "
+                         "neural-tangents", max(errors.values()), 1e-13,
+                         "float64 evaluation of the same closed forms (measured <= 1e-15); 1e-13 leaves room for "
+                         "op order over a few layers, not for a wrong term", **errors)
+        outcome.kind = "derivation"
+        outcomes.append(outcome)
+    return outcomes
+
+
+def check_conv_against_neural_tangents(ctx: Context) -> list[Outcome]:
+    """(e) Convolutional chains (1D and 2D, relu and erf, depth 1-3, with and without biases, gap and flatten):
+    chain_kernel_fn vs neural-tangents' kernel_fn, and at coincident and antipodal inputs vs the 40-digit
+    recursion."""
+    from numerics.kernels import chain_kernel_fn
+
+    skipped = _conv_applicable(ctx, "kernels vs neural-tangents")
+    if skipped:
+        return skipped
+    rng = ctx.rng("k1-conv-nt")
+    worst, worst_chain = 0.0, None
+    edge_worst, edge_where = 0.0, None
+    chains = _conv_chains(ctx)
+    for chain in chains:
+        d = CONV_INPUT_DIMS[chain[0].spatial_dims]
+        x1, x2 = rng.normal(size=(3, d)), rng.normal(size=(3, d))
+        x2[0], x2[1] = x1[0], -2.0 * x1[1]  # a coincident and an antipodal pair: entries (0, 0) and (1, 1)
+        nngp, ntk = (np.asarray(k) for k in chain_kernel_fn(chain)(x1, x2))
+        reference = chain_network(chain, 8)[2](x1, x2, ("nngp", "ntk"))
+        generic = np.ones((3, 3), bool)
+        generic[0, 0] = generic[1, 1] = False  # neural-tangents' arccos is inexact there (K1(b))
+        for mine, theirs in ((nngp, reference.nngp), (ntk, reference.ntk)):
+            theirs = np.asarray(theirs)
+            error = float(np.abs(mine - theirs)[generic].max() / np.abs(theirs).max())
+            if error >= worst:
+                worst, worst_chain = error, chain_text(chain)
+        if chain[1].name != "relu" and ctx.quick:  # quick: the edge reference on the arc-cosine (relu) chains
+            continue
+        exact = [chain_kernels_40_digits(chain, x1[i], x2[i], width=RECURSION_WIDTH) for i in (0, 1)]
+        scale = max(abs(exact[0][1]), abs(exact[1][1]))
+        for i, where in ((0, "coincident"), (1, "antipodal")):
+            error = max(abs(ntk[i, i] - exact[i][1]), abs(nngp[i, i] - exact[i][0])) / scale
+            if error >= edge_worst:
+                edge_worst, edge_where = error, f"{chain_text(chain)} at {where} inputs"
+    return [
+        within(f"{len(chains)} convolutional chains, points in general position", worst, 1e-10,
+               "both libraries evaluate the same closed forms in float64 (measured <= 1e-15); 1e-10 leaves room for "
+               "op order", worst_chain=worst_chain),
+        within("convolutional chains at coincident and antipodal inputs vs the exact (40-digit) recursion", edge_worst,
+               1e-13, "the angle is exactly 0 or pi at every same-position pixel pair; an unguarded arccos of rounded "
+               "covariances is off by ~1e-8 there", worst_pair=edge_where),
+    ]
+
+
+def _rate_chains(ctx: Context) -> list[tuple[tuple, int, tuple[int, ...]]]:
+    """(chain, input dimension, widths) of the Monte Carlo rate check for convolutional and residual networks."""
+    from theory.layers import Activation, Dense, Residual
+
+    relu = Activation("relu")
+    chains = [(conv_chain("relu", 1, 0.0, "gap", 2, sigma_w=1.0), 9, ctx.pick((64, 128, 256, 512, 1024),
+                                                                              (64, 128, 256, 512, 1024, 2048))),
+              ((Dense(),) + (Residual(0.5, Dense(), relu),) * 2 + (relu, Dense()), 6,
+               ctx.pick((32, 64, 128, 256, 512), (64, 128, 256, 512, 1024)))]
+    if not ctx.quick:
+        chains += [(conv_chain("erf", 2, 0.1, "flatten", 1), 6, (32, 64, 128, 256, 512)),
+                   ((Dense(1.3, 0.1),) + (Residual(0.7, Dense(1.3, 0.1), Activation("erf")),) * 3
+                    + (Activation("erf"), Dense(1.3, 0.1)), 6, (64, 128, 256, 512, 1024))]
+    return chains
+
+
+def empirical_ntks(chain: tuple, width: int, x: np.ndarray, keys) -> np.ndarray:
+    """J(x) J(x)^T of the stax network of ``chain`` (readout width 1) at each initialization key, shape
+    (keys, n, n): jax.jacobian with respect to every parameter, contracted (one compilation per width)."""
+    import jax
+    import jax.numpy as jnp
+
+    init, apply, _ = chain_network(chain, width)
+
+    def one(key):
+        jacobian = jax.jacobian(lambda params: apply(params, x)[:, 0])(init(key, x.shape[1]))
+        rows = jnp.concatenate([leaf.reshape(x.shape[0], -1) for leaf in jax.tree_util.tree_leaves(jacobian)], axis=1)
+        return rows @ rows.T
+
+    return np.asarray(jax.jit(lambda keys: jax.lax.map(one, keys))(keys))
+
+
+def check_chain_convergence_rate(ctx: Context) -> list[Outcome]:
+    """(f) Convolutional and residual networks: ||K_emp - Theta||_F / ||Theta||_F vs width (channels for a
+    convolution), K_emp = J J^T by Jacobian contraction on the neural-tangents stax network of the same layers;
+    the fitted log-log slope against -1/2."""
+    import jax
+
+    from numerics.kernels import chain_kernel_fn
+
+    if ctx.archs:
+        return [not_applicable("convolutional and residual rate", "the chains checked here are the claim's own; "
+                               "--arch architectures are checked by (c)")]
+    seeds = ctx.pick(RATE_SEEDS, 24)
+    rng = ctx.rng("k1-chain-rate-bootstrap")
+    outcomes = []
+    for chain, d, widths in _rate_chains(ctx):
+        x = ctx.rng("k1-chain-rate", d).normal(size=(8, d))
+        theta = np.asarray(chain_kernel_fn(chain)(x, x)[1])
+        errors = np.empty((seeds, len(widths)))
+        for k, width in enumerate(widths):
+            keys = jax.numpy.stack([jax.random.PRNGKey(ctx.seed_for("k1-chain-rate", chain_text(chain), width, seed))
+                                    for seed in range(seeds)])
+            kernels = empirical_ntks(chain, width, x, keys)
+            errors[:, k] = np.linalg.norm(kernels - theta, axis=(1, 2)) / np.linalg.norm(theta)
+            ctx.advance(f"K1(f) {chain_text(chain)} width {width}")
+        fit = bootstrap_loglog_slope(widths, errors, rng=rng)
+        outcomes.append(slope_in_band(
+            f"{chain_text(chain)}: slope of relative NTK error vs width {widths[0]}..{widths[-1]} (bootstrap over "
+            f"{seeds} seeds)", fit, RATE_BAND[0], RATE_BAND[1],
+            "an average over m independent channels or units: O(m^-1/2) fluctuations (Yang 2019, arXiv:1902.04760); "
+            "the same band as (c), which a wrong width scaling (slope 0 or -1) leaves", widths=list(widths),
+            mean_errors=errors.mean(axis=0).tolist()))
+    return outcomes
+
+
+def check_conv_strict_pd(ctx: Context) -> list[Outcome]:
+    """(g) Theta of convolutional chains is strictly PD on hypothesis-drawn sets of distinct unit-norm inputs."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from numerics.kernels import chain_kernel_fn
+
+    skipped = _conv_applicable(ctx, "strict PD")
+    if skipped:
+        return skipped
+    outcomes = []
+    n = 8  # fixed shapes: one compilation per chain
+    for chain, d in ((conv_chain("relu", 2, 0.0, "gap", 1), 6), (conv_chain("erf", 2, 0.1, "flatten", 2), 9)):
+        ratios = []
+        fn = chain_kernel_fn(chain)
+
+        @settings(max_examples=ctx.pick(15, 100), derandomize=True, deadline=None, database=None)
+        @given(seed=st.integers(0, 2**32 - 1))
+        def minimum_eigenvalue(seed):
+            points = np.random.default_rng(seed).normal(size=(n, d))
+            points /= np.linalg.norm(points, axis=1, keepdims=True)
+            eig = np.linalg.eigvalsh(np.asarray(fn(points, points)[1]))
+            ratios.append(eig[0] / eig[-1])
+
+        minimum_eigenvalue()
+        outcomes.append(at_least(f"{chain_text(chain)}: min over {len(ratios)} drawn sets of {n} unit-norm inputs of "
+                                 "lambda_min / lambda_max", float(min(ratios)), 1e-12,
+                                 "as (d): entries exact to ~1e-15 relative ((e)), so by Weyl a ratio above 1e-12 is a "
+                                 "genuinely positive eigenvalue (measured >= 5e-3)"))
+    return outcomes
+
+
+def counterexample_pixel_permutation(ctx: Context) -> list[Outcome]:
+    """A 1x1 convolution followed by global average pooling only sees the multiset of pixels: an input and its
+    pixel permutation have the same kernel row, so Theta is singular (not strictly PD) on distinct inputs."""
+    from numerics.kernels import chain_kernel_fn
+    from theory.layers import Activation, Conv, Dense, GlobalAveragePool
+
+    chain = (Conv((1,)), Activation("relu"), Conv((1,)), Activation("relu"), GlobalAveragePool(), Dense())
+    x = ctx.rng("k1-permutation").normal(size=(5, 6))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    x[1] = x[0][::-1]  # distinct from x[0], same pixels
+    eig = np.linalg.eigvalsh(np.asarray(chain_kernel_fn(chain)(x, x)[1]))
+    return [within(f"{chain_text(chain)}: lambda_min / lambda_max with an input and its reversal", abs(eig[0] / eig[-1]),
+                   1e-12, "two equal rows make lambda_min 0; what remains is eigensolver round-off (~1e-16)")]
+
+
 CLAIM = register(Claim(
     id="K1",
     title="Infinite-width kernels of fully connected networks",
@@ -440,6 +781,8 @@ CLAIM = register(Claim(
         Step("dual kernels", "Price's theorem, factorization at c = 0 and the diagonal, per activation",
              derive_dual_kernels),
         Step("recursion", "the composed recursion at depth 1 against the closed form", derive_recursion),
+        Step("conv recursion", "per-pixel-pair steps in 40 digits vs compiled and neural-tangents",
+             derive_conv_recursion),
     ],
     checks=[
         Step("(a) quadrature", "dual kernels vs scipy nested adaptive quadrature", check_against_quadrature),
@@ -447,9 +790,16 @@ CLAIM = register(Claim(
              "the recursion in 40-digit arithmetic", check_against_neural_tangents),
         Step("(c) rate", "empirical NTK -> Theta at rate m^-1/2", check_convergence_rate),
         Step("(d) strict PD", "hypothesis-drawn sphere point sets", check_strict_pd),
+        Step("(e) conv neural-tangents", "convolutional chains vs nt kernel_fn; coincident and antipodal inputs vs "
+             "the 40-digit recursion", check_conv_against_neural_tangents),
+        Step("(f) conv and residual rate", "empirical NTK (neural-tangents, Jacobian contraction) -> Theta at rate "
+             "m^-1/2", check_chain_convergence_rate),
+        Step("(g) conv strict PD", "hypothesis-drawn unit-norm inputs", check_conv_strict_pd),
     ],
     counterexamples=[
         Step("polynomial activation", "finite rank: not strictly PD once N > rank", counterexample_polynomial_rank),
+        Step("pixel permutation", "1x1 convolutions and pooling: permuted inputs share a kernel row",
+             counterexample_pixel_permutation),
     ],
     uses_archs=True,
 ))
