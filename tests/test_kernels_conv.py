@@ -26,11 +26,11 @@ def nt_kernels(chain, x1, x2, width=8):
 
 CASES = [  # (window, d, activation, sigma_b, pooling, parametrization)
     ((3,), 6, "relu", 0.0, GlobalAveragePool(), "ntk"),
-    ((3,), 6, "erf", 0.1, Flatten(), "ntk"),
-    ((3, 3), 16, "relu", 0.1, GlobalAveragePool(), "ntk"),
-    ((3, 3), 16, "erf", 0.0, Flatten(), "ntk"),
+    ((3, 3), 16, "erf", 0.1, Flatten(), "ntk"),
     ((2, 3), 16, "relu", 0.1, Flatten(), "standard"),
 ]
+"""Three of the cases K1(e) runs (the claim covers depth 1-3, both activations, poolings and dimensions); an even
+window (2) and the standard parametrization are only here."""
 
 
 @pytest.mark.parametrize("window, d, activation, sigma_b, pooling, parametrization", CASES)
