@@ -299,24 +299,81 @@ def gather_pairs(state: jax.Array, table: np.ndarray) -> list[jax.Array]:
     return [rows.reshape(state.shape) for rows in gather_pixels(flat, table)]
 
 
+@functools.cache
+def shift_plan(layer: Conv, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...] | None:
+    """The window's offsets when :func:`patch_tables` (that is, theory.layers.Conv.patch) reads, for every
+    offset o and pixel pair (p, p'), exactly the pair (p + o, p' + o) with zeros outside the image: then a
+    convolution step is a sum of statically shifted, zero-padded copies of the state (fast, fused by XLA).
+    None when the definition reads anything else: the step then gathers by the tables themselves."""
+    pair, first, second = patch_tables(layer, shape)
+    cells = np.array(positions(shape)).reshape(-1, len(shape))
+    count = len(cells)
+    for j, offset in enumerate(layer.offsets):
+        moved = cells + np.asarray(offset)
+        inside = np.all((moved >= 0) & (moved < np.asarray(shape)), axis=1)
+        index = np.where(inside, np.ravel_multi_index(tuple(np.clip(moved, 0, np.asarray(shape) - 1).T), shape), count)
+        both = inside[:, None] & inside[None, :]
+        expected_pair = np.where(both, index[:, None] * count + index[None, :], count * count).reshape(-1)
+        expected_first = np.where(both, index[:, None], count).reshape(-1)
+        expected_second = np.where(both, index[None, :], count).reshape(-1)
+        if not (np.array_equal(pair[j], expected_pair) and np.array_equal(first[j], expected_first)
+                and np.array_equal(second[j], expected_second)):
+            return None
+    return tuple(layer.offsets)
+
+
+def _shifted(state: jax.Array, shape: tuple[int, ...], offsets, axes_groups: int) -> list[jax.Array]:
+    """state[..., p + o, p' + o] (``axes_groups`` = 2: a pixel-pair state (..., P, P)) or state[..., p + o]
+    (1: per-pixel values (..., P)) for each offset o, zero outside the image: one zero pad, static slices."""
+    k = len(shape)
+    lead = state.shape[:state.ndim - axes_groups]
+    grid = state.reshape(lead + tuple(shape) * axes_groups)
+    low = [max(0, -min(o[a] for o in offsets)) for a in range(k)]
+    high = [max(0, max(o[a] for o in offsets)) for a in range(k)]
+    padded = jnp.pad(grid, [(0, 0)] * len(lead) + list(zip(low, high)) * axes_groups)
+    out = []
+    for o in offsets:
+        index = tuple(slice(low[a] + o[a], low[a] + o[a] + shape[a]) for a in range(k)) * axes_groups
+        out.append(padded[(Ellipsis,) + index].reshape(state.shape))
+    return out
+
+
 def _conv_step(layer, step, shape, cross, theta, selves, fan_in):
     """The compiled convolution step on the cross state (N1, N2, P, P) and the inputs' own states (N1 + N2, P, P):
-    each offset's pixel pairs gathered by :func:`patch_tables` (zeros for padding), then the lambdified step."""
-    pair, first, second = patch_tables(layer, shape)
+    each offset's pixel pairs read as theory.layers.Conv.patch says (zeros for padding), then the lambdified step.
+    The reads are static shifts when :func:`shift_plan` confirms that this is what the definition says, else
+    gathers by :func:`patch_tables`."""
     n1, n2, pixels = cross.shape[0], cross.shape[1], cross.shape[-1]
     v = _diagonal(selves)
+    plan = shift_plan(layer, shape)
+    if plan is not None:
+        def pairs(state):
+            return _shifted(state, shape, plan, 2)
 
-    def variances(values, table, out_shape):
-        return [rows.reshape(out_shape) for rows in gather_pixels(values, table)]
+        def variances(values, which, out_shape):
+            # the state of a pair (p + o, p' + o) with one pixel outside is the zero state (Conv.patch)
+            inside = _shifted(jnp.ones((pixels, pixels), values.dtype), shape, plan, 2)
+            moved = _shifted(values, shape, plan, 1)
+            expand = (slice(None), None) if which == "first" else (None, slice(None))
+            return [(m[(Ellipsis,) + expand] * mask[None]).reshape(out_shape) for m, mask in zip(moved, inside)]
+    else:
+        pair, first, second = patch_tables(layer, shape)
+        tables = {"first": first, "second": second}
+
+        def pairs(state):
+            return gather_pairs(state, pair)
+
+        def variances(values, which, out_shape):
+            return [rows.reshape(out_shape) for rows in gather_pixels(values, tables[which])]
 
     def run(s11_rows, s12_rows, s22_rows, theta_rows, out_shape):
         arguments = [part for parts in zip(s11_rows, s12_rows, s22_rows, theta_rows) for part in parts]
         return [value + jnp.zeros(out_shape, cross.dtype) for value in step(*arguments, fan_in)]
 
-    out = run(variances(v[:n1], first, (n1, 1, pixels, pixels)), gather_pairs(cross, pair),
-              variances(v[n1:], second, (1, n2, pixels, pixels)), gather_pairs(theta, pair), cross.shape)
-    own = run(variances(v, first, selves.shape), gather_pairs(selves, pair), variances(v, second, selves.shape),
-              [jnp.zeros((), selves.dtype)] * len(pair), selves.shape)
+    out = run(variances(v[:n1], "first", (n1, 1, pixels, pixels)), pairs(cross),
+              variances(v[n1:], "second", (1, n2, pixels, pixels)), pairs(theta), cross.shape)
+    own = run(variances(v, "first", selves.shape), pairs(selves), variances(v, "second", selves.shape),
+              [jnp.zeros((), selves.dtype)] * len(layer.offsets), selves.shape)
     return out[1], out[3], own[1]
 
 
@@ -493,7 +550,7 @@ def monte_carlo_ntk(arch: Architecture, width: int, x1: jax.Array, x2: jax.Array
 
 def _clear_caches() -> None:
     """A registry change may redefine an activation: drop everything compiled from one."""
-    for cached in (dual_functions, compiled_step, compiled_patch_step, patch_tables, pooling_weights,
+    for cached in (dual_functions, compiled_step, compiled_patch_step, patch_tables, shift_plan, pooling_weights,
                    chain_kernel_fn, analytic_kernel_fn, analytic_ntk_fn):
         getattr(cached, "cache_clear", lambda: None)()  # a test may have swapped one for a plain function
 

@@ -549,14 +549,18 @@ class _MpmathEvaluation:
         return PairState(*step(*(v for state in patch for v in state.as_tuple()), fan_in))
 
     def pool(self, layer, states):
-        """The pooling step applied to one symbol per pooled pair, then evaluated at the states (40 digits)."""
+        """The pooling step applied to one symbol per pooled pair (a linear map: read off its coefficients), then
+        evaluated at the states in 40 digits."""
         from theory.layers import PairState
 
         symbols = sp.symbols(f"pooled0:{len(states)}")
         out = layer.step([PairState(v, v, v, v) for v in symbols])
-        fn = sp.lambdify(symbols, list(out.as_tuple()), modules="mpmath")
-        return PairState(*(fn(*(getattr(state, field) for state in states))[k]
-                           for k, field in enumerate(("s11", "s12", "s22", "theta"))))
+        values = []
+        for k, expression in enumerate(out.as_tuple()):
+            coefficients = expression.as_coefficients_dict()
+            values.append(self.mpmath.fsum(self._mpf(coefficients.get(v, 0)) * state.as_tuple()[k]
+                                           for v, state in zip(symbols, states)))
+        return PairState(*values)
 
 
 def chain_kernels_40_digits(chain: tuple, x1: np.ndarray, x2: np.ndarray, *, width: int) -> tuple[float, float]:
