@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
+from numerics.networks import Params, activation_fn, dense_layers, forward, make_network, shape_of_params
 from theory import activations
 from theory.architecture import Architecture
 from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
@@ -493,7 +493,7 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
 
     ``activation`` overrides the network's activation (e.g. the smoothed ReLU of the attack).
     """
-    if arch.residual_scale:
+    if not arch.is_mlp:
         return _stax_empirical_ntk(arch, params, x1, x2, activation)
     phi = activation or activation_fn(arch)
     same = x2 is None
@@ -517,12 +517,12 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
 
 def _stax_empirical_ntk(arch: Architecture, params: Params, x1, x2, activation) -> jax.Array:
     """J(x1) J(x2)^T by neural-tangents' empirical_ntk_fn (Jacobian contraction), for layer chains that the
-    layer-by-layer formula above does not cover (residual blocks)."""
+    layer-by-layer formula above does not cover (residual blocks, convolutions)."""
     from numerics._nt import neural_tangents
 
     if activation is not None:
         raise NotImplementedError(f"{arch.spec}: no swapped activation for residual networks")
-    width, out_dim = params[0][0].shape[1], params[-1][0].shape[1]
+    width, out_dim = shape_of_params(arch, params)
     apply_fn = make_network(arch, int(width), int(out_dim)).apply_fn
     fn = neural_tangents().empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=1)
     return fn(x1, x2, params)

@@ -279,14 +279,14 @@ def _check_run(args) -> None:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
             raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} check fully connected networks "
-                             f"(ACTIVATION:DEPTH{'' if refusing == ['K1'] else ', residual blocks included'}) "
-                             "only; a convolutional chain is not among them")
+                             "(ACTIVATION:DEPTH, residual blocks included) only; a convolutional chain is not among "
+                             "them")
 
 
 def _claim_takes(claim_id: str, arch) -> bool:
     """Whether a claim that takes --arch applies to ``arch``: every one to fully connected chains (residual blocks
-    included); convolutional chains wait for their kernels."""
-    return not arch.is_convolutional
+    included); K1 (the kernels) to convolutional chains too."""
+    return claim_id == "K1" or not arch.is_convolutional
 
 
 def _run(args) -> int:

@@ -64,10 +64,10 @@ def apply_layer(layer, state: PairState, *, width=width_symbol, first: bool = Fa
 def compose(arch: Architecture, depth: int | None = None) -> KernelState:
     """The kernels after ``depth`` hidden layers (default ``arch.depth``) and the readout layer, in terms of
     q_ij = <x_i, x_j>, the input dimension d and (standard parametrization) the width m."""
-    depth = arch.depth if depth is None else depth
     chain = layers_of(arch)
-    if depth != arch.depth:
-        chain = layers_of(dataclasses.replace(arch, depth=depth))
+    if depth is not None and depth != arch.depth:
+        chain = layers_of(Architecture(arch.activation, depth, arch.sigma_w, arch.sigma_b, arch.parameterization,
+                                       arch.activation_params, arch.residual_scale))
     state = input_state(q11, q12, q22, dim)
     for index, layer in enumerate(chain):
         state = apply_layer(layer, state, first=index == 0)

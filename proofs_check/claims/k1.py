@@ -32,8 +32,10 @@ def _activation_arch(text: str, depth: int = 1) -> Architecture:
 
 
 def _activation_archs(ctx: Context) -> list[Architecture]:
+    """One depth-1 network per distinct activation of the claim's architectures (any chain's activation layers)."""
     if ctx.archs:
-        unique = {(arch.activation, arch.activation_params): arch for arch in ctx.archs}
+        unique = {layer: Architecture(layer.name, 1, activation_params=layer.params)
+                  for arch in ctx.archs for layer in arch.activation_layers}
         return list(unique.values())
     return [_activation_arch(f"{entry.name}:{entry.example}" if entry.example else entry.name)
             for entry in activations.all_activations()]
@@ -93,11 +95,17 @@ RECURSION_WIDTH = 64
 """Hidden width at which the standard-parametrization NTK (which scales with the width) is compared."""
 
 
-def _recursion_archs(ctx: Context) -> list[Architecture]:
-    from theory.dual import CLOSED_FORM, dual_for
+def closed_form(arch: Architecture) -> bool:
+    """Whether every activation of ``arch`` has a closed-form dual kernel (else quadrature)."""
+    from theory.dual import CLOSED_FORM, dual_kernel
 
-    archs = list(ctx.archs) if ctx.archs else [parse_spec(spec) for spec in RECURSION_ARCHS]
-    return [arch for arch in archs if dual_for(arch).method == CLOSED_FORM]
+    return all(dual_kernel(layer.name, layer.params).method == CLOSED_FORM for layer in arch.activation_layers)
+
+
+def _recursion_archs(ctx: Context) -> list[Architecture]:
+    archs = [a for a in ctx.archs if not a.is_convolutional] if ctx.archs else \
+        [parse_spec(spec) for spec in RECURSION_ARCHS]
+    return [arch for arch in archs if closed_form(arch)]
 
 
 def _symbolic_kernels(arch: Architecture, x1: np.ndarray, x2: np.ndarray, *, digits: int = 30) -> np.ndarray:
@@ -189,7 +197,7 @@ def check_against_quadrature(ctx: Context) -> list[Outcome]:
 
 def _nt_archs(ctx: Context) -> list[Architecture]:
     if ctx.archs:
-        return list(ctx.archs)
+        return [arch for arch in ctx.archs if not arch.is_convolutional]  # convolutions: (e)
     archs = []
     depths = ctx.pick((1, 3), (1, 2, 3, 4))  # quick: the shallowest and a deep one (each compiles once)
     for activation, depth, sb, param in itertools.product(NT_ACTIVATIONS, depths, (0.0, 0.1), ("ntk", "standard")):
@@ -252,7 +260,6 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     Closed-form kernels and quadrature kernels are compared separately, each with its own tolerance."""
     from numerics.kernels import analytic_kernel_fn
     from numerics.networks import make_network
-    from theory.dual import CLOSED_FORM, dual_for
 
     rng = ctx.rng("k1-nt")
     x1 = rng.normal(size=(6, 5))
@@ -266,7 +273,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     worst: dict[tuple[bool, bool], tuple[float, str | None]] = {}
     counts = {True: 0, False: 0}
     for arch in _nt_archs(ctx):
-        closed = dual_for(arch).method == CLOSED_FORM
+        closed = closed_form(arch)
         counts[closed] += 1
         network = make_network(arch, width)
         ours_fn = analytic_kernel_fn(arch, width=width)
@@ -277,14 +284,17 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
                         float(np.abs(nngp - ref.nngp).max() / np.abs(ref.nngp).max()))
             if error >= worst.get((closed, is_edge), (-1.0, None))[0]:
                 worst[closed, is_edge] = (error, arch.spec)
-        if not closed or arch.residual_scale:  # the 40-digit reference below is the plain chain's recursion
+        if not closed:
             continue
+        # the plain MLP's own 40-digit recursion; any other chain's: its symbolic steps in 40 digits
+        exact_kernels = exact_edge_kernels if arch.is_mlp else \
+            (lambda arch, x, y, width: chain_kernels_40_digits(arch.layers, x, y, width=width))
         for points, factor in edge_pairs:
             nngp, ntk = (np.asarray(k) for k in ours_fn(x1, points))
             n = len(x1)
             for i in range(0, n, 2):
-                ref_nngp, ref_ntk = exact_edge_kernels(arch, x1[i], factor * x1[i], width=width)
-                scale = max(abs(ref_ntk), abs(exact_edge_kernels(arch, x1[i], x1[i], width=width)[1]))
+                ref_nngp, ref_ntk = exact_kernels(arch, x1[i], factor * x1[i], width=width)
+                scale = max(abs(ref_ntk), abs(exact_kernels(arch, x1[i], x1[i], width=width)[1]))
                 error = max(abs(ntk[i, n - 1 - i] - ref_ntk), abs(nngp[i, n - 1 - i] - ref_nngp)) / scale
                 if error >= exact_worst:
                     exact_worst, exact_where = error, f"{arch.spec} at {'coincident' if factor > 0 else 'antipodal'}"
@@ -314,7 +324,9 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
 
 
 def _rate_archs(ctx: Context) -> list[Architecture]:
-    return list(ctx.archs) if ctx.archs else [parse_spec(spec) for spec in RATE_ARCHS]
+    if ctx.archs:
+        return [arch for arch in ctx.archs if not arch.is_convolutional]  # convolutions: (f)
+    return [parse_spec(spec) for spec in RATE_ARCHS]
 
 
 def check_convergence_rate(ctx: Context) -> list[Outcome]:
@@ -361,12 +373,14 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
 
 
 def _polynomial_degree(arch: Architecture) -> int | None:
-    """Degree of a polynomial activation (None for non-polynomial ones), a trait of its registry entry."""
-    return activations.get(arch.activation).polynomial_degree(arch.params)
+    """The largest degree among the activations when every one is a polynomial (None when one is not), a trait
+    of their registry entries."""
+    degrees = [activations.get(layer.name).polynomial_degree(dict(layer.params)) for layer in arch.activation_layers]
+    return None if any(d is None for d in degrees) else max(degrees, default=1)
 
 
 def _pd_archs(ctx: Context) -> list[Architecture]:
-    archs = list(ctx.archs) if ctx.archs else [parse_spec(spec) for spec in PD_ARCHS]
+    archs = [a for a in ctx.archs if not a.is_convolutional] if ctx.archs else [parse_spec(s) for s in PD_ARCHS]
     return [arch for arch in archs if _polynomial_degree(arch) is None]
 
 
@@ -405,7 +419,8 @@ def counterexample_polynomial_rank(ctx: Context) -> list[Outcome]:
     """A polynomial activation gives a finite-rank kernel, so strict PD fails once N exceeds the rank."""
     from numerics.kernels import analytic_ntk
 
-    archs = [arch for arch in ctx.archs if _polynomial_degree(arch) is not None] if ctx.archs else []
+    archs = [arch for arch in ctx.archs if arch.is_shorthand and _polynomial_degree(arch) is not None] \
+        if ctx.archs else []
     archs = archs or [parse_spec("identity:2"), parse_spec("identity:2:sb=0.5")]
     outcomes = []
     d = 3
@@ -449,46 +464,30 @@ def conv_chain(activation: str, depth: int, sigma_b: float, pooling: str, spatia
     return (conv, Activation(activation)) * depth + (pool, Dense(sigma_w, sigma_b))
 
 
-def chain_text(chain: tuple) -> str:
-    """A chain in words, e.g. ``conv3x3 > relu > gap > dense (sw=1.3, sb=0.1)``."""
-    words = []
-    for layer in chain:
-        if layer.kind == "conv":
-            words.append("conv" + "x".join(str(k) for k in layer.window))
-        elif layer.kind == "activation":
-            words.append(layer.name)
-        else:
-            words.append(layer.kind)
-    weighted = [layer for layer in chain if hasattr(layer, "sigma_w")]
-    return " > ".join(words) + (f" (sw={weighted[0].sigma_w:g}, sb={weighted[0].sigma_b:g})" if weighted else "")
-
-
 def _conv_chains(ctx: Context) -> list[tuple]:
+    """The convolutional chains of (e) and (g): the claim's --arch ones, else the quick or full set."""
+    if ctx.archs:
+        return [arch.layers for arch in ctx.archs if arch.is_convolutional]
     combos = ctx.pick(CONV_QUICK, tuple(itertools.product(("relu", "erf"), (1, 2, 3), (0.0, 0.1), ("gap", "flatten"),
                                                          (1, 2))))
     return [conv_chain(*combo) for combo in combos]
 
 
+def chain_text(chain: tuple) -> str:
+    """A chain's canonical spec (theory.architecture), e.g. ``sb=0.1 > conv3x3 > relu > gap > dense``."""
+    return Architecture.of(chain).spec
+
+
 def chain_network(chain: tuple, width: int, out_dim: int = 1):
-    """neural-tangents' (init_fn, apply_fn, kernel_fn) of ``chain`` (numerics.networks.stax_layer per layer) on
-    flat inputs, reshaped to images (theory.layers.image_shape): the independent reference."""
-    from numerics._nt import neural_tangents
-    from numerics.networks import stax_layer
-    from theory.layers import image_shape
+    """neural-tangents' network of ``chain`` (numerics.networks.make_network: stax layer per layer, flat inputs)."""
+    from numerics.networks import make_network
 
-    spatial = next((layer.spatial_dims for layer in chain if layer.kind == "conv"), None)
-    init_fn, apply_fn, kernel_fn = neural_tangents().stax.serial(
-        *[stax_layer(layer, width if index < len(chain) - 1 else out_dim) for index, layer in enumerate(chain)])
+    return make_network(Architecture.of(chain), width, out_dim)
 
-    def shape(d):
-        return (d,) if spatial is None else image_shape(d, spatial)
 
-    def images(x):
-        return x.reshape((x.shape[0],) + shape(x.shape[1]))
-
-    return (lambda key, d: init_fn(key, (-1,) + shape(d))[1],
-            lambda params, x: apply_fn(params, images(x)),
-            lambda x1, x2, get: kernel_fn(images(x1), images(x2), get))
+def conv_input_dim(chain: tuple) -> int:
+    """The flat input dimension the convolutional checks use: a length-6 sequence (1D), a 4 x 4 image (2D)."""
+    return CONV_INPUT_DIMS[next(layer.spatial_dims for layer in chain if layer.kind == "conv")]
 
 
 class _MpmathEvaluation:
@@ -579,9 +578,9 @@ def chain_kernels_40_digits(chain: tuple, x1: np.ndarray, x2: np.ndarray, *, wid
 
 
 def _conv_applicable(ctx: Context, what: str) -> list[Outcome]:
-    if ctx.archs:
-        return [not_applicable(f"convolutional {what}", "the chains checked here are the claim's own; --arch "
-                               "architectures are checked by (b)-(d)")]
+    if ctx.archs and not any(arch.is_convolutional for arch in ctx.archs):
+        return [not_applicable(f"convolutional {what}", "no convolutional network among --arch; fully connected "
+                               "and residual ones are checked by (b)-(d)")]
     return []
 
 
@@ -626,11 +625,11 @@ def check_conv_against_neural_tangents(ctx: Context) -> list[Outcome]:
     edge_worst, symbolic_worst = [0.0, None], [0.0, None]
     chains = _conv_chains(ctx)
     for chain in chains:
-        d = CONV_INPUT_DIMS[chain[0].spatial_dims]
+        d = conv_input_dim(chain)
         x1, x2 = rng.normal(size=(3, d)), rng.normal(size=(3, d))
         x2[0], x2[1] = x1[0], -2.0 * x1[1]  # a coincident and an antipodal pair: entries (0, 0) and (1, 1)
-        nngp, ntk = (np.asarray(k) for k in chain_kernel_fn(chain)(x1, x2))
-        reference = chain_network(chain, 8)[2](x1, x2, ("nngp", "ntk"))
+        nngp, ntk = (np.asarray(k) for k in chain_kernel_fn(chain, width=RECURSION_WIDTH)(x1, x2))
+        reference = chain_network(chain, RECURSION_WIDTH).kernel_fn(x1, x2, ("nngp", "ntk"))
         generic = np.ones((3, 3), bool)
         generic[0, 0] = generic[1, 1] = False  # neural-tangents' arccos is inexact there (K1(b))
         for mine, theirs in ((nngp, reference.nngp), (ntk, reference.ntk)):
@@ -638,7 +637,7 @@ def check_conv_against_neural_tangents(ctx: Context) -> list[Outcome]:
             error = float(np.abs(mine - theirs)[generic].max() / np.abs(theirs).max())
             if error >= worst:
                 worst, worst_chain = error, chain_text(chain)
-        if chain[1].name != "relu" and ctx.quick:  # quick: the 40-digit reference on the arc-cosine (relu) chains
+        if ctx.quick and not ctx.archs and chain[1].name != "relu":  # quick: the 40-digit reference on relu chains
             continue
         exact = {(i, j): chain_kernels_40_digits(chain, x1[i], x2[j], width=RECURSION_WIDTH)
                  for i, j in ((0, 0), (1, 1), (0, 2))}
@@ -666,6 +665,9 @@ def _rate_chains(ctx: Context) -> list[tuple[tuple, int, tuple[int, ...]]]:
     """(chain, input dimension, widths) of the Monte Carlo rate check for convolutional and residual networks."""
     from theory.layers import Activation, Dense, Residual
 
+    if ctx.archs:  # any convolutional network: channel counts up to 512 keep its Jacobians small
+        widths = ctx.pick((32, 64, 128, 256, 512), (64, 128, 256, 512, 1024))
+        return [(arch.layers, conv_input_dim(arch.layers), widths) for arch in ctx.archs if arch.is_convolutional]
     relu = Activation("relu")
     chains = [(conv_chain("relu", 1, 0.0, "gap", 2, sigma_w=1.0), 9, ctx.pick((64, 128, 256, 512, 1024),
                                                                               (64, 128, 256, 512, 1024, 2048))),
@@ -684,10 +686,10 @@ def empirical_ntks(chain: tuple, width: int, x: np.ndarray, keys) -> np.ndarray:
     import jax
     import jax.numpy as jnp
 
-    init, apply, _ = chain_network(chain, width)
+    network = chain_network(chain, width)
 
     def one(key):
-        jacobian = jax.jacobian(lambda params: apply(params, x)[:, 0])(init(key, x.shape[1]))
+        jacobian = jax.jacobian(lambda params: network.apply(params, x)[:, 0])(network.init(key, x.shape[1]))
         rows = jnp.concatenate([leaf.reshape(x.shape[0], -1) for leaf in jax.tree_util.tree_leaves(jacobian)], axis=1)
         return rows @ rows.T
 
@@ -702,19 +704,25 @@ def check_chain_convergence_rate(ctx: Context) -> list[Outcome]:
 
     from numerics.kernels import chain_kernel_fn
 
-    if ctx.archs:
-        return [not_applicable("convolutional and residual rate", "the chains checked here are the claim's own; "
-                               "--arch architectures are checked by (c)")]
+    skipped = _conv_applicable(ctx, "rate")
+    if skipped:
+        return skipped
     seeds = ctx.pick(RATE_SEEDS, 24)
     rng = ctx.rng("k1-chain-rate-bootstrap")
     outcomes = []
     for chain, d, widths in _rate_chains(ctx):
+        fixed = [layer for layer in chain if getattr(layer, "channels", None) is not None]
+        if fixed:
+            outcomes.append(not_applicable(f"{chain_text(chain)}: rate", f"{len(fixed)} convolution(s) with a fixed "
+                                           "channel count (c=): the network does not approach its infinite-width limit "
+                                           "as the width grows"))
+            continue
         x = ctx.rng("k1-chain-rate", d).normal(size=(8, d))
-        theta = np.asarray(chain_kernel_fn(chain)(x, x)[1])
         errors = np.empty((seeds, len(widths)))
         for k, width in enumerate(widths):
             keys = jax.numpy.stack([jax.random.PRNGKey(ctx.seed_for("k1-chain-rate", chain_text(chain), width, seed))
                                     for seed in range(seeds)])
+            theta = np.asarray(chain_kernel_fn(chain, width=width)(x, x)[1])  # width: standard parametrization
             kernels = empirical_ntks(chain, width, x, keys)
             errors[:, k] = np.linalg.norm(kernels - theta, axis=(1, 2)) / np.linalg.norm(theta)
             ctx.advance(f"K1(f) {chain_text(chain)} width {width}")
@@ -740,9 +748,13 @@ def check_conv_strict_pd(ctx: Context) -> list[Outcome]:
         return skipped
     outcomes = []
     n = 8  # fixed shapes: one compilation per chain
-    for chain, d in ((conv_chain("relu", 2, 0.0, "gap", 1), 6), (conv_chain("erf", 2, 0.1, "flatten", 2), 9)):
+    chains = [(chain, conv_input_dim(chain)) for chain in _conv_chains(ctx)] if ctx.archs else \
+        [(conv_chain("relu", 2, 0.0, "gap", 1), 6), (conv_chain("erf", 2, 0.1, "flatten", 2), 9)]
+    for chain, d in chains:
+        if _polynomial_degree(Architecture.of(chain)) is not None:
+            continue  # polynomial activations: finite rank (counterexample)
         ratios = []
-        fn = chain_kernel_fn(chain)
+        fn = chain_kernel_fn(chain, width=RECURSION_WIDTH)
 
         @settings(max_examples=ctx.pick(15, 100), derandomize=True, deadline=None, database=None)
         @given(seed=st.integers(0, 2**32 - 1))
@@ -777,11 +789,13 @@ def counterexample_pixel_permutation(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="K1",
-    title="Infinite-width kernels of fully connected networks",
-    statement=("For FC networks (NTK parametrization; standard as an option) the empirical NTK converges to the "
-               "analytic Theta with relative error O(m^-1/2); Sigma and Theta follow the layer recursion with the "
-               "activation's dual kernels; Theta is strictly PD on distinct sphere points for non-polynomial "
-               "activations."),
+    title="Infinite-width kernels of fully connected, residual and convolutional networks",
+    statement=("For fully connected networks (NTK parametrization; standard as an option), residual blocks "
+               "x + s Dense(phi(x)) and convolutions (stride 1, SAME zero padding, then global average pooling or "
+               "flatten) the empirical NTK converges to the analytic Theta with relative error O(m^-1/2); Sigma and "
+               "Theta follow the layers' steps (a convolution: per pixel pair, the mean over the window's shifted "
+               "pairs, then the dense step) with the activation's dual kernels; Theta is strictly PD on distinct "
+               "sphere points for non-polynomial activations."),
     assumptions=["inputs on the unit sphere for strict PD", "non-polynomial activation for strict PD",
                  "readout of width 1 for the NTK rate"],
     derivations=[
