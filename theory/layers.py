@@ -250,10 +250,11 @@ class GlobalAveragePool:
         """The layer after it sees the channels only."""
         return 1
 
-    def step(self, pooled) -> PairState:
-        """The pooled state from the states of :meth:`pooled_pairs` (in that order): their mean. Its s12 and
-        theta are the new Sigma(x, x') and Theta; the new Sigma(x, x) is the same step on the pair (x, x)."""
-        return mean_state(pooled)
+    def step(self, pooled=None) -> PairState:
+        """The pooled state from the states of :meth:`pooled_pairs` (in that order; default: a one-pixel image's
+        symbolic state): their mean. Its s12 and theta are the new Sigma(x, x') and Theta; the new Sigma(x, x) is
+        the same step on the pair (x, x)."""
+        return mean_state((SYMBOLIC_STATE,) if pooled is None else pooled)
 
     def stax(self, units: int | None = None):
         return ("GlobalAvgPool", (), {})
@@ -272,9 +273,9 @@ class Flatten:
     def pooled_pairs(self, shape: tuple[int, ...]) -> tuple[tuple, ...]:
         return tuple((p, p) for p in positions(shape))
 
-    def step(self, pooled) -> PairState:
-        """Mean of the states of :meth:`pooled_pairs` (the same-position pairs)."""
-        return mean_state(pooled)
+    def step(self, pooled=None) -> PairState:
+        """Mean of the states of :meth:`pooled_pairs` (the same-position pairs; default: a one-pixel image's)."""
+        return mean_state((SYMBOLIC_STATE,) if pooled is None else pooled)
 
     def fan_in_factor(self, shape: tuple[int, ...]) -> int:
         return len(positions(shape))

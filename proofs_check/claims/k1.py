@@ -41,6 +41,13 @@ def _activation_archs(ctx: Context) -> list[Architecture]:
             for entry in activations.all_activations()]
 
 
+def _fully_connected_applicable(ctx: Context, what: str) -> list[Outcome]:
+    """Not applicable when every --arch architecture is convolutional ((e)-(g) check those)."""
+    if ctx.archs and all(arch.is_convolutional for arch in ctx.archs):
+        return [not_applicable(f"fully connected {what}", "every --arch network is convolutional: (e)-(g) check it")]
+    return []
+
+
 def _random_covariances(rng: np.random.Generator, count: int) -> list[tuple[float, float, float]]:
     """Random (a, b, c) with |c| < sqrt(ab), and the angle edges c = +-sqrt(ab)."""
     points = []
@@ -258,6 +265,9 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     edges (coincident and antipodal inputs) also against the exact (40-digit) recursion.
 
     Closed-form kernels and quadrature kernels are compared separately, each with its own tolerance."""
+    skipped = _fully_connected_applicable(ctx, "kernels vs neural-tangents")
+    if skipped:
+        return skipped
     from numerics.kernels import analytic_kernel_fn
     from numerics.networks import make_network
 
@@ -331,6 +341,9 @@ def _rate_archs(ctx: Context) -> list[Architecture]:
 
 def check_convergence_rate(ctx: Context) -> list[Outcome]:
     """(c) ||K_emp - Theta||_F / ||Theta||_F vs width: fitted log-log slope against -1/2."""
+    skipped = _fully_connected_applicable(ctx, "rate")
+    if skipped:
+        return skipped
     import jax
 
     from numerics.kernels import analytic_ntk, empirical_ntk
@@ -386,6 +399,9 @@ def _pd_archs(ctx: Context) -> list[Architecture]:
 
 def check_strict_pd(ctx: Context) -> list[Outcome]:
     """(d) Theta is strictly PD on hypothesis-drawn sets of distinct points of the unit sphere."""
+    skipped = _fully_connected_applicable(ctx, "strict PD")
+    if skipped:
+        return skipped
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
