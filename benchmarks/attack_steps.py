@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -37,32 +38,40 @@ from theory import parse_spec
 
 N_TRAIN, N_RECON = 20, 40
 FORMULATIONS = (("jvp", "joint", "float64"), ("autodiff", "joint", "float64"), ("kernel", "joint", "float64"),
-                ("profiled", "profiled", "float64"), ("kernel", "joint", "float32"),
-                ("profiled", "profiled", "float32"))
+                ("fused", "joint", "float64"), ("profiled", "profiled", "float64"),
+                ("profiled-fused", "profiled", "float64"), ("fused", "joint", "float32"),
+                ("profiled-fused", "profiled", "float32"))
 BASELINE = "jvp float64"
 
 
 def _runner(arch, params_0, delta, x_t, method, mode, precision, steps):
     dtype = jnp.dtype(precision)
+    step_method = {"profiled": "kernel", "profiled-fused": "fused"}.get(method, method)
     optimizer, run = attack._chunk_runner(arch, "theta0", 10**6, (10.0, 200.0), "geometric", 0.02, False, 1.0,
-                                          "kernel" if method == "profiled" else method, steps, mode)
+                                          step_method, steps, mode)
     key_x, key_lam = jax.random.split(jax.random.PRNGKey(1))
     x = (0.2 * jax.random.normal(key_x, (N_RECON, x_t.shape[1]))).astype(dtype)
     lam = jax.random.uniform(key_lam, (N_RECON, 1), jnp.float64, -0.5, 0.5).astype(dtype)
     carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
     lo = hi = jnp.zeros((1, x_t.shape[1]), dtype)
     thetas = (jax.tree_util.tree_map(lambda a: a.astype(dtype), params_0),)
-    arg = attack.factor_delta(delta, dtype=dtype) if method in ("kernel", "profiled") else \
+    arg = attack.factor_delta(delta, dtype=dtype) if step_method in ("kernel", "fused") else \
         jax.tree_util.tree_map(lambda a: a.astype(dtype), delta)
     state = {"carry": carry, "step": 0}
+    args = (carry, jnp.asarray(0), thetas, arg, lo, hi)
+    compiled = run.lower(*args).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", float("nan")))  # XLA counts the body of the scan once: one step
 
     def chunk() -> float:
         start = time.perf_counter()
-        state["carry"], (losses, _) = run(state["carry"], jnp.asarray(state["step"]), thetas, arg, lo, hi)
+        state["carry"], (losses, _) = compiled(state["carry"], jnp.asarray(state["step"]), thetas, arg, lo, hi)
         jax.block_until_ready((state["carry"], losses))
         state["step"] += steps
         return time.perf_counter() - start
 
+    chunk.flops = flops
     return chunk
 
 
@@ -90,6 +99,9 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
             per_step = statistics.median(values)
             row = {"benchmark": "attack_steps", "width": width, "formulation": name,
                    "steps_per_s": round(1.0 / per_step, 2), "ratio_to_jvp": round(base / per_step, 2),
+                   "xla_gflop_per_step": round(chunks[name].flops / 1e9, 4),
+                   "flop_ratio_to_jvp": round(chunks[BASELINE].flops / chunks[name].flops, 2),
+                   "load_average": round(os.getloadavg()[0], 1),
                    "chosen_by_auto": attack.choose_method((x_t.shape[1], width, width, 1), N_RECON, 1)}
             rows.append(row)
             emit(json.dumps(row))
@@ -97,9 +109,10 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'width':>6} {'formulation':>17} {'steps/s':>9} {'vs jvp float64':>15}"]
-    lines += [f"{r['width']:>6} {r['formulation']:>17} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x"
-              for r in rows]
+    lines = [f"{'width':>6} {'formulation':>23} {'steps/s':>9} {'vs jvp float64':>15} {'GFLOP/step':>11} "
+             f"{'flops vs jvp':>13}"]
+    lines += [f"{r['width']:>6} {r['formulation']:>23} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x "
+              f"{r['xla_gflop_per_step']:>11.4f} {r['flop_ratio_to_jvp']:>12.2f}x" for r in rows]
     return "\n".join(lines)
 
 
