@@ -576,14 +576,23 @@ def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
 # The parameter-space attack
 # ---------------------------------------------------------------------------------------------------------
 
+def _attack_optimizer(lr: float | tuple[float, float | None], horizon: int):
+    """optax Adam with step ``lr``, or for ``lr = (lr_0, lr_final)`` a step decaying exponentially from lr_0 to
+    lr_final over ``horizon`` steps and held at lr_final after (lr_final None: constant lr_0)."""
+    lr_0, lr_final = lr if isinstance(lr, tuple) else (lr, None)
+    if lr_final is None:
+        return optax.adam(lr_0)
+    return optax.adam(optax.exponential_decay(lr_0, max(horizon, 1), lr_final / lr_0, end_value=lr_final))
+
+
 @functools.cache
-def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr: float, has_box: bool,
+def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr, has_box: bool,
                   box_weight: float, method: str, length: int, mode: str = "joint"):
     """(optimizer, run): ``run(carry, start, thetas, delta, lo, hi)`` takes ``length`` attack steps in one jitted
     lax.scan; carry = (X_R, lambda, Adam state), the Adam state over (X_R, lambda) ("joint") or X_R alone
-    ("profiled", where lambda is lambda*(X_R) of the step). Returns (carry, (objective per step, ridge per
-    step))."""
-    optimizer = optax.adam(lr)
+    ("profiled", where lambda is lambda*(X_R) of the step). ``lr``: a float or (lr_0, lr_final), see
+    :func:`_attack_optimizer`. Returns (carry, (objective per step, ridge per step))."""
+    optimizer = _attack_optimizer(lr, steps)
     smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, thetas, delta, lo, hi):
@@ -627,7 +636,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            box: tuple[Any, Any] | None = None, box_weight: float = 1.0, init_scale: float = 0.2,
                            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
                            chunk: int = 500, method: str = "auto", mode: str = "joint",
-                           precision: str = "float64") -> AttackResult:
+                           precision: str = "float64", lr_final: float | None = None) -> AttackResult:
     """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
 
     Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
@@ -647,10 +656,11 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     with :class:`~numerics.checkpoint.Interrupted`.
 
     ``method``: the gradient formulation of the joint mode (:data:`METHODS`; "auto" picks the cheaper of the
-    kernel form and the JVP form by :func:`choose_method`). ``mode="profiled"``: Adam over X_R alone, with
+    fused kernel form and the JVP form by :func:`choose_method`). ``mode="profiled"``: Adam over X_R alone, with
     lambda = lambda*(X_R) = K_theta(X_R, X_R)^-1 J_theta(X_R) Delta theta at every step
-    (:func:`profiled_loss_and_grad`), the finite-width twin of the kernel-space attack. ``precision``:
-    "float32" runs the attack (and holds theta) in single precision, "float64" (default) in double; the final
+    (:func:`profiled_loss_and_grad`; :func:`fused_profiled_loss_and_grad` for dense chains), the finite-width
+    twin of the kernel-space attack. ``lr_final``: the Adam step decays exponentially from ``lr`` to it over the
+    budget (None: constant ``lr``). ``precision``: "float32" runs the attack (and holds theta) in single precision, "float64" (default) in double; the final
     losses reported are evaluated in float64 either way.
     """
     if not isinstance(arch, Architecture):
@@ -661,6 +671,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     steps = _check_positive_int("steps", steps)
     chunk = _check_positive_int("chunk", chunk)
     lr = _check_positive("lr", lr)
+    lr_final = None if lr_final is None else _check_positive("lr_final", lr_final)
     init_scale = _check_positive("init_scale", init_scale)
     box_weight = _check_positive("box_weight", box_weight)
     if at not in AT_CHOICES:
@@ -706,14 +717,14 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     key_x, key_lam = jax.random.split(key)
     x = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)).astype(dtype)
     lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5).astype(dtype)
-    optimizer = optax.adam(lr)
+    optimizer = _attack_optimizer((lr, lr_final), steps)
     carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
     start, curves, horizon, ridges = 0, [np.zeros(0)], steps, 0
     settings = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at, "lr": lr,
                 "beta_schedule": "none" if beta_schedule is None else list(beta_schedule), "anneal": anneal,
                 "box": None if bounds is None else fingerprint(*bounds), "box_weight": box_weight,
                 "init_scale": init_scale, "model": fingerprint(params_0, params_f), "mode": mode,
-                "precision": precision}
+                "precision": precision} | ({} if lr_final is None else {"lr_final": lr_final})
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="attack", settings=settings)
     if store is not None and resume and store.exists():
         saved = store.load(carry, budget=steps)
@@ -727,8 +738,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         step = start
         while step < steps:
             length = min(chunk, steps - step)
-            _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, lr, bounds is not None, box_weight,
-                                   method, length, mode)
+            _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, (lr, lr_final), bounds is not None,
+                                   box_weight, method, length, mode)
             carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
             losses = np.asarray(losses, dtype=np.float64)
             ridges += int(np.count_nonzero(np.asarray(ridge)))

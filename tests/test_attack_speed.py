@@ -182,3 +182,23 @@ def test_bad_mode_and_precision(key, options, match):
     with pytest.raises(ValueError, match=match):
         attack.parameter_space_attack(arch, params_0, params_f, 3, in_dim=D, key=key, steps=2, progress=False,
                                       **options)
+
+
+def test_learning_rate_decay(key):
+    """lr_final: Adam's step decays exponentially from lr to lr_final over the budget and stays there after."""
+    optimizer = attack._attack_optimizer((0.1, 0.001), 100)
+    grad = jnp.ones(3)
+    state = optimizer.init(grad)
+    def step(state, _):
+        with jax.numpy_dtype_promotion("standard"):  # as in the attack: optax mixes floats with its int32 count
+            update, state = optimizer.update(grad, state)
+        return state, jnp.abs(update[0])
+
+    steps = np.asarray(jax.lax.scan(step, state, None, length=150)[1])
+    # a constant gradient makes Adam's normalized step 1, so the update is the step size itself
+    assert steps[0] == pytest.approx(0.1, rel=1e-6)
+    assert steps[50] == pytest.approx(0.01, rel=1e-6) and steps[120] == pytest.approx(0.001, rel=1e-6)
+    arch, params_0, params_f, _, _, _ = _lazy_problem(key)
+    with pytest.raises(ValueError, match="lr_final"):
+        attack.parameter_space_attack(arch, params_0, params_f, 3, in_dim=D, key=key, steps=2, progress=False,
+                                      lr_final=0.0)
