@@ -7,8 +7,33 @@ gradient, then applies Adam, inside the attack's jitted lax.scan chunk (softplus
 - ``autodiff``: reverse mode over the VJP of the loss as written (the reference);
 - ``kernel``: autodiff of ||Delta theta||^2 - 2 lambda . J(X) Delta theta + lambda^T K(X, X) lambda, the empirical NTK
   and J Delta theta built layer by layer, Delta W^l as a verified low-rank product (numerics.attack.factor_delta);
-- ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone;
-each in float64, and the two kernel-form ones in float32 as well. The timed rounds interleave the formulations
+- ``fused``: the kernel form with a hand-derived reverse sweep that reuses the forward sweep's activations and
+  backpropagated vectors (numerics.attack.fused_loss_and_grad; what ``auto`` picks here);
+- ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone (``profiled-fused``:
+  with the fused sweeps);
+each in float64, and the two fused ones in float32 as well.
+
+Multiply-adds per step (M points, C outputs, a dense layer of fan-in n and fan-out n'; the n x n hidden layer
+dominates, r = rank Delta W <= N C; "unit" = M n n', one product of the M activations with a weight matrix):
+
+| part                                                                          | units            | lower order              |
+|-------------------------------------------------------------------------------|------------------|--------------------------|
+| forward f(X)                                                                  | 1                |                          |
+| VJP J(X)^T lambda (backpropagated lambda 1, weight gradients a^T g 1)         | 2                | writes a P-vector        |
+| JVP J(X) v in a parameter direction v (a v + a' W)                            | 2                | reads a P-vector         |
+| JVP step: forward + VJP + JVP + reverse of the JVP in X (3)                   | 8 (XLA: 7.4)     | 3 P-vector passes        |
+| layer-by-layer K_theta(X, X), M x M: forward + C backpropagated vectors       | 1 + C            | M^2 (n + C^2 n') Grams   |
+| J(X) Delta theta with Delta W = Q B (rank r)                                  | 0                | 2 M r (n + n')           |
+| its gradient by autodiff (``kernel``): the reverse of every product            | 1 + C            | 2 M^2 (n + C n')         |
+| its gradient by hand (``fused``): one lambda-contracted vector each way       | 2                | 3 M^2 (n + n')           |
+| ``fused`` / ``profiled-fused`` step                                           | 3 + C            | + M C x M C Cholesky     |
+
+The JVP form's 8 units count the forward sweep once (XLA merges the VJP's and the JVP's). Any exact gradient
+through the hidden layer needs the forward product (for phi(h), phi'(h)), the backpropagated vector (the Jacobian
+rows) and the reverse of both: 4 units at C = 1, so the flop ratio to the JVP step is at most 8 / 4 = 2 for wide
+layers (XLA's own count, printed per row: 1.57x at width 1024, where the Gram and first-layer terms still add
+0.7 units). Time ratios exceed the flop ratio where the JVP form's P-vector passes are memory-bound (widths
+1024-4096); at width 256 fixed per-operation costs dominate both. The timed rounds interleave the formulations
 (round r times every formulation once), so a change of the machine's load hits all of them alike; each figure is
 the median over ``--runs`` rounds of ``--steps`` steps after one warm-up chunk.
 
