@@ -114,8 +114,7 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
     (:func:`choose_method`). ``method="autodiff"``: jax.grad of the loss as written (reverse over the VJP), the reference.
     """
     if method == "auto":
-        method = choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1])
-        method = method if method != "fused" or fused_supported(arch) else "jvp"
+        method = choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1]) if arch.is_mlp else "jvp"
     if method == "autodiff":
         return jax.value_and_grad(
             lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=activation),
@@ -363,10 +362,6 @@ def _activation_derivatives(phi, h: jax.Array) -> tuple[jax.Array, jax.Array, ja
     return value, slope, curvature
 
 
-def fused_supported(arch: Architecture) -> bool:
-    """Whether :func:`fused_loss_and_grad` covers ``arch``: a chain of dense layers and one elementwise activation
-    (the chains that :func:`kernel_terms` covers)."""
-    return not arch.residual_scale
 
 
 def _fused_forward(arch: Architecture, params: Params, delta: Params | FactoredDelta, x: jax.Array,
@@ -555,6 +550,27 @@ def _check_params(params_0: Params, params_f: Params) -> None:
                 raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
 
 
+MLP_ONLY = "the kernel-form gradients (method='kernel' or 'fused') and the profiled mode"
+"""What needs the layer-by-layer NTK of a plain fully connected network (:func:`kernel_terms`)."""
+
+
+def _check_architecture(arch: Architecture, params: Params, in_dim: int, method: str, mode: str) -> int:
+    """The output dimension C of ``params``, a network of ``arch`` on ``in_dim`` inputs (ValueError naming the
+    first array that disagrees); a ValueError too when an MLP-only formulation is asked of another chain."""
+    from numerics.networks import make_network, shape_of_params
+    from numerics.training import check_params
+
+    if not arch.is_mlp and (method in ("kernel", "fused") or mode == "profiled"):
+        raise ValueError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks (ACTIVATION:DEPTH) "
+                         "only; use method='jvp', 'autodiff' or 'auto' with mode='joint'")
+    try:
+        width, out_dim = shape_of_params(arch, params)
+        check_params(make_network(arch, width, out_dim), params, in_dim)
+    except ValueError as error:
+        raise ValueError(f"params are not a {arch.spec} network on in_dim={in_dim} inputs: {error}") from None
+    return out_dim
+
+
 def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
     if box is None:
         return None
@@ -688,12 +704,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         if not (isinstance(beta_schedule, (tuple, list)) and len(beta_schedule) == 2):
             raise ValueError(f"beta_schedule must be (beta_start, beta_end) or None, got {beta_schedule!r}")
         beta_schedule = tuple(_check_positive("beta_schedule entry", b) for b in beta_schedule)
-    layers = dense_layers(params_0)
-    if len(layers) != arch.depth + 1:
-        raise ValueError(f"params have {len(layers)} dense layers, architecture {arch.spec} needs {arch.depth + 1}")
-    if layers[0][0].shape[0] != in_dim:
-        raise ValueError(f"in_dim={in_dim} but the first layer of params takes {layers[0][0].shape[0]} inputs")
-    out_dim = int(layers[-1][0].shape[1])
+    out_dim = _check_architecture(arch, params_0, in_dim, method, mode)
     bounds = _check_box(box, in_dim)
     lo, hi = bounds if bounds is not None else (jnp.zeros((1, in_dim)), jnp.zeros((1, in_dim)))
 
@@ -707,10 +718,9 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     thetas, delta_run = jax.tree_util.tree_map(lambda a: a.astype(dtype), (thetas64, delta))
     lo, hi = lo.astype(dtype), hi.astype(dtype)
     if method == "auto":
-        method = choose_method(_widths(params_0), n_recon, out_dim)
-        method = method if method != "fused" or fused_supported(arch) else "jvp"
+        method = choose_method(_widths(params_0), n_recon, out_dim) if arch.is_mlp else "jvp"
     if mode == "profiled" and method not in ("fused", "kernel"):
-        method = "fused" if fused_supported(arch) else "kernel"
+        method = "fused"  # the profiled mode needs K: the fused sweeps unless the autodiff kernel form is asked
     if mode == "profiled" or method in ("fused", "kernel"):
         delta_run = factor_delta(delta, dtype=dtype)
 

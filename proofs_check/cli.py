@@ -142,9 +142,12 @@ def architecture_help() -> str:
 
     activations = ", ".join(f"{entry.name} ({', '.join(f'{p}=' for p in entry.parameters)})" if entry.parameters
                             else entry.name for entry in all_activations())
-    return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.\n"
+    return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1,\n"
+            "or a chain of layers joined by '>', e.g. conv3x3:c=32 > relu > gap > dense (layers: dense, convK,\n"
+            "convKxK (c=channels), gap, flatten, res:s=SCALE:act=ACTIVATION, an activation; README).\n"
             f"Activations: {activations}.\n"
-            "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard).\n"
+            "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
+            "res (residual branch scale).\n"
             f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x).")
 
 
@@ -272,11 +275,18 @@ def _check_run(args) -> None:
     unknown = [i for i in args.ids if i not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
-    residual = [arch.spec for arch in (args.arch or []) if arch.residual_scale]
-    trained = [i for i in args.ids if i != "K1" and registry[i].uses_archs]
-    if residual and trained:
-        raise UsageError(f"--arch {residual[0]}: residual networks (res=) are checked by K1 only; "
-                         f"{', '.join(trained)} train networks, which do not take them yet")
+    for arch in args.arch or []:
+        refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
+        if refusing:
+            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} check fully connected networks "
+                             f"(ACTIVATION:DEPTH{'' if refusing == ['K1'] else ', residual blocks included'}) "
+                             "only; a convolutional chain is not among them")
+
+
+def _claim_takes(claim_id: str, arch) -> bool:
+    """Whether a claim that takes --arch applies to ``arch``: every one to fully connected chains (residual blocks
+    included); convolutional chains wait for their kernels."""
+    return not arch.is_convolutional
 
 
 def _run(args) -> int:
@@ -392,9 +402,11 @@ def _check_attack(args) -> None:
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
-    if args.arch.residual_scale:
-        raise UsageError(f"--arch {args.arch.spec}: residual networks (res=) have kernels and K1's checks, but "
-                         "training and the attacks do not take them yet")
+    if args.mode == "profiled" and not args.arch.is_mlp:
+        from numerics.attack import MLP_ONLY
+
+        raise UsageError(f"--mode profiled: {MLP_ONLY} are written for plain fully connected networks "
+                         f"(ACTIVATION:DEPTH) only, not {args.arch.spec}; use --mode joint")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
@@ -402,7 +414,7 @@ def _check_attack(args) -> None:
     args.recon = args.recon or 2 * args.n
     if args.model is not None:
         inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
-        in_dim = int(args.model.params_0[0][0].shape[0])
+        in_dim = int(args.model.in_dim)
         if (in_dim, args.model.out_dim) != (inputs, outputs):
             raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
                              f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")

@@ -210,15 +210,24 @@ def activation_of(layer) -> Activation | None:
     return getattr(layer, "activation", None)
 
 
+def fully_connected(dense: Dense, activation: Activation, depth: int, residual_scale: float = 0.0) -> tuple:
+    """The chain of the fully connected shorthand (theory.architecture): ``depth`` times (dense > activation),
+    then the dense readout; with a residual scale s > 0, dense > ``depth`` residual blocks > activation > dense."""
+    if residual_scale:
+        return (dense,) + (Residual(residual_scale, dense, activation),) * depth + (activation, dense)
+    return (dense, activation) * depth + (dense,)
+
+
 def layers_of(arch) -> tuple:
-    """The serial composition an :class:`theory.architecture.Architecture` stands for: ``depth`` times
-    (Dense > activation), then the Dense readout; with a residual scale s, Dense > ``depth`` residual blocks
-    > activation > Dense readout."""
-    dense = Dense(arch.sigma_w, arch.sigma_b, arch.parameterization)
-    activation = Activation(arch.activation, arch.activation_params)
-    if getattr(arch, "residual_scale", 0.0):
-        return (dense,) + (Residual(arch.residual_scale, dense, activation),) * arch.depth + (activation, dense)
-    return (dense, activation) * arch.depth + (dense,)
+    """The serial composition an :class:`theory.architecture.Architecture` stands for, input to readout: a
+    tuple of the layer objects above. ``relu:2`` is Dense > relu > Dense > relu > Dense; with a residual scale
+    s, Dense > ``depth`` residual blocks > activation > Dense readout (:func:`fully_connected`).
+
+    Contract for building networks and kernels from it: the first layer gets n_in = d (the flat input's
+    dimension; a convolutional chain reads the input as an image of :func:`image_shape`); a Conv whose
+    ``channels`` is None and every hidden Dense use the network's width; the last layer is the Dense readout
+    (validated by theory.architecture)."""
+    return arch.layers
 
 
 def input_state(q11, q12, q22, d) -> PairState:
