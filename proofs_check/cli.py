@@ -287,15 +287,18 @@ def _check_run(args) -> None:
     for arch in args.arch or []:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
-            reason = ("they check fully connected ACTIVATION:DEPTH networks (residual blocks included) only"
-                      if not arch.is_shorthand else "its analytic kernel is not available")
+            reason = ("its analytic kernel is not available" if not arch.has_kernel else
+                      "they check fully connected ACTIVATION:DEPTH networks (residual blocks included) only")
             raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} do not apply: {reason}")
 
 
 def _claim_takes(claim_id: str, arch) -> bool:
-    """Whether a claim that takes --arch applies to ``arch``: the claims read the fully connected shorthand
-    (ACTIVATION:DEPTH, residual blocks included: its activation, depth, sigma_w, ...) and need its analytic kernel;
-    other chains (convolutional, mixed layers) are refused before any work."""
+    """Whether a claim that takes --arch applies to ``arch``: K1 (the kernels) to every chain with an analytic
+    kernel, convolutional ones included; the other claims read the fully connected shorthand (ACTIVATION:DEPTH,
+    residual blocks included: its activation, depth, sigma_w, ...) and need its analytic kernel; other chains are
+    refused before any work."""
+    if claim_id == "K1":
+        return arch.has_kernel
     return arch.is_shorthand and arch.has_kernel
 
 

@@ -182,3 +182,20 @@ def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
     assert [entry["arch"] for entry in record["series"]] == [examples[0][2], examples[3][2]]
     assert record["series"][1]["rescaled"] and (out / "attack_curve.png").is_file()
     assert figures.style_problems(attack_curve.curve_axes(record, images=True)) == []
+
+
+def test_conv_kernel_section_example_runs(capsys):
+    """The example of README's "Convolutional and residual kernels" runs and prints its agreement with
+    neural-tangents, and the K1 command the section names passes the command line's checks."""
+    from proofs_check.cli import COMMANDS, build_parser
+
+    text = README.read_text()
+    start = text.index("### Convolutional and residual kernels")
+    section = text[start:text.index("\n## ", start)]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    exec(compile(code, "README.md", "exec"), {})
+    # the same closed forms in float64 (measured ~1e-16): 1e-10 leaves room for op order
+    assert float(capsys.readouterr().out.strip()) <= 1e-10
+    (command,) = re.findall(r"`proofs-check (run K1 --arch \"[^\"]+\")`", section)
+    args = build_parser().parse_args(shlex.split(command))
+    next(c for c in COMMANDS if c.name == args.command).check(args)  # exit 2 here for an architecture K1 refuses
