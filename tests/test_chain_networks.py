@@ -162,3 +162,13 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "refused").exists()
+
+
+def test_kernel_space_attack_takes_a_convolutional_chain():
+    """The infinite-width attack on flat inputs reads a conv chain's analytic kernel (numerics.kernels) and descends."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, D))
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    result = attack.kernel_space_attack(parse_spec("conv2x2:c=2 > relu > gap > dense"), x, rng.normal(size=3), 4,
+                                        key=jax.random.PRNGKey(0), steps=10, restarts=1, polish_iterations=0)
+    assert np.isfinite(result.final_loss) and result.loss_curve[-1] < result.loss_curve[0]
