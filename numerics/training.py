@@ -151,7 +151,7 @@ def check_data(network: Network, x: jax.Array, y: jax.Array) -> tuple[jax.Array,
 
 
 def _check_options(reduction: str, learning_rate: float, momentum: float, max_steps: int, chunk_size: int,
-                   loss_threshold: float) -> None:
+                   loss_threshold: float, loss_ceiling: float = float("inf")) -> None:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
     if not (np.isfinite(learning_rate) and learning_rate > 0):
@@ -164,6 +164,8 @@ def _check_options(reduction: str, learning_rate: float, momentum: float, max_st
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
     if np.isnan(loss_threshold):
         raise ValueError("loss_threshold must be a number, got NaN")
+    if np.isnan(loss_ceiling) or loss_ceiling <= 0:
+        raise ValueError(f"loss_ceiling must be > 0, got {loss_ceiling!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -176,7 +178,7 @@ class TrainResult:
 
     ``losses[s]`` is the loss at theta_s for s = 0..steps (so ``len(losses) == steps + 1``).
     ``stop_reason`` is ``"threshold"`` (loss <= loss_threshold), ``"budget"`` (max_steps taken) or
-    ``"diverged"`` (the loss became NaN or infinite).
+    ``"diverged"`` (the loss became NaN or infinite, or exceeded the ``loss_ceiling`` given to :func:`train`).
     """
 
     params_0: Params
@@ -231,9 +233,10 @@ def _scale(reduction: str, n: int) -> float:
 def _run_chunk(state, params_0, x, y, hyper, *, apply_fn, linearized, reduction, nesterov, chunk_size):
     """``chunk_size`` optimizer steps; once the run has stopped, the remaining ones are skipped (lax.cond).
 
-    state = (params, opt_state, alpha, dual_state, step, stopped); hyper = (eta, beta, threshold, max_steps).
+    state = (params, opt_state, alpha, dual_state, step, stopped);
+    hyper = (eta, beta, threshold, max_steps, ceiling): a loss above ``ceiling`` stops the run untaken.
     """
-    learning_rate, momentum, threshold, max_steps = hyper
+    learning_rate, momentum, threshold, max_steps, ceiling = hyper
     model = _model(apply_fn, params_0, x, linearized)
     opt = _optimizer(learning_rate, momentum, nesterov)
     c = _scale(reduction, x.shape[0])
@@ -243,7 +246,7 @@ def _run_chunk(state, params_0, x, y, hyper, *, apply_fn, linearized, reduction,
         out, pullback = jax.vjp(model, params)
         residual = y - out
         loss = 0.5 * c * jnp.sum(residual**2)
-        active = (count < max_steps) & (loss > threshold) & jnp.isfinite(loss)
+        active = (count < max_steps) & (loss > threshold) & jnp.isfinite(loss) & (loss <= ceiling)
         (grad,) = pullback(-c * residual)
         updates, new_opt_state = opt.update(grad, opt_state, params)
         dual_updates, new_dual_state = opt.update(-c * residual, dual_state)
@@ -270,11 +273,12 @@ def _loss(params, params_0, x, y, *, apply_fn, linearized, reduction):
 def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, learning_rate: float,
           momentum: float = 0.0, nesterov: bool = False, reduction: str = "sum", linearized: bool = False,
           max_steps: int = 10_000, loss_threshold: float = 0.0, chunk_size: int = 1000,
-          progress: bool = True, checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TrainResult:
+          loss_ceiling: float = float("inf"), progress: bool = True, checkpoint: str | os.PathLike | None = None, resume: bool = False) -> TrainResult:
     """Full-batch GD (``momentum=0``) or heavy-ball momentum on the MSE loss, recording alpha.
 
     Runs until the loss (with the chosen ``reduction``) is <= ``loss_threshold``, ``max_steps`` steps were
-    taken, or the loss stops being finite (a RuntimeWarning then). Steps run in jitted ``jax.lax.scan``
+    taken, or the loss stops being finite or exceeds ``loss_ceiling`` (stop reason ``"diverged"``, a
+    RuntimeWarning; :func:`numerics.audit.train_on` uses the ceiling to halve a step that is too large). Steps run in jitted ``jax.lax.scan``
     chunks of ``chunk_size``; the learning rate, momentum, threshold and budget are traced, so runs that
     differ only in those (or in data values) reuse one compilation. ``progress=False`` prints nothing; the
     bar shows the ``train loss`` (the loss above, the quantity recorded in ``losses``).
@@ -285,7 +289,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     the first that differs) and a ``max_steps`` at least the step reached (a larger one extends the run).
     Ctrl-C stops after the current chunk, once it is saved, with :class:`~numerics.checkpoint.Interrupted`.
     """
-    _check_options(reduction, learning_rate, momentum, max_steps, chunk_size, loss_threshold)
+    _check_options(reduction, learning_rate, momentum, max_steps, chunk_size, loss_threshold, loss_ceiling)
     x, y = check_data(network, x, y)
     params_0 = as_float64(params_0)
     check_params(network, params_0, x.shape[1])
@@ -293,12 +297,15 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     opt = _optimizer(learning_rate, momentum, nesterov)
     alpha = jnp.zeros_like(y)
     state = (params_0, opt.init(params_0), alpha, opt.init(alpha), jnp.zeros((), jnp.int64), jnp.zeros((), bool))
-    hyper = (jnp.float64(learning_rate), jnp.float64(momentum), jnp.float64(loss_threshold), jnp.int64(max_steps))
+    hyper = (jnp.float64(learning_rate), jnp.float64(momentum), jnp.float64(loss_threshold), jnp.int64(max_steps),
+             jnp.float64(loss_ceiling))
     losses: list[np.ndarray] = []
     settings = {"arch": network.arch.spec, "width": network.width, "out_dim": network.out_dim,
                 "linearized": bool(linearized), "reduction": reduction, "learning_rate": float(learning_rate),
                 "momentum": float(momentum), "nesterov": bool(nesterov), "loss_threshold": float(loss_threshold),
                 "data": fingerprint(x, y), "params_0": fingerprint(params_0)}
+    if np.isfinite(loss_ceiling):  # (absent otherwise: checkpoints written before the ceiling existed still resume)
+        settings["loss_ceiling"] = float(loss_ceiling)
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="train", settings=settings)
     resumed_from = 0
     if store is not None and resume and store.exists():
@@ -329,9 +336,10 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     final = float(_loss(params_f, params_0, x, y, **static))
     curve = np.concatenate([*losses, [final]]) if losses else np.array([final])
     steps = int(steps)
-    if not np.isfinite(final):
+    if not np.isfinite(final) or final > loss_ceiling:
         reason = "diverged"
-        warnings.warn(f"training diverged after {steps} steps (loss {final}); lower the learning rate "
+        above = "" if not np.isfinite(final) else f", above the ceiling {loss_ceiling:g}"
+        warnings.warn(f"training diverged after {steps} steps (loss {final}{above}); lower the learning rate "
                       f"(now {learning_rate:g})", RuntimeWarning, stacklevel=2)
     elif final <= loss_threshold:
         reason = "threshold"
