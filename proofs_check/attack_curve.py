@@ -152,6 +152,7 @@ def run(args) -> int:
             entry = {"arch": arch.spec, "training": training, "width": args.width, "model": str(model),
                      "parameters": int(jax.flatten_util.ravel_pytree(trained.params_0)[0].size),
                      "train_steps": trained.steps, "final_train_loss": trained.final_loss,
+                     "train_learning_rate": trained.learning_rate,
                      "stop_reason": trained.stop_reason, "points": []}
             params_f, scale = trained.params_f, 1.0
             if args.rescale:

@@ -165,21 +165,26 @@ def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     examples = _examples(_section("The attack on residual and convolutional networks"))
-    assert len(examples) == 5 and all(argv[0] == "attack-curve" for argv in examples)
+    assert len(examples) >= 3 and all(argv[0] == "attack-curve" for argv in examples)
+    *curves, combine = examples
     small = ["--n", "2", "--width", "4", "--train-steps", "20", "--budgets", "2,4", "--no-progress"]
-    runs = [examples[0] + ["--training", "linearized"], examples[3]]
+    mlp = curves[0]
+    conv_rescaled = next(argv for argv in curves if "--rescale" in argv and "conv" in argv[2])
+    conv_standard = next(argv for argv in curves if "standard" in argv and "conv" in argv[2] and "--rescale" not in argv)
+    runs = [mlp + ["--training", "linearized"], conv_rescaled, conv_standard]
     for argv in runs:
         assert main([*argv, *small]) == 0, argv
-    combine = examples[-1]
     folders = [argv[argv.index("--out") + 1] for argv in runs]
-    assert set(folders) <= set(combine[combine.index("--combine") + 1:combine.index("--out")])
+    listed = combine[combine.index("--combine") + 1:combine.index("--out")]
+    assert set(folders) <= set(listed)
+    assert {argv[argv.index("--out") + 1] for argv in curves} == set(listed)  # the figure draws every run above
     assert main(["attack-curve", "--combine", *folders, *combine[combine.index("--out"):]]) == 0
-    for argv in examples[1:3]:  # the others parse and validate (they run nothing here)
+    for argv in curves:  # the others parse and validate (they run nothing here)
         parsed = cli.build_parser().parse_args(argv)
         attack_curve.check(parsed)
     out = Path(combine[combine.index("--out") + 1])
     record = json.loads((out / "attack_curve.json").read_text())
-    assert [entry["arch"] for entry in record["series"]] == [examples[0][2], examples[3][2]]
+    assert [entry["arch"] for entry in record["series"]] == [argv[2] for argv in runs]
     assert record["series"][1]["rescaled"] and (out / "attack_curve.png").is_file()
     assert figures.style_problems(attack_curve.curve_axes(record, images=True)) == []
 
