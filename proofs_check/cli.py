@@ -416,7 +416,6 @@ def _check_attack(args) -> None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
     if args.mode == "profiled" and not args.arch.is_mlp:
-
         raise UsageError(f"--mode profiled needs the layer-by-layer NTK of a plain fully connected network (dense "
                          f"and activation layers only, no residual blocks or convolutions), not {args.arch.spec}; "
                          "use --mode joint")
