@@ -441,3 +441,55 @@ def kkt_figure(ctx, result: dict[str, Any], outcomes=()) -> str:
                                title=f"H1: attacks on a {result['regime']} {result['spec']} m={result['width']}, "
                                      f"N={result['n']} digits")
     return figures.save_figure(ctx, fig, f"h1_{result['regime']}_n{result['n']}.png", outcomes)
+
+
+def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
+    """The KKT attack curve: fraction of training digits revealed (solid) and at SSIM >= 0.9 (dashed) against
+    attack steps, one colour per seed, with the best trivial baseline's values as reference lines."""
+    from proofs_check import figures
+
+    first = results[0]
+    fig, ax = figures.new_figure(title=f"KKT attack on a rich {first['spec']} m={first['width']}, N={first['n']} digits",
+                                 xlabel="attack steps (count)", ylabel="fraction of training digits (relative)")
+    for index, result in enumerate(results):
+        curve = result["kkt_curve"]
+        steps = [point["step"] for point in curve]
+        colour = f"C{index}"
+        ax.plot(steps, [point["revealed"] for point in curve], marker="o", color=colour,
+                label=f"seed {result['seed']}: revealed")
+        ax.plot(steps, [point["ssim_ge_0.9"] for point in curve], marker=".", linestyle="--", color=colour,
+                label=f"seed {result['seed']}: SSIM >= 0.9")
+    trivial_revealed = max(b["revealed"] for r in results for b in r["baselines"].values())
+    trivial_ssim = max(b.get("ssim_ge_0.9", 0.0) for r in results for b in r["baselines"].values())
+    figures.reference_line(ax, y=trivial_revealed, label=f"best trivial baseline: revealed ({trivial_revealed:.2f})")
+    figures.reference_line(ax, y=trivial_ssim, label=f"best trivial baseline: SSIM >= 0.9 ({trivial_ssim:.2f})",
+                           linestyle=":")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    return figures.save_figure(ctx, fig, f"h1_kkt_curve_n{first['n']}.png", outcomes)
+
+
+def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=()) -> str:
+    """Revealed fraction of each attack in each regime: bars at the mean over seeds, a dot per seed, and the
+    best trivial baseline as a reference line."""
+    from proofs_check import figures
+
+    fig, ax = figures.new_figure(title="Loo et al. (theta_0, theta_f) and KKT (theta_f) attacks, lazy and rich",
+                                 xlabel="regime (lazy: NTK param m=1024; rich: standard param, init 0.01)",
+                                 ylabel="fraction of digits revealed (relative)")
+    regimes = list(runs)
+    for offset, (attack, colour) in zip((-0.18, 0.18), (("loo", "C0"), ("kkt", "C1"))):
+        means = [np.mean([r["scores"][attack]["revealed"] for r in runs[regime]]) for regime in regimes]
+        ax.bar(np.arange(len(regimes)) + offset, means, width=0.34, color=colour, alpha=0.6,
+               label=f"{attack} attack: mean over seeds")
+        for index, regime in enumerate(regimes):
+            values = [r["scores"][attack]["revealed"] for r in runs[regime]]
+            ax.plot(np.full(len(values), index + offset), values, "o", color=colour, markersize=4,
+                    label=f"{attack} attack: one seed" if index == 0 else None)
+    trivial = max(b["revealed"] for results in runs.values() for r in results for b in r["baselines"].values())
+    figures.reference_line(ax, y=trivial, label=f"best trivial baseline ({trivial:.2f})")
+    ax.set_xticks(np.arange(len(regimes)), regimes)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    n = runs[regimes[0]][0]["n"]
+    return figures.save_figure(ctx, fig, f"h1_regimes_n{n}.png", outcomes)
