@@ -189,7 +189,8 @@ def _kkt_runner(arch: Architecture, chunk: int, alpha: float, optimizer_name: st
         def step(carry, _):
             variables, state = carry
             (_, fit), grads = gradient(variables, theta, labels, lo, hi)
-            updates, state = optimizer.update(grads, state, variables)
+            with jax.numpy_dtype_promotion("standard"):   # optax mixes its int32 step count with floats
+                updates, state = optimizer.update(grads, state, variables)
             return (optax.apply_updates(variables, updates), state), fit
 
         return jax.lax.scan(step, (variables, state), None, length=chunk)
@@ -201,7 +202,7 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
                restarts: int = 1, snapshots: int = 1, lr: float = 0.01, mu_lr: float = 0.01,
                optimizer: str = "adam", alpha: float = HAIM_ALPHA, mu_min: float = MU_MIN, mu_weight: float = 5.0,
                box: tuple[Any, Any] | None = None, box_weight: float = 1.0,
-               init_scale: float = HAIM_INIT_SCALE) -> "attack.AttackResult":
+               init_scale: float = HAIM_INIT_SCALE, x_init: Any = None) -> "attack.AttackResult":
     """Haim et al.'s KKT attack on theta_f alone (module docstring), as in their code (extraction.py, Main.py,
     CreateModel.py of github.com/nivha/dataset_reconstruction):
 
@@ -218,6 +219,7 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
 
     Data mean: Haim et al. subtract the training-set mean before training and add it back to score; the
     project's digits are centred the same way (by the training split's mean; numerics.data.digits).
+    ``x_init`` (M, d) replaces the random start of X (a diagnostic: the attack started at the training set).
     ``snapshots`` > 1 records the best restart's candidates at that many evenly spaced steps (the attack curve).
     Single-output networks only (binary classification).
     """
@@ -252,7 +254,9 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
     runs = []
     for key_restart in jax.random.split(key, restarts):
         key_x, key_mu = jax.random.split(key_restart)
-        variables = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64),
+        start = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64) if x_init is None
+                 else jnp.asarray(x_init, jnp.float64).reshape(n_recon, in_dim))
+        variables = (start,
                      jax.random.uniform(key_mu, (n_recon,), jnp.float64))
         state = opt.init(variables)
         curve, frames = [], []
@@ -449,7 +453,7 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
     from proofs_check import figures
 
     first = results[0]
-    fig, ax = figures.new_figure(title=f"KKT attack on a rich {first['spec']} m={first['width']}, N={first['n']} digits",
+    fig, ax = figures.new_figure(title=f"KKT attack curve: rich relu:1, m={first['width']}, N={first['n']} digits",
                                  xlabel="attack steps (count)", ylabel="fraction of training digits (relative)")
     for index, result in enumerate(results):
         curve = result["kkt_curve"]
