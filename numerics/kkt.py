@@ -454,7 +454,8 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
 
     first = results[0]
     fig, ax = figures.new_figure(title=f"KKT attack curve: rich relu:1, m={first['width']}, N={first['n']} digits",
-                                 xlabel="attack steps (count)", ylabel="fraction of training digits (relative)")
+                                 xlabel="attack steps (count)", ylabel="fraction of training digits (relative)",
+                                 size=(7.0, 4.4))
     for index, result in enumerate(results):
         curve = result["kkt_curve"]
         steps = [point["step"] for point in curve]
@@ -478,9 +479,10 @@ def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=())
     best trivial baseline as a reference line."""
     from proofs_check import figures
 
-    fig, ax = figures.new_figure(title="Loo et al. (theta_0, theta_f) and KKT (theta_f) attacks, lazy and rich",
-                                 xlabel="regime (lazy: NTK param m=1024; rich: standard param, init 0.01)",
-                                 ylabel="fraction of digits revealed (relative)")
+    n = runs[list(runs)[0]][0]["n"]
+    fig, ax = figures.new_figure(title=f"Loo et al. (theta_0, theta_f) and KKT (theta_f) attacks, N={n} digits",
+                                 xlabel="regime (lazy: NTK, m=1024; rich: standard, init 0.01, m=256)",
+                                 ylabel="fraction of digits revealed (relative)", size=(7.0, 4.4))
     regimes = list(runs)
     for offset, (attack, colour) in zip((-0.18, 0.18), (("loo", "C0"), ("kkt", "C1"))):
         means = [np.mean([r["scores"][attack]["revealed"] for r in runs[regime]]) for regime in regimes]
@@ -495,5 +497,4 @@ def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=())
     ax.set_xticks(np.arange(len(regimes)), regimes)
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
-    n = runs[regimes[0]][0]["n"]
     return figures.save_figure(ctx, fig, f"h1_regimes_n{n}.png", outcomes)
