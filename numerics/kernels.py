@@ -20,10 +20,11 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from numerics.networks import Params, activation_fn, dense_layers, forward, make_network
+from numerics.networks import Params, activation_fn, dense_layers, forward, make_network, shape_of_params
 from theory import activations
 from theory.architecture import Architecture
-from theory.layers import STEP_ARGUMENTS, activation_of, layers_of
+from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
+                           layers_of, n_in, positions)
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
@@ -175,50 +176,281 @@ def compiled_step(layer) -> Callable:
     return lambdify_jax(STEP_ARGUMENTS, list(layer.step().as_tuple()))
 
 
-def _compiled_chain(arch: Architecture) -> list[tuple[Callable, Callable | None]]:
-    """Per layer: its compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
-    chain = []
-    for layer in layers_of(arch):
-        activation = activation_of(layer)
-        duals = None if activation is None else \
-            dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
-        chain.append((compiled_step(layer), duals))
-    return chain
+@functools.cache
+def compiled_patch_step(layer: Conv) -> Callable:
+    """A convolution's symbolic step (theory.layers.Conv.step: patch mean, then the dense step) compiled by
+    sympy.lambdify: a function of the patch's states (s11_j, s12_j, s22_j, theta_j for each window offset j)
+    and n_in, returning the next (s11, s12, s22, theta) at the output pixel pair."""
+    arguments = tuple(symbol for state in layer.patch_symbols() for symbol in state.as_tuple()) + (n_in,)
+    return lambdify_jax(arguments, list(layer.step().as_tuple()))
 
 
 @functools.cache
-def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
-    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network.
+def patch_tables(layer: Conv, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather indices of :meth:`theory.layers.Conv.patch`, shape (offsets, P^2) over output pixel pairs
+    (p, p') in row-major order: the pair (p + o, p' + o) as p_o P + p'_o, and p_o, p'_o themselves; a padded
+    pair points at index P^2 (pairs) or P (pixels), where the gathered arrays carry an appended zero."""
+    cells = positions(shape)
+    count = len(cells)
+    index = {cell: i for i, cell in enumerate(cells)}
+    pair = np.full((len(layer.offsets), count * count), count * count, dtype=np.int32)
+    first = np.full(pair.shape, count, dtype=np.int32)
+    second = np.full(pair.shape, count, dtype=np.int32)
+    for i, p in enumerate(cells):
+        for k, q in enumerate(cells):
+            for j, read in enumerate(layer.patch(p, q, shape)):
+                if read is not None:
+                    first[j, i * count + k], second[j, i * count + k] = index[read[0]], index[read[1]]
+                    pair[j, i * count + k] = first[j, i * count + k] * count + second[j, i * count + k]
+    return pair, first, second
 
-    The layers' steps of :mod:`theory.layers`, compiled from their sympy expressions and composed;
-    ``width`` is needed (and used) only in the standard parametrization, whose NTK scales with the hidden width.
+
+@functools.cache
+def pooling_weights(layer, shape: tuple[int, ...]) -> np.ndarray:
+    """The (P, P) weights w[p, p'] with which a pooling layer's symbolic step (theory.layers: GlobalAveragePool,
+    Flatten) combines the pixel pairs' states into Sigma' = sum w[p, p'] Sigma[p, p']: read off the coefficients
+    of the step applied to one symbol per pooled pair (it must be linear, the same for Sigma and Theta)."""
+    cells = positions(shape)
+    index = {cell: i for i, cell in enumerate(cells)}
+    pairs = layer.pooled_pairs(shape)
+    symbols = [sp.Symbol(f"pooled_{n}", real=True) for n in range(len(pairs))]
+    out = layer.step([PairState(s, s, s, s) for s in symbols])
+    coefficients = out.s12.as_coefficients_dict()
+    if sp.expand(out.s12 - out.theta) != 0 or coefficients.get(sp.Integer(1), 0) != 0 or \
+            any(not term.is_Symbol for term in coefficients):
+        raise ValueError(f"{layer.kind}: a pooling step must be the same linear map for Sigma and Theta")
+    weights = np.zeros((len(cells), len(cells)))
+    for symbol, (p, q) in zip(symbols, pairs):
+        weights[index[p], index[q]] += float(coefficients.get(symbol, 0))
+    return weights
+
+
+def _spatial_dims(chain: tuple) -> int | None:
+    """The number of spatial axes of a chain's convolutions (None: a fully connected chain); checks the order
+    (convolutions, then one pooling layer, then dense layers) and that they agree."""
+    dims = {layer.spatial_dims for layer in chain if layer.kind in SPATIAL_KINDS}
+    pooling = [index for index, layer in enumerate(chain) if layer.kind in POOLING_KINDS]
+    convs = [index for index, layer in enumerate(chain) if layer.kind in SPATIAL_KINDS]
+    if not dims:
+        if pooling:
+            raise ValueError(f"{chain[pooling[0]].kind} needs convolutions before it")
+        return None
+    if len(dims) > 1:
+        raise ValueError(f"convolutions with {sorted(dims)} spatial axes in one chain")
+    if len(pooling) != 1 or convs[-1] > pooling[0]:
+        raise ValueError("a convolutional chain needs one pooling layer (gap or flatten) after its convolutions "
+                         "and before the readout")
+    return dims.pop()
+
+
+def _compiled_chain(chain: tuple) -> list[tuple]:
+    """Per layer: its kind, compiled step and, for an activation, the compiled dual pair feeding its dual symbols."""
+    compiled = []
+    for layer in chain:
+        activation = activation_of(layer)
+        duals = None if activation is None else \
+            dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
+        if layer.kind in SPATIAL_KINDS:
+            compiled.append((layer, compiled_patch_step(layer), None))
+        elif layer.kind in POOLING_KINDS:
+            compiled.append((layer, None, None))
+        else:
+            compiled.append((layer, compiled_step(layer), duals))
+    return compiled
+
+
+_UNUSED = 0.0  # a step ignores the dual symbols (dense) or n_in (activation) it does not use
+
+
+def _elementwise(step, duals, s11, s12, s22, theta, fan_in):
+    """One elementwise step (dense, activation, residual) on a state, dual symbols fed by the compiled pair."""
+    if duals is None:
+        return step(s11, s12, s22, theta, _UNUSED, _UNUSED, _UNUSED, _UNUSED, fan_in)
+    pair, value_diagonal = duals
+    k12, kdot = pair(s11, s22, s12)
+    return step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22), kdot, fan_in)
+
+
+def _next_fan_in(layer, fan_in, width):
+    if layer.kind == "activation":
+        return fan_in
+    if layer.kind in SPATIAL_KINDS and layer.channels is not None:
+        return layer.channels
+    return width if width is not None else 1
+
+
+def _diagonal(self_state: jax.Array) -> jax.Array:
+    """Sigma(x, x)[p, p] from the per-input (N, P, P) state."""
+    return jnp.diagonal(self_state, axis1=-2, axis2=-1)
+
+
+def gather_pixels(values: jax.Array, table: np.ndarray) -> list[jax.Array]:
+    """Per row j of ``table``: values[..., table[j]], where the index one past the end reads 0 (padding); one
+    gather for all rows."""
+    padded = jnp.concatenate([values, jnp.zeros(values.shape[:-1] + (1,), values.dtype)], axis=-1)
+    gathered = padded[..., jnp.asarray(table)]
+    return [gathered[..., j, :] for j in range(table.shape[0])]
+
+
+def gather_pairs(state: jax.Array, table: np.ndarray) -> list[jax.Array]:
+    """Per row j of ``table`` (over the P^2 pixel pairs): the (..., P, P) state at the pairs it names."""
+    pixels = state.shape[-1]
+    flat = state.reshape(state.shape[:-2] + (pixels * pixels,))
+    return [rows.reshape(state.shape) for rows in gather_pixels(flat, table)]
+
+
+@functools.cache
+def shift_plan(layer: Conv, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...] | None:
+    """The window's offsets when :func:`patch_tables` (that is, theory.layers.Conv.patch) reads, for every
+    offset o and pixel pair (p, p'), exactly the pair (p + o, p' + o) with zeros outside the image: then a
+    convolution step is a sum of statically shifted, zero-padded copies of the state (fast, fused by XLA).
+    None when the definition reads anything else: the step then gathers by the tables themselves."""
+    pair, first, second = patch_tables(layer, shape)
+    cells = np.array(positions(shape)).reshape(-1, len(shape))
+    count = len(cells)
+    for j, offset in enumerate(layer.offsets):
+        moved = cells + np.asarray(offset)
+        inside = np.all((moved >= 0) & (moved < np.asarray(shape)), axis=1)
+        index = np.where(inside, np.ravel_multi_index(tuple(np.clip(moved, 0, np.asarray(shape) - 1).T), shape), count)
+        both = inside[:, None] & inside[None, :]
+        expected_pair = np.where(both, index[:, None] * count + index[None, :], count * count).reshape(-1)
+        expected_first = np.where(both, index[:, None], count).reshape(-1)
+        expected_second = np.where(both, index[None, :], count).reshape(-1)
+        if not (np.array_equal(pair[j], expected_pair) and np.array_equal(first[j], expected_first)
+                and np.array_equal(second[j], expected_second)):
+            return None
+    return tuple(layer.offsets)
+
+
+def _shifted(state: jax.Array, shape: tuple[int, ...], offsets, axes_groups: int) -> list[jax.Array]:
+    """state[..., p + o, p' + o] (``axes_groups`` = 2: a pixel-pair state (..., P, P)) or state[..., p + o]
+    (1: per-pixel values (..., P)) for each offset o, zero outside the image: one zero pad, static slices."""
+    k = len(shape)
+    lead = state.shape[:state.ndim - axes_groups]
+    grid = state.reshape(lead + tuple(shape) * axes_groups)
+    low = [max(0, -min(o[a] for o in offsets)) for a in range(k)]
+    high = [max(0, max(o[a] for o in offsets)) for a in range(k)]
+    padded = jnp.pad(grid, [(0, 0)] * len(lead) + list(zip(low, high)) * axes_groups)
+    out = []
+    for o in offsets:
+        index = tuple(slice(low[a] + o[a], low[a] + o[a] + shape[a]) for a in range(k)) * axes_groups
+        out.append(padded[(Ellipsis,) + index].reshape(state.shape))
+    return out
+
+
+def _conv_step(layer, step, shape, cross, theta, selves, fan_in):
+    """The compiled convolution step on the cross state (N1, N2, P, P) and the inputs' own states (N1 + N2, P, P):
+    each offset's pixel pairs read as theory.layers.Conv.patch says (zeros for padding), then the lambdified step.
+    The reads are static shifts when :func:`shift_plan` confirms that this is what the definition says, else
+    gathers by :func:`patch_tables`."""
+    n1, n2, pixels = cross.shape[0], cross.shape[1], cross.shape[-1]
+    v = _diagonal(selves)
+    plan = shift_plan(layer, shape)
+    if plan is not None:
+        def pairs(state):
+            return _shifted(state, shape, plan, 2)
+
+        def variances(values, which, out_shape):
+            # the state of a pair (p + o, p' + o) with one pixel outside is the zero state (Conv.patch)
+            inside = _shifted(jnp.ones((pixels, pixels), values.dtype), shape, plan, 2)
+            moved = _shifted(values, shape, plan, 1)
+            expand = (slice(None), None) if which == "first" else (None, slice(None))
+            return [(m[(Ellipsis,) + expand] * mask[None]).reshape(out_shape) for m, mask in zip(moved, inside)]
+    else:
+        pair, first, second = patch_tables(layer, shape)
+        tables = {"first": first, "second": second}
+
+        def pairs(state):
+            return gather_pairs(state, pair)
+
+        def variances(values, which, out_shape):
+            return [rows.reshape(out_shape) for rows in gather_pixels(values, tables[which])]
+
+    def run(s11_rows, s12_rows, s22_rows, theta_rows, out_shape):
+        arguments = [part for parts in zip(s11_rows, s12_rows, s22_rows, theta_rows) for part in parts]
+        return [value + jnp.zeros(out_shape, cross.dtype) for value in step(*arguments, fan_in)]
+
+    out = run(variances(v[:n1], "first", (n1, 1, pixels, pixels)), pairs(cross),
+              variances(v[n1:], "second", (1, n2, pixels, pixels)), pairs(theta), cross.shape)
+    own = run(variances(v, "first", selves.shape), pairs(selves), variances(v, "second", selves.shape),
+              [jnp.zeros((), selves.dtype)] * len(layer.offsets), selves.shape)
+    return out[1], out[3], own[1]
+
+
+@functools.cache
+def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
+    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network that
+    the serial ``chain`` of :mod:`theory.layers` layers stands for (its last layer is the readout).
+
+    Inputs are flat, shape (N, d). A chain with convolutions reads them as images
+    (theory.layers.image_shape(d, spatial axes)) and carries per-pixel-pair states: Sigma(x, x')[p, p'] and
+    Theta[p, p'] of shape (N1, N2, P, P) and each input's own Sigma(x, x)[p, q] of shape (N1 + N2, P, P) (its diagonal
+    feeds the activations' dual kernels, its pooled value the layers after pooling); the pooling layer turns
+    them into the usual pair state. Every step is compiled from the layers' sympy steps. ``width`` is needed
+    (and used) only in the standard parametrization, whose NTK scales with the hidden width.
     """
-    if arch.parameterization == "standard" and width is None:
+    chain = tuple(chain)
+    if width is None and any(getattr(layer, "parameterization", "ntk") == "standard" for layer in chain):
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
-    chain = _compiled_chain(arch)
-    unused = 0.0  # a step ignores the dual symbols (dense) or n_in (activation) it does not use
+    spatial_dims = _spatial_dims(chain)
+    compiled = _compiled_chain(chain)
 
     @jax.jit
     def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
         _check_inputs(x1, x2)
         d = x1.shape[1]
-        s11 = jnp.sum(x1**2, axis=1)[:, None] / d
-        s22 = jnp.sum(x2**2, axis=1)[None, :] / d
-        s12 = (x1 @ x2.T) / d
-        theta = jnp.zeros_like(s12)
-        fan_in = d
-        for step, duals in chain:
-            if duals is None:
-                s11, s12, s22, theta = step(s11, s12, s22, theta, unused, unused, unused, unused, fan_in)
-                fan_in = width if width is not None else 1
-            else:
-                pair, value_diagonal = duals
-                k12, kdot = pair(s11, s22, s12)
-                s11, s12, s22, theta = step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22),
-                                            kdot, fan_in)
+        layers = iter(compiled)
+        if spatial_dims is None:
+            fan_in = d
+            s11 = jnp.sum(x1**2, axis=1)[:, None] / d
+            s22 = jnp.sum(x2**2, axis=1)[None, :] / d
+            s12 = (x1 @ x2.T) / d
+            theta = jnp.zeros_like(s12)
+        else:
+            full = image_shape(d, spatial_dims)
+            shape, channels = full[:-1], full[-1]
+            pixels = len(positions(shape))
+            images1, images2 = x1.reshape(-1, pixels, channels), x2.reshape(-1, pixels, channels)
+            cross = jnp.einsum("npc,mqc->nmpq", images1, images2) / channels
+            theta = jnp.zeros_like(cross)
+            both = jnp.concatenate([images1, images2])
+            selves = jnp.einsum("npc,nqc->npq", both, both) / channels  # Sigma(x, x)[p, q] of x1's then x2's
+            n1 = images1.shape[0]
+            fan_in = channels
+            for layer, step, duals in layers:
+                if layer.kind in POOLING_KINDS:
+                    weights = jnp.asarray(pooling_weights(layer, shape))
+                    s12 = jnp.einsum("nmpq,pq->nm", cross, weights)
+                    theta = jnp.einsum("nmpq,pq->nm", theta, weights)
+                    pooled = jnp.einsum("npq,pq->n", selves, weights)
+                    s11, s22 = pooled[:n1, None], pooled[None, n1:]
+                    fan_in = fan_in * layer.fan_in_factor(shape)
+                    break
+                if layer.kind in SPATIAL_KINDS:
+                    cross, theta, selves = _conv_step(layer, step, shape, cross, theta, selves, fan_in)
+                else:
+                    v = _diagonal(selves)
+                    out = _elementwise(step, duals, v[:n1, None, :, None], cross, v[None, n1:, None, :], theta,
+                                       fan_in)
+                    cross, theta = out[1] + jnp.zeros_like(cross), out[3] + jnp.zeros_like(cross)
+                    selves = _elementwise(step, duals, v[:, :, None], selves, v[:, None, :], jnp.zeros_like(selves),
+                                          fan_in)[1] + jnp.zeros_like(selves)
+                fan_in = _next_fan_in(layer, fan_in, width)
+        for layer, step, duals in layers:
+            s11, s12, s22, theta = _elementwise(step, duals, s11, s12, s22, theta, fan_in)
+            fan_in = _next_fan_in(layer, fan_in, width)
         return s12 + jnp.zeros_like(theta), theta
 
     return kernel_fn
+
+
+@functools.cache
+def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
+    """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:
+    :func:`chain_kernel_fn` of the architecture's layers (theory.layers.layers_of)."""
+    if arch.parameterization == "standard" and width is None:
+        raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
+    return chain_kernel_fn(layers_of(arch), width=width)
 
 
 @functools.cache
@@ -261,7 +493,7 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
 
     ``activation`` overrides the network's activation (e.g. the smoothed ReLU of the attack).
     """
-    if arch.residual_scale:
+    if not arch.is_mlp:
         return _stax_empirical_ntk(arch, params, x1, x2, activation)
     phi = activation or activation_fn(arch)
     same = x2 is None
@@ -285,12 +517,12 @@ def empirical_ntk(arch: Architecture, params: Params, x1: jax.Array, x2: jax.Arr
 
 def _stax_empirical_ntk(arch: Architecture, params: Params, x1, x2, activation) -> jax.Array:
     """J(x1) J(x2)^T by neural-tangents' empirical_ntk_fn (Jacobian contraction), for layer chains that the
-    layer-by-layer formula above does not cover (residual blocks)."""
+    layer-by-layer formula above does not cover (residual blocks, convolutions)."""
     from numerics._nt import neural_tangents
 
     if activation is not None:
         raise NotImplementedError(f"{arch.spec}: no swapped activation for residual networks")
-    width, out_dim = params[0][0].shape[1], params[-1][0].shape[1]
+    width, out_dim = shape_of_params(arch, params)
     apply_fn = make_network(arch, int(width), int(out_dim)).apply_fn
     fn = neural_tangents().empirical_ntk_fn(apply_fn, trace_axes=(), vmap_axes=0, implementation=1)
     return fn(x1, x2, params)
@@ -318,8 +550,9 @@ def monte_carlo_ntk(arch: Architecture, width: int, x1: jax.Array, x2: jax.Array
 
 def _clear_caches() -> None:
     """A registry change may redefine an activation: drop everything compiled from one."""
-    for cached in (dual_functions, compiled_step, analytic_kernel_fn, analytic_ntk_fn):
-        cached.cache_clear()
+    for cached in (dual_functions, compiled_step, compiled_patch_step, patch_tables, shift_plan, pooling_weights,
+                   chain_kernel_fn, analytic_kernel_fn, analytic_ntk_fn):
+        getattr(cached, "cache_clear", lambda: None)()  # a test may have swapped one for a plain function
 
 
 activations.on_change(_clear_caches)

@@ -195,6 +195,8 @@ class TrainResult:
     seconds: float
     resumed_from: int = 0
     """The step a resumed run continued from (0 for a fresh run)."""
+    in_dim: int | None = None
+    """The input dimension d it was trained on."""
 
     @property
     def delta(self) -> Params:
@@ -206,7 +208,7 @@ class TrainResult:
         return float(self.losses[-1])
 
     def save(self, path: str | Path) -> Path:
-        return save_model(path, self.params_0, self.params_f, self.arch, self.width, self.out_dim)
+        return save_model(path, self.params_0, self.params_f, self.arch, self.width, self.out_dim, in_dim=self.in_dim)
 
 
 def _optimizer(learning_rate, momentum, nesterov: bool) -> optax.GradientTransformation:
@@ -338,7 +340,8 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     return TrainResult(params_0=params_0, params_f=params_f, alpha=alpha, losses=curve, steps=steps,
                        arch=network.arch, width=network.width, out_dim=network.out_dim, linearized=bool(linearized),
                        reduction=reduction, learning_rate=float(learning_rate), momentum=float(momentum),
-                       stop_reason=reason, seconds=time.perf_counter() - start, resumed_from=resumed_from)
+                       stop_reason=reason, seconds=time.perf_counter() - start, resumed_from=resumed_from,
+                       in_dim=int(x.shape[1]))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -347,9 +350,14 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
 
 @functools.partial(jax.jit, static_argnames=("network",))
 def _ntk_matrix(params: Params, x: jax.Array, *, network: Network) -> jax.Array:
+    from numerics._nt import neural_tangents
     from numerics.kernels import empirical_ntk, flatten_ntk
 
-    return flatten_ntk(empirical_ntk(network.arch, params, x))
+    if network.arch.is_mlp:  # the layer-by-layer formula (numerics.kernels), faster
+        return flatten_ntk(empirical_ntk(network.arch, params, x))
+    # any other chain: neural-tangents' Jacobian contraction over the network's own apply function
+    kernel = neural_tangents().empirical_ntk_fn(network.apply_fn, trace_axes=(), vmap_axes=0, implementation=1)
+    return flatten_ntk(kernel(x, None, params))
 
 
 def ntk_matrix(network: Network, params: Params, x: jax.Array) -> jax.Array:
@@ -404,12 +412,22 @@ def kernel_alpha(network: Network, params_0: Params, x: jax.Array, y: jax.Array)
 # Saving and loading
 # ------------------------------------------------------------------------------------------------
 
-class SavedModel(NamedTuple):
+class _SavedFields(NamedTuple):
     params_0: Params
     params_f: Params
     arch: Architecture
     width: int
     out_dim: int
+
+
+class SavedModel(_SavedFields):
+    """(params_0, params_f, arch, width, out_dim), unpacked as before, and ``in_dim``, the input dimension stored in
+    the file (a convolutional network's weights do not fix it)."""
+
+    def __new__(cls, params_0, params_f, arch, width, out_dim, in_dim: int | None = None):
+        self = super().__new__(cls, params_0, params_f, arch, width, out_dim)
+        self.in_dim = in_dim
+        return self
 
 
 def _npz_path(path: str | Path) -> Path:
@@ -426,17 +444,22 @@ MAX_MODEL_DIMENSION = 1 << 24
 
 
 def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture, width: int,
-               out_dim: int = 1) -> Path:
+               out_dim: int = 1, *, in_dim: int | None = None) -> Path:
     """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz.
 
-    Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths). The file is written
-    under a temporary name and renamed, so it exists only complete. Returns the path.
+    Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths, any chain's). The input
+    dimension ``in_dim`` is read from the first dense layer when not given (a convolutional network needs it:
+    its weights do not fix the image size). The file is written under a temporary name and renamed, so it
+    exists only complete. Returns the path.
     """
     network = make_network(arch, int(width), int(out_dim))
     layers = [leaf for _, leaf in _leaves_with_paths(params_0)]
     if not layers:
         raise ValueError("params_0 has no arrays")
-    in_dim = int(np.shape(layers[0])[0])
+    if in_dim is None:
+        if arch.is_convolutional:
+            raise ValueError(f"{arch.spec}: a convolutional network's weights do not fix its input size; pass in_dim")
+        in_dim = int(np.shape(layers[0])[0])
     check_params(network, params_0, in_dim, "params_0")
     check_params(network, params_f, in_dim, "params_f")
     arrays = {"spec": np.array(arch.spec), "width": np.array(int(width)), "out_dim": np.array(int(out_dim)),
@@ -504,4 +527,4 @@ def load_model(path: str | Path) -> SavedModel:
             arrays.append(jnp.asarray(array, dtype=jnp.float64))
         loaded[name] = jax.tree_util.tree_unflatten(treedef, arrays)
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
-                      out_dim=out_dim)
+                      out_dim=out_dim, in_dim=in_dim)

@@ -81,6 +81,15 @@ def architecture(text: str) -> Architecture:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def kernel_architecture(text: str) -> Architecture:
+    """An architecture spec whose analytic kernel exists (every layer kind has its kernel step)."""
+    arch = architecture(text)
+    if not arch.has_kernel:
+        raise argparse.ArgumentTypeError(f"{arch.spec}: the analytic kernel of this chain is not available (a layer "
+                                         "kind's kernel step is not written yet)")
+    return arch
+
+
 def folder(text: str) -> Path:
     """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
     path = Path(text)
@@ -142,9 +151,12 @@ def architecture_help() -> str:
 
     activations = ", ".join(f"{entry.name} ({', '.join(f'{p}=' for p in entry.parameters)})" if entry.parameters
                             else entry.name for entry in all_activations())
-    return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1.\n"
+    return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1,\n"
+            "or a chain of layers joined by '>', e.g. conv3x3:c=32 > relu > gap > dense (layers: dense, convK,\n"
+            "convKxK (c=channels), gap, flatten, res:s=SCALE:act=ACTIVATION, an activation; README).\n"
             f"Activations: {activations}.\n"
-            "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard).\n"
+            "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
+            "res (residual branch scale).\n"
             f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x).")
 
 
@@ -272,11 +284,22 @@ def _check_run(args) -> None:
     unknown = [i for i in args.ids if i not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
-    residual = [arch.spec for arch in (args.arch or []) if arch.residual_scale]
-    trained = [i for i in args.ids if i != "K1" and registry[i].uses_archs]
-    if residual and trained:
-        raise UsageError(f"--arch {residual[0]}: residual networks (res=) are checked by K1 only; "
-                         f"{', '.join(trained)} train networks, which do not take them yet")
+    for arch in args.arch or []:
+        refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
+        if refusing:
+            reason = ("its analytic kernel is not available" if not arch.has_kernel else
+                      "they check fully connected ACTIVATION:DEPTH networks (residual blocks included) only")
+            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} do not apply: {reason}")
+
+
+def _claim_takes(claim_id: str, arch) -> bool:
+    """Whether a claim that takes --arch applies to ``arch``: K1 (the kernels) to every chain with an analytic
+    kernel, convolutional ones included; the other claims read the fully connected shorthand (ACTIVATION:DEPTH,
+    residual blocks included: its activation, depth, sigma_w, ...) and need its analytic kernel; other chains are
+    refused before any work."""
+    if claim_id == "K1":
+        return arch.has_kernel
+    return arch.is_shorthand and arch.has_kernel
 
 
 def _run(args) -> int:
@@ -392,17 +415,23 @@ def _check_attack(args) -> None:
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
-    if args.arch.residual_scale:
-        raise UsageError(f"--arch {args.arch.spec}: residual networks (res=) have kernels and K1's checks, but "
-                         "training and the attacks do not take them yet")
+    if args.mode == "profiled" and not args.arch.is_mlp:
+        from numerics.attack import MLP_ONLY
+
+        raise UsageError(f"--mode profiled: {MLP_ONLY} are written for plain fully connected networks "
+                         f"(ACTIVATION:DEPTH) only, not {args.arch.spec}; use --mode joint")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
         raise UsageError(str(error)) from None
     args.recon = args.recon or 2 * args.n
+    try:
+        args.arch.check_input(audit.input_dimension(args.dataset))
+    except ValueError as error:
+        raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
     if args.model is not None:
         inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
-        in_dim = int(args.model.params_0[0][0].shape[0])
+        in_dim = int(args.model.in_dim)
         if (in_dim, args.model.out_dim) != (inputs, outputs):
             raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
                              f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")
@@ -734,7 +763,7 @@ def _sweep_table(rows):
     return table
 
 
-from proofs_check import distill_cli  # noqa: E402  (its functions import this module lazily)
+from proofs_check import attack_curve, distill_cli  # noqa: E402  (their functions import this module lazily)
 
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
@@ -742,6 +771,9 @@ COMMANDS: tuple[Command, ...] = (
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+    Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
+            "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
+            attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help()),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "

@@ -25,9 +25,7 @@ def test_shorthand_expands_to_the_serial_chain():
 @pytest.fixture
 def fresh_compiled_kernels():
     def clear():
-        kernels.compiled_step.cache_clear()
-        kernels.analytic_kernel_fn.cache_clear()
-        kernels.analytic_ntk_fn.cache_clear()
+        kernels._clear_caches()
 
     clear()
     yield
@@ -47,8 +45,7 @@ def test_perturbing_the_symbolic_step_changes_the_compiled_kernel(monkeypatch, f
         return layers.PairState(out.s11, out.s12, out.s22, out.theta + sp.Rational(1, 10))
 
     monkeypatch.setattr(layers.Dense, "step", perturbed)
-    kernels.compiled_step.cache_clear()
-    kernels.analytic_kernel_fn.cache_clear()
+    kernels._clear_caches()
     after = float(kernels.analytic_kernel_fn(arch)(jnp.asarray(x[:1]), jnp.asarray(x[1:]))[1][0, 0])
     values = {q11: x[0] @ x[0], q22: x[1] @ x[1], q12: x[0] @ x[1], dim: 3}
     symbolic = float(compose(arch).theta.subs(values).evalf(30))

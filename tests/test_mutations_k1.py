@@ -16,10 +16,7 @@ from theory.architecture import parse_spec
 def fresh_caches():
     def clear():
         jax.clear_caches()
-        kernels.analytic_kernel_fn.cache_clear()
-        kernels.analytic_ntk_fn.cache_clear()
-        kernels.compiled_step.cache_clear()
-        kernels.dual_functions.cache_clear()
+        kernels._clear_caches()
 
     clear()
     yield
@@ -46,7 +43,7 @@ def test_symbolic_ntk_update_without_the_bias_term_fails_k1(monkeypatch, tmp_pat
 
     assert not _failed("recursion", tmp_path, ["relu:2:sb=0.1"])
     monkeypatch.setattr(layers.Dense, "step", step)
-    kernels.compiled_step.cache_clear()
+    kernels._clear_caches()
     assert _failed("recursion", tmp_path, ["relu:2:sb=0.1"])
 
 

@@ -1,24 +1,47 @@
-"""Fully connected architectures and their compact command-line spec.
+"""Architectures as serial compositions of layers, and their compact command-line spec.
 
-A spec string is ``ACTIVATION:DEPTH[:KEY=VALUE]...``, for example ``relu:2`` or
-``erf:3:sw=1.5:sb=0.1``. Keys:
+A spec is either the fully connected shorthand or a chain of layers joined by ``>``:
 
-- ``sw``, ``sb``: weight and bias standard deviations (sigma_w, sigma_b); ``sb=0`` means no biases.
-- ``param``: ``ntk`` (default) or ``standard`` parametrization.
-- ``res``: a residual branch scale s > 0 (NTK parametrization): after the first dense layer, ``depth`` residual
-  blocks h -> h + s Dense(phi(h)), then phi and the readout (theory.layers.layers_of); default 0, a plain MLP.
-- activation parameters, as the activation's entry in the registry (theory.activations) declares them, e.g.
-  ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu), ``k`` (monomial), ``coeffs`` (poly: comma-separated),
-  ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
+- Shorthand ``ACTIVATION:DEPTH[:KEY=VALUE]...``, e.g. ``relu:2`` or ``erf:3:sw=1.5:sb=0.1``: ``depth`` times
+  dense > activation, then the dense readout (theory.layers.layers_of). Keys:
+
+  - ``sw``, ``sb``: weight and bias standard deviations (sigma_w, sigma_b); ``sb=0`` means no biases.
+  - ``param``: ``ntk`` (default) or ``standard`` parametrization.
+  - ``res``: a residual branch scale s > 0 (NTK parametrization): after the first dense layer, ``depth`` residual
+    blocks h -> h + s Dense(phi(h)), then phi and the readout; default 0, a plain MLP.
+  - activation parameters, as the activation's entry in the registry (theory.activations) declares them, e.g.
+    ``alpha`` (leaky_relu), ``a`` and ``b`` (abrelu), ``k`` (monomial), ``coeffs`` (poly: comma-separated),
+    ``phi`` (expr: a formula in ``x``, e.g. ``expr:2:phi=tanh(x)``, read by theory.expressions.parse_expression).
+
+- Chain ``[OPTIONS >] LAYER > LAYER > ...``, each layer ``NAME[:KEY=VALUE]...``, e.g.
+  ``conv3x3:c=64 > relu > conv3x3:c=64 > relu > gap > dense`` or ``dense > relu > dense > relu > dense``:
+
+  - ``dense`` (keys sw, sb): a fully connected layer; the last layer of every chain is a dense readout;
+  - ``convK`` (1D) or ``convKxK`` (2D) (keys c = output channels, default the network's width, sw, sb): a
+    convolution with stride 1 and SAME padding over the input read as an image (theory.layers.image_shape);
+  - ``gap`` (global average pooling) or ``flatten``: exactly one, between the convolutions and the dense layers;
+  - ``res`` (keys s = branch scale > 0, act = activation, its parameters, sw, sb): h -> h + s Dense(act(h));
+  - an activation name from the registry with its parameters, e.g. ``relu`` or ``leaky_relu:alpha=0.2``; its
+    input must be Gaussian at infinite width: a dense, convolutional or residual layer comes before it (before
+    a residual block too), possibly through the gap or flatten;
+  - OPTIONS, a first token of KEY=VALUE items only (sw, sb, param), is the default of every weighted layer,
+    e.g. ``sb=0.1:param=standard > dense > erf > dense``.
+
+Both forms denote one :class:`Architecture`, its layer chain: ``dense > relu > dense > relu > dense`` and
+``relu:2`` are equal, and :attr:`Architecture.spec` writes the canonical form (the shorthand whenever it can
+express the chain), so ``parse_spec(a.spec) == a``. Specs are data: every value goes through a typed reader
+(numbers, the whitelist expression parser), never eval.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import re
 from typing import Callable, Iterator, Mapping
 
 from theory import activations
+from theory import layers as L
+
 
 class _RegistryView(Mapping):
     """A read-only mapping over the activation registry (theory.activations), always current."""
@@ -45,95 +68,446 @@ ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = _RegistryView(lambda entr
 DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = _RegistryView(lambda entry: entry.defaults)
 
 PARAMETERIZATIONS = ("ntk", "standard")
+LAYER_NAMES = ("dense", "convK", "convKxK", "gap", "flatten", "res")
+"""The layer kinds of the chain grammar (besides the activations of the registry)."""
+WEIGHT_OPTIONS = ("sw", "sb", "param")
+"""Options of every weighted layer, also accepted as the chain's leading defaults token."""
+MAX_LAYERS = 1000
+MAX_CHANNELS = 1 << 16
+MAX_WINDOW = 64
+"""Sanity bounds on a spec (a model file's spec is untrusted input), not limits of the code."""
+
+_CONV_NAME = re.compile(r"conv(\d+)(?:x(\d+))?")
 
 
 class SpecError(ValueError):
-    """A malformed architecture spec or an unknown activation."""
+    """A malformed architecture spec, an unknown activation or layer, or a chain that does not compose."""
 
 
-@dataclasses.dataclass(frozen=True)
+class NotShorthandError(SpecError):
+    """A field of the fully connected shorthand (activation, depth, ...) asked of a general layer chain."""
+
+
+def _number(value) -> str:
+    """The shortest text that reads back as exactly ``value`` (``:g`` when it is exact, else repr)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    text = f"{value:g}"
+    return text if float(text) == value else repr(float(value))
+
+
+def _positive(name: str, value, *, zero: bool = False) -> float:
+    try:
+        ok = math.isfinite(value) and (value >= 0 if zero else value > 0)
+    except TypeError:
+        ok = False
+    if not ok:
+        raise SpecError(f"{name} must be finite and {'>=' if zero else '>'} 0, got {value!r}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------
+# Layer validation: every layer object of a chain passes through here (parsed or constructed)
+# ------------------------------------------------------------------------------------------------
+
+def canonical_activation(name: str, params=()) -> L.Activation:
+    """A validated activation layer: a registered name, its parameters only, defaults filled in, sorted."""
+    if name not in ACTIVATION_PARAMETERS:
+        raise SpecError(f"unknown activation {name!r}; known: {', '.join(ACTIVATION_PARAMETERS)}")
+    allowed = ACTIVATION_PARAMETERS[name]
+    given = dict(params)
+    for key in given:
+        if key not in allowed:
+            raise SpecError(f"activation {name!r} takes no parameter {key!r} (it takes: {', '.join(allowed) or 'none'})")
+    merged = dict(DEFAULT_ACTIVATION_PARAMETERS.get(name, {}))
+    merged.update(given)
+    missing = [key for key in allowed if key not in merged]
+    if missing:
+        raise SpecError(f"activation {name!r} needs parameter(s) {', '.join(missing)}")
+    return L.Activation(name, tuple(sorted(merged.items())))
+
+
+def _check_weights(layer, what: str) -> None:
+    _positive(f"sigma_w (sw) of {what}", layer.sigma_w)
+    _positive(f"sigma_b (sb) of {what}", layer.sigma_b, zero=True)
+    if layer.parameterization not in PARAMETERIZATIONS:
+        raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {layer.parameterization!r}")
+
+
+def canonical_layer(layer):
+    """``layer`` validated (a ValueError subclass, SpecError, names the problem), activations canonical."""
+    if isinstance(layer, L.Activation):
+        return canonical_activation(layer.name, layer.params)
+    if isinstance(layer, L.Dense):
+        _check_weights(layer, "a dense layer")
+        return layer
+    if isinstance(layer, L.Conv):
+        window = tuple(layer.window) if isinstance(layer.window, (tuple, list)) else None
+        if not window or len(window) not in (1, 2) or not all(
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_WINDOW for k in window):
+            raise SpecError(f"a convolution's window is 1 or 2 integers from 1 to {MAX_WINDOW}, got {layer.window!r}")
+        if layer.channels is not None and not (isinstance(layer.channels, int) and not isinstance(layer.channels, bool)
+                                               and 1 <= layer.channels <= MAX_CHANNELS):
+            raise SpecError(f"a convolution's channels (c) must be an integer from 1 to {MAX_CHANNELS}, "
+                            f"got {layer.channels!r}")
+        _check_weights(layer, "a convolution")
+        return L.Conv(window, layer.channels, layer.sigma_w, layer.sigma_b, layer.parameterization)
+    if isinstance(layer, L.Residual):
+        _positive("the residual branch scale (s, res)", layer.scale)
+        if not isinstance(layer.dense, L.Dense):
+            raise SpecError(f"a residual block's branch ends in a dense layer, got {layer.dense!r}")
+        _check_weights(layer.dense, "a residual branch")
+        if layer.dense.parameterization != "ntk":
+            raise SpecError("residual blocks (res) are defined in the NTK parametrization only")
+        activation = layer.activation
+        if not isinstance(activation, L.Activation):
+            raise SpecError(f"a residual block's branch starts with an activation, got {activation!r}")
+        return L.Residual(layer.scale, layer.dense, canonical_activation(activation.name, activation.params))
+    if isinstance(layer, (L.GlobalAveragePool, L.Flatten)):
+        return layer
+    raise SpecError(f"not a layer of theory.layers: {layer!r}")
+
+
+def _weighted(layer):
+    """The layer holding ``layer``'s weights (a residual block's branch dense layer), or None."""
+    if isinstance(layer, (L.Dense, L.Conv)):
+        return layer
+    if isinstance(layer, L.Residual):
+        return layer.dense
+    return None
+
+
+def _check_chain(chain: tuple) -> None:
+    """The composition rules: a dense readout last; convolutions (one rank) before exactly one gap or flatten,
+    dense layers and residual blocks after it; one parameterization."""
+    if not chain:
+        raise SpecError("an architecture needs at least one layer (its dense readout)")
+    if len(chain) > MAX_LAYERS:
+        raise SpecError(f"an architecture has at most {MAX_LAYERS} layers, got {len(chain)}")
+    if not isinstance(chain[-1], L.Dense):
+        raise SpecError(f"the last layer must be the dense readout, got {_layer_spec(chain[-1], {})!r}")
+    params = {w.parameterization for w in map(_weighted, chain) if w is not None}
+    if len(params) > 1:
+        raise SpecError("all layers of a network share one parameterization (param=ntk or param=standard), "
+                        f"got {' and '.join(sorted(params))}")
+    gaussian = False  # whether the layer's input is Gaussian at infinite width (a weighted layer's output)
+    for index, layer in enumerate(chain):
+        if isinstance(layer, (L.Activation, L.Residual)) and not gaussian:
+            before = f"after {_layer_spec(chain[index - 1], {})!r}" if index else "first"
+            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: an activation needs a Gaussian input at infinite "
+                            "width, the output of a dense, convolutional or residual layer (neural-tangents' rule)")
+        if isinstance(layer, (L.Dense, L.Conv)):
+            gaussian = True
+        elif isinstance(layer, L.Activation):
+            gaussian = False
+    pools = [i for i, layer in enumerate(chain) if isinstance(layer, (L.GlobalAveragePool, L.Flatten))]
+    convs = [i for i, layer in enumerate(chain) if isinstance(layer, L.Conv)]
+    if not convs:
+        if pools:
+            raise SpecError(f"{_layer_spec(chain[pools[0]], {})!r} needs a convolution before it")
+        return
+    if len({len(chain[i].window) for i in convs}) > 1:
+        raise SpecError("all convolutions of a network have the same number of spatial axes (1D or 2D)")
+    if not pools:
+        raise SpecError("a convolutional chain must pool (gap) or flatten before its dense layers")
+    if len(pools) > 1:
+        raise SpecError(f"one gap or flatten per network, got {len(pools)}")
+    pool = pools[0]
+    if convs[-1] > pool:
+        raise SpecError(f"{_layer_spec(chain[convs[-1]], {})!r} after {_layer_spec(chain[pool], {})!r}: "
+                        "convolutions come before the gap or flatten")
+    flat = [i for i, layer in enumerate(chain[:pool]) if isinstance(layer, (L.Dense, L.Residual))]
+    if flat:
+        raise SpecError(f"{_layer_spec(chain[flat[0]], {})!r} before {_layer_spec(chain[pool], {})!r}: a convolutional "
+                        "chain must pool (gap) or flatten before its dense layers")
+
+
+# ------------------------------------------------------------------------------------------------
+# The architecture
+# ------------------------------------------------------------------------------------------------
+
+_SHORTHAND_FIELDS = ("activation", "depth", "sigma_w", "sigma_b", "parameterization", "activation_params",
+                     "residual_scale")
+
+
 class Architecture:
-    """A fully connected network: ``depth`` hidden layers of ``activation`` and a linear readout.
+    """A network: a serial composition of :mod:`theory.layers` layers (:attr:`layers`), immutable and hashable
+    (it keys compiled-function caches); two architectures are equal when their chains are.
 
-    Layers (NTK parametrization, docs/claims.md, "Setting and notation"):
-    h^{l+1} = (sigma_w / sqrt(n_l)) W^{l+1} a^l + sigma_b b^{l+1},  W, b ~ N(0, 1).
-    In the standard parametrization W ~ N(0, sigma_w^2 / n_l) and b ~ N(0, sigma_b^2) instead.
-
-    ``activation_params`` is a tuple of (name, value) pairs so that the dataclass stays hashable
-    (it keys compiled-function caches).
+    ``Architecture(activation, depth, sigma_w, sigma_b, parameterization, activation_params, residual_scale)``
+    builds the fully connected shorthand: ``depth`` hidden layers of ``activation`` and a linear readout
+    (NTK parametrization, docs/claims.md, "Setting and notation"):
+    h^{l+1} = (sigma_w / sqrt(n_l)) W^{l+1} a^l + sigma_b b^{l+1},  W, b ~ N(0, 1);
+    in the standard parametrization W ~ N(0, sigma_w^2 / n_l) and b ~ N(0, sigma_b^2) instead.
+    :meth:`of` builds any chain. The shorthand's fields (``activation``, ``depth``, ...) exist when the chain is
+    one (:attr:`is_shorthand`); asking them of another chain raises :class:`NotShorthandError`.
     """
 
-    activation: str = "relu"
-    depth: int = 2
-    sigma_w: float = 1.0
-    sigma_b: float = 0.0
-    parameterization: str = "ntk"
-    activation_params: tuple[tuple[str, object], ...] = ()
-    residual_scale: float = 0.0
-    """s > 0: the hidden layers are residual blocks h + s Dense(phi(h)) (theory.layers.layers_of); 0: none."""
+    __slots__ = ("_layers", "_shorthand")
 
-    def __post_init__(self):
-        if not (math.isfinite(self.residual_scale) and self.residual_scale >= 0):
-            raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {self.residual_scale!r}")
-        if self.residual_scale > 0 and self.parameterization != "ntk":
+    def __init__(self, activation: str = "relu", depth: int = 2, sigma_w: float = 1.0, sigma_b: float = 0.0,
+                 parameterization: str = "ntk", activation_params: tuple[tuple[str, object], ...] = (),
+                 residual_scale: float = 0.0):
+        if not (isinstance(residual_scale, (int, float)) and math.isfinite(residual_scale) and residual_scale >= 0):
+            raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {residual_scale!r}")
+        if residual_scale > 0 and parameterization != "ntk":
             raise SpecError("residual blocks (res=) are defined in the NTK parametrization only")
-        if self.activation not in ACTIVATION_PARAMETERS:
-            raise SpecError(
-                f"unknown activation {self.activation!r}; known: {', '.join(ACTIVATION_PARAMETERS)}")
-        if not isinstance(self.depth, int) or self.depth < 1:
-            raise SpecError(f"depth must be an integer >= 1, got {self.depth!r}")
-        if not (math.isfinite(self.sigma_w) and self.sigma_w > 0):
-            raise SpecError(f"sigma_w must be finite and > 0, got {self.sigma_w!r}")
-        if not (math.isfinite(self.sigma_b) and self.sigma_b >= 0):
-            raise SpecError(f"sigma_b must be finite and >= 0, got {self.sigma_b!r}")
-        if self.parameterization not in PARAMETERIZATIONS:
-            raise SpecError(
-                f"parameterization must be one of {PARAMETERIZATIONS}, got {self.parameterization!r}")
-        allowed = ACTIVATION_PARAMETERS[self.activation]
-        names = [name for name, _ in self.activation_params]
-        for name in names:
-            if name not in allowed:
-                raise SpecError(f"activation {self.activation!r} takes no parameter {name!r}"
-                                f" (it takes: {', '.join(allowed) or 'none'})")
-        merged = dict(DEFAULT_ACTIVATION_PARAMETERS.get(self.activation, {}))
-        merged.update(self.activation_params)
-        missing = [name for name in allowed if name not in merged]
-        if missing:
-            raise SpecError(f"activation {self.activation!r} needs parameter(s) {', '.join(missing)}")
-        object.__setattr__(self, "activation_params", tuple(sorted(merged.items())))
+        activation_layer = canonical_activation(activation, activation_params)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise SpecError(f"depth must be an integer >= 1, got {depth!r}")
+        if depth > MAX_LAYERS // 2:
+            raise SpecError(f"depth must be at most {MAX_LAYERS // 2}, got {depth}")
+        if not (isinstance(sigma_w, (int, float)) and math.isfinite(sigma_w) and sigma_w > 0):
+            raise SpecError(f"sigma_w must be finite and > 0, got {sigma_w!r}")
+        if not (isinstance(sigma_b, (int, float)) and math.isfinite(sigma_b) and sigma_b >= 0):
+            raise SpecError(f"sigma_b must be finite and >= 0, got {sigma_b!r}")
+        if parameterization not in PARAMETERIZATIONS:
+            raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
+        chain = L.fully_connected(L.Dense(sigma_w, sigma_b, parameterization), activation_layer, depth,
+                                  residual_scale)
+        self._set(chain, dict(activation=activation, depth=depth, sigma_w=sigma_w, sigma_b=sigma_b,
+                              parameterization=parameterization, activation_params=activation_layer.params,
+                              residual_scale=residual_scale))
+
+    @classmethod
+    def of(cls, layers) -> "Architecture":
+        """The architecture of a chain of :mod:`theory.layers` layers, validated (SpecError names the problem)."""
+        chain = tuple(canonical_layer(layer) for layer in layers)
+        _check_chain(chain)
+        shorthand = _shorthand_of(chain)
+        if shorthand is not None:
+            return cls(**shorthand)
+        self = object.__new__(cls)
+        self._set(chain, None)
+        return self
+
+    def _set(self, chain: tuple, shorthand: dict | None) -> None:
+        object.__setattr__(self, "_layers", chain)
+        object.__setattr__(self, "_shorthand", shorthand)
+
+    def __setattr__(self, name, value):
+        raise AttributeError("Architecture is immutable")
+
+    def __eq__(self, other):
+        return isinstance(other, Architecture) and self._layers == other._layers
+
+    def __hash__(self):
+        return hash(("Architecture", self._layers))
+
+    def __reduce__(self):
+        return (parse_spec, (self.spec,))
+
+    def __repr__(self) -> str:
+        return f"parse_spec({self.spec!r})"
+
+    def __str__(self) -> str:
+        return self.spec
+
+    # -- the chain ------------------------------------------------------------------------------------------
+
+    @property
+    def layers(self) -> tuple:
+        """The serial composition, input to readout (theory.layers objects)."""
+        return self._layers
+
+    @property
+    def is_shorthand(self) -> bool:
+        """Whether the chain is a fully connected ``ACTIVATION:DEPTH`` network (residual blocks included)."""
+        return self._shorthand is not None
+
+    @property
+    def is_mlp(self) -> bool:
+        """A plain fully connected network: (dense > activation) * depth > dense, one activation and one dense
+        layer kind throughout (the hand-written forward pass and the kernel-form attack apply to it)."""
+        return self._shorthand is not None and not self._shorthand["residual_scale"]
+
+    @property
+    def has_residual(self) -> bool:
+        return any(isinstance(layer, L.Residual) for layer in self._layers)
+
+    @property
+    def spatial_dims(self) -> int | None:
+        """1 or 2 for a convolutional network (its window's axes), None otherwise."""
+        for layer in self._layers:
+            if isinstance(layer, L.Conv):
+                return len(layer.window)
+        return None
+
+    @property
+    def is_convolutional(self) -> bool:
+        return self.spatial_dims is not None
+
+    def check_input(self, dim: int) -> None:
+        """SpecError unless flat inputs of ``dim`` features fit the chain (a 2D convolution reads them as square
+        images, theory.layers.image_shape)."""
+        if self.spatial_dims is not None:
+            try:
+                L.image_shape(int(dim), self.spatial_dims)
+            except ValueError as error:
+                raise SpecError(f"{self.spec}: {error}") from None
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK
+        exist (numerics.kernels): a layer kind whose step is not written yet raises NotImplementedError there."""
+        try:
+            for layer in self._layers:
+                layer.step()
+        except NotImplementedError:
+            return False
+        return True
+
+    @property
+    def parameterization(self) -> str:
+        """The parameterization every weighted layer shares (validated)."""
+        for layer in self._layers:
+            weighted = _weighted(layer)
+            if weighted is not None:
+                return weighted.parameterization
+        return "ntk"
+
+    @property
+    def has_bias(self) -> bool:
+        return any(w is not None and w.has_bias for w in map(_weighted, self._layers))
+
+    @property
+    def activation_layers(self) -> tuple[L.Activation, ...]:
+        """The distinct activations of the chain (residual branches included), in order of appearance."""
+        seen: list[L.Activation] = []
+        for layer in self._layers:
+            activation = L.activation_of(layer)
+            if activation is not None and activation not in seen:
+                seen.append(activation)
+        return tuple(seen)
+
+    # -- the shorthand's fields -----------------------------------------------------------------------------
+
+    def _field(self, name: str):
+        if self._shorthand is None:
+            raise NotShorthandError(f"{self.spec} is a layer chain, not a fully connected ACTIVATION:DEPTH network: "
+                                    f"it has no single {name}")
+        return self._shorthand[name]
+
+    activation = property(lambda self: self._field("activation"), doc="The shorthand's activation name.")
+    depth = property(lambda self: self._field("depth"), doc="The shorthand's number of hidden layers.")
+    sigma_w = property(lambda self: self._field("sigma_w"))
+    sigma_b = property(lambda self: self._field("sigma_b"))
+    activation_params = property(lambda self: self._field("activation_params"),
+                                 doc="Activation parameters as sorted (name, value) pairs, defaults filled in.")
+    residual_scale = property(lambda self: self._field("residual_scale"),
+                              doc="s > 0: residual blocks h + s Dense(phi(h)) (theory.layers.layers_of); 0: none.")
 
     @property
     def params(self) -> dict[str, object]:
         """Activation parameters as a dict."""
         return dict(self.activation_params)
 
-    @property
-    def has_bias(self) -> bool:
-        return self.sigma_b > 0
+    # -- the spec -------------------------------------------------------------------------------------------
 
     @property
     def spec(self) -> str:
-        """The compact spec string that :func:`parse_spec` turns back into this architecture."""
-        parts = [self.activation, str(self.depth)]
-        if self.sigma_w != 1.0:
-            parts.append(f"sw={self.sigma_w:g}")
-        if self.sigma_b != 0.0:
-            parts.append(f"sb={self.sigma_b:g}")
-        if self.parameterization != "ntk":
-            parts.append(f"param={self.parameterization}")
-        if self.residual_scale:
-            parts.append(f"res={self.residual_scale:g}")
-        for name, value in self.activation_params:
-            if isinstance(value, tuple):
-                value = ",".join(f"{v:g}" for v in value)
-            elif isinstance(value, float):
-                value = f"{value:g}"
-            parts.append(f"{name}={value}")
-        return ":".join(parts)
+        """The canonical spec that :func:`parse_spec` turns back into this architecture: the shorthand when the
+        chain is one, else the chain (options shared by every weighted layer in a leading token)."""
+        if self._shorthand is not None:
+            return _shorthand_spec(self._shorthand)
+        return _chain_spec(self._layers)
 
-    def __str__(self) -> str:
-        return self.spec
 
+def _activation_items(params) -> list[str]:
+    items = []
+    for name, value in params:
+        if isinstance(value, tuple):
+            value = ",".join(_number(v) for v in value)
+        else:
+            value = _number(value)
+        items.append(f"{name}={value}")
+    return items
+
+
+def _shorthand_spec(fields: dict) -> str:
+    parts = [fields["activation"], str(fields["depth"])]
+    if fields["sigma_w"] != 1.0:
+        parts.append(f"sw={_number(fields['sigma_w'])}")
+    if fields["sigma_b"] != 0.0:
+        parts.append(f"sb={_number(fields['sigma_b'])}")
+    if fields["parameterization"] != "ntk":
+        parts.append(f"param={fields['parameterization']}")
+    if fields["residual_scale"]:
+        parts.append(f"res={_number(fields['residual_scale'])}")
+    return ":".join(parts + _activation_items(fields["activation_params"]))
+
+
+_DEFAULTS = {"sw": 1.0, "sb": 0.0, "param": "ntk"}
+
+
+def _weight_values(layer) -> dict[str, object]:
+    return {"sw": layer.sigma_w, "sb": layer.sigma_b, "param": layer.parameterization}
+
+
+def _layer_spec(layer, shared: dict) -> str:
+    """One layer's token; options in ``shared`` (the chain's leading token) and defaults are left out."""
+    weighted = _weighted(layer)
+    options = []
+    if weighted is not None:
+        for key, value in _weight_values(weighted).items():
+            if key not in shared and value != _DEFAULTS[key]:
+                options.append(f"{key}={_number(value)}")
+    if isinstance(layer, L.Activation):
+        return ":".join([layer.name] + _activation_items(layer.params))
+    if isinstance(layer, L.Dense):
+        return ":".join(["dense"] + options)
+    if isinstance(layer, L.Conv):
+        head = "conv" + "x".join(str(k) for k in layer.window)
+        channels = [] if layer.channels is None else [f"c={layer.channels}"]
+        return ":".join([head] + channels + options)
+    if isinstance(layer, L.Residual):
+        return ":".join(["res", f"s={_number(layer.scale)}", f"act={layer.activation.name}"]
+                        + _activation_items(layer.activation.params) + options)
+    if isinstance(layer, L.GlobalAveragePool):
+        return "gap"
+    if isinstance(layer, L.Flatten):
+        return "flatten"
+    return repr(layer)
+
+
+def _chain_spec(chain: tuple) -> str:
+    values = [_weight_values(w) for w in map(_weighted, chain) if w is not None]
+    shared = {}
+    for key in WEIGHT_OPTIONS:
+        distinct = {v[key] for v in values}
+        if len(distinct) == 1 and values[0][key] != _DEFAULTS[key]:
+            shared[key] = values[0][key]
+    tokens = [_layer_spec(layer, shared) for layer in chain]
+    if shared:
+        tokens.insert(0, ":".join(f"{key}={_number(value)}" for key, value in shared.items()))
+    return " > ".join(tokens)
+
+
+def _shorthand_of(chain: tuple) -> dict | None:
+    """The shorthand fields whose expansion (theory.layers.fully_connected) is exactly ``chain``, or None."""
+    if len(chain) < 3 or not isinstance(chain[0], L.Dense) or chain[-1] != chain[0]:
+        return None
+    dense, middle = chain[0], chain[1:-1]
+    if isinstance(middle[0], L.Residual):
+        activation, scale, depth = middle[-1], middle[0].scale, len(middle) - 1
+    elif isinstance(middle[0], L.Activation):
+        activation, scale, depth = middle[0], 0.0, (len(middle) + 1) // 2
+    else:
+        return None
+    if not isinstance(activation, L.Activation) or depth < 1 or depth > MAX_LAYERS // 2:
+        return None
+    if L.fully_connected(dense, activation, depth, scale) != chain:
+        return None
+    return dict(activation=activation.name, depth=depth, sigma_w=dense.sigma_w, sigma_b=dense.sigma_b,
+                parameterization=dense.parameterization, activation_params=activation.params,
+                residual_scale=scale)
+
+
+# ------------------------------------------------------------------------------------------------
+# Parsing
+# ------------------------------------------------------------------------------------------------
 
 def _parse_value(activation: str, key: str, text: str) -> object:
     """Read a parameter's text by its kind in the registry entry (theory.activations.PARAMETER_KINDS)."""
@@ -164,15 +538,145 @@ def _parse_value(activation: str, key: str, text: str) -> object:
         raise SpecError(f"bad value {text!r} for {key!r} of activation {activation!r}") from None
 
 
+def _float(text: str, key: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SpecError(f"bad value {text!r} for {key!r} in {where}") from None
+    return value
+
+
+def _items(token: str, where: str) -> dict[str, str]:
+    """``KEY=VALUE`` items of a token (after its name), each key once."""
+    items: dict[str, str] = {}
+    for item in token.split(":"):
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise SpecError(f"option {item.strip()!r} in {where} is not KEY=VALUE")
+        if key in items:
+            raise SpecError(f"option {key!r} given twice in {where}")
+        items[key] = text.strip()
+    return items
+
+
+def _weights(items: dict[str, str], defaults: dict[str, object], where: str) -> dict[str, object]:
+    values = dict(_DEFAULTS) | defaults
+    for key in ("sw", "sb"):
+        if key in items:
+            values[key] = _float(items.pop(key), key, where)
+    if "param" in items:
+        values["param"] = items.pop("param")
+    return {"sigma_w": values["sw"], "sigma_b": values["sb"], "parameterization": values["param"]}
+
+
+def _unknown(items: dict, allowed: str, where: str) -> None:
+    if items:
+        raise SpecError(f"unknown option {next(iter(items))!r} in {where}; allowed: {allowed}")
+
+
+def _activation_from(name: str, items: dict[str, str], where: str) -> L.Activation:
+    allowed = ACTIVATION_PARAMETERS[name]
+    params = {}
+    for key in list(items):
+        if key in allowed:
+            params[key] = _parse_value(name, key, items.pop(key))
+    return canonical_activation(name, tuple(params.items()))
+
+
+def _parse_layer(token: str, defaults: dict[str, object], spec: str):
+    head, _, rest = token.partition(":")
+    name = head.strip().lower()
+    where = f"layer {token!r} of spec {spec!r}"
+    items = _items(rest, where) if rest.strip() or ":" in token else {}
+    if name == "dense":
+        layer = L.Dense(**_weights(items, defaults, where))
+        _unknown(items, "sw, sb, param", where)
+        return layer
+    match = _CONV_NAME.fullmatch(name)
+    if match:
+        window = tuple(int(k) for k in match.groups() if k is not None)
+        channels = None
+        if "c" in items:
+            text = items.pop("c")
+            try:
+                channels = int(text)
+            except ValueError:
+                raise SpecError(f"bad value {text!r} for 'c' (channels) in {where}") from None
+        layer = L.Conv(window, channels, **_weights(items, defaults, where))
+        _unknown(items, "c, sw, sb, param", where)
+        return layer
+    if name in ("gap", "flatten"):
+        _unknown(items, "none", where)
+        return L.GlobalAveragePool() if name == "gap" else L.Flatten()
+    if name == "res":
+        for key in ("s", "act"):
+            if key not in items:
+                raise SpecError(f"{where} lacks {key}=; a residual block is res:s=SCALE:act=ACTIVATION, "
+                                "e.g. res:s=0.5:act=relu")
+        scale = _float(items.pop("s"), "s", where)
+        act = items.pop("act").lower()
+        if act not in ACTIVATION_PARAMETERS:
+            raise SpecError(f"unknown activation {act!r} in {where}; known: {', '.join(ACTIVATION_PARAMETERS)}")
+        activation = _activation_from(act, items, where)
+        dense = L.Dense(**_weights(items, defaults, where))
+        _unknown(items, "s, act, sw, sb, param" + "".join(f", {p}" for p in ACTIVATION_PARAMETERS[act]), where)
+        return L.Residual(scale, dense, activation)
+    if name in ACTIVATION_PARAMETERS:
+        activation = _activation_from(name, items, where)
+        if items:
+            key = next(iter(items))
+            hint = " (a depth like relu:2 belongs to the shorthand, not to a chain)" if "=" not in token else ""
+            raise SpecError(f"unknown option {key!r} in {where}; allowed: "
+                            f"{', '.join(ACTIVATION_PARAMETERS[name]) or 'none'}{hint}")
+        return activation
+    raise SpecError(f"unknown layer {head.strip()!r} in spec {spec!r}; layers: {', '.join(LAYER_NAMES)} "
+                    f"or an activation ({', '.join(ACTIVATION_PARAMETERS)})")
+
+
+def parse_chain(spec: str) -> Architecture:
+    """Parse ``[OPTIONS >] LAYER > LAYER > ...`` (module docstring) into an Architecture."""
+    tokens = [token.strip() for token in spec.split(">")]
+    empty = [i for i, token in enumerate(tokens) if not token]
+    if empty:
+        raise SpecError(f"empty layer (two '>' in a row, or one at an end) in spec {spec!r}")
+    defaults: dict[str, object] = {}
+    first = tokens[0].split(":")[0]
+    if "=" in first:
+        where = f"the options {tokens[0]!r} of spec {spec!r}"
+        items = _items(tokens[0], where)
+        for key in ("sw", "sb"):
+            if key in items:
+                defaults[key] = _float(items.pop(key), key, where)
+        if "param" in items:
+            defaults["param"] = items.pop("param")
+        _unknown(items, "sw, sb, param", where)
+        tokens = tokens[1:]
+        if not tokens:
+            raise SpecError(f"spec {spec!r} has options but no layers")
+    chain = []
+    for token in tokens:
+        layer = _parse_layer(token, defaults, spec)
+        try:
+            chain.append(canonical_layer(layer))
+        except SpecError as error:
+            raise SpecError(f"{error} (layer {token!r})") from None
+    return Architecture.of(chain)
+
+
 def parse_spec(spec: str) -> Architecture:
-    """Parse ``ACTIVATION:DEPTH[:KEY=VALUE]...`` (see the module docstring) into an Architecture."""
+    """Parse a spec (module docstring): the shorthand ``ACTIVATION:DEPTH[:KEY=VALUE]...`` or a ``>`` chain."""
     if not isinstance(spec, str) or not spec.strip():
-        raise SpecError("empty architecture spec; expected ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2")
+        raise SpecError("empty architecture spec; expected ACTIVATION:DEPTH[:KEY=VALUE]... (e.g. relu:2) "
+                        "or a chain of layers (e.g. dense > relu > dense)")
+    head = spec.strip().split(":")[0].strip().lower()
+    if ">" in spec or "=" in head or head in ("dense", "gap", "flatten", "res") or _CONV_NAME.fullmatch(head):
+        return parse_chain(spec)
     parts = spec.strip().split(":")
     activation = parts[0].strip().lower()
     if activation not in ACTIVATION_PARAMETERS:
         raise SpecError(f"unknown activation {activation!r} in spec {spec!r}; "
-                        f"known: {', '.join(ACTIVATION_PARAMETERS)}")
+                        f"known: {', '.join(ACTIVATION_PARAMETERS)}; or a chain of layers ({', '.join(LAYER_NAMES)})")
     if len(parts) < 2:
         raise SpecError(f"spec {spec!r} lacks a depth; expected ACTIVATION:DEPTH, e.g. {activation}:2")
     try:
@@ -189,10 +693,7 @@ def parse_spec(spec: str) -> Architecture:
         if key in fields or key in act_params:
             raise SpecError(f"option {key!r} given twice in spec {spec!r}")
         if key in ("sw", "sb", "res"):
-            try:
-                fields[key] = float(text)
-            except ValueError:
-                raise SpecError(f"bad value {text!r} for {key!r} in spec {spec!r}") from None
+            fields[key] = _float(text, key, f"spec {spec!r}")
         elif key == "param":
             fields[key] = text.strip()
         elif key in ACTIVATION_PARAMETERS[activation]:

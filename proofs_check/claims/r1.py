@@ -227,21 +227,31 @@ def _rate_archs(ctx: Context) -> list[Architecture]:
 def _sub_network(params, width: int):
     """The first ``width`` units of every hidden layer: an exact draw of the width-``width`` network in NTK
     parametrization (weights are N(0, 1), the 1/sqrt(n) sits in the forward pass), so one draw at the
-    largest width serves every width (common random numbers across widths)."""
-    from numerics.networks import dense_layers
+    largest width serves every width (common random numbers across widths). Any fully connected chain: the
+    (W, b) pairs are found in stax's nested parameters (a residual block's branch included)."""
+    pairs = []
 
-    count = len(dense_layers(params))
-    out, index = [], 0
-    for layer in params:
-        if isinstance(layer, (tuple, list)) and len(layer) == 2:
-            weights, bias = layer
-            rows = slice(None) if index == 0 else slice(0, width)
-            cols = slice(None) if index == count - 1 else slice(0, width)
-            out.append((weights[rows, cols], None if bias is None else bias[..., cols]))
-            index += 1
-        else:
-            out.append(layer)
-    return out
+    def find(tree):
+        if isinstance(tree, (tuple, list)) and len(tree) == 2 and getattr(tree[0], "ndim", 0) == 2:
+            pairs.append(tree)
+        elif isinstance(tree, (tuple, list)):
+            for item in tree:
+                find(item)
+
+    find(params)
+    first, last = pairs[0][0], pairs[-1][0]
+
+    def cut(tree):
+        if isinstance(tree, (tuple, list)) and len(tree) == 2 and getattr(tree[0], "ndim", 0) == 2:
+            weights, bias = tree
+            rows = slice(None) if weights is first else slice(0, width)
+            cols = slice(None) if weights is last else slice(0, width)
+            return (weights[rows, cols], None if bias is None else bias[..., cols])
+        if isinstance(tree, (tuple, list)):
+            return type(tree)(cut(item) for item in tree)
+        return tree
+
+    return cut(params)
 
 
 def check_width_limit(ctx: Context) -> list[Outcome]:
@@ -422,8 +432,14 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                    jnp.asarray(rng.uniform(-0.5, 0.5, size=(ATTACK_M, 2)))) for scale in (0.2, 0.6)]
         configurations = (("theta_0", (params_0,)), ("theta_0 and theta_f", (params_0, params_f)))
         for label, thetas in ctx.pick(configurations[1:], configurations):
-            forms = (("jvp", "JVP form"), ("kernel", "kernel form"), ("profiled", "profiled lambda"))
-            for method, name in ctx.pick(forms[:2], forms):  # the profiled reference (a Hessian solve) is slow
+            forms = (("jvp", "JVP form"), ("fused", "fused form"), ("kernel", "kernel form"),
+                     ("profiled", "profiled lambda"))
+            for method, name in ctx.pick(forms[:3], forms):  # the profiled reference (a Hessian solve) is slow
+                if method != "jvp" and not arch.is_mlp:
+                    outcomes.append(not_applicable(
+                        f"{arch.spec}, at {label}: attack gradient ({name})", "the kernel forms and the profiled "
+                        "lambda are written for plain fully connected networks (ACTIVATION:DEPTH) only"))
+                    continue
                 outcomes.append(within(
                     f"{arch.spec} m=32, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
                     _gradient_error(arch, thetas, delta, points, method), 1e-10,
