@@ -368,7 +368,7 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     along the run) and/or Loo et al.'s parameter-space attack (theta_0 and theta_f), M = 2N each, and score both
     with :func:`numerics.audit.leakage` (revealed fraction, SSIM, beside the trivial baselines). Also the KKT
     loss the attack would reach at the training set itself (:func:`truth_kkt_loss`)."""
-    from numerics import audit, movement
+    from numerics import audit, movement, privacy
     from numerics.attack import parameter_space_attack
     from numerics.networks import make_network
     from theory.architecture import parse_spec
@@ -409,8 +409,10 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
                                box=dataset.box, **options)
             recon = found.x_recon
             curve = []
+            image = dict(image_shape=dataset.image_shape,
+                         offset=dataset.mean if dataset.image_shape is not None else None)
             for step, frame in zip(found.info["snapshot_steps"], found.info["snapshots"]):
-                row = audit.leakage(frame, dataset, references, seed=score_seed).rows[audit.ATTACK_ROW]
+                row = privacy.leakage_scores(frame, dataset.x, references.public, **image)  # the attack row only
                 curve.append({"step": step, "revealed": row["revealed"], "ssim_ge_0.9": row.get("ssim_ge_0.9")})
             results["kkt_curve"] = curve
             results["kkt_attack_loss"] = found.final_loss
