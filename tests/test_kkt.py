@@ -62,3 +62,14 @@ def test_attack_rejects_bad_settings_before_work(bad, message):
     options = {"steps": 10, **bad}
     with pytest.raises(ValueError, match=message):
         kkt.kkt_attack(network.arch, params, 2, in_dim=3, key=jax.random.PRNGKey(0), **options)
+
+
+def test_residual_curve_reports_each_chunk_of_both_phases():
+    network = make_network(parse_spec("relu:1:sw=0.1:param=standard"), 8)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 4)), np.repeat([1.0, -1.0], 3)
+    rows = kkt.residual_curve(network, network.init(jax.random.PRNGKey(0), 4), x, y, learning_rate=0.5,
+                              gd_chunks=(20, 20), direction_chunks=(30,))
+    assert [(r["phase"], r["steps"]) for r in rows] == [("GD", 20), ("GD", 40), ("direction", 30)]
+    assert all(0.0 <= r["kkt_residual"] <= 1.0 + 1e-12 for r in rows)
+    assert rows[1]["logistic_loss"] < rows[0]["logistic_loss"]
