@@ -200,7 +200,7 @@ def test_commands_that_need_a_kernel_refuse_chains_without_one(capsys, tmp_path,
     spec = "conv3x3 > relu > gap > dense"
     assert not parse_spec(spec).has_kernel and parse_spec("relu:2:res=0.5").has_kernel
     for argv, message in ((["distill", "--arch", spec], "analytic kernel of this chain is not available"),
-                          (["run", "K1", "--arch", spec], "K1 do not apply: they check fully connected"),
+                          (["run", "K1", "--arch", spec], "K1 do not apply: its analytic kernel is not available"),
                           (["run", "D1", "--arch", "dense > relu > dense:sw=2"], "D1 do not apply")):
         assert main(argv) == 2
         err = capsys.readouterr().err
