@@ -500,3 +500,19 @@ def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=())
     ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=7)
     return figures.save_figure(ctx, fig, f"h1_regimes_n{n}.png", outcomes)
+
+
+def kink_pairs(params: Params, x: Any, *, tolerance: float = 1e-3, active: float = 0.01) -> tuple[int, int]:
+    """(unit, point) pairs of a bias-free relu:1 network whose first-layer pre-activation sits at the ReLU's kink,
+    |w_k . x_i| < tolerance |w_k| |x_i|, counted over the active units (|v_k| |w_k| >= ``active`` times the
+    largest); returns (pairs at the kink, active units). At such a pair the KKT condition holds only with
+    relu'(0) in [0, 1] (Clarke): the residual of :func:`kkt_residual` (relu'(0) = 0) and the attack's
+    sigmoid(alpha z) (1/2 at 0) cannot express it. Random directions in d dimensions put a fraction about
+    2 tolerance sqrt(d / (2 pi)) of the pairs there."""
+    (W, _), (v, _) = dense_layers(params)[:2]
+    W, v, x = np.asarray(W), np.asarray(v).reshape(-1), np.asarray(x)
+    norms = np.linalg.norm(W, axis=0)
+    strength = np.abs(v) * norms
+    units = strength >= active * strength.max()
+    relative = np.abs(x @ W[:, units]) / (np.linalg.norm(x, axis=1)[:, None] * norms[units][None, :])
+    return int(np.sum(relative < tolerance)), int(units.sum())

@@ -73,3 +73,10 @@ def test_residual_curve_reports_each_chunk_of_both_phases():
     assert [(r["phase"], r["steps"]) for r in rows] == [("GD", 20), ("GD", 40), ("direction", 30)]
     assert all(0.0 <= r["kkt_residual"] <= 1.0 + 1e-12 for r in rows)
     assert rows[1]["logistic_loss"] < rows[0]["logistic_loss"]
+
+
+def test_kink_pairs_counts_points_on_a_units_hyperplane():
+    network, params, x1 = _one_unit_kkt_point()
+    orthogonal = np.zeros_like(x1)
+    orthogonal[0, 1] = 1.0                       # w . x = 0: on the kink
+    assert kkt.kink_pairs(params, np.concatenate([x1, orthogonal])) == (1, 1)
