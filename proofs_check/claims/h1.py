@@ -380,9 +380,11 @@ CLAIM = register(Claim(
     statement=("For a bias-free network with a positively 1-homogeneous activation (relu, leaky relu, abrelu) and L "
                "weight layers, f(c theta; x) = c^L f(theta; x) for c > 0, so <theta, grad_theta f(x; theta)> = L f(x; "
                "theta) (Euler). Trained with the logistic loss to directional convergence such a network is a KKT "
-               "point of the max-margin problem, theta = sum_i mu_i y_i grad_theta f(x_i; theta) with mu_i >= 0, and "
-               "the KKT attack (Haim et al. 2022) reconstructs training points from theta_f alone by fitting that "
-               "condition. With biases the identity fails."),
+               "point of the max-margin problem, theta = sum_i mu_i y_i grad_theta f(x_i; theta) with mu_i >= 0; the "
+               "KKT attack (Haim et al. 2022) fits that condition from theta_f alone, beside the NTK attack, which "
+               "needs theta_0 too. Fitting it recovers training points only when training reached the KKT point and "
+               "the condition pins the points down: H1 measures both (on digits, N = 20, neither holds; see the "
+               "counterexample). With biases the identity fails."),
     assumptions=["no biases beyond the first layer (a bias of layer l has homogeneity degree L - l + 1 < L)",
                  "positively 1-homogeneous activation: phi(c z) = c phi(z) for c > 0, so phi'(z) z = phi(z)",
                  "KKT attack: binary labels, logistic (or exponential) loss, trained to directional convergence"],
@@ -400,7 +402,7 @@ CLAIM = register(Claim(
     ],
     checks=[
         Step("Euler on drawn networks", "hypothesis-drawn bias-free homogeneous networks, float64",
-             check_euler_numeric, tolerance=EULER_TOLERANCE.__doc__ or "1e-12: round-off only (measured <= 4e-15)"),
+             check_euler_numeric, tolerance=f"{EULER_TOLERANCE:g}: float64 round-off only (measured <= 4e-15)"),
         Step("KKT attack on a rich network", "logistic-GD-trained bias-free relu:1 taken toward its limit "
              "direction, digits odd/even: premise residual and the attack's fit on every seed, revealed fraction "
              "beside the trivial baselines, and the attack curve", check_kkt_attack,
