@@ -7,8 +7,33 @@ gradient, then applies Adam, inside the attack's jitted lax.scan chunk (softplus
 - ``autodiff``: reverse mode over the VJP of the loss as written (the reference);
 - ``kernel``: autodiff of ||Delta theta||^2 - 2 lambda . J(X) Delta theta + lambda^T K(X, X) lambda, the empirical NTK
   and J Delta theta built layer by layer, Delta W^l as a verified low-rank product (numerics.attack.factor_delta);
-- ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone;
-each in float64, and the two kernel-form ones in float32 as well. The timed rounds interleave the formulations
+- ``fused``: the kernel form with a hand-derived reverse sweep that reuses the forward sweep's activations and
+  backpropagated vectors (numerics.attack.fused_loss_and_grad; what ``auto`` picks here);
+- ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone (``profiled-fused``:
+  with the fused sweeps);
+each in float64, and the two fused ones in float32 as well.
+
+Multiply-adds per step (M points, C outputs, a dense layer of fan-in n and fan-out n'; the n x n hidden layer
+dominates, r = rank Delta W <= N C; "unit" = M n n', one product of the M activations with a weight matrix):
+
+| part                                                                          | units            | lower order              |
+|-------------------------------------------------------------------------------|------------------|--------------------------|
+| forward f(X)                                                                  | 1                |                          |
+| VJP J(X)^T lambda (backpropagated lambda 1, weight gradients a^T g 1)         | 2                | writes a P-vector        |
+| JVP J(X) v in a parameter direction v (a v + a' W)                            | 2                | reads a P-vector         |
+| JVP step: forward + VJP + JVP + reverse of the JVP in X (3)                   | 8 (XLA: 7.4)     | 3 P-vector passes        |
+| layer-by-layer K_theta(X, X), M x M: forward + C backpropagated vectors       | 1 + C            | M^2 (n + C^2 n') Grams   |
+| J(X) Delta theta with Delta W = Q B (rank r)                                  | 0                | 2 M r (n + n')           |
+| its gradient by autodiff (``kernel``): the reverse of every product            | 1 + C            | 2 M^2 (n + C n')         |
+| its gradient by hand (``fused``): one lambda-contracted vector each way       | 2                | 3 M^2 (n + n')           |
+| ``fused`` / ``profiled-fused`` step                                           | 3 + C            | + M C x M C Cholesky     |
+
+The JVP form's 8 units count the forward sweep once (XLA merges the VJP's and the JVP's). Any exact gradient
+through the hidden layer needs the forward product (for phi(h), phi'(h)), the backpropagated vector (the Jacobian
+rows) and the reverse of both: 4 units at C = 1, so the flop ratio to the JVP step is at most 8 / 4 = 2 for wide
+layers (XLA's own count, printed per row: 1.57x at width 1024, where the Gram and first-layer terms still add
+0.7 units). Time ratios exceed the flop ratio where the JVP form's P-vector passes are memory-bound (widths
+1024-4096); at width 256 fixed per-operation costs dominate both. The timed rounds interleave the formulations
 (round r times every formulation once), so a change of the machine's load hits all of them alike; each figure is
 the median over ``--runs`` rounds of ``--steps`` steps after one warm-up chunk.
 
@@ -22,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 
@@ -37,32 +63,40 @@ from theory import parse_spec
 
 N_TRAIN, N_RECON = 20, 40
 FORMULATIONS = (("jvp", "joint", "float64"), ("autodiff", "joint", "float64"), ("kernel", "joint", "float64"),
-                ("profiled", "profiled", "float64"), ("kernel", "joint", "float32"),
-                ("profiled", "profiled", "float32"))
+                ("fused", "joint", "float64"), ("profiled", "profiled", "float64"),
+                ("profiled-fused", "profiled", "float64"), ("fused", "joint", "float32"),
+                ("profiled-fused", "profiled", "float32"))
 BASELINE = "jvp float64"
 
 
 def _runner(arch, params_0, delta, x_t, method, mode, precision, steps):
     dtype = jnp.dtype(precision)
+    step_method = {"profiled": "kernel", "profiled-fused": "fused"}.get(method, method)
     optimizer, run = attack._chunk_runner(arch, "theta0", 10**6, (10.0, 200.0), "geometric", 0.02, False, 1.0,
-                                          "kernel" if method == "profiled" else method, steps, mode)
+                                          step_method, steps, mode)
     key_x, key_lam = jax.random.split(jax.random.PRNGKey(1))
     x = (0.2 * jax.random.normal(key_x, (N_RECON, x_t.shape[1]))).astype(dtype)
     lam = jax.random.uniform(key_lam, (N_RECON, 1), jnp.float64, -0.5, 0.5).astype(dtype)
     carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
     lo = hi = jnp.zeros((1, x_t.shape[1]), dtype)
     thetas = (jax.tree_util.tree_map(lambda a: a.astype(dtype), params_0),)
-    arg = attack.factor_delta(delta, dtype=dtype) if method in ("kernel", "profiled") else \
+    arg = attack.factor_delta(delta, dtype=dtype) if step_method in ("kernel", "fused") else \
         jax.tree_util.tree_map(lambda a: a.astype(dtype), delta)
     state = {"carry": carry, "step": 0}
+    args = (carry, jnp.asarray(0), thetas, arg, lo, hi)
+    compiled = run.lower(*args).compile()
+    cost = compiled.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    flops = float(cost.get("flops", float("nan")))  # XLA counts the body of the scan once: one step
 
     def chunk() -> float:
         start = time.perf_counter()
-        state["carry"], (losses, _) = run(state["carry"], jnp.asarray(state["step"]), thetas, arg, lo, hi)
+        state["carry"], (losses, _) = compiled(state["carry"], jnp.asarray(state["step"]), thetas, arg, lo, hi)
         jax.block_until_ready((state["carry"], losses))
         state["step"] += steps
         return time.perf_counter() - start
 
+    chunk.flops = flops
     return chunk
 
 
@@ -90,6 +124,9 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
             per_step = statistics.median(values)
             row = {"benchmark": "attack_steps", "width": width, "formulation": name,
                    "steps_per_s": round(1.0 / per_step, 2), "ratio_to_jvp": round(base / per_step, 2),
+                   "xla_gflop_per_step": round(chunks[name].flops / 1e9, 4),
+                   "flop_ratio_to_jvp": round(chunks[BASELINE].flops / chunks[name].flops, 2),
+                   "load_average": round(os.getloadavg()[0], 1),
                    "chosen_by_auto": attack.choose_method((x_t.shape[1], width, width, 1), N_RECON, 1)}
             rows.append(row)
             emit(json.dumps(row))
@@ -97,9 +134,10 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'width':>6} {'formulation':>17} {'steps/s':>9} {'vs jvp float64':>15}"]
-    lines += [f"{r['width']:>6} {r['formulation']:>17} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x"
-              for r in rows]
+    lines = [f"{'width':>6} {'formulation':>23} {'steps/s':>9} {'vs jvp float64':>15} {'GFLOP/step':>11} "
+             f"{'flops vs jvp':>13}"]
+    lines += [f"{r['width']:>6} {r['formulation']:>23} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x "
+              f"{r['xla_gflop_per_step']:>11.4f} {r['flop_ratio_to_jvp']:>12.2f}x" for r in rows]
     return "\n".join(lines)
 
 

@@ -11,7 +11,8 @@ Rows (each ratio is measured in this process, the compared implementations inter
 - distill_scale: benchmarks/distill_scale.py (KIP, 10 per class, N = 20,000 digits and shifted noisy copies, d = 64,
   relu:2, 1000 steps), run as its own process so that its ru_maxrss peak is its own: wall time, steps/s, peak memory;
 - quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest``.
-The machine's load (os.getloadavg) is printed before and after: on a shared machine only the ratios are comparable.
+The machine's 1-minute load average (os.getloadavg) is printed before and after every section: on a shared machine
+only the ratios are comparable.
 
     .venv/bin/python benchmarks/run_all.py [--widths 256 1024 4096] [--no-profile] [--no-tests] [--no-quality]
                                        [--no-distill]
@@ -88,17 +89,31 @@ def main() -> None:
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.system()}; "
           f"load average at start {os.getloadavg()[0]:.1f}", flush=True)
-    steps = attack_steps.measure(args.widths, args.runs, emit=emit)
-    ssim = ssim_benchmark(args.ssim_reference_rows, emit)
+    loads = {}
+
+    def section(name: str, work):
+        """Run one benchmark section, noting the 1-minute load average before and after it."""
+        before = os.getloadavg()[0]
+        out = work()
+        loads[name] = (round(before, 1), round(os.getloadavg()[0], 1))
+        emit(json.dumps({"benchmark": "load_average", "section": name, "before": loads[name][0],
+                         "after": loads[name][1]}))
+        return out
+
+    steps = section("attack_steps", lambda: attack_steps.measure(args.widths, args.runs, emit=emit))
+    ssim = section("ssim", lambda: ssim_benchmark(args.ssim_reference_rows, emit))
     quality = []
     if not args.no_quality:
         for n in args.quality_n:
-            quality += time_to_quality.run(n, ("profiled", "joint"), (250, 500, 1000, 2000, 4000), emit=emit)
-    gram = subprocess.run([sys.executable, "benchmarks/kernel_gram.py"], cwd=ROOT, capture_output=True, text=True)
+            quality += section(f"time_to_quality N={n}", lambda n=n: time_to_quality.run(
+                n, ("profiled", "joint"), (250, 500, 1000, 2000, 4000), emit=emit))
+    gram = section("kernel_gram", lambda: subprocess.run([sys.executable, "benchmarks/kernel_gram.py"], cwd=ROOT,
+                                                         capture_output=True, text=True))
     print(gram.stdout.strip(), flush=True)
     scale = None
     if not args.no_distill:
-        done = subprocess.run([sys.executable, "benchmarks/distill_scale.py"], cwd=ROOT, capture_output=True, text=True)
+        done = section("distill_scale", lambda: subprocess.run([sys.executable, "benchmarks/distill_scale.py"],
+                                                               cwd=ROOT, capture_output=True, text=True))
         if done.returncode == 0:
             scale = json.loads(done.stdout.strip().splitlines()[0])
             emit(json.dumps(scale))
@@ -107,11 +122,12 @@ def main() -> None:
     timings = []
     if not args.no_profile:
         with tempfile.TemporaryDirectory() as out:
-            timings.append(timed_command("quick profile", [str(Path(sys.executable).parent / "proofs-check"), "run",
-                                                           "--profile", "quick", "--out", out], emit))
+            timings.append(section("quick profile", lambda: timed_command(
+                "quick profile", [str(Path(sys.executable).parent / "proofs-check"), "run", "--profile", "quick",
+                                  "--out", out], emit)))
     if not args.no_tests:
-        timings.append(timed_command("test suite", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                                     emit))
+        timings.append(section("test suite", lambda: timed_command(
+            "test suite", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], emit)))
 
     print("\n" + attack_steps.table(steps))
     print(f"\nSSIM N=500 x M=1000: {ssim['seconds']} s vectorized, {ssim['skimage_seconds_scaled']} s scikit-image "
@@ -126,6 +142,8 @@ def main() -> None:
               f"{scale['steps_per_s']} steps/s, process peak memory {scale['process_peak_rss_gb']} GB")
     for row in timings:
         print(f"{row['benchmark']}: {row['seconds']} s (exit status {row['exit_status']})")
+    for name, (before, after) in loads.items():
+        print(f"load average {name}: {before} before, {after} after")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
 
 

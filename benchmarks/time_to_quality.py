@@ -8,12 +8,14 @@ scored with numerics.audit.leakage beside the trivial baselines (mean image, noi
 first budget whose run reaches the quality is the mode's time to quality.
 
     .venv/bin/python benchmarks/time_to_quality.py [--n 20] [--modes joint profiled] [--budgets 250 500 1000 2000 4000]
+                                                   [--lr 0.02] [--lr-final F] [--init-scale 0.2] [--beta 10 200]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 import jax
@@ -28,7 +30,8 @@ QUALITY_SSIM, QUALITY_FRACTION = 0.9, 0.9
 
 
 def run(n: int, modes, budgets, *, width: int = 1024, precision: str = "float64", seed: int = 0,
-        emit=print) -> list[dict]:
+        lr: float = 0.02, lr_final: float | None = None, init_scale: float = 0.2,
+        beta_schedule: tuple[float, float] = (10.0, 200.0), emit=print) -> list[dict]:
     arch = parse_spec("relu:2")
     dataset = audit.load_dataset("digits-odd-even", n, seed=seed)
     references = audit.reference_sets("digits-odd-even", dataset, seed=seed)
@@ -39,13 +42,17 @@ def run(n: int, modes, budgets, *, width: int = 1024, precision: str = "float64"
             start = time.perf_counter()
             result = parameter_space_attack(arch, trained.params_0, trained.params_f, 2 * n, in_dim=dataset.d,
                                             key=jax.random.PRNGKey(seed + 1), steps=budget, box=dataset.box,
-                                            progress=False, chunk=budget, mode=mode, precision=precision)
+                                            progress=False, chunk=budget, mode=mode, precision=precision, lr=lr,
+                                            lr_final=lr_final, init_scale=init_scale,
+                                            beta_schedule=tuple(beta_schedule))
             seconds = time.perf_counter() - start
             leak = audit.leakage(result.x_recon, dataset, references, seed=seed)
             fraction = leak.rows[audit.ATTACK_ROW]["ssim_ge_0.9"]
             trivial = {name: row["ssim_ge_0.9"] for name, row in leak.rows.items() if row["trivial"]}
             row = {"n": n, "width": width, "m": 2 * n, "mode": mode, "method": result.info["method"],
-                   "precision": precision, "steps": budget, "seconds": round(seconds, 2),
+                   "precision": precision, "steps": budget, "seconds": round(seconds, 2), "lr": lr,
+                   "lr_final": lr_final, "init_scale": init_scale, "beta": list(beta_schedule),
+                   "load_average": round(os.getloadavg()[0], 1),
                    "ssim_ge_0.9": fraction, "trivial_ssim_ge_0.9": trivial,
                    "reached": fraction >= QUALITY_FRACTION, "ridge_steps": result.info["ridge_steps"]}
             emit(json.dumps(row))
@@ -62,8 +69,13 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--budgets", type=int, nargs="+", default=[250, 500, 1000, 2000, 4000])
     parser.add_argument("--precision", choices=PRECISIONS, default="float64")
+    parser.add_argument("--lr", type=float, default=0.02, help="Adam step on X_R (and lambda)")
+    parser.add_argument("--lr-final", type=float, default=None, help="decay the step exponentially to this")
+    parser.add_argument("--init-scale", type=float, default=0.2, help="X_R starts at init_scale N(0, 1)")
+    parser.add_argument("--beta", type=float, nargs=2, default=(10.0, 200.0), help="softplus sharpness schedule")
     args = parser.parse_args()
-    run(args.n, args.modes, args.budgets, width=args.width, precision=args.precision)
+    run(args.n, args.modes, args.budgets, width=args.width, precision=args.precision, lr=args.lr,
+        lr_final=args.lr_final, init_scale=args.init_scale, beta_schedule=tuple(args.beta))
 
 
 if __name__ == "__main__":

@@ -109,8 +109,9 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
     ``method="jvp"``: with v = Delta theta - J^T lambda fixed, grad_X L = -2 grad_X [lambda . J(X) v] and
     grad_lambda L = -2 J(X) v (module docstring), no reverse-over-reverse. ``method="kernel"``: jax autodiff of
     :func:`kernel_form_loss`, the same loss written as a quadratic in lambda with the empirical NTK built layer
-    by layer (no P-vector residual). ``method="auto"``: the cheaper of the two (:func:`choose_method`).
-    ``method="autodiff"``: jax.grad of the loss as written (reverse over the VJP), the reference.
+    by layer (no P-vector residual). ``method="fused"``: the same kernel form with a hand-derived reverse sweep
+    (:func:`fused_loss_and_grad`, dense chains). ``method="auto"``: the cheaper of "fused" and "jvp"
+    (:func:`choose_method`). ``method="autodiff"``: jax.grad of the loss as written (reverse over the VJP), the reference.
     """
     if method == "auto":
         method = choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1]) if arch.is_mlp else "jvp"
@@ -122,6 +123,8 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
         return jax.value_and_grad(
             lambda x_, l_: kernel_form_loss(arch, thetas, delta, x_, l_, activation=activation),
             argnums=(0, 1))(x, lam)
+    if method == "fused":
+        return fused_loss_and_grad(arch, thetas, delta, x, lam, activation=activation)
     if method != "jvp":
         raise ValueError(f"unknown gradient method {method!r}; choose one of {METHODS}")
     total = jnp.zeros((), x.dtype)
@@ -145,9 +148,9 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
 # The kernel form of the loss: quadratic in lambda, no P-vector residual
 # ---------------------------------------------------------------------------------------------------------
 
-METHODS = ("auto", "kernel", "jvp", "autodiff")
+METHODS = ("auto", "fused", "kernel", "jvp", "autodiff")
 """Gradient formulations of the parameter-space loss (see :func:`loss_and_grad`); "auto" picks the cheaper of
-"kernel" and "jvp" from the widths, M and C (:func:`choose_method`)."""
+"fused" and "jvp" from the widths, M and C (:func:`choose_method`)."""
 MODES = ("joint", "profiled")
 """Attack modes: Adam over (X_R, lambda) jointly, or over X_R alone with lambda = lambda*(X_R) profiled out."""
 PRECISIONS = ("float64", "float32")
@@ -286,6 +289,12 @@ def _profiled_solve(terms, sq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arr
     :func:`profiled_lambda`)."""
     b = sum(jdelta for jdelta, _ in terms)
     kernel = sum(_full_kernel(factors) for _, factors in terms)
+    return _solve_profiled(b, kernel, len(terms) * sq)
+
+
+def _solve_profiled(b: jax.Array, kernel: jax.Array, sq_total: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(lambda* = K^-1 b by Cholesky, with the PROFILE_RIDGE only where K is singular; sq_total - b . lambda*;
+    the ridge used)."""
     m, c = b.shape
     size = m * c
     chol = jnp.linalg.cholesky(kernel)
@@ -293,7 +302,7 @@ def _profiled_solve(terms, sq: jax.Array) -> tuple[jax.Array, jax.Array, jax.Arr
     ridge = jnp.where(singular, PROFILE_RIDGE * jnp.trace(kernel) / size, 0.0).astype(kernel.dtype)
     chol = jnp.where(singular, jnp.linalg.cholesky(kernel + ridge * jnp.eye(size, dtype=kernel.dtype)), chol)
     lam = jax.scipy.linalg.cho_solve((chol, True), b.reshape(size)).reshape(m, c)
-    return lam, len(terms) * sq - jnp.sum(b * lam), ridge
+    return lam, sq_total - jnp.sum(b * lam), ridge
 
 
 def profiled_lambda(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta, x: jax.Array, *,
@@ -329,21 +338,168 @@ def profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: 
     return loss, pullback(cotangent)[0], lam, ridge
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The fused step: the kernel form with a hand-derived reverse pass (dense chains)
+# ---------------------------------------------------------------------------------------------------------
+
+class _FusedPass(NamedTuple):
+    """What one forward sweep of :func:`_fused_forward` keeps for the reverse sweep (one theta*)."""
+
+    inputs: list       # a^{l-1}, the input of dense layer l (M, n_{l-1}), l = 1..L+1
+    slopes: list       # phi'(h^l) (M, n_l), hidden layers l = 1..L
+    curvatures: list   # phi''(h^l) (M, n_l)
+    pre_slope: list    # u^l = s_{l+1} delta^{l+1} W^{l+1 T} (M, C, n_l): delta^l = u^l * phi'(h^l)
+    deltas: list       # delta^l = d f / d h^l (M, C, n_l), l = 1..L+1 (the readout's is the identity)
+    directions: list   # D^l = s_W a^{l-1} Delta W^l + s_b Delta b^l (M, n_l): (J Delta theta)_ik = sum_l delta^l_ik . D^l_i
+    grams: list        # F^l = s_W^2 a^{l-1} a^{l-1 T} + s_b^2 (M, M)
+    jdelta: jax.Array  # J_theta(X) Delta theta (M, C)
+
+
+def _activation_derivatives(phi, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(phi(h), phi'(h), phi''(h)) elementwise, by forward mode over the elementwise phi."""
+    ones = jnp.ones_like(h)
+    (value, slope), (_, curvature) = jax.jvp(lambda z: jax.jvp(phi, (z,), (ones,)), (h,), (ones,))
+    return value, slope, curvature
+
+
+
+
+def _fused_forward(arch: Architecture, params: Params, delta: Params | FactoredDelta, x: jax.Array,
+                   phi) -> _FusedPass:
+    """One forward sweep: activations, the C backpropagated vectors and J Delta theta (:func:`kernel_terms`'
+    quantities), keeping what :func:`_fused_backward` reuses."""
+    _, inputs, preacts = forward(arch, params, x, activation=phi, return_layers=True)
+    layers = dense_layers(params)
+    derivatives = [_activation_derivatives(phi, h) for h in preacts]
+    slopes = [s for _, s, _ in derivatives]
+    curvatures = [c for _, _, c in derivatives]
+    m, c = x.shape[0], layers[-1][0].shape[1]
+    deltas = [jnp.broadcast_to(jnp.eye(c, dtype=x.dtype), (m, c, c))]
+    pre_slope = []
+    for index in range(len(layers) - 1, 0, -1):  # delta^l from delta^{l+1}, readout first
+        W = layers[index][0]
+        scale = _layer_scales(arch, W.shape[0])[0]
+        if index == len(layers) - 1:  # delta^{L+1} = I: u^L = s_W W^T for every point, no product with M rows
+            u = jnp.broadcast_to(scale * W.T, (m, c, W.shape[0]))
+        else:
+            u = scale * (deltas[0].reshape(m * c, -1) @ W.T).reshape(m, c, -1)
+        pre_slope.insert(0, u)
+        deltas.insert(0, u * slopes[index - 1][:, None, :])
+    directions, grams = [], []
+    jdelta = jnp.zeros((m, c), x.dtype)
+    for a, back, (dW, dV, db) in zip(inputs, deltas, _delta_layers(delta)):
+        s_w, s_b = _layer_scales(arch, a.shape[1])
+        direction = s_w * (a @ dW if dV is None else (a @ dW) @ dV)
+        if db is not None and s_b:
+            direction = direction + s_b * db.reshape(1, -1)
+        directions.append(direction)
+        grams.append(s_w**2 * (a @ a.T) + s_b**2)
+        jdelta = jdelta + jnp.einsum("ikn,in->ik", back, direction)
+    return _FusedPass(inputs, slopes, curvatures, pre_slope, deltas, directions, grams, jdelta)
+
+
+def _fused_backward(arch: Architecture, params: Params, delta: Params | FactoredDelta, saved: _FusedPass,
+                    lam: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """d/dX of E(X) = -2 lambda . J(X) Delta theta + lambda^T K_theta(X, X) lambda at a fixed lambda, by hand.
+
+    With g^l = sum_k lambda_k delta^l_k (so g^l = s_W^{l+1} (g^{l+1} W^{l+1 T}) * phi'(h^l), g^{L+1} = lambda: the
+    rows of J^T lambda), E = sum_l sum_i g^l_i . (F^l g^l - 2 D^l)_i. Its reverse sweep: dE/dg^l = 2 F^l g^l - 2 D^l
+    plus c (dE/dg^{l-1} * phi'(h^{l-1})) W^l; dE/da^{l-1} += 2 s_W^2 (g^l g^l^T) a^{l-1} - 2 s_W g^l Delta W^{l T};
+    dE/dh^l = dE/da^l * phi' + (dE/dg^l * (g^l / phi')) * phi''; dE/da^{l-1} += s_W dE/dh^l W^{l T}.
+    Two products with each weight matrix (one per sweep direction), whatever C. Returns (E, d E / dX).
+    """
+    layers = dense_layers(params)
+    depth = len(layers) - 1
+    gs = [jnp.einsum("ik,ikn->in", lam, back) for back in saved.deltas]  # g^l, l = 1..L+1 (g^{L+1} = lambda)
+    value = jnp.zeros((), lam.dtype)
+    grad_inputs = []
+    grad_g = []
+    for a, g, gram, direction, (dW, dV, _) in zip(saved.inputs, gs, saved.grams, saved.directions,
+                                                  _delta_layers(delta)):
+        s_w = _layer_scales(arch, a.shape[1])[0]
+        fg = gram @ g
+        value = value + jnp.sum(g * (fg - 2.0 * direction))
+        grad_g.append(2.0 * fg - 2.0 * direction)
+        back_dir = g @ dW.T if dV is None else (g @ dV.T) @ dW.T
+        grad_inputs.append(2.0 * s_w**2 * ((g @ g.T) @ a) - 2.0 * s_w * back_dir)
+    grad_slope = []
+    for index in range(depth):  # hidden layers 1..L, upward: g^l depends on g^{l+1}
+        carried = grad_g[index] * saved.slopes[index]
+        grad_slope.append(grad_g[index] * jnp.einsum("ik,ikn->in", lam, saved.pre_slope[index]))
+        if index + 1 < depth:
+            W = layers[index + 1][0]
+            grad_g[index + 1] = grad_g[index + 1] + _layer_scales(arch, W.shape[0])[0] * (carried @ W)
+    grad_a = grad_inputs[depth]
+    for index in range(depth - 1, -1, -1):  # forward pass reversed: h^l = s_W a^{l-1} W^l (+ bias)
+        grad_h = grad_a * saved.slopes[index] + grad_slope[index] * saved.curvatures[index]
+        W = layers[index][0]
+        grad_a = grad_inputs[index] + _layer_scales(arch, W.shape[0])[0] * (grad_h @ W.T)
+    return value, grad_a
+
+
+def fused_loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta, x: jax.Array,
+                        lam: jax.Array, *, activation=None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
+    """The loss of :func:`kernel_form_loss` and its gradient (d/dX, d/dlambda) with a hand-derived reverse pass
+    (:func:`_fused_backward`) that reuses the forward sweep's activations and backpropagated vectors:
+    d/dlambda = -2 J Delta theta + 2 K lambda with (K lambda)_ik = sum_l delta^l_ik . (F^l g^l)_i (no M C x M C
+    matrix). Per hidden layer of fan-in n, fan-out n': (3 + C) M n n' multiply-adds (forward, C backpropagated
+    vectors, two reverse products) against ~8 M n n' for the JVP form."""
+    phi = activation or activation_fn(arch)
+    sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    total = jnp.zeros((), x.dtype)
+    grad_x = jnp.zeros_like(x)
+    grad_lam = jnp.zeros_like(lam)
+    for p in thetas:
+        saved = _fused_forward(arch, p, delta, x, phi)
+        value, gx = _fused_backward(arch, p, delta, saved, lam)
+        total = total + sq + value
+        grad_x = grad_x + gx
+        k_lam = sum(jnp.einsum("ikn,in->ik", back, gram @ jnp.einsum("jm,jmn->jn", lam, back))
+                    for back, gram in zip(saved.deltas, saved.grams))
+        grad_lam = grad_lam - 2.0 * saved.jdelta + 2.0 * k_lam
+    return total, (grad_x, grad_lam)
+
+
+def _fused_kernel(saved: _FusedPass) -> jax.Array:
+    """K_theta(X, X) flattened to (M C, M C) (row i C + k) from the saved Gram factors and backpropagated vectors."""
+    total = 0.0
+    for gram, back in zip(saved.grams, saved.deltas):
+        m, c, _ = back.shape
+        flat = back.reshape(m * c, -1)
+        total = total + jnp.repeat(jnp.repeat(gram, c, axis=0), c, axis=1) * (flat @ flat.T)
+    return total
+
+
+def fused_profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params | FactoredDelta,
+                                 x: jax.Array, *, activation=None) -> tuple[jax.Array, jax.Array, jax.Array,
+                                                                             jax.Array]:
+    """:func:`profiled_loss_and_grad` with the fused sweeps: lambda* from the saved K and J Delta theta, the
+    envelope gradient from :func:`_fused_backward` at lambda*. Returns (L*, grad_X, lambda*, ridge)."""
+    phi = activation or activation_fn(arch)
+    sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    saved = [_fused_forward(arch, p, delta, x, phi) for p in thetas]
+    b = sum(s.jdelta for s in saved)
+    kernel = sum(_fused_kernel(s) for s in saved)
+    lam, loss, ridge = _solve_profiled(b, kernel, len(thetas) * sq)
+    grad_x = sum(_fused_backward(arch, p, delta, s, lam)[1] for p, s in zip(thetas, saved))
+    return loss, grad_x, lam, ridge
+
+
 def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
-    """The cheaper gradient formulation, "kernel" or "jvp", from a multiply-add count per step.
+    """The cheaper gradient formulation, "fused" or "jvp", from a multiply-add count per step.
 
     ``widths`` = (d, n_1, ..., n_L, C). With a dense layer of fan-in n and fan-out n' and M points: the JVP form
     costs ~8 M n n' (forward 1, VJP for J^T lambda 2, JVP of the network in direction v 2, its reverse pass in X
-    3); the kernel form costs ~2 (2 + C) M n n' (forward, C backpropagated vectors, a^l Delta W^l; each doubled
-    by the reverse pass in X, in which the weights are constants) plus ~4 M^2 C (n + C n') for the Gram
-    factors F^l and the quadratic form. Measured by benchmarks/attack_steps.py.
+    3); the fused kernel form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors,
+    2 in its hand-derived reverse sweep; autodiff of the kernel form, "kernel", pays 2 (1 + C)) plus
+    ~4 M^2 (n + C^2 n') for the Gram factors F^l, K and their reverse. Measured by benchmarks/attack_steps.py.
     """
     m, c = int(n_recon), int(out_dim)
-    jvp = kernel = 0
+    jvp = fused = 0
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         jvp += 8 * m * fan_in * fan_out
-        kernel += 2 * (2 + c) * m * fan_in * fan_out + 4 * m * m * c * (fan_in + c * fan_out)
-    return "kernel" if kernel < jvp else "jvp"
+        fused += (3 + c) * m * fan_in * fan_out + 4 * m * m * (fan_in + c * c * fan_out)
+    return "fused" if fused < jvp else "jvp"
 
 
 def _widths(params: Params) -> tuple[int, ...]:
@@ -394,7 +550,7 @@ def _check_params(params_0: Params, params_f: Params) -> None:
                 raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
 
 
-MLP_ONLY = "the kernel-form gradient (method='kernel') and the profiled mode"
+MLP_ONLY = "the kernel-form gradients (method='kernel' or 'fused') and the profiled mode"
 """What needs the layer-by-layer NTK of a plain fully connected network (:func:`kernel_terms`)."""
 
 
@@ -404,7 +560,7 @@ def _check_architecture(arch: Architecture, params: Params, in_dim: int, method:
     from numerics.networks import make_network, shape_of_params
     from numerics.training import check_params
 
-    if not arch.is_mlp and (method == "kernel" or mode == "profiled"):
+    if not arch.is_mlp and (method in ("kernel", "fused") or mode == "profiled"):
         raise ValueError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks (ACTIVATION:DEPTH) "
                          "only; use method='jvp', 'autodiff' or 'auto' with mode='joint'")
     try:
@@ -436,21 +592,32 @@ def _check_box(box, in_dim: int) -> tuple[jax.Array, jax.Array] | None:
 # The parameter-space attack
 # ---------------------------------------------------------------------------------------------------------
 
+def _attack_optimizer(lr: float | tuple[float, float | None], horizon: int):
+    """optax Adam with step ``lr``, or for ``lr = (lr_0, lr_final)`` a step decaying exponentially from lr_0 to
+    lr_final over ``horizon`` steps and held at lr_final after (lr_final None: constant lr_0)."""
+    lr_0, lr_final = lr if isinstance(lr, tuple) else (lr, None)
+    if lr_final is None:
+        return optax.adam(lr_0)
+    return optax.adam(optax.exponential_decay(lr_0, max(horizon, 1), lr_final / lr_0, end_value=lr_final))
+
+
 @functools.cache
-def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr: float, has_box: bool,
+def _chunk_runner(arch: Architecture, at: str, steps: int, schedule, anneal: str, lr, has_box: bool,
                   box_weight: float, method: str, length: int, mode: str = "joint"):
     """(optimizer, run): ``run(carry, start, thetas, delta, lo, hi)`` takes ``length`` attack steps in one jitted
     lax.scan; carry = (X_R, lambda, Adam state), the Adam state over (X_R, lambda) ("joint") or X_R alone
-    ("profiled", where lambda is lambda*(X_R) of the step). Returns (carry, (objective per step, ridge per
-    step))."""
-    optimizer = optax.adam(lr)
+    ("profiled", where lambda is lambda*(X_R) of the step). ``lr``: a float or (lr_0, lr_final), see
+    :func:`_attack_optimizer`. Returns (carry, (objective per step, ridge per step))."""
+    optimizer = _attack_optimizer(lr, steps)
     smooth = schedule is not None and has_surrogate(arch)
 
     def step(carry, t, thetas, delta, lo, hi):
         x, lam, opt_state = carry
         beta = beta_at(t, steps, schedule, anneal)
         phi = activation_fn(arch, smooth_beta=beta.astype(x.dtype)) if smooth else None
-        if mode == "profiled":
+        if mode == "profiled" and method == "fused":
+            loss, gx, lam, ridge = fused_profiled_loss_and_grad(arch, thetas, delta, x, activation=phi)
+        elif mode == "profiled":
             loss, gx, lam, ridge = profiled_loss_and_grad(arch, thetas, delta, x, activation=phi)
         else:
             loss, (gx, glam) = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
@@ -485,7 +652,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            box: tuple[Any, Any] | None = None, box_weight: float = 1.0, init_scale: float = 0.2,
                            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
                            chunk: int = 500, method: str = "auto", mode: str = "joint",
-                           precision: str = "float64") -> AttackResult:
+                           precision: str = "float64", lr_final: float | None = None,
+                           on_chunk=None) -> AttackResult:
     """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
 
     Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
@@ -505,11 +673,14 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     with :class:`~numerics.checkpoint.Interrupted`.
 
     ``method``: the gradient formulation of the joint mode (:data:`METHODS`; "auto" picks the cheaper of the
-    kernel form and the JVP form by :func:`choose_method`). ``mode="profiled"``: Adam over X_R alone, with
+    fused kernel form and the JVP form by :func:`choose_method`). ``mode="profiled"``: Adam over X_R alone, with
     lambda = lambda*(X_R) = K_theta(X_R, X_R)^-1 J_theta(X_R) Delta theta at every step
-    (:func:`profiled_loss_and_grad`), the finite-width twin of the kernel-space attack. ``precision``:
-    "float32" runs the attack (and holds theta) in single precision, "float64" (default) in double; the final
-    losses reported are evaluated in float64 either way.
+    (:func:`profiled_loss_and_grad`; :func:`fused_profiled_loss_and_grad` for dense chains), the finite-width
+    twin of the kernel-space attack. ``lr_final``: the Adam step decays exponentially from ``lr`` to it over the
+    budget (None: constant ``lr``). ``precision``: "float32" runs the attack (and holds theta) in single
+    precision, "float64" (default) in double; the final losses reported are evaluated in float64 either way.
+    ``on_chunk(step, X_R)``, when given, is called after every chunk with the step reached and the
+    reconstructions there.
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -519,6 +690,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     steps = _check_positive_int("steps", steps)
     chunk = _check_positive_int("chunk", chunk)
     lr = _check_positive("lr", lr)
+    lr_final = None if lr_final is None else _check_positive("lr_final", lr_final)
     init_scale = _check_positive("init_scale", init_scale)
     box_weight = _check_positive("box_weight", box_weight)
     if at not in AT_CHOICES:
@@ -550,20 +722,22 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     lo, hi = lo.astype(dtype), hi.astype(dtype)
     if method == "auto":
         method = choose_method(_widths(params_0), n_recon, out_dim) if arch.is_mlp else "jvp"
-    if mode == "profiled" or method == "kernel":
+    if mode == "profiled" and method not in ("fused", "kernel"):
+        method = "fused"  # the profiled mode needs K: the fused sweeps unless the autodiff kernel form is asked
+    if mode == "profiled" or method in ("fused", "kernel"):
         delta_run = factor_delta(delta, dtype=dtype)
 
     key_x, key_lam = jax.random.split(key)
     x = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)).astype(dtype)
     lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5).astype(dtype)
-    optimizer = optax.adam(lr)
+    optimizer = _attack_optimizer((lr, lr_final), steps)
     carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))
     start, curves, horizon, ridges = 0, [np.zeros(0)], steps, 0
     settings = {"arch": arch.spec, "n_recon": n_recon, "in_dim": in_dim, "out_dim": out_dim, "at": at, "lr": lr,
                 "beta_schedule": "none" if beta_schedule is None else list(beta_schedule), "anneal": anneal,
                 "box": None if bounds is None else fingerprint(*bounds), "box_weight": box_weight,
                 "init_scale": init_scale, "model": fingerprint(params_0, params_f), "mode": mode,
-                "precision": precision}
+                "precision": precision} | ({} if lr_final is None else {"lr_final": lr_final})
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="attack", settings=settings)
     if store is not None and resume and store.exists():
         saved = store.load(carry, budget=steps)
@@ -577,8 +751,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         step = start
         while step < steps:
             length = min(chunk, steps - step)
-            _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, lr, bounds is not None, box_weight,
-                                   method, length, mode)
+            _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, (lr, lr_final), bounds is not None,
+                                   box_weight, method, length, mode)
             carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
             losses = np.asarray(losses, dtype=np.float64)
             ridges += int(np.count_nonzero(np.asarray(ridge)))
@@ -588,6 +762,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             if store is not None:
                 store.save(carry, step=step, budget=steps,
                            extras={"loss_curve": np.concatenate(curves), "anneal_steps": horizon})
+            if on_chunk is not None:  # e.g. score the reconstructions along the way (proofs-check attack-curve)
+                on_chunk(step, np.asarray(carry[0], dtype=np.float64))
             stop.check(step, total=steps, what="the attack", path=None if store is None else store.path)
     x, lam, _ = carry
     x = jnp.asarray(x, jnp.float64)

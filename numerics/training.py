@@ -412,13 +412,22 @@ def kernel_alpha(network: Network, params_0: Params, x: jax.Array, y: jax.Array)
 # Saving and loading
 # ------------------------------------------------------------------------------------------------
 
-class SavedModel(NamedTuple):
+class _SavedFields(NamedTuple):
     params_0: Params
     params_f: Params
     arch: Architecture
     width: int
     out_dim: int
-    in_dim: int | None = None
+
+
+class SavedModel(_SavedFields):
+    """(params_0, params_f, arch, width, out_dim), unpacked as before, and ``in_dim``, the input dimension stored in
+    the file (a convolutional network's weights do not fix it)."""
+
+    def __new__(cls, params_0, params_f, arch, width, out_dim, in_dim: int | None = None):
+        self = super().__new__(cls, params_0, params_f, arch, width, out_dim)
+        self.in_dim = in_dim
+        return self
 
 
 def _npz_path(path: str | Path) -> Path:

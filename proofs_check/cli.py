@@ -81,6 +81,15 @@ def architecture(text: str) -> Architecture:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def kernel_architecture(text: str) -> Architecture:
+    """An architecture spec whose analytic kernel exists (every layer kind has its kernel step)."""
+    arch = architecture(text)
+    if not arch.has_kernel:
+        raise argparse.ArgumentTypeError(f"{arch.spec}: the analytic kernel of this chain is not available (a layer "
+                                         "kind's kernel step is not written yet)")
+    return arch
+
+
 def folder(text: str) -> Path:
     """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
     path = Path(text)
@@ -278,15 +287,19 @@ def _check_run(args) -> None:
     for arch in args.arch or []:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
-            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} check fully connected networks "
-                             "(ACTIVATION:DEPTH, residual blocks included) only; a convolutional chain is not among "
-                             "them")
+            reason = ("its analytic kernel is not available" if not arch.has_kernel else
+                      "they check fully connected ACTIVATION:DEPTH networks (residual blocks included) only")
+            raise UsageError(f"--arch {arch.spec}: {', '.join(refusing)} do not apply: {reason}")
 
 
 def _claim_takes(claim_id: str, arch) -> bool:
-    """Whether a claim that takes --arch applies to ``arch``: every one to fully connected chains (residual blocks
-    included); K1 (the kernels) to convolutional chains too."""
-    return claim_id == "K1" or not arch.is_convolutional
+    """Whether a claim that takes --arch applies to ``arch``: K1 (the kernels) to every chain with an analytic
+    kernel, convolutional ones included; the other claims read the fully connected shorthand (ACTIVATION:DEPTH,
+    residual blocks included: its activation, depth, sigma_w, ...) and need its analytic kernel; other chains are
+    refused before any work."""
+    if claim_id == "K1":
+        return arch.has_kernel
+    return arch.is_shorthand and arch.has_kernel
 
 
 def _run(args) -> int:
@@ -412,6 +425,10 @@ def _check_attack(args) -> None:
     except ValueError as error:
         raise UsageError(str(error)) from None
     args.recon = args.recon or 2 * args.n
+    try:
+        args.arch.check_input(audit.input_dimension(args.dataset))
+    except ValueError as error:
+        raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
     if args.model is not None:
         inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
         in_dim = int(args.model.in_dim)
@@ -746,7 +763,7 @@ def _sweep_table(rows):
     return table
 
 
-from proofs_check import distill_cli  # noqa: E402  (its functions import this module lazily)
+from proofs_check import attack_curve, distill_cli  # noqa: E402  (their functions import this module lazily)
 
 COMMANDS: tuple[Command, ...] = (
     Command("list", "list the registered claims", _list_arguments, _list_claims),
@@ -754,6 +771,9 @@ COMMANDS: tuple[Command, ...] = (
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+    Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
+            "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
+            attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help()),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "

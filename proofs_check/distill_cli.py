@@ -25,14 +25,14 @@ RANDOM_BASELINE_DRAWS = 5
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from numerics.distill import METHODS
-    from proofs_check.cli import architecture, folder, positive_float, positive_int, seed
+    from proofs_check.cli import folder, kernel_architecture, positive_float, positive_int, seed
 
     parser.add_argument("--dataset", choices=list(DISTILL_DATASETS), default="digits-ten-class",
                         help="target set: the training split of scikit-learn's 8x8 digits (test split scores)")
     parser.add_argument("--per-class", type=positive_int, default=1, help="distilled points per class")
     parser.add_argument("--method", choices=list(METHODS), default="kip",
                         help="kip: kernel-ridge MSE on the target set; rkip: RKHS distance to the full-data regressor")
-    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC",
+    parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC",
                         help="architecture whose infinite-width NTK is the kernel (NTK parametrization)")
     parser.add_argument("--steps", type=positive_int, default=1000, help="Adam steps")
     parser.add_argument("--lr", type=positive_float, default=0.01, help="Adam learning rate (points and labels)")
@@ -268,14 +268,14 @@ def _size_list(text: str):
 
 
 def defend_arguments(parser: argparse.ArgumentParser) -> None:
-    from proofs_check.cli import architecture, folder, positive_int, seed
+    from proofs_check.cli import folder, kernel_architecture, positive_int, seed
 
     parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
     parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
                         help="distilled set sizes, comma-separated multiples of 10")
     parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
                         help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
-    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
+    parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
     parser.add_argument("--attack-steps", type=positive_int, default=1000, help="Adam steps of every attack")
     parser.add_argument("--restarts", type=positive_int, default=1, help="attack restarts")
     parser.add_argument("--polish", type=positive_int, default=200, help="L-BFGS iterations after the attack")
@@ -372,7 +372,7 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
 
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
-    from proofs_check.cli import PROG, UsageError, architecture, folder, positive_int
+    from proofs_check.cli import PROG, UsageError, folder, kernel_architecture, positive_int
 
     parser = argparse.ArgumentParser(prog="python -m proofs_check.distill_cli",
                                      description="RKIP-finite: the attack with M < N as distillation of a finite network")
@@ -382,7 +382,7 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
     parser.add_argument("--train-steps", type=positive_int, default=5000,
                         help="training step budget of every network (the attacked one and the fresh ones)")
-    parser.add_argument("--arch", type=architecture, default="relu:2", metavar="SPEC")
+    parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC")
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
     args = parser.parse_args(argv)
     try:

@@ -188,3 +188,21 @@ def test_bad_chains_through_the_cli_are_one_line_and_exit_2(spec, message, capsy
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("proofs-check: error: ") and message in err, err
     assert not list(tmp_path.iterdir())
+
+
+def test_commands_that_need_a_kernel_refuse_chains_without_one(capsys, tmp_path, monkeypatch):
+    """A layer kind without its kernel step: distillation and the claims refuse the chain, one line, exit 2."""
+    def unwritten(self, state=None):
+        raise NotImplementedError("not written")
+
+    monkeypatch.setattr(L.GlobalAveragePool, "step", unwritten)
+    monkeypatch.chdir(tmp_path)
+    spec = "conv3x3 > relu > gap > dense"
+    assert not parse_spec(spec).has_kernel and parse_spec("relu:2:res=0.5").has_kernel
+    for argv, message in ((["distill", "--arch", spec], "analytic kernel of this chain is not available"),
+                          (["run", "K1", "--arch", spec], "K1 do not apply: its analytic kernel is not available"),
+                          (["run", "D1", "--arch", "dense > relu > dense:sw=2"], "D1 do not apply")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+    assert not list(tmp_path.iterdir())

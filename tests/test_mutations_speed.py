@@ -57,4 +57,30 @@ def _readout_vectors_transposed(monkeypatch):
 def test_kernel_form_mutation_fails_r1_attack_gradient(mutate, monkeypatch, tmp_path):
     mutate(monkeypatch)
     failed = _failed("attack gradient", tmp_path)
-    assert any("kernel form" in name for name in failed), failed
+    assert any("(kernel form)" in name for name in failed), failed
+
+
+def _curvature_dropped(monkeypatch):
+    """The fused reverse sweep without the phi'' term (the slopes' own dependence on X forgotten)."""
+    real = attack._activation_derivatives
+
+    def without_curvature(phi, h):
+        value, slope, curvature = real(phi, h)
+        return value, slope, jnp.zeros_like(curvature)
+
+    monkeypatch.setattr(attack, "_activation_derivatives", without_curvature)
+
+
+def _slope_cotangent_from_deltas(monkeypatch):
+    """d E / d phi'(h^l) contracted with delta^l (slope included) instead of the pre-slope vectors u^l."""
+    real = attack._FusedPass
+    monkeypatch.setattr(attack, "_FusedPass", lambda inputs, slopes, curvatures, pre_slope, deltas, *rest: real(
+        inputs, slopes, curvatures, deltas[:-1], deltas, *rest))
+
+
+@pytest.mark.parametrize("mutate", [_curvature_dropped, _slope_cotangent_from_deltas],
+                         ids=lambda m: m.__name__.strip("_"))
+def test_fused_form_mutation_fails_r1_attack_gradient(mutate, monkeypatch, tmp_path):
+    mutate(monkeypatch)
+    failed = _failed("attack gradient", tmp_path)
+    assert any("(fused form)" in name for name in failed), failed

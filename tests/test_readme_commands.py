@@ -157,6 +157,25 @@ def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
     assert json.loads(Path("runs/kip10/metrics.json").read_text())["resumed_from"] == 2
 
 
+def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
+    """The attack-curve commands of "The attack on residual and convolutional networks" run (tiny budgets), and
+    the combined figure follows the figure style."""
+    from proofs_check import attack_curve, figures
+
+    monkeypatch.chdir(tmp_path)
+    examples = _examples(_section("The attack on residual and convolutional networks"))
+    assert len(examples) == 3 and all(argv[0] == "attack-curve" for argv in examples)
+    small = ["--n", "2", "--width", "4", "--train-steps", "20", "--budgets", "2,4", "--training", "linearized",
+             "--no-progress"]
+    for argv in examples:
+        assert main(argv if "--combine" in argv else [*argv, *small]) == 0, argv
+    out = Path(examples[-1][examples[-1].index("--out") + 1])
+    record = json.loads((out / "attack_curve.json").read_text())
+    assert [entry["arch"] for entry in record["series"]] == [examples[0][2], examples[1][2]]
+    assert (out / "attack_curve.png").is_file()
+    assert figures.style_problems(attack_curve.curve_axes(record, images=True)) == []
+
+
 def test_conv_kernel_section_example_runs(capsys):
     """The example of README's "Convolutional and residual kernels" runs and prints its agreement with
     neural-tangents, and the K1 command the section names passes the command line's checks."""

@@ -339,6 +339,26 @@ class Architecture:
     def is_convolutional(self) -> bool:
         return self.spatial_dims is not None
 
+    def check_input(self, dim: int) -> None:
+        """SpecError unless flat inputs of ``dim`` features fit the chain (a 2D convolution reads them as square
+        images, theory.layers.image_shape)."""
+        if self.spatial_dims is not None:
+            try:
+                L.image_shape(int(dim), self.spatial_dims)
+            except ValueError as error:
+                raise SpecError(f"{self.spec}: {error}") from None
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK
+        exist (numerics.kernels): a layer kind whose step is not written yet raises NotImplementedError there."""
+        try:
+            for layer in self._layers:
+                layer.step()
+        except NotImplementedError:
+            return False
+        return True
+
     @property
     def parameterization(self) -> str:
         """The parameterization every weighted layer shares (validated)."""

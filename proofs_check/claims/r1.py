@@ -432,11 +432,12 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                    jnp.asarray(rng.uniform(-0.5, 0.5, size=(ATTACK_M, 2)))) for scale in (0.2, 0.6)]
         configurations = (("theta_0", (params_0,)), ("theta_0 and theta_f", (params_0, params_f)))
         for label, thetas in ctx.pick(configurations[1:], configurations):
-            forms = (("jvp", "JVP form"), ("kernel", "kernel form"), ("profiled", "profiled lambda"))
-            for method, name in ctx.pick(forms[:2], forms):  # the profiled reference (a Hessian solve) is slow
+            forms = (("jvp", "JVP form"), ("fused", "fused form"), ("kernel", "kernel form"),
+                     ("profiled", "profiled lambda"))
+            for method, name in ctx.pick(forms[:3], forms):  # the profiled reference (a Hessian solve) is slow
                 if method != "jvp" and not arch.is_mlp:
                     outcomes.append(not_applicable(
-                        f"{arch.spec}, at {label}: attack gradient ({name})", "the kernel form and the profiled "
+                        f"{arch.spec}, at {label}: attack gradient ({name})", "the kernel forms and the profiled "
                         "lambda are written for plain fully connected networks (ACTIVATION:DEPTH) only"))
                     continue
                 outcomes.append(within(
