@@ -59,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the networks and the attacks")
     parser.add_argument("--out", type=folder, default="reports/attack-curve", help="output folder")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--rescale", action="store_true",
+                        help="attack Delta theta / s with s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public "
+                             "points, so that the coefficients lambda start at their scale (the reconstructions are "
+                             "those of the unscaled loss: lambda = s mu)")
     parser.add_argument("--combine", nargs="+", type=folder, metavar="DIR",
                         help="train and attack nothing: draw the series of earlier attack-curve runs (same dataset, "
                              "N, seed and budgets) in one figure and JSON in --out")
@@ -149,6 +153,11 @@ def run(args) -> int:
                      "parameters": int(jax.flatten_util.ravel_pytree(trained.params_0)[0].size),
                      "train_steps": trained.steps, "final_train_loss": trained.final_loss,
                      "stop_reason": trained.stop_reason, "points": []}
+            params_f, scale = trained.params_f, 1.0
+            if args.rescale:
+                scale = coefficient_scale(trained, references.public[:2 * args.n])
+                params_f = jax.tree_util.tree_map(lambda a, b: a + (b - a) / scale, trained.params_0, trained.params_f)
+            entry["delta_scale"], entry["rescaled"] = scale, bool(args.rescale)
             snapshots: dict[int, Any] = {}
             begun = time.perf_counter()
 
@@ -156,7 +165,7 @@ def run(args) -> int:
                 if step in args.budgets:
                     snapshots[step] = (x_recon, time.perf_counter() - begun)
 
-            result = parameter_space_attack(arch, trained.params_0, trained.params_f, 2 * args.n, in_dim=dataset.d,
+            result = parameter_space_attack(arch, trained.params_0, params_f, 2 * args.n, in_dim=dataset.d,
                                             key=jax.random.PRNGKey(args.seed + 1), steps=max(args.budgets), lr=args.lr,
                                             box=dataset.box, progress=not args.no_progress, chunk=chunk,
                                             on_chunk=keep)
@@ -177,6 +186,7 @@ def run(args) -> int:
                               + (f", SSIM >= 0.9 {row['ssim_ge_0.9']:.0%}" if images else ""))
             series.append(entry)
     record = {"dataset": dataset.name, "n": args.n, "recon": 2 * args.n, "seed": args.seed, "lr": args.lr,
+              "rescale": bool(args.rescale),
               "budgets": list(args.budgets), "series": series, "baselines": baselines,
               "seconds": round(time.perf_counter() - start, 1),
               "success_measure": "revealed: some reconstruction is 2 times closer to the private point than to every "
@@ -198,7 +208,7 @@ def _finish(console, out: Path, record: dict) -> int:
     for budget in record["budgets"]:
         table.add_column(f"{budget} steps", justify="right")
     for entry in record["series"]:
-        table.add_row(entry["arch"], entry["training"], *[
+        table.add_row(entry["arch"], entry["training"] + (" (rescaled)" if entry.get("rescaled") else ""), *[
             f"{p['revealed']:.0%}" + (f" ({p['ssim_ge_0.9']:.0%})" if images else "") for p in entry["points"]])
     for name, values in record["baselines"].items():
         table.add_row(f"{name} (trivial)", "-", *[f"{values['revealed']:.0%}" + (
@@ -206,6 +216,24 @@ def _finish(console, out: Path, record: dict) -> int:
     console.print(table)
     console.print(f"files: {out / RESULT}, {figure}")
     return 0
+
+
+def coefficient_scale(trained, public) -> float:
+    """s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public points x: J(X_R)^T lambda has norm about
+    |lambda| sqrt(M mean Theta_0(x, x)), so Delta theta / s is matched by coefficients of order one, the scale at
+    which the attack starts them. Minimizing ||Delta theta / s - J^T mu||^2 over (X_R, mu) is minimizing the
+    attack's loss over (X_R, lambda = s mu), divided by s^2 (the start, Adam's steps in mu, the minimizers in X_R)."""
+    import jax.numpy as jnp
+    import numpy as np
+    from jax.flatten_util import ravel_pytree
+
+    from numerics.networks import make_network
+    from numerics.training import ntk_matrix
+
+    network = make_network(trained.arch, trained.width, trained.out_dim)
+    diagonal = np.diag(np.asarray(ntk_matrix(network, trained.params_0, jnp.asarray(public))))
+    delta = ravel_pytree(trained.delta)[0]
+    return float(jnp.linalg.norm(delta) / np.sqrt(len(public) * np.mean(diagonal)))
 
 
 def audit_plain(record):
@@ -219,6 +247,11 @@ def audit_plain(record):
     if isinstance(record, (np.floating, np.integer, np.bool_)):
         return record.item()
     return record
+
+
+def _label(entry: dict) -> str:
+    rescaled = f", Delta theta / {entry['delta_scale']:.3g}" if entry.get("rescaled") else ""
+    return f"{entry['arch']} ({entry['training']}{rescaled})"
 
 
 def curve_figure(path: Path, record: dict, *, images: bool) -> Path:
@@ -239,7 +272,7 @@ def curve_axes(record: dict, *, images: bool):
     fig, axes = figures.new_figure(
         title=["revealed (2x closer than every public point)", "matched SSIM >= 0.9"][:len(measures)],
         xlabel="attack steps (count)", ylabel=[label for _, label in measures], ncols=len(measures),
-        size=(5.6 * len(measures), 4.2),
+        size=(6.2 * len(measures), 4.2 + 0.16 * (len(record["series"]) + len(record["baselines"]))),
         suptitle=f"attack success against its step budget: {record['dataset']}, N = {record['n']}, "
                  f"M = {record['recon']}")
     axes = axes if len(measures) > 1 else [axes]
@@ -248,10 +281,10 @@ def curve_axes(record: dict, *, images: bool):
         for entry in record["series"]:
             steps = [p["steps"] for p in entry["points"]]
             ax.semilogx(steps, [p[key] for p in entry["points"]], "o-" if entry["training"] == "linearized" else "s--",
-                        label=f"{entry['arch']} ({entry['training']})")
+                        label=_label(entry))
         for (name, values), style in zip(record["baselines"].items(), styles):
             figures.reference_line(ax, y=values[key], label=f"{name} (trivial): {values[key]:.0%}", linestyle=style)
         ax.set_ylim(-0.03, 1.03)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.16))
         figures.readable_log_ticks(ax, "x", values=record["budgets"])
     return fig

@@ -20,9 +20,9 @@ from proofs_check.cli import main
 from theory import parse_spec
 from theory.layers import image_shape
 
-CHAINS = ["conv3x3:c=3:sb=0.2 > relu > conv2x2 > erf > gap > dense:sb=0.1",
+CHAINS = ["conv3x3:c=3:sb=0.2 > erf > conv2x2 > relu > gap > dense:sb=0.1",
           "sw=1.2:param=standard > conv3:c=2 > leaky_relu > flatten > dense",
-          "relu:2:res=0.5:sb=0.1",
+          "relu:1:res=0.5:sb=0.1",
           "dense > res:s=0.7:act=erf > relu > dense"]
 D, WIDTH, OUT = 16, 5, 2
 
@@ -56,7 +56,7 @@ def test_chain_network_is_neural_tangents_on_flat_inputs(spec):
     images = x.reshape((4, *image_shape(D, arch.spatial_dims))) if arch.is_convolutional else x
     # convolutions as patches times a matrix vs lax's convolution: float64 round-off (~1e-16 per sum of <= 300 terms)
     assert float(jnp.max(jnp.abs(stax_apply(params, images) - out))) <= 1e-13 * float(jnp.max(jnp.abs(out)))
-    if arch.is_convolutional and len(arch.layers) <= 4:  # the flat-input wrapper is neural-tangents' own kernel
+    if arch.spatial_dims == 1:  # the flat-input wrapper is neural-tangents' own kernel (1D: it compiles fast)
         assert jnp.array_equal(network.kernel_fn(x, x[:2], "ntk"), kernel_fn(images, images[:2], "ntk"))
 
 
@@ -78,7 +78,7 @@ def test_surrogate_replaces_each_activation_layer_that_has_one():
     assert float(jnp.max(jnp.abs(smooth - network.apply(params, x)))) > 1e-3  # and the smoothing does something
 
 
-@pytest.mark.parametrize("spec", ["conv2x2:c=2 > relu > gap > dense:sb=0.1", CHAINS[2]])
+@pytest.mark.parametrize("spec", ["conv2x2:c=2 > relu > gap > dense:sb=0.1"])
 def test_jvp_gradient_matches_autodiff_on_chains(spec):
     arch, network, params_0 = _network(spec)
     params_f = jax.tree_util.tree_map(lambda a: a * 1.05, params_0)
@@ -109,7 +109,7 @@ def test_mlp_only_formulations_are_refused_on_chains():
 def test_linearized_training_of_a_conv_net_stays_in_the_span_of_j0():
     """theta_s - theta_0 = J_0^T alpha_s at every step (the dual accumulator, numerics.training) on a conv net, with
     the step size from its empirical NTK (neural-tangents' Jacobian contraction), checked against J J^T."""
-    arch, network, params_0 = _network(CHAINS[0])
+    arch, network, params_0 = _network("conv2x2:c=2 > relu > gap > dense:sb=0.1")
     x, y = _x(3, 8), jax.random.normal(jax.random.PRNGKey(9), (3, OUT))
     jacobian = jax.jacfwd(lambda p: network.apply(p, x))(params_0)
     rows = jnp.concatenate([j.reshape(3 * OUT, -1) for j in jax.tree_util.tree_leaves(jacobian)], axis=1)
@@ -117,12 +117,12 @@ def test_linearized_training_of_a_conv_net_stays_in_the_span_of_j0():
     # two contractions of the same Jacobian: float64 round-off
     assert float(jnp.max(jnp.abs(kernel - rows @ rows.T)) / jnp.max(jnp.abs(kernel))) <= 1e-12
     result = train(network, params_0, x, y, learning_rate=1.0 / float(jnp.linalg.eigvalsh(kernel)[-1]), momentum=0.9,
-                   linearized=True, max_steps=200, progress=False)
+                   linearized=True, max_steps=50, chunk_size=50, progress=False)
     assert result.in_dim == D and result.final_loss < 0.5 * float(jnp.sum((y - network.apply(params_0, x)) ** 2))
     _, vjp = jax.vjp(lambda p: network.apply(p, x), params_0)
     flat = jax.flatten_util.ravel_pytree
     delta, span = flat(result.delta)[0], flat(vjp(result.alpha)[0])[0]
-    # an exact identity of the linearized dynamics: float64 round-off accumulated over 200 steps
+    # an exact identity of the linearized dynamics: float64 round-off accumulated over 50 steps
     assert float(jnp.linalg.norm(delta - span) / jnp.linalg.norm(delta)) <= 1e-10
 
 
@@ -147,11 +147,11 @@ def test_save_and_load_any_chain(spec, tmp_path):
 
 
 def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
-    common = ["--n", "2", "--width", "4", "--train-steps", "30", "--steps", "4", "--no-progress"]
+    common = ["--n", "2", "--width", "4", "--train-steps", "10", "--steps", "2", "--no-progress"]
     for spec, out in (("relu:1:res=0.5", "res"), ("conv3x3:c=2 > relu > gap > dense", "conv")):
         assert main(["attack", "--arch", spec, *common, "--out", str(tmp_path / out)]) == 0
         metrics = json.loads((tmp_path / out / "metrics.json").read_text())
-        assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 4
+        assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 2
     capsys.readouterr()
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled: "),
@@ -164,12 +164,11 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
     assert not (tmp_path / "refused").exists()
 
 
-def test_kernel_space_attack_takes_a_residual_chain():
-    """The infinite-width attack reads the chain's analytic kernel (residual blocks' steps) and descends; full
-    recovery on residual nets: `proofs-check run D1 R1 --arch relu:2:res=0.5` (README)."""
+def test_kernel_space_attack_takes_a_convolutional_chain():
+    """The infinite-width attack on flat inputs reads a conv chain's analytic kernel (numerics.kernels) and descends."""
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(3, 5))
+    x = rng.normal(size=(3, D))
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    result = attack.kernel_space_attack(parse_spec("relu:2:res=0.5"), x, rng.normal(size=3), 6,
-                                        key=jax.random.PRNGKey(0), steps=30, restarts=1, polish_iterations=0)
+    result = attack.kernel_space_attack(parse_spec("conv2x2:c=2 > relu > gap > dense"), x, rng.normal(size=3), 4,
+                                        key=jax.random.PRNGKey(0), steps=10, restarts=1, polish_iterations=0)
     assert np.isfinite(result.final_loss) and result.loss_curve[-1] < result.loss_curve[0]

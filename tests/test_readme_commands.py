@@ -158,21 +158,29 @@ def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
 
 
 def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
-    """The attack-curve commands of "The attack on residual and convolutional networks" run (tiny budgets), and
-    the combined figure follows the figure style."""
-    from proofs_check import attack_curve, figures
+    """The attack-curve commands of "The attack on residual and convolutional networks": every one parses and
+    validates; the MLP run and the rescaled conv run run for real (tiny), and the combined figure of them follows
+    the figure style."""
+    from proofs_check import attack_curve, cli, figures
 
     monkeypatch.chdir(tmp_path)
     examples = _examples(_section("The attack on residual and convolutional networks"))
-    assert len(examples) == 3 and all(argv[0] == "attack-curve" for argv in examples)
-    small = ["--n", "2", "--width", "4", "--train-steps", "20", "--budgets", "2,4", "--training", "linearized",
-             "--no-progress"]
-    for argv in examples:
-        assert main(argv if "--combine" in argv else [*argv, *small]) == 0, argv
-    out = Path(examples[-1][examples[-1].index("--out") + 1])
+    assert len(examples) == 5 and all(argv[0] == "attack-curve" for argv in examples)
+    small = ["--n", "2", "--width", "4", "--train-steps", "20", "--budgets", "2,4", "--no-progress"]
+    runs = [examples[0] + ["--training", "linearized"], examples[3]]
+    for argv in runs:
+        assert main([*argv, *small]) == 0, argv
+    combine = examples[-1]
+    folders = [argv[argv.index("--out") + 1] for argv in runs]
+    assert set(folders) <= set(combine[combine.index("--combine") + 1:combine.index("--out")])
+    assert main(["attack-curve", "--combine", *folders, *combine[combine.index("--out"):]]) == 0
+    for argv in examples[1:3]:  # the others parse and validate (they run nothing here)
+        parsed = cli.build_parser().parse_args(argv)
+        attack_curve.check(parsed)
+    out = Path(combine[combine.index("--out") + 1])
     record = json.loads((out / "attack_curve.json").read_text())
-    assert [entry["arch"] for entry in record["series"]] == [examples[0][2], examples[1][2]]
-    assert (out / "attack_curve.png").is_file()
+    assert [entry["arch"] for entry in record["series"]] == [examples[0][2], examples[3][2]]
+    assert record["series"][1]["rescaled"] and (out / "attack_curve.png").is_file()
     assert figures.style_problems(attack_curve.curve_axes(record, images=True)) == []
 
 
