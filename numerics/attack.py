@@ -561,8 +561,8 @@ def _check_architecture(arch: Architecture, params: Params, in_dim: int, method:
     from numerics.training import check_params
 
     if not arch.is_mlp and (method in ("kernel", "fused") or mode == "profiled"):
-        raise ValueError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks (ACTIVATION:DEPTH) "
-                         "only; use method='jvp', 'autodiff' or 'auto' with mode='joint'")
+        raise ValueError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks (dense and "
+                         "activation layers only, no residual blocks or convolutions); use method='jvp', 'autodiff' or 'auto' with mode='joint'")
     try:
         width, out_dim = shape_of_params(arch, params)
         check_params(make_network(arch, width, out_dim), params, in_dim)

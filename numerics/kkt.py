@@ -129,44 +129,99 @@ def normalized_margin(network: Network, params: Params, x: Any, y: Any) -> float
 # The attack
 # ---------------------------------------------------------------------------------------------------------
 
+HAIM_ALPHA = 100.0
+"""Sharpness of the modified ReLU's derivative sigmoid(alpha z) (Haim et al.'s ``extraction_model_relu_alpha``;
+their MNIST sweep draws it from U(10, 500), their published run uses 150)."""
+HAIM_INIT_SCALE = 0.03
+"""Candidates start at init_scale N(0, 1) (their ``extraction_init_scale``, sweep 1e-6 ... 0.1; published run 0.035)."""
+
+
 @functools.cache
-def _kkt_runner(arch: Architecture, steps: int, schedule, lr: float, mu_min: float, mu_weight: float,
-                box_weight: float):
-    from numerics import attack  # imported here: numerics.attack re-exports kkt_attack from this module
+def modified_relu(alpha: float):
+    """Haim et al.'s ModifiedRelu (their CreateModel.py): relu in the forward pass, derivative sigmoid(alpha z)
+    in the backward pass (so grad_theta f(x) is differentiable in x). A jax.custom_jvp; its rule is itself
+    differentiable, as their double backward is."""
 
-    optimizer = optax.adam(lr)
-    smooth = schedule is not None and has_surrogate(arch)
+    @jax.custom_jvp
+    def relu(z):
+        return jax.nn.relu(z)
 
-    def step(carry, t, theta, labels, lo, hi):
-        x, mu, state = carry
-        phi = activation_fn(arch, smooth_beta=attack.beta_at(t, steps, schedule, "geometric")) if smooth else None
-        lam = (mu * labels)[:, None]
-        loss, (gx, glam) = attack.loss_and_grad(arch, (theta,), theta, x, lam, activation=phi)
-        gmu = glam[:, 0] * labels
-        penalty, gpen = jax.value_and_grad(attack.box_penalty)(x, lo, hi)
-        floor, gfloor = jax.value_and_grad(lambda m: jnp.sum(jax.nn.relu(mu_min - m)))(mu)
-        objective = loss + box_weight * penalty + mu_weight * floor
-        with jax.numpy_dtype_promotion("standard"):
-            updates, state = optimizer.update((gx + box_weight * gpen, gmu + mu_weight * gfloor), state, (x, mu))
-        x, mu = optax.apply_updates((x, mu), updates)
-        return (x, mu, state), objective
+    @relu.defjvp
+    def _jvp(primals, tangents):
+        (z,), (dz,) = primals, tangents
+        return jax.nn.relu(z), jax.nn.sigmoid(alpha * z) * dz
+
+    return relu
+
+
+def kkt_loss(arch: Architecture, theta: Params, x: jax.Array, lam: jax.Array, *, activation=None) -> jax.Array:
+    """||theta - sum_j lam_j grad_theta f(x_j; theta)||^2 / ||theta||^2 (one VJP of the batched output with
+    cotangent lam; Haim et al.'s get_kkt_loss, divided by ||theta||^2 so that the number is a relative residual)."""
+    from numerics.networks import forward
+
+    _, pullback = jax.vjp(lambda p: forward(arch, p, x, activation=activation)[:, 0], theta)
+    (combination,) = pullback(lam)
+    leaves = zip(jax.tree.leaves(theta), jax.tree.leaves(combination))
+    return sum(jnp.sum((a - g) ** 2) for a, g in leaves) / sum(jnp.sum(a**2) for a in jax.tree.leaves(theta))
+
+
+@functools.cache
+def _kkt_runner(arch: Architecture, chunk: int, alpha: float, optimizer_name: str, lr: float, mu_lr: float,
+                mu_min: float, mu_weight: float, box_weight: float):
+    phi = modified_relu(alpha)
+    if optimizer_name == "sgd":      # Haim et al.: SGD with momentum 0.9, one optimizer for X, one for lambda
+        optimizer = optax.multi_transform({"x": optax.sgd(lr, momentum=0.9), "mu": optax.sgd(mu_lr, momentum=0.9)},
+                                          ("x", "mu"))
+    else:
+        optimizer = optax.multi_transform({"x": optax.adam(lr), "mu": optax.adam(mu_lr)}, ("x", "mu"))
+
+    def objective(variables, theta, labels, lo, hi):
+        x, mu = variables
+        fit = kkt_loss(arch, theta, x, mu * labels, activation=phi)
+        box = jnp.sum(jax.nn.relu(lo - x) ** 2) + jnp.sum(jax.nn.relu(x - hi) ** 2)
+        floor = jnp.sum(jax.nn.relu(mu_min - mu) ** 2)
+        return fit + box_weight * box + mu_weight * floor, fit
+
+    gradient = jax.value_and_grad(objective, has_aux=True)
 
     @jax.jit
-    def run(carry, theta, labels, lo, hi):
-        return jax.lax.scan(lambda c, t: step(c, t, theta, labels, lo, hi), carry, jnp.arange(steps))
+    def run(variables, state, theta, labels, lo, hi):
+        def step(carry, _):
+            variables, state = carry
+            (_, fit), grads = gradient(variables, theta, labels, lo, hi)
+            with jax.numpy_dtype_promotion("standard"):   # optax mixes its int32 step count with floats
+                updates, state = optimizer.update(grads, state, variables)
+            return (optax.apply_updates(variables, updates), state), fit
+
+        return jax.lax.scan(step, (variables, state), None, length=chunk)
 
     return optimizer, run
 
 
 def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: int, key: jax.Array, steps: int,
-               lr: float = 0.001, mu_min: float = MU_MIN, mu_weight: float = 1.0, box: tuple[Any, Any] | None = None,
-               box_weight: float = 1.0, init_scale: float = 0.001,
-               beta_schedule: tuple[float, float] | None = (10.0, 200.0)) -> "attack.AttackResult":
-    """Haim et al.'s KKT attack on theta_f alone (module docstring), with Adam over (X, mu).
+               restarts: int = 1, snapshots: int = 1, lr: float = 0.01, mu_lr: float = 0.01,
+               optimizer: str = "adam", alpha: float = HAIM_ALPHA, mu_min: float = MU_MIN, mu_weight: float = 5.0,
+               box: tuple[Any, Any] | None = None, box_weight: float = 1.0,
+               init_scale: float = HAIM_INIT_SCALE, x_init: Any = None) -> "attack.AttackResult":
+    """Haim et al.'s KKT attack on theta_f alone (module docstring), as in their code (extraction.py, Main.py,
+    CreateModel.py of github.com/nivha/dataset_reconstruction):
 
-    ``n_recon`` candidates, the first half labelled +1 and the rest -1; X ~ init_scale N(0, 1), mu ~ U(0, 1)
-    (above ``mu_min`` after the first steps through the penalty). ``box=(lo, hi)`` is the prior (the pixel
-    range); without it the box term is off. Single-output networks only (binary classification).
+    - ``n_recon`` candidates (they use M = 2N: ``extraction_data_amount_per_class`` = 2 ``data_per_class_train``),
+      half labelled +1, half -1; X ~ init_scale N(0, 1), lambda ~ U(0, 1);
+    - loss ||theta - sum_j mu_j y_j grad f(x_j)||^2 (their get_kkt_loss, here relative to ||theta||^2) with the
+      ReLU's derivative replaced by sigmoid(alpha z) (:func:`modified_relu`);
+    - their get_verify_loss: the box prior sum relu(lo - x)^2 + relu(x - hi)^2 (theirs [-1, 1] on mean-subtracted
+      pixels; here the dataset's pixel box, tighter) and the lambda_min hinge 5 sum relu(mu_min - mu)^2;
+    - their optimizer is SGD with momentum 0.9 (``optimizer="sgd"``); the default here is Adam, which needs no
+      retuning for the scale of theta (their learning rates were tuned by a random sweep on their networks);
+    - ``restarts`` random initializations; the one with the lowest final KKT loss is returned. (Their sweep
+      ranks runs by the distance to the training set, which an attacker does not have; we never use the data.)
+
+    Data mean: Haim et al. subtract the training-set mean before training and add it back to score; the
+    project's digits are centred the same way (by the training split's mean; numerics.data.digits).
+    ``x_init`` (M, d) replaces the random start of X (a diagnostic: the attack started at the training set).
+    ``snapshots`` > 1 records the best restart's candidates at that many evenly spaced steps (the attack curve).
+    Single-output networks only (binary classification).
     """
     from numerics import attack
 
@@ -175,8 +230,15 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
     n_recon = attack._check_positive_int("n_recon", n_recon)
     in_dim = attack._check_positive_int("in_dim", in_dim)
     steps = attack._check_positive_int("steps", steps)
-    lr = attack._check_positive("lr", lr)
+    restarts = attack._check_positive_int("restarts", restarts)
+    snapshots = attack._check_positive_int("snapshots", snapshots)
+    lr, mu_lr, alpha = (attack._check_positive(name, value) for name, value in (("lr", lr), ("mu_lr", mu_lr),
+                                                                                 ("alpha", alpha)))
     mu_min = attack._check_positive("mu_min", mu_min)
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    if steps % snapshots:
+        raise ValueError(f"steps ({steps}) must be a multiple of snapshots ({snapshots})")
     layers = dense_layers(params_f)
     if len(layers) != arch.depth + 1:
         raise ValueError(f"params have {len(layers)} dense layers, architecture {arch.spec} needs {arch.depth + 1}")
@@ -186,19 +248,53 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
     bounds = attack._check_box(box, in_dim)
     lo, hi = bounds if bounds is not None else (jnp.full((1, in_dim), -jnp.inf), jnp.full((1, in_dim), jnp.inf))
     labels = jnp.where(jnp.arange(n_recon) < (n_recon + 1) // 2, 1.0, -1.0)
-    key_x, key_mu = jax.random.split(key)
-    x = init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)
-    mu = jax.random.uniform(key_mu, (n_recon,), jnp.float64)
-    beta_schedule = None if beta_schedule is None else tuple(float(b) for b in beta_schedule)
-    optimizer, run = _kkt_runner(arch, steps, beta_schedule, lr, mu_min, float(mu_weight), float(box_weight))
-    (x, mu, _), curve = run((x, mu, optimizer.init((x, mu))), theta, labels, lo, hi)
+    chunk = steps // snapshots
+    opt, run = _kkt_runner(arch, chunk, float(alpha), optimizer, float(lr), float(mu_lr), float(mu_min),
+                           float(mu_weight), float(box_weight))
+    runs = []
+    for key_restart in jax.random.split(key, restarts):
+        key_x, key_mu = jax.random.split(key_restart)
+        start = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64) if x_init is None
+                 else jnp.asarray(x_init, jnp.float64).reshape(n_recon, in_dim))
+        variables = (start,
+                     jax.random.uniform(key_mu, (n_recon,), jnp.float64))
+        state = opt.init(variables)
+        curve, frames = [], []
+        for _ in range(snapshots):
+            (variables, state), fits = run(variables, state, theta, labels, lo, hi)
+            curve.append(np.asarray(fits))
+            frames.append(np.asarray(variables[0]))
+        x, mu = variables
+        final = float(kkt_loss(arch, theta, x, mu * labels, activation=modified_relu(float(alpha))))
+        runs.append((final, x, mu, np.concatenate(curve), frames))
+    best = min(range(restarts), key=lambda i: runs[i][0] if np.isfinite(runs[i][0]) else np.inf)
+    final, x, mu, curve, frames = runs[best]
     lam = np.asarray(mu * labels)[:, None]
-    final = float(attack.reconstruction_loss(arch, (theta,), theta, x, jnp.asarray(lam)))
-    scale = float(attack._tree_sqnorm(theta))
-    return attack.AttackResult(x_recon=np.asarray(x), coefficients=lam, loss_curve=np.asarray(curve), final_loss=final,
-                        kind="kkt", steps=steps,
-                        info={"relative_loss": final / scale, "labels": np.asarray(labels), "mu": np.asarray(mu),
-                              "mu_min": mu_min})
+    return attack.AttackResult(
+        x_recon=np.asarray(x), coefficients=lam, loss_curve=curve, final_loss=final, kind="kkt", steps=steps,
+        restart_losses=tuple(r[0] for r in runs),
+        info={"relative_loss": final, "labels": np.asarray(labels), "mu": np.asarray(mu), "mu_min": mu_min,
+              "alpha": alpha, "best_restart": best, "snapshot_steps": [chunk * (k + 1) for k in range(snapshots)],
+              "snapshots": frames})
+
+
+def truth_kkt_loss(arch: Architecture, params: Params, x: Any, y: Any, *, alpha: float = HAIM_ALPHA) -> float:
+    """The attack's KKT loss at the training set itself, min_{mu >= 0} kkt_loss(theta, X_train, mu y) with the
+    attack's modified ReLU (scipy NNLS on the N smoothed gradients): what the attack would reach at the truth.
+    An attack optimum far below it means other point sets explain theta_f better than the data do."""
+    from jax.flatten_util import ravel_pytree
+    from scipy.optimize import nnls
+
+    from numerics.networks import forward
+
+    phi = modified_relu(float(alpha))
+    x = jnp.asarray(x, dtype=jnp.float64)
+    flat, _ = ravel_pytree(params)
+    jac = jax.jacrev(lambda p: forward(arch, p, x, activation=phi)[:, 0])(params)
+    rows = np.concatenate([np.asarray(a).reshape(x.shape[0], -1) for a in jax.tree.leaves(jac)], axis=1)
+    columns = rows.T * np.asarray(y).reshape(1, -1)
+    _, residual = nnls(columns, np.asarray(flat), maxiter=50 * columns.shape[1])
+    return float(residual**2 / float(np.sum(np.asarray(flat) ** 2)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -231,13 +327,48 @@ def kkt_residual(network: Network, params: Params, x: Any, y: Any) -> float:
     return float(residual / np.linalg.norm(np.asarray(theta)))
 
 
+KKT_RESTARTS = 4
+"""Random restarts of the KKT attack, the best kept by its KKT loss (never by the data)."""
+CURVE_POINTS = 8
+"""Snapshots along the attack at which the revealed fraction and SSIM are scored (the attack curve)."""
+
+
+def residual_curve(network: Network, params_0: Params, x: Any, y: Any, *, learning_rate: float,
+                   gd_chunks: tuple[int, ...] = (250, 750, 1000, 2000), direction_chunks: tuple[int, ...] = (
+                       2500, 7500, 30000), direction_rate: float = 0.005, temperature: float = 3e-3) -> list[dict]:
+    """KKT stationarity residual (:func:`kkt_residual`) and normalized margin along :func:`train_logistic`: after
+    each chunk of full-batch GD, then of the direction phase at a fixed temperature; with the elapsed seconds."""
+    import time
+
+    x = jnp.asarray(x, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    rows, params, start, done = [], params_0, time.perf_counter(), 0
+    for chunk in gd_chunks:
+        params, losses = _logistic_run(params, x, y, jnp.float64(learning_rate), network=network, steps=int(chunk))
+        done += chunk
+        rows.append({"phase": "GD", "steps": done, "seconds": time.perf_counter() - start,
+                     "logistic_loss": float(losses[-1]), "kkt_residual": kkt_residual(network, params, x, y),
+                     "normalized_margin": normalized_margin(network, params, x, y)})
+    done = 0
+    for chunk in direction_chunks:
+        params, _ = _direction_run(params, x, y, jnp.float64(direction_rate), jnp.full(int(chunk), temperature),
+                                   network=network, steps=int(chunk))
+        done += chunk
+        rows.append({"phase": "direction", "steps": done, "seconds": time.perf_counter() - start,
+                     "kkt_residual": kkt_residual(network, params, x, y),
+                     "normalized_margin": normalized_margin(network, params, x, y)})
+    return rows
+
+
 def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: int = 4000,
                       rich_width: int | None = None, attacks: tuple[str, ...] = ("kkt", "loo"),
                       kkt_options: dict | None = None) -> dict[str, Any]:
     """Train a bias-free ReLU network on ``n`` digits (odd/even) in ``regime`` (:data:`REGIMES`), run the KKT
-    attack (theta_f alone) and/or Loo et al.'s parameter-space attack (theta_0 and theta_f), M = 2N each, and
-    score both with :func:`numerics.audit.leakage` (revealed fraction, SSIM, beside the trivial baselines)."""
-    from numerics import audit, movement
+    attack (theta_f alone; :data:`KKT_RESTARTS` restarts kept by KKT loss, scored at :data:`CURVE_POINTS` points
+    along the run) and/or Loo et al.'s parameter-space attack (theta_0 and theta_f), M = 2N each, and score both
+    with :func:`numerics.audit.leakage` (revealed fraction, SSIM, beside the trivial baselines). Also the KKT
+    loss the attack would reach at the training set itself (:func:`truth_kkt_loss`)."""
+    from numerics import audit, movement, privacy
     from numerics.attack import parameter_space_attack
     from numerics.networks import make_network
     from theory.architecture import parse_spec
@@ -260,23 +391,38 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
                           network=network, steps=setting["steps"])[0]))))
         params_f = jax.tree.map(lambda a: a * scale, params_f)
     references = audit.reference_sets("digits-odd-even", dataset, seed=seed)
+    options = {"restarts": KKT_RESTARTS, "snapshots": CURVE_POINTS, **(kkt_options or {})}
     results: dict[str, Any] = {"regime": regime, "n": n, "seed": seed, "spec": setting["spec"], "width": setting["width"],
                                "final_logistic_loss": float(losses[-1]),
                                "normalized_margin": normalized_margin(network, params_f, dataset.x, dataset.y),
                                "kkt_residual": kkt_residual(network, params_f, dataset.x, dataset.y),
+                               "truth_kkt_loss": truth_kkt_loss(network.arch, params_f, dataset.x, dataset.y,
+                                                                alpha=options.get("alpha", HAIM_ALPHA)),
                                "movement": movement.measure(network, params_0, params_f, dataset.x).as_dict(),
+                               "attack_steps": attack_steps, "kkt_options": {k: v for k, v in options.items()},
                                "scores": {}, "baselines": {}}
+    score_seed = 7_000_001 + seed  # not the data's stream
     for index, name in enumerate(attacks):
         key = jax.random.PRNGKey(seed + 7 + index)
         if name == "kkt":
-            recon = kkt_attack(network.arch, params_f, 2 * n, in_dim=dataset.d, key=key, steps=attack_steps,
-                               box=dataset.box, **(kkt_options or {})).x_recon
+            found = kkt_attack(network.arch, params_f, 2 * n, in_dim=dataset.d, key=key, steps=attack_steps,
+                               box=dataset.box, **options)
+            recon = found.x_recon
+            curve = []
+            image = dict(image_shape=dataset.image_shape,
+                         offset=dataset.mean if dataset.image_shape is not None else None)
+            for step, frame in zip(found.info["snapshot_steps"], found.info["snapshots"]):
+                row = privacy.leakage_scores(frame, dataset.x, references.public, **image)  # the attack row only
+                curve.append({"step": step, "revealed": row["revealed"], "ssim_ge_0.9": row.get("ssim_ge_0.9")})
+            results["kkt_curve"] = curve
+            results["kkt_attack_loss"] = found.final_loss
+            results["kkt_restart_losses"] = list(found.restart_losses)
         elif name == "loo":
             recon = parameter_space_attack(network.arch, params_0, params_f, 2 * n, in_dim=dataset.d, key=key,
                                            steps=attack_steps, box=dataset.box, progress=False).x_recon
         else:
             raise ValueError(f"unknown attack {name!r}; choose kkt or loo")
-        leak = audit.leakage(recon, dataset, references, seed=7_000_001 + seed)  # not the data's stream
+        leak = audit.leakage(recon, dataset, references, seed=score_seed)
         row = dict(leak.rows[audit.ATTACK_ROW])
         row["ratio_curve"] = np.sort(leak.ratios[audit.ATTACK_ROW])[::-1].tolist()
         results["scores"][name] = row
@@ -301,3 +447,72 @@ def kkt_figure(ctx, result: dict[str, Any], outcomes=()) -> str:
                                title=f"H1: attacks on a {result['regime']} {result['spec']} m={result['width']}, "
                                      f"N={result['n']} digits")
     return figures.save_figure(ctx, fig, f"h1_{result['regime']}_n{result['n']}.png", outcomes)
+
+
+def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
+    """The KKT attack curve: fraction of training digits revealed (solid) and at SSIM >= 0.9 (dashed) against
+    attack steps, one colour per seed, with the best trivial baseline's values as reference lines."""
+    from proofs_check import figures
+
+    first = results[0]
+    fig, ax = figures.new_figure(title=f"KKT attack curve: rich relu:1, m={first['width']}, N={first['n']} digits",
+                                 xlabel="attack steps (count)", ylabel="fraction of training digits (relative)",
+                                 size=(7.0, 4.4))
+    for index, result in enumerate(results):
+        curve = result["kkt_curve"]
+        steps = [point["step"] for point in curve]
+        colour = f"C{index}"
+        ax.plot(steps, [point["revealed"] for point in curve], marker="o", color=colour,
+                label=f"seed {result['seed']}: revealed")
+        ax.plot(steps, [point["ssim_ge_0.9"] for point in curve], marker=".", linestyle="--", color=colour,
+                label=f"seed {result['seed']}: SSIM >= 0.9")
+    trivial_revealed = max(b["revealed"] for r in results for b in r["baselines"].values())
+    trivial_ssim = max(b.get("ssim_ge_0.9", 0.0) for r in results for b in r["baselines"].values())
+    figures.reference_line(ax, y=trivial_revealed, label=f"best trivial baseline: revealed ({trivial_revealed:.2f})")
+    figures.reference_line(ax, y=trivial_ssim, label=f"best trivial baseline: SSIM >= 0.9 ({trivial_ssim:.2f})",
+                           linestyle=":")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    return figures.save_figure(ctx, fig, f"h1_kkt_curve_n{first['n']}.png", outcomes)
+
+
+def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=()) -> str:
+    """Revealed fraction of each attack in each regime: bars at the mean over seeds, a dot per seed, and the
+    best trivial baseline as a reference line."""
+    from proofs_check import figures
+
+    n = runs[list(runs)[0]][0]["n"]
+    fig, ax = figures.new_figure(title=f"Loo et al. (theta_0, theta_f) and KKT (theta_f) attacks, N={n} digits",
+                                 xlabel="regime (lazy: NTK, m=1024; rich: standard, init 0.01, m=256)",
+                                 ylabel="fraction of digits revealed (relative)", size=(7.0, 4.4))
+    regimes = list(runs)
+    for offset, (attack, colour) in zip((-0.18, 0.18), (("loo", "C0"), ("kkt", "C1"))):
+        means = [np.mean([r["scores"][attack]["revealed"] for r in runs[regime]]) for regime in regimes]
+        ax.bar(np.arange(len(regimes)) + offset, means, width=0.34, color=colour, alpha=0.6,
+               label=f"{attack} attack: mean over seeds")
+        for index, regime in enumerate(regimes):
+            values = [r["scores"][attack]["revealed"] for r in runs[regime]]
+            ax.plot(np.full(len(values), index + offset), values, "o", color=colour, markersize=4,
+                    label=f"{attack} attack: one seed" if index == 0 else None)
+    trivial = max(b["revealed"] for results in runs.values() for r in results for b in r["baselines"].values())
+    figures.reference_line(ax, y=trivial, label=f"best trivial baseline ({trivial:.2f})")
+    ax.set_xticks(np.arange(len(regimes)), regimes)
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=7)
+    return figures.save_figure(ctx, fig, f"h1_regimes_n{n}.png", outcomes)
+
+
+def kink_pairs(params: Params, x: Any, *, tolerance: float = 1e-3, active: float = 0.01) -> tuple[int, int]:
+    """(unit, point) pairs of a bias-free relu:1 network whose first-layer pre-activation sits at the ReLU's kink,
+    |w_k . x_i| < tolerance |w_k| |x_i|, counted over the active units (|v_k| |w_k| >= ``active`` times the
+    largest); returns (pairs at the kink, active units). At such a pair the KKT condition holds only with
+    relu'(0) in [0, 1] (Clarke): the residual of :func:`kkt_residual` (relu'(0) = 0) and the attack's
+    sigmoid(alpha z) (1/2 at 0) cannot express it. Random directions in d dimensions put a fraction about
+    2 tolerance sqrt(d / (2 pi)) of the pairs there."""
+    (W, _), (v, _) = dense_layers(params)[:2]
+    W, v, x = np.asarray(W), np.asarray(v).reshape(-1), np.asarray(x)
+    norms = np.linalg.norm(W, axis=0)
+    strength = np.abs(v) * norms
+    units = strength >= active * strength.max()
+    relative = np.abs(x @ W[:, units]) / (np.linalg.norm(x, axis=1)[:, None] * norms[units][None, :])
+    return int(np.sum(relative < tolerance)), int(units.sum())

@@ -512,6 +512,10 @@ def load_model(path: str | Path) -> SavedModel:
     for key, value in (("width", width), ("out_dim", out_dim), ("in_dim", in_dim)):
         if not 1 <= value <= MAX_MODEL_DIMENSION:
             raise FileError(f"{path}: {key} = {value} is not between 1 and {MAX_MODEL_DIMENSION}")
+    try:
+        arch.check_input(in_dim)
+    except SpecError as error:
+        raise FileError(f"{path}: in_dim = {in_dim} does not fit {arch.spec}: {error}") from None
     network = make_network(arch, width, out_dim)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(expected_param_shapes(network, in_dim))
     expected = {f"{name}{jax.tree_util.keystr(leaf_path)}": (spec.shape, ("f",))

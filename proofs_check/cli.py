@@ -416,10 +416,9 @@ def _check_attack(args) -> None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
     if args.mode == "profiled" and not args.arch.is_mlp:
-        from numerics.attack import MLP_ONLY
-
-        raise UsageError(f"--mode profiled: {MLP_ONLY} are written for plain fully connected networks "
-                         f"(ACTIVATION:DEPTH) only, not {args.arch.spec}; use --mode joint")
+        raise UsageError(f"--mode profiled needs the layer-by-layer NTK of a plain fully connected network (dense "
+                         f"and activation layers only, no residual blocks or convolutions), not {args.arch.spec}; "
+                         "use --mode joint")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:

@@ -139,16 +139,17 @@ def test_chain_properties_and_shorthand_fields():
 
 
 @pytest.mark.parametrize("spec, message", [
-    ("conv3x3 > relu > dense", "must pool (gap) or flatten before its dense layers"),
+    ("conv3x3 > relu > dense", "'dense' after 'conv3x3': a convolutional chain must pool (gap) or flatten before"),
+    ("conv3x3 > relu > gap > dense > conv3x3 > gap > dense", "'conv3x3' after 'gap': convolutions come before"),
     ("dense > conv3x3 > gap > dense", "'dense' before 'gap'"),
     ("gap > dense", "'gap' needs a convolution before it"),
     ("conv3x3 > gap > conv3x3 > dense", "convolutions come before the gap"),
-    ("conv3x3 > gap > flatten > dense", "one gap or flatten per network"),
+    ("conv3x3 > gap > flatten > dense", "'flatten' after 'gap': one gap or flatten per network"),
     ("conv3 > conv3x3 > gap > dense", "same number of spatial axes"),
     ("dense > relu", "the last layer must be the dense readout, got 'relu'"),
     ("relu > dense", "'relu' first: an activation needs a Gaussian input"),
     ("dense > relu > erf > dense", "'erf' after 'relu': an activation needs a Gaussian input"),
-    ("dense > relu > res:s=1:act=erf > dense", "'res:s=1:act=erf' after 'relu'"),
+    ("dense > relu > res:s=1:act=erf > dense", "'res:s=1:act=erf' after 'relu': a residual block needs a Gaussian"),
     ("conv3x3 > relu > gap > relu > dense", "'relu' after 'gap'"),
     ("relu:2 > dense", "option '2' in layer 'relu:2'"),
     ("conv3y3 > gap > dense", "unknown layer 'conv3y3'"),

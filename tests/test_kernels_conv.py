@@ -94,3 +94,24 @@ def test_chains_are_validated():
         kernels.chain_kernel_fn((Dense(), GlobalAveragePool(), Dense()))
     with pytest.raises(ValueError, match="spatial axes"):
         kernels.chain_kernel_fn((Conv((3,)), Conv((3, 3)), Flatten(), Dense()))
+
+
+def test_conv_kernel_gradients_are_finite_and_match_differences():
+    """d/dx of the conv NTK: finite at coincident inputs (the angle edges of every same-position pixel pair), and
+    equal to central differences elsewhere."""
+    import jax
+
+    chain = (Conv((3,)), Activation("relu"), Conv((3,)), Activation("relu"), GlobalAveragePool(), Dense())
+    fn = kernels.chain_kernel_fn(chain)
+    rng = np.random.default_rng(4)
+    x, direction = jnp.asarray(rng.normal(size=(3, 6))), jnp.asarray(rng.normal(size=(3, 6)))
+    assert bool(jnp.all(jnp.isfinite(jax.grad(lambda z: jnp.sum(fn(x, z)[1]))(x))))
+    y = x + 0.3 * direction
+
+    def f(z):
+        return jnp.sum(fn(x, z)[1] ** 2)
+
+    step = 1e-6
+    numeric = (f(y + step * direction) - f(y - step * direction)) / (2 * step)
+    # central differences: truncation O(step^2) ~ 1e-12 and cancellation eps / step ~ 1e-10 relative
+    assert abs(float(jnp.vdot(jax.grad(f)(y), direction)) - float(numeric)) <= 1e-7 * abs(float(numeric))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
 
@@ -108,3 +109,47 @@ def test_h1_euler_check_fails_on_a_network_with_a_hidden_output_shift(monkeypatc
     monkeypatch.setattr(networks, "make_network", shifted)
     failed = _failed(h1.CLAIM, "Euler on drawn networks", tmp_path)
     assert any("own networks" in f for f in failed), failed
+
+
+TINY_KKT = {"quick": dict(n=6, width=16, steps=600, seeds=1)}
+"""A tiny rich network and a short attack: the KKT checks' logic on real numerics in a few seconds."""
+
+
+def _kkt_steps_failed(tmp_path) -> list[str]:
+    from numerics import kkt
+
+    h1._EXPERIMENTS.clear()
+    kkt._kkt_runner.cache_clear()
+    failed = []
+    for name in ("KKT attack on a rich network", "the KKT condition does not identify the data"):
+        failed += _failed(h1.CLAIM, name, tmp_path / name.split()[0])
+    h1._EXPERIMENTS.clear()
+    kkt._kkt_runner.cache_clear()
+    return failed
+
+
+def test_h1_kkt_checks_fail_when_the_attack_cannot_move_its_candidates(monkeypatch, tmp_path):
+    """The modified ReLU's derivative set to 0: grad_theta f loses its first-layer part, the attack cannot fit
+    theta_f (relative KKT loss ~ ||W||^2 / ||theta||^2) and the fit check fails; unmutated, both steps pass."""
+    from numerics import kkt
+
+    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
+    assert _kkt_steps_failed(tmp_path / "real") == []
+    monkeypatch.setattr(kkt, "modified_relu", _zero_slope)
+    failed = _kkt_steps_failed(tmp_path / "mutated")
+    assert any("KKT loss reached by the attack" in f for f in failed), failed
+
+
+def _zero_slope(alpha):
+    import jax.numpy as jnp
+
+    @jax.custom_jvp
+    def relu(z):
+        return jax.nn.relu(z)
+
+    @relu.defjvp
+    def _jvp(primals, tangents):
+        (z,), (dz,) = primals, tangents
+        return jax.nn.relu(z), jnp.zeros_like(dz)
+
+    return relu

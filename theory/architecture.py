@@ -196,7 +196,8 @@ def _check_chain(chain: tuple) -> None:
     for index, layer in enumerate(chain):
         if isinstance(layer, (L.Activation, L.Residual)) and not gaussian:
             before = f"after {_layer_spec(chain[index - 1], {})!r}" if index else "first"
-            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: an activation needs a Gaussian input at infinite "
+            what = "an activation" if isinstance(layer, L.Activation) else "a residual block"
+            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: {what} needs a Gaussian input at infinite "
                             "width, the output of a dense, convolutional or residual layer (neural-tangents' rule)")
         if isinstance(layer, (L.Dense, L.Conv)):
             gaussian = True
@@ -211,13 +212,17 @@ def _check_chain(chain: tuple) -> None:
     if len({len(chain[i].window) for i in convs}) > 1:
         raise SpecError("all convolutions of a network have the same number of spatial axes (1D or 2D)")
     if not pools:
-        raise SpecError("a convolutional chain must pool (gap) or flatten before its dense layers")
-    if len(pools) > 1:
-        raise SpecError(f"one gap or flatten per network, got {len(pools)}")
+        after = next(i for i, layer in enumerate(chain) if i > convs[0] and isinstance(layer, (L.Dense, L.Residual)))
+        raise SpecError(f"{_layer_spec(chain[after], {})!r} after {_layer_spec(chain[convs[0]], {})!r}: a "
+                        "convolutional chain must pool (gap) or flatten before its dense layers")
     pool = pools[0]
     if convs[-1] > pool:
-        raise SpecError(f"{_layer_spec(chain[convs[-1]], {})!r} after {_layer_spec(chain[pool], {})!r}: "
+        late = next(i for i in convs if i > pool)
+        raise SpecError(f"{_layer_spec(chain[late], {})!r} after {_layer_spec(chain[pool], {})!r}: "
                         "convolutions come before the gap or flatten")
+    if len(pools) > 1:
+        raise SpecError(f"{_layer_spec(chain[pools[1]], {})!r} after {_layer_spec(chain[pool], {})!r}: one gap or "
+                        f"flatten per network, got {len(pools)}")
     flat = [i for i, layer in enumerate(chain[:pool]) if isinstance(layer, (L.Dense, L.Residual))]
     if flat:
         raise SpecError(f"{_layer_spec(chain[flat[0]], {})!r} before {_layer_spec(chain[pool], {})!r}: a convolutional "

@@ -462,12 +462,14 @@ def counterexample_polynomial_rank(ctx: Context) -> list[Outcome]:
 # Convolutional networks
 # ------------------------------------------------------------------------------------------------
 
-CONV_INPUT_DIMS = {1: 6, 2: 16}
-"""Flat input dimensions of the convolutional checks: sequences of length 6 (1D), 4 x 4 images (2D)."""
-CONV_QUICK = (("relu", 1, 0.0, "gap", 1), ("erf", 1, 0.1, "flatten", 2), ("relu", 2, 0.1, "flatten", 2),
-              ("erf", 2, 0.0, "gap", 1), ("relu", 3, 0.1, "gap", 1), ("erf", 3, 0.0, "flatten", 2))
-"""(activation, depth, sigma_b, pooling, spatial axes) on the quick profile: every value of each factor, and each
-activation with every depth, bias, pooling and dimension; the full profile runs all 48 combinations."""
+CONV_INPUT_DIMS = {1: 6, 2: 9}
+"""Flat input dimensions of the convolutional checks: sequences of length 6 (1D), 3 x 3 images (2D: with a 3x3
+window, corner, edge and interior pixels each see different padding; the full profile also runs 4 x 4)."""
+CONV_QUICK = (("relu", 1, 0.0, "gap", 1), ("erf", 2, 0.1, "flatten", 2), ("relu", 3, 0.1, "flatten", 2),
+              ("erf", 3, 0.0, "gap", 1))
+"""(activation, depth, sigma_b, pooling, spatial axes) on the quick profile: every depth and every value of each
+other factor, each activation with both biases, poolings and dimensions (a budget of about 5 s); the full profile
+runs all 48 combinations."""
 
 
 def conv_chain(activation: str, depth: int, sigma_b: float, pooling: str, spatial_dims: int, *,
@@ -501,9 +503,10 @@ def chain_network(chain: tuple, width: int, out_dim: int = 1):
     return make_network(Architecture.of(chain), width, out_dim)
 
 
-def conv_input_dim(chain: tuple) -> int:
-    """The flat input dimension the convolutional checks use: a length-6 sequence (1D), a 4 x 4 image (2D)."""
-    return CONV_INPUT_DIMS[next(layer.spatial_dims for layer in chain if layer.kind == "conv")]
+def conv_input_dim(chain: tuple, *, full: bool = False) -> int:
+    """The flat input dimension the convolutional checks use (:data:`CONV_INPUT_DIMS`; ``full``: 4 x 4 images)."""
+    spatial = next(layer.spatial_dims for layer in chain if layer.kind == "conv")
+    return 16 if full and spatial == 2 else CONV_INPUT_DIMS[spatial]
 
 
 class _MpmathEvaluation:
@@ -641,7 +644,7 @@ def check_conv_against_neural_tangents(ctx: Context) -> list[Outcome]:
     edge_worst, symbolic_worst = [0.0, None], [0.0, None]
     chains = _conv_chains(ctx)
     for chain in chains:
-        d = conv_input_dim(chain)
+        d = conv_input_dim(chain, full=not ctx.quick)
         x1, x2 = rng.normal(size=(3, d)), rng.normal(size=(3, d))
         x2[0], x2[1] = x1[0], -2.0 * x1[1]  # a coincident and an antipodal pair: entries (0, 0) and (1, 1)
         nngp, ntk = (np.asarray(k) for k in chain_kernel_fn(chain, width=RECURSION_WIDTH)(x1, x2))
@@ -685,10 +688,11 @@ def _rate_chains(ctx: Context) -> list[tuple[tuple, int, tuple[int, ...]]]:
         widths = ctx.pick((32, 64, 128, 256, 512), (64, 128, 256, 512, 1024))
         return [(arch.layers, conv_input_dim(arch.layers), widths) for arch in ctx.archs if arch.is_convolutional]
     relu = Activation("relu")
-    chains = [(conv_chain("relu", 1, 0.0, "gap", 2, sigma_w=1.0), 9, ctx.pick((64, 128, 256, 512, 1024),
+    # quick: three widths 4x apart (each width compiles its Jacobian: about 1 s each on a quiet machine)
+    chains = [(conv_chain("relu", 1, 0.0, "gap", 2, sigma_w=1.0), 9, ctx.pick((64, 256, 1024),
                                                                               (64, 128, 256, 512, 1024, 2048))),
               ((Dense(),) + (Residual(0.5, Dense(), relu),) * 2 + (relu, Dense()), 6,
-               ctx.pick((32, 64, 128, 256, 512), (64, 128, 256, 512, 1024)))]
+               ctx.pick((32, 128, 512), (64, 128, 256, 512, 1024)))]
     if not ctx.quick:
         chains += [(conv_chain("erf", 2, 0.1, "flatten", 1), 6, (32, 64, 128, 256, 512)),
                    ((Dense(1.3, 0.1),) + (Residual(0.7, Dense(1.3, 0.1), Activation("erf")),) * 3
@@ -738,7 +742,8 @@ def check_chain_convergence_rate(ctx: Context) -> list[Outcome]:
         for k, width in enumerate(widths):
             keys = jax.numpy.stack([jax.random.PRNGKey(ctx.seed_for("k1-chain-rate", chain_text(chain), width, seed))
                                     for seed in range(seeds)])
-            theta = np.asarray(chain_kernel_fn(chain, width=width)(x, x)[1])  # width: standard parametrization
+            if k == 0 or Architecture.of(chain).parameterization == "standard":  # only then does Theta scale with m
+                theta = np.asarray(chain_kernel_fn(chain, width=width)(x, x)[1])
             kernels = empirical_ntks(chain, width, x, keys)
             errors[:, k] = np.linalg.norm(kernels - theta, axis=(1, 2)) / np.linalg.norm(theta)
             ctx.advance(f"K1(f) {chain_text(chain)} width {width}")
@@ -765,7 +770,7 @@ def check_conv_strict_pd(ctx: Context) -> list[Outcome]:
     outcomes = []
     n = 8  # fixed shapes: one compilation per chain
     chains = [(chain, conv_input_dim(chain)) for chain in _conv_chains(ctx)] if ctx.archs else \
-        [(conv_chain("relu", 2, 0.0, "gap", 1), 6), (conv_chain("erf", 2, 0.1, "flatten", 2), 9)]
+        [(conv_chain("relu", 2, 0.0, "gap", 1), 6)] + ctx.pick([], [(conv_chain("erf", 2, 0.1, "flatten", 2), 16)])
     for chain, d in chains:
         if _polynomial_degree(Architecture.of(chain)) is not None:
             continue  # polynomial activations: finite rank (counterexample)

@@ -1,0 +1,82 @@
+"""numerics.kkt: Haim et al.'s modified ReLU, the KKT loss, its value at the data, and the attack's bookkeeping."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import numerics  # noqa: F401  (float64)
+from numerics import kkt
+from numerics.networks import make_network
+from theory.architecture import parse_spec
+
+
+def test_modified_relu_is_relu_forward_and_sigmoid_backward():
+    z = jnp.linspace(-0.3, 0.3, 7)
+    phi = kkt.modified_relu(50.0)
+    np.testing.assert_allclose(phi(z), jax.nn.relu(z))
+    np.testing.assert_allclose(jax.vmap(jax.grad(phi))(z), jax.nn.sigmoid(50.0 * z), rtol=1e-14)
+
+
+def _one_unit_kkt_point(d: int = 5):
+    """relu:1 with one hidden unit, W = x_1, v = 1, |x_1| = 1: theta = 1 * grad_theta f(x_1; theta) exactly
+    (grad_W f = v relu'(W.x_1) x_1 = x_1, grad_v f = relu(W.x_1) = 1)."""
+    network = make_network(parse_spec("relu:1:param=standard"), 1)
+    params = network.init(jax.random.PRNGKey(0), d)
+    x1 = np.zeros((1, d))
+    x1[0, 0] = 1.0
+    params = [(jnp.asarray(x1.T), None) if i == 0 else (jnp.ones((1, 1)), None) if i == 2 else layer
+              for i, layer in enumerate(params)]
+    return network, params, x1
+
+
+def test_kkt_loss_vanishes_at_an_exact_kkt_point_and_not_elsewhere():
+    network, params, x1 = _one_unit_kkt_point()
+    phi = kkt.modified_relu(1e3)
+    assert float(kkt.kkt_loss(network.arch, params, jnp.asarray(x1), jnp.ones(1), activation=phi)) < 1e-20
+    assert float(kkt.kkt_loss(network.arch, params, jnp.asarray(x1), jnp.full(1, 0.5), activation=phi)) > 0.1
+    assert kkt.truth_kkt_loss(network.arch, params, x1, np.ones(1), alpha=1e3) < 1e-20
+    assert kkt.truth_kkt_loss(network.arch, params, x1, -np.ones(1), alpha=1e3) == pytest.approx(1.0)  # mu >= 0
+
+
+def test_attack_keeps_the_restart_with_the_lowest_kkt_loss_and_records_snapshots():
+    network = make_network(parse_spec("relu:1:sw=0.1:param=standard"), 8)
+    params = network.init(jax.random.PRNGKey(3), 4)
+    result = kkt.kkt_attack(network.arch, params, 4, in_dim=4, key=jax.random.PRNGKey(1), steps=40, restarts=3,
+                            snapshots=4)
+    assert len(result.restart_losses) == 3 and result.final_loss == min(result.restart_losses)
+    assert result.info["snapshot_steps"] == [10, 20, 30, 40]
+    np.testing.assert_array_equal(result.info["snapshots"][-1], result.x_recon)
+    lam = jnp.asarray(result.coefficients[:, 0])
+    again = kkt.kkt_loss(network.arch, params, jnp.asarray(result.x_recon), lam, activation=kkt.modified_relu(kkt.HAIM_ALPHA))
+    assert float(again) == pytest.approx(result.final_loss, rel=1e-12)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(optimizer="lbfgs"), "optimizer"), (dict(steps=10, snapshots=3), "multiple"),
+                                          (dict(restarts=0), "restarts")])
+def test_attack_rejects_bad_settings_before_work(bad, message):
+    network = make_network(parse_spec("relu:1:param=standard"), 4)
+    params = network.init(jax.random.PRNGKey(0), 3)
+    options = {"steps": 10, **bad}
+    with pytest.raises(ValueError, match=message):
+        kkt.kkt_attack(network.arch, params, 2, in_dim=3, key=jax.random.PRNGKey(0), **options)
+
+
+def test_residual_curve_reports_each_chunk_of_both_phases():
+    network = make_network(parse_spec("relu:1:sw=0.1:param=standard"), 8)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 4)), np.repeat([1.0, -1.0], 3)
+    rows = kkt.residual_curve(network, network.init(jax.random.PRNGKey(0), 4), x, y, learning_rate=0.5,
+                              gd_chunks=(20, 20), direction_chunks=(30,))
+    assert [(r["phase"], r["steps"]) for r in rows] == [("GD", 20), ("GD", 40), ("direction", 30)]
+    assert all(0.0 <= r["kkt_residual"] <= 1.0 + 1e-12 for r in rows)
+    assert rows[1]["logistic_loss"] < rows[0]["logistic_loss"]
+
+
+def test_kink_pairs_counts_points_on_a_units_hyperplane():
+    network, params, x1 = _one_unit_kkt_point()
+    orthogonal = np.zeros_like(x1)
+    orthogonal[0, 1] = 1.0                       # w . x = 0: on the kink
+    assert kkt.kink_pairs(params, np.concatenate([x1, orthogonal])) == (1, 1)
