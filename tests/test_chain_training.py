@@ -39,12 +39,13 @@ def test_without_the_halving_the_conv_chain_diverges_at_one_over_lambda_max(digi
     assert result.steps < STEPS
 
 
-def test_a_loss_above_the_ceiling_stops_training_untaken(digits):
+def test_a_loss_above_the_ceiling_stops_training_untaken(digits, tmp_path):
     network = make_network(parse_spec("relu:1"), 16, 1)
     params_0 = network.init(jax.random.PRNGKey(0), digits.x.shape[1])
     with pytest.warns(RuntimeWarning, match="above the ceiling"):
         result = train(network, params_0, digits.x, digits.y, learning_rate=0.1, max_steps=10, progress=False,
-                       loss_ceiling=1e-3)
+                       loss_ceiling=1e-3, checkpoint=tmp_path / "train.npz")
     assert (result.stop_reason, result.steps) == ("diverged", 0)
+    assert not (tmp_path / "train.npz").exists()  # an abandoned run leaves nothing to resume
     with pytest.raises(ValueError, match="loss_ceiling"):
         train(network, params_0, digits.x, digits.y, learning_rate=0.1, max_steps=10, progress=False, loss_ceiling=0)
