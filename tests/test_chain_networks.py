@@ -158,7 +158,7 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
         assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 2
     capsys.readouterr()
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
-                           "--mode profiled: "),
+                           "--mode profiled needs "),
                           (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 do not apply"),
                           (["attack", "--arch", "conv3x3 > relu > gap > dense", "--dataset", "sphere"],
                            "10 input features is not a square (--dataset sphere)")):
