@@ -48,6 +48,40 @@ def _fully_connected_applicable(ctx: Context, what: str) -> list[Outcome]:
     return []
 
 
+NO_ACTIVATION = "no activation layer: nothing to compare"
+
+
+def has_hidden_width(arch: Architecture) -> bool:
+    """Whether the network has a width to grow: more than one weighted layer (dense, convolution or residual
+    block). A lone readout (``dense``) has the exact, width-free NTK <x, x'> / d + sigma_b^2 at every width."""
+    return sum(layer.kind in ("dense", "conv", "residual") for layer in arch.layers) > 1
+
+
+NO_HIDDEN_WIDTH = "no hidden layer: the NTK is exact and width-free at every width, so there is no rate"
+
+
+def pixel_permutation_class(arch: Architecture) -> bool:
+    """The pixel-permutation counterexample class (the one rule for it): every convolution has a 1x1 window and
+    global average pooling follows, so the network sees only the multiset of pixels and Theta(P x, x') =
+    Theta(x, x') for every pixel permutation P: Theta is singular on distinct inputs."""
+    convs = [layer for layer in arch.layers if layer.kind == "conv"]
+    return bool(convs) and all(set(conv.window) == {1} for conv in convs) and \
+        any(layer.kind == "gap" for layer in arch.layers)
+
+
+def strict_pd_exclusion(arch: Architecture) -> str | None:
+    """Why strict PD of Theta on distinct sphere points is not claimed for ``arch`` (None: it is claimed)."""
+    if not arch.activation_layers:
+        return ("no activation layer: a linear network's Theta is a linear kernel in <x, x'> of finite rank, see "
+                "the polynomial counterexample")
+    if _polynomial_degree(arch) is not None:
+        return "polynomial activation: finite rank, see the polynomial counterexample"
+    if pixel_permutation_class(arch):
+        return ("1x1 convolutions then global average pooling: an input and its pixel permutation share a kernel "
+                "row, see the pixel-permutation counterexample")
+    return None
+
+
 def _random_covariances(rng: np.random.Generator, count: int) -> list[tuple[float, float, float]]:
     """Random (a, b, c) with |c| < sqrt(ab), and the angle edges c = +-sqrt(ab)."""
     points = []
@@ -70,6 +104,8 @@ def derive_dual_kernels(ctx: Context) -> list[Outcome]:
 
     outcomes = []
     rng = ctx.rng("k1-certificates")
+    if not _activation_archs(ctx):
+        return [not_applicable("dual kernels", NO_ACTIVATION, kind="derivation")]
     for arch in _activation_archs(ctx):
         kernel = dual_for(arch)
         if kernel.method != CLOSED_FORM:
@@ -179,6 +215,8 @@ def check_against_quadrature(ctx: Context) -> list[Outcome]:
     from theory.dual import dual_for
 
     rng = ctx.rng("k1-quadrature")
+    if not _activation_archs(ctx):
+        return [not_applicable("dual kernels vs scipy quadrature", NO_ACTIVATION)]
     outcomes = []
     for arch in _activation_archs(ctx):
         kernel = dual_for(arch)
@@ -353,7 +391,9 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
     seeds = ctx.pick(RATE_SEEDS, 24)
     x = ctx.rng("k1-rate").normal(size=(8, 6))
     series, per_seed = {}, {}
-    for arch in _rate_archs(ctx):
+    outcomes = [not_applicable(f"{arch.spec}: rate", NO_HIDDEN_WIDTH) for arch in _rate_archs(ctx)
+                if not has_hidden_width(arch)]
+    for arch in [arch for arch in _rate_archs(ctx) if has_hidden_width(arch)]:
         errors = np.empty((seeds, len(widths)))
         for k, width in enumerate(widths):
             network = make_network(arch, width)
@@ -365,11 +405,12 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
             ctx.advance(f"K1(c) {arch.spec} width {width}")
         series[arch.spec] = (widths, errors.mean(axis=0).tolist())
         per_seed[arch.spec] = errors
+    if not series:
+        return outcomes
     figure, _ = loglog_rate_figure(ctx, "k1_ntk_error_vs_width.png", series, xlabel="width m",
                                    ylabel="||K_emp - Theta||_F / ||Theta||_F",
                                    title="K1(c): empirical NTK -> analytic NTK", reference_slope=-0.5)
     rng = ctx.rng("k1-rate-bootstrap")
-    outcomes = []
     for spec, (_, means) in series.items():
         fit = bootstrap_loglog_slope(widths, per_seed[spec], rng=rng)
         outcome = slope_in_band(
@@ -393,8 +434,7 @@ def _polynomial_degree(arch: Architecture) -> int | None:
 
 
 def _pd_archs(ctx: Context) -> list[Architecture]:
-    archs = [a for a in ctx.archs if not a.is_convolutional] if ctx.archs else [parse_spec(s) for s in PD_ARCHS]
-    return [arch for arch in archs if _polynomial_degree(arch) is None]
+    return [a for a in ctx.archs if not a.is_convolutional] if ctx.archs else [parse_spec(s) for s in PD_ARCHS]
 
 
 def check_strict_pd(ctx: Context) -> list[Outcome]:
@@ -409,6 +449,10 @@ def check_strict_pd(ctx: Context) -> list[Outcome]:
 
     outcomes = []
     for arch in _pd_archs(ctx):
+        excluded = strict_pd_exclusion(arch)
+        if excluded:
+            outcomes.append(not_applicable(f"{arch.spec}: strict PD", excluded))
+            continue
         ratios = []
 
         @settings(max_examples=ctx.pick(25, 200), derandomize=True, deadline=None, database=None)
@@ -731,6 +775,9 @@ def check_chain_convergence_rate(ctx: Context) -> list[Outcome]:
     rng = ctx.rng("k1-chain-rate-bootstrap")
     outcomes = []
     for chain, d, widths in _rate_chains(ctx):
+        if not has_hidden_width(Architecture.of(chain)):
+            outcomes.append(not_applicable(f"{chain_text(chain)}: rate", NO_HIDDEN_WIDTH))
+            continue
         fixed = [layer for layer in chain if getattr(layer, "channels", None) is not None]
         if fixed:
             outcomes.append(not_applicable(f"{chain_text(chain)}: rate", f"{len(fixed)} convolution(s) with a fixed "
@@ -772,8 +819,10 @@ def check_conv_strict_pd(ctx: Context) -> list[Outcome]:
     chains = [(chain, conv_input_dim(chain)) for chain in _conv_chains(ctx)] if ctx.archs else \
         [(conv_chain("relu", 2, 0.0, "gap", 1), 6)] + ctx.pick([], [(conv_chain("erf", 2, 0.1, "flatten", 2), 16)])
     for chain, d in chains:
-        if _polynomial_degree(Architecture.of(chain)) is not None:
-            continue  # polynomial activations: finite rank (counterexample)
+        excluded = strict_pd_exclusion(Architecture.of(chain))
+        if excluded:
+            outcomes.append(not_applicable(f"{chain_text(chain)}: strict PD", excluded))
+            continue
         ratios = []
         fn = chain_kernel_fn(chain, width=RECURSION_WIDTH)
 

@@ -1,0 +1,43 @@
+"""Every K1 step returns an outcome for every architecture it is given: a real check or n/a with its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from proofs_check.claims import k1
+from proofs_check.registry import Context, run_step
+from theory.architecture import parse_spec
+
+
+def _outcomes(step_name: str, spec: str, tmp_path):
+    for kind, step in k1.CLAIM.steps():
+        if step.name == step_name:
+            return run_step(kind, step, Context(profile="quick", out_dir=tmp_path, archs=(parse_spec(spec),)))
+    raise KeyError(step_name)
+
+
+@pytest.mark.parametrize("step_name, spec, reason", [
+    ("(d) strict PD", "identity:2", "polynomial activation"),
+    ("(d) strict PD", "dense > dense", "no activation layer"),
+    ("(g) conv strict PD", "conv3x3 > monomial:k=2 > gap > dense", "polynomial activation"),
+    ("(g) conv strict PD", "conv3x3 > gap > dense", "no activation layer"),
+    ("(g) conv strict PD", "conv1x1 > relu > gap > dense", "pixel permutation"),
+    ("dual kernels", "dense", "no activation layer"),
+    ("dual kernels", "conv3x3 > gap > dense", "no activation layer"),
+    ("(a) quadrature", "dense > dense", "no activation layer"),
+    ("(c) rate", "dense", "no hidden layer"),
+])
+def test_steps_without_a_check_say_why(step_name, spec, reason, tmp_path):
+    outcomes = _outcomes(step_name, spec, tmp_path)
+    assert outcomes and all(not o.applicable for o in outcomes), [(o.name, o.details) for o in outcomes]
+    assert all(reason in o.reason for o in outcomes), [o.reason for o in outcomes]
+
+
+def test_exclusion_rules_are_decided_on_the_chain():
+    assert k1.pixel_permutation_class(parse_spec("conv1x1 > relu > conv1x1 > relu > gap > dense"))
+    assert not k1.pixel_permutation_class(parse_spec("conv1x1 > relu > flatten > dense"))  # positions kept
+    assert not k1.pixel_permutation_class(parse_spec("conv3x3 > relu > gap > dense"))
+    assert k1.strict_pd_exclusion(parse_spec("conv3x3 > relu > gap > dense")) is None
+    assert k1.strict_pd_exclusion(parse_spec("erf:2")) is None
+    assert not k1.has_hidden_width(parse_spec("dense"))
+    assert k1.has_hidden_width(parse_spec("dense > dense")) and k1.has_hidden_width(parse_spec("conv3x3 > gap > dense"))
