@@ -41,3 +41,13 @@ def test_exclusion_rules_are_decided_on_the_chain():
     assert k1.strict_pd_exclusion(parse_spec("erf:2")) is None
     assert not k1.has_hidden_width(parse_spec("dense"))
     assert k1.has_hidden_width(parse_spec("dense > dense")) and k1.has_hidden_width(parse_spec("conv3x3 > gap > dense"))
+
+
+def test_edge_angle_chain_is_judged_by_the_40_digit_recursion(tmp_path):
+    """conv1x1 > relu > gap > dense: every pixel pair at angle 0 or pi, where neural-tangents' arccos is inexact
+    (its error is reported against its own bound); our kernel passes the 40-digit rows at 1e-13."""
+    outcomes = _outcomes("(e) conv neural-tangents", "conv1x1 > relu > gap > dense", tmp_path)
+    assert all(o.passed for o in outcomes), [(o.name, o.measured) for o in outcomes]
+    names = " ".join(o.name for o in outcomes)
+    assert "neural-tangents' own error" in names and "general position" in names and "3x3 inputs" in names
+    assert not k1.edge_angle_chain(parse_spec("conv3x3 > relu > conv1x1 > relu > gap > dense").layers)
