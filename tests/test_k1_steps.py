@@ -51,3 +51,29 @@ def test_edge_angle_chain_is_judged_by_the_40_digit_recursion(tmp_path):
     names = " ".join(o.name for o in outcomes)
     assert "neural-tangents' own error" in names and "general position" in names and "3x3 inputs" in names
     assert not k1.edge_angle_chain(parse_spec("conv3x3 > relu > conv1x1 > relu > gap > dense").layers)
+
+
+def test_edge_angle_chain_still_catches_a_wrong_dual_kernel(monkeypatch, tmp_path):
+    """Judged by the 40-digit recursion instead of neural-tangents, (e) still fails on a compiled dual kernel off
+    by one in a million."""
+    import jax
+
+    from numerics import kernels
+
+    real = kernels.dual_functions.__wrapped__
+
+    def dual_functions(arch):
+        pair, diagonal = real(arch)
+        return (lambda a, b, c: tuple(v * (1 + 1e-6) for v in pair(a, b, c))), diagonal
+
+    jax.clear_caches()
+    kernels._clear_caches()
+    monkeypatch.setattr(kernels, "dual_functions", dual_functions)
+    try:
+        outcomes = _outcomes("(e) conv neural-tangents", "conv1x1 > relu > gap > dense", tmp_path)
+        failed = [o.name for o in outcomes if o.failed]
+        assert any("symbolic steps" in name for name in failed) and not any("own error" in name for name in failed)
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+        kernels._clear_caches()
