@@ -136,7 +136,7 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
 def table(rows: list[dict]) -> str:
     lines = [f"{'width':>6} {'formulation':>23} {'steps/s':>9} {'vs jvp float64':>15} {'GFLOP/step':>11} "
              f"{'flops vs jvp':>13}"]
-    lines += [f"{r['width']:>6} {r['formulation']:>23} {r['steps_per_s']:>9.1f} {r['ratio_to_jvp']:>14.2f}x "
+    lines += [f"{r['width']:>6} {r['formulation']:>23} {r['steps_per_s']:>9.2f} {r['ratio_to_jvp']:>14.2f}x "
               f"{r['xla_gflop_per_step']:>11.4f} {r['flop_ratio_to_jvp']:>12.2f}x" for r in rows]
     return "\n".join(lines)
 
