@@ -1,0 +1,79 @@
+"""Every K1 step returns an outcome for every architecture it is given: a real check or n/a with its reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from proofs_check.claims import k1
+from proofs_check.registry import Context, run_step
+from theory.architecture import parse_spec
+
+
+def _outcomes(step_name: str, spec: str, tmp_path):
+    for kind, step in k1.CLAIM.steps():
+        if step.name == step_name:
+            return run_step(kind, step, Context(profile="quick", out_dir=tmp_path, archs=(parse_spec(spec),)))
+    raise KeyError(step_name)
+
+
+@pytest.mark.parametrize("step_name, spec, reason", [
+    ("(d) strict PD", "identity:2", "polynomial activation"),
+    ("(d) strict PD", "dense > dense", "no activation layer"),
+    ("(g) conv strict PD", "conv3x3 > monomial:k=2 > gap > dense", "polynomial activation"),
+    ("(g) conv strict PD", "conv3x3 > gap > dense", "no activation layer"),
+    ("(g) conv strict PD", "conv1x1 > relu > gap > dense", "pixel permutation"),
+    ("dual kernels", "dense", "no activation layer"),
+    ("dual kernels", "conv3x3 > gap > dense", "no activation layer"),
+    ("(a) quadrature", "dense > dense", "no activation layer"),
+    ("(c) rate", "dense", "no hidden layer"),
+])
+def test_steps_without_a_check_say_why(step_name, spec, reason, tmp_path):
+    outcomes = _outcomes(step_name, spec, tmp_path)
+    assert outcomes and all(not o.applicable for o in outcomes), [(o.name, o.details) for o in outcomes]
+    assert all(reason in o.reason for o in outcomes), [o.reason for o in outcomes]
+
+
+def test_exclusion_rules_are_decided_on_the_chain():
+    assert k1.pixel_permutation_class(parse_spec("conv1x1 > relu > conv1x1 > relu > gap > dense"))
+    assert not k1.pixel_permutation_class(parse_spec("conv1x1 > relu > flatten > dense"))  # positions kept
+    assert not k1.pixel_permutation_class(parse_spec("conv3x3 > relu > gap > dense"))
+    assert k1.strict_pd_exclusion(parse_spec("conv3x3 > relu > gap > dense")) is None
+    assert k1.strict_pd_exclusion(parse_spec("erf:2")) is None
+    assert not k1.has_hidden_width(parse_spec("dense"))
+    assert k1.has_hidden_width(parse_spec("dense > dense")) and k1.has_hidden_width(parse_spec("conv3x3 > gap > dense"))
+
+
+def test_edge_angle_chain_is_judged_by_the_40_digit_recursion(tmp_path):
+    """conv1x1 > relu > gap > dense: every pixel pair at angle 0 or pi, where neural-tangents' arccos is inexact
+    (its error is reported against its own bound); our kernel passes the 40-digit rows at 1e-13."""
+    outcomes = _outcomes("(e) conv neural-tangents", "conv1x1 > relu > gap > dense", tmp_path)
+    assert all(o.passed for o in outcomes), [(o.name, o.measured) for o in outcomes]
+    names = " ".join(o.name for o in outcomes)
+    assert "neural-tangents' own error" in names and "general position" in names and "3x3 inputs" in names
+    assert not k1.edge_angle_chain(parse_spec("conv3x3 > relu > conv1x1 > relu > gap > dense").layers)
+
+
+def test_edge_angle_chain_still_catches_a_wrong_dual_kernel(monkeypatch, tmp_path):
+    """Judged by the 40-digit recursion instead of neural-tangents, (e) still fails on a compiled dual kernel off
+    by one in a million."""
+    import jax
+
+    from numerics import kernels
+
+    real = kernels.dual_functions.__wrapped__
+
+    def dual_functions(arch):
+        pair, diagonal = real(arch)
+        return (lambda a, b, c: tuple(v * (1 + 1e-6) for v in pair(a, b, c))), diagonal
+
+    jax.clear_caches()
+    kernels._clear_caches()
+    monkeypatch.setattr(kernels, "dual_functions", dual_functions)
+    try:
+        outcomes = _outcomes("(e) conv neural-tangents", "conv1x1 > relu > gap > dense", tmp_path)
+        failed = [o.name for o in outcomes if o.failed]
+        assert any("symbolic steps" in name for name in failed) and not any("own error" in name for name in failed)
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+        kernels._clear_caches()
