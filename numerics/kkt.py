@@ -137,10 +137,11 @@ HAIM_INIT_SCALE = 0.03
 
 
 @functools.cache
-def modified_relu(alpha: float):
+def modified_relu(alpha: float, slope=None):
     """Haim et al.'s ModifiedRelu (their CreateModel.py): relu in the forward pass, derivative sigmoid(alpha z)
     in the backward pass (so grad_theta f(x) is differentiable in x). A jax.custom_jvp; its rule is itself
-    differentiable, as their double backward is."""
+    differentiable, as their double backward is. ``slope(z)`` replaces sigmoid(alpha z) when given."""
+    slope = slope or (lambda z: jax.nn.sigmoid(alpha * z))
 
     @jax.custom_jvp
     def relu(z):
@@ -149,7 +150,7 @@ def modified_relu(alpha: float):
     @relu.defjvp
     def _jvp(primals, tangents):
         (z,), (dz,) = primals, tangents
-        return jax.nn.relu(z), jax.nn.sigmoid(alpha * z) * dz
+        return jax.nn.relu(z), slope(z) * dz
 
     return relu
 

@@ -14,9 +14,8 @@ import sympy as sp
 
 from numerics import kernels
 from proofs_check.claims import k1
-from proofs_check.registry import Context, run_step
 from theory import layers
-from theory.architecture import parse_spec
+from k1_mutation import failed_outcomes as _failed
 
 
 @pytest.fixture(autouse=True)
@@ -25,14 +24,6 @@ def fresh_caches():
     kernels._clear_caches()
     yield
     kernels._clear_caches()
-
-
-def _failed(step_name: str, tmp_path, archs=()) -> list[str]:
-    for kind, step in k1.CLAIM.steps():
-        if step.name == step_name:
-            ctx = Context(profile="quick", out_dir=tmp_path, archs=tuple(parse_spec(a) for a in archs))
-            return [o.name for o in run_step(kind, step, ctx) if o.failed]
-    raise KeyError(step_name)
 
 
 CONV = "(e) conv neural-tangents"

@@ -6,10 +6,8 @@ import jax
 import pytest
 
 from numerics import kernels
-from proofs_check.claims import k1
-from proofs_check.registry import Context, run_step
 from theory import layers
-from theory.architecture import parse_spec
+from k1_mutation import failed_outcomes as _failed
 
 
 @pytest.fixture(autouse=True)
@@ -21,14 +19,6 @@ def fresh_caches():
     clear()
     yield
     clear()
-
-
-def _failed(step_name: str, tmp_path, archs=()) -> list[str]:
-    for kind, step in k1.CLAIM.steps():
-        if step.name == step_name:
-            ctx = Context(profile="quick", out_dir=tmp_path, archs=tuple(parse_spec(a) for a in archs))
-            return [o.name for o in run_step(kind, step, ctx) if o.failed]
-    raise KeyError(step_name)
 
 
 def test_symbolic_ntk_update_without_the_bias_term_fails_k1(monkeypatch, tmp_path):

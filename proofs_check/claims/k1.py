@@ -125,13 +125,24 @@ def derive_dual_kernels(ctx: Context) -> list[Outcome]:
             spot = 0.0
             for a, b, c in _random_covariances(rng, 4)[:4]:
                 spot = max(spot, abs(complex(fn(a, b, c))))
-            outcome = exact(f"{arch.spec.split(':')[0]} {_params_text(arch)}{cert.name}", cert.residual,
-                            numerical_spot_check=spot)
-            if spot > 1e-12:
-                outcome.passed = False
-                outcome.details["numerical_failure"] = "the unsimplified identity is nonzero at a random point"
-            outcomes.append(outcome)
+            outcomes.append(_exact_and_spot_checked(f"{arch.spec.split(':')[0]} {_params_text(arch)}{cert.name}",
+                                                    cert.residual, spot))
     return outcomes
+
+
+SPOT_CHECK_TOLERANCE = 1e-12
+"""The unsimplified identity evaluated at random points (mpmath, 15 significant digits, terms of order 1) must
+vanish to this: round-off stays near 1e-15, a wrong simplification leaves an O(1) difference."""
+
+
+def _exact_and_spot_checked(name: str, residual, spot: float):
+    """An exact-identity outcome that also fails when the numerical spot check of the unsimplified identity is
+    nonzero (so a wrong simplification cannot pass)."""
+    outcome = exact(name, residual, numerical_spot_check=spot)
+    if spot > SPOT_CHECK_TOLERANCE:
+        outcome.passed = False
+        outcome.details["numerical_failure"] = "the unsimplified identity is nonzero at a random point"
+    return outcome
 
 
 def _params_text(arch: Architecture) -> str:
@@ -681,11 +692,7 @@ def derive_layer_steps(ctx: Context) -> list[Outcome]:
                 spot = max(spot, max(abs(complex(v)) for v in fn(*rng.uniform(0.2, 2.0, size=len(symbols)))))
         else:
             spot = max(abs(float(d)) for d in identity.differences)
-        outcome = exact(identity.name, identity.residual, numerical_spot_check=spot)
-        if spot > 1e-12:
-            outcome.passed = False
-            outcome.details["numerical_failure"] = "the unsimplified identity is nonzero at a random point"
-        outcomes.append(outcome)
+        outcomes.append(_exact_and_spot_checked(identity.name, identity.residual, spot))
     return outcomes
 
 
