@@ -517,6 +517,10 @@ def _attack(args) -> int:
             "final_train_loss": trained.final_loss, "stop_reason": trained.stop_reason,
             "resumed_from": trained.resumed_from, "seconds": round(trained.seconds, 1)}
         write_run(out, record)
+        if trained.stop_reason != "threshold":  # the attack reads Delta theta of a trained network: say it is not
+            console.print(f"note: training stopped ({trained.stop_reason}) at step {trained.steps} with loss "
+                          f"{trained.final_loss:.3g}, above its target; the attack runs on this network as it is "
+                          "(raise --train-steps to train further)")
 
     if resuming and paths["attack"].is_file():
         step = Checkpoint(paths["attack"], kind="attack").peek()[0]
