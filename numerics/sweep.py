@@ -341,18 +341,27 @@ def regime_boundary(rows: Iterable[dict[str, Any]], *, threshold: float = 0.5) -
 # Figures (the project's one style)
 # ---------------------------------------------------------------------------------------------------------
 
+def _panel_per_training(chosen: Sequence[dict[str, Any]], ylabel: str, panel_size: tuple[float, float],
+                        suptitle: str):
+    """A figure with one axes per training mode present in ``chosen`` (width on x); (fig, axes, trainings)."""
+    from proofs_check import figures
+
+    trainings = [t for t in TRAININGS if any(r["training"] == t for r in chosen)]
+    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="hidden width m (units)",
+                                   ylabel=ylabel, ncols=len(trainings),
+                                   size=(panel_size[0] * len(trainings), panel_size[1]), suptitle=suptitle)
+    return fig, (axes if isinstance(axes, list) else [axes]), trainings
+
+
 def success_vs_width_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], dataset: str) -> Path:
     """Revealed fraction (mean over seeds, min-max bars) against width, one line per N; one axes per training
     mode, solid for NTK and dashed for standard parametrization."""
     from proofs_check import figures
 
     chosen = [r for r in rows if r["dataset"] == dataset]
-    trainings = [t for t in TRAININGS if any(r["training"] == t for r in chosen)]
-    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="hidden width m (units)",
-                                   ylabel="revealed fraction (relative)", ncols=len(trainings),
-                                   size=(5.2 * len(trainings), 4.2),
-                                   suptitle=f"attack success against width, {dataset} (mean over seeds, min-max bars)")
-    axes = axes if isinstance(axes, list) else [axes]
+    fig, axes, trainings = _panel_per_training(
+        chosen, "revealed fraction (relative)", (5.2, 4.2),
+        f"attack success against width, {dataset} (mean over seeds, min-max bars)")
     ns = sorted({int(r["n"]) for r in chosen})
     colours = {n: f"C{i}" for i, n in enumerate(ns)}
     widths = sorted({int(r["width"]) for r in chosen})
@@ -414,12 +423,9 @@ def heatmap_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], data
     means = mean_over_seeds(chosen)
     widths = sorted({int(r["width"]) for r in chosen})
     ns = sorted({int(r["n"]) for r in chosen})
-    trainings = [t for t in TRAININGS if any(r["training"] == t for r in chosen)]
-    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="hidden width m (units)",
-                                   ylabel="training points N (count)", ncols=len(trainings),
-                                   size=(4.6 * len(trainings), 3.8),
-                                   suptitle=f"revealed fraction (mean over seeds), {dataset}, {param} parametrization")
-    axes = axes if isinstance(axes, list) else [axes]
+    fig, axes, trainings = _panel_per_training(
+        chosen, "training points N (count)", (4.6, 3.8),
+        f"revealed fraction (mean over seeds), {dataset}, {param} parametrization")
     for ax, training in zip(axes, trainings):
         grid = np.array([[means.get((dataset, w, n, param, training), np.nan) for w in widths] for n in ns])
         ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="auto")

@@ -16,8 +16,8 @@ import pytest
 
 from numerics import attack, metrics, training
 from proofs_check.claims import d1, r1, t1
-from proofs_check.registry import Context, Step, run_step
 from theory import reconstruction
+from claim_mutation import clear_attack_caches, failed_outcomes
 
 
 @pytest.fixture(autouse=True)
@@ -25,30 +25,17 @@ def fresh_caches(request):
     """Compiled functions look global names up when they are traced: clear the compilation caches around a
     mutation so that the mutated code is traced, and that no later test reuses a mutated trace. T1's kernel
     attacks (cached by settings) are kept unless the mutation could have changed them."""
-    def clear():
-        jax.clear_caches()
-        attack._chunk_runner.cache_clear()
-
-    clear()
+    clear_attack_caches()
     yield
-    clear()
+    clear_attack_caches()
     mutate = request.node.callspec.params.get("mutate") if hasattr(request.node, "callspec") else None
     if mutate in CHANGES_KERNEL_ATTACKS:
         t1._ATTACKS.clear()
 
 
-def _step(claim, name: str) -> tuple[str, Step]:
-    for kind, step in claim.steps():
-        if step.name == name:
-            return kind, step
-    raise KeyError(f"{claim.id} has no step {name!r}")
-
-
 def _failed(claim, name: str, tmp_path) -> list[str]:
-    """Run one step on the quick profile; return the names of its failed (applicable) outcomes."""
-    kind, step = _step(claim, name)
-    outcomes = run_step(kind, step, Context(profile="quick", out_dir=tmp_path))
-    return [f"{o.name}: {o.measured} vs {o.expected} {o.details.get('error', '')}" for o in outcomes if o.failed]
+    """Run one step on the quick profile; one line per failed (applicable) outcome."""
+    return failed_outcomes(claim, name, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -17,17 +17,12 @@ import sympy as sp
 
 from numerics import attack, omission
 from proofs_check.claims import t2, t3
-from proofs_check.registry import Context, run_step
 from theory import distillation
+from claim_mutation import failed_outcomes
 
 
 def _failed(claim, name: str, tmp_path) -> list[str]:
-    for kind, step in claim.steps():
-        if step.name == name:
-            outcomes = run_step(kind, step, Context(profile="quick", out_dir=tmp_path))
-            return [f"{o.name}: {o.measured} vs {o.expected} {o.details.get('error', '')}" for o in outcomes
-                    if o.failed]
-    raise KeyError(f"{claim.id} has no step {name!r}")
+    return failed_outcomes(claim, name, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -14,17 +14,12 @@ import pytest
 
 from numerics import movement, networks, sweep
 from proofs_check.claims import e1, h1
-from proofs_check.registry import Context, run_step
 from test_sweep import synthetic_rows  # tests/ is on sys.path (pytest rootdir-relative imports)
+from claim_mutation import failed_outcomes
 
 
 def _failed(claim, name: str, tmp_path, profile: str = "quick") -> list[str]:
-    for kind, step in claim.steps():
-        if step.name == name:
-            outcomes = run_step(kind, step, Context(profile=profile, out_dir=tmp_path))
-            assert outcomes and all(o.applicable for o in outcomes)
-            return [f"{o.name}: {o.measured} {o.details.get('error', '')}" for o in outcomes if o.failed]
-    raise KeyError(name)
+    return failed_outcomes(claim, name, tmp_path, profile=profile, all_applicable=True)
 
 
 @pytest.fixture

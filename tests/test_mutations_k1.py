@@ -7,7 +7,12 @@ import pytest
 
 from numerics import kernels
 from theory import layers
-from k1_mutation import failed_outcomes as _failed
+from proofs_check.claims import k1
+from claim_mutation import failed_outcomes
+
+
+def _failed(step_name: str, tmp_path, archs=()) -> list[str]:
+    return failed_outcomes(k1.CLAIM, step_name, tmp_path, archs)
 
 
 @pytest.fixture(autouse=True)

@@ -12,27 +12,19 @@ import pytest
 
 from numerics import attack
 from proofs_check.claims import r1
-from proofs_check.registry import Context, run_step
+from claim_mutation import clear_attack_caches, failed_outcomes
 
 
 @pytest.fixture(autouse=True)
 def fresh_caches():
     """Compiled functions look global names up when traced: clear the caches around each mutation."""
-    def clear():
-        jax.clear_caches()
-        attack._chunk_runner.cache_clear()
-
-    clear()
+    clear_attack_caches()
     yield
-    clear()
+    clear_attack_caches()
 
 
 def _failed(name: str, tmp_path) -> list[str]:
-    for kind, step in r1.CLAIM.steps():
-        if step.name == name:
-            outcomes = run_step(kind, step, Context(profile="quick", out_dir=tmp_path))
-            return [o.name for o in outcomes if o.failed]
-    raise KeyError(name)
+    return failed_outcomes(r1.CLAIM, name, tmp_path)
 
 
 def _quadratic_term_halved(monkeypatch):

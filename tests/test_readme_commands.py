@@ -21,6 +21,16 @@ def _section(title: str) -> str:
     return text[start:] if end < 0 else text[start:end]
 
 
+def _run_successfully(argv: list[str]) -> None:
+    """Run one README command: exit 0 (``--help`` exits through argparse's SystemExit with code 0)."""
+    if "--help" in argv:
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 0
+    else:
+        assert main(argv) == 0, argv
+
+
 def _examples(section: str) -> list[list[str]]:
     """Command lines of the section's ```sh blocks (synopsis lines, with [optional] parts, excluded)."""
     commands = []
@@ -43,12 +53,7 @@ def test_command_section_examples_run(capsys):
             specs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--arch"]
             assert specs and set(specs) <= spec_examples, argv
             continue
-        if "--help" in argv:
-            with pytest.raises(SystemExit) as exit_:
-                main(argv)
-            assert exit_.value.code == 0
-        else:
-            assert main(argv) == 0, argv
+        _run_successfully(argv)
     assert "proofs-check attack" in capsys.readouterr().out
 
 
@@ -79,12 +84,8 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
     examples = _examples(section)
     assert len(examples) == 2
     for argv in examples:
-        if "--help" in argv:
-            with pytest.raises(SystemExit) as exit_:
-                main(argv)
-            assert exit_.value.code == 0
-        else:
-            assert main(argv) == 0, argv
+        _run_successfully(argv)
+        if "--help" not in argv:
             assert Path(argv[argv.index("--out") + 1], "results.csv").is_file()
     reproduce = re.search(r"```\n(\.venv/bin/proofs-check sweep .*?)```", section, flags=re.S).group(1)
     for line in reproduce.splitlines():
