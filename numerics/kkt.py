@@ -316,7 +316,8 @@ def kkt_residual(network: Network, params: Params, x: Any, y: Any) -> float:
     """min_{mu >= 0} ||theta - sum_i mu_i y_i grad f(x_i; theta)|| / ||theta|| (scipy NNLS on the N gradients).
 
     With ReLU a unit whose pre-activation sits at its kink on a training point has a set-valued derivative
-    (Clarke), and JAX picks relu'(0) = 0, so on a true KKT point this can stay above 0."""
+    (Clarke), and the network's relu (stax: max(z, 0)) takes relu'(0) = 1/2, so on a true KKT point this can stay
+    above 0; :func:`clarke_kkt_residual` frees those slopes."""
     from jax.flatten_util import ravel_pytree
     from scipy.optimize import nnls
 
@@ -361,6 +362,25 @@ def residual_curve(network: Network, params_0: Params, x: Any, y: Any, *, learni
     return rows
 
 
+ANNEALED_DIRECTION = ((2e-3, 1e-4), (1e-3, 3e-5), (3e-4, 1e-5), (1e-4, 3e-6), (3e-5, 1e-6))
+"""(step, temperature) stages of :func:`anneal_direction`, each for the same number of steps: a subgradient-like
+ascent of the (nearly) minimum margin only settles onto its corner when its step shrinks; with a fixed step the
+margins of the support points stay 2-3% apart (measured: 0.025 -> 1.5e-4 spread over the 16 smallest margins,
+seed 0)."""
+
+
+def anneal_direction(network: Network, params: Params, x: Any, y: Any, *, steps_per_stage: int = 10000,
+                     stages: tuple[tuple[float, float], ...] = ANNEALED_DIRECTION) -> Params:
+    """Continue :func:`train_logistic`'s direction phase (unit-sphere ascent of :func:`soft_margin`) through
+    ``stages`` of decreasing step and temperature; returns unit-norm parameters."""
+    x = jnp.asarray(x, dtype=jnp.float64)
+    y = jnp.asarray(y, dtype=jnp.float64)
+    for rate, temperature in stages:
+        params, _ = _direction_run(params, x, y, jnp.float64(rate), jnp.full(int(steps_per_stage), temperature),
+                                   network=network, steps=int(steps_per_stage))
+    return params
+
+
 def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: int = 4000,
                       rich_width: int | None = None, attacks: tuple[str, ...] = ("kkt", "loo"),
                       kkt_options: dict | None = None) -> dict[str, Any]:
@@ -368,7 +388,8 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     attack (theta_f alone; :data:`KKT_RESTARTS` restarts kept by KKT loss, scored at :data:`CURVE_POINTS` points
     along the run) and/or Loo et al.'s parameter-space attack (theta_0 and theta_f), M = 2N each, and score both
     with :func:`numerics.audit.leakage` (revealed fraction, SSIM, beside the trivial baselines). Also the KKT
-    loss the attack would reach at the training set itself (:func:`truth_kkt_loss`)."""
+    loss the attack would reach at the training set itself (:func:`truth_kkt_loss`) and, for the rich network, the
+    stationarity residual with free slopes at the kinks (:func:`clarke_kkt_residual`, key ``clarke``)."""
     from numerics import audit, movement, privacy
     from numerics.attack import parameter_space_attack
     from numerics.networks import make_network
@@ -397,6 +418,8 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
                                "final_logistic_loss": float(losses[-1]),
                                "normalized_margin": normalized_margin(network, params_f, dataset.x, dataset.y),
                                "kkt_residual": kkt_residual(network, params_f, dataset.x, dataset.y),
+                               "clarke": (clarke_kkt_residual(network, params_f, dataset.x, dataset.y)
+                                          if regime == "rich" else None),
                                "truth_kkt_loss": truth_kkt_loss(network.arch, params_f, dataset.x, dataset.y,
                                                                 alpha=options.get("alpha", HAIM_ALPHA)),
                                "movement": movement.measure(network, params_0, params_f, dataset.x).as_dict(),
@@ -507,8 +530,8 @@ def kink_pairs(params: Params, x: Any, *, tolerance: float = 1e-3, active: float
     """(unit, point) pairs of a bias-free relu:1 network whose first-layer pre-activation sits at the ReLU's kink,
     |w_k . x_i| < tolerance |w_k| |x_i|, counted over the active units (|v_k| |w_k| >= ``active`` times the
     largest); returns (pairs at the kink, active units). At such a pair the KKT condition holds only with
-    relu'(0) in [0, 1] (Clarke): the residual of :func:`kkt_residual` (relu'(0) = 0) and the attack's
-    sigmoid(alpha z) (1/2 at 0) cannot express it. Random directions in d dimensions put a fraction about
+    relu'(0) in [0, 1] (Clarke), one value per pair: the residual of :func:`kkt_residual` (relu'(0) = 1/2 for
+    every pair) cannot express it, :func:`clarke_kkt_residual` can. Random directions in d dimensions put a fraction about
     2 tolerance sqrt(d / (2 pi)) of the pairs there."""
     (W, _), (v, _) = dense_layers(params)[:2]
     W, v, x = np.asarray(W), np.asarray(v).reshape(-1), np.asarray(x)
@@ -517,3 +540,91 @@ def kink_pairs(params: Params, x: Any, *, tolerance: float = 1e-3, active: float
     units = strength >= active * strength.max()
     relative = np.abs(x @ W[:, units]) / (np.linalg.norm(x, axis=1)[:, None] * norms[units][None, :])
     return int(np.sum(relative < tolerance)), int(units.sum())
+
+
+CLARKE_KINK_TOLERANCE = 1e-4
+"""Pairs with |w_k . x_i| <= 1e-4 |w_k| |x_i| count as at the kink (their slope is free in [0, 1]). After the
+direction phase is annealed the relative pre-activations of a trained rich network split into a cluster below
+2e-5 and the rest above 4e-2 (seed 0), so any tolerance between them frees the same pairs."""
+
+
+def _project_slopes(mu: np.ndarray, t: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Euclidean projection of (mu, t) onto {mu_i >= 0, 0 <= t_p <= mu_owner(p)}, one point i at a time:
+    for a given m the best t_p is clip(b_p, 0, m), and the m minimizing (m - a)^2 + sum_(b_p > m) (m - b_p)^2
+    is the mean of a and the b_p above it (found by adding the b_p in decreasing order)."""
+    mu_out, t_out = np.empty_like(mu), np.clip(t, 0.0, None)
+    for i in range(mu.size):
+        mine = owner == i
+        total, count = mu[i], 1
+        for value in np.sort(t[mine])[::-1]:
+            if value <= max(total / count, 0.0):
+                break
+            total, count = total + value, count + 1
+        mu_out[i] = max(total / count, 0.0)
+        t_out[mine] = np.clip(t[mine], 0.0, mu_out[i])
+    return mu_out, t_out
+
+
+def clarke_kkt_residual(network: Network, params: Params, x: Any, y: Any, *,
+                        kink_tolerance: float = CLARKE_KINK_TOLERANCE, steps: int = 3000) -> dict[str, float]:
+    """The KKT stationarity residual of a bias-free one-hidden-layer ReLU network (standard parametrization,
+    f(x) = relu(x W) v) with the Clarke subdifferential at the kinks:
+
+        min ||theta - sum_i mu_i y_i g_i(s)|| / ||theta||  over mu >= 0 and s_ik in [0, 1] at the kink pairs,
+
+    where g_i(s) is grad_theta f(x_i) with relu'(w_k . x_i) = s_ik at the pairs |w_k . x_i| <= kink_tolerance
+    |w_k| |x_i| and 0 / 1 elsewhere (Clarke: the convex hull of the one-sided derivatives; Lyu & Li 2020 state
+    the limit's KKT condition with it). Bilinear in (mu, s), it is a convex QP in (mu, t = mu s) with
+    0 <= t_ik <= mu_i; solved by FISTA with restarts on the Gram matrix of the N + P gradient pieces (``steps``
+    iterations; any feasible point bounds the minimum from above, and with no kink pairs it equals
+    :func:`kkt_residual`). Returns {"residual", "residual_fixed_slopes" (one relu'(0) = 1/2: :func:`kkt_residual`),
+    "kink_pairs", "pairs" (all unit-point pairs)}."""
+    from scipy.optimize import nnls
+
+    layers = dense_layers(params)
+    if len(layers) != 2 or any(b is not None for _, b in layers) or layers[1][0].shape[1] != 1:
+        raise ValueError("clarke_kkt_residual needs a bias-free one-hidden-layer network with one output")
+    if not (np.isfinite(kink_tolerance) and kink_tolerance >= 0):
+        raise ValueError(f"kink_tolerance must be finite and >= 0, got {kink_tolerance!r}")
+    W, v = np.asarray(layers[0][0], np.float64), np.asarray(layers[1][0], np.float64).reshape(-1)
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64).reshape(-1)
+    z = x @ W
+    if not np.allclose(np.maximum(z, 0) @ v, np.asarray(network.apply(params, jnp.asarray(x))).reshape(-1),
+                       rtol=1e-9, atol=1e-12 * (1 + np.abs(z).max() * np.abs(v).max())):
+        raise ValueError("clarke_kkt_residual needs f(x) = relu(x W) v (bias-free relu:1, standard parametrization)")
+    n = x.shape[0]
+    scale = np.linalg.norm(x, axis=1)[:, None] * np.linalg.norm(W, axis=0)[None, :]
+    kink = np.abs(z) <= kink_tolerance * scale
+    on = (z > 0) & ~kink
+    point, unit = np.nonzero(kink)
+    # theta's pieces: W-block of point i is y_i x_i (v * on_i)^T, of pair (i, k) y_i v_k x_i e_k^T; v-block y_i relu(z_i)
+    gram_x = x @ x.T
+    coef = v[None, :] * on * y[:, None]
+    readout = np.maximum(z, 0) * y[:, None]
+    pair_coef = v[unit] * y[point]
+    cross = gram_x[:, point] * coef[:, unit] * pair_coef[None, :]
+    gram = np.block([[gram_x * (coef @ coef.T) + readout @ readout.T, cross],
+                     [cross.T, gram_x[np.ix_(point, point)] * (unit[:, None] == unit[None, :]) * np.outer(pair_coef, pair_coef)]])
+    target = np.concatenate([np.einsum("ik,dk,id->i", coef, W, x) + readout @ v,
+                             pair_coef * np.einsum("pd,dp->p", x[point], W[:, unit])])
+    norm2 = float(np.sum(W**2) + np.sum(v**2))
+    gram, target = gram / norm2, target / norm2
+    objective = (lambda c: 1.0 - 2.0 * target @ c + c @ gram @ c)
+    chol = np.linalg.cholesky(gram[:n, :n] + 1e-14 * np.trace(gram[:n, :n]) * np.eye(n))
+    mu0, _ = nnls(chol.T, np.linalg.solve(chol, target[:n]), maxiter=50 * n)
+    current = np.concatenate([mu0, np.zeros(point.size)])
+    if point.size:
+        lipschitz = 2.0 * float(np.linalg.eigvalsh(gram)[-1])
+        momentum, ahead = 1.0, current.copy()
+        for _ in range(int(steps)):
+            moved = ahead - (2.0 * gram @ ahead - 2.0 * target) / lipschitz
+            mu, t = _project_slopes(moved[:n], moved[n:], point)
+            new = np.concatenate([mu, t])
+            following = (1.0 + np.sqrt(1.0 + 4.0 * momentum**2)) / 2.0
+            ahead = new + (momentum - 1.0) / following * (new - current)
+            if objective(new) > objective(current):      # adaptive restart (O'Donoghue & Candes 2015)
+                ahead, following = new.copy(), 1.0
+            current, momentum = new, following
+    return {"residual": float(np.sqrt(max(objective(current), 0.0))),
+            "residual_fixed_slopes": kkt_residual(network, params, x, y),
+            "kink_pairs": int(point.size), "pairs": int(kink.size)}

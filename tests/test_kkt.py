@@ -80,3 +80,42 @@ def test_kink_pairs_counts_points_on_a_units_hyperplane():
     orthogonal = np.zeros_like(x1)
     orthogonal[0, 1] = 1.0                       # w . x = 0: on the kink
     assert kkt.kink_pairs(params, np.concatenate([x1, orthogonal])) == (1, 1)
+
+
+def _kink_stationary_point():
+    """relu:1 with two units on x_1 = e_1, x_2 = (-1, 1, -2), x_3 = e_3 (labels +1): w_1 = (5, 1, -2) is active on
+    x_1 only, w_2 = (-1, 1, 1) on x_3 only, and both put x_2 exactly on their kink (w_k . x_2 = 0 in floating
+    point too). With v = (6 / sqrt(1.2), sqrt(3)), theta = sum_i mu_i g_i holds exactly for mu = (sqrt(1.2),
+    mu_2, sqrt(3)) once x_2's slopes are s_1 = 1 / (sqrt(30) mu_2) and s_2 = 1 / (sqrt(3) mu_2) at the two units
+    (derived from w_k = v_k (mu_k x_k + mu_2 s_k x_2), v_k = mu_k relu(w_k . x_k)): their ratio is 1 : sqrt(10), so
+    no single value of relu'(0) (stax's jnp.maximum gives 1/2) makes theta stationary, a Clarke slope per pair does."""
+    network = make_network(parse_spec("relu:1:param=standard"), 2)
+    params = network.init(jax.random.PRNGKey(0), 3)
+    w = np.array([[5.0, -1.0], [1.0, 1.0], [-2.0, 1.0]])
+    v = np.array([[6.0 / np.sqrt(1.2)], [np.sqrt(3.0)]])
+    params = [(jnp.asarray(w), None) if i == 0 else (jnp.asarray(v), None) if i == 2 else layer
+              for i, layer in enumerate(params)]
+    return network, params, np.array([[1.0, 0.0, 0.0], [-1.0, 1.0, -2.0], [0.0, 0.0, 1.0]]), np.ones(3)
+
+
+def test_clarke_residual_vanishes_at_a_kink_stationary_point_that_relu_prime_zero_misses():
+    network, params, x, y = _kink_stationary_point()
+    found = kkt.clarke_kkt_residual(network, params, x, y)
+    assert found["kink_pairs"] == 2 and found["pairs"] == 6
+    assert found["residual"] < 1e-6                         # FISTA to round-off on a 3-variable QP
+    assert found["residual_fixed_slopes"] == pytest.approx(kkt.kkt_residual(network, params, x, y))
+    assert found["residual_fixed_slopes"] > 0.1              # one slope for both pairs cannot fit (measured 0.14)
+    shifted = x + np.array([[0.0, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0]])   # x_2 off both kinks: plain NNLS
+    off = kkt.clarke_kkt_residual(network, params, shifted, y)
+    assert off["kink_pairs"] == 0
+    assert off["residual"] == pytest.approx(kkt.kkt_residual(network, params, shifted, y), rel=1e-9)
+
+
+def test_clarke_residual_rejects_networks_it_cannot_read():
+    network = make_network(parse_spec("relu:2:param=standard"), 3)
+    params = network.init(jax.random.PRNGKey(0), 2)
+    with pytest.raises(ValueError, match="one-hidden-layer"):
+        kkt.clarke_kkt_residual(network, params, np.ones((2, 2)), np.ones(2))
+    ntk = make_network(parse_spec("relu:1"), 3)
+    with pytest.raises(ValueError, match="standard parametrization"):
+        kkt.clarke_kkt_residual(ntk, ntk.init(jax.random.PRNGKey(0), 2), np.ones((2, 2)), np.ones(2))

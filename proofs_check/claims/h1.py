@@ -307,6 +307,8 @@ def _experiment(ctx: Context, regime: str, seed: int) -> dict:
 def _per_seed(results: list[dict]) -> dict:
     """What each seed measured: premise, attack fit, the loss at the truth, revealed / SSIM >= 0.9 and the curve."""
     return {str(r["seed"]): {"kkt_residual": r["kkt_residual"], "attack_kkt_loss": r["kkt_attack_loss"],
+                             "clarke_kkt_residual": (r.get("clarke") or {}).get("residual"),
+                             "kink_pairs": (r.get("clarke") or {}).get("kink_pairs"),
                              "truth_kkt_loss": r["truth_kkt_loss"], "revealed": r["scores"]["kkt"]["revealed"],
                              "ssim_ge_0.9": r["scores"]["kkt"].get("ssim_ge_0.9"),
                              "best_trivial_revealed": max(b["revealed"] for b in r["baselines"].values()),
