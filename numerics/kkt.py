@@ -549,20 +549,24 @@ direction phase is annealed the relative pre-activations of a trained rich netwo
 
 
 def _project_slopes(mu: np.ndarray, t: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Euclidean projection of (mu, t) onto {mu_i >= 0, 0 <= t_p <= mu_owner(p)}, one point i at a time:
-    for a given m the best t_p is clip(b_p, 0, m), and the m minimizing (m - a)^2 + sum_(b_p > m) (m - b_p)^2
-    is the mean of a and the b_p above it (found by adding the b_p in decreasing order)."""
-    mu_out, t_out = np.empty_like(mu), np.clip(t, 0.0, None)
-    for i in range(mu.size):
-        mine = owner == i
-        total, count = mu[i], 1
-        for value in np.sort(t[mine])[::-1]:
-            if value <= max(total / count, 0.0):
-                break
-            total, count = total + value, count + 1
-        mu_out[i] = max(total / count, 0.0)
-        t_out[mine] = np.clip(t[mine], 0.0, mu_out[i])
-    return mu_out, t_out
+    """Euclidean projection of (mu, t) onto {mu_i >= 0, 0 <= t_p <= mu_owner(p)}, all points at once: for a given
+    m the best t_p is clip(t_p, 0, m), and the m minimizing (m - mu_i)^2 + sum_(t_p > m) (m - t_p)^2 is the mean
+    of mu_i and the largest t_p of point i, taken in decreasing order while each exceeds the mean of those before
+    it (a prefix; segment sums over the pairs sorted by point, then by t descending)."""
+    order = np.lexsort((-t, owner))
+    values, groups = t[order], owner[order]
+    first = np.searchsorted(groups, groups)                 # index of the first pair of the same point
+    rank = np.arange(values.size) - first
+    sums = np.cumsum(values)
+    before = sums - values - np.where(first > 0, sums[first - 1], 0.0)       # sum of the larger ones in the group
+    previous_mean = np.maximum((mu[groups] + before) / (1.0 + rank), 0.0)
+    failed = np.cumsum(~(values > previous_mean))
+    failed = failed - np.where(first > 0, failed[first - 1], 0)
+    taken = failed == 0
+    total = mu + np.bincount(groups, weights=values * taken, minlength=mu.size)
+    count = 1.0 + np.bincount(groups, weights=taken.astype(float), minlength=mu.size)
+    mu_out = np.maximum(total / count, 0.0)
+    return mu_out, np.clip(t, 0.0, mu_out[owner])
 
 
 def clarke_kkt_residual(network: Network, params: Params, x: Any, y: Any, *,
