@@ -139,3 +139,14 @@ def test_slope_projection_matches_a_direct_solve():
                           constraints=[dict(type="ineq", fun=lambda c: coupling @ c, jac=lambda c: coupling)],
                           options=dict(ftol=1e-14, maxiter=500)).x
         np.testing.assert_allclose(got, direct, atol=1e-6)   # SLSQP's own accuracy at ftol 1e-14
+
+
+def test_anneal_direction_returns_unit_norm_parameters_with_a_larger_margin():
+    network = make_network(parse_spec("relu:1:sw=0.1:param=standard"), 8)
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 4)), np.repeat([1.0, -1.0], 3)
+    trained = network.init(jax.random.PRNGKey(0), 4)
+    annealed = kkt.anneal_direction(network, trained, x, y, steps_per_stage=200)
+    norm = np.sqrt(sum(float(jnp.sum(a**2)) for a in jax.tree.leaves(annealed)))
+    assert norm == pytest.approx(1.0, rel=1e-12)
+    assert kkt.normalized_margin(network, annealed, x, y) > kkt.normalized_margin(network, trained, x, y)
