@@ -444,7 +444,6 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
     return kernel_fn
 
 
-@functools.cache
 def pair_state_entries(arch: Architecture, dim: int) -> int:
     """Entries of the kernel state per pair of inputs, the factor by which one kernel entry costs more than a
     fully connected one: 1 without convolutions, pixels^2 with them (Sigma(x, x')[p, p'] per pixel pair,
@@ -455,6 +454,7 @@ def pair_state_entries(arch: Architecture, dim: int) -> int:
     return pixels * pixels
 
 
+@functools.cache
 def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
     """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:
     :func:`chain_kernel_fn` of the architecture's layers (theory.layers.layers_of)."""
