@@ -353,6 +353,38 @@ class Architecture:
             except ValueError as error:
                 raise SpecError(f"{self.spec}: {error}") from None
 
+    def input_dim_at_least(self, dim: int) -> int:
+        """The smallest input dimension >= ``dim`` that the chain reads (:meth:`check_input`): ``dim`` itself, or
+        for a 2D convolution the next square (5 -> 9: 3x3 images). The claims that draw small synthetic inputs
+        ask it once for their dimension."""
+        if self.spatial_dims != 2:
+            return int(dim)
+        side = math.isqrt(max(int(dim) - 1, 0)) + 1
+        return side * side
+
+    @property
+    def free_channels(self) -> "Architecture":
+        """The same chain with every convolution's channel count left to the network's width (its c= dropped), so
+        that every hidden layer widens with the width of numerics.networks.make_network, as a width limit needs.
+        The analytic kernel is the same (it does not depend on channel counts, theory.layers.Conv)."""
+        if not any(isinstance(layer, L.Conv) and layer.channels is not None for layer in self._layers):
+            return self
+        return Architecture.of(L.Conv(layer.window, None, layer.sigma_w, layer.sigma_b, layer.parameterization)
+                               if isinstance(layer, L.Conv) else layer for layer in self._layers)
+
+    @property
+    def piecewise_linear(self) -> bool:
+        """Whether every activation of the chain (residual branches included) is piecewise linear (the registry's
+        trait)."""
+        return all(activations.get(layer.name).piecewise_linear for layer in self.activation_layers)
+
+    @property
+    def positively_homogeneous(self) -> bool:
+        """f(k x) = k f(x) for every k > 0: no biases and every activation positively homogeneous of degree 1
+        (registry trait); dense, convolutional, pooling and flatten layers and the residual sum are linear."""
+        return not self.has_bias and all(activations.get(layer.name).homogeneous_degree == 1
+                                         for layer in self.activation_layers)
+
     @property
     def has_kernel(self) -> bool:
         """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK

@@ -15,12 +15,15 @@ import numpy as np
 from proofs_check.figures import save_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, bootstrap_loglog_slope, exact,
                                    geometric_mean_over_seeds, rate_interval, register, slope_below, within)
-from theory import activations
 from theory.architecture import Architecture, parse_spec
 
 LINEARIZED_ARCH = "relu:2"
 RATE_ARCHS = {"quick": ("relu:2",), "full": ("relu:2", "erf:2")}
 """relu:2 is the paper's setting; erf:2 (full profile) shows the m^-1/2 rate of a smooth activation beside it."""
+RATE_WIDTHS = {"quick": (32, 64, 128, 256), "full": (64, 128, 256, 512, 1024, 2048)}
+CONV_RATE_WIDTHS = {"quick": (32, 48, 64, 96, 128), "full": (32, 48, 64, 96, 128, 192, 256)}
+"""Channel counts of (ii) on convolutional chains (3x3 images): a unit costs the window (9 taps) times the pixels
+more than a dense unit."""
 N_TRAIN = 8
 IN_DIM = 8
 SPOT_TOLERANCE = 1e-10
@@ -30,16 +33,19 @@ SMOOTH_EXPONENT = -0.5
 """Predicted exponent of the deviation for smooth activations (Lee et al. 2019, arXiv:1902.06720, Thm 2.1)."""
 
 
-def _data(ctx: Context, tag: str, out_dim: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """N = 8 inputs on the sphere of radius sqrt(d) (so Sigma^1(x, x) = 1) and N(0, 1) targets."""
-    rng = ctx.rng("d1-data", tag, out_dim)
-    x = rng.normal(size=(N_TRAIN, IN_DIM))
-    x *= np.sqrt(IN_DIM) / np.linalg.norm(x, axis=1, keepdims=True)
+def _data(ctx: Context, tag: str, arch: Architecture, out_dim: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """N = 8 inputs on the sphere of radius sqrt(d) (so Sigma^1(x, x) = 1) and N(0, 1) targets; d = IN_DIM, or
+    the next dimension ``arch`` reads (9: 3x3 images for a 2D convolution)."""
+    dim = arch.input_dim_at_least(IN_DIM)
+    rng = ctx.rng("d1-data", tag, out_dim, *(() if dim == IN_DIM else (dim,)))
+    x = rng.normal(size=(N_TRAIN, dim))
+    x *= np.sqrt(dim) / np.linalg.norm(x, axis=1, keepdims=True)
     return x, rng.normal(size=(N_TRAIN, out_dim))
 
 
 def _archs(ctx: Context, default: tuple[str, ...]) -> list[Architecture]:
-    return list(ctx.archs) if ctx.archs else [parse_spec(spec) for spec in default]
+    """The user's architectures (every convolution at the width m: Architecture.free_channels), else ``default``."""
+    return [arch.free_channels for arch in ctx.archs] if ctx.archs else [parse_spec(spec) for spec in default]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -124,8 +130,8 @@ def check_linearized(ctx: Context) -> list[Outcome]:
             if ctx.quick and not quick:
                 continue
             network = make_network(arch, width, out_dim)
-            x, y = _data(ctx, "linearized", out_dim)
-            params_0 = network.init(jax.random.PRNGKey(ctx.seed_for("d1-linearized", arch.spec, label)), IN_DIM)
+            x, y = _data(ctx, "linearized", arch, out_dim)
+            params_0 = network.init(jax.random.PRNGKey(ctx.seed_for("d1-linearized", arch.spec, label)), x.shape[1])
             solution = kernel_solution(network, params_0, x, y)
             kernel, eigenvalues, r_0, alpha = (np.asarray(a) for a in solution)
             scale = N_TRAIN if reduction == "mean" else 1.0
@@ -163,11 +169,11 @@ def check_linearized(ctx: Context) -> list[Outcome]:
 
 def _rate_outcome(arch: Architecture, fit, seeds: int, **details) -> Outcome:
     """Smooth activations: the predicted exponent -1/2 must lie in the bootstrap interval. Piecewise-linear
-    ones: only that the deviation decreases is known, so the interval must lie below 0, and the measured
-    exponent is reported beside -1/2 as an open observation."""
+    ones (every activation of the chain): only that the deviation decreases is known, so the interval must lie
+    below 0, and the measured exponent is reported beside -1/2 as an open observation."""
     name = f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width"
     sample = f"{seeds} seeds x {len(details['widths'])} widths, {fit.level:.0%} percentile bootstrap over seeds"
-    if activations.get(arch.activation).piecewise_linear:
+    if arch.piecewise_linear:
         outcome = slope_below(
             name, fit, 0.0,
             f"{sample}; piecewise-linear phi: no rate is proven here (units whose pre-activation changes sign "
@@ -197,19 +203,20 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     from numerics.networks import make_network
     from numerics.training import jacobian_transpose_times, kernel_solution, train
 
-    widths = ctx.pick((32, 64, 128, 256), (64, 128, 256, 512, 1024, 2048))
     seeds = ctx.pick(4, 8)
-    x, y = _data(ctx, "rate")
     outcomes = []
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    plotted_widths = []
     for arch in _archs(ctx, RATE_ARCHS[ctx.profile]):
+        widths = (CONV_RATE_WIDTHS if arch.is_convolutional else RATE_WIDTHS)[ctx.profile]
+        x, y = _data(ctx, "rate", arch)
         deviations = np.zeros((seeds, len(widths)))
         accumulator_deviations = np.zeros((seeds, len(widths)))
         for column, width in enumerate(widths):
             network = make_network(arch, width, 1)
             for seed in range(seeds):
                 key = jax.random.PRNGKey(ctx.seed_for("d1-rate", arch.spec, width, seed))
-                params_0 = network.init(key, IN_DIM)
+                params_0 = network.init(key, x.shape[1])
                 solution = kernel_solution(network, params_0, x, y)
                 eigenvalues = np.asarray(solution.eigenvalues)
                 result = train(network, params_0, x, y, learning_rate=2.0 / (eigenvalues[-1] + eigenvalues[0]),
@@ -240,13 +247,15 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
             ax.loglog([width] * seeds, deviations[:, column], ".", color=color, alpha=0.35)
         intercept = np.mean(np.log(geometric) - fit.slope * np.log(np.asarray(widths, float)))
         ax.loglog(widths, np.exp(intercept) * np.asarray(widths, float) ** fit.slope, "-", color=color)
-    reference = np.asarray(widths, float)
+        plotted_widths += list(widths)
+    reference = np.asarray(outcomes[0].details["widths"], float)
     ax.loglog(reference, outcomes[0].details["geometric_mean_deviation"][0] * (reference / reference[0]) ** -0.5,
               "k:", label="m^-1/2 (smooth-activation prediction)")
     ax.plot([], [], ".", color="gray", alpha=0.5, label="single seeds")
     import matplotlib.ticker
 
-    ax.set_xticks(widths, [str(w) for w in widths])
+    ticks = sorted(set(plotted_widths))
+    ax.set_xticks(ticks, [str(w) for w in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("width m")
     ax.set_ylabel("||dtheta - J_0^T alpha|| / ||dtheta|| (relative)")
