@@ -373,10 +373,10 @@ class Architecture:
                                if isinstance(layer, L.Conv) else layer for layer in self._layers)
 
     @property
-    def piecewise_linear(self) -> bool:
-        """Whether every activation of the chain (residual branches included) is piecewise linear (the registry's
-        trait)."""
-        return all(activations.get(layer.name).piecewise_linear for layer in self.activation_layers)
+    def smooth(self) -> bool:
+        """Whether no activation of the chain (residual branches included) is piecewise linear (the registry's
+        trait), so that the network is smooth in its parameters."""
+        return not any(activations.get(layer.name).piecewise_linear for layer in self.activation_layers)
 
     @property
     def positively_homogeneous(self) -> bool:
