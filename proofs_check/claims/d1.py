@@ -22,8 +22,8 @@ RATE_ARCHS = {"quick": ("relu:2",), "full": ("relu:2", "erf:2")}
 """relu:2 is the paper's setting; erf:2 (full profile) shows the m^-1/2 rate of a smooth activation beside it."""
 LINEARIZED_WIDTH = {"quick": 256, "full": 512}
 CONV_LINEARIZED_WIDTH = {"quick": 64, "full": 128}
-"""Channels of (i) on convolutional chains: (i) is exact at any width; 64 keeps cond(K_0) below MAX_CONDITION on
-3x3 images (measured 57 and 62 at 64 channels, 41 and 64 at 256) at a sixteenth of the cost of 256."""
+"""Channels of (i) on convolutional chains: (i) is exact at any width, and 64 costs a sixteenth of 256 (cond(K_0) of
+conv3x3 > relu > conv3x3 > relu > gap > dense on 3x3 images: 57 and 62 at 64 channels, 41 and 64 at 256)."""
 RATE_WIDTHS = {"quick": (32, 64, 128, 256), "full": (64, 128, 256, 512, 1024, 2048)}
 CONV_RATE_WIDTHS = {"quick": (32, 48, 64, 96), "full": (32, 48, 64, 96, 128, 192, 256)}
 """Channel counts of (ii) on convolutional chains (3x3 images): a unit costs the window (9 taps) times the pixels
@@ -31,8 +31,10 @@ more than a dense unit."""
 N_TRAIN = 8
 IN_DIM = 8
 SPOT_TOLERANCE = 1e-10
-MAX_CONDITION = 1e2
-"""The linearized-endpoint tolerances (1e-8) assume cond(K_0) <= MAX_CONDITION; check (i) asserts it."""
+MAX_CONDITION = 1e3
+"""The linearized-endpoint tolerances (1e-8) assume cond(K_0) <= MAX_CONDITION; check (i) asserts it. Pooling
+makes the kernel ill-conditioned: cond(K_0) measured 7-13 for relu:2, 94-112 for conv3x3 > relu > gap > dense on
+3x3 images and 265-723 for conv3 > relu > gap > dense, the errors 0.8e-13 ... 3.4e-13 throughout."""
 SMOOTH_EXPONENT = -0.5
 """Predicted exponent of the deviation for smooth activations (Lee et al. 2019, arXiv:1902.06720, Thm 2.1)."""
 
@@ -157,9 +159,10 @@ def check_linearized(ctx: Context) -> list[Outcome]:
             outcomes += [
                 within(f"{name}: cond(K_0) (assumed by the 1e-8 tolerances below)", condition, MAX_CONDITION,
                        "the endpoint and accumulator errors are round-off times cond(K_0) (measured 7-13 for "
-                       "relu:2 on these 8 sphere points); above 1e2 the 1e-8 tolerances lose their reason"),
+                       "relu:2 on these 8 sphere points, up to 723 with gap); above 1e3 the 1e-8 tolerances lose "
+                       "their reason"),
                 within(f"{name}: ||Delta theta - J_0^T K^-1 r_0|| / ||Delta theta||", endpoint, 1e-8,
-                       "exact in real arithmetic; float64 round-off times cond(K) <= 1e2 over <= 1e4 steps is ~1e-12",
+                       "exact in real arithmetic; float64 round-off times cond(K) <= 1e3 is ~1e-12 (measured <= 3.4e-13)",
                        **details),
                 within(f"{name}: ||alpha_T - K^-1 r_0|| / ||K^-1 r_0||", accumulator, 1e-8,
                        "alpha_T = K^-1 (r_0 - r_T) exactly; the run stops at loss 1e-26 x loss_0, so "
@@ -333,10 +336,11 @@ CLAIM = register(Claim(
              "(numerics.training.train): theta_f - theta_0 against J_0^T K^-1 r_0, the recorded alpha against "
              "K^-1 r_0, and the telescoping identity after 25 steps; cond(K_0) is asserted", check_linearized,
              tolerance="1e-8 relative for the endpoint and alpha: exact in real arithmetic, float64 round-off "
-                       "times cond(K_0) <= 1e2 (asserted; measured 7-13) over <= 1e4 steps is ~1e-12, and the run "
-                       "stops at loss 1e-26 x loss_0; 1e-10 for the telescoping identity, which holds at every "
-                       "step without convergence"),
-        Step("(ii) deviation rate", "standard (non-linearized) training to loss 1e-22 at widths 32-256 (quick), "
+                       "times cond(K_0) <= 1e3 (asserted; measured 7-13 for relu:2, up to 723 with gap) is ~1e-12 "
+                       "(measured <= 3.4e-13), and the run stops at loss 1e-26 x loss_0; 1e-10 for the telescoping "
+                       "identity, which holds at every step without convergence"),
+        Step("(ii) deviation rate", "standard (non-linearized) training to loss 1e-22 at widths 32-256 (quick; "
+             "32-96 channels for convolutional chains), "
              "4 seeds each: ||Delta theta - J_0^T alpha|| / ||Delta theta|| against width, log-log slope of the "
              "geometric mean over seeds with a 95% bootstrap interval over seeds", check_deviation_rate,
              tolerance="smooth activations: the predicted exponent -1/2 must lie in the interval, and an interval "
