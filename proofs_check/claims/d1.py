@@ -307,7 +307,9 @@ CLAIM = register(Claim(
                "telescopes to K alpha_T = r_0 - r_T. For the network itself the deviation from J_0^T alpha shrinks "
                "with width."),
     assumptions=["MSE loss, full batch", "K_0 = J_0 J_0^T invertible (distinct inputs, P >= N C)",
-                 "NTK parametrization for the width rate"],
+                 "NTK parametrization for the width rate",
+                 "convolutional chains (--arch): every convolution of the finite networks has the step's width m as "
+                 "its channel count (a spec's c= is not used), and inputs are 3x3 images (the next square of d = 8)"],
     derivation=(
         "Along an eigenvector of K (eigenvalue k) the residual obeys dr/dt = -eta k r, so r(t) = exp(-eta K t) r_0 "
         "and theta_t - theta_0 = J^T a(t) with da/dt = eta r(t): integrating gives "

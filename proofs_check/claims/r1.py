@@ -570,7 +570,10 @@ CLAIM = register(Claim(
                "(X_R, lambda) with lambda unconstrained: no labels, margins or homogeneity are needed."),
     assumptions=["Delta theta in the span of the training gradients at theta_0 (lazy / linearized training, D1)",
                  "K_RR invertible for the profiled form",
-                 "NTK parametrization for the width limit (the standard parametrization's limit depends on width)"],
+                 "NTK parametrization for the width limit (the standard parametrization's limit depends on width)",
+                 "convolutional chains (--arch): every convolution of the finite networks has the step's width m as "
+                 "its channel count (a spec's c= is not used; the analytic kernel does not depend on it), and inputs "
+                 "are 2x2 or 3x3 images (the next square of the dimension each step draws)"],
     derivation=(
         "Expand the square: ||J_T^T alpha - J_R^T lambda||^2 = alpha^T J_T J_T^T alpha - 2 alpha^T J_T J_R^T lambda + "
         "lambda^T J_R J_R^T lambda, and J_A J_B^T = K_AB. The kernel form is a quadratic in lambda with Hessian "
@@ -603,7 +606,8 @@ CLAIM = register(Claim(
              tolerance="1e-10 of ||Delta theta||: the identity Delta theta = J_0^T alpha_T is exact at every step; "
                        "round-off over ~400 steps amplified ~10x by the momentum is ~1e-13 (measured ~1e-15), while "
                        "an accumulator without the momentum or the 1/N is off by O(1)"),
-        Step("width limit", "RMS over seeds and probes of (L_m - L_inf) / S_inf at K1's widths (64-1024 quick), "
+        Step("width limit", "RMS over seeds and probes of (L_m - L_inf) / S_inf at K1's widths (64-1024 quick; 16-256 "
+             "channels for convolutional chains), "
              "log-log slope with a 95% bootstrap interval over seeds", check_width_limit,
              tolerance="-1/2 must lie in the interval, and an interval wider than 0.5 is inconclusive and fails "
                        "(measured -0.51 [-0.61, -0.42] for relu:2); every width is fitted and drawn, the smallest "
