@@ -363,14 +363,18 @@ class Architecture:
         return side * side
 
     @property
-    def free_channels(self) -> "Architecture":
-        """The same chain with every convolution's channel count left to the network's width (its c= dropped), so
-        that every hidden layer widens with the width of numerics.networks.make_network, as a width limit needs.
-        The analytic kernel is the same (it does not depend on channel counts, theory.layers.Conv)."""
-        if not any(isinstance(layer, L.Conv) and layer.channels is not None for layer in self._layers):
-            return self
-        return Architecture.of(L.Conv(layer.window, None, layer.sigma_w, layer.sigma_b, layer.parameterization)
-                               if isinstance(layer, L.Conv) else layer for layer in self._layers)
+    def width_limit_obstacle(self) -> str | None:
+        """Why the finite networks of this chain do not approach its infinite-width limit as the width of
+        numerics.networks.make_network grows, or None when they do: no hidden layer (a lone readout, exact and
+        width-free at every width), or a convolution with a fixed channel count (c=)."""
+        weighted = [layer for layer in self._layers if isinstance(layer, (L.Dense, L.Conv, L.Residual))]
+        if len(weighted) < 2:
+            return "no hidden layer: the network is its own linearization and its NTK is exact at every width"
+        fixed = [layer for layer in weighted if isinstance(layer, L.Conv) and layer.channels is not None]
+        if fixed:
+            return (f"{len(fixed)} convolution(s) with a fixed channel count (c=): the network does not approach its "
+                    "infinite-width limit as the width grows (leave c= out to let the width set the channels)")
+        return None
 
     @property
     def smooth(self) -> bool:

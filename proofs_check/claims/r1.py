@@ -70,9 +70,8 @@ def derive_profile(ctx: Context) -> list[Outcome]:
 # ------------------------------------------------------------------------------------------------
 
 def _user_archs(ctx: Context) -> list[Architecture]:
-    """The user's architectures (--arch), every convolution at the width m of the step (Architecture.free_channels:
-    the claim is about the width limit, where every layer is wide; the analytic kernel does not depend on c=)."""
-    return [arch.free_channels for arch in ctx.archs]
+    """The user's architectures (--arch)."""
+    return list(ctx.archs)
 
 
 def _identity_archs(ctx: Context) -> list[Architecture]:
@@ -285,6 +284,9 @@ def check_width_limit(ctx: Context) -> list[Outcome]:
                 name, "the nested-width draw (one network, its first m units) is an exact width-m draw only in "
                 "NTK parametrization, and the standard parametrization's limit itself depends on the width"))
             continue
+        if arch.width_limit_obstacle:
+            outcomes.append(not_applicable(name, arch.width_limit_obstacle))
+            continue
 
         def limit_terms(xt, xr, a, l_):
             k_tt, k_tr, k_rr = (analytic_ntk(arch, p, q) for p, q in ((xt, xt), (xt, xr), (xr, xr)))
@@ -426,7 +428,7 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                         "lambda are written for plain fully connected networks (ACTIVATION:DEPTH) only"))
                     continue
                 outcomes.append(within(
-                    f"{arch.spec} m=32, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
+                    f"{arch.spec}{' m=32' if arch.width_limit_obstacle is None else ''}, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
                     _gradient_error(arch, thetas, delta, points, method), 1e-10,
                     "the same products summed in another order: float64 round-off (~1e-15); a wrong factor or sign "
                     "in either gradient component gives O(1)"))
@@ -450,6 +452,11 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
 
     outcomes = []
     for arch in _attack_archs(ctx):
+        if arch.width_limit_obstacle and not arch.is_convolutional:
+            outcomes.append(not_applicable(f"{arch.spec}: finite-width attack", arch.width_limit_obstacle + "; its "
+                                           "Jacobian does not depend on the input, so only sum_i alpha_i x_i is "
+                                           "recoverable, not the points"))
+            continue
         if arch.is_convolutional:
             outcomes.append(not_applicable(
                 f"{arch.spec}: finite-width attack", "the attack's defaults and this check's step budget and "
@@ -571,9 +578,8 @@ CLAIM = register(Claim(
     assumptions=["Delta theta in the span of the training gradients at theta_0 (lazy / linearized training, D1)",
                  "K_RR invertible for the profiled form",
                  "NTK parametrization for the width limit (the standard parametrization's limit depends on width)",
-                 "convolutional chains (--arch): every convolution of the finite networks has the step's width m as "
-                 "its channel count (a spec's c= is not used; the analytic kernel does not depend on it), and inputs "
-                 "are 2x2 or 3x3 images (the next square of the dimension each step draws)"],
+                 "convolutional chains (--arch): inputs are 2x2 or 3x3 images (the next square of the dimension each "
+                 "step draws); the width limit needs every convolution's channels set by the width (no c=)"],
     derivation=(
         "Expand the square: ||J_T^T alpha - J_R^T lambda||^2 = alpha^T J_T J_T^T alpha - 2 alpha^T J_T J_R^T lambda + "
         "lambda^T J_R J_R^T lambda, and J_A J_B^T = K_AB. The kernel form is a quadratic in lambda with Hessian "
