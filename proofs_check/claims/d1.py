@@ -264,8 +264,12 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
         intercept = np.mean(np.log(geometric) - fit.slope * np.log(np.asarray(widths, float)))
         ax.loglog(widths, np.exp(intercept) * np.asarray(widths, float) ** fit.slope, "-", color=color)
         plotted_widths += list(widths)
-    reference = np.asarray(outcomes[0].details["widths"], float)
-    ax.loglog(reference, outcomes[0].details["geometric_mean_deviation"][0] * (reference / reference[0]) ** -0.5,
+    drawn = [o for o in outcomes if o.applicable]
+    if not drawn:
+        plt.close(fig)
+        return outcomes
+    reference = np.asarray(drawn[0].details["widths"], float)
+    ax.loglog(reference, drawn[0].details["geometric_mean_deviation"][0] * (reference / reference[0]) ** -0.5,
               "k:", label="m^-1/2 (smooth-activation prediction)")
     ax.plot([], [], ".", color="gray", alpha=0.5, label="single seeds")
     import matplotlib.ticker
@@ -277,7 +281,7 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     ax.set_ylabel("||dtheta - J_0^T alpha|| / ||dtheta|| (relative)")
     ax.set_title("D1(ii): distance from the linearized endpoint")
     ax.legend(fontsize=8)
-    save_figure(ctx, fig, "d1_deviation_vs_width.png", outcomes)
+    save_figure(ctx, fig, "d1_deviation_vs_width.png", drawn)
     return outcomes
 
 
@@ -370,7 +374,12 @@ CLAIM = register(Claim(
         "For bias-free ReLU networks (relu:2, widths 32-256) the deviation shrinks, but the fitted exponent "
         "(about -0.3) is well above the -1/2 proven for smooth activations. Units whose pre-activation changes "
         "sign during training flip their gradient by O(1), which could give a slower rate; this is not derived "
-        "here, so the check asks only for a decrease and reports the exponent."],
+        "here, so the check asks only for a decrease and reports the exponent.",
+        "With --arch \"conv3:sb=0.1 > erf > conv3 > erf > gap > dense\" (smooth, 1D, 8-pixel inputs) the deviation rate "
+        "fails: the fitted exponent is -0.27 [-0.31, -0.23] at 32-96 channels and -0.29 [-0.30, -0.28] at 32-256, "
+        "while the relative deviation itself is still 1.7 ... 0.95. Global average pooling leaves K_0 ill-conditioned "
+        "(cond 185-202 against 7-13 for relu:2), so Delta theta is large and these widths are not yet lazy; the "
+        "check reports this as a failure rather than widening its interval."],
     references=["Lee et al. 2019, Wide neural networks of any depth evolve as linear models under gradient "
                 "descent, arXiv:1902.06720", "Loo et al. 2023, arXiv:2302.01428"],
 ))
