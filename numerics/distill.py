@@ -19,7 +19,8 @@ Kernel ridge regression on S predicts f_S(x) = Theta(x, X_S) beta_S with beta_S 
 Ridge: r = ``ridge_factor`` * tr(K) / n for the n x n matrix K being inverted, default ``RIDGE_FACTOR`` = 1e-5
 (the setting of the KIP and RKIP reference code). Optimizer: optax Adam on X_S and (``learn_labels=True``) y_S.
 
-Memory: the target set is processed in blocks of ``block_size`` rows (padded with zero-weight rows), each
+Memory: the target set is processed in blocks of ``block_size`` rows (fewer where a block would exceed
+``KERNEL_BLOCK_ENTRIES`` kernel-state entries, e.g. for convolutional kernels; padded with zero-weight rows), each
 block under ``jax.checkpoint`` inside a ``lax.scan``; one step holds the M x M support kernel, one block's
 b x M kernel with its per-layer intermediates (about 4 (depth + 1) b M floats) and the N x d target set, so
 memory is O(N d + M^2 + depth b M), independent of N^2. RKIP needs alpha once: it is solved from K_TT built
@@ -52,6 +53,7 @@ import dataclasses
 import functools
 import math
 import os
+import time
 from typing import Any
 
 import jax
@@ -63,9 +65,9 @@ from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import positive_int as _positive_int
 from numerics.data import positive_number as _positive
 from numerics.data import validate_points
-from numerics.kernels import analytic_ntk
+from numerics.kernels import analytic_ntk, pair_state_entries
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
-from numerics.progress import progress_bar
+from numerics.progress import duration, progress_bar
 from theory.architecture import Architecture
 
 METHODS = ("kip", "rkip")
@@ -77,6 +79,20 @@ PROJECTION_SWEEPS = 8
 """Sweeps of the minimum-distance projection after each step (one cone per point and sweep)."""
 MIN_DISTANCE_SLACK = 1e-9
 """The distance a projected point keeps beyond ``min_distance`` (relative), so round-off cannot undo it."""
+KERNEL_BLOCK_ENTRIES = 2 ** 24
+"""Kernel-state entries one kernel block may hold (rows x columns x :func:`numerics.kernels.pair_state_entries`):
+16.8 M float64 numbers, 134 MB per intermediate array. Fully connected kernels keep ``block_size`` rows up to
+N = 32768 columns; a convolutional one on the 8x8 digits (4096 entries per pair) gets 3 rows against N = 1258
+columns, where 512 rows asked for 115 GB."""
+SLOW_STEP_WORK = 10_000_000
+"""Kernel-state entries per step (target points x support points x :func:`numerics.kernels.pair_state_entries`)
+above which a run times its first steps one at a time and says how long the whole run will take: a
+convolutional chain on the 8x8 digits (conv3x3:c=4 > relu > gap > dense), N = 1258 targets and 10 support points,
+is 5e7 entries and took 32.5 s per step on 2 cores at load 7, against 0.01 s for relu:2 at the same N."""
+PROGRESS_SECONDS = 10.0
+"""After a timed first step, chunks are sized so that the progress bar moves about this often."""
+LONG_RUN_SECONDS = 300.0
+"""A run whose remaining steps are estimated above this gets a one-line note with the estimate."""
 VALIDATION_SEED = 20260
 """Seed of :func:`validation_split` (fixed: the held-out part of the training split is the same for every run)."""
 
@@ -115,6 +131,29 @@ def ridge_of(kernel: jax.Array, ridge_factor: float = RIDGE_FACTOR) -> jax.Array
     return ridge_factor * jnp.trace(kernel) / kernel.shape[0]
 
 
+def kernel_block_rows(arch: Architecture, dim: int, columns: int, block_size: int = BLOCK_SIZE) -> int:
+    """Rows per kernel block against ``columns`` points: ``block_size``, fewer when the block would hold more
+    than ``KERNEL_BLOCK_ENTRIES`` kernel-state entries."""
+    per_row = max(1, int(columns)) * pair_state_entries(arch, dim)
+    return max(1, min(int(block_size), KERNEL_BLOCK_ENTRIES // per_row))
+
+
+def kernel_matrix(arch: Architecture, x1: Any, x2: Any = None, *, block_size: int = BLOCK_SIZE,
+                  progress: str | None = None) -> np.ndarray:
+    """Theta(x1, x2) as a numpy array, built in row blocks of :func:`kernel_block_rows` (memory bounded by
+    ``KERNEL_BLOCK_ENTRIES`` whatever the architecture); ``progress`` names a progress bar over the rows."""
+    a = jnp.asarray(x1, jnp.float64)
+    b = a if x2 is None else jnp.asarray(x2, jnp.float64)
+    rows = kernel_block_rows(arch, a.shape[1], b.shape[0], block_size)
+    out = np.empty((a.shape[0], b.shape[0]))
+    with progress_bar(enabled=progress is not None and rows < a.shape[0], transient=True) as bar:
+        task = bar.add_task(progress or "kernel rows", total=a.shape[0])
+        for i in range(0, a.shape[0], rows):
+            out[i:i + rows] = np.asarray(analytic_ntk(arch, a[i:i + rows], b))
+            bar.update(task, completed=min(i + rows, a.shape[0]))
+    return out
+
+
 def support_coefficients(arch: Architecture, x_support: jax.Array, y_support: jax.Array, *,
                          ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
     """beta_S = (K_SS + r I)^-1 y_S (Cholesky), r = ridge_factor tr(K_SS) / M."""
@@ -125,17 +164,19 @@ def support_coefficients(arch: Architecture, x_support: jax.Array, y_support: ja
 
 
 def predict(arch: Architecture, x_support: Any, y_support: Any, x_query: Any, *, ridge_factor: float = RIDGE_FACTOR,
-            block_size: int = BLOCK_SIZE) -> np.ndarray:
+            block_size: int = BLOCK_SIZE, progress: str | None = None) -> np.ndarray:
     """Kernel ridge regression f_S(X_Q) = Theta(X_Q, X_S) (K_SS + r I)^-1 y_S, queries in blocks; (Q, C)."""
     x_s = jnp.asarray(validate_points(x_support, name="x_support"), jnp.float64)
     y_s = jnp.asarray(np.asarray(y_support, np.float64).reshape(x_s.shape[0], -1))
     x_q = validate_points(x_query, name="x_query").astype(np.float64)
     if x_q.shape[1] != x_s.shape[1]:
         raise ValueError(f"x_query has {x_q.shape[1]} features, x_support {x_s.shape[1]}")
-    beta = support_coefficients(arch, x_s, y_s, ridge_factor=ridge_factor)
-    parts = [np.asarray(analytic_ntk(arch, jnp.asarray(x_q[i:i + block_size]), x_s) @ beta)
-             for i in range(0, x_q.shape[0], block_size)]
-    return np.concatenate(parts)
+    import scipy.linalg
+
+    k_ss = kernel_matrix(arch, x_s, block_size=block_size, progress=progress and f"{progress}: K_SS")
+    ridge = ridge_factor * np.trace(k_ss) / k_ss.shape[0]
+    beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k_ss + ridge * np.eye(k_ss.shape[0])), np.asarray(y_s))
+    return kernel_matrix(arch, x_q, x_s, block_size=block_size, progress=progress and f"{progress}: K_QS") @ beta
 
 
 def accuracy(predictions: Any, labels: Any) -> float:
@@ -150,9 +191,10 @@ def accuracy(predictions: Any, labels: Any) -> float:
 
 
 def support_accuracy(arch: Architecture, x_support: Any, y_support: Any, x_test: Any, labels_test: Any, *,
-                     ridge_factor: float = RIDGE_FACTOR) -> float:
-    """:func:`accuracy` of :func:`predict` on a test set."""
-    return accuracy(predict(arch, x_support, y_support, x_test, ridge_factor=ridge_factor), labels_test)
+                     ridge_factor: float = RIDGE_FACTOR, progress: str | None = None) -> float:
+    """:func:`accuracy` of :func:`predict` on a test set (``progress``: a progress bar's name)."""
+    return accuracy(predict(arch, x_support, y_support, x_test, ridge_factor=ridge_factor, progress=progress),
+                    labels_test)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -221,10 +263,7 @@ def full_data_alpha(arch: Architecture, x: np.ndarray, y: np.ndarray, *, ridge_f
     import scipy.linalg
 
     n = x.shape[0]
-    xj = jnp.asarray(x)
-    k = np.empty((n, n))
-    for i in range(0, n, block_size):
-        k[i:i + block_size] = np.asarray(analytic_ntk(arch, xj[i:i + block_size], xj))
+    k = kernel_matrix(arch, x, block_size=block_size)
     ridge = ridge_factor * np.trace(k) / n
     alpha = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k + ridge * np.eye(n)), y)
     return alpha, float(np.sum(alpha * (k @ alpha)))
@@ -459,7 +498,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
         else:
             values = np.asarray(alpha, np.float64).reshape(y.shape)
             scale = float(jnp.sum(jnp.asarray(values) * (analytic_ntk(arch, jnp.asarray(x)) @ jnp.asarray(values))))
-    x_blocks, v_blocks, mask = target_blocks(x, values, block_size)
+    x_blocks, v_blocks, mask = target_blocks(x, values, kernel_block_rows(arch, x.shape[1], x_s.shape[0], block_size))
     data = (x_blocks, v_blocks, mask, jnp.asarray(scale))
 
     optimizer, _ = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, chunk)
@@ -508,13 +547,28 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
         task = bar.add_task(f"{method.upper()} {arch.spec}, {per_class}/class", total=steps, completed=start,
                             value=float(curves[-1][-1]) if curves and curves[-1].size else float("nan"))
         step = start
+        work = x.shape[0] * x_s.shape[0] * pair_state_entries(arch, x.shape[1])
+        timed = 2 if work > SLOW_STEP_WORK else 0  # steps run one by one (the first compiles) to time one step
         while step < steps:
-            length = min(chunk, steps - step)
+            length = min(1 if timed else chunk, steps - step)
             if val is not None:
                 length = min(length, eval_every - step % eval_every)
             _, run = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, length)
+            started = time.perf_counter()
             carry, losses = run(carry, data, p_j, r_j)
             losses = np.asarray(losses)
+            if timed:
+                timed -= 1
+                if not timed:  # the second single step ran compiled: its time is one step's
+                    seconds = time.perf_counter() - started
+                    chunk = max(1, min(chunk, int(PROGRESS_SECONDS / seconds)))
+                    remaining = (steps - step - 1) * seconds
+                    if progress and remaining > LONG_RUN_SECONDS:
+                        bar.console.print(
+                            f"note: one step takes {seconds:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} points x "
+                            f"{pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
+                            f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
+                            "checkpoint to resume from")
             curves.append(losses)
             step += length
             bar.update(task, completed=step, value=float(losses[-1]))

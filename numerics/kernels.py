@@ -444,6 +444,16 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
     return kernel_fn
 
 
+def pair_state_entries(arch: Architecture, dim: int) -> int:
+    """Entries of the kernel state per pair of inputs, the factor by which one kernel entry costs more than a
+    fully connected one: 1 without convolutions, pixels^2 with them (Sigma(x, x')[p, p'] per pixel pair,
+    :func:`chain_kernel_fn`; 4096 for the 8x8 digits)."""
+    if arch.spatial_dims is None:
+        return 1
+    pixels = int(np.prod(image_shape(int(dim), arch.spatial_dims)[:-1]))
+    return pixels * pixels
+
+
 @functools.cache
 def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
     """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:

@@ -31,6 +31,7 @@ from theory.architecture import Architecture
 from theory.layers import Activation as ActivationLayer
 from theory.layers import Conv as ConvLayer
 from theory.layers import Dense as DenseLayer
+from theory.layers import Flatten as FlattenLayer
 from theory.layers import Residual as ResidualLayer
 from theory.layers import image_shape, layers_of
 
@@ -386,6 +387,51 @@ def shape_of_params(arch: Architecture, params: Params) -> tuple[int, int]:
     except (TypeError, IndexError):
         raise ValueError(f"params do not have the layers of a {arch.spec} network") from None
     return (width or 1), out_dim
+
+
+def sub_network(arch: Architecture, params: Params, width: int) -> Params:
+    """The parameters of the first ``width`` units of every hidden layer (dense units, residual branches, and the
+    channels of every convolution without its own channel count) of a network of ``arch``: the input of the first
+    weighted layer and the readout's outputs are kept whole. In NTK parametrization (weights N(0, 1), the
+    1 / sqrt(fan-in) in the forward pass) this is an exact draw of the width-``width`` network, so one wide draw
+    serves every narrower width (common random numbers across widths). Convolution kernels are HWIO, sliced on
+    their in and out channel axes; a dense layer after ``flatten`` reads positions x channels (stax.Flatten of
+    NHWC, channel fastest), so its rows are sliced per position."""
+    chain = layers_of(arch)
+    full, _ = shape_of_params(arch, params)
+    if not 1 <= width <= full:
+        raise ValueError(f"width must be from 1 to the network's width {full}, got {width}")
+    keep = slice(0, int(width))
+    weighted = [i for i, layer in enumerate(chain) if isinstance(layer, (DenseLayer, ConvLayer, ResidualLayer))]
+    out = []
+    narrowed = False  # the previous weighted layer's outputs were cut to ``width``
+    channels = None  # that layer's number of outputs in the full network
+    flattened = False  # a flatten since that layer
+    for index, (layer, p) in enumerate(zip(chain, params)):
+        flattened = flattened or isinstance(layer, FlattenLayer)
+        if index not in weighted:
+            out.append(p)
+            continue
+        weights, bias = p[1][1][1] if isinstance(layer, ResidualLayer) else p
+        if flattened:  # rows: position-major, the channels fastest
+            rows, cols = weights.shape
+            per_position = weights.reshape(rows // channels, channels, cols)
+            weights = (per_position[:, keep] if narrowed else per_position).reshape(-1, cols)
+            flattened = False
+        elif narrowed:
+            weights = weights[..., keep, :]
+        channels = weights.shape[-1]
+        narrowed = index != weighted[-1] and not (isinstance(layer, ConvLayer) and layer.channels is not None)
+        if narrowed:
+            weights, bias = weights[..., keep], None if bias is None else bias[..., keep]
+        if isinstance(layer, ResidualLayer):
+            def swap(container, position, item):  # stax's own containers (tuples and lists) kept
+                return type(container)(item if i == position else old for i, old in enumerate(container))
+
+            out.append(swap(p, 1, swap(p[1], 1, swap(p[1][1], 1, (weights, bias)))))
+        else:
+            out.append((weights, bias))
+    return out
 
 
 activations.on_change(_clear_caches)

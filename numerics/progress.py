@@ -44,3 +44,11 @@ def progress_bar(*, enabled: bool = True, value_name: str | None = None, console
                    BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
                    *counts[:1], TimeElapsedColumn(table_column=Column(no_wrap=True)), *counts[1:]]
     return Progress(*columns, console=console, disable=not enabled, expand=True, transient=transient)
+
+
+def duration(seconds: float) -> str:
+    """A duration for people: "42 s", "3 min 05 s", "2 h 07 min"."""
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"

@@ -33,6 +33,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from numerics.progress import duration
+
 DATASETS = ("digits-odd-even", "sphere")
 PARAMETRIZATIONS = ("ntk", "standard")
 TRAININGS = ("linearized", "standard")
@@ -280,18 +282,13 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
         left = len(cells) - len(rows)
         report(f"cell {len(rows)}/{len(cells)} done ({cell.dataset} m={cell.width} N={cell.n} {cell.param} "
                f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s); "
-               f"about {_duration(elapsed / computed * left)} left")
+               f"about {duration(elapsed / computed * left)} left")
     return SweepResult(rows=[rows[i] for i in range(len(cells))], computed=computed, reused=reused,
                        seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path)
 
 
 def _outcome(row: dict[str, Any]) -> str:
     return "training diverged" if row.get("train_stop") == "diverged" else f"revealed {row['revealed']:.0%}"
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
 # ---------------------------------------------------------------------------------------------------------

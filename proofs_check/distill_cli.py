@@ -127,7 +127,8 @@ def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, flo
               for i in (initial_support(target.labels, per_class, n_classes, rng) for _ in range(RANDOM_BASELINE_DRAWS))]
     means = np.stack([target.x[target.labels == k].mean(axis=0) for k in range(n_classes)])
     mean_targets = np.stack([target.y[target.labels == k].mean(axis=0) for k in range(n_classes)])
-    return {"full data": support_accuracy(arch, target.x, target.y, test.x, test.labels),
+    return {"full data": support_accuracy(arch, target.x, target.y, test.x, test.labels,
+                                         progress="full-data baseline"),
             f"random {per_class}/class (mean of {RANDOM_BASELINE_DRAWS})": float(np.mean(random)),
             "class means (1/class)": support_accuracy(arch, means, mean_targets, test.x, test.labels)}
 

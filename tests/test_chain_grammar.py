@@ -202,7 +202,7 @@ def test_commands_that_need_a_kernel_refuse_chains_without_one(capsys, tmp_path,
     assert not parse_spec(spec).has_kernel and parse_spec("relu:2:res=0.5").has_kernel
     for argv, message in ((["distill", "--arch", spec], "analytic kernel of this chain is not available"),
                           (["run", "K1", "--arch", spec], "K1 do not apply: its analytic kernel is not available"),
-                          (["run", "D1", "--arch", "dense > relu > dense:sw=2"], "D1 do not apply")):
+                          (["run", "D1", "R1", "--arch", spec], "D1, R1 do not apply")):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err

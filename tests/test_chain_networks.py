@@ -160,7 +160,6 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
     assert capsys.readouterr().out.count("note: training stopped (budget) at step 10 with loss") == 2
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled needs "),
-                          (["run", "R1", "--arch", "conv3x3 > relu > gap > dense"], "R1 do not apply"),
                           (["attack", "--arch", "conv3x3 > relu > gap > dense", "--dataset", "sphere"],
                            "10 input features is not a square (--dataset sphere)")):
         assert main([*argv, "--out", str(tmp_path / "refused")]) == 2

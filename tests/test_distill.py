@@ -181,3 +181,27 @@ def test_early_stopping_scores_only_the_validation_set_keeps_its_best_and_resume
     assert resumed.info["selected_step"] == whole.info["selected_step"]
     np.testing.assert_array_equal(resumed.x, whole.x)
     np.testing.assert_array_equal(resumed.info["final_x"], whole.info["final_x"])
+
+
+def test_kernel_blocks_shrink_with_the_pixel_pair_state_and_give_the_same_matrix(monkeypatch):
+    conv = parse_spec("conv3x3:c=2 > relu > gap > dense")
+    rng = np.random.default_rng(7)
+    x1, x2 = rng.normal(size=(5, 16)), rng.normal(size=(3, 16))  # 4x4 images: 256 state entries per pair
+    assert D.kernel_block_rows(ARCH, 16, 3, block_size=512) == 512
+    monkeypatch.setattr(D, "KERNEL_BLOCK_ENTRIES", 2 * 3 * 256)
+    assert D.kernel_block_rows(conv, 16, 3, block_size=512) == 2
+    # tolerance: the same float64 kernel evaluated on 2-row blocks instead of all rows at once (~1e-16 measured)
+    np.testing.assert_allclose(D.kernel_matrix(conv, x1, x2), np.asarray(analytic_ntk(conv, x1, x2)), rtol=1e-13)
+
+
+def test_heavy_steps_are_timed_one_by_one_and_the_long_run_gets_a_note(monkeypatch, capsys):
+    x_t, y_t, labels, _, _ = _problem(6, n=30, d=8)
+    common = dict(per_class=2, lr=0.02, chunk=10, block_size=8, steps=14)
+    plain = D.distill(ARCH, x_t, y_t, labels, progress=False, **common)
+    monkeypatch.setattr(D, "SLOW_STEP_WORK", 0)
+    monkeypatch.setattr(D, "LONG_RUN_SECONDS", 0.0)
+    timed = D.distill(ARCH, x_t, y_t, labels, progress=True, **common)
+    assert "note: one step takes" in capsys.readouterr().out
+    # tolerance: the same steps in scans of other lengths (1, 1, then up to 10); XLA may fuse them differently
+    np.testing.assert_allclose(timed.loss_curve, plain.loss_curve, rtol=1e-12)
+    np.testing.assert_allclose(timed.x, plain.x, rtol=1e-12)

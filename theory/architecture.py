@@ -353,6 +353,42 @@ class Architecture:
             except ValueError as error:
                 raise SpecError(f"{self.spec}: {error}") from None
 
+    def input_dim_at_least(self, dim: int) -> int:
+        """The smallest input dimension >= ``dim`` that the chain reads (:meth:`check_input`): ``dim`` itself, or
+        for a 2D convolution the next square (5 -> 9: 3x3 images). The claims that draw small synthetic inputs
+        ask it once for their dimension."""
+        if self.spatial_dims != 2:
+            return int(dim)
+        side = math.isqrt(max(int(dim) - 1, 0)) + 1
+        return side * side
+
+    @property
+    def width_limit_obstacle(self) -> str | None:
+        """Why the finite networks of this chain do not approach its infinite-width limit as the width of
+        numerics.networks.make_network grows, or None when they do: no hidden layer (a lone readout, exact and
+        width-free at every width), or a convolution with a fixed channel count (c=)."""
+        weighted = [layer for layer in self._layers if isinstance(layer, (L.Dense, L.Conv, L.Residual))]
+        if len(weighted) < 2:
+            return "no hidden layer: the network is its own linearization and its NTK is exact at every width"
+        fixed = [layer for layer in weighted if isinstance(layer, L.Conv) and layer.channels is not None]
+        if fixed:
+            return (f"{len(fixed)} convolution(s) with a fixed channel count (c=): the network does not approach its "
+                    "infinite-width limit as the width grows (leave c= out to let the width set the channels)")
+        return None
+
+    @property
+    def smooth(self) -> bool:
+        """Whether no activation of the chain (residual branches included) is piecewise linear (the registry's
+        trait), so that the network is smooth in its parameters."""
+        return not any(activations.get(layer.name).piecewise_linear for layer in self.activation_layers)
+
+    @property
+    def positively_homogeneous(self) -> bool:
+        """f(k x) = k f(x) for every k > 0: no biases and every activation positively homogeneous of degree 1
+        (registry trait); dense, convolutional, pooling and flatten layers and the residual sum are linear."""
+        return not self.has_bias and all(activations.get(layer.name).homogeneous_degree == 1
+                                         for layer in self.activation_layers)
+
     @property
     def has_kernel(self) -> bool:
         """Whether every layer has its symbolic kernel step (theory.layers), so that the analytic NNGP and NTK
