@@ -373,10 +373,12 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
 
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
-    from proofs_check.cli import PROG, UsageError, folder, kernel_architecture, positive_int
+    from numerics.networks import check_network_size
+    from proofs_check.cli import UsageError, _Formatter, _Parser, folder, kernel_architecture, positive_int
 
-    parser = argparse.ArgumentParser(prog="python -m proofs_check.distill_cli",
-                                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
+    prog = "python -m proofs_check.distill_cli"
+    parser = _Parser(prog=prog, formatter_class=_Formatter,
+                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
     parser.add_argument("--n", type=positive_int, default=20, help="training digits (even)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
     parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
@@ -385,12 +387,19 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
                         help="training step budget of every network (the attacked one and the fresh ones)")
     parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC")
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
-    args = parser.parse_args(argv)
     try:
-        if args.n % 2 or args.recon >= args.n:
-            raise UsageError(f"--n must be even and --recon below it; got --n {args.n} --recon {args.recon}")
+        args = parser.parse_args(argv)
+        if args.n % 2:
+            raise UsageError(f"--n {args.n}: the digits are drawn odd/even balanced, so --n must be even")
+        if args.recon >= args.n:
+            raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
+                             "distillation)")
+        try:
+            check_network_size(args.arch, args.width, 64)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
                                     train_steps=args.train_steps)
