@@ -19,6 +19,8 @@ DISTILL_FILES = {"checkpoint": "distill_checkpoint.npz", "npz": "distilled.npz",
                  "metrics": "metrics.json"}
 DISTILL_CHUNK = 100
 """Steps per jitted chunk: one checkpoint and progress update after each (Ctrl-C waits for at most one)."""
+DEFEND_SIZES = (10, 20, 50)
+"""Default distilled set sizes of ``defend``."""
 RANDOM_BASELINE_DRAWS = 5
 """Random real subsets averaged for the 'random points' baseline."""
 
@@ -272,7 +274,7 @@ def defend_arguments(parser: argparse.ArgumentParser) -> None:
     from proofs_check.cli import folder, kernel_architecture, positive_int, seed
 
     parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
-    parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
+    parser.add_argument("--sizes", type=_size_list, default=DEFEND_SIZES,
                         help="distilled set sizes, comma-separated multiples of 10")
     parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
                         help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
@@ -298,8 +300,9 @@ def defend_check(args) -> None:
         raise UsageError(f"--sizes {bad[0]}: distilled sizes must be multiples of the 10 classes")
     over = [k for k in args.sizes if k > 10 * args.per_class]
     if over:
+        given = "" if args.sizes != DEFEND_SIZES else f" (the default sizes are {','.join(map(str, DEFEND_SIZES))})"
         raise UsageError(f"--sizes {over[0]}: a distilled set larger than the private set ({10 * args.per_class}) "
-                         "defends nothing")
+                         f"defends nothing{given}")
     train = digits(task="ten_class", split="train")
     counts = np.bincount(train.labels, minlength=10)
     if args.per_class > counts.min():
