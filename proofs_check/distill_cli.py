@@ -173,6 +173,11 @@ def run(args) -> int:
     out = args.out
     paths = {key: out / name for key, name in DISTILL_FILES.items()}
     resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
+    if resuming and paths["checkpoint"].is_file():
+        from numerics.checkpoint import Checkpoint
+
+        step = Checkpoint(paths["checkpoint"], kind="distill").peek()[0]
+        console.print(f"resuming {out}: distillation from step {step} of {args.steps}")
     write_run(out, {"command": "distill", "settings": settings(args), "steps": args.steps})
 
     task = DISTILL_DATASETS[args.dataset]
