@@ -96,3 +96,13 @@ def test_each_guard_can_fail_alone(monkeypatch):
     with pytest.raises(SpecError, match="not smooth"):  # no longer refused as complex: the spot values found that
         expressions.parse_activation.__wrapped__("x**(1/3)")
     assert sp.calculus.util.continuous_domain(VARIABLE ** sp.Rational(1, 3), VARIABLE, sp.S.Reals) == sp.S.Reals
+
+
+@pytest.mark.parametrize("formula", ["log(x)", "sqrt(x)"])
+def test_quadrature_refuses_functions_undefined_on_part_of_the_line(formula):
+    """The quadrature's own guard (for direct callers): a ValueError before QUADPACK sees a NaN, not a crash."""
+    from numerics.quadrature import gaussian_expectation_2d, scalar_function
+
+    f = scalar_function(parse_expression(formula))
+    with pytest.raises(ValueError, match="is not real and finite"):
+        gaussian_expectation_2d(f, f, 1.0, 1.0, 0.5)
