@@ -106,3 +106,10 @@ def test_quadrature_refuses_functions_undefined_on_part_of_the_line(formula):
     f = scalar_function(parse_expression(formula))
     with pytest.raises(ValueError, match="is not real and finite"):
         gaussian_expectation_2d(f, f, 1.0, 1.0, 0.5)
+
+
+@pytest.mark.parametrize("spec, message", [("dense > expr:phi=log(x) > dense", "not real and finite for x <= 0"),
+                                           ("dense > expr:phi=Max(x, 0) > dense", "this formula is relu")])
+def test_layer_chains_apply_the_same_rules(spec, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        parse_spec(spec)
