@@ -168,7 +168,8 @@ def architecture_help() -> str:
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
             "res (residual branch scale).\n"
-            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x).")
+            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x);\n"
+            "it must be real, finite and smooth at every real x and grow at most like exp(c|x|).")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
