@@ -42,6 +42,9 @@ DATASETS: Mapping[str, str] = {
 }
 """The datasets ``proofs-check attack`` can train on and score against, with a one-line description."""
 SPHERE_DIMENSION = 10
+SPHERE_MAX_POINTS = 20_000
+"""Largest N drawn from the sphere (the largest target set the project distills; an attack on N points keeps 2N
+reconstructions and N x N kernels, and N = 100,000 aborted inside XLA)."""
 SPHERE_REFERENCE_POINTS = 500
 """Size of the sphere's public set and of its pool of held-out points."""
 _DIGITS_TASKS = {"digits-odd-even": "odd_even", "digits-ten-class": "ten_class"}
@@ -59,6 +62,8 @@ def check_n(name: str, n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"--n must be a positive integer, got {n!r}")
     if name not in _DIGITS_TASKS:
+        if n > SPHERE_MAX_POINTS:
+            raise ValueError(f"--n {n}: {name} draws at most {SPHERE_MAX_POINTS} points (audit.SPHERE_MAX_POINTS)")
         return
     full = digits(task=_DIGITS_TASKS[name], split="train")
     keep = np.ones(full.n, dtype=bool)

@@ -255,6 +255,30 @@ def make_network(arch: Architecture, width: int, out_dim: int = 1) -> Network:
                    apply_fn=apply_fn, kernel_fn=kernel_fn)
 
 
+MAX_PARAMETERS = 1 << 27
+"""Most parameters a network built from user options may have: 134 M float64 numbers, 1.07 GB per copy of theta;
+training and the attack hold about ten copies (theta_0, theta_f, gradients, Adam's moments), so ~11 GB."""
+
+
+def parameter_count(arch: Architecture, width: int, in_dim: int, out_dim: int = 1) -> int:
+    """Parameters of ``make_network(arch, width, out_dim)`` on ``in_dim`` inputs, from shapes only (nothing is
+    allocated or drawn)."""
+    import math
+
+    network = make_network(arch, int(width), int(out_dim))
+    shapes = jax.eval_shape(lambda: network.init(jax.random.PRNGKey(0), int(in_dim)))
+    return sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(shapes))
+
+
+def check_network_size(arch: Architecture, width: int, in_dim: int, out_dim: int = 1, *,
+                       option: str = "--width") -> None:
+    """ValueError (one line) when the network would have more than ``MAX_PARAMETERS`` parameters."""
+    count = parameter_count(arch, width, in_dim, out_dim)
+    if count > MAX_PARAMETERS:
+        raise ValueError(f"{option} {width}: {arch.spec} would have {count:.3g} parameters ({8 * count / 1e9:.3g} GB "
+                         f"per copy in float64); at most {MAX_PARAMETERS} ({8 * MAX_PARAMETERS / 1e9:.2f} GB)")
+
+
 def dense_layers(params: Params) -> list[tuple[jax.Array, jax.Array | None]]:
     """The ``(W, b)`` pairs of the dense layers, input to readout (activation layers dropped)."""
     return [layer for layer in params if isinstance(layer, (tuple, list)) and len(layer) == 2]

@@ -40,11 +40,15 @@ def gaussian_expectation_2d(f: Callable, g: Callable, a: float, b: float, c: flo
         raise ValueError(f"covariance {c} exceeds sqrt(ab) = {np.sqrt(a * b)}: not a covariance matrix")
     rho = float(np.clip(rho, -1.0, 1.0))
     sa, sb = np.sqrt(a), np.sqrt(b)
+    _require_finite(f, sa, "f")
+    _require_finite(g, sb, "g")
     s = np.sqrt(max(1.0 - rho * rho, 0.0))
     options = dict(epsabs=tol, epsrel=tol, limit=200)
     if s < 1e-12:
         value, _ = integrate.quad(lambda z: f(sa * z) * g(sb * rho * z) * _normal_pdf(z),
                                   -_LIMIT, _LIMIT, points=[0.0], **options)
+        if not np.isfinite(value):
+            raise ValueError(f"E[f(u) g(v)] is not finite (a={a}, b={b}, c={c})")
         return value
 
     def inner(z1: float) -> float:
@@ -55,4 +59,21 @@ def gaussian_expectation_2d(f: Callable, g: Callable, a: float, b: float, c: flo
         return f(sa * z1) * _normal_pdf(z1) * value
 
     value, _ = integrate.quad(inner, -_LIMIT, _LIMIT, points=[0.0], **options)
+    if not np.isfinite(value):
+        raise ValueError(f"E[f(u) g(v)] is not finite (a={a}, b={b}, c={c})")
     return value
+
+
+def _require_finite(f: Callable, scale: float, name: str) -> None:
+    """Refuse, before QUADPACK sees them, integrands that are not real and finite on the integration range (a NaN
+    or complex value inside nested ``quad`` calls gives garbage or crashes; theory.expressions.parse_activation
+    refuses such activation formulas earlier, this is the guard for direct callers)."""
+    for z in np.linspace(-_LIMIT, _LIMIT, 49):
+        try:
+            with np.errstate(all="ignore"):
+                value = f(scale * z)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            value = float("nan")
+        if not np.isfinite(value):
+            raise ValueError(f"{name}({scale * z:.3g}) = {value} is not real and finite: the Gaussian expectation "
+                             f"needs a function defined on every real number")

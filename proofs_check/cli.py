@@ -92,14 +92,20 @@ def kernel_architecture(text: str) -> Architecture:
 
 def folder(text: str) -> Path:
     """A folder to write into: it may not exist yet, but nothing on its path may be a file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty folder name")
     path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is a file")
-            break
+    try:
+        if path.exists() and not path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} exists and is not a folder")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise argparse.ArgumentTypeError(f"cannot create {text}: {parent} is a file")
+                break
+    except OSError as error:  # e.g. a name longer than the file system allows
+        raise argparse.ArgumentTypeError(f"cannot use {text[:60]}{'...' if len(text) > 60 else ''}: "
+                                         f"{error.strerror or error}") from None
     return path
 
 
@@ -109,7 +115,12 @@ def saved_model(text: str):
     from numerics.checkpoint import FileError
     from numerics.training import load_model
 
+    path = Path(text)
     try:
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{text} is a folder, not a model file")
+        if path.exists() and path.suffix != ".npz":
+            raise argparse.ArgumentTypeError(f"{text} is not an .npz model file (save_model writes .npz)")
         return load_model(text)
     except FileNotFoundError:
         raise argparse.ArgumentTypeError(f"no such file: {text}") from None
@@ -157,7 +168,8 @@ def architecture_help() -> str:
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
             "res (residual branch scale).\n"
-            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x).")
+            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x);\n"
+            "it must be real, finite and smooth at every real x and grow at most like exp(c|x|).")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -167,6 +179,9 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
         if action.default is None or action.default is False or action.default is argparse.SUPPRESS \
                 or "%(default)" in (action.help or "") or "(default:" in (action.help or ""):
             return action.help
+        if isinstance(action.default, (tuple, list)):  # shown as typed: comma-separated, "none" for None
+            shown = ",".join("none" if value is None else str(value) for value in action.default)
+            return f"{action.help} (default: {shown})"
         return super()._get_help_string(action)
 
 
@@ -280,10 +295,17 @@ def _check_run(args) -> None:
     from proofs_check.claims import load_claims
 
     registry = load_claims()
-    args.ids = [i.upper() for i in args.ids] or list(registry)
-    unknown = [i for i in args.ids if i not in registry]
+    unknown = [i for i in args.ids if i.upper() not in registry]
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
+    named = list(dict.fromkeys(i.upper() for i in args.ids))  # each claim once, in the order given
+    args.ids = named or list(registry)
+    fixed = [i for i in named if not registry[i].uses_archs]
+    if args.arch and fixed:
+        taking = ", ".join(i for i in registry if registry[i].uses_archs)
+        verbs = ("checks", "does", "it") if len(fixed) == 1 else ("check", "do", "them")
+        raise UsageError(f"--arch: {', '.join(fixed)} {verbs[0]} fixed architectures and {verbs[1]} not take --arch "
+                         f"(only {taking} do); run {verbs[2]} without it")
     for arch in args.arch or []:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
@@ -424,6 +446,14 @@ def _check_attack(args) -> None:
         args.arch.check_input(audit.input_dimension(args.dataset))
     except ValueError as error:
         raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
+    if args.model is None:
+        from numerics.networks import check_network_size
+
+        try:
+            check_network_size(args.arch, args.width, audit.input_dimension(args.dataset),
+                               audit.output_dimension(args.dataset))
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if args.model is not None:
         inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
         in_dim = int(args.model.in_dim)
@@ -669,6 +699,9 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_sweep(args) -> None:
     from numerics import sweep
 
+    from numerics.audit import input_dimension
+    from numerics.networks import check_network_size
+
     def listed(value):  # argparse does not pass string defaults through ``type`` when they are not strings
         return value if isinstance(value, tuple) else None
 
@@ -679,6 +712,10 @@ def _check_sweep(args) -> None:
                                params=listed(args.params) or _name_list(sweep.PARAMETRIZATIONS)(args.params),
                                trainings=listed(args.trainings) or _name_list(sweep.TRAININGS)(args.trainings),
                                seeds=tuple(range(args.seeds)))
+        for dataset in args.grid.datasets:
+            for width in args.grid.widths:
+                check_network_size(parse_spec(f"relu:{sweep.DEPTH}"), width, input_dimension(dataset),
+                                   option="--widths value")
     except (ValueError, argparse.ArgumentTypeError) as error:
         raise UsageError(str(error).replace("--n ", "--ns value ")) from None
     args.budget = sweep.Budget(train_steps=args.train_steps, attack_steps=args.attack_steps)
@@ -780,7 +817,7 @@ COMMANDS: tuple[Command, ...] = (
             outputs=("out",), epilog=architecture_help()),
     Command("defend", "distillation as a defense: attack a kernel-regime model trained on private digits and models "
             "trained on distilled sets, write the revealed-vs-accuracy trade-off", distill_cli.defend_arguments,
-            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",)),
+            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",), epilog=architecture_help()),
 )
 
 

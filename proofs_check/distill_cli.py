@@ -19,6 +19,8 @@ DISTILL_FILES = {"checkpoint": "distill_checkpoint.npz", "npz": "distilled.npz",
                  "metrics": "metrics.json"}
 DISTILL_CHUNK = 100
 """Steps per jitted chunk: one checkpoint and progress update after each (Ctrl-C waits for at most one)."""
+DEFEND_SIZES = (10, 20, 50)
+"""Default distilled set sizes of ``defend``."""
 RANDOM_BASELINE_DRAWS = 5
 """Random real subsets averaged for the 'random points' baseline."""
 
@@ -171,6 +173,11 @@ def run(args) -> int:
     out = args.out
     paths = {key: out / name for key, name in DISTILL_FILES.items()}
     resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
+    if resuming and paths["checkpoint"].is_file():
+        from numerics.checkpoint import Checkpoint
+
+        step = Checkpoint(paths["checkpoint"], kind="distill").peek()[0]
+        console.print(f"resuming {out}: distillation from step {step} of {args.steps}")
     write_run(out, {"command": "distill", "settings": settings(args), "steps": args.steps})
 
     task = DISTILL_DATASETS[args.dataset]
@@ -272,7 +279,7 @@ def defend_arguments(parser: argparse.ArgumentParser) -> None:
     from proofs_check.cli import folder, kernel_architecture, positive_int, seed
 
     parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
-    parser.add_argument("--sizes", type=_size_list, default=(10, 20, 50),
+    parser.add_argument("--sizes", type=_size_list, default=DEFEND_SIZES,
                         help="distilled set sizes, comma-separated multiples of 10")
     parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
                         help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
@@ -298,8 +305,9 @@ def defend_check(args) -> None:
         raise UsageError(f"--sizes {bad[0]}: distilled sizes must be multiples of the 10 classes")
     over = [k for k in args.sizes if k > 10 * args.per_class]
     if over:
+        given = "" if args.sizes != DEFEND_SIZES else f" (the default sizes are {','.join(map(str, DEFEND_SIZES))})"
         raise UsageError(f"--sizes {over[0]}: a distilled set larger than the private set ({10 * args.per_class}) "
-                         "defends nothing")
+                         f"defends nothing{given}")
     train = digits(task="ten_class", split="train")
     counts = np.bincount(train.labels, minlength=10)
     if args.per_class > counts.min():
@@ -373,10 +381,12 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
 
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
-    from proofs_check.cli import PROG, UsageError, folder, kernel_architecture, positive_int
+    from numerics.networks import check_network_size
+    from proofs_check.cli import UsageError, _Formatter, _Parser, folder, kernel_architecture, positive_int
 
-    parser = argparse.ArgumentParser(prog="python -m proofs_check.distill_cli",
-                                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
+    prog = "python -m proofs_check.distill_cli"
+    parser = _Parser(prog=prog, formatter_class=_Formatter,
+                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
     parser.add_argument("--n", type=positive_int, default=20, help="training digits (even)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
     parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
@@ -385,12 +395,19 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
                         help="training step budget of every network (the attacked one and the fresh ones)")
     parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC")
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
-    args = parser.parse_args(argv)
     try:
-        if args.n % 2 or args.recon >= args.n:
-            raise UsageError(f"--n must be even and --recon below it; got --n {args.n} --recon {args.recon}")
+        args = parser.parse_args(argv)
+        if args.n % 2:
+            raise UsageError(f"--n {args.n}: the digits are drawn odd/even balanced, so --n must be even")
+        if args.recon >= args.n:
+            raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
+                             "distillation)")
+        try:
+            check_network_size(args.arch, args.width, 64)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     except UsageError as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
+        print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
     result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
                                     train_steps=args.train_steps)

@@ -112,3 +112,15 @@ def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from"] == 10 and metrics["model_selection"]["validation_curve"]["steps"] == [0, 5, 10, 15]
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"], "--n 3: the digits are drawn odd/even"),
+                                           (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
+                                           (["--steps", "-1"], "--steps: must be a positive integer"),
+                                           (["--width", "99999999"], "parameters")])
+def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys):
+    from proofs_check.distill_cli import rkip_finite_main
+
+    assert rkip_finite_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m proofs_check.distill_cli: error: ") and message in err, err

@@ -91,4 +91,8 @@ def test_run_refuses_a_chain_without_an_analytic_kernel(stub_run, monkeypatch, t
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "D1, R1 do not apply: its analytic kernel is not available" in err, err
     assert not stub_run and not (tmp_path / "out").exists()
-    assert cli.main(["run", "T1", "--arch", CONV_GAP, "--out", str(tmp_path / "out")]) == 0  # T1 takes no --arch
+    # T1 checks fixed architectures: an --arch for it is refused rather than silently ignored
+    assert cli.main(["run", "T1", "t1", "--arch", CONV_GAP, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "T1 checks fixed architectures and does not take --arch" in err, err
+    assert not stub_run

@@ -207,9 +207,9 @@ def _erf_dual(p: Params) -> tuple[sp.Expr, sp.Expr]:
 
 
 def _expression_phi(p: Params) -> sp.Expr:
-    from theory.expressions import parse_expression  # whitelist parser: untrusted text is data
+    from theory.expressions import parse_activation  # whitelist parser: untrusted text is data; activation rules
 
-    return parse_expression(str(p["phi"]))
+    return parse_activation(str(p["phi"]).strip())
 
 
 BUILTIN = (

@@ -565,9 +565,9 @@ def _parse_value(activation: str, key: str, text: str) -> object:
                 raise ValueError
             return values
         if kind == "expression":
-            from theory.expressions import parse_expression  # whitelist parser; raises SpecError naming the token
+            from theory.expressions import parse_activation  # whitelist parser + activation rules; one-line SpecError
 
-            parse_expression(text)
+            parse_activation(text)
             return text.strip()
         value = float(text)
         if not math.isfinite(value):

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import sympy as sp
 
 from theory import activations
-from theory.expressions import parse_expression
+from theory.expressions import parse_activation
 
 if TYPE_CHECKING:
     from theory.architecture import Architecture
@@ -120,8 +120,9 @@ def polynomial_kernel(phi: sp.Expr) -> sp.Expr:
 
 
 def activation_expression(text: str) -> sp.Expr:
-    """Parse a user activation (a formula in ``x``) with the whitelist parser; nothing is evaluated."""
-    return parse_expression(text)
+    """Parse a user activation (a formula in ``x``) with the whitelist parser and the activation rules
+    (theory.expressions.parse_activation); nothing is evaluated."""
+    return parse_activation(text)
 
 
 as_rational = activations.exact

@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import ast
+import functools
 import math
 from typing import Callable, Mapping
 
@@ -267,3 +268,157 @@ def _build(node: ast.AST, source: str) -> sp.Expr:
             raise SpecError(f"{name}() takes {wanted} argument(s), got {count}, in expression {source!r}")
         return function(*(_build(arg, source) for arg in node.args))
     raise SpecError(f"expression {source!r} is not a formula in x")  # unreachable after the whitelist
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Activation formulas: the two rules a formula must satisfy before any work starts
+# ------------------------------------------------------------------------------------------------------------
+
+NOT_SMOOTH = (sp.Abs, sp.sign, sp.Heaviside, sp.Max, sp.Min, sp.Piecewise, sp.floor, sp.ceiling, sp.DiracDelta)
+"""Functions with a kink or a jump: the Gaussian quadrature of formulas without a closed-form dual (trapezoid
+rule, accurate for integrands analytic in a strip) loses its accuracy on them (1-6% on Max(x, 0) and abs(x))."""
+
+SPOT_POINTS = tuple(sp.Rational(p) for p in ("-7/2", "-2", "-1", "-1/3", "0", "1/2", "1", "3"))
+"""Rational points where a formula is evaluated exactly, as a second guard beside sympy's domain reasoning."""
+
+_SAME_SIGN = {sp.erf: sp.tanh, sp.erfc: lambda u: 1 - sp.tanh(u)}
+"""erf and erfc are real-analytic on every real argument but sympy's continuous_domain does not know them: it is
+computed with stand-ins of the same sign pattern (tanh: odd, increasing, zero only at 0; 1 - tanh: positive)."""
+_BOUNDED = (sp.sin, sp.cos, sp.tanh, sp.atan, sp.erf, sp.erfc)
+_EXPONENTIAL = (sp.exp, sp.sinh, sp.cosh, sp.erfc)
+
+
+def _continuous_on_reals(expr: sp.Expr) -> sp.Set | None:
+    """The real x where ``expr`` is real, finite and continuous (sympy's continuous_domain), None if undecided."""
+    for function, stand_in in _SAME_SIGN.items():
+        expr = expr.replace(function, stand_in)
+    try:
+        return sp.calculus.util.continuous_domain(expr, VARIABLE, sp.S.Reals)
+    except (NotImplementedError, ValueError, TypeError, RecursionError):
+        return None
+
+
+def _where(excluded: sp.Set) -> str:
+    """``for x < 0``, ``at x = 0``, ... (a set of real numbers in words, short)."""
+    if isinstance(excluded, sp.FiniteSet):
+        text = "at x = " + ", ".join(str(point) for point in excluded.args)
+    elif isinstance(excluded, sp.Interval) and excluded.start == -sp.oo:
+        text = f"for x {'<' if excluded.right_open else '<='} {excluded.end}"
+    elif isinstance(excluded, sp.Interval) and excluded.end == sp.oo:
+        text = f"for x {'>' if excluded.left_open else '>='} {excluded.start}"
+    else:
+        text = f"for x in {excluded}"
+    return text if len(text) <= 60 else "at some real x"
+
+
+def _real_everywhere(expr: sp.Expr, source: str) -> None:
+    """Rule 1: phi is real and finite at every real x (sympy's continuous domain, then exact spot values)."""
+    problem = f"phi={source} is not real and finite"
+    domain = _continuous_on_reals(expr)
+    if domain is None:
+        raise SpecError(f"cannot establish that phi={source} is real and finite on every real number: an "
+                        f"activation must be defined on every real number")
+    if domain != sp.S.Reals:
+        raise SpecError(f"{problem} {_where(sp.Complement(sp.S.Reals, domain))}: an activation must be defined "
+                        f"on every real number")
+    for point in SPOT_POINTS:
+        value = sp.N(expr.subs(VARIABLE, point), 30)
+        if not (value.is_number and value.is_real and value.is_finite):
+            raise SpecError(f"{problem} at x = {point} (it is {sp.N(value, 4)}): an activation must be defined on every "
+                            f"real number")
+
+
+def _closed_form_alternative(expr: sp.Expr) -> str:
+    """The registered piecewise-linear activations with a closed-form dual, naming the one equal to ``expr``
+    when it is a*min(x, 0) + b*max(x, 0) (checked exactly on x > 0 and x < 0)."""
+    from theory import activations
+
+    entries = [entry.name for entry in activations.all_activations() if entry.dual is not None
+               and entry.piecewise_linear]
+    advice = f"use a registered activation with a closed-form dual ({', '.join(entries)})"
+    t = sp.Symbol("t", positive=True)
+    slopes = [sp.simplify(expr.subs(VARIABLE, sign * t) / (sign * t)) for sign in (1, -1)]
+    if all(slope.is_number and slope.is_real for slope in slopes):
+        b, a = (activations.exact(slope) for slope in slopes)
+        a, b = (format(float(slope), "g") for slope in (a, b))
+        if (a, b) == ("0", "1") and "relu" in entries:
+            return advice + "; this formula is relu"
+        if b == "1" and "leaky_relu" in entries:
+            return advice + f"; this formula is leaky_relu:alpha={a}"
+        if "abrelu" in entries:
+            return advice + f"; this formula is abrelu:a={a}:b={b}"
+    return advice
+
+
+def _smooth(expr: sp.Expr, source: str, *, derivative_domain: bool) -> None:
+    """Rule 2: phi and phi' have no kink or jump (no NOT_SMOOTH function; with ``derivative_domain``, phi' is also
+    continuous on the reals)."""
+    derivative = sp.diff(expr, VARIABLE)
+    found = ([function.__name__ for function in NOT_SMOOTH if expr.has(function)]
+             or [f"{function.__name__} in its derivative" for function in NOT_SMOOTH if derivative.has(function)])
+    if not found:
+        if not derivative_domain:
+            return
+        domain = _continuous_on_reals(derivative)
+        if domain == sp.S.Reals:
+            return
+        found = ["a point where its derivative is undefined" if domain is None
+                 else f"a kink {_where(sp.Complement(sp.S.Reals, domain))}"]
+    raise SpecError(f"phi={source} is not smooth (it has {', '.join(found)}): activations without a closed-form "
+                    f"dual are integrated by a quadrature that is accurate only for smooth ones; "
+                    f"{_closed_form_alternative(expr)}")
+
+
+def _exponential_argument_is_linear(expr: sp.Expr) -> bool:
+    """Structural growth bound: every exp/sinh/cosh/erfc argument is a polynomial of degree <= 1 in x or has x
+    only inside bounded functions; then |phi| <= C exp(c |x|) (used when sympy's limit is undecided)."""
+    for node in sp.preorder_traversal(expr):
+        if isinstance(node, _EXPONENTIAL):
+            argument = node.args[0]
+            bounded = argument.replace(lambda e: isinstance(e, _BOUNDED), lambda e: sp.Integer(1))
+            if not (argument.is_polynomial(VARIABLE) and sp.degree(argument, VARIABLE) <= 1) \
+                    and bounded.has(VARIABLE):
+                return False
+        if isinstance(node, sp.Pow) and node.exp.is_negative and node.base.has(*_EXPONENTIAL):
+            return False
+    return True
+
+
+def _grows_at_most_exponentially(expr: sp.Expr, source: str) -> None:
+    """Rule 3: log|phi(x)| / x**2 -> 0 (or below) as x -> +-oo, so E[phi(u)^2] is finite under N(0, q) for every q."""
+    problem = (f"phi={source} grows too fast: E[phi(u)^2] under u ~ N(0, q) must be finite for every q, "
+               f"so log|phi(x)|/x**2 must tend to 0 or below as x -> +-oo")
+    ratio = sp.log(expr**2) / (2 * VARIABLE**2)
+    for end in (sp.oo, -sp.oo):
+        try:
+            limit = sp.limit(ratio, VARIABLE, end)
+        except (NotImplementedError, ValueError, TypeError, RecursionError):
+            limit = None
+        if isinstance(limit, sp.AccumBounds):
+            limit = limit.max
+        if limit is not None and limit.is_number and limit.is_extended_real:
+            if limit > 0:
+                raise SpecError(f"{problem} (it tends to {limit} as x -> {end})")
+        elif not _exponential_argument_is_linear(expr):
+            raise SpecError(f"cannot establish that phi={source} grows at most like exp(c|x|): "
+                            f"E[phi(u)^2] under u ~ N(0, q) must be finite for every q")
+
+
+@functools.lru_cache(maxsize=256)
+def parse_activation(text: str) -> sp.Expr:
+    """Parse an activation formula (:func:`parse_expression`) and check it can be used as phi, raising a one-line
+    :class:`~theory.architecture.SpecError` otherwise:
+
+    1. real and finite at every real x (``log(x)``, ``sqrt(x)``, ``1/x``, ``tan(x)`` are refused);
+    2. smooth: no Abs, sign, Heaviside, Max, Min, ... in phi or phi', and phi' continuous, since formulas have
+       no closed-form dual and their quadrature is accurate only for smooth integrands (the message names the
+       registered closed-form activation, e.g. ``Max(x, 0)`` -> relu);
+    3. growth at most exp(c|x|): log|phi|/x**2 -> 0 (``exp(x**2)`` is refused: E[phi^2] is infinite for q >= 1/4).
+    """
+    expr = parse_expression(text)
+    source = text.strip()
+    _smooth(expr, source, derivative_domain=False)  # names Max, Abs, ... before asking where phi is defined
+    _real_everywhere(expr, source)
+    _smooth(expr, source, derivative_domain=True)
+    _grows_at_most_exponentially(expr, source)
+    return expr

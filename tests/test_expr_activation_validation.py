@@ -1,0 +1,115 @@
+"""Activation formulas (``expr:DEPTH:phi=...``) are refused before any work unless phi is real and finite on every
+real x, smooth (the quadrature used for formulas is accurate only for smooth integrands) and grows at most like
+exp(c|x|) (so E[phi(u)^2] is finite under N(0, q) for every q). Rules: theory.expressions.parse_activation."""
+
+import pytest
+import sympy as sp
+
+from proofs_check.cli import main
+from test_cli import no_work  # noqa: F401  (fixture: training, the attack and claim steps fail if they start)
+from theory import parse_spec
+from theory.architecture import SpecError
+from theory.expressions import VARIABLE, parse_activation, parse_expression
+
+REFUSED = [
+    # not real and finite on every real number (sympy's continuous domain)
+    ("log(x)", "phi=log(x) is not real and finite for x <= 0: an activation must be defined on every real number"),
+    ("sqrt(x)", "phi=sqrt(x) is not real and finite for x < 0"),
+    ("x**(1/2)", "phi=x**(1/2) is not real and finite for x < 0"),
+    ("1/x", "phi=1/x is not real and finite at x = 0"),
+    ("log(1+x)", "phi=log(1+x) is not real and finite for x <= -1"),
+    ("tan(x)", "phi=tan(x) is not real and finite at some real x"),
+    ("sin(x)/x", "phi=sin(x)/x is not real and finite at x = 0"),
+    # ... found by the exact spot values only (sympy's domain of the principal cube root is every real)
+    ("x**(1/3)", "phi=x**(1/3) is not real and finite at x = -7/2"),
+    # not smooth: the message points to the registered closed-form activations, naming the equal one
+    ("Max(x, 0)", "not smooth (it has Max): activations without a closed-form dual are integrated by a quadrature "
+                  "that is accurate only for smooth ones; use a registered activation with a closed-form dual "
+                  "(relu, leaky_relu, abrelu); this formula is relu"),
+    ("abs(x)", "is not smooth (it has Abs)"),
+    ("abs(x)", "this formula is leaky_relu:alpha=-1"),
+    ("0.2*Min(x, 0) + Max(x, 0)", "this formula is leaky_relu:alpha=0.2"),
+    ("-0.5*Min(x, 0) + 2*Max(x, 0)", "this formula is abrelu:a=-0.5:b=2"),
+    ("tanh(x) + Max(x, 0)", "is not smooth (it has Max)"),
+    ("x*abs(x)", "is not smooth (it has Abs)"),
+    ("sign(x)", "is not smooth (it has sign)"),
+    ("Heaviside(x)", "is not smooth (it has Heaviside)"),
+    ("sqrt(x**2)", "is not smooth (it has Abs)"),
+    ("sqrt(1 - cos(x))", "is not smooth (it has a kink at some real x)"),
+    # grows too fast for the Gaussian expectations
+    ("exp(x**2)", "phi=exp(x**2) grows too fast: E[phi(u)^2] under u ~ N(0, q) must be finite for every q"),
+    ("exp(x**2/1000)", "(it tends to 1/1000 as x -> oo)"),
+    ("exp(exp(x))", "grows too fast"),
+    ("1/erfc(x)", "grows at most like exp(c|x|)"),
+]
+
+ACCEPTED = ["1/(1+x**2)", "exp(x)", "log(1+exp(x))", "tanh(x)", "erf(x)", "erfc(x)", "x*erf(x/sqrt(2))",
+            "sqrt(1+x**2)", "exp(-x**2)", "exp(x)*sin(x)", "log(2+sin(x))", "tanh(x) + 0.1*x**2", "x**3", "x"]
+
+
+@pytest.mark.parametrize("formula, message", REFUSED)
+def test_refused_formula_is_one_line_exit_2_before_any_work(formula, message, no_work, capsys):  # noqa: F811
+    assert main(["run", "K1", "--arch", f"expr:2:phi={formula}"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and captured.err.startswith("proofs-check: error: "), captured.err
+    assert message in captured.err, captured.err
+    assert "Traceback" not in captured.err + captured.out
+
+
+@pytest.mark.parametrize("command", [
+    ["attack", "--n", "4", "--width", "32", "--steps", "20"],
+    ["distill"],
+])
+@pytest.mark.parametrize("formula, message", [("log(x)", "not real and finite for x <= 0"),
+                                              ("abs(x)", "is not smooth (it has Abs)")])
+def test_attack_and_distill_refuse_before_any_work(command, formula, message, no_work, tmp_path,  # noqa: F811
+                                                    capsys):
+    out = tmp_path / "run"
+    assert main(command + ["--arch", f"expr:2:phi={formula}", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err, err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("formula", ACCEPTED)
+def test_smooth_real_formulas_still_parse(formula):
+    arch = parse_spec(f"expr:2:phi={formula}")
+    assert dict(arch.activation_params)["phi"] == formula
+    assert sp.simplify(parse_activation(formula) - parse_expression(formula)) == 0
+
+
+def test_each_guard_can_fail_alone(monkeypatch):
+    """With sympy's domain reasoning disabled (every formula 'continuous on the reals'), the exact spot values
+    still refuse log(x) and 1/x; with the spot points moved to x > 0, the domain reasoning still refuses them."""
+    import theory.expressions as expressions
+
+    parse_activation.cache_clear()
+    monkeypatch.setattr(expressions, "_continuous_on_reals", lambda expr: sp.S.Reals)
+    for formula, point in (("log(x)", "x = -7/2"), ("1/x", "x = 0"), ("sqrt(x)", "x = -7/2")):
+        with pytest.raises(SpecError, match=f"not real and finite at {point}"):
+            expressions.parse_activation.__wrapped__(formula)
+    monkeypatch.undo()
+    monkeypatch.setattr(expressions, "SPOT_POINTS", (sp.Integer(1), sp.Integer(2)))
+    for formula in ("log(x)", "1/x", "sqrt(x)"):
+        with pytest.raises(SpecError, match="not real and finite for x|not real and finite at x = 0"):
+            expressions.parse_activation.__wrapped__(formula)
+    with pytest.raises(SpecError, match="not smooth"):  # no longer refused as complex: the spot values found that
+        expressions.parse_activation.__wrapped__("x**(1/3)")
+    assert sp.calculus.util.continuous_domain(VARIABLE ** sp.Rational(1, 3), VARIABLE, sp.S.Reals) == sp.S.Reals
+
+
+@pytest.mark.parametrize("formula", ["log(x)", "sqrt(x)"])
+def test_quadrature_refuses_functions_undefined_on_part_of_the_line(formula):
+    """The quadrature's own guard (for direct callers): a ValueError before QUADPACK sees a NaN, not a crash."""
+    from numerics.quadrature import gaussian_expectation_2d, scalar_function
+
+    f = scalar_function(parse_expression(formula))
+    with pytest.raises(ValueError, match="is not real and finite"):
+        gaussian_expectation_2d(f, f, 1.0, 1.0, 0.5)
+
+
+@pytest.mark.parametrize("spec, message", [("dense > expr:phi=log(x) > dense", "not real and finite for x <= 0"),
+                                           ("dense > expr:phi=Max(x, 0) > dense", "this formula is relu")])
+def test_layer_chains_apply_the_same_rules(spec, message):
+    with pytest.raises(SpecError, match=message.replace("(", r"\(")):
+        parse_spec(spec)
