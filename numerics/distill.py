@@ -154,6 +154,14 @@ def kernel_matrix(arch: Architecture, x1: Any, x2: Any = None, *, block_size: in
     return out
 
 
+def _ridge_solve(kernel: np.ndarray, values: np.ndarray, ridge_factor: float) -> np.ndarray:
+    """(K + r I)^-1 values by scipy Cholesky, r = ridge_factor tr(K) / n (:func:`ridge_of` for numpy matrices)."""
+    import scipy.linalg
+
+    ridge = ridge_factor * np.trace(kernel) / kernel.shape[0]
+    return scipy.linalg.cho_solve(scipy.linalg.cho_factor(kernel + ridge * np.eye(kernel.shape[0])), values)
+
+
 def support_coefficients(arch: Architecture, x_support: jax.Array, y_support: jax.Array, *,
                          ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
     """beta_S = (K_SS + r I)^-1 y_S (Cholesky), r = ridge_factor tr(K_SS) / M."""
@@ -171,11 +179,8 @@ def predict(arch: Architecture, x_support: Any, y_support: Any, x_query: Any, *,
     x_q = validate_points(x_query, name="x_query").astype(np.float64)
     if x_q.shape[1] != x_s.shape[1]:
         raise ValueError(f"x_query has {x_q.shape[1]} features, x_support {x_s.shape[1]}")
-    import scipy.linalg
-
     k_ss = kernel_matrix(arch, x_s, block_size=block_size, progress=progress and f"{progress}: K_SS")
-    ridge = ridge_factor * np.trace(k_ss) / k_ss.shape[0]
-    beta = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k_ss + ridge * np.eye(k_ss.shape[0])), np.asarray(y_s))
+    beta = _ridge_solve(k_ss, np.asarray(y_s), ridge_factor)
     return kernel_matrix(arch, x_q, x_s, block_size=block_size, progress=progress and f"{progress}: K_QS") @ beta
 
 
@@ -260,12 +265,8 @@ def rkip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_
 def full_data_alpha(arch: Architecture, x: np.ndarray, y: np.ndarray, *, ridge_factor: float = RIDGE_FACTOR,
                     block_size: int = BLOCK_SIZE) -> tuple[np.ndarray, float]:
     """alpha = (K_TT + r I)^-1 y_T (K_TT built block by block, scipy Cholesky) and alpha^T K_TT alpha."""
-    import scipy.linalg
-
-    n = x.shape[0]
     k = kernel_matrix(arch, x, block_size=block_size)
-    ridge = ridge_factor * np.trace(k) / n
-    alpha = scipy.linalg.cho_solve(scipy.linalg.cho_factor(k + ridge * np.eye(n)), y)
+    alpha = _ridge_solve(k, y, ridge_factor)
     return alpha, float(np.sum(alpha * (k @ alpha)))
 
 
