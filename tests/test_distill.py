@@ -67,6 +67,16 @@ def test_predict_and_accuracy_match_numpy():
     assert D.accuracy(np.array([[0.5], [-0.2], [0.1]]), np.array([1, 0, 0])) == pytest.approx(2 / 3)
 
 
+def test_full_data_alpha_is_the_ridge_solution_built_in_blocks():
+    x_t, y_t, _, _, _ = _problem(4)
+    k_tt = _kernel(x_t, x_t)
+    expected = np.linalg.solve(k_tt + 1e-5 * np.trace(k_tt) / len(x_t) * np.eye(len(x_t)), y_t)
+    alpha, norm_sq = D.full_data_alpha(ARCH, x_t, y_t, block_size=5)
+    # same algebra, another factorization: cond(K_TT + r I) = 118 here, so round-off ~1e-14 relative
+    np.testing.assert_allclose(alpha, expected, rtol=1e-10, atol=1e-12)
+    assert norm_sq == pytest.approx(float(np.sum(expected * (k_tt @ expected))), rel=1e-10)
+
+
 def test_projection_meets_the_minimum_distance_and_keeps_feasible_points():
     rng = np.random.default_rng(4)
     protected = rng.normal(size=(12, 5))
