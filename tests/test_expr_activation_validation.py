@@ -41,10 +41,12 @@ REFUSED = [
     ("exp(x**2/1000)", "(it tends to 1/1000 as x -> oo)"),
     ("exp(exp(x))", "grows too fast"),
     ("1/erfc(x)", "grows at most like exp(c|x|)"),
+    ("(2+sin(x))/(1-erf(x))", "grows at most like exp(c|x|)"),  # ~ x exp(x**2); sympy's limit is undecided
 ]
 
 ACCEPTED = ["1/(1+x**2)", "exp(x)", "log(1+exp(x))", "tanh(x)", "erf(x)", "erfc(x)", "x*erf(x/sqrt(2))",
-            "sqrt(1+x**2)", "exp(-x**2)", "exp(x)*sin(x)", "log(2+sin(x))", "tanh(x) + 0.1*x**2", "x**3", "x"]
+            "sqrt(1+x**2)", "exp(-x**2)", "exp(x)*sin(x)", "log(2+sin(x))", "tanh(x) + 0.1*x**2", "x**3", "x",
+            "tanh(tanh(tanh(tanh(tanh(x)))))", "1/(2+cos(x))"]
 
 
 @pytest.mark.parametrize("formula, message", REFUSED)
@@ -75,7 +77,7 @@ def test_attack_and_distill_refuse_before_any_work(command, formula, message, no
 def test_smooth_real_formulas_still_parse(formula):
     arch = parse_spec(f"expr:2:phi={formula}")
     assert dict(arch.activation_params)["phi"] == formula
-    assert sp.simplify(parse_activation(formula) - parse_expression(formula)) == 0
+    assert parse_activation(formula) == parse_expression(formula)  # accepted formulas are returned as parsed
 
 
 def test_each_guard_can_fail_alone(monkeypatch):
