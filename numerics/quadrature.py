@@ -74,6 +74,6 @@ def _require_finite(f: Callable, scale: float, name: str) -> None:
                 value = f(scale * z)
         except (TypeError, ValueError, ZeroDivisionError, OverflowError):
             value = float("nan")
-        if not np.isfinite(value):
+        if np.iscomplexobj(value) or not np.isfinite(value):
             raise ValueError(f"{name}({scale * z:.3g}) = {value} is not real and finite: the Gaussian expectation "
                              f"needs a function defined on every real number")

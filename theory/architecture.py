@@ -567,7 +567,7 @@ def _parse_value(activation: str, key: str, text: str) -> object:
         if kind == "expression":
             from theory.expressions import parse_activation  # whitelist parser + activation rules; one-line SpecError
 
-            parse_activation(text)
+            parse_activation(text.strip())  # the stripped text: one cache entry per formula
             return text.strip()
         value = float(text)
         if not math.isfinite(value):

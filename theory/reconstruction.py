@@ -31,7 +31,6 @@ from typing import Any, Sequence
 
 import sympy as sp
 
-from theory import activations
 from theory.architecture import Architecture
 from theory.dual import a_var, b_var, c_var, dual_for, is_zero_on_domain
 from theory.kernels import compose, dim, q11, q12, q22
@@ -287,7 +286,7 @@ def homogeneity_certificates(arch: Architecture) -> list[Certificate]:
     the certificates. Hence (k x, alpha / k) and (x, alpha) define the same RKHS element, the scale
     ambiguity that confines Theorem 1 to the sphere for bias-free ReLU networks (docs/claims.md#t1, counterexample (i)).
     """
-    if arch.has_bias or activations.get(arch.activation).homogeneous_degree != 1 or arch.parameterization != "ntk":
+    if not arch.positively_homogeneous or arch.parameterization != "ntk":
         raise ValueError("homogeneity needs a bias-free NTK architecture whose activation is positively homogeneous "
                          f"of degree 1 (theory.activations), got {arch.spec}")
     dual = dual_for(arch)
