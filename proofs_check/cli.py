@@ -565,7 +565,7 @@ def _attack(args) -> int:
                                     ssim_thresholds=privacy.SSIM_THRESHOLDS if dataset.image_shape else (),
                                     title=f"attack vs trivial baselines: {label}")]
     if dataset.image_shape is not None:
-        files.append(_reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, label))
+        files.append(figures.matched_reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, label))
     metrics = {
         **info, "arch": arch.spec, "width": width, "n_recon": args.recon,
         "success_measure": (f"a private point is revealed when some reconstruction is {leakage.factor:g} times closer "
@@ -601,23 +601,6 @@ def start_or_resume(console, out: Path, files, *, resume: bool, previous: dict |
         for path in files:
             path.unlink(missing_ok=True)
     return False
-
-
-def _reconstruction_grid(path: Path, x_recon, dataset, label: str) -> Path:
-    import numpy as np
-
-    from numerics import audit
-    from proofs_check import figures
-
-    scored = audit.score(x_recon, dataset)
-    order = np.argsort(-scored.original_scores, kind="stable")
-    recon_of = dict(zip(scored.original_index.tolist(), scored.recon_index.tolist()))
-    raw = dataset.x + dataset.mean
-    matched = [x_recon[recon_of[i]] + dataset.mean if i in recon_of else None for i in order]
-    return figures.reconstruction_grid(path, raw[order], matched, scored.original_scores[order],
-                                       image_shape=dataset.image_shape, value_range=(float(raw.min()), float(raw.max())),
-                                       title=f"originals (rows 1, 3, ...) over their matched reconstructions (SSIM above each); "
-                                             f"{label}")
 
 
 def _leakage_table(leakage, images: bool):

@@ -296,3 +296,19 @@ def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequen
                                          vmax=hi)
     fig.suptitle(textwrap.fill(title, width=max(40, 16 * columns)), fontsize=8)
     return save(fig, path)
+
+
+def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, label: str) -> Path:
+    """:func:`reconstruction_grid` of an image dataset (numerics.audit.Dataset) and reconstructions in its centred
+    coordinates, matched one to one by SSIM (:func:`numerics.audit.score`), best scored first."""
+    from numerics import audit
+
+    scored = audit.score(x_recon, dataset)
+    order = np.argsort(-scored.original_scores, kind="stable")
+    recon_of = dict(zip(scored.original_index.tolist(), scored.recon_index.tolist()))
+    raw = dataset.x + dataset.mean
+    matched = [x_recon[recon_of[i]] + dataset.mean if i in recon_of else None for i in order]
+    return reconstruction_grid(path, raw[order], matched, scored.original_scores[order],
+                               image_shape=dataset.image_shape, value_range=(float(raw.min()), float(raw.max())),
+                               title=f"originals (rows 1, 3, ...) over their matched reconstructions (SSIM above each); "
+                                     f"{label}")

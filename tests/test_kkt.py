@@ -54,6 +54,25 @@ def test_attack_keeps_the_restart_with_the_lowest_kkt_loss_and_records_snapshots
     assert float(again) == pytest.approx(result.final_loss, rel=1e-12)
 
 
+def test_pooled_attack_returns_every_restart_best_first():
+    network = make_network(parse_spec("relu:2:sw=0.1:param=standard"), 8)
+    params = network.init(jax.random.PRNGKey(3), 4)
+    options = dict(in_dim=4, key=jax.random.PRNGKey(1), steps=40, restarts=3, snapshots=2)
+    best = kkt.kkt_attack(network.arch, params, 4, **options)
+    pooled = kkt.kkt_attack(network.arch, params, 4, pool=True, **options)
+    assert pooled.x_recon.shape == (12, 4) and pooled.coefficients.shape == (12, 1)
+    assert pooled.info["pooled"] == 3 and best.info["pooled"] == 1
+    np.testing.assert_array_equal(pooled.x_recon[:4], best.x_recon)          # the best restart first
+    np.testing.assert_array_equal(pooled.info["snapshots"][-1], pooled.x_recon)
+    order = np.argsort(pooled.restart_losses, kind="stable")
+    phi = kkt.modified_relu(kkt.HAIM_ALPHA)
+    for rank, restart in enumerate(order):                                   # each block fits its own restart's loss
+        block = slice(4 * rank, 4 * rank + 4)
+        value = kkt.kkt_loss(network.arch, params, jnp.asarray(pooled.x_recon[block]),
+                             jnp.asarray(pooled.coefficients[block, 0]), activation=phi)
+        assert float(value) == pytest.approx(pooled.restart_losses[restart], rel=1e-12)
+
+
 @pytest.mark.parametrize("bad, message", [(dict(optimizer="lbfgs"), "optimizer"), (dict(steps=10, snapshots=3), "multiple"),
                                           (dict(restarts=0), "restarts")])
 def test_attack_rejects_bad_settings_before_work(bad, message):

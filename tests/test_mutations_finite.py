@@ -135,3 +135,32 @@ def test_h1_kkt_checks_fail_when_the_attack_cannot_move_its_candidates(monkeypat
     failed = _kkt_steps_failed(tmp_path / "mutated")
     assert any("KKT loss reached by the attack" in f for f in failed), failed
 
+
+
+SMALL_KKT = {"quick": dict(n=10, width=64, steps=3000, seeds=1)}
+"""N = 10 digits, width 64, seed 0: the two-hidden-layer network's pooled KKT attack reveals 60% (measured), so the
+recovery step's verdict is decided by the code, not by a borderline number; about 10 s per run."""
+
+
+def test_h1_recovery_fails_when_the_modified_relu_has_the_wrong_sign(monkeypatch, tmp_path):
+    """The attack's ReLU derivative sigmoid(-alpha z) instead of sigmoid(alpha z) (a unit counted as active where it is
+    off): grad_theta f of the candidates is the wrong network's and the recovery step fails; unmutated, it passes
+    on the same small setting."""
+    from numerics import kkt
+
+    monkeypatch.setattr(h1, "KKT_SETTINGS", SMALL_KKT)
+
+    def recovery_failed(folder):
+        h1._EXPERIMENTS.clear()
+        kkt._kkt_runner.cache_clear()
+        try:
+            return _failed(h1.CLAIM, "the KKT attack recovers digits", folder)
+        finally:
+            h1._EXPERIMENTS.clear()
+            kkt._kkt_runner.cache_clear()
+
+    assert recovery_failed(tmp_path / "real") == []
+    original = kkt.modified_relu
+    monkeypatch.setattr(kkt, "modified_relu", lambda alpha: original(alpha, slope=lambda z: jax.nn.sigmoid(-alpha * z)))
+    failed = recovery_failed(tmp_path / "mutated")
+    assert any("revealed by the KKT attack" in f for f in failed), failed
