@@ -107,7 +107,7 @@ def test_h1_euler_check_fails_on_a_network_with_a_hidden_output_shift(monkeypatc
 
 
 TINY_KKT = {"quick": dict(n=6, width=16, steps=600, seeds=1)}
-"""A tiny rich network and a short attack: the KKT checks' logic on real numerics in a few seconds."""
+"""Tiny rich networks and a short attack: the KKT checks' logic on real numerics (about 15 s)."""
 
 
 def _kkt_steps_failed(tmp_path) -> list[str]:
@@ -134,7 +134,6 @@ def test_h1_kkt_checks_fail_when_the_attack_cannot_move_its_candidates(monkeypat
     monkeypatch.setattr(kkt, "modified_relu", lambda alpha: original(alpha, slope=lambda z: 0.0 * z))
     failed = _kkt_steps_failed(tmp_path / "mutated")
     assert any("KKT loss reached by the attack" in f for f in failed), failed
-
 
 
 SMALL_KKT = {"quick": dict(n=10, width=64, steps=3000, seeds=1)}
