@@ -209,8 +209,9 @@ class TrainResult:
     def final_loss(self) -> float:
         return float(self.losses[-1])
 
-    def save(self, path: str | Path) -> Path:
-        return save_model(path, self.params_0, self.params_f, self.arch, self.width, self.out_dim, in_dim=self.in_dim)
+    def save(self, path: str | Path, *, training_data: tuple[str, int, int] | None = None) -> Path:
+        return save_model(path, self.params_0, self.params_f, self.arch, self.width, self.out_dim, in_dim=self.in_dim,
+                          training_data=training_data)
 
 
 def _optimizer(learning_rate, momentum, nesterov: bool) -> optax.GradientTransformation:
@@ -432,11 +433,14 @@ class _SavedFields(NamedTuple):
 
 class SavedModel(_SavedFields):
     """(params_0, params_f, arch, width, out_dim), unpacked as before, and ``in_dim``, the input dimension stored in
-    the file (a convolutional network's weights do not fix it)."""
+    the file (a convolutional network's weights do not fix it), and ``training_data``, the (dataset name, N, seed)
+    it was trained on when the file records it (None otherwise)."""
 
-    def __new__(cls, params_0, params_f, arch, width, out_dim, in_dim: int | None = None):
+    def __new__(cls, params_0, params_f, arch, width, out_dim, in_dim: int | None = None,
+                training_data: tuple[str, int, int] | None = None):
         self = super().__new__(cls, params_0, params_f, arch, width, out_dim)
         self.in_dim = in_dim
+        self.training_data = training_data
         return self
 
 
@@ -447,15 +451,20 @@ def _npz_path(path: str | Path) -> Path:
 
 MODEL_HEADER: dict[str, tuple[tuple[int, ...], tuple[str, ...]]] = {
     "spec": ((), ("U",)), "width": ((), ("i", "u")), "out_dim": ((), ("i", "u")), "in_dim": ((), ("i", "u")),
-    "format_version": ((), ("i", "u"))}
-"""The scalars of a saved model (name -> (shape, dtype kinds)); format_version may be absent (hand-made files)."""
+    "format_version": ((), ("i", "u")), "data_name": ((), ("U",)), "data_n": ((), ("i", "u")),
+    "data_seed": ((), ("i", "u"))}
+"""The scalars of a saved model (name -> (shape, dtype kinds)); format_version may be absent (hand-made files), and
+data_name / data_n / data_seed (what it was trained on) are all present or all absent."""
+TRAINING_DATA_KEYS = ("data_name", "data_n", "data_seed")
 MAX_MODEL_DIMENSION = 1 << 24
 """Largest width, input or output dimension a model file may declare (a sanity bound, not a limit of the code)."""
 
 
 def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture, width: int,
-               out_dim: int = 1, *, in_dim: int | None = None) -> Path:
-    """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz.
+               out_dim: int = 1, *, in_dim: int | None = None,
+               training_data: tuple[str, int, int] | None = None) -> Path:
+    """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz, and
+    ``training_data`` = (dataset name, N, seed) when given, so that an audit can score against the same points.
 
     Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths, any chain's). The input
     dimension ``in_dim`` is read from the first dense layer when not given (a convolutional network needs it:
@@ -474,6 +483,9 @@ def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Archi
     check_params(network, params_f, in_dim, "params_f")
     arrays = {"spec": np.array(arch.spec), "width": np.array(int(width)), "out_dim": np.array(int(out_dim)),
               "in_dim": np.array(in_dim), "format_version": np.array(FORMAT_VERSION)}
+    if training_data is not None:
+        name, n, seed = training_data
+        arrays.update(data_name=np.array(str(name)), data_n=np.array(int(n)), data_seed=np.array(int(seed)))
     for name, params in (("params_0", params_0), ("params_f", params_f)):
         for leaf_path, leaf in _leaves_with_paths(params):
             arrays[f"{name}{leaf_path}"] = np.asarray(leaf, dtype=np.float64)
@@ -540,5 +552,10 @@ def load_model(path: str | Path) -> SavedModel:
                 raise FileError(f"{path}: {key} contains NaN or infinite values")
             arrays.append(jnp.asarray(array, dtype=jnp.float64))
         loaded[name] = jax.tree_util.tree_unflatten(treedef, arrays)
+    recorded = [key for key in TRAINING_DATA_KEYS if key in header]
+    if recorded and len(recorded) != len(TRAINING_DATA_KEYS):
+        raise FileError(f"{path} records {', '.join(recorded)} but not all of {', '.join(TRAINING_DATA_KEYS)}")
+    training_data = ((str(header["data_name"]), int(header["data_n"]), int(header["data_seed"])) if recorded
+                     else None)
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
-                      out_dim=out_dim, in_dim=in_dim)
+                      out_dim=out_dim, in_dim=in_dim, training_data=training_data)

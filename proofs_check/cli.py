@@ -460,6 +460,12 @@ def _check_attack(args) -> None:
         if (in_dim, args.model.out_dim) != (inputs, outputs):
             raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
                              f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")
+        recorded = args.model.training_data
+        if recorded is not None and recorded != (args.dataset, args.n, args.seed):
+            name, n, seed = recorded
+            raise UsageError(f"--model was trained on {name}, N = {n}, seed {seed} (recorded in the file), but "
+                             f"--dataset {args.dataset} --n {args.n} --seed {args.seed} would score the attack "
+                             f"against other points; pass --dataset {name} --n {n} --seed {seed}")
 
     args.previous = None
     out = args.out
@@ -537,7 +543,7 @@ def _attack(args) -> int:
                                  max_steps=args.train_steps, progress=not args.no_progress,
                                  checkpoint=paths["train"], resume=args.resume)
         params_0, params_f = trained.params_0, trained.params_f
-        info["model"] = str(trained.save(paths["model"]))
+        info["model"] = str(trained.save(paths["model"], training_data=(args.dataset, args.n, args.seed)))
         info["training"] = record["training"] = {
             "mode": args.training, "steps": trained.steps, "budget": args.train_steps,
             "final_train_loss": trained.final_loss, "stop_reason": trained.stop_reason,

@@ -58,6 +58,10 @@ def models(tmp_path_factory):
     np.savez(folder / "ints.npz", **{**contents, key: contents[key].astype(np.int64)})
     files["ints"] = folder / "ints.npz"
     files["missing"] = folder / "nowhere.npz"
+    files["recorded"] = save_model(folder / "recorded.npz", params_0, params_f, arch, 16, 1,
+                                   training_data=("digits-odd-even", 4, 0))
+    np.savez(folder / "half_recorded.npz", **{**contents, "data_n": np.array(4)})
+    files["half_recorded"] = folder / "half_recorded.npz"
     return files
 
 
@@ -141,6 +145,10 @@ def _bad_input_cases():
         (["attack", "--model", "{good}", "--dataset", "sphere"], "--model takes 64 inputs"),
         (["attack", "--model", "{good}", "--dataset", "digits-ten-class"], "gives 1 output(s)"),
         (["attack", "--model", "{good}", "--width", "64"], "--width describe a network to train"),
+        (["attack", "--model", "{recorded}"], "--model was trained on digits-odd-even, N = 4, seed 0 (recorded in "
+                                               "the file), but --dataset digits-odd-even --n 20 --seed 0"),
+        (["attack", "--model", "{recorded}", "--n", "4", "--seed", "1"], "pass --dataset digits-odd-even --n 4 --seed 0"),
+        (["attack", "--model", "{half_recorded}"], "records data_n but not all of data_name, data_n, data_seed"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--n is 6 but the run in"),
@@ -298,3 +306,16 @@ def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
 def test_saved_model_round_trips_through_the_safe_loader(models):
     loaded = load_model(models["good"])
     assert loaded.arch.spec == "relu:2" and loaded.width == 16 and loaded.out_dim == 1
+
+
+def test_a_trained_model_records_its_training_data_and_the_attack_accepts_the_same(run_folder, models, tmp_path):
+    """The attack command's model.npz records (dataset, N, seed); --model with the same three passes validation,
+    and a model file without the record (hand-made, or older) is accepted as before."""
+    from proofs_check.cli import COMMANDS, build_parser
+
+    assert load_model(run_folder / "model.npz").training_data == ("digits-odd-even", 4, 0)
+    assert load_model(models["good"]).training_data is None
+    command = next(c for c in COMMANDS if c.name == "attack")
+    for argv in (["attack", "--model", str(models["recorded"]), "--n", "4", "--seed", "0", "--out", str(tmp_path)],
+                 ["attack", "--model", str(models["good"]), "--n", "6", "--seed", "3", "--out", str(tmp_path)]):
+        command.check(build_parser().parse_args(argv))      # raises UsageError on a mismatch
