@@ -425,8 +425,13 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     from numerics.networks import make_network
     from theory.architecture import parse_spec
 
+    from numerics.data import positive_int
+
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {regime!r}")
+    if isinstance(attacks, str) or not attacks or any(name not in ("kkt", "loo") for name in attacks):
+        raise ValueError(f"attacks must be a non-empty tuple of 'kkt' and/or 'loo', got {attacks!r}")
+    attack_steps = positive_int("attack_steps", attack_steps)
     setting = dict(REGIMES[regime])
     if rich_width is not None and regime != "lazy":
         setting["width"] = int(rich_width)

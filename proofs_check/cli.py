@@ -121,7 +121,9 @@ def saved_model(text: str):
             raise argparse.ArgumentTypeError(f"{text} is a folder, not a model file")
         if path.exists() and path.suffix != ".npz":
             raise argparse.ArgumentTypeError(f"{text} is not an .npz model file (save_model writes .npz)")
-        return load_model(text)
+        model = load_model(text)
+        model.source = path
+        return model
     except FileNotFoundError:
         raise argparse.ArgumentTypeError(f"no such file: {text}") from None
     except (FileError, OSError) as error:
@@ -371,6 +373,8 @@ def _run(args) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 ATTACK_TRAINING_DEFAULTS = {"arch": "relu:2", "width": 1024, "training": "linearized", "train_steps": 20_000}
+ATTACK_DATA_DEFAULTS = {"dataset": "digits-odd-even", "n": 20, "seed": 0}
+"""--dataset, --n, --seed when not given; with a --model that records its training set, the recorded values."""
 """Defaults of the options that describe the network to train (they conflict with --model)."""
 ATTACK_CHUNK = 100
 """Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one)."""
@@ -380,9 +384,11 @@ ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack":
 def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     from numerics.audit import DATASETS
 
-    parser.add_argument("--dataset", choices=list(DATASETS), default="digits-odd-even",
-                        help="training set; with --model, the set the model was trained on (used for scoring)")
-    parser.add_argument("--n", type=positive_int, default=20, help="number of training points")
+    parser.add_argument("--dataset", choices=list(DATASETS),
+                        help="training set; with --model, the set the model was trained on (used for scoring) "
+                             f"(default: {ATTACK_DATA_DEFAULTS['dataset']}, or what --model records)")
+    parser.add_argument("--n", type=positive_int, help="number of training points "
+                        f"(default: {ATTACK_DATA_DEFAULTS['n']}, or what --model records)")
     parser.add_argument("--arch", type=architecture, metavar="SPEC",
                         help=f"network to train (default: {ATTACK_TRAINING_DEFAULTS['arch']})")
     parser.add_argument("--width", type=positive_int, help=f"its hidden width (default: {ATTACK_TRAINING_DEFAULTS['width']})")
@@ -402,7 +408,8 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
                              "alone, coefficients solved exactly at every step (fewer steps to the same quality)")
     parser.add_argument("--precision", choices=("float64", "float32"), default="float64",
                         help="arithmetic of the attack steps (the reported losses are float64 either way)")
-    parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the network and the attack")
+    parser.add_argument("--seed", type=seed, help="seed of the data draw, the network and the attack "
+                        f"(default: {ATTACK_DATA_DEFAULTS['seed']}, or what --model records)")
     parser.add_argument("--out", type=folder, default="reports/attack", help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same settings; a larger --steps extends the attack)")
@@ -416,6 +423,36 @@ def _attack_settings(args) -> dict[str, Any]:
             "lr": args.lr, "at": args.at, "mode": args.mode, "precision": args.precision}
 
 
+def _recorded_training_data(args) -> None:
+    """--dataset, --n, --seed for a --model: the values the file records where not given, and a one-line refusal
+    where a given one differs (the scores would compare with points the network never saw); then the defaults.
+    A model file inside --out is refused too: starting the run afresh would delete it."""
+    recorded = args.model.training_data
+    if recorded is not None:
+        stated = {name: getattr(args, name) for name in ATTACK_DATA_DEFAULTS}
+        differing = [name for name, value in zip(ATTACK_DATA_DEFAULTS, recorded)
+                     if stated[name] is not None and stated[name] != value]
+        if differing:
+            name, n, seed = recorded
+            shown = " ".join(f"{_option(key)} {stated[key]}" for key in differing)
+            raise UsageError(f"--model was trained on {name}, N = {n}, seed {seed} (recorded in the file), but "
+                             f"{shown} would score the attack against other points; drop {'them' if len(differing) > 1 else 'it'} "
+                             "or pass the recorded values")
+        for name, value in zip(ATTACK_DATA_DEFAULTS, recorded):
+            setattr(args, name, value)
+    source = getattr(args.model, "source", None)
+    if source is not None and args.out.is_dir() and any(
+            (args.out / name).exists() and (args.out / name).resolve() == source.resolve() for name in ATTACK_FILES.values()):
+        raise UsageError(f"--model {source} is a file of the run folder --out {args.out}, which this run would "
+                         "replace; choose another --out")
+
+
+def _fill_data_defaults(args) -> None:
+    for name, default in ATTACK_DATA_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+
+
 def _check_attack(args) -> None:
     from numerics import audit
     from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference, read_run
@@ -423,16 +460,19 @@ def _check_attack(args) -> None:
     given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
     if args.model is not None:
         if given:
-            raise UsageError(f"{', '.join(map(_option, given))} describe a network to train; with --model the file "
+            raise UsageError(f"{', '.join(map(_option, given))} {'describe' if len(given) > 1 else 'describes'} a network "
+                             "to train; with --model the file "
                              "describes the network")
         model = args.model
         args.arch, args.width, args.training, args.train_steps = model.arch, model.width, None, None
         args.model_fingerprint = fingerprint(model.params_0, model.params_f)
+        _recorded_training_data(args)
     else:
         for name, default in ATTACK_TRAINING_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
+    _fill_data_defaults(args)
     if args.mode == "profiled" and not args.arch.is_mlp:
         raise UsageError(f"--mode profiled needs the layer-by-layer NTK of a plain fully connected network (dense "
                          f"and activation layers only, no residual blocks or convolutions), not {args.arch.spec}; "
@@ -460,12 +500,6 @@ def _check_attack(args) -> None:
         if (in_dim, args.model.out_dim) != (inputs, outputs):
             raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
                              f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")
-        recorded = args.model.training_data
-        if recorded is not None and recorded != (args.dataset, args.n, args.seed):
-            name, n, seed = recorded
-            raise UsageError(f"--model was trained on {name}, N = {n}, seed {seed} (recorded in the file), but "
-                             f"--dataset {args.dataset} --n {args.n} --seed {args.seed} would score the attack "
-                             f"against other points; pass --dataset {name} --n {n} --seed {seed}")
 
     args.previous = None
     out = args.out

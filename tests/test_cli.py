@@ -144,10 +144,13 @@ def _bad_input_cases():
         (["attack", "--model", "{ints}"], "dtype int64"),
         (["attack", "--model", "{good}", "--dataset", "sphere"], "--model takes 64 inputs"),
         (["attack", "--model", "{good}", "--dataset", "digits-ten-class"], "gives 1 output(s)"),
-        (["attack", "--model", "{good}", "--width", "64"], "--width describe a network to train"),
-        (["attack", "--model", "{recorded}"], "--model was trained on digits-odd-even, N = 4, seed 0 (recorded in "
-                                               "the file), but --dataset digits-odd-even --n 20 --seed 0"),
-        (["attack", "--model", "{recorded}", "--n", "4", "--seed", "1"], "pass --dataset digits-odd-even --n 4 --seed 0"),
+        (["attack", "--model", "{good}", "--width", "64"], "--width describes a network to train"),
+        (["attack", "--model", "{recorded}", "--n", "6"], "--model was trained on digits-odd-even, N = 4, seed 0 "
+                                                           "(recorded in the file), but --n 6 would score the attack"),
+        (["attack", "--model", "{recorded}", "--n", "4", "--seed", "1"], "but --seed 1 would score the attack against "
+                                                                          "other points; drop it"),
+        (["attack", "--model", "{recorded}", "--dataset", "sphere"], "but --dataset sphere would score"),
+        (["attack", "--model", "{run}/model.npz", "--out", "{run}"], "is a file of the run folder --out"),
         (["attack", "--model", "{half_recorded}"], "records data_n but not all of data_name, data_n, data_seed"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
@@ -186,9 +189,10 @@ def test_help_shows_defaults_and_the_registered_activations(capsys, monkeypatch)
         main(["attack", "--help"])
     assert exit_.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
-    for expected in ("(default: 0.02)", "(default: 10000)", "(default: digits-odd-even)", "(default: relu:2)",
-                     "(default: 1024)", "(default: 20000)", "(default: linearized)", "(default: reports/attack)",
-                     "(default: 0)", "(default: 20)", "(default: 2N)"):
+    for expected in ("(default: 0.02)", "(default: 10000)", "(default: digits-odd-even, or what --model records)",
+                     "(default: relu:2)", "(default: 1024)", "(default: 20000)", "(default: linearized)",
+                     "(default: reports/attack)", "(default: 0, or what --model records)",
+                     "(default: 20, or what --model records)", "(default: 2N)"):
         assert expected in text, expected
     for name in ACTIVATION_PARAMETERS:
         assert name in text
@@ -316,6 +320,10 @@ def test_a_trained_model_records_its_training_data_and_the_attack_accepts_the_sa
     assert load_model(run_folder / "model.npz").training_data == ("digits-odd-even", 4, 0)
     assert load_model(models["good"]).training_data is None
     command = next(c for c in COMMANDS if c.name == "attack")
-    for argv in (["attack", "--model", str(models["recorded"]), "--n", "4", "--seed", "0", "--out", str(tmp_path)],
-                 ["attack", "--model", str(models["good"]), "--n", "6", "--seed", "3", "--out", str(tmp_path)]):
-        command.check(build_parser().parse_args(argv))      # raises UsageError on a mismatch
+    for argv, expected in ((["--model", str(models["recorded"]), "--n", "4", "--seed", "0"], ("digits-odd-even", 4, 0)),
+                           (["--model", str(models["recorded"])], ("digits-odd-even", 4, 0)),    # taken from the file
+                           (["--model", str(models["good"]), "--n", "6", "--seed", "3"], ("digits-odd-even", 6, 3)),
+                           (["--model", str(models["good"])], ("digits-odd-even", 20, 0))):       # the defaults
+        args = build_parser().parse_args(["attack", *argv, "--out", str(tmp_path)])
+        command.check(args)                                   # raises UsageError on a mismatch
+        assert (args.dataset, args.n, args.seed) == expected

@@ -170,3 +170,15 @@ def test_anneal_direction_returns_unit_norm_parameters_with_a_larger_margin():
     norm = np.sqrt(sum(float(jnp.sum(a**2)) for a in jax.tree.leaves(annealed)))
     assert norm == pytest.approx(1.0, rel=1e-12)
     assert kkt.normalized_margin(network, annealed, x, y) > kkt.normalized_margin(network, trained, x, y)
+
+
+@pytest.mark.parametrize("bad, message", [(dict(regime="rch"), "regime must be one of"),
+                                          (dict(attacks="kkt"), "attacks must be a non-empty tuple"),
+                                          (dict(attacks=("kk",)), "attacks must be a non-empty tuple"),
+                                          (dict(attacks=()), "attacks must be a non-empty tuple"),
+                                          (dict(attack_steps=-5), "attack_steps")])
+def test_regime_experiment_rejects_bad_settings_before_training(bad, message, monkeypatch):
+    monkeypatch.setattr(kkt, "train_logistic", lambda *a, **k: pytest.fail("trained before validating"))
+    options = {"regime": "rich", "n": 6, "attack_steps": 10, **bad}
+    with pytest.raises(ValueError, match=message):
+        kkt.regime_experiment(options.pop("regime"), **options)

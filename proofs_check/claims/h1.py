@@ -389,7 +389,7 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                    "set, best mu >= 0)", max(ratios), TRUTH_RATIO,
                    "the objective's optimum lies two orders of magnitude below the data's value (measured "
                    "0.0019-0.0042), so the attack has no reason to return the data: revealed fractions per seed in "
-                   "the details", ratios=ratios, per_seed=_per_seed(results), kind="counterexample")]
+                   "report.json's details", ratios=ratios, per_seed=_per_seed(results), kind="counterexample")]
 
 
 def counterexample_lazy(ctx: Context) -> list[Outcome]:
