@@ -410,6 +410,8 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
                         help="arithmetic of the attack steps (the reported losses are float64 either way)")
     parser.add_argument("--seed", type=seed, help="seed of the data draw, the network and the attack "
                         f"(default: {ATTACK_DATA_DEFAULTS['seed']}, or what --model records)")
+    parser.add_argument("--attack-seed", type=seed, help="seed of the attack's random start alone, e.g. to attack "
+                        "one --model from several starts (default: the --seed value)")
     parser.add_argument("--out", type=folder, default="reports/attack", help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same settings; a larger --steps extends the attack)")
@@ -418,7 +420,8 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _attack_settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps and --train-steps are budgets)."""
-    return {"dataset": args.dataset, "n": args.n, "seed": args.seed, "model": args.model_fingerprint,
+    return ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {}) | {
+            "dataset": args.dataset, "n": args.n, "seed": args.seed, "model": args.model_fingerprint,
             "arch": args.arch.spec, "width": args.width, "training": args.training, "recon": args.recon,
             "lr": args.lr, "at": args.at, "mode": args.mode, "precision": args.precision}
 
@@ -473,6 +476,8 @@ def _check_attack(args) -> None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
         args.model_fingerprint = None
     _fill_data_defaults(args)
+    if args.attack_seed is None:
+        args.attack_seed = args.seed
     if args.mode == "profiled" and not args.arch.is_mlp:
         raise UsageError(f"--mode profiled needs the layer-by-layer NTK of a plain fully connected network (dense "
                          f"and activation layers only, no residual blocks or convolutions), not {args.arch.spec}; "
@@ -512,7 +517,8 @@ def _check_attack(args) -> None:
         difference = first_difference(args.previous["settings"], _attack_settings(args))
         if difference is not None:
             name, stored, current = difference
-            shown = {"model": lambda v: "a different model" if v else "none (trained here)"}.get(name, lambda v: v)
+            shown = {"model": lambda v: "a different model" if v else "none (trained here)",
+                     "attack_seed": lambda v: "the --seed value" if v is None else v}.get(name, lambda v: v)
             raise UsageError(f"{_option(name)} is {shown(current)} but the run in {out} used {shown(stored)}; resume "
                              "with the same settings, or drop --resume to start afresh")
         training = args.previous.get("training")
@@ -556,7 +562,7 @@ def _attack(args) -> int:
     write_run(out, record)
 
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
-    info: dict[str, Any] = {"dataset": dataset.name, "n": args.n, "seed": args.seed}
+    info: dict[str, Any] = {"dataset": dataset.name, "n": args.n, "seed": args.seed, "attack_seed": args.attack_seed}
     if args.model is not None:
         arch, width, params_0, params_f = args.model.arch, args.model.width, args.model.params_0, args.model.params_f
         info["model"] = "given with --model"
@@ -593,7 +599,7 @@ def _attack(args) -> int:
         console.print(f"resuming {out}: the attack from step {step} of {args.steps}")
     console.print(f"attacking {arch.spec} width {width} with M = {args.recon} reconstructions, {args.steps} steps")
     result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
-                                    key=jax.random.PRNGKey(args.seed + 1), steps=args.steps, lr=args.lr, at=args.at,
+                                    key=jax.random.PRNGKey(args.attack_seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
                                     progress=not args.no_progress, chunk=ATTACK_CHUNK, mode=args.mode,
                                     precision=args.precision)
@@ -624,6 +630,8 @@ def _attack(args) -> int:
                        "training.final_train_loss": "the progress bar's 'train loss' after the last step"},
     }
     files.append(audit.write_metrics(out / "metrics.json", metrics))
+    if paths["model"].is_file():
+        files.append(paths["model"])
     console.print(_leakage_table(leakage, dataset.image_shape is not None))
     console.print(f"files: {', '.join(str(f) for f in files)}")
     return 0
