@@ -111,10 +111,20 @@ def train_logistic(network: Network, params_0: Params, x: Any, y: Any, *, learni
     params_f, losses = _logistic_run(params_0, x, y, jnp.float64(learning_rate), network=network, steps=int(steps))
     margins = np.zeros(0)
     if direction_steps:
-        schedule = jnp.geomspace(temperatures[0], temperatures[1], int(direction_steps))
-        params_f, margins = _direction_run(params_f, x, y, jnp.float64(direction_rate), schedule, network=network,
-                                           steps=int(direction_steps))
+        params_f, margins = direction_phase(network, params_f, x, y, steps=direction_steps, rate=direction_rate,
+                                            temperatures=temperatures)
     return params_f, np.asarray(losses), np.asarray(margins)
+
+
+def direction_phase(network: Network, params: Params, x: Any, y: Any, *, steps: int, rate: float,
+                    temperatures: tuple[float, float] = (1e-2, 1e-4)) -> tuple[Params, np.ndarray]:
+    """:func:`train_logistic`'s second phase alone: ``steps`` steps of Riemannian ascent of :func:`soft_margin`
+    on the unit sphere, temperature geometric between ``temperatures``; returns (unit-norm theta, the normalized
+    margin after every step)."""
+    schedule = jnp.geomspace(temperatures[0], temperatures[1], int(steps))
+    params, margins = _direction_run(params, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
+                                     jnp.float64(rate), schedule, network=network, steps=int(steps))
+    return params, np.asarray(margins)
 
 
 def normalized_margin(network: Network, params: Params, x: Any, y: Any) -> float:
@@ -422,10 +432,9 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     network, the stationarity residual with free slopes at the kinks (:func:`clarke_kkt_residual`, key ``clarke``)."""
     from numerics import audit, movement, privacy
     from numerics.attack import parameter_space_attack
+    from numerics.data import positive_int
     from numerics.networks import make_network
     from theory.architecture import parse_spec
-
-    from numerics.data import positive_int
 
     if regime not in REGIMES:
         raise ValueError(f"regime must be one of {tuple(REGIMES)}, got {regime!r}")
@@ -438,17 +447,16 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     dataset = audit.load_dataset("digits-odd-even", n, seed=seed)
     network = make_network(parse_spec(setting["spec"]), setting["width"])
     params_0 = network.init(jax.random.PRNGKey(seed), dataset.d)
-    params_f, losses, margins = train_logistic(network, params_0, dataset.x, dataset.y,
-                                               learning_rate=setting["learning_rate"], steps=setting["steps"],
-                                               direction_steps=setting["direction_steps"],
-                                               direction_rate=setting["direction_rate"] or 0.05)
+    params_f, losses, _ = train_logistic(network, params_0, dataset.x, dataset.y,
+                                         learning_rate=setting["learning_rate"], steps=setting["steps"])
+    scale = float(jnp.sqrt(sum(jnp.sum(a**2) for a in jax.tree.leaves(params_f))))      # the norm GD reached
+    if setting["direction_steps"]:
+        params_f, _ = direction_phase(network, params_f, dataset.x, dataset.y, steps=setting["direction_steps"],
+                                      rate=setting["direction_rate"])
     if setting["anneal_steps"]:
         params_f = anneal_direction(network, params_f, dataset.x, dataset.y, steps_per_stage=setting["anneal_steps"])
     attacked = _unit(params_f)         # what the KKT attack sees: theta_f / ||theta_f||
     if setting["direction_steps"]:
-        scale = float(np.sqrt(sum(float(jnp.sum(a**2)) for a in jax.tree.leaves(
-            _logistic_run(params_0, jnp.asarray(dataset.x), jnp.asarray(dataset.y), jnp.float64(setting["learning_rate"]),
-                          network=network, steps=setting["steps"])[0]))))
         params_f = jax.tree.map(lambda a: a * scale, attacked)
     references = audit.reference_sets("digits-odd-even", dataset, seed=seed)
     options = {"restarts": KKT_RESTARTS, "snapshots": CURVE_POINTS, "alpha": KKT_ALPHA, "pool": True,

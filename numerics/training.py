@@ -557,5 +557,8 @@ def load_model(path: str | Path) -> SavedModel:
         raise FileError(f"{path} records {', '.join(recorded)} but not all of {', '.join(TRAINING_DATA_KEYS)}")
     training_data = ((str(header["data_name"]), int(header["data_n"]), int(header["data_seed"])) if recorded
                      else None)
+    if training_data is not None and not (training_data[1] >= 1 and 0 <= training_data[2] < 2**32):
+        raise FileError(f"{path} records data_n = {training_data[1]}, data_seed = {training_data[2]}: N must be >= 1 "
+                        "and the seed from 0 to 2**32 - 1")
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
                       out_dim=out_dim, in_dim=in_dim, training_data=training_data)

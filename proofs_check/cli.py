@@ -373,9 +373,9 @@ def _run(args) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 ATTACK_TRAINING_DEFAULTS = {"arch": "relu:2", "width": 1024, "training": "linearized", "train_steps": 20_000}
+"""Defaults of the options that describe the network to train (they conflict with --model)."""
 ATTACK_DATA_DEFAULTS = {"dataset": "digits-odd-even", "n": 20, "seed": 0}
 """--dataset, --n, --seed when not given; with a --model that records its training set, the recorded values."""
-"""Defaults of the options that describe the network to train (they conflict with --model)."""
 ATTACK_CHUNK = 100
 """Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one)."""
 ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack": "attack_checkpoint.npz"}

@@ -62,6 +62,11 @@ def models(tmp_path_factory):
                                    training_data=("digits-odd-even", 4, 0))
     np.savez(folder / "half_recorded.npz", **{**contents, "data_n": np.array(4)})
     files["half_recorded"] = folder / "half_recorded.npz"
+    recorded = dict(np.load(files["recorded"]))
+    np.savez(folder / "bad_record.npz", **{**recorded, "data_seed": np.array(-1)})
+    files["bad_record"] = folder / "bad_record.npz"
+    np.savez(folder / "unknown_data.npz", **{**recorded, "data_name": np.array("cifar-100")})
+    files["unknown_data"] = folder / "unknown_data.npz"
     return files
 
 
@@ -152,6 +157,8 @@ def _bad_input_cases():
         (["attack", "--model", "{recorded}", "--dataset", "sphere"], "but --dataset sphere would score"),
         (["attack", "--model", "{run}/model.npz", "--out", "{run}"], "is a file of the run folder --out"),
         (["attack", "--model", "{half_recorded}"], "records data_n but not all of data_name, data_n, data_seed"),
+        (["attack", "--model", "{bad_record}"], "records data_n = 4, data_seed = -1"),
+        (["attack", "--model", "{unknown_data}"], "cifar-100"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--n is 6 but the run in"),

@@ -345,7 +345,7 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
                      "(README)", per_seed=per_seed)
     fit = within(f"{label} {seeds}: max relative KKT loss reached by the attack (best of its restarts, "
                  "chosen by that loss)", max(r["kkt_attack_loss"] for r in results), ATTACK_FIT,
-                 "the attack solves its problem (measured <= 3.4e-3); a broken attack stays near 1", per_seed=per_seed)
+                 "the attack solves its problem (measured <= 4.9e-3, seeds 0-5); a broken attack stays near 1", per_seed=per_seed)
     return [premise, fit]
 
 
