@@ -8,7 +8,8 @@ gradient, then applies Adam, inside the attack's jitted lax.scan chunk (softplus
 - ``kernel``: autodiff of ||Delta theta||^2 - 2 lambda . J(X) Delta theta + lambda^T K(X, X) lambda, the empirical NTK
   and J Delta theta built layer by layer, Delta W^l as a verified low-rank product (numerics.attack.factor_delta);
 - ``fused``: the kernel form with a hand-derived reverse sweep that reuses the forward sweep's activations and
-  backpropagated vectors (numerics.attack.fused_loss_and_grad; what ``auto`` picks here);
+  backpropagated vectors (numerics.attack.fused_loss_and_grad; what ``auto`` picks here), feature-major, with
+  every W^l and W^l^T stored (numerics.attack.fused_weights), as parameter_space_attack runs it;
 - ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone (``profiled-fused``:
   with the fused sweeps);
 each in float64, and the two fused ones in float32 as well.
@@ -32,8 +33,11 @@ The JVP form's 8 units count the forward sweep once (XLA merges the VJP's and th
 through the hidden layer needs the forward product (for phi(h), phi'(h)), the backpropagated vector (the Jacobian
 rows) and the reverse of both: 4 units at C = 1, so the flop ratio to the JVP step is at most 8 / 4 = 2 for wide
 layers (XLA's own count, printed per row: 1.57x at width 1024, where the Gram and first-layer terms still add
-0.7 units). Time ratios exceed the flop ratio where the JVP form's P-vector passes are memory-bound (widths
-1024-4096); at width 256 fixed per-operation costs dominate both. The timed rounds interleave the formulations
+0.7 units). Time ratios exceed the flop ratio where the fused sweeps' products run faster than the JVP form's:
+they multiply stored matrices into feature-major (n, M) activations, the layout XLA's CPU matmul runs fastest at
+M = 40 (float64 ~55 GFLOP/s against ~40 for (M, n) @ (n, n') on this machine; float32 ~200 against 20-170, its
+transposed operands being slowest). At width 256 elementwise work (phi, phi', phi'' of the softplus surrogate)
+and fixed per-operation costs weigh as much as the products. The timed rounds interleave the formulations
 (round r times every formulation once), so a change of the machine's load hits all of them alike; each figure is
 the median over ``--runs`` rounds of ``--steps`` steps after one warm-up chunk.
 
@@ -82,6 +86,8 @@ def _runner(arch, params_0, delta, x_t, method, mode, precision, steps):
     thetas = (jax.tree_util.tree_map(lambda a: a.astype(dtype), params_0),)
     arg = attack.factor_delta(delta, dtype=dtype) if step_method in ("kernel", "fused") else \
         jax.tree_util.tree_map(lambda a: a.astype(dtype), delta)
+    if step_method == "fused":  # as parameter_space_attack prepares them
+        thetas, arg = tuple(attack.fused_weights(p) for p in thetas), attack.fused_delta(arg)
     state = {"carry": carry, "step": 0}
     args = (carry, jnp.asarray(0), thetas, arg, lo, hi)
     compiled = run.lower(*args).compile()
