@@ -12,7 +12,8 @@ gradient, then applies Adam, inside the attack's jitted lax.scan chunk (softplus
   every W^l and W^l^T stored (numerics.attack.fused_weights), as parameter_space_attack runs it;
 - ``profiled``: the kernel form at lambda* = K^-1 J Delta theta (Cholesky), Adam over X_R alone (``profiled-fused``:
   with the fused sweeps);
-each in float64, and the two fused ones in float32 as well.
+each in float64, and the JVP step and the two fused ones in float32 as well (each row gives its ratio to the
+float64 JVP step and to the JVP step of its own precision).
 
 Multiply-adds per step (M points, C outputs, a dense layer of fan-in n and fan-out n'; the n x n hidden layer
 dominates, r = rank Delta W <= N C; "unit" = M n n', one product of the M activations with a weight matrix):
@@ -33,18 +34,18 @@ The JVP form's 8 units count the forward sweep once (XLA merges the VJP's and th
 through the hidden layer needs the forward product (for phi(h), phi'(h)), the backpropagated vector (the Jacobian
 rows) and the reverse of both: 4 units at C = 1, so the flop ratio to the JVP step is at most 8 / 4 = 2 for wide
 layers (XLA's own count, printed per row: 1.57x at width 1024, where the Gram and first-layer terms still add
-0.7 units). Time ratios exceed the flop ratio where the fused sweeps' products run faster than the JVP form's:
-they multiply stored matrices into feature-major (n, M) activations, the layout XLA's CPU matmul runs fastest at
-M = 40 (float64 ~55 GFLOP/s against ~40 for (M, n) @ (n, n') on this machine; float32 ~200 against 20-170, its
-transposed operands being slowest). At width 256 elementwise work (phi, phi', phi'' of the softplus surrogate)
-and fixed per-operation costs weigh as much as the products. The timed rounds interleave the formulations
+0.7 units). Time ratios differ from the flop ratio where the products of one form run at another speed: the
+fused sweeps keep one column per point, (n, M), and multiply stored matrices into them, (n', n) @ (n, M), while
+the JVP form works on (M, n) rows and multiplies some of them by a transposed matrix, which XLA's CPU matmul runs
+slowest in float32 (``--layouts`` times the three layouts at M = 40). At width 256 fixed per-operation costs and
+elementwise work weigh as much as the products. The timed rounds interleave the formulations
 (round r times every formulation once), so a change of the machine's load hits all of them alike; each figure is
 the median over ``--runs`` rounds of ``--steps`` steps after one warm-up chunk.
 
 Setting: N = 20 training digits (scikit-learn 8x8, d = 64), M = 40 reconstructions, relu:2 in NTK parametrization
 at each width, Delta theta = J_0(X_T)^T alpha (lazy training: rank Delta W^l <= N).
 
-    .venv/bin/python benchmarks/attack_steps.py [--widths 256 1024 4096] [--runs 5] [--steps 0] [--json]
+    .venv/bin/python benchmarks/attack_steps.py [--widths 256 1024 4096] [--runs 5] [--steps 0] [--layouts]
 """
 
 from __future__ import annotations
@@ -68,7 +69,7 @@ from theory import parse_spec
 N_TRAIN, N_RECON = 20, 40
 FORMULATIONS = (("jvp", "joint", "float64"), ("autodiff", "joint", "float64"), ("kernel", "joint", "float64"),
                 ("fused", "joint", "float64"), ("profiled", "profiled", "float64"),
-                ("profiled-fused", "profiled", "float64"), ("fused", "joint", "float32"),
+                ("profiled-fused", "profiled", "float64"), ("jvp", "joint", "float32"), ("fused", "joint", "float32"),
                 ("profiled-fused", "profiled", "float32"))
 BASELINE = "jvp float64"
 
@@ -128,8 +129,10 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
         base = statistics.median(times[BASELINE])
         for name, values in times.items():
             per_step = statistics.median(values)
+            same = statistics.median(times[f"jvp {name.split()[-1]}"])  # the JVP step in this row's precision
             row = {"benchmark": "attack_steps", "width": width, "formulation": name,
                    "steps_per_s": round(1.0 / per_step, 2), "ratio_to_jvp": round(base / per_step, 2),
+                   "ratio_to_jvp_same_precision": round(same / per_step, 2),
                    "xla_gflop_per_step": round(chunks[name].flops / 1e9, 4),
                    "flop_ratio_to_jvp": round(chunks[BASELINE].flops / chunks[name].flops, 2),
                    "load_average": round(os.getloadavg()[0], 1),
@@ -140,11 +143,46 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'width':>6} {'formulation':>23} {'steps/s':>9} {'vs jvp float64':>15} {'GFLOP/step':>11} "
-             f"{'flops vs jvp':>13}"]
+    lines = [f"{'width':>6} {'formulation':>23} {'steps/s':>9} {'vs jvp float64':>15} {'vs jvp same prec.':>18} "
+             f"{'GFLOP/step':>11} {'flops vs jvp':>13}"]
     lines += [f"{r['width']:>6} {r['formulation']:>23} {r['steps_per_s']:>9.2f} {r['ratio_to_jvp']:>14.2f}x "
-              f"{r['xla_gflop_per_step']:>11.4f} {r['flop_ratio_to_jvp']:>12.2f}x" for r in rows]
+              f"{r['ratio_to_jvp_same_precision']:>17.2f}x {r['xla_gflop_per_step']:>11.4f} "
+              f"{r['flop_ratio_to_jvp']:>12.2f}x" for r in rows]
     return "\n".join(lines)
+
+
+LAYOUTS = {"(n', n) @ (n, M), stored matrix (fused sweeps)": lambda W, W_t, a, a_t: W_t @ a_t,
+           "(M, n) @ (n, n')": lambda W, W_t, a, a_t: a @ W,
+           "(M, n) @ W^T, transposed inside jit": lambda W, W_t, a, a_t: a @ W.T}
+
+
+def matmul_layouts(widths=(1024, 4096), m: int = N_RECON, runs: int = 5, emit=print) -> list[dict]:
+    """GFLOP/s of one product of M points with an n x n weight matrix in each layout of LAYOUTS (median of
+    ``runs`` rounds of 10 products after a warm-up), float64 and float32."""
+    rows = []
+    for precision in ("float64", "float32"):
+        for width in widths:
+            W = jax.random.normal(jax.random.PRNGKey(0), (width, width)).astype(precision)
+            a = jax.random.normal(jax.random.PRNGKey(1), (m, width)).astype(precision)
+            operands = (W, jnp.transpose(W), a, jnp.transpose(a))
+            compiled = {name: jax.jit(f) for name, f in LAYOUTS.items()}
+            times = {name: [] for name in LAYOUTS}
+            for f in compiled.values():
+                f(*operands).block_until_ready()
+            for _ in range(runs):
+                for name, f in compiled.items():
+                    start = time.perf_counter()
+                    for _ in range(10):
+                        out = f(*operands)
+                    out.block_until_ready()
+                    times[name].append((time.perf_counter() - start) / 10)
+            for name, values in times.items():
+                row = {"benchmark": "matmul_layouts", "precision": precision, "width": width, "m": m,
+                       "layout": name, "gflop_per_s": round(2 * m * width * width / statistics.median(values) / 1e9,
+                                                            1)}
+                rows.append(row)
+                emit(json.dumps(row))
+    return rows
 
 
 def main() -> None:
@@ -152,6 +190,8 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=0, help="steps per timed chunk (default: by width)")
+    parser.add_argument("--layouts", action="store_true",
+                        help="also time one product in each matmul layout (the reason the fused sweeps are feature-major)")
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be >= 5 (the median of at least five timed runs)")
@@ -160,6 +200,10 @@ def main() -> None:
     print(table(rows))
     for row in rows:
         print(json.dumps(row))
+    if args.layouts:
+        for row in matmul_layouts(runs=args.runs, emit=lambda line: None):
+            print(f"{row['precision']} n = {row['width']:>5}, M = {row['m']}: {row['gflop_per_s']:>7.1f} GFLOP/s  "
+                  f"{row['layout']}")
 
 
 if __name__ == "__main__":

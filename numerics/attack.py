@@ -113,8 +113,12 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
     (:func:`fused_loss_and_grad`, dense chains). ``method="auto"``: the cheaper of "fused" and "jvp"
     (:func:`choose_method`). ``method="autodiff"``: jax.grad of the loss as written (reverse over the VJP), the reference.
     """
-    if method == "auto":
-        method = choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1]) if arch.is_mlp else "jvp"
+    prepared = any(isinstance(p, FusedWeights) for p in thetas)
+    if method == "auto":  # weights prepared by fused_weights ask for the fused form
+        method = "fused" if prepared else (
+            choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1]) if arch.is_mlp else "jvp")
+    if method != "fused" and prepared:
+        raise ValueError(f"thetas prepared by fused_weights are for method='fused', not {method!r}")
     if method == "autodiff":
         return jax.value_and_grad(
             lambda x_, l_: reconstruction_loss(arch, thetas, delta, x_, l_, activation=activation),
@@ -344,17 +348,19 @@ def profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: 
 # ---------------------------------------------------------------------------------------------------------
 
 class FusedWeights(NamedTuple):
-    """The dense layers (W, W^T, b) of one theta*, W^T stored once (:func:`fused_weights`). The fused sweeps keep
-    activations feature-major, (n, M), and only ever multiply a stored matrix into them: the layout XLA's CPU
-    matmul runs fastest at M = 40 (measured at n = 1024-4096 on 2 cores: float64 ~55 GFLOP/s against ~40 for
-    (M, n) @ (n, n'); float32 ~200 against 20-170, a transposed operand being slowest)."""
+    """The dense layers (W, W^T, b) of one theta*, W^T stored once (:func:`fused_weights`; it doubles the weight
+    memory, 134 MB more per 4096 x 4096 float64 matrix). The fused sweeps keep the activations feature-major,
+    (n, M): one column per point, and only ever multiply a stored matrix into them, (n', n) @ (n, M). On this
+    2-core CPU that layout multiplies fastest with M = 40 columns, in float32 most of all
+    (``benchmarks/attack_steps.py --layouts`` times each layout)."""
 
     layers: tuple
 
 
 def fused_weights(params: Params | FusedWeights) -> FusedWeights:
-    """``params`` with each weight matrix's transpose stored beside it (call it outside jit: a transpose made
-    inside the jitted step is not stored with the layout the fast product needs)."""
+    """``params`` with each weight matrix's transpose stored beside it. Call it outside jit, once per attack:
+    inside a jitted function XLA does not keep the transpose as a separate row-major array, and the product
+    falls back to the slower layout (measured in float32 at width 1024: 116 against 172 steps/s)."""
     if isinstance(params, FusedWeights):
         return params
     return FusedWeights(tuple((W, jnp.transpose(W), b) for W, b in dense_layers(params)))
@@ -411,6 +417,9 @@ def _fused_forward(arch: Architecture, params: Params | FusedWeights, delta: Par
     """One forward sweep, feature-major: activations, the C backpropagated vectors and J Delta theta
     (:func:`kernel_terms`' quantities), keeping what :func:`_fused_backward` reuses.
     h^l = s_W W^{l T} a^{l-1} + s_b b^l (the pass of :func:`numerics.networks.forward`, transposed)."""
+    if not arch.is_mlp:
+        raise NotImplementedError(f"{arch.spec}: {MLP_ONLY} are written for plain fully connected networks "
+                                  "(ACTIVATION:DEPTH) only")
     layers = fused_weights(params).layers
     if len(layers) != arch.depth + 1:
         raise ValueError(f"params have {len(layers)} dense layers, architecture {arch.spec} needs {arch.depth + 1}")
@@ -455,12 +464,12 @@ def _fused_backward(arch: Architecture, params: Params | FusedWeights, delta: Pa
                     saved: _FusedPass, lam: jax.Array) -> tuple[jax.Array, jax.Array]:
     """d/dX of E(X) = -2 lambda . J(X) Delta theta + lambda^T K_theta(X, X) lambda at a fixed lambda, by hand.
 
+    Written row-major (one row per point) here; the code holds every quantity transposed (one column per point).
     With g^l = sum_k lambda_k delta^l_k (so g^l = s_W^{l+1} (g^{l+1} W^{l+1 T}) * phi'(h^l), g^{L+1} = lambda: the
     rows of J^T lambda), E = sum_l sum_i g^l_i . (F^l g^l - 2 D^l)_i. Its reverse sweep: dE/dg^l = 2 F^l g^l - 2 D^l
-    plus c (dE/dg^{l-1} * phi'(h^{l-1})) W^l; dE/da^{l-1} += 2 s_W^2 (g^l g^l^T) a^{l-1} - 2 s_W g^l Delta W^{l T};
+    plus s_W^l (dE/dg^{l-1} * phi'(h^{l-1})) W^l; dE/da^{l-1} += 2 s_W^2 (g^l g^l^T) a^{l-1} - 2 s_W g^l Delta W^{l T};
     dE/dh^l = dE/da^l * phi' + (dE/dg^l * (g^l / phi')) * phi''; dE/da^{l-1} += s_W dE/dh^l W^{l T}.
-    Two products with each weight matrix (one per sweep direction), whatever C; computed feature-major (every
-    quantity above transposed). Returns (E, d E / dX (M, d)).
+    Two products with each weight matrix (one per sweep direction), whatever C. Returns (E, d E / dX (M, d)).
     """
     layers = fused_weights(params).layers
     depth = len(layers) - 1
@@ -558,9 +567,9 @@ def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
     return "fused" if fused < jvp else "jvp"
 
 
-def _widths(params: Params) -> tuple[int, ...]:
-    layers = dense_layers(params)
-    return (int(layers[0][0].shape[0]), *(int(W.shape[1]) for W, _ in layers))
+def _widths(params: Params | FusedWeights) -> tuple[int, ...]:
+    layers = params.layers if isinstance(params, FusedWeights) else dense_layers(params)
+    return (int(layers[0][0].shape[0]), *(int(layer[0].shape[1]) for layer in layers))
 
 
 def box_penalty(x: jax.Array, lo: jax.Array, hi: jax.Array) -> jax.Array:

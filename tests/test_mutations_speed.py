@@ -76,3 +76,24 @@ def test_fused_form_mutation_fails_r1_attack_gradient(mutate, monkeypatch, tmp_p
     mutate(monkeypatch)
     failed = _failed("attack gradient", tmp_path)
     assert any("(fused form)" in name for name in failed), failed
+
+
+def _stored_transposes_untransposed(monkeypatch):
+    """fused_weights and fused_delta store each square weight matrix as it is instead of transposed (shapes
+    still fit, the numbers do not): R1 runs the fused form on operands prepared as the attack prepares them."""
+
+    def square_untransposed(matrix):
+        return matrix if matrix.shape[0] == matrix.shape[1] else jnp.transpose(matrix)
+
+    monkeypatch.setattr(attack, "fused_weights", lambda params: params if isinstance(params, attack.FusedWeights)
+                        else attack.FusedWeights(tuple((W, square_untransposed(W), b)
+                                                       for W, b in attack.dense_layers(params))))
+    monkeypatch.setattr(attack, "fused_delta", lambda delta: delta._replace(transposed=tuple(
+        square_untransposed(u) if v is None else None for u, v, _ in delta.layers)))
+
+
+def test_unfaithful_stored_transposes_fail_r1_attack_gradient(monkeypatch, tmp_path):
+    _stored_transposes_untransposed(monkeypatch)
+    failed = _failed("attack gradient", tmp_path)
+    assert any("(fused form)" in name for name in failed), failed
+    assert not any("(JVP form)" in name or "(kernel form)" in name for name in failed), failed

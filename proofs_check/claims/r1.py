@@ -364,10 +364,15 @@ def _gradient_error(arch: Architecture, thetas, delta, points, method: str = "jv
     import jax
     import jax.numpy as jnp
 
-    from numerics.attack import loss_and_grad, profiled_loss_and_grad, reconstruction_loss
+    from numerics.attack import (factor_delta, fused_delta, fused_weights, loss_and_grad, profiled_loss_and_grad,
+                                 reconstruction_loss)
     from numerics.networks import activation_fn, has_surrogate
 
     smooth = has_surrogate(arch)
+    # the fused form gets its operands as parameter_space_attack prepares them (stored transposes, Delta W factored
+    # where it is low-rank), so this check covers the path the attack runs
+    run_thetas, run_delta = ((tuple(fused_weights(p) for p in thetas), fused_delta(factor_delta(delta)))
+                             if method == "fused" else (thetas, delta))
 
     @jax.jit
     def both(x, lam, beta):
@@ -383,7 +388,7 @@ def _gradient_error(arch: Architecture, thetas, delta, points, method: str = "jv
 
             reference_loss, reference_grad = jax.value_and_grad(profiled)(x)
             return (loss, (grad_x,)), (reference_loss, (reference_grad,))
-        ours = loss_and_grad(arch, thetas, delta, x, lam, activation=phi, method=method)
+        ours = loss_and_grad(arch, run_thetas, run_delta, x, lam, activation=phi, method=method)
         return ours, jax.value_and_grad(loss_of, argnums=(0, 1))(x, lam)
 
     worst = 0.0
