@@ -529,7 +529,7 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
     first = results[0]
     fig, ax = figures.new_figure(title=f"KKT attack curve: {first['spec']}, m={first['width']}, N={first['n']} digits, "
                                        f"{first['kkt_options']['restarts']} restarts pooled",
-                                 xlabel="attack steps (count)", ylabel="fraction of training digits (relative)",
+                                 xlabel="attack steps (count)", ylabel="training digits (fraction)",
                                  size=(7.0, 4.4))
     for index, result in enumerate(results):
         curve = result["kkt_curve"]
@@ -557,7 +557,7 @@ def regime_table_figure(ctx, runs: dict[str, list[dict[str, Any]]], outcomes=())
     n = runs[list(runs)[0]][0]["n"]
     fig, ax = figures.new_figure(title=f"Loo et al. (theta_0, theta_f) and KKT (theta_f) attacks, N={n} digits",
                                  xlabel="network (regime, then architecture and width)",
-                                 ylabel="fraction of digits revealed (relative)", size=(7.0, 4.4))
+                                 ylabel="digits revealed (fraction)", size=(7.0, 4.4))
     regimes = list(runs)
     for offset, (attack, colour) in zip((-0.18, 0.18), (("loo", "C0"), ("kkt", "C1"))):
         means = [np.mean([r["scores"][attack]["revealed"] for r in runs[regime]]) for regime in regimes]

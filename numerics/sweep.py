@@ -344,7 +344,7 @@ def _panel_per_training(chosen: Sequence[dict[str, Any]], ylabel: str, panel_siz
     from proofs_check import figures
 
     trainings = [t for t in TRAININGS if any(r["training"] == t for r in chosen)]
-    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="hidden width m (units)",
+    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="width m (hidden units or channels)",
                                    ylabel=ylabel, ncols=len(trainings),
                                    size=(panel_size[0] * len(trainings), panel_size[1]), suptitle=suptitle)
     return fig, (axes if isinstance(axes, list) else [axes]), trainings
@@ -357,7 +357,7 @@ def success_vs_width_figure(path: str | os.PathLike, rows: Sequence[dict[str, An
 
     chosen = [r for r in rows if r["dataset"] == dataset]
     fig, axes, trainings = _panel_per_training(
-        chosen, "revealed fraction (relative)", (5.2, 4.2),
+        chosen, "private points revealed (fraction)", (5.2, 4.2),
         f"attack success against width, {dataset} (mean over seeds, min-max bars)")
     ns = sorted({int(r["n"]) for r in chosen})
     colours = {n: f"C{i}" for i, n in enumerate(ns)}
@@ -392,8 +392,8 @@ def success_vs_kernel_distance_figure(path: str | os.PathLike, rows: Sequence[di
     title = "attack success against kernel movement, all cells"
     if rho is not None:
         title += f" (Spearman {rho:.2f})"
-    fig, ax = figures.new_figure(title=title, xlabel="kernel distance 1 - cos(K_0, K_f) (relative)",
-                                 ylabel="revealed fraction (relative)", size=(6.0, 4.4))
+    fig, ax = figures.new_figure(title=title, xlabel="kernel distance 1 - cos(K_0, K_f) (dimensionless)",
+                                 ylabel="private points revealed (fraction)", size=(6.0, 4.4))
     floor = 1e-12
     markers = {("digits-odd-even", "linearized"): ("o", "C0"), ("digits-odd-even", "standard"): ("s", "C1"),
                ("sphere", "linearized"): ("^", "C2"), ("sphere", "standard"): ("v", "C3")}

@@ -541,6 +541,11 @@ def _check_attack(args) -> None:
         raise UsageError(str(error)) from None
 
 
+def _network_name(arch, width: int) -> str:
+    """"relu:2 width 256", or the spec alone when the width sets no layer (every channel count fixed by c=)."""
+    return f"{arch.spec} width {width}" if arch.width_sets_layers else f"{arch.spec} (channels fixed by c=)"
+
+
 def _attack(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import jax
@@ -566,6 +571,12 @@ def _attack(args) -> int:
     if args.model is not None:
         arch, width, params_0, params_f = args.model.arch, args.model.width, args.model.params_0, args.model.params_f
         info["model"] = "given with --model"
+        info["training_data_recorded"] = args.model.training_data is not None
+        if args.model.training_data is None:  # older or hand-made files: the scores trust the command line
+            source = getattr(args.model, "source", None) or "the --model file"
+            console.print(f"note: {source} does not record its training data; the attack is scored against "
+                          f"{dataset.name}, N = {args.n}, seed {args.seed} as given, and reads low if the network "
+                          "was trained on other points")
     elif resuming and record["training"] is not None and paths["model"].is_file():
         saved = load_model(paths["model"])
         arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f
@@ -578,7 +589,7 @@ def _attack(args) -> int:
             step = Checkpoint(paths["train"], kind="train").peek()[0]
             console.print(f"resuming {out}: training from step {step} of {args.train_steps}")
         else:
-            console.print(f"training {arch.spec} width {width} ({args.training}) on {dataset.name}, N = {args.n}")
+            console.print(f"training {_network_name(arch, width)} ({args.training}) on {dataset.name}, N = {args.n}")
         trained = audit.train_on(arch, width, dataset, linearized=args.training == "linearized", seed=args.seed,
                                  max_steps=args.train_steps, progress=not args.no_progress,
                                  checkpoint=paths["train"], resume=args.resume)
@@ -597,7 +608,7 @@ def _attack(args) -> int:
     if resuming and paths["attack"].is_file():
         step = Checkpoint(paths["attack"], kind="attack").peek()[0]
         console.print(f"resuming {out}: the attack from step {step} of {args.steps}")
-    console.print(f"attacking {arch.spec} width {width} with M = {args.recon} reconstructions, {args.steps} steps")
+    console.print(f"attacking {_network_name(arch, width)} with M = {args.recon} reconstructions, {args.steps} steps")
     result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(args.attack_seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,

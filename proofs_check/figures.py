@@ -3,8 +3,9 @@ or with these helpers.
 
 Rules (checked by :func:`style_problems`, which the tests run on every figure made here):
 
-- every axes has a title, and x and y labels that end in a unit or ``(relative)`` in parentheses, e.g.
-  ``"width m (units)"``, ``"training points (count)"``, ``"||K - Theta|| / ||Theta|| (relative)"``;
+- every axes has a title, and x and y labels that end in their unit in parentheses, a dimensionless quantity
+  saying what kind of number it is, e.g. ``"width m (hidden units)"``, ``"training points (count)"``,
+  ``"||K - Theta|| / ||Theta|| (ratio)"``, ``"digits revealed (fraction)"``;
 - every axes with plotted data has a legend, and every legend entry is drawn (a reference value named in a
   legend is a visible line: :func:`reference_line`, :func:`reference_slope`);
 - axes that count things have integer ticks (:func:`count_axis`);
@@ -13,8 +14,8 @@ Rules (checked by :func:`style_problems`, which the tests run on every figure ma
 
 Figures are drawn with matplotlib's Agg backend (no display needed). Typical use::
 
-    fig, ax = new_figure(title="K1(c): empirical NTK -> analytic NTK", xlabel="width m (units)",
-                         ylabel="relative error (relative)")
+    fig, ax = new_figure(title="K1(c): empirical NTK -> analytic NTK", xlabel="width m (hidden units)",
+                         ylabel="relative error (ratio)")
     ax.loglog(widths, errors, "o", label="relu:2")
     reference_slope(ax, widths, errors, -0.5, label="predicted slope -0.5")
     readable_log_ticks(ax)
@@ -34,7 +35,7 @@ import numpy as np
 from proofs_check.registry import Context, fit_loglog_slope
 
 UNIT = re.compile(r"\([^()]+\)\s*$")
-"""An axis label ends in a unit or "(relative)" in parentheses."""
+"""An axis label ends in its unit in parentheses ("(hidden units)", "(count)", "(ratio)", "(fraction)")."""
 DPI = 120
 
 
@@ -104,26 +105,30 @@ def count_axis(ax, axis: str = "x") -> None:
 
 
 def readable_log_ticks(ax, axis: str = "both", values: Sequence[float] | None = None) -> None:
-    """Labelled ticks on log axes whatever their span: the given ``values`` (e.g. the widths measured), or
-    1-2-5 ticks when the axis spans under two decades (matplotlib would label none), plain numbers."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    """Labelled ticks on log axes whatever their span: the given ``values`` (e.g. the widths measured) when
+    there are at least two, else 1-2-5 ticks when the axis spans under two decades (matplotlib would label
+    none), else (an axis narrower than one 1-2-5 step, e.g. around a single point) its two ends; plain numbers."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
     def plain(value, _):
-        return f"{value:g}"
+        return f"{value:.3g}"
 
     for name in (("x", "y") if axis == "both" else (axis,)):
         target = ax.xaxis if name == "x" else ax.yaxis
         if (ax.get_xscale() if name == "x" else ax.get_yscale()) != "log":
             continue
-        if values is not None and name == "x":
+        if values is not None and name == "x" and len(set(values)) >= 2:
             ax.set_xticks(list(values), [f"{v:g}" for v in values])
             target.set_minor_formatter(NullFormatter())
             continue
         low, high = ax.get_xlim() if name == "x" else ax.get_ylim()
-        if low > 0 and high > 0 and math.log10(high / low) < 2:
-            target.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-            target.set_major_formatter(FuncFormatter(plain))
-            target.set_minor_formatter(NullFormatter())
+        if not (low > 0 and high > 0) or math.log10(high / low) >= 2:
+            continue
+        locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+        inside = [t for t in locator.tick_values(low, high) if low <= t <= high]
+        target.set_major_locator(locator if len(inside) >= 2 else FixedLocator([low, high]))
+        target.set_major_formatter(FuncFormatter(plain))
+        target.set_minor_formatter(NullFormatter())
 
 
 def style_problems(fig) -> list[str]:
@@ -140,7 +145,7 @@ def style_problems(fig) -> list[str]:
             if not label:
                 problems.append(f"{where}: no {name} label")
             elif not UNIT.search(label):
-                problems.append(f"{where}: {name} label {label!r} names no unit or (relative)")
+                problems.append(f"{where}: {name} label {label!r} names no unit in parentheses")
         has_data = bool(ax.lines or ax.collections or ax.patches or ax.images)
         legend = ax.get_legend()
         if has_data and not ax.images and legend is None:
@@ -243,7 +248,7 @@ def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: floa
         title=["closeness ratio: nearest public / private distance", "SSIM of the matched reconstruction"][
             : 1 + with_ssim],
         xlabel="private points, best first (count)",
-        ylabel=["closeness ratio (relative)", "SSIM (relative)"][: 1 + with_ssim],
+        ylabel=["closeness ratio (ratio of distances)", "SSIM (index, 1 = identical)"][: 1 + with_ssim],
         ncols=1 + with_ssim, size=(5.2 * (1 + with_ssim), 4.0), suptitle=title)
     axes = axes if with_ssim else [axes]
     styles = {}

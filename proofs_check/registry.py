@@ -67,7 +67,7 @@ class Outcome:
         return {
             "name": self.name,
             "kind": self.kind,
-            "passed": bool(self.passed),
+            "passed": bool(self.passed) if self.applicable else None,  # n/a: neither a pass nor a failure
             "status": self.status,
             "measured": measured,
             "expected": self.expected,

@@ -1,15 +1,16 @@
 """Writing a run's results: ``report.json`` (schema below), ``report.md`` and the rich table.
 
-report.json schema (version 2; version 2 added each outcome's "status")::
+report.json schema (version 3; version 2 added each outcome's "status", version 3 writes an n/a outcome's
+"passed" as null, neither a pass nor a failure)::
 
     {
-      "schema": 2,
+      "schema": 3,
       "profile": "quick" | "full", "seed": int, "archs": [spec, ...], "started": ISO time,
       "seconds": float, "passed": bool,
       "claims": [
         {"id": str, "title": str, "statement": str, "assumptions": [str], "passed": bool, "seconds": float,
          "outcomes": [
-           {"name": str, "kind": "derivation" | "check" | "counterexample", "passed": bool,
+           {"name": str, "kind": "derivation" | "check" | "counterexample", "passed": bool | null (n/a),
             "status": "pass" | "FAIL" | "n/a",
             "measured": number | str | null, "expected": str, "reason": str, "seconds": float,
             "figures": [path relative to the report folder], "details": {...}}
@@ -28,7 +29,7 @@ from rich.text import Text
 
 from proofs_check.registry import ClaimResult
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _measured_text(value) -> str:

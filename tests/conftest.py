@@ -1,4 +1,5 @@
-"""Suite-wide settings: float64, strict JAX promotion, per-test PRNG keys, hypothesis profiles.
+"""Suite-wide settings: float64, strict JAX promotion, per-test PRNG keys, hypothesis profiles, and the figure style
+checked on every figure any test saves.
 
 Select a hypothesis profile with HYPOTHESIS_PROFILE=ci (default; small, derandomized, no deadline since
 JIT compilation trips deadlines) or HYPOTHESIS_PROFILE=thorough (many examples).
@@ -31,3 +32,23 @@ def key(request) -> jax.Array:
     """A PRNG key unique to the test (derived from its node id), so no two tests share a key."""
     seed = int.from_bytes(request.node.nodeid.encode(), "little") % (2**31 - 1)
     return jax.random.PRNGKey(seed)
+
+
+@pytest.fixture(autouse=True)
+def _every_saved_figure_follows_the_style(monkeypatch):
+    """proofs_check.figures.save checks each figure against the one figure style (figures.style_problems) before
+    writing it, so a claim, command or sweep whose figure breaks a rule fails the test that made it."""
+    from pathlib import Path
+
+    from proofs_check import figures
+
+    real = figures.save
+    problems = []
+
+    def checked(fig, path):
+        problems.extend(f"{Path(path).name}: {problem}" for problem in figures.style_problems(fig))
+        return real(fig, path)
+
+    monkeypatch.setattr(figures, "save", checked)
+    yield
+    assert not problems, "figures breaking the style rules: " + "; ".join(problems)

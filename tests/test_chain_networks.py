@@ -157,7 +157,11 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
         metrics = json.loads((tmp_path / out / "metrics.json").read_text())
         assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 2
     # 10 training steps do not reach the 1e-10 target: the command says so instead of attacking silently
-    assert capsys.readouterr().out.count("note: training stopped (budget) at step 10 with loss") == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("note: training stopped (budget) at step 10 with loss") == 2
+    # the residual net's width sets its layers; the conv net's channels are all fixed by c=, so no width is named
+    assert "attacking relu:1:res=0.5 width 4 with" in out
+    assert "attacking conv3x3:c=2 > relu > gap > dense (channels fixed by c=) with" in out
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled needs "),
                           (["attack", "--arch", "conv3x3 > relu > gap > dense", "--dataset", "sphere"],
@@ -176,3 +180,17 @@ def test_kernel_space_attack_takes_a_convolutional_chain():
     result = attack.kernel_space_attack(parse_spec("conv2x2:c=2 > relu > gap > dense"), x, rng.normal(size=3), 4,
                                         key=jax.random.PRNGKey(0), steps=10, restarts=1, polish_iterations=0)
     assert np.isfinite(result.final_loss) and result.loss_curve[-1] < result.loss_curve[0]
+
+
+@pytest.mark.parametrize("spec,sets", [("relu:2", True), ("relu:1:res=0.5", True), ("conv3x3 > relu > gap > dense", True),
+                                       ("conv3x3:c=8 > relu > conv3x3:c=8 > relu > gap > dense", False),
+                                       ("conv3x3:c=8 > relu > gap > dense > relu > dense", True), ("dense", False)])
+def test_width_sets_layers_only_where_make_network_reads_it(spec, sets):
+    """Architecture.width_sets_layers against the networks themselves: two widths give different parameter
+    shapes exactly when it says the width sets a layer."""
+    arch = parse_spec(spec)
+    assert arch.width_sets_layers == sets
+    in_dim = arch.input_dim_at_least(9)
+    shapes = [jax.tree_util.tree_map(lambda a: a.shape, make_network(arch, w).init(jax.random.PRNGKey(0), in_dim))
+              for w in (3, 5)]
+    assert (shapes[0] != shapes[1]) == sets

@@ -243,7 +243,7 @@ def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path):
     assert len(specs) >= 5 and "relu:2:sb=0.1:param=standard" in specs
     assert main(["run", "K1", "--out", str(tmp_path)] + [f"--arch={spec}" for spec in specs]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
-    assert report["schema"] == 2 and report["passed"] and report["profile"] == "quick"
+    assert report["schema"] == 3 and report["passed"] and report["profile"] == "quick"
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}
     assert kinds == {"derivation", "check", "counterexample"}
@@ -291,6 +291,9 @@ def test_not_applicable_neither_passes_nor_fails():
 
     na = not_applicable("no closed form", "quadrature instead")
     assert na.status == "n/a" and not na.passed and not na.failed
+    assert na.as_dict()["passed"] is None and na.as_dict()["status"] == "n/a"  # report.json: neither
+    assert within("x", 0.0, 1.0, "r").as_dict()["passed"] is True
+    assert within("x", 2.0, 1.0, "r").as_dict()["passed"] is False
     claim = Claim(id="X", title="", statement="", assumptions=[])
     assert not ClaimResult(claim, [na], 0.0).passed  # nothing applicable: no verdict to give
     assert ClaimResult(claim, [na, within("x", 0.0, 1.0, "r")], 0.0).passed
@@ -338,9 +341,10 @@ def test_a_trained_model_records_its_training_data_and_the_attack_accepts_the_sa
         assert (args.dataset, args.n, args.seed) == expected
 
 
-def test_attack_seed_moves_only_the_attacks_start(models, tmp_path):
+def test_attack_seed_moves_only_the_attacks_start(models, tmp_path, capsys):
     """--attack-seed changes the attack's random start and nothing else (same data, same model): two starts on one
-    --model give different reconstructions; without it the start is the --seed one, as before."""
+    --model give different reconstructions; without it the start is the --seed one, as before. The model file
+    records no training data, which the run says (and metrics.json records)."""
     runs = {}
     for name, extra in (("default", []), ("same", ["--attack-seed", "0"]), ("other", ["--attack-seed", "5"])):
         out = tmp_path / name
@@ -348,6 +352,8 @@ def test_attack_seed_moves_only_the_attacks_start(models, tmp_path):
                      "--no-progress", *extra]) == 0
         metrics = json.loads((out / "metrics.json").read_text())
         assert (metrics["seed"], metrics["n"]) == (0, 4)
+        assert metrics["training_data_recorded"] is False
+        assert "does not record its training data" in " ".join(capsys.readouterr().out.split())
         runs[name] = np.load(out / "attack_checkpoint.npz")
     keys = [k for k in runs["default"].files if k.startswith("state")]
     assert keys

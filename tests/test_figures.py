@@ -29,7 +29,7 @@ def test_leakage_figure_follows_the_style():
 def test_rate_figure_draws_its_reference_slope_and_labels_narrow_log_axes():
     widths = [64, 128, 256, 512]
     series = {"relu:2": (widths, [0.30, 0.22, 0.16, 0.11])}  # under one decade on y
-    fig, ax = figures.loglog_rate_axes(series, xlabel="width m (units)", ylabel="error (relative)", title="rate",
+    fig, ax = figures.loglog_rate_axes(series, xlabel="width m (hidden units)", ylabel="error (ratio)", title="rate",
                                        reference=-0.5)
     assert figures.style_problems(fig) == []
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -41,7 +41,7 @@ def test_rate_figure_draws_its_reference_slope_and_labels_narrow_log_axes():
 
 
 def test_style_checker_finds_what_is_missing():
-    fig, ax = figures.new_figure(title="t", xlabel="width", ylabel="error (relative)")
+    fig, ax = figures.new_figure(title="t", xlabel="width", ylabel="error (ratio)")
     ax.semilogy([1, 2, 3], [0.30, 0.25, 0.20], "o")
     ax.plot([], [], " ", label="predicted slope -0.5")  # a legend entry with nothing drawn
     ax.legend()
@@ -52,7 +52,7 @@ def test_style_checker_finds_what_is_missing():
     figures.readable_log_ticks(ax, "y")
     assert "log y axis" not in " ".join(figures.style_problems(fig))
     _close(fig)
-    fig, ax = figures.new_figure(title="", xlabel="a (count)", ylabel="b (relative)")
+    fig, ax = figures.new_figure(title="", xlabel="a (count)", ylabel="b (ratio)")
     ax.plot([1, 2], [1, 2])
     problems = figures.style_problems(fig)
     assert any("no title" in p for p in problems) and any("no legend" in p for p in problems)
@@ -64,3 +64,19 @@ def test_reconstruction_grid_is_written(tmp_path):
     path = figures.reconstruction_grid(tmp_path / "grid.png", originals, [originals[0], None, originals[2]],
                                        [0.9, -1.0, 0.5], image_shape=(8, 8), value_range=(0.0, 1.0), title="grid")
     assert path.stat().st_size > 0
+
+
+def test_a_log_axis_around_one_point_still_gets_two_labelled_ticks():
+    """One width measured (a README example's sweep: ticks at the widths gave one), or an axis narrower than one
+    1-2-5 step (every value at one floor): two labelled ticks either way."""
+    for values, limits in (([64], None), (None, (60.0, 70.0))):
+        fig, ax = figures.new_figure(title="one point", xlabel="width m (hidden units)", ylabel="y (fraction)")
+        ax.plot([64], [0.5], "o", label="N = 4")
+        ax.set_xscale("log")
+        ax.legend()
+        if limits is not None:
+            ax.set_xlim(*limits)
+            assert any("log x axis has 0 labelled" in p for p in figures.style_problems(fig))
+        figures.readable_log_ticks(ax, "x", values=values)
+        assert figures.style_problems(fig) == []
+        _close(fig)

@@ -377,6 +377,14 @@ class Architecture:
         return None
 
     @property
+    def width_sets_layers(self) -> bool:
+        """Whether the width of numerics.networks.make_network sets any layer: a hidden dense layer, a residual
+        branch or a convolution without its own channel count. False when every convolution fixes its channels
+        (c=) and the only dense layer is the readout: then every width gives the same network."""
+        return any(isinstance(layer, (L.Dense, L.Residual)) or (isinstance(layer, L.Conv) and layer.channels is None)
+                   for layer in self._layers[:-1])
+
+    @property
     def smooth(self) -> bool:
         """Whether no activation of the chain (residual branches included) is piecewise linear (the registry's
         trait), so that the network is smooth in its parameters."""

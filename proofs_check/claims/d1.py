@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs_check.figures import save_figure
+from proofs_check.figures import readable_log_ticks, save_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, bootstrap_loglog_slope, exact,
                                    geometric_mean_over_seeds, not_applicable, rate_interval, register, slope_below,
                                    within)
@@ -277,8 +277,9 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     ticks = sorted(set(plotted_widths))
     ax.set_xticks(ticks, [str(w) for w in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("width m")
-    ax.set_ylabel("||dtheta - J_0^T alpha|| / ||dtheta|| (relative)")
+    ax.set_xlabel("width m (hidden units or channels)")
+    ax.set_ylabel("||dtheta - J_0^T alpha|| / ||dtheta|| (ratio)")
+    readable_log_ticks(ax, "y")
     ax.set_title("D1(ii): distance from the linearized endpoint")
     ax.legend(fontsize=8)
     save_figure(ctx, fig, "d1_deviation_vs_width.png", drawn)

@@ -424,8 +424,8 @@ def check_convergence_rate(ctx: Context) -> list[Outcome]:
         per_seed[arch.spec] = errors
     if not series:
         return outcomes
-    figure, _ = loglog_rate_figure(ctx, "k1_ntk_error_vs_width.png", series, xlabel="width m",
-                                   ylabel="||K_emp - Theta||_F / ||Theta||_F",
+    figure, _ = loglog_rate_figure(ctx, "k1_ntk_error_vs_width.png", series, xlabel="width m (hidden units or channels)",
+                                   ylabel="||K_emp - Theta||_F / ||Theta||_F (ratio)",
                                    title="K1(c): empirical NTK -> analytic NTK", reference_slope=-0.5)
     rng = ctx.rng("k1-rate-bootstrap")
     for spec, (_, means) in series.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from proofs_check.figures import save_figure
+from proofs_check.figures import readable_log_ticks, save_figure
 from proofs_check.registry import (Claim, Context, Outcome, Step, at_least, bootstrap_loglog_slope, exact,
                                    not_applicable, rate_interval, register, within)
 from theory.architecture import Architecture, parse_spec
@@ -339,8 +339,9 @@ def check_width_limit(ctx: Context) -> list[Outcome]:
     ticks = sorted(set(plotted_widths))
     ax.set_xticks(ticks, [str(w) for w in ticks])
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("width m")
-    ax.set_ylabel("RMS (L_m - L_inf) / S_inf (relative)")
+    ax.set_xlabel("width m (hidden units or channels)")
+    ax.set_ylabel("RMS (L_m - L_inf) / S_inf (ratio)")
+    readable_log_ticks(ax, "y")
     ax.set_title("R1: finite-width loss L_m -> L_inf")
     ax.legend(fontsize=8)
     save_figure(ctx, fig, "r1_loss_vs_width.png", [o for o in outcomes if o.applicable])

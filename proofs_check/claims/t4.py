@@ -80,8 +80,8 @@ def tradeoff_figure(path, rows, *, title: str):
     """Revealed fraction against test accuracy, one point per setting, the baseline marked."""
     from proofs_check import figures
 
-    fig, ax = figures.new_figure(title=title, xlabel="test accuracy (relative)",
-                                 ylabel="private points revealed (relative)", size=(6.4, 4.6))
+    fig, ax = figures.new_figure(title=title, xlabel="test accuracy (fraction correct)",
+                                 ylabel="private points revealed (fraction)", size=(6.4, 4.6))
     base = rows[0]
     ax.plot([base.test_accuracy], [base.revealed], "r*", markersize=14, linestyle="none",
             label=f"baseline: trained on the {base.size} private points")
