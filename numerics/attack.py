@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import math
 import os
+import time
 import warnings
 from typing import Any, Mapping, NamedTuple, Sequence
 
@@ -41,7 +42,8 @@ from numerics.data import positive_int as _check_positive_int
 from numerics.data import positive_number as _check_positive
 from numerics.kernels import analytic_ntk
 from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
-from numerics.progress import progress_bar
+from numerics import progress as _progress
+from numerics.progress import ChunkSizer, duration, progress_bar
 from theory.architecture import Architecture
 
 AT_CHOICES = ("theta0", "thetaf", "both")
@@ -615,6 +617,11 @@ def _check_params(params_0: Params, params_f: Params) -> None:
                 raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
 
 
+SLOW_ATTACK_WORK = 100_000_000
+"""Parameters x reconstructions x thetas* above which an attack times its first steps one at a time and sizes
+its chunks so that a Ctrl-C or a progress update waits about numerics.progress.PROGRESS_SECONDS: relu:2 at width
+4096 with M = 40 (6.8e8) takes 0.12-0.26 s per step (fused, JVP) on 2 cores, so 100-step chunks took 12-26 s;
+at width 1024 (4.4e7) a step takes 10-17 ms."""
 MLP_ONLY = "the kernel-form gradients (method='kernel' or 'fused') and the profiled mode"
 """What needs the layer-by-layer NTK of a plain fully connected network (:func:`kernel_terms`)."""
 
@@ -816,12 +823,22 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         task = bar.add_task(f"attack {arch.spec}, M = {n_recon}", total=steps, completed=start,
                             value=float(curves[-1][-1]) if curves[-1].size else float("nan"))
         step = start
+        work = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params_0)) * n_recon * len(thetas)
+        sizer = ChunkSizer(chunk, heavy=work > SLOW_ATTACK_WORK)
         while step < steps:
-            length = min(chunk, steps - step)
+            length = sizer.length(steps - step)
             _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, (lr, lr_final), bounds is not None,
                                    box_weight, method, length, mode)
+            started = time.perf_counter()
             carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
             losses = np.asarray(losses, dtype=np.float64)
+            if sizer.ran(time.perf_counter() - started):
+                remaining = (steps - step - 1) * sizer.seconds_per_step
+                if progress and remaining > _progress.LONG_RUN_SECONDS:
+                    bar.console.print(
+                        f"note: one attack step takes {sizer.seconds_per_step:.2f} s ({work:.2g} parameters x "
+                        f"reconstructions), so the {steps - step - 1} steps left take about {duration(remaining)}; "
+                        "Ctrl-C keeps a checkpoint to resume from")
             ridges += int(np.count_nonzero(np.asarray(ridge)))
             curves.append(losses)
             step += length

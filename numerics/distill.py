@@ -67,7 +67,8 @@ from numerics.data import positive_number as _positive
 from numerics.data import validate_points
 from numerics.kernels import analytic_ntk, pair_state_entries
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
-from numerics.progress import duration, progress_bar
+from numerics import progress as _progress
+from numerics.progress import ChunkSizer, duration, progress_bar
 from theory.architecture import Architecture
 
 METHODS = ("kip", "rkip")
@@ -89,10 +90,6 @@ SLOW_STEP_WORK = 10_000_000
 above which a run times its first steps one at a time and says how long the whole run will take: a
 convolutional chain on the 8x8 digits (conv3x3:c=4 > relu > gap > dense), N = 1258 targets and 10 support points,
 is 5e7 entries and took 32.5 s per step on 2 cores at load 7, against 0.01 s for relu:2 at the same N."""
-PROGRESS_SECONDS = 10.0
-"""After a timed first step, chunks are sized so that the progress bar moves about this often."""
-LONG_RUN_SECONDS = 300.0
-"""A run whose remaining steps are estimated above this gets a one-line note with the estimate."""
 VALIDATION_SEED = 20260
 """Seed of :func:`validation_split` (fixed: the held-out part of the training split is the same for every run)."""
 
@@ -549,27 +546,24 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
                             value=float(curves[-1][-1]) if curves and curves[-1].size else float("nan"))
         step = start
         work = x.shape[0] * x_s.shape[0] * pair_state_entries(arch, x.shape[1])
-        timed = 2 if work > SLOW_STEP_WORK else 0  # steps run one by one (the first compiles) to time one step
+        sizer = ChunkSizer(chunk, heavy=work > SLOW_STEP_WORK)
         while step < steps:
-            length = min(1 if timed else chunk, steps - step)
+            length = sizer.length(steps - step)
             if val is not None:
                 length = min(length, eval_every - step % eval_every)
             _, run = _chunk_runner(arch, method, lr, label_lr, bool(learn_labels), ridge_factor, constrained, length)
             started = time.perf_counter()
             carry, losses = run(carry, data, p_j, r_j)
             losses = np.asarray(losses)
-            if timed:
-                timed -= 1
-                if not timed:  # the second single step ran compiled: its time is one step's
-                    seconds = time.perf_counter() - started
-                    chunk = max(1, min(chunk, int(PROGRESS_SECONDS / seconds)))
-                    remaining = (steps - step - 1) * seconds
-                    if progress and remaining > LONG_RUN_SECONDS:
-                        bar.console.print(
-                            f"note: one step takes {seconds:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} points x "
-                            f"{pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
-                            f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
-                            "checkpoint to resume from")
+            if sizer.ran(time.perf_counter() - started):
+                seconds = sizer.seconds_per_step
+                remaining = (steps - step - 1) * seconds
+                if progress and remaining > _progress.LONG_RUN_SECONDS:
+                    bar.console.print(
+                        f"note: one step takes {seconds:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} points x "
+                        f"{pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
+                        f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
+                        "checkpoint to resume from")
             curves.append(losses)
             step += length
             bar.update(task, completed=step, value=float(losses[-1]))

@@ -1,5 +1,7 @@
 """The one progress-bar style of the project (training, the attack, the claim runner, later distillation).
 
+Also the sizing of a jitted loop's chunks when its steps are slow (:class:`ChunkSizer`).
+
 The counts (``completed/total``) and the value shown beside them are never cut: only the description
 shrinks (with an ellipsis) when the terminal is narrow, and below ``NARROW`` columns the description,
 bar and clock are left out. Bars are drawn only on terminals (never into logs or pipes). The value column is named by the caller, so that a bar never shows a
@@ -52,3 +54,37 @@ def duration(seconds: float) -> str:
     if seconds >= 3600:
         return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+PROGRESS_SECONDS = 10.0
+"""After a timed step, a jitted loop's chunks are sized so that its progress bar moves, and a Ctrl-C is answered
+with a checkpoint, about this often."""
+LONG_RUN_SECONDS = 300.0
+"""A run whose remaining steps are estimated above this gets a one-line note with the estimate."""
+
+
+class ChunkSizer:
+    """Chunk lengths for a loop that runs ``chunk`` steps per jitted call. A ``heavy`` loop (the caller's work
+    estimate says a chunk could take long) first runs two single steps, the first compiling and the second
+    timed; chunks are then capped so that one takes about PROGRESS_SECONDS. Light loops keep ``chunk``."""
+
+    def __init__(self, chunk: int, heavy: bool):
+        self.chunk = int(chunk)
+        self._single_steps_left = 2 if heavy else 0
+        self.seconds_per_step: float | None = None
+
+    def length(self, remaining: int) -> int:
+        """Steps of the next chunk."""
+        return min(1 if self._single_steps_left else self.chunk, remaining)
+
+    def ran(self, seconds: float) -> bool:
+        """Record a chunk's wall time; True once, right after the step time was measured (then
+        ``seconds_per_step`` holds it and the chunk is capped)."""
+        if not self._single_steps_left:
+            return False
+        self._single_steps_left -= 1
+        if self._single_steps_left:
+            return False
+        self.seconds_per_step = max(float(seconds), 1e-9)
+        self.chunk = max(1, min(self.chunk, int(PROGRESS_SECONDS / self.seconds_per_step)))
+        return True

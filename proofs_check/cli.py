@@ -377,7 +377,8 @@ ATTACK_TRAINING_DEFAULTS = {"arch": "relu:2", "width": 1024, "training": "linear
 ATTACK_DATA_DEFAULTS = {"dataset": "digits-odd-even", "n": 20, "seed": 0}
 """--dataset, --n, --seed when not given; with a --model that records its training set, the recorded values."""
 ATTACK_CHUNK = 100
-"""Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one)."""
+"""Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one);
+fewer when steps are slow, so that a chunk takes about 10 s (numerics.attack.SLOW_ATTACK_WORK)."""
 ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack": "attack_checkpoint.npz"}
 
 

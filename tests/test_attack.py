@@ -170,6 +170,29 @@ def test_attack_with_a_progress_bar(key, capsys):
     assert result.info["loss_unsmoothed"] >= 0
 
 
+def test_heavy_attack_steps_are_timed_and_chunks_sized(key, monkeypatch, capsys):
+    """An attack over SLOW_ATTACK_WORK runs two single steps (the second timed), then chunks capped so that one
+    takes about PROGRESS_SECONDS (here 0: single steps), and a long remainder gets a one-line note; the steps are
+    the same as in one long chunk."""
+    from numerics import progress
+
+    arch, params_0, params_f = _span_problem(key)
+    common = dict(in_dim=D, key=key, steps=6, chunk=6)
+    plain_chunks, timed_chunks = [], []
+    plain = attack.parameter_space_attack(arch, params_0, params_f, 2, progress=False,
+                                          on_chunk=lambda step, x: plain_chunks.append(step), **common)
+    monkeypatch.setattr(attack, "SLOW_ATTACK_WORK", 0)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)
+    timed = attack.parameter_space_attack(arch, params_0, params_f, 2, progress=True,
+                                          on_chunk=lambda step, x: timed_chunks.append(step), **common)
+    assert plain_chunks == [6] and timed_chunks == [1, 2, 3, 4, 5, 6]
+    assert "note: one attack step takes" in " ".join(capsys.readouterr().out.split())
+    # tolerance: the same float64 steps in scans of other lengths; XLA may fuse them differently
+    np.testing.assert_allclose(timed.loss_curve, plain.loss_curve, rtol=1e-12)
+    np.testing.assert_allclose(timed.x_recon, plain.x_recon, rtol=1e-12)
+
+
 def test_resume_with_other_settings_is_refused(key, tmp_path):
     arch, params_0, params_f = _span_problem(key)
     path = tmp_path / "attack.npz"

@@ -7,6 +7,7 @@ import pytest
 
 import numerics  # noqa: F401  (float64 on)
 from numerics import distill as D
+from numerics import progress
 from numerics.kernels import analytic_ntk
 from theory import parse_spec
 
@@ -209,7 +210,7 @@ def test_heavy_steps_are_timed_one_by_one_and_the_long_run_gets_a_note(monkeypat
     common = dict(per_class=2, lr=0.02, chunk=10, block_size=8, steps=14)
     plain = D.distill(ARCH, x_t, y_t, labels, progress=False, **common)
     monkeypatch.setattr(D, "SLOW_STEP_WORK", 0)
-    monkeypatch.setattr(D, "LONG_RUN_SECONDS", 0.0)
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)
     timed = D.distill(ARCH, x_t, y_t, labels, progress=True, **common)
     assert "note: one step takes" in capsys.readouterr().out
     # tolerance: the same steps in scans of other lengths (1, 1, then up to 10); XLA may fuse them differently
