@@ -529,7 +529,7 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
     first = results[0]
     fig, ax = figures.new_figure(title=f"KKT attack curve: {first['spec']}, m={first['width']}, N={first['n']} digits, "
                                        f"{first['kkt_options']['restarts']} restarts pooled",
-                                 xlabel="attack steps (count)", ylabel="training digits (fraction)",
+                                 xlabel="attack steps (count)", ylabel="training digits revealed or matched (fraction)",
                                  size=(7.0, 4.4))
     for index, result in enumerate(results):
         curve = result["kkt_curve"]

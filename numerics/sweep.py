@@ -344,7 +344,7 @@ def _panel_per_training(chosen: Sequence[dict[str, Any]], ylabel: str, panel_siz
     from proofs_check import figures
 
     trainings = [t for t in TRAININGS if any(r["training"] == t for r in chosen)]
-    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="width m (hidden units or channels)",
+    fig, axes = figures.new_figure(title=[f"{t} training" for t in trainings], xlabel="width m (hidden units)",
                                    ylabel=ylabel, ncols=len(trainings),
                                    size=(panel_size[0] * len(trainings), panel_size[1]), suptitle=suptitle)
     return fig, (axes if isinstance(axes, list) else [axes]), trainings
@@ -392,7 +392,7 @@ def success_vs_kernel_distance_figure(path: str | os.PathLike, rows: Sequence[di
     title = "attack success against kernel movement, all cells"
     if rho is not None:
         title += f" (Spearman {rho:.2f})"
-    fig, ax = figures.new_figure(title=title, xlabel="kernel distance 1 - cos(K_0, K_f) (dimensionless)",
+    fig, ax = figures.new_figure(title=title, xlabel="kernel distance (1 - cosine of K_0 and K_f)",
                                  ylabel="private points revealed (fraction)", size=(6.0, 4.4))
     floor = 1e-12
     markers = {("digits-odd-even", "linearized"): ("o", "C0"), ("digits-odd-even", "standard"): ("s", "C1"),

@@ -317,7 +317,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
         resumed_from = saved.step
     start = time.perf_counter()
     label = (f"{'linearized ' if linearized else ''}{'heavy-ball' if momentum else 'GD'} "
-             f"{network.arch.spec} m={network.width}")
+             f"{network.arch.named(network.width, short=True)}")
     with progress_bar(enabled=progress, value_name="train loss") as bar, interruptible() as stop:
         task = bar.add_task(label, total=max_steps, completed=resumed_from, value=float("nan"))
         stopped = max_steps == 0

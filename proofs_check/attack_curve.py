@@ -145,7 +145,7 @@ def run(args) -> int:
     chunk = math.gcd(*args.budgets)  # every budget ends a chunk
     for arch in args.arch:
         for training in args.training:
-            console.print(f"training {arch.spec} width {args.width} ({training}) on {dataset.name}, N = {args.n}")
+            console.print(f"training {arch.named(args.width)} ({training}) on {dataset.name}, N = {args.n}")
             trained = audit.train_on(arch, args.width, dataset, linearized=training == "linearized", seed=args.seed,
                                      max_steps=args.train_steps, progress=not args.no_progress)
             model = trained.save(out / _folder_name(arch, training) / "model.npz")

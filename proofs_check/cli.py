@@ -452,9 +452,9 @@ def _recorded_training_data(args) -> None:
 
 
 def _fill_data_defaults(args) -> None:
-    for name, default in ATTACK_DATA_DEFAULTS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
+    args.data_defaulted = [name for name in ATTACK_DATA_DEFAULTS if getattr(args, name) is None]
+    for name in args.data_defaulted:
+        setattr(args, name, ATTACK_DATA_DEFAULTS[name])
 
 
 def _check_attack(args) -> None:
@@ -542,16 +542,12 @@ def _check_attack(args) -> None:
         raise UsageError(str(error)) from None
 
 
-def _network_name(arch, width: int) -> str:
-    """"relu:2 width 256", or the spec alone when the width sets no layer (every channel count fixed by c=)."""
-    return f"{arch.spec} width {width}" if arch.width_sets_layers else f"{arch.spec} (channels fixed by c=)"
-
-
 def _attack(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import jax
     import numpy as np
     from rich.console import Console
+    from rich.markup import escape
 
     from numerics import audit, privacy
     from numerics.attack import parameter_space_attack
@@ -575,9 +571,11 @@ def _attack(args) -> int:
         info["training_data_recorded"] = args.model.training_data is not None
         if args.model.training_data is None:  # older or hand-made files: the scores trust the command line
             source = getattr(args.model, "source", None) or "the --model file"
-            console.print(f"note: {source} does not record its training data; the attack is scored against "
-                          f"{dataset.name}, N = {args.n}, seed {args.seed} as given, and reads low if the network "
-                          "was trained on other points")
+            defaulted = [_option(name) for name in getattr(args, "data_defaulted", [])]
+            given = f"defaults of {'/'.join(defaulted)}" if defaulted else "as given"
+            console.print(f"note: {escape(str(source))} records no training data; scoring against "
+                          f"{escape(dataset.name)} ({given}), which reads low if it was trained on other points",
+                          soft_wrap=True)
     elif resuming and record["training"] is not None and paths["model"].is_file():
         saved = load_model(paths["model"])
         arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f
@@ -590,7 +588,7 @@ def _attack(args) -> int:
             step = Checkpoint(paths["train"], kind="train").peek()[0]
             console.print(f"resuming {out}: training from step {step} of {args.train_steps}")
         else:
-            console.print(f"training {_network_name(arch, width)} ({args.training}) on {dataset.name}, N = {args.n}")
+            console.print(f"training {arch.named(width)} ({args.training}) on {dataset.name}, N = {args.n}")
         trained = audit.train_on(arch, width, dataset, linearized=args.training == "linearized", seed=args.seed,
                                  max_steps=args.train_steps, progress=not args.no_progress,
                                  checkpoint=paths["train"], resume=args.resume)
@@ -609,7 +607,7 @@ def _attack(args) -> int:
     if resuming and paths["attack"].is_file():
         step = Checkpoint(paths["attack"], kind="attack").peek()[0]
         console.print(f"resuming {out}: the attack from step {step} of {args.steps}")
-    console.print(f"attacking {_network_name(arch, width)} with M = {args.recon} reconstructions, {args.steps} steps")
+    console.print(f"attacking {arch.named(width)} with M = {args.recon} reconstructions, {args.steps} steps")
     result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(args.attack_seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
@@ -618,7 +616,7 @@ def _attack(args) -> int:
 
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
-    label = f"{arch.spec} m={width}, N={args.n}, M={args.recon}, {args.steps} steps"
+    label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
     files = [figures.leakage_figure(out / "curve.png", leakage.curves(), factor=leakage.factor,
                                     ssim_thresholds=privacy.SSIM_THRESHOLDS if dataset.image_shape else (),
                                     title=f"attack vs trivial baselines: {label}")]

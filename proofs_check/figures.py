@@ -3,8 +3,8 @@ or with these helpers.
 
 Rules (checked by :func:`style_problems`, which the tests run on every figure made here):
 
-- every axes has a title, and x and y labels that end in their unit in parentheses, a dimensionless quantity
-  saying what kind of number it is, e.g. ``"width m (hidden units)"``, ``"training points (count)"``,
+- every axes has a title, and x and y labels that end in parentheses: the unit, or for a dimensionless
+  quantity what kind of number it is, e.g. ``"width m (hidden units)"``, ``"training points (count)"``,
   ``"||K - Theta|| / ||Theta|| (ratio)"``, ``"digits revealed (fraction)"``;
 - every axes with plotted data has a legend, and every legend entry is drawn (a reference value named in a
   legend is a visible line: :func:`reference_line`, :func:`reference_slope`);
@@ -105,30 +105,49 @@ def count_axis(ax, axis: str = "x") -> None:
 
 
 def readable_log_ticks(ax, axis: str = "both", values: Sequence[float] | None = None) -> None:
-    """Labelled ticks on log axes whatever their span: the given ``values`` (e.g. the widths measured) when
-    there are at least two, else 1-2-5 ticks when the axis spans under two decades (matplotlib would label
-    none), else (an axis narrower than one 1-2-5 step, e.g. around a single point) its two ends; plain numbers."""
+    """Labelled ticks on log axes whatever their span, as plain numbers: on x the given ``values`` (e.g. the
+    widths measured; a single one gets the axis ends beside it); otherwise, when the axis spans under two decades
+    (matplotlib would label at most one tick), 1-2-5 ticks, or where not even two of those fall inside (an axis
+    narrower than one step) its two ends, printed with the digits that tell them apart."""
     from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
     def plain(value, _):
-        return f"{value:.3g}"
+        return f"{value:g}"
 
     for name in (("x", "y") if axis == "both" else (axis,)):
         target = ax.xaxis if name == "x" else ax.yaxis
         if (ax.get_xscale() if name == "x" else ax.get_yscale()) != "log":
             continue
-        if values is not None and name == "x" and len(set(values)) >= 2:
-            ax.set_xticks(list(values), [f"{v:g}" for v in values])
+        low, high = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+        if values is not None and name == "x":
+            ticks = sorted({float(v) for v in values if low <= v <= high})
+            if len(ticks) < 2:  # one measured value: the axis ends beside it
+                ticks = sorted({low, *ticks, high})
+            ax.set_xticks(ticks, _distinct_labels(ticks))
             target.set_minor_formatter(NullFormatter())
             continue
-        low, high = ax.get_xlim() if name == "x" else ax.get_ylim()
-        if not (low > 0 and high > 0) or math.log10(high / low) >= 2:
+        if not low > 0 or math.log10(high / low) >= 2:  # two decades or more: matplotlib labels two powers of 10
             continue
         locator = LogLocator(base=10, subs=(1.0, 2.0, 5.0))
         inside = [t for t in locator.tick_values(low, high) if low <= t <= high]
-        target.set_major_locator(locator if len(inside) >= 2 else FixedLocator([low, high]))
-        target.set_major_formatter(FuncFormatter(plain))
+        if len(inside) >= 2:
+            target.set_major_locator(locator)
+            target.set_major_formatter(FuncFormatter(plain))
+        else:
+            ends = [low, high]
+            labels = dict(zip(ends, _distinct_labels(ends)))
+            target.set_major_locator(FixedLocator(ends))
+            target.set_major_formatter(FuncFormatter(lambda value, _: labels.get(value, f"{value:g}")))
         target.set_minor_formatter(NullFormatter())
+
+
+def _distinct_labels(values: Sequence[float]) -> list[str]:
+    """Plain-number labels of ``values`` with the fewest significant digits (from 3) that tell them apart."""
+    for digits in range(3, 17):
+        labels = [f"{v:.{digits}g}" for v in values]
+        if len(set(labels)) == len(set(values)):
+            return labels
+    return [repr(float(v)) for v in values]
 
 
 def style_problems(fig) -> list[str]:
@@ -146,6 +165,8 @@ def style_problems(fig) -> list[str]:
                 problems.append(f"{where}: no {name} label")
             elif not UNIT.search(label):
                 problems.append(f"{where}: {name} label {label!r} names no unit in parentheses")
+            elif label.rstrip().endswith("(relative)"):
+                problems.append(f"{where}: {name} label {label!r} says (relative), not what kind of number it is")
         has_data = bool(ax.lines or ax.collections or ax.patches or ax.images)
         legend = ax.get_legend()
         if has_data and not ax.images and legend is None:
@@ -248,7 +269,7 @@ def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: floa
         title=["closeness ratio: nearest public / private distance", "SSIM of the matched reconstruction"][
             : 1 + with_ssim],
         xlabel="private points, best first (count)",
-        ylabel=["closeness ratio (ratio of distances)", "SSIM (index, 1 = identical)"][: 1 + with_ssim],
+        ylabel=["closeness ratio (public / private distance)", "SSIM (index, 1 = identical)"][: 1 + with_ssim],
         ncols=1 + with_ssim, size=(5.2 * (1 + with_ssim), 4.0), suptitle=title)
     axes = axes if with_ssim else [axes]
     styles = {}

@@ -46,6 +46,7 @@ def _every_saved_figure_follows_the_style(monkeypatch):
     problems = []
 
     def checked(fig, path):
+        fig.tight_layout()  # as save lays it out
         problems.extend(f"{Path(path).name}: {problem}" for problem in figures.style_problems(fig))
         return real(fig, path)
 

@@ -38,6 +38,13 @@ def architectures(draw):
         last = [layer for layer in chain if not isinstance(layer, (L.GlobalAveragePool, L.Flatten))]
         return bool(last) and not isinstance(last[-1], L.Activation)
 
+    def width_input():  # a residual block adds its branch to its input, which must have the network's width
+        if any(isinstance(layer, (L.Dense, L.Residual)) for layer in chain):
+            return True
+        convs = [layer for layer in chain if isinstance(layer, L.Conv)]
+        return isinstance(chain[-1] if chain else None, (L.GlobalAveragePool, L.Activation)) and any(
+            isinstance(layer, L.GlobalAveragePool) for layer in chain) and convs[-1].channels is None
+
     if draw(st.booleans()):
         rank = draw(st.sampled_from([1, 2]))
         for _ in range(draw(st.integers(1, 3))):
@@ -49,7 +56,7 @@ def architectures(draw):
         chain.append(draw(st.sampled_from([L.GlobalAveragePool(), L.Flatten()])))
     for _ in range(draw(st.integers(0, 4))):
         kind = draw(st.sampled_from(["dense", "activation", "residual"] if not standard else ["dense", "activation"]))
-        if kind == "dense" or not gaussian():
+        if kind == "dense" or not gaussian() or (kind == "residual" and not width_input()):
             chain.append(L.Dense(*weights(), param))
         elif kind == "activation":
             chain.append(draw(activation_layers))
@@ -170,6 +177,9 @@ def test_chain_properties_and_shorthand_fields():
     ("dense:param=mean_field", "parameterization must be one of"),
     ("dense:param=standard > relu > dense:param=ntk", "share one parameterization"),
     ("param=standard > dense > res:s=1:act=relu > dense", "NTK parametrization only"),
+    # the skip would carry 2 channels (or positions x channels) against the branch's width units: a shape error
+    ("conv3x3:c=2 > gap > res:s=0.5:act=relu > dense", "which here has 2 channels (c=); put a dense layer before it"),
+    ("conv3x3 > flatten > res:s=0.5:act=relu > dense", "which here has positions x channels; put a dense layer"),
     ("dense > expr:phi=__import__('os') > dense", "name '__import__' is not allowed"),
 ])
 def test_bad_chains_name_the_problem(spec, message):
@@ -181,6 +191,7 @@ def test_bad_chains_name_the_problem(spec, message):
 @pytest.mark.parametrize("spec, message", [
     ("conv3x3 > relu > dense", "must pool (gap) or flatten"),
     ("conv3y3 > gap > dense", "unknown layer 'conv3y3'"),
+    ("conv3x3:c=2 > gap > res:s=0.5:act=relu > dense", "a residual block adds its branch"),
 ])
 def test_bad_chains_through_the_cli_are_one_line_and_exit_2(spec, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

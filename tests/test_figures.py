@@ -52,10 +52,11 @@ def test_style_checker_finds_what_is_missing():
     figures.readable_log_ticks(ax, "y")
     assert "log y axis" not in " ".join(figures.style_problems(fig))
     _close(fig)
-    fig, ax = figures.new_figure(title="", xlabel="a (count)", ylabel="b (ratio)")
+    fig, ax = figures.new_figure(title="", xlabel="a (count)", ylabel="b (relative)")
     ax.plot([1, 2], [1, 2])
     problems = figures.style_problems(fig)
     assert any("no title" in p for p in problems) and any("no legend" in p for p in problems)
+    assert any("says (relative)" in p for p in problems)
     _close(fig)
 
 
@@ -66,17 +67,34 @@ def test_reconstruction_grid_is_written(tmp_path):
     assert path.stat().st_size > 0
 
 
-def test_a_log_axis_around_one_point_still_gets_two_labelled_ticks():
-    """One width measured (a README example's sweep: ticks at the widths gave one), or an axis narrower than one
-    1-2-5 step (every value at one floor): two labelled ticks either way."""
-    for values, limits in (([64], None), (None, (60.0, 70.0))):
-        fig, ax = figures.new_figure(title="one point", xlabel="width m (hidden units)", ylabel="y (fraction)")
+def _labels(fig, axis):
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    low, high = sorted(ax.get_xlim() if axis == "x" else ax.get_ylim())
+    ticks = ax.xaxis.get_major_ticks() if axis == "x" else ax.yaxis.get_major_ticks()
+    return [t.label1.get_text() for t in ticks if t.label1.get_text() and low <= t.get_loc() <= high]
+
+
+def test_narrow_log_axes_get_distinct_readable_labels():
+    """A single measured width is labelled (with the axis ends beside it); an axis holding one 1-2-5 tick gets its
+    two ends; a narrow or inverted axis gets distinct plain labels (no repeats, no 1e+03)."""
+    def figure(limits=None, values=None, axis="x"):
+        fig, ax = figures.new_figure(title="t", xlabel="width m (hidden units)", ylabel="y (fraction)")
         ax.plot([64], [0.5], "o", label="N = 4")
         ax.set_xscale("log")
+        ax.set_yscale("log" if axis == "y" else "linear")
         ax.legend()
         if limits is not None:
-            ax.set_xlim(*limits)
-            assert any("log x axis has 0 labelled" in p for p in figures.style_problems(fig))
-        figures.readable_log_ticks(ax, "x", values=values)
+            (ax.set_xlim if axis == "x" else ax.set_ylim)(*limits)
+        figures.readable_log_ticks(ax, axis, values=values)
         assert figures.style_problems(fig) == []
+        labels = _labels(fig, axis)
         _close(fig)
+        assert len(set(labels)) == len(labels), labels
+        return labels
+
+    assert "64" in figure(values=[64])
+    assert figure(limits=(9.5, 10.5)) == ["9.5", "10.5"]  # only 10 is a 1-2-5 tick inside: the ends
+    assert figure(limits=(0.0123, 0.0124), axis="y")  # distinct digits, not 0.0123 three times
+    assert not any("e+" in label for label in figure(limits=(300, 3000)))
+    assert len(figure(limits=(70, 60))) >= 2  # inverted

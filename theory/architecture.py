@@ -181,7 +181,8 @@ def _weighted(layer):
 
 def _check_chain(chain: tuple) -> None:
     """The composition rules: a dense readout last; convolutions (one rank) before exactly one gap or flatten,
-    dense layers and residual blocks after it; one parameterization."""
+    dense layers and residual blocks after it (a residual block straight after it only when its input has the
+    network's width: a gap over convolutions without c=); one parameterization."""
     if not chain:
         raise SpecError("an architecture needs at least one layer (its dense readout)")
     if len(chain) > MAX_LAYERS:
@@ -227,6 +228,16 @@ def _check_chain(chain: tuple) -> None:
     if flat:
         raise SpecError(f"{_layer_spec(chain[flat[0]], {})!r} before {_layer_spec(chain[pool], {})!r}: a convolutional "
                         "chain must pool (gap) or flatten before its dense layers")
+    first_weighted = next((i for i in range(pool + 1, len(chain)) if isinstance(chain[i], (L.Dense, L.Residual))))
+    if isinstance(chain[first_weighted], L.Residual) and (isinstance(chain[pool], L.Flatten)
+                                                          or chain[convs[-1]].channels is not None):
+        # the branch ends in a dense layer of the network's width; the skip carries the pooled features
+        reads = ("positions x channels" if isinstance(chain[pool], L.Flatten)
+                 else f"{chain[convs[-1]].channels} channels (c=)")
+        raise SpecError(f"{_layer_spec(chain[first_weighted], {})!r} after {_layer_spec(chain[pool], {})!r}: a "
+                        f"residual block adds its branch (the network's width) to its input, which here has {reads}; "
+                        "put a dense layer before it" + ("" if isinstance(chain[pool], L.Flatten)
+                                                         else " or leave c= out of the last convolution"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -383,6 +394,13 @@ class Architecture:
         (c=) and the only dense layer is the readout: then every width gives the same network."""
         return any(isinstance(layer, (L.Dense, L.Residual)) or (isinstance(layer, L.Conv) and layer.channels is None)
                    for layer in self._layers[:-1])
+
+    def named(self, width: int, *, short: bool = False) -> str:
+        """The network as people read it: "relu:2 width 256" (short: "relu:2 m=256"), or where the width sets no
+        layer (:attr:`width_sets_layers`) the spec with "(channels fixed by c=)" (short: the spec alone)."""
+        if self.width_sets_layers:
+            return f"{self.spec} m={width}" if short else f"{self.spec} width {width}"
+        return self.spec if short else f"{self.spec} (channels fixed by c=)"
 
     @property
     def smooth(self) -> bool:

@@ -152,7 +152,7 @@ def check_linearized(ctx: Context) -> list[Outcome]:
             r_t = y - np.asarray(linearized_apply(network.apply_fn, params_0)(early.params_f, x))
             telescoped = r_0.reshape(-1) - kernel @ np.asarray(early.alpha).reshape(-1)
             telescoping = float(np.linalg.norm(telescoped - r_t.reshape(-1)) / np.linalg.norm(r_0 - r_t))
-            name = f"{arch.spec}{_width_label(arch, width)}, {label}"
+            name = f"{arch.named(width, short=True)}, {label}"
             condition = float(eigenvalues[-1] / eigenvalues[0])
             details = dict(steps=result.steps, stop_reason=result.stop_reason, final_loss=result.final_loss,
                            condition_number=condition, learning_rate=learning_rate)
@@ -172,11 +172,6 @@ def check_linearized(ctx: Context) -> list[Outcome]:
                        steps=early.steps),
             ]
     return outcomes
-
-
-def _width_label(arch: Architecture, width: int) -> str:
-    """" m=WIDTH", or nothing where the width sets no layer (every convolution has its own channel count)."""
-    return f" m={width}" if arch.width_limit_obstacle is None else ""
 
 
 def _rate_outcome(arch: Architecture, fit, seeds: int, **details) -> Outcome:

@@ -434,7 +434,7 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                         "lambda are written for plain fully connected networks (ACTIVATION:DEPTH) only"))
                     continue
                 outcomes.append(within(
-                    f"{arch.spec}{' m=32' if arch.width_limit_obstacle is None else ''}, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
+                    f"{arch.named(32, short=True)}, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
                     _gradient_error(arch, thetas, delta, points, method), 1e-10,
                     "the same products summed in another order: float64 round-off (~1e-15); a wrong factor or sign "
                     "in either gradient component gives O(1)"))
