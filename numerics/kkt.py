@@ -619,8 +619,14 @@ def _project_slopes(mu: np.ndarray, t: np.ndarray, owner: np.ndarray) -> tuple[n
     return mu_out, np.clip(t, 0.0, mu_out[owner])
 
 
+CLARKE_STEPS = 3000
+"""FISTA iterations of :func:`clarke_kkt_residual`: on H1's one-hidden-layer rich networks (seeds 0-2, 645-740 kink
+pairs) 3000 iterations end 0.46%, 0.85% and 0.30% above the value at 30,000 (0.011198, 0.005225, 0.008503),
+in 4-10 s each; 1000 end 7-9% above. Any iterate is feasible, so the residual only ever overstates."""
+
+
 def clarke_kkt_residual(network: Network, params: Params, x: Any, y: Any, *,
-                        kink_tolerance: float = CLARKE_KINK_TOLERANCE, steps: int = 3000) -> dict[str, float]:
+                        kink_tolerance: float = CLARKE_KINK_TOLERANCE, steps: int = CLARKE_STEPS) -> dict[str, float]:
     """The KKT stationarity residual of a bias-free one-hidden-layer ReLU network (standard parametrization,
     f(x) = relu(x W) v) with the Clarke subdifferential at the kinks:
 
@@ -664,6 +670,9 @@ def clarke_kkt_residual(network: Network, params: Params, x: Any, y: Any, *,
     norm2 = float(np.sum(W**2) + np.sum(v**2))
     gram, target = gram / norm2, target / norm2
     objective = (lambda c: 1.0 - 2.0 * target @ c + c @ gram @ c)
+    # the start: fixed slopes' best mu >= 0 (NNLS on the Cholesky factor). The ridge, 1e-14 of the trace, only keeps
+    # the factorization alive when two points' gradient pieces coincide to round-off; the start need not be exact,
+    # FISTA moves on from it. maxiter 50 n: a loose cap above scipy's default 3 n, not a tuned value
     chol = np.linalg.cholesky(gram[:n, :n] + 1e-14 * np.trace(gram[:n, :n]) * np.eye(n))
     mu0, _ = nnls(chol.T, np.linalg.solve(chol, target[:n]), maxiter=50 * n)
     current = np.concatenate([mu0, np.zeros(point.size)])
