@@ -557,14 +557,15 @@ def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
 
     ``widths`` = (d, n_1, ..., n_L, C). With a dense layer of fan-in n and fan-out n' and M points: the JVP form
     costs ~8 M n n' (forward 1, VJP for J^T lambda 2, JVP of the network in direction v 2, its reverse pass in X
-    3); the fused kernel form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors,
+    3), counted 7 here as XLA counts it (7.4 at width 1024, fewer at small widths: it shares the forward sweeps;
+    with 8 the choice fell on "fused" at width 128, where it measured 0.88-0.90x the JVP step); the fused kernel form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors,
     2 in its hand-derived reverse sweep; autodiff of the kernel form, "kernel", pays 2 (1 + C)) plus
     ~4 M^2 (n + C^2 n') for the Gram factors F^l, K and their reverse. Measured by benchmarks/attack_steps.py.
     """
     m, c = int(n_recon), int(out_dim)
     jvp = fused = 0
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-        jvp += 8 * m * fan_in * fan_out
+        jvp += 7 * m * fan_in * fan_out
         fused += (3 + c) * m * fan_in * fan_out + 4 * m * m * (fan_in + c * c * fan_out)
     return "fused" if fused < jvp else "jvp"
 

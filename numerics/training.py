@@ -329,8 +329,11 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             losses.append(taken)
             done = int(state[4])
             stopped = bool(state[5]) or done >= max_steps
-            bar.update(task, completed=done, value=float(taken[-1]) if taken.size else float("nan"))
-            if stopped and np.isfinite(loss_ceiling) and float(_loss(state[0], params_0, x, y, **static)) > loss_ceiling:
+            shown = float(taken[-1]) if taken.size else float("nan")  # each step's loss before its update
+            if stopped:  # the loss after the last update: what the run reports (final_train_loss, stop_reason)
+                shown = float(_loss(state[0], params_0, x, y, **static))
+            bar.update(task, completed=done, value=shown)
+            if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
             if store is not None:
                 store.save(state, step=done, budget=max_steps, extras={"losses": np.concatenate(losses)})

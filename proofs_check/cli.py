@@ -408,7 +408,8 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
                         help="joint: Adam over reconstructions and coefficients; profiled: over reconstructions "
                              "alone, coefficients solved exactly at every step (fewer steps to the same quality)")
     parser.add_argument("--precision", choices=("float64", "float32"), default="float64",
-                        help="arithmetic of the attack steps (the reported losses are float64 either way)")
+                        help="arithmetic of the attack steps (the final losses are recomputed in float64; the "
+                             "objective curve stays in this precision)")
     parser.add_argument("--seed", type=seed, help="seed of the data draw, the network and the attack "
                         f"(default: {ATTACK_DATA_DEFAULTS['seed']}, or what --model records)")
     parser.add_argument("--attack-seed", type=seed, help="seed of the attack's random start alone, e.g. to attack "
@@ -567,15 +568,16 @@ def _attack(args) -> int:
     info: dict[str, Any] = {"dataset": dataset.name, "n": args.n, "seed": args.seed, "attack_seed": args.attack_seed}
     if args.model is not None:
         arch, width, params_0, params_f = args.model.arch, args.model.width, args.model.params_0, args.model.params_f
-        info["model"] = "given with --model"
+        info["model"] = str(getattr(args.model, "source", None) or "given with --model")
         info["training_data_recorded"] = args.model.training_data is not None
         if args.model.training_data is None:  # older or hand-made files: the scores trust the command line
             source = getattr(args.model, "source", None) or "the --model file"
             defaulted = [_option(name) for name in getattr(args, "data_defaulted", [])]
-            given = f"defaults of {'/'.join(defaulted)}" if defaulted else "as given"
+            given = (f"{' and '.join(defaulted)} not given: their defaults" if defaulted
+                     else "from --dataset, --n and --seed")
             console.print(f"note: {escape(str(source))} records no training data; scoring against "
-                          f"{escape(dataset.name)} ({given}), which reads low if it was trained on other points",
-                          soft_wrap=True)
+                          f"{escape(dataset.name)} ({given}); the scores read low if the model was trained on "
+                          "other points", soft_wrap=True)
     elif resuming and record["training"] is not None and paths["model"].is_file():
         saved = load_model(paths["model"])
         arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f

@@ -145,6 +145,9 @@ def test_profiled_lambda_uses_the_stated_ridge_only_when_singular(key):
 def test_choose_method():
     # C = 1, wide layers, M = 40: the fused kernel form's (3 + C) M n n' beats the JVP form's 8 M n n'
     assert attack.choose_method((64, 1024, 1024, 1), 40, 1) == "fused"
+    # near the crossover, as measured by benchmarks/attack_steps.py (fused 0.90x the JVP step at 128, 1.11x at 192)
+    assert attack.choose_method((64, 128, 128, 1), 40, 1) == "jvp"
+    assert attack.choose_method((64, 192, 192, 1), 40, 1) == "fused"
     # C = 10: the backpropagated vectors cost 10 M n n' in the forward sweep, the JVP form wins
     assert attack.choose_method((3072, 1024, 1024, 10), 40, 10) == "jvp"
     # M far above the width: the M^2 Gram terms dominate

@@ -355,8 +355,9 @@ def test_attack_seed_moves_only_the_attacks_start(models, tmp_path, capsys):
         assert metrics["training_data_recorded"] is False
         notes = [line for line in capsys.readouterr().out.splitlines() if "records no training data" in line]
         assert notes == [f"note: {models['good']} records no training data; scoring against "
-                         "digits/odd_even/train/4@seed0 (defaults of --dataset/--seed), which reads low if it was "
-                         "trained on other points"]  # one line, whatever the terminal width
+                         "digits/odd_even/train/4@seed0 (--dataset and --seed not given: their defaults); the scores "
+                         "read low if the model was trained on other points"]  # one line, whatever the width
+        assert metrics["model"] == str(models["good"])
         runs[name] = np.load(out / "attack_checkpoint.npz")
     keys = [k for k in runs["default"].files if k.startswith("state")]
     assert keys

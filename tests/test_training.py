@@ -221,3 +221,34 @@ def test_singular_kernel_is_reported(problem):
     scaled[1] = 2.0 * scaled[0]  # positively homogeneous: J(2x) = 2 J(x), so K has rank N - 1
     with pytest.raises(ValueError, match="singular"):
         kernel_alpha(bias_free, bias_free.init(jax.random.PRNGKey(0), D), scaled, y)
+
+
+def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
+    """The bar shows each step's loss before its update; once the run stops it shows the loss after the last
+    update, the final_loss (and stop reason) the run reports, so a run stopped at its threshold never ends on a
+    number above it."""
+    import numerics.training as training
+
+    shown = []
+
+    class Bar:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def add_task(self, *args, **kwargs):
+            return 0
+
+        def update(self, task, **fields):
+            shown.append(fields["value"])
+
+    monkeypatch.setattr(training, "progress_bar", lambda **kwargs: Bar())
+    net = make_network(parse_spec("relu:2"), 64)
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 3))
+    y = jax.random.normal(jax.random.PRNGKey(1), (4, 1))
+    result = train(net, net.init(jax.random.PRNGKey(2), 3), x, y, learning_rate=0.5, max_steps=5000,
+                   loss_threshold=1e-6, chunk_size=50, progress=True)
+    assert result.stop_reason == "threshold", (result.stop_reason, result.final_loss)
+    assert shown[-1] == result.final_loss <= 1e-6

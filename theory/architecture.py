@@ -397,10 +397,12 @@ class Architecture:
 
     def named(self, width: int, *, short: bool = False) -> str:
         """The network as people read it: "relu:2 width 256" (short: "relu:2 m=256"), or where the width sets no
-        layer (:attr:`width_sets_layers`) the spec with "(channels fixed by c=)" (short: the spec alone)."""
+        layer (:attr:`width_sets_layers`) the spec with "(channels fixed by c=)" or "(no hidden layer)" (short:
+        the spec alone)."""
         if self.width_sets_layers:
             return f"{self.spec} m={width}" if short else f"{self.spec} width {width}"
-        return self.spec if short else f"{self.spec} (channels fixed by c=)"
+        fixed = any(isinstance(layer, L.Conv) and layer.channels is not None for layer in self._layers)
+        return self.spec if short else f"{self.spec} ({'channels fixed by c=' if fixed else 'no hidden layer'})"
 
     @property
     def smooth(self) -> bool:
