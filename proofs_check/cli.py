@@ -448,6 +448,8 @@ def _recorded_training_data(args) -> None:
     source = getattr(args.model, "source", None)
     if source is not None and args.out.is_dir() and any(
             (args.out / name).exists() and (args.out / name).resolve() == source.resolve() for name in ATTACK_FILES.values()):
+        if args.resume:  # resuming already reuses the folder's model; --model would only compare it with itself
+            raise UsageError(f"--model {source} is the run folder's own model: drop --model, --resume reuses it")
         raise UsageError(f"--model {source} is a file of the run folder --out {args.out}, which this run would "
                          "replace; choose another --out")
 

@@ -156,6 +156,7 @@ def _bad_input_cases():
                                                                           "other points; drop it"),
         (["attack", "--model", "{recorded}", "--dataset", "sphere"], "but --dataset sphere would score"),
         (["attack", "--model", "{run}/model.npz", "--out", "{run}"], "is a file of the run folder --out"),
+        (["attack", "--model", "{run}/model.npz", "--out", "{run}", "--resume"], "drop --model, --resume reuses it"),
         (["attack", "--model", "{half_recorded}"], "records data_n but not all of data_name, data_n, data_seed"),
         (["attack", "--model", "{bad_record}"], "records data_n = 4, data_seed = -1"),
         (["attack", "--model", "{unknown_data}"], "cifar-100"),
