@@ -190,8 +190,8 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[256, 1024, 4096])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=0, help="steps per timed chunk (default: by width)")
-    parser.add_argument("--layouts", action="store_true",
-                        help="also time one product in each matmul layout (the reason the fused sweeps are feature-major)")
+    parser.add_argument("--layouts", action="store_true", help="also time one product in each matmul layout "
+                        "(the reason the fused sweeps are feature-major)")
     args = parser.parse_args()
     if args.runs < 5:
         parser.error("--runs must be >= 5 (the median of at least five timed runs)")

@@ -42,7 +42,6 @@ from numerics.data import positive_int as _check_positive_int
 from numerics.data import positive_number as _check_positive
 from numerics.kernels import analytic_ntk
 from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
-from numerics import progress as _progress
 from numerics.progress import ChunkSizer, duration, progress_bar
 from theory.architecture import Architecture
 
@@ -537,9 +536,9 @@ def _fused_kernel(saved: _FusedPass) -> jax.Array:
     return total
 
 
-def fused_profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params | FusedWeights], delta: Params | FactoredDelta,
-                                 x: jax.Array, *, activation=None) -> tuple[jax.Array, jax.Array, jax.Array,
-                                                                             jax.Array]:
+def fused_profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params | FusedWeights],
+                                 delta: Params | FactoredDelta, x: jax.Array, *, activation=None
+                                 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """:func:`profiled_loss_and_grad` with the fused sweeps: lambda* from the saved K and J Delta theta, the
     envelope gradient from :func:`_fused_backward` at lambda*. Returns (L*, grad_X, lambda*, ridge)."""
     phi = activation or activation_fn(arch)
@@ -558,8 +557,9 @@ def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
     ``widths`` = (d, n_1, ..., n_L, C). With a dense layer of fan-in n and fan-out n' and M points: the JVP form
     costs ~8 M n n' (forward 1, VJP for J^T lambda 2, JVP of the network in direction v 2, its reverse pass in X
     3), counted 7 here as XLA counts it (7.4 at width 1024, fewer at small widths: it shares the forward sweeps;
-    with 8 the choice fell on "fused" at width 128, where it measured 0.88-0.90x the JVP step); the fused kernel form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors,
-    2 in its hand-derived reverse sweep; autodiff of the kernel form, "kernel", pays 2 (1 + C)) plus
+    with 8 the choice fell on "fused" at width 128, where it measured 0.88-0.90x the JVP step); the fused kernel
+    form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors, 2 in its
+    hand-derived reverse sweep; autodiff of the kernel form, "kernel", pays 2 (1 + C)) plus
     ~4 M^2 (n + C^2 n') for the Gram factors F^l, K and their reverse. Measured by benchmarks/attack_steps.py.
     """
     m, c = int(n_recon), int(out_dim)
@@ -833,13 +833,12 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             started = time.perf_counter()
             carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
             losses = np.asarray(losses, dtype=np.float64)
-            if sizer.ran(time.perf_counter() - started):
-                remaining = (steps - step - 1) * sizer.seconds_per_step
-                if progress and remaining > _progress.LONG_RUN_SECONDS:
-                    bar.console.print(
-                        f"note: one attack step takes {sizer.seconds_per_step:.2f} s ({work:.2g} parameters x "
-                        f"reconstructions), so the {steps - step - 1} steps left take about {duration(remaining)}; "
-                        "Ctrl-C keeps a checkpoint to resume from")
+            remaining = sizer.ran(time.perf_counter() - started, steps - step - 1)
+            if progress and remaining is not None:
+                bar.console.print(
+                    f"note: one attack step takes {sizer.seconds_per_step:.2f} s ({work:.2g} parameters x "
+                    f"reconstructions), so the {steps - step - 1} steps left take about {duration(remaining)}; "
+                    "Ctrl-C keeps a checkpoint to resume from")
             ridges += int(np.count_nonzero(np.asarray(ridge)))
             curves.append(losses)
             step += length

@@ -67,7 +67,6 @@ from numerics.data import positive_number as _positive
 from numerics.data import validate_points
 from numerics.kernels import analytic_ntk, pair_state_entries
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
-from numerics import progress as _progress
 from numerics.progress import ChunkSizer, duration, progress_bar
 from theory.architecture import Architecture
 
@@ -555,15 +554,13 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
             started = time.perf_counter()
             carry, losses = run(carry, data, p_j, r_j)
             losses = np.asarray(losses)
-            if sizer.ran(time.perf_counter() - started):
-                seconds = sizer.seconds_per_step
-                remaining = (steps - step - 1) * seconds
-                if progress and remaining > _progress.LONG_RUN_SECONDS:
-                    bar.console.print(
-                        f"note: one step takes {seconds:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} points x "
-                        f"{pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
-                        f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
-                        "checkpoint to resume from")
+            remaining = sizer.ran(time.perf_counter() - started, steps - step - 1)
+            if progress and remaining is not None:
+                bar.console.print(
+                    f"note: one step takes {sizer.seconds_per_step:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} "
+                    f"points x {pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
+                    f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
+                    "checkpoint to resume from")
             curves.append(losses)
             step += length
             bar.update(task, completed=step, value=float(losses[-1]))

@@ -90,37 +90,26 @@ def normalized_margin_traced(network: Network, params: Params, x: jax.Array, y: 
     return jnp.min(y.reshape(-1) * network.apply(params, x).reshape(-1)) / norm**depth
 
 
-def train_logistic(network: Network, params_0: Params, x: Any, y: Any, *, learning_rate: float, steps: int,
-                   direction_steps: int = 0, direction_rate: float = 0.05,
-                   temperatures: tuple[float, float] = (1e-2, 1e-4)) -> tuple[Params, np.ndarray, np.ndarray]:
-    """Full-batch GD on :func:`logistic_loss` for ``steps`` steps, then ``direction_steps`` steps toward its
-    limit direction; returns (theta_f, the logistic loss before every GD step, the normalized margin after
-    every direction step).
-
-    Gradient descent on the logistic loss converges in direction to a KKT point of the max-margin problem
-    (Lyu & Li 2020), but only like 1 / log t. The second phase goes there directly: Riemannian gradient ascent
-    of the soft minimum of the margins (:func:`soft_margin`, temperature annealed geometrically between
-    ``temperatures``) over unit-norm theta (scale is irrelevant for a homogeneous network); its stationary
-    points satisfy theta ~ sum_i w_i y_i grad f(x_i; theta) with w = softmax(-margins / tau) >= 0, the KKT
-    stationarity condition. theta_f is returned with unit norm when the second phase ran.
-    """
+def train_logistic(network: Network, params_0: Params, x: Any, y: Any, *, learning_rate: float,
+                   steps: int) -> tuple[Params, np.ndarray]:
+    """Full-batch GD on :func:`logistic_loss` for ``steps`` steps; returns (theta_f, the logistic loss before
+    every step). GD converges in direction to a KKT point of the max-margin problem (Lyu & Li 2020), but only
+    like 1 / log t: :func:`direction_phase` goes there directly."""
     if steps < 1 or not np.isfinite(learning_rate) or learning_rate <= 0:
         raise ValueError(f"need steps >= 1 and a finite learning_rate > 0, got {steps}, {learning_rate}")
     x = jnp.asarray(x, dtype=jnp.float64)
     y = jnp.asarray(y, dtype=jnp.float64)
     params_f, losses = _logistic_run(params_0, x, y, jnp.float64(learning_rate), network=network, steps=int(steps))
-    margins = np.zeros(0)
-    if direction_steps:
-        params_f, margins = direction_phase(network, params_f, x, y, steps=direction_steps, rate=direction_rate,
-                                            temperatures=temperatures)
-    return params_f, np.asarray(losses), np.asarray(margins)
+    return params_f, np.asarray(losses)
 
 
 def direction_phase(network: Network, params: Params, x: Any, y: Any, *, steps: int, rate: float,
                     temperatures: tuple[float, float] = (1e-2, 1e-4)) -> tuple[Params, np.ndarray]:
-    """:func:`train_logistic`'s second phase alone: ``steps`` steps of Riemannian ascent of :func:`soft_margin`
-    on the unit sphere, temperature geometric between ``temperatures``; returns (unit-norm theta, the normalized
-    margin after every step)."""
+    """``steps`` steps toward the limit direction of logistic GD (:func:`train_logistic`): Riemannian gradient
+    ascent of the soft minimum of the margins (:func:`soft_margin`, temperature annealed geometrically between
+    ``temperatures``) over unit-norm theta (scale is irrelevant for a homogeneous network). Its stationary points
+    satisfy theta ~ sum_i w_i y_i grad f(x_i; theta) with w = softmax(-margins / tau) >= 0, the KKT stationarity
+    condition. Returns (unit-norm theta, the normalized margin after every step)."""
     schedule = jnp.geomspace(temperatures[0], temperatures[1], int(steps))
     params, margins = _direction_run(params, jnp.asarray(x, dtype=jnp.float64), jnp.asarray(y, dtype=jnp.float64),
                                      jnp.float64(rate), schedule, network=network, steps=int(steps))
@@ -298,7 +287,7 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
         restart_losses=tuple(r[0] for r in runs),
         info={"relative_loss": final, "labels": np.asarray(labels), "mu": np.asarray(mu), "mu_min": mu_min,
               "alpha": alpha, "best_restart": best, "snapshot_steps": [chunk * (k + 1) for k in range(snapshots)],
-              "snapshots": frames, "pooled": restarts if pool else 1})
+              "snapshots": frames, "pooled": len(kept)})  # diverged restarts are not pooled
 
 
 def truth_kkt_loss(arch: Architecture, params: Params, x: Any, y: Any, *, alpha: float = HAIM_ALPHA) -> float:
@@ -447,7 +436,7 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
     dataset = audit.load_dataset("digits-odd-even", n, seed=seed)
     network = make_network(parse_spec(setting["spec"]), setting["width"])
     params_0 = network.init(jax.random.PRNGKey(seed), dataset.d)
-    params_f, losses, _ = train_logistic(network, params_0, dataset.x, dataset.y,
+    params_f, losses = train_logistic(network, params_0, dataset.x, dataset.y,
                                          learning_rate=setting["learning_rate"], steps=setting["steps"])
     scale = float(jnp.sqrt(sum(jnp.sum(a**2) for a in jax.tree.leaves(params_f))))      # the norm GD reached
     if setting["direction_steps"]:
@@ -470,7 +459,7 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
                                "truth_kkt_loss": truth_kkt_loss(network.arch, attacked, dataset.x, dataset.y,
                                                                 alpha=options["alpha"]),
                                "movement": movement.measure(network, params_0, params_f, dataset.x).as_dict(),
-                               "attack_steps": attack_steps, "kkt_options": {k: v for k, v in options.items()},
+                               "attack_steps": attack_steps, "kkt_options": dict(options),
                                "scores": {}, "baselines": {}}
     score_seed = 7_000_001 + seed  # not the data's stream
     for index, name in enumerate(attacks):
@@ -488,11 +477,9 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
             results["kkt_curve"] = curve
             results["kkt_attack_loss"] = found.final_loss
             results["kkt_restart_losses"] = list(found.restart_losses)
-        elif name == "loo":
+        else:  # "loo" (attacks were validated above)
             recon = parameter_space_attack(network.arch, params_0, params_f, 2 * n, in_dim=dataset.d, key=key,
                                            steps=attack_steps, box=dataset.box, progress=False).x_recon
-        else:
-            raise ValueError(f"unknown attack {name!r}; choose kkt or loo")
         leak = audit.leakage(recon, dataset, references, seed=score_seed)
         row = dict(leak.rows[audit.ATTACK_ROW])
         row["ratio_curve"] = np.sort(leak.ratios[audit.ATTACK_ROW])[::-1].tolist()

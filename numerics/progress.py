@@ -66,7 +66,8 @@ LONG_RUN_SECONDS = 300.0
 class ChunkSizer:
     """Chunk lengths for a loop that runs ``chunk`` steps per jitted call. A ``heavy`` loop (the caller's work
     estimate says a chunk could take long) first runs two single steps, the first compiling and the second
-    timed; chunks are then capped so that one takes about PROGRESS_SECONDS. Light loops keep ``chunk``."""
+    timed; chunks are then capped so that one takes about PROGRESS_SECONDS, and :meth:`ran` says when the steps
+    left are estimated above LONG_RUN_SECONDS (the caller prints a note). Light loops keep ``chunk``."""
 
     def __init__(self, chunk: int, heavy: bool):
         self.chunk = int(chunk)
@@ -77,14 +78,16 @@ class ChunkSizer:
         """Steps of the next chunk."""
         return min(1 if self._single_steps_left else self.chunk, remaining)
 
-    def ran(self, seconds: float) -> bool:
-        """Record a chunk's wall time; True once, right after the step time was measured (then
-        ``seconds_per_step`` holds it and the chunk is capped)."""
+    def ran(self, seconds: float, steps_left: int) -> float | None:
+        """Record a chunk's wall time. Right after the step time was measured (``seconds_per_step``; the chunk is
+        then capped), returns the time the ``steps_left`` will take when it exceeds LONG_RUN_SECONDS, once;
+        otherwise None."""
         if not self._single_steps_left:
-            return False
+            return None
         self._single_steps_left -= 1
         if self._single_steps_left:
-            return False
+            return None
         self.seconds_per_step = max(float(seconds), 1e-9)
         self.chunk = max(1, min(self.chunk, int(PROGRESS_SECONDS / self.seconds_per_step)))
-        return True
+        remaining = steps_left * self.seconds_per_step
+        return remaining if remaining > LONG_RUN_SECONDS else None

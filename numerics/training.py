@@ -321,6 +321,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     with progress_bar(enabled=progress, value_name="train loss") as bar, interruptible() as stop:
         task = bar.add_task(label, total=max_steps, completed=resumed_from, value=float("nan"))
         stopped = max_steps == 0
+        final = None
         while not stopped:
             state, chunk_losses = _run_chunk(state, params_0, x, y, hyper, nesterov=bool(nesterov),
                                              chunk_size=int(chunk_size), **static)
@@ -331,7 +332,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             stopped = bool(state[5]) or done >= max_steps
             shown = float(taken[-1]) if taken.size else float("nan")  # each step's loss before its update
             if stopped:  # the loss after the last update: what the run reports (final_train_loss, stop_reason)
-                shown = float(_loss(state[0], params_0, x, y, **static))
+                shown = final = float(_loss(state[0], params_0, x, y, **static))
             bar.update(task, completed=done, value=shown)
             if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
@@ -339,7 +340,8 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
                 store.save(state, step=done, budget=max_steps, extras={"losses": np.concatenate(losses)})
             stop.check(done, total=max_steps, what="training", path=None if store is None else store.path)
     params_f, _, alpha, _, steps, _ = state
-    final = float(_loss(params_f, params_0, x, y, **static))
+    if final is None:  # no chunk ran (max_steps = 0)
+        final = float(_loss(params_f, params_0, x, y, **static))
     curve = np.concatenate([*losses, [final]]) if losses else np.array([final])
     steps = int(steps)
     if not np.isfinite(final) or final > loss_ceiling:

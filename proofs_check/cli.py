@@ -422,10 +422,12 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _attack_settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps and --train-steps are budgets)."""
-    return ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {}) | {
-            "dataset": args.dataset, "n": args.n, "seed": args.seed, "model": args.model_fingerprint,
-            "arch": args.arch.spec, "width": args.width, "training": args.training, "recon": args.recon,
-            "lr": args.lr, "at": args.at, "mode": args.mode, "precision": args.precision}
+    # --attack-seed only where it differs from --seed, and after it: a changed --seed is named first
+    return ({"dataset": args.dataset, "n": args.n, "seed": args.seed}
+            | ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {})
+            | {"model": args.model_fingerprint, "arch": args.arch.spec, "width": args.width,
+               "training": args.training, "recon": args.recon, "lr": args.lr, "at": args.at, "mode": args.mode,
+               "precision": args.precision})
 
 
 def _recorded_training_data(args) -> None:

@@ -173,6 +173,9 @@ def _bad_input_cases():
          "--model is a different model but the run in"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--attack-seed", "3",
           "--resume", "--out", "{run}"], "--attack-seed is 3 but the run in"),
+        # a changed --seed is named, not the --attack-seed that was set equal to the old one
+        (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--seed", "3",
+          "--attack-seed", "0", "--resume", "--out", "{run}"], "--seed is 3 but the run in"),
     ]
 
 

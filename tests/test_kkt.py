@@ -62,6 +62,10 @@ def test_pooled_attack_returns_every_restart_best_first():
     pooled = kkt.kkt_attack(network.arch, params, 4, pool=True, **options)
     assert pooled.x_recon.shape == (12, 4) and pooled.coefficients.shape == (12, 1)
     assert pooled.info["pooled"] == 3 and best.info["pooled"] == 1
+    # restarts that diverge are not pooled, and the count says so (SGD at lr 1e3 diverges every restart here)
+    diverged = kkt.kkt_attack(network.arch, params, 4, pool=True, optimizer="sgd", lr=1e3, mu_lr=1e3, **options)
+    assert not np.any(np.isfinite(diverged.restart_losses))
+    assert diverged.info["pooled"] == 1 and diverged.x_recon.shape == (4, 4)
     np.testing.assert_array_equal(pooled.x_recon[:4], best.x_recon)          # the best restart first
     np.testing.assert_array_equal(pooled.info["snapshots"][-1], pooled.x_recon)
     order = np.argsort(pooled.restart_losses, kind="stable")

@@ -228,7 +228,7 @@ def _check_chain(chain: tuple) -> None:
     if flat:
         raise SpecError(f"{_layer_spec(chain[flat[0]], {})!r} before {_layer_spec(chain[pool], {})!r}: a convolutional "
                         "chain must pool (gap) or flatten before its dense layers")
-    first_weighted = next((i for i in range(pool + 1, len(chain)) if isinstance(chain[i], (L.Dense, L.Residual))))
+    first_weighted = next(i for i in range(pool + 1, len(chain)) if isinstance(chain[i], (L.Dense, L.Residual)))
     if isinstance(chain[first_weighted], L.Residual) and (isinstance(chain[pool], L.Flatten)
                                                           or chain[convs[-1]].channels is not None):
         # the branch ends in a dense layer of the network's width; the skip carries the pooled features

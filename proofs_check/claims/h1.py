@@ -323,7 +323,7 @@ def _per_seed(results: list[dict]) -> dict:
                              "attack_curve": r.get("kkt_curve")} for r in results}
 
 
-def _rich(ctx: Context, regime: str = "rich") -> list[dict]:
+def _runs(ctx: Context, regime: str = "rich") -> list[dict]:
     return [_experiment(ctx, regime, seed) for seed in kkt_seeds(ctx)]
 
 
@@ -335,7 +335,7 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
     """The KKT attack (theta_f alone) on a bias-free network with two hidden layers (standard parametrization,
     initialization scale 2) trained with the logistic loss on digits odd/even toward its limit direction: the
     premise (KKT residual) and the attack's fit of the KKT condition on every seed."""
-    results = _rich(ctx)
+    results = _runs(ctx)
     label, seeds = _network_label(results[0]), kkt_seeds(ctx)
     per_seed = _per_seed(results)
     premise = within(f"{label} {seeds}: max KKT stationarity residual of theta_f on the training set, "
@@ -357,7 +357,7 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     from numerics.kkt import kkt_curve_figure, kkt_figure
     from proofs_check import figures
 
-    results = _rich(ctx)
+    results = _runs(ctx)
     label, seeds = _network_label(results[0]), kkt_seeds(ctx)
     margins = [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
     outcome = at_least(f"{label} {seeds}: min over seeds of (fraction of training digits revealed by the KKT attack, "
@@ -382,7 +382,7 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
     """Where the KKT attack fails: on a one-hidden-layer network the attack's objective is far lower at point sets
     other than the training set, so nothing in it favours the data (its first layer collapses to rank ~5, so M = 2N
     candidates in 64 dimensions fit the condition in many ways)."""
-    results = _rich(ctx, "rich-one-layer")
+    results = _runs(ctx, "rich-one-layer")
     label, seeds = _network_label(results[0]), kkt_seeds(ctx)
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
     return [within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training "
@@ -402,7 +402,7 @@ def counterexample_lazy(ctx: Context) -> list[Outcome]:
     if ctx.quick:
         return [not_applicable("both attacks in the three regimes", "full profile only (6 attacks per seed, 3 seeds); "
                                "run `proofs-check run H1 --profile full`", kind="counterexample")]
-    runs = {regime: _rich(ctx, regime) for regime in ("lazy", "rich", "rich-one-layer")}
+    runs = {regime: _runs(ctx, regime) for regime in ("lazy", "rich", "rich-one-layer")}
     table = {regime: {str(r["seed"]): {attack: r["scores"][attack]["revealed"] for attack in ("kkt", "loo")}
                       for r in results} for regime, results in runs.items()}
     premise = at_least("lazy network: min over seeds of the KKT stationarity residual of theta_f (the premise fails)",
