@@ -55,15 +55,15 @@ def _check_name(name: str) -> None:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
 
 
-def check_n(name: str, n: int) -> None:
+def check_n(name: str, n: int, *, label: str = "--n") -> None:
     """Raise ValueError (one line) unless ``n`` distinct, class-balanced points can be drawn from ``name``;
-    the message says how many exist."""
+    the message names ``n`` as ``label`` and says how many exist."""
     _check_name(name)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"--n must be a positive integer, got {n!r}")
+        raise ValueError(f"{label} must be a positive integer, got {n!r}")
     if name not in _DIGITS_TASKS:
         if n > SPHERE_MAX_POINTS:
-            raise ValueError(f"--n {n}: {name} draws at most {SPHERE_MAX_POINTS} points (audit.SPHERE_MAX_POINTS)")
+            raise ValueError(f"{label} {n}: {name} draws at most {SPHERE_MAX_POINTS} points (audit.SPHERE_MAX_POINTS)")
         return
     full = digits(task=_DIGITS_TASKS[name], split="train")
     keep = np.ones(full.n, dtype=bool)
@@ -76,10 +76,28 @@ def check_n(name: str, n: int) -> None:
     largest = classes * min(counts)
     if n % classes:
         noun = "even" if classes == 2 else f"a multiple of {classes}"
-        raise ValueError(f"--n {n}: {name} draws equal numbers of its {classes} classes, so --n must be {noun}")
+        raise ValueError(f"{label} {n}: {name} draws equal numbers of its {classes} classes, so {label} must be "
+                         f"{noun}")
     if n > largest:
-        raise ValueError(f"--n {n}: {name} has {int(keep.sum())} distinct training points ({per_class}); a balanced "
+        raise ValueError(f"{label} {n}: {name} has {int(keep.sum())} distinct training points ({per_class}); a balanced "
                          f"set can have at most {largest}")
+
+
+def check_training_data(name: Any, n: Any, seed: Any, *, in_dim: int | None = None,
+                        out_dim: int | None = None) -> tuple[str, int, int]:
+    """(dataset name, N, seed) when :func:`load_dataset` can draw that training set and, where given, a network
+    with ``in_dim`` inputs and ``out_dim`` outputs fits it; else one-line ValueError naming the field. The one rule
+    for a model file's record of its training data (numerics.training save_model and load_model)."""
+    from numerics.data import check_seed
+
+    if not isinstance(name, str):
+        raise ValueError(f"dataset must be a name, got {name!r}")
+    check_n(name, n, label="N")
+    seed = check_seed("the seed", seed)
+    dims = (input_dimension(name), output_dimension(name))
+    if (in_dim, out_dim) != (None, None) and (in_dim, out_dim) != dims:
+        raise ValueError(f"{name} has {dims[0]} inputs and {dims[1]} output(s), the network {in_dim} and {out_dim}")
+    return name, int(n), seed
 
 
 def load_dataset(name: str, n: int, *, seed: int = 0, d: int = SPHERE_DIMENSION) -> Dataset:

@@ -78,6 +78,22 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+SEED_LIMIT = 2**32
+SEED_RULE = "an integer from 0 to 2**32 - 1"
+"""Seeds are integers from 0 to SEED_LIMIT - 1 (numpy's legacy and JAX's PRNG keys take 32-bit seeds)."""
+
+
+def is_seed(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and 0 <= value < SEED_LIMIT
+
+
+def check_seed(name: str, value: Any) -> int:
+    """``value`` as an int when :func:`is_seed`; else one-line ValueError naming ``name``."""
+    if not is_seed(value):
+        raise ValueError(f"{name} must be {SEED_RULE}, got {value!r}")
+    return int(value)
+
+
 def positive_number(name: str, value: Any) -> float:
     """``value`` as a float when it is a finite number > 0 (not a bool); else one-line ValueError naming ``name``."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \

@@ -489,7 +489,9 @@ def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Archi
     arrays = {"spec": np.array(arch.spec), "width": np.array(int(width)), "out_dim": np.array(int(out_dim)),
               "in_dim": np.array(in_dim), "format_version": np.array(FORMAT_VERSION)}
     if training_data is not None:
-        name, n, seed = training_data
+        from numerics.audit import check_training_data
+
+        name, n, seed = check_training_data(*training_data, in_dim=in_dim, out_dim=int(out_dim))
         arrays.update(data_name=np.array(str(name)), data_n=np.array(int(n)), data_seed=np.array(int(seed)))
     for name, params in (("params_0", params_0), ("params_f", params_f)):
         for leaf_path, leaf in _leaves_with_paths(params):
@@ -560,10 +562,14 @@ def load_model(path: str | Path) -> SavedModel:
     recorded = [key for key in TRAINING_DATA_KEYS if key in header]
     if recorded and len(recorded) != len(TRAINING_DATA_KEYS):
         raise FileError(f"{path} records {', '.join(recorded)} but not all of {', '.join(TRAINING_DATA_KEYS)}")
-    training_data = ((str(header["data_name"]), int(header["data_n"]), int(header["data_seed"])) if recorded
-                     else None)
-    if training_data is not None and not (training_data[1] >= 1 and 0 <= training_data[2] < 2**32):
-        raise FileError(f"{path} records data_n = {training_data[1]}, data_seed = {training_data[2]}: N must be >= 1 "
-                        "and the seed from 0 to 2**32 - 1")
+    training_data = None
+    if recorded:
+        from numerics.audit import check_training_data
+
+        try:
+            training_data = check_training_data(str(header["data_name"]), int(header["data_n"]),
+                                                int(header["data_seed"]), in_dim=in_dim, out_dim=out_dim)
+        except ValueError as error:
+            raise FileError(f"{path} records a training set it cannot have been trained on: {error}") from None
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
                       out_dim=out_dim, in_dim=in_dim, training_data=training_data)

@@ -57,9 +57,11 @@ def positive_int(text: str) -> int:
 
 
 def seed(text: str) -> int:
+    from numerics.data import SEED_RULE, is_seed
+
     value = _integer(text)
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"must be an integer from 0 to 2**32 - 1, got {text}")
+    if not is_seed(value):
+        raise argparse.ArgumentTypeError(f"must be {SEED_RULE}, got {text}")
     return value
 
 

@@ -67,6 +67,10 @@ def models(tmp_path_factory):
     files["bad_record"] = folder / "bad_record.npz"
     np.savez(folder / "unknown_data.npz", **{**recorded, "data_name": np.array("cifar-100")})
     files["unknown_data"] = folder / "unknown_data.npz"
+    np.savez(folder / "too_many.npz", **{**recorded, "data_n": np.array(5000)})
+    files["too_many"] = folder / "too_many.npz"
+    np.savez(folder / "other_dims.npz", **{**recorded, "data_name": np.array("sphere")})
+    files["other_dims"] = folder / "other_dims.npz"
     return files
 
 
@@ -158,7 +162,13 @@ def _bad_input_cases():
         (["attack", "--model", "{run}/model.npz", "--out", "{run}"], "is a file of the run folder --out"),
         (["attack", "--model", "{run}/model.npz", "--out", "{run}", "--resume"], "drop --model, --resume reuses it"),
         (["attack", "--model", "{half_recorded}"], "records data_n but not all of data_name, data_n, data_seed"),
-        (["attack", "--model", "{bad_record}"], "records data_n = 4, data_seed = -1"),
+        (["attack", "--model", "{bad_record}"], "records a training set it cannot have been trained on: the seed "
+                                                "must be an integer from 0 to 2**32 - 1, got -1"),
+        # a recorded N is the file's fault, not named as an --n the user typed
+        (["attack", "--model", "{too_many}"], "records a training set it cannot have been trained on: N 5000: "
+                                              "digits-odd-even has"),
+        (["attack", "--model", "{other_dims}"], "records a training set it cannot have been trained on: "
+                                                "sphere has 10 inputs and 1 output(s), the network 64 and 1"),
         (["attack", "--model", "{unknown_data}"], "cifar-100"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",

@@ -183,6 +183,21 @@ def test_save_rejects_mismatched_params(problem, tmp_path):
         param_difference(other, p0)
 
 
+@pytest.mark.parametrize("record, message", [
+    (("digits-odd-even", 5, 0), "N 5: digits-odd-even draws equal numbers"),
+    (("digits-odd-even", 4, 2**32), "the seed must be an integer from 0 to 2\\*\\*32 - 1"),
+    (("cifar-100", 4, 0), "unknown dataset 'cifar-100'"),
+    (("sphere", 4, 0), f"sphere has 10 inputs and 1 output\\(s\\), the network {D} and {C}"),
+])
+def test_save_refuses_records_load_would_refuse(problem, tmp_path, record, message):
+    """save_model and load_model share one rule for the training-data record (numerics.audit.check_training_data):
+    nothing is written that reading would refuse."""
+    net, p0 = problem["network"], problem["params_0"]
+    with pytest.raises(ValueError, match=message):
+        save_model(tmp_path / "m.npz", p0, p0, net.arch, WIDTH, C, training_data=record)
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_bad_inputs(problem):
     net, p0, x, y = problem["network"], problem["params_0"], problem["x"], problem["y"]
     ok = dict(learning_rate=0.1, progress=False, max_steps=1)
