@@ -822,7 +822,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
 
     with progress_bar(enabled=progress, value_name="objective") as bar, interruptible() as stop:
         task = bar.add_task(f"attack {arch.spec}, M = {n_recon}", total=steps, completed=start,
-                            value=float(curves[-1][-1]) if curves[-1].size else float("nan"))
+                            value=float(curves[-1][-1]) if curves[-1].size else None)
         step = start
         work = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params_0)) * n_recon * len(thetas)
         sizer = ChunkSizer(chunk, heavy=work > SLOW_ATTACK_WORK)

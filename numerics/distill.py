@@ -542,7 +542,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
 
     with progress_bar(enabled=progress, value_name="loss") as bar, interruptible() as stop:
         task = bar.add_task(f"{method.upper()} {arch.spec}, {per_class}/class", total=steps, completed=start,
-                            value=float(curves[-1][-1]) if curves and curves[-1].size else float("nan"))
+                            value=float(curves[-1][-1]) if curves and curves[-1].size else None)
         step = start
         work = x.shape[0] * x_s.shape[0] * pair_state_entries(arch, x.shape[1])
         sizer = ChunkSizer(chunk, heavy=work > SLOW_STEP_WORK)

@@ -11,23 +11,41 @@ quantity under the name that a metrics file uses for a different one (the attack
 Example::
 
     with progress_bar(enabled=True, value_name="train loss") as bar:
-        task = bar.add_task("GD relu:2 m=256", total=1000, value=float("nan"))
+        task = bar.add_task("GD relu:2 m=256", total=1000, value=None)   # shown as "..." until the first update
         bar.update(task, completed=500, value=1e-3)
 """
 
 from __future__ import annotations
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Column
+from rich.text import Text
 
 NARROW = 60
 """Below this terminal width only the counts and the value are shown (they fit down to 40 columns)."""
 
 
+PENDING = "..."
+"""What the value column shows before a task's first value (``value=None``); a NaN value is shown as nan."""
+
+
+class _ValueColumn(ProgressColumn):
+    """``NAME 1.234e-03`` from the task's ``value`` field; PENDING while it is None."""
+
+    def __init__(self, name: str):
+        super().__init__(table_column=Column(no_wrap=True))
+        self.name = name
+
+    def render(self, task) -> Text:
+        value = task.fields.get("value")
+        return Text(f"{self.name} {PENDING if value is None else format(value, '.3e')}")
+
+
 def progress_bar(*, enabled: bool = True, value_name: str | None = None, console: Console | None = None,
                  transient: bool = False) -> Progress:
-    """A rich Progress in the project's style; tasks take a ``value`` field when ``value_name`` is given.
+    """A rich Progress in the project's style; tasks take a ``value`` field when ``value_name`` is given (None:
+    no value yet).
 
     The bar is drawn on the console (default: stdout) only when it is a terminal: logs and pipes get no
     bar frames.
@@ -37,7 +55,7 @@ def progress_bar(*, enabled: bool = True, value_name: str | None = None, console
     keep = Column(no_wrap=True)
     counts = [MofNCompleteColumn(table_column=keep)]
     if value_name is not None:
-        counts.append(TextColumn(f"{value_name} {{task.fields[value]:.3e}}", table_column=Column(no_wrap=True)))
+        counts.append(_ValueColumn(value_name))
     if console.width < NARROW:
         columns = counts
     else:

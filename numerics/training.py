@@ -319,7 +319,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     label = (f"{'linearized ' if linearized else ''}{'heavy-ball' if momentum else 'GD'} "
              f"{network.arch.named(network.width, short=True)}")
     with progress_bar(enabled=progress, value_name="train loss") as bar, interruptible() as stop:
-        task = bar.add_task(label, total=max_steps, completed=resumed_from, value=float("nan"))
+        task = bar.add_task(label, total=max_steps, completed=resumed_from, value=None)
         stopped = max_steps == 0
         final = None
         while not stopped:

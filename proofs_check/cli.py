@@ -479,6 +479,9 @@ def _check_attack(args) -> None:
         args.model_fingerprint = fingerprint(model.params_0, model.params_f)
         _recorded_training_data(args)
     else:
+        if args.width is not None and args.arch is not None and not args.arch.width_sets_layers:
+            raise UsageError(f"--width {args.width} sets no layer of {args.arch.spec} (every channel count is fixed "
+                             "by c= and the only dense layer is the readout); drop --width")
         for name, default in ATTACK_TRAINING_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)

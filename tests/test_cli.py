@@ -170,6 +170,9 @@ def _bad_input_cases():
         (["attack", "--model", "{other_dims}"], "records a training set it cannot have been trained on: "
                                                 "sphere has 10 inputs and 1 output(s), the network 64 and 1"),
         (["attack", "--model", "{unknown_data}"], "cifar-100"),
+        # a width that sets no layer is not recorded (and enforced on --resume) as if it did
+        (["attack", "--arch", "conv3x3:c=2 > relu > gap > dense", "--width", "8"],
+         "--width 8 sets no layer of conv3x3:c=2 > relu > gap > dense"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--n is 6 but the run in"),
@@ -238,6 +241,20 @@ def test_progress_bars_show_full_totals_at_any_width(width):
                      total=20000, completed=135, value=1.25e-3)
     last_frame = console.file.getvalue().split("\r")[-1]
     assert "135/20000" in last_frame and "objective 1.250e-03" in last_frame
+
+
+def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible():
+    from numerics.progress import PENDING, progress_bar
+
+    console = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
+    with progress_bar(console=console, value_name="objective") as bar:
+        waiting = bar.add_task("waiting", total=10, value=None)
+        diverged = bar.add_task("diverged", total=10, completed=3, value=float("nan"))
+    frame = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", console.file.getvalue().split("\r")[-1])
+    lines = {line.split()[0]: line for line in frame.splitlines() if line.strip()}
+    assert lines["waiting"].rstrip().endswith(f"objective {PENDING}") and "nan" not in lines["waiting"]
+    assert lines["diverged"].rstrip().endswith("objective nan")
+    assert waiting != diverged
 
 
 def test_list_shows_k1(capsys):
