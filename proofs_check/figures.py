@@ -190,12 +190,23 @@ def style_problems(fig) -> list[str]:
     return problems
 
 
+STYLE_LOG_VARIABLE = "RECON_NTK_FIGURE_STYLE_LOG"
+"""When this environment variable names a file, :func:`save` appends each figure's :func:`style_problems` to it, one
+line per problem: the test suite sets it for every test, so that figures drawn in subprocesses are checked too."""
+
+
 def save(fig, path: str | Path) -> Path:
     """Lay out, write (PNG, 120 dpi) and close a figure; returns the path."""
+    import os
+
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
+    log = os.environ.get(STYLE_LOG_VARIABLE)
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.writelines(f"{path.name}: {problem}\n" for problem in style_problems(fig))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
     return path

@@ -34,22 +34,22 @@ def key(request) -> jax.Array:
     return jax.random.PRNGKey(seed)
 
 
+@pytest.fixture(scope="session")
+def _style_logs(tmp_path_factory):
+    return tmp_path_factory.mktemp("figure-style")
+
+
 @pytest.fixture(autouse=True)
-def _every_saved_figure_follows_the_style(monkeypatch):
-    """proofs_check.figures.save checks each figure against the one figure style (figures.style_problems) before
-    writing it, so a claim, command or sweep whose figure breaks a rule fails the test that made it."""
-    from pathlib import Path
+def _every_saved_figure_follows_the_style(monkeypatch, request, _style_logs):
+    """proofs_check.figures.save checks each figure against the one figure style (figures.style_problems) and logs
+    what breaks a rule to the file its environment variable names, here one per test and inherited by the
+    subprocesses a test starts: a claim, command or sweep whose figure breaks a rule fails the test that made it."""
+    import hashlib
 
     from proofs_check import figures
 
-    real = figures.save
-    problems = []
-
-    def checked(fig, path):
-        fig.tight_layout()  # as save lays it out
-        problems.extend(f"{Path(path).name}: {problem}" for problem in figures.style_problems(fig))
-        return real(fig, path)
-
-    monkeypatch.setattr(figures, "save", checked)
+    log = _style_logs / (hashlib.sha1(request.node.nodeid.encode()).hexdigest() + ".txt")
+    monkeypatch.setenv(figures.STYLE_LOG_VARIABLE, str(log))
     yield
+    problems = log.read_text().splitlines() if log.exists() else []
     assert not problems, "figures breaking the style rules: " + "; ".join(problems)

@@ -98,3 +98,20 @@ def test_narrow_log_axes_get_distinct_readable_labels():
     assert figure(limits=(0.0123, 0.0124), axis="y")  # distinct digits, not 0.0123 three times
     assert not any("e+" in label for label in figure(limits=(300, 3000)))
     assert len(figure(limits=(70, 60))) >= 2  # inverted
+
+
+def test_a_figure_saved_in_a_subprocess_is_style_checked(tmp_path, monkeypatch):
+    """The suite's style guard (tests/conftest.py) reaches figures that commands draw in subprocesses: figures.save
+    logs their problems to the file STYLE_LOG_VARIABLE names, which the subprocess inherits."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "style.txt"
+    monkeypatch.setenv(figures.STYLE_LOG_VARIABLE, str(log))  # this test's own log, not the guard's
+    code = ("from proofs_check import figures\n"
+            "fig, ax = figures.new_figure(title='t', xlabel='width', ylabel='error (ratio)')\n"
+            "ax.plot([1, 2], [1, 2], label='a')\nax.legend()\n"
+            f"figures.save(fig, {str(tmp_path / 'bad.png')!r})\n")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    assert (tmp_path / "bad.png").exists()
+    assert "bad.png: " in log.read_text() and "x label 'width' names no unit" in log.read_text()
