@@ -136,6 +136,22 @@ def test_h1_kkt_checks_fail_when_the_attack_cannot_move_its_candidates(monkeypat
     assert any("KKT loss reached by the attack" in f for f in failed), failed
 
 
+def test_h1_one_layer_premise_fails_when_training_stops_before_the_annealing(monkeypatch, tmp_path):
+    """The annealing of the direction phase skipped: the one-hidden-layer network stops short of its KKT limit (Clarke
+    residual measured 0.22 at N = 6, width 16, against 6e-5 annealed, which the test above runs) and the
+    counterexample's premise fails."""
+    from numerics import kkt
+
+    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
+    monkeypatch.setattr(kkt, "anneal_direction", lambda network, params, x, y, **options: params)
+    h1._EXPERIMENTS.clear()
+    try:
+        failed = _failed(h1.CLAIM, "the KKT condition does not identify the data", tmp_path)
+    finally:
+        h1._EXPERIMENTS.clear()
+    assert any("Clarke slope" in f for f in failed), failed
+
+
 SMALL_KKT = {"quick": dict(n=10, width=64, steps=3000, seeds=1)}
 """N = 10 digits, width 64, seed 0: the two-hidden-layer network's pooled KKT attack reveals 60% (measured), so the
 recovery step's verdict is decided by the code, not by a borderline number; about 10 s per run."""
