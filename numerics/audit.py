@@ -30,7 +30,7 @@ from numerics import privacy
 from numerics.data import Dataset, digits, duplicate_groups, sphere
 from numerics.metrics import MatchResult, match
 from numerics.networks import make_network
-from numerics.training import TrainResult, ntk_matrix, train
+from numerics.training import TRAINING_DATA_KEYS, TrainResult, ntk_matrix, train
 from theory.architecture import Architecture
 
 DATASETS: Mapping[str, str] = {
@@ -83,20 +83,26 @@ def check_n(name: str, n: int, *, label: str = "--n") -> None:
                          f"set can have at most {largest}")
 
 
-def check_training_data(name: Any, n: Any, seed: Any, *, in_dim: int | None = None,
-                        out_dim: int | None = None) -> tuple[str, int, int]:
-    """(dataset name, N, seed) when :func:`load_dataset` can draw that training set and, where given, a network
-    with ``in_dim`` inputs and ``out_dim`` outputs fits it; else one-line ValueError naming the field. The one rule
-    for a model file's record of its training data (numerics.training save_model and load_model)."""
+def check_fits(name: str, in_dim: int, out_dim: int, *, label: str = "--dataset") -> None:
+    """One-line ValueError unless a network with ``in_dim`` inputs and ``out_dim`` outputs fits dataset ``name``."""
+    dims = (input_dimension(name), output_dimension(name))
+    if (int(in_dim), int(out_dim)) != dims:
+        raise ValueError(f"{label} {name} has {dims[0]} inputs and {dims[1]} output(s); the network has {in_dim} and "
+                         f"{out_dim}")
+
+
+def check_training_data(name: Any, n: Any, seed: Any, *, in_dim: int, out_dim: int,
+                        labels: tuple[str, str, str] = TRAINING_DATA_KEYS) -> tuple[str, int, int]:
+    """(dataset name, N, seed) when :func:`load_dataset` can draw that training set and a network with ``in_dim``
+    inputs and ``out_dim`` outputs fits it; else one-line ValueError naming the field by ``labels`` (default: the
+    keys of a saved model's record). The one rule for that record (numerics.training save_model and load_model)."""
     from numerics.data import check_seed
 
-    if not isinstance(name, str):
-        raise ValueError(f"dataset must be a name, got {name!r}")
-    check_n(name, n, label="N")
-    seed = check_seed("the seed", seed)
-    dims = (input_dimension(name), output_dimension(name))
-    if (in_dim, out_dim) != (None, None) and (in_dim, out_dim) != dims:
-        raise ValueError(f"{name} has {dims[0]} inputs and {dims[1]} output(s), the network {in_dim} and {out_dim}")
+    if not isinstance(name, str) or name not in DATASETS:
+        raise ValueError(f"{labels[0]} {name!r} is not one of {', '.join(DATASETS)}")
+    check_n(name, n, label=labels[1])
+    seed = check_seed(labels[2], seed)
+    check_fits(name, in_dim, out_dim, label=labels[0])
     return name, int(n), seed
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from numerics.data import check_seed, positive_int
 from numerics.progress import duration
 
 DATASETS = ("digits-odd-even", "sphere")
@@ -110,12 +111,12 @@ def check_grid(grid: Grid) -> None:
         for value in values:
             if value not in known:
                 raise ValueError(f"unknown {name} {value!r}; known: {', '.join(known)}")
-    for name, values, least in (("width", grid.widths, 1), ("n", grid.ns, 1), ("seed", grid.seeds, 0)):
+    for name, values, check in (("width", grid.widths, positive_int), ("n", grid.ns, positive_int),
+                                ("seed", grid.seeds, check_seed)):
         if not values:
             raise ValueError(f"the sweep needs at least one {name}")
         for value in values:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-                raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+            check(name, value)
     for dataset in grid.datasets:
         for n in grid.ns:
             audit.check_n(dataset, n)

@@ -491,6 +491,8 @@ def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Archi
     if training_data is not None:
         from numerics.audit import check_training_data
 
+        if isinstance(training_data, str) or len(training_data) != 3:
+            raise ValueError(f"training_data must be (dataset name, N, seed), got {training_data!r}")
         name, n, seed = check_training_data(*training_data, in_dim=in_dim, out_dim=int(out_dim))
         arrays.update(data_name=np.array(str(name)), data_n=np.array(int(n)), data_seed=np.array(int(seed)))
     for name, params in (("params_0", params_0), ("params_f", params_f)):
@@ -570,6 +572,6 @@ def load_model(path: str | Path) -> SavedModel:
             training_data = check_training_data(str(header["data_name"]), int(header["data_n"]),
                                                 int(header["data_seed"]), in_dim=in_dim, out_dim=out_dim)
         except ValueError as error:
-            raise FileError(f"{path} records a training set it cannot have been trained on: {error}") from None
+            raise FileError(f"{path}: {error} (its record of the training data)") from None
     return SavedModel(params_0=loaded["params_0"], params_f=loaded["params_f"], arch=arch, width=width,
                       out_dim=out_dim, in_dim=in_dim, training_data=training_data)

@@ -427,9 +427,14 @@ def _attack_settings(args) -> dict[str, Any]:
     # --attack-seed only where it differs from --seed, and after it: a changed --seed is named first
     return ({"dataset": args.dataset, "n": args.n, "seed": args.seed}
             | ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {})
-            | {"model": args.model_fingerprint, "arch": args.arch.spec, "width": args.width,
+            | {"model": args.model_fingerprint, "arch": args.arch.spec, "width": _recorded_width(args.arch, args.width),
                "training": args.training, "recon": args.recon, "lr": args.lr, "at": args.at, "mode": args.mode,
                "precision": args.precision})
+
+
+def _recorded_width(arch, width: int | None) -> int | None:
+    """The width a run records and a resume must match: None where it sets no layer (any width, the same network)."""
+    return width if arch.width_sets_layers else None
 
 
 def _recorded_training_data(args) -> None:
@@ -480,8 +485,8 @@ def _check_attack(args) -> None:
         _recorded_training_data(args)
     else:
         if args.width is not None and args.arch is not None and not args.arch.width_sets_layers:
-            raise UsageError(f"--width {args.width} sets no layer of {args.arch.spec} (every channel count is fixed "
-                             "by c= and the only dense layer is the readout); drop --width")
+            raise UsageError(f"--width {args.width} sets no layer of {args.arch.spec} ({args.arch.fixed_size}); "
+                             "drop --width")
         for name, default in ATTACK_TRAINING_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
@@ -511,11 +516,10 @@ def _check_attack(args) -> None:
         except ValueError as error:
             raise UsageError(str(error)) from None
     if args.model is not None:
-        inputs, outputs = audit.input_dimension(args.dataset), audit.output_dimension(args.dataset)
-        in_dim = int(args.model.in_dim)
-        if (in_dim, args.model.out_dim) != (inputs, outputs):
-            raise UsageError(f"--model takes {in_dim} inputs and gives {args.model.out_dim} output(s), but "
-                             f"--dataset {args.dataset} has {inputs} inputs and {outputs} output(s)")
+        try:
+            audit.check_fits(args.dataset, args.model.in_dim, args.model.out_dim)
+        except ValueError as error:
+            raise UsageError(f"{error} (--model)") from None
 
     args.previous = None
     out = args.out
@@ -525,7 +529,10 @@ def _check_attack(args) -> None:
             return
         if args.previous.get("command") != "attack":
             raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
-        difference = first_difference(args.previous["settings"], _attack_settings(args))
+        stored = dict(args.previous["settings"])
+        if "width" in stored:  # run folders written before widths that set no layer were recorded as None
+            stored["width"] = _recorded_width(args.arch, stored["width"])
+        difference = first_difference(stored, _attack_settings(args))
         if difference is not None:
             name, stored, current = difference
             shown = {"model": lambda v: "a different model" if v else "none (trained here)",

@@ -379,6 +379,7 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     import numerics  # noqa: F401  (float64 on)
     import json
 
+    from numerics import audit
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
     from numerics.networks import check_network_size
@@ -387,7 +388,7 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     prog = "python -m proofs_check.distill_cli"
     parser = _Parser(prog=prog, formatter_class=_Formatter,
                      description="RKIP-finite: the attack with M < N as distillation of a finite network")
-    parser.add_argument("--n", type=positive_int, default=20, help="training digits (even)")
+    parser.add_argument("--n", type=positive_int, default=20, help="training digits (even; at most the distinct ones)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
     parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
     parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
@@ -397,8 +398,10 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
     try:
         args = parser.parse_args(argv)
-        if args.n % 2:
-            raise UsageError(f"--n {args.n}: the digits are drawn odd/even balanced, so --n must be even")
+        try:
+            audit.check_n("digits-odd-even", args.n)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
         if args.recon >= args.n:
             raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
                              "distillation)")

@@ -14,6 +14,8 @@ import jax  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
+pytest_plugins = ["pytester"]  # tests/test_figures.py runs the style guard on a throwaway test file
+
 jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_numpy_rank_promotion", "raise")
@@ -34,6 +36,33 @@ def key(request) -> jax.Array:
     return jax.random.PRNGKey(seed)
 
 
+_SESSION_STYLE_LOG = None
+
+
+def pytest_configure(config):
+    """Figures drawn outside a test's own fixtures (module- and session-scoped fixtures run before them) log to a
+    session-wide file, checked when the session ends."""
+    global _SESSION_STYLE_LOG
+    import tempfile
+
+    from proofs_check import figures
+
+    handle, _SESSION_STYLE_LOG = tempfile.mkstemp(prefix="figure-style-", suffix=".txt")
+    os.close(handle)
+    os.environ[figures.STYLE_LOG_VARIABLE] = _SESSION_STYLE_LOG
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _SESSION_STYLE_LOG is None or not os.path.exists(_SESSION_STYLE_LOG):
+        return
+    with open(_SESSION_STYLE_LOG, encoding="utf-8") as handle:
+        problems = handle.read().splitlines()
+    os.remove(_SESSION_STYLE_LOG)
+    if problems:
+        print("\nfigures drawn by fixtures break the style rules: " + "; ".join(problems))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 @pytest.fixture(scope="session")
 def _style_logs(tmp_path_factory):
     return tmp_path_factory.mktemp("figure-style")
@@ -43,7 +72,8 @@ def _style_logs(tmp_path_factory):
 def _every_saved_figure_follows_the_style(monkeypatch, request, _style_logs):
     """proofs_check.figures.save checks each figure against the one figure style (figures.style_problems) and logs
     what breaks a rule to the file its environment variable names, here one per test and inherited by the
-    subprocesses a test starts: a claim, command or sweep whose figure breaks a rule fails the test that made it."""
+    subprocesses a test starts: a claim, command or sweep whose figure breaks a rule fails the test that made it
+    (figures drawn by wider-scoped fixtures go to the session's log: pytest_configure)."""
     import hashlib
 
     from proofs_check import figures

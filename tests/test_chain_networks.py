@@ -153,7 +153,8 @@ def test_save_and_load_any_chain(spec, tmp_path):
 def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
     common = ["--n", "2", "--train-steps", "10", "--steps", "2", "--no-progress"]
     # --width only where it sets a layer (the conv chain refuses it: tests/test_cli.py)
-    for spec, width, out in (("relu:1:res=0.5", ["--width", "4"], "res"), ("conv3x3:c=2 > relu > gap > dense", [], "conv")):
+    for spec, width, out in (("relu:1:res=0.5", ["--width", "4"], "res"),
+                             ("conv3x3:c=2 > relu > gap > dense", [], "conv")):
         assert main(["attack", "--arch", spec, *width, *common, "--out", str(tmp_path / out)]) == 0
         metrics = json.loads((tmp_path / out / "metrics.json").read_text())
         assert metrics["arch"] == spec and metrics["attack"]["method"] == "jvp" and metrics["attack"]["steps"] == 2
@@ -163,6 +164,16 @@ def test_the_attack_command_on_residual_and_conv_nets(tmp_path, capsys):
     # the residual net's width sets its layers; the conv net's channels are all fixed by c=, so no width is named
     assert "attacking relu:1:res=0.5 width 4 with" in out
     assert "attacking conv3x3:c=2 > relu > gap > dense (channels fixed by c=) with" in out
+    # the conv run records no width (any width is the same network); a folder from before, which recorded one,
+    # resumes all the same
+    record = json.loads((tmp_path / "conv" / "run.json").read_text())
+    assert record["settings"]["width"] is None
+    record["settings"]["width"] = 1024
+    (tmp_path / "conv" / "run.json").write_text(json.dumps(record))
+    assert main(["attack", "--arch", "conv3x3:c=2 > relu > gap > dense", "--n", "2", "--train-steps", "10", "--steps",
+                 "3", "--no-progress", "--resume", "--out", str(tmp_path / "conv")]) == 0
+    assert json.loads((tmp_path / "conv" / "metrics.json").read_text())["attack"]["steps"] == 3
+    capsys.readouterr()
     for argv, message in ((["attack", "--arch", "conv3x3 > relu > gap > dense", "--mode", "profiled"],
                            "--mode profiled needs "),
                           (["attack", "--arch", "conv3x3 > relu > gap > dense", "--dataset", "sphere"],

@@ -114,7 +114,8 @@ def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"], "--n 3: the digits are drawn odd/even"),
+@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"], "--n 3: digits-odd-even draws equal numbers"),
+                                           (["--n", "5000"], "--n 5000: digits-odd-even has"),
                                            (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
                                            (["--steps", "-1"], "--steps: must be a positive integer"),
                                            (["--width", "99999999"], "parameters")])

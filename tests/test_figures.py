@@ -115,3 +115,43 @@ def test_a_figure_saved_in_a_subprocess_is_style_checked(tmp_path, monkeypatch):
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
     assert (tmp_path / "bad.png").exists()
     assert "bad.png: " in log.read_text() and "x label 'width' names no unit" in log.read_text()
+
+
+GUARDED = """
+import pytest
+from proofs_check import figures
+
+
+def bad(path):
+    fig, ax = figures.new_figure(title="t", xlabel="width", ylabel="error (ratio)")
+    ax.plot([1, 2], [1, 2], label="a")
+    ax.legend()
+    figures.save(fig, path)
+
+
+@pytest.fixture(scope="module")
+def drawn_by_a_module_fixture(tmp_path_factory):
+    bad(tmp_path_factory.mktemp("m") / "module.png")
+
+
+def test_draws_a_bad_figure(tmp_path):
+    bad(tmp_path / "in_the_test.png")
+
+
+def test_uses_the_fixture(drawn_by_a_module_fixture):
+    pass
+"""
+
+
+def test_the_style_guard_fails_what_draws_a_bad_figure(pytester):
+    """tests/conftest.py itself, on a throwaway test file: a test drawing a figure that breaks a rule errors at
+    teardown, and one drawn by a module-scoped fixture fails the session."""
+    from pathlib import Path
+
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(test_guarded=GUARDED)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["figures drawn by fixtures break the style rules: module.png: axes 0 (t): x label*",
+                                 "*in_the_test.png: axes 0 (t): x label 'width' names no unit*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED

@@ -184,10 +184,11 @@ def test_save_rejects_mismatched_params(problem, tmp_path):
 
 
 @pytest.mark.parametrize("record, message", [
-    (("digits-odd-even", 5, 0), "N 5: digits-odd-even draws equal numbers"),
-    (("digits-odd-even", 4, 2**32), "the seed must be an integer from 0 to 2\\*\\*32 - 1"),
-    (("cifar-100", 4, 0), "unknown dataset 'cifar-100'"),
-    (("sphere", 4, 0), f"sphere has 10 inputs and 1 output\\(s\\), the network {D} and {C}"),
+    (("digits-odd-even", 5, 0), "data_n 5: digits-odd-even draws equal numbers"),
+    (("digits-odd-even", 4, 2**32), "data_seed must be an integer from 0 to 2\\*\\*32 - 1"),
+    (("cifar-100", 4, 0), "data_name 'cifar-100' is not one of"),
+    (("sphere", 4, 0), f"data_name sphere has 10 inputs and 1 output\\(s\\); the network has {D} and {C}"),
+    (("sphere", 4), "training_data must be \\(dataset name, N, seed\\)"),
 ])
 def test_save_refuses_records_load_would_refuse(problem, tmp_path, record, message):
     """save_model and load_model share one rule for the training-data record (numerics.audit.check_training_data):

@@ -401,8 +401,16 @@ class Architecture:
         the spec alone)."""
         if self.width_sets_layers:
             return f"{self.spec} m={width}" if short else f"{self.spec} width {width}"
+        return self.spec if short else f"{self.spec} ({self.fixed_size})"
+
+    @property
+    def fixed_size(self) -> str | None:
+        """Why the width sets no layer (:attr:`width_sets_layers` False): "channels fixed by c=" or "no hidden
+        layer"; None where it sets one."""
+        if self.width_sets_layers:
+            return None
         fixed = any(isinstance(layer, L.Conv) and layer.channels is not None for layer in self._layers)
-        return self.spec if short else f"{self.spec} ({'channels fixed by c=' if fixed else 'no hidden layer'})"
+        return "channels fixed by c=" if fixed else "no hidden layer"
 
     @property
     def smooth(self) -> bool:

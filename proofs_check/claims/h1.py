@@ -386,8 +386,9 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
 
 def counterexample_identifiability(ctx: Context) -> list[Outcome]:
     """Where the KKT attack fails: a one-hidden-layer network trained to its limit is a KKT point (with Clarke slopes
-    at the kinks), yet the attack's objective is far lower at point sets other than the training set, so nothing in it favours the data (its first layer collapses to rank ~5, so M = 2N
-    candidates in 64 dimensions fit the condition in many ways)."""
+    at the kinks), yet the attack's objective is far lower at point sets other than the training set, so nothing in
+    it favours the data (its first layer collapses to rank ~5, so M = 2N candidates in 64 dimensions fit the
+    condition in many ways)."""
     results = _runs(ctx, "rich-one-layer")
     label, seeds = _network_label(results[0]), kkt_seeds(ctx)
     residuals = [r["clarke"]["residual"] for r in results]
@@ -399,11 +400,12 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                      fixed_slope_residuals=[r["clarke"]["residual_fixed_slopes"] for r in results],
                      kind="counterexample")
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
-    return [premise, within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training "
-                   "set, best mu >= 0)", max(ratios), TRUTH_RATIO,
+    ratio = within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training set, "
+                   "best mu >= 0)", max(ratios), TRUTH_RATIO,
                    "the objective's optimum lies two orders of magnitude below the data's value (measured "
                    "0.0019-0.0042), so the attack has no reason to return the data: revealed fractions per seed in "
-                   "report.json's details", ratios=ratios, per_seed=_per_seed(results), kind="counterexample")]
+                   "report.json's details", ratios=ratios, per_seed=_per_seed(results), kind="counterexample")
+    return [premise, ratio]
 
 
 def counterexample_lazy(ctx: Context) -> list[Outcome]:
