@@ -796,9 +796,11 @@ def _sweep(args) -> int:
                                  f"{args.out / 'cells'}); rerun the same command to resume") from None
     all_rows = result.rows
     rows = sweep.usable(all_rows)
-    diverged = len(all_rows) - len(rows)
+    diverged = sum(r.get("train_stop") == "diverged" for r in all_rows)
+    unfitted = len(all_rows) - len(rows) - diverged
     if not rows:
-        raise UsageError("training diverged in every cell: nothing to score (lower the widths' learning rates)")
+        raise UsageError("no cell's network fitted its training set (diverged or stopped above the loss "
+                         f"{sweep.FIT_FRACTION:g} x 0.5 N): nothing to score (raise --train-steps, or widen)")
     figures_dir = args.out / "figures"
     files = [sweep.success_vs_width_figure(figures_dir / f"success_vs_width_{d}.png", rows, d)
              for d in args.grid.datasets]
@@ -819,7 +821,8 @@ def _sweep(args) -> int:
     boundary = sweep.regime_boundary(rows)
     summary = {"grid": {k: list(v) for k, v in dataclasses.asdict(args.grid).items()},
                "budget": args.budget.as_dict(), "cells": len(rows), "computed": result.computed,
-               "reused": result.reused, "seconds": result.seconds, "diverged": diverged, "trends": trends,
+               "reused": result.reused, "seconds": result.seconds, "diverged": diverged,
+               "did_not_fit": unfitted, "trends": trends,
                "boundary": {" ".join(k): {"failing (width, N)": v["failing"],
                                           "min width reaching 50% per N": v["min_width"]}
                             for k, v in boundary.items()}}
@@ -830,6 +833,10 @@ def _sweep(args) -> int:
     if diverged:
         console.print(f"{diverged} cell(s) diverged in training (train_stop = diverged in {result.csv_path}); "
                       "they are left out of the table, the trends and the figures")
+    if unfitted:
+        console.print(f"{unfitted} cell(s) did not fit their training set (train_loss above {sweep.FIT_FRACTION:g} "
+                      f"x 0.5 N in {result.csv_path}: no trained network to attack); they are left out of the "
+                      "table, the trends and the figures")
     for (dataset, param, training), entry in boundary.items():
         failing = ", ".join(f"m={w} N={n}" for w, n in entry["failing"]) or "none"
         console.print(f"{dataset} {param} {training}: revealed < 50% at {failing}")

@@ -33,6 +33,33 @@ def test_e1_trends_pass_on_rows_where_they_hold(synthetic_sweep, tmp_path):
     assert _failed(e1.CLAIM, "trends", tmp_path) == []
 
 
+def _boundary_rows(revealed: dict[tuple, float], unfitted=()) -> list[dict]:
+    """Sweep rows, one seed per (width, N, training), sphere, NTK parametrization; ``unfitted`` cells end at the
+    zero function's loss (no network fitted: numerics.sweep.usable leaves them out)."""
+    rows = []
+    for (width, n, training), value in revealed.items():
+        loss = 0.5 * n if (width, n, training) in unfitted else 1e-11
+        rows.append(dict(dataset="sphere", width=width, n=n, param="ntk", training=training, seed=0,
+                         revealed=value, train_stop="threshold" if loss < 1 else "budget", train_loss=loss))
+    return rows
+
+
+def test_e1_boundary_fails_when_linearized_fails_where_standard_succeeds(monkeypatch, tmp_path):
+    """The regime boundary's containment and bracketing can fail; a cell where no standard-trained network fitted
+    is not compared (it says nothing), and a linearized failure there no longer fails the claim."""
+    grid = {(16, 10, "linearized"): 0.2, (16, 10, "standard"): 0.0, (64, 10, "linearized"): 0.9,
+            (64, 10, "standard"): 0.6}
+    for revealed, unfitted, verdict in (
+            (grid, (), "pass"),
+            ({**grid, (16, 10, "standard"): 0.7}, (), "fail"),           # linearized fails where standard succeeds
+            ({**grid, (16, 10, "standard"): 0.7}, ((16, 10, "standard"),), "pass"),   # ... but no network fitted
+            ({key: 0.1 for key in grid}, (), "fail")):                   # nothing reaches 50%: no boundary in the grid
+        rows = _boundary_rows(revealed, unfitted)
+        monkeypatch.setattr(e1, "sweep_rows", lambda ctx, rows=rows: sweep.usable(rows))
+        failed = _failed(e1.CLAIM, "regime boundary", tmp_path)
+        assert (failed == []) == (verdict == "pass"), (revealed, unfitted, failed)
+
+
 def test_e1_trends_fail_on_rows_where_width_hurts(monkeypatch, tmp_path):
     monkeypatch.setattr(e1, "sweep_rows", lambda ctx: synthetic_rows(datasets=("sphere",), flip=True))
     failed = _failed(e1.CLAIM, "trends", tmp_path)

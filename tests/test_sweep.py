@@ -25,7 +25,7 @@ def synthetic_rows(seed: int = 0, *, datasets=("digits-odd-even", "sphere"), fli
                                              seed=s, revealed=float(np.clip(value + 0.05 * rng.normal(), 0, 1)),
                                              kernel_distance=(3.0 if training == "standard" else 1.0) / width,
                                              span_residual=1e-12 if training == "linearized" else 0.5,
-                                             best_trivial_revealed=0.0, train_stop="threshold"))
+                                             best_trivial_revealed=0.0, train_stop="threshold", train_loss=1e-11))
     return rows
 
 
@@ -90,6 +90,20 @@ def test_trends_recover_the_signs_built_into_synthetic_rows():
     assert flipped["width"].high < 0
 
 
+def test_cells_whose_network_did_not_fit_are_left_out_like_diverged_ones():
+    """A network that stopped at its step budget far above a fit (all ReLUs dead: loss 0.5 N, the zero function's)
+    is no trained network: it is not scored as a failure of the attack (numerics.sweep.FIT_FRACTION)."""
+    base = dict(dataset="sphere", width=16, n=10, param="standard", training="standard", seed=0, revealed=0.0)
+    rows = [{**base, "train_stop": "threshold", "train_loss": 8e-11},
+            {**base, "train_stop": "budget", "train_loss": 3e-3},           # close to a fit: 6e-4 of 0.5 N
+            {**base, "train_stop": "budget", "train_loss": 5.0},            # the zero function
+            {**base, "train_stop": "budget", "train_loss": 4.5},            # measured on the full sweep
+            {**base, "train_stop": "diverged", "train_loss": float("nan")}]
+    assert [sweep.fitted(r) for r in rows] == [True, True, False, False, False]
+    assert sweep.usable(rows) == rows[:2]
+    assert "did not fit (loss 5, zero function 5)" in sweep._outcome(rows[2])
+
+
 def test_regime_boundary_lists_failing_cells_and_the_smallest_width_per_n():
     rows = [r for r in synthetic_rows() if r["dataset"] == "sphere" and r["param"] == "ntk"]
     entry = sweep.regime_boundary(rows)[("sphere", "ntk", "linearized")]
@@ -113,8 +127,9 @@ def test_bad_sweep_input_is_one_line_and_exit_2(argv, words, tmp_path, capsys, m
 
 
 def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_path, capsys, monkeypatch):
-    calls, made = [], []
-    monkeypatch.setattr(sweep, "run_cell", fake_cell(calls))
+    """Real cells (tiny budgets): 4 of the 16 networks, width 16 with standard training, do not fit their training
+    set (loss 0.5 N: every ReLU dead) and are counted apart, not scored."""
+    made = []
     real_save = figures.save
     monkeypatch.setattr(figures, "save", lambda fig, path: made.append(path) or real_save(fig, path))
     argv = ["sweep", "--datasets", "sphere", "--widths", "16,64", "--ns", "4,8", "--params", "ntk", "--seeds", "2", "--out",
@@ -122,6 +137,8 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "revealed < 50%" in out and "16 cells computed" in out
+    assert "4 cell(s) did not fit their training set" in " ".join(out.split())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["cells"] == 16 and "width" in summary["trends"]["sphere"]
+    assert (summary["cells"], summary["did_not_fit"], summary["diverged"]) == (12, 4, 0)
+    assert "width" in summary["trends"]["sphere"]
     assert made  # and tests/conftest.py checks their style
