@@ -179,6 +179,27 @@ def test_h1_one_layer_premise_fails_when_training_stops_before_the_annealing(mon
     assert any("Clarke slope" in f for f in failed), failed
 
 
+def test_h1_one_layer_counterexample_fails_when_the_attack_returns_the_data(monkeypatch, tmp_path):
+    """The candidates scored replaced by the training digits themselves (an attack that does recover them): the
+    counterexample's 'reveals no more than the baselines' outcome fails; unmutated it passes (the test above)."""
+    from numerics import audit
+
+    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
+    real = audit.leakage
+
+    def leaked(recon, dataset, references, **options):
+        recon = np.concatenate([np.asarray(dataset.x), np.asarray(recon)])[:len(recon)]
+        return real(recon, dataset, references, **options)
+
+    monkeypatch.setattr(audit, "leakage", leaked)
+    h1._EXPERIMENTS.clear()
+    try:
+        failed = _failed(h1.CLAIM, "the KKT condition does not identify the data", tmp_path)
+    finally:
+        h1._EXPERIMENTS.clear()
+    assert any("beyond the best trivial baseline" in f for f in failed), failed
+
+
 SMALL_KKT = {"quick": dict(n=10, width=64, steps=3000, seeds=1)}
 """N = 10 digits, width 64, seed 0: the two-hidden-layer network's pooled KKT attack reveals 60% (measured), so the
 recovery step's verdict is decided by the code, not by a borderline number; about 10 s per run."""

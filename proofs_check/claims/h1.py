@@ -39,10 +39,16 @@ CLARKE_PREMISE = 0.03
 seeds 0-2; the quick profile runs seed 0), 6e-5 (N = 6, width 16); the same networks after GD alone measure
 0.083-0.20, after the direction phase without the annealing 0.21-0.36, so 0.03 separates a limit from a run that
 stopped short of it (tests/test_mutations_finite.py skips the annealing)."""
-TRUTH_RATIO = 0.1
+TRUTH_RATIO = 0.02
 """Attack optimum / the same loss at the training set, one hidden layer: measured 0.0019-0.0042 (N = 20, width 256,
 seeds 0-2) and 0.0033 (width 128, the quick profile), so the objective prefers other point sets by two orders of
-magnitude; 0.1 leaves a factor 24 to the largest."""
+magnitude. The two-hidden-layer networks, where the attack does recover digits, measure 0.048-0.16 (attack 1.4e-3
+... 2.3e-3 against 0.014-0.029 at the data, seeds 0-2) and 0.074 (quick): 0.02 separates the two, with a factor 4.8
+to the largest one-layer value."""
+ONE_LAYER_EXTRA_DIGITS = 1
+"""On the one-hidden-layer network the KKT attack reveals at most one training digit more than the best trivial
+baseline on every seed (measured -1 / 0 / +1 of 20, seeds 0-2, and -1 on the quick profile), where the
+two-hidden-layer network's check asks for at least RECOVERY_MARGIN x N = 2."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -348,7 +354,8 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
                      "min_(mu >= 0) ||theta - sum mu_i y_i grad f(x_i)|| / ||theta||",
                      max(r["kkt_residual"] for r in results), PREMISE_RESIDUAL,
                      "well below a random theta's (lazy network: 0.98); not ~0: training digits sit on ReLU kinks "
-                     "(README)", per_seed=per_seed)
+                     "(README), where this residual fixes relu'(0) = 1/2 (the Clarke form, slopes free, is written "
+                     "for one hidden layer: the counterexample's premise)", per_seed=per_seed)
     fit = within(f"{label} {seeds}: max relative KKT loss reached by the attack (best of its restarts, "
                  "chosen by that loss)", max(r["kkt_attack_loss"] for r in results), ATTACK_FIT,
                  "the attack solves its problem (measured <= 4.9e-3, seeds 0-5); a broken attack stays near 1", per_seed=per_seed)
@@ -399,13 +406,21 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                      residuals=residuals, kink_pairs=[r["clarke"]["kink_pairs"] for r in results],
                      fixed_slope_residuals=[r["clarke"]["residual_fixed_slopes"] for r in results],
                      kind="counterexample")
+    extra = [round((r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values())) * r["n"])
+             for r in results]
+    failure = within(f"{label} {seeds}: max over seeds of the training digits the KKT attack reveals beyond the best "
+                     f"trivial baseline ({results[0]['kkt_options']['restarts']} restarts pooled)", max(extra),
+                     ONE_LAYER_EXTRA_DIGITS, "the attack fails here: the two-hidden-layer network's check asks for "
+                     f"{RECOVERY_MARGIN} x N more (measured -1 to +1 digit of 20)", extra_digits=extra,
+                     per_seed=_per_seed(results), kind="counterexample")
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
     ratio = within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training set, "
                    "best mu >= 0)", max(ratios), TRUTH_RATIO,
-                   "the objective's optimum lies two orders of magnitude below the data's value (measured "
-                   "0.0019-0.0042), so the attack has no reason to return the data: revealed fractions per seed in "
-                   "report.json's details", ratios=ratios, per_seed=_per_seed(results), kind="counterexample")
-    return [premise, ratio]
+                   "why it fails: the objective's optimum lies two orders of magnitude below the data's value "
+                   "(measured 0.0019-0.0042; 0.048-0.16 on the two-hidden-layer network, where the attack recovers "
+                   "digits), so the attack has no reason to return the data", ratios=ratios,
+                   per_seed=_per_seed(results), kind="counterexample")
+    return [premise, failure, ratio]
 
 
 def counterexample_lazy(ctx: Context) -> list[Outcome]:
@@ -475,9 +490,10 @@ CLAIM = register(Claim(
         Step("biases", "relu:2:sb=0.5 networks miss the identity by O(1)", counterexample_biases,
              tolerance="relative gap >= 1e-3 (measured 0.1 ... 0.6)"),
         Step("the KKT condition does not identify the data", "one hidden layer: the annealed limit is a KKT point "
-             "with Clarke slopes at the kinks, yet the attack's optimum lies far below the loss at the training set, "
-             "every seed", counterexample_identifiability,
-             tolerance=f"Clarke KKT residual <= {CLARKE_PREMISE}; ratio <= {TRUTH_RATIO}"),
+             "with Clarke slopes at the kinks, yet the attack reveals no more than the trivial baselines and its "
+             "optimum lies far below the loss at the training set, every seed", counterexample_identifiability,
+             tolerance=f"Clarke KKT residual <= {CLARKE_PREMISE}; digits beyond the best baseline <= "
+                       f"{ONE_LAYER_EXTRA_DIGITS}; ratio <= {TRUTH_RATIO}"),
         Step("lazy regime", "the KKT attack on a wide NTK-parametrized network, beside Loo et al.'s attack",
              counterexample_lazy, tolerance="premise residual >= 0.5; Loo minus KKT revealed >= 0.1"),
     ],
