@@ -120,12 +120,12 @@ def check_params(network: Network, params: Params, in_dim: int, name: str = "par
     expected = expected_param_shapes(network, in_dim)
     if jax.tree.structure(params) != jax.tree.structure(expected):
         raise ValueError(f"{name} do not have the structure of a {network.arch.spec} network "
-                         f"(width {network.width}, {network.out_dim} outputs): got {jax.tree.structure(params)}, "
+                         f"(width {network.width}, {network.out_dim} output(s)): got {jax.tree.structure(params)}, "
                          f"expected {jax.tree.structure(expected)}")
     for (path, leaf), (_, spec) in zip(_leaves_with_paths(params), _leaves_with_paths(expected)):
         if np.shape(leaf) != spec.shape:
             raise ValueError(f"{name}{path} has shape {np.shape(leaf)}, but a {network.arch.spec} network of width "
-                             f"{network.width} with {in_dim} inputs and {network.out_dim} outputs needs {spec.shape}")
+                             f"{network.width} with {in_dim} inputs and {network.out_dim} output(s) needs {spec.shape}")
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"{name}{path} contains NaN or infinite values")
 
@@ -139,7 +139,7 @@ def check_data(network: Network, x: jax.Array, y: jax.Array) -> tuple[jax.Array,
     if y.shape != (x.shape[0], network.out_dim):
         hint = " (reshape it with y[:, None])" if y.shape == (x.shape[0],) and network.out_dim == 1 else ""
         raise ValueError(f"y must have shape (N, C) = ({x.shape[0]}, {network.out_dim}) for N = {x.shape[0]} inputs "
-                         f"and a network with {network.out_dim} outputs, got {y.shape}{hint}")
+                         f"and a network with {network.out_dim} output(s), got {y.shape}{hint}")
     for name, array in (("x", x), ("y", y)):
         if not np.issubdtype(array.dtype, np.number):
             raise ValueError(f"{name} must be numeric, got dtype {array.dtype}")
@@ -333,7 +333,8 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             shown = float(taken[-1]) if taken.size else float("nan")  # each step's loss before its update
             if stopped:  # the loss after the last update: what the run reports (final_train_loss, stop_reason)
                 shown = final = float(_loss(state[0], params_0, x, y, **static))
-            bar.update(task, completed=done, value=shown)
+            # a run that met its loss target early ends its bar full at the step it stopped (not red at done/budget)
+            bar.update(task, completed=done, total=done if stopped and done else None, value=shown)
             if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
             if store is not None:
@@ -543,7 +544,7 @@ def load_model(path: str | Path) -> SavedModel:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(expected_param_shapes(network, in_dim))
     expected = {f"{name}{jax.tree_util.keystr(leaf_path)}": (spec.shape, ("f",))
                 for name in ("params_0", "params_f") for leaf_path, spec in leaves}
-    described = f"a {arch.spec} network of width {width} with {in_dim} inputs and {out_dim} outputs"
+    described = f"a {arch.spec} network of width {width} with {in_dim} inputs and {out_dim} output(s)"
     try:
         contents = read_npz(path, what="saved model", expected={**MODEL_HEADER, **expected}, max_other_bytes=0)
     except FileError as error:

@@ -38,6 +38,18 @@ class CommandInterrupted(Exception):
     """Ctrl-C: reported in one line, exit status 130."""
 
 
+def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, may_be_default: bool = True) -> UsageError:
+    """The one-line refusal of a --resume whose settings differ from the run in ``out`` (the value may be a default
+    the user never typed, so the line says so)."""
+    source = " (as given, or its default)" if may_be_default else ""
+    return UsageError(f"{option} is {current}{source} but the run in {out} used {stored}; resume with the same "
+                      "settings, or drop --resume to start afresh")
+
+
+class RunDiverged(Exception):
+    """A run whose numbers stopped being finite (too large a step): reported in one line, exit status 1."""
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Validating option types: each returns the parsed value or raises ArgumentTypeError with a one-line reason
 # ---------------------------------------------------------------------------------------------------------
@@ -172,7 +184,8 @@ def architecture_help() -> str:
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
             "res (residual branch scale).\n"
-            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary()}, e.g. expr:2:phi=tanh(x);\n"
+            f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary(activation=True)}, e.g. "
+            "expr:2:phi=tanh(x);\n"
             "it must be real, finite and smooth at every real x and grow at most like exp(c|x|).")
 
 
@@ -227,6 +240,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except RunDiverged as error:
+        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
+        return 1
     except CommandInterrupted as interruption:
         print(f"{PROG}: {_one_line(interruption)}", file=sys.stderr)
         return 130
@@ -537,8 +553,7 @@ def _check_attack(args) -> None:
             name, stored, current = difference
             shown = {"model": lambda v: "a different model" if v else "none (trained here)",
                      "attack_seed": lambda v: "the --seed value" if v is None else v}.get(name, lambda v: v)
-            raise UsageError(f"{_option(name)} is {shown(current)} but the run in {out} used {shown(stored)}; resume "
-                             "with the same settings, or drop --resume to start afresh")
+            raise resume_mismatch(_option(name), shown(current), shown(stored), out, may_be_default=name != "model")
         training = args.previous.get("training")
         if training is not None and args.model is None and training["stop_reason"] == "budget" \
                 and args.train_steps != training["budget"]:
@@ -632,6 +647,10 @@ def _attack(args) -> int:
                                     progress=not args.no_progress, chunk=ATTACK_CHUNK, mode=args.mode,
                                     precision=args.precision)
 
+    if not np.all(np.isfinite(np.asarray(result.x_recon))):
+        raise RunDiverged(f"the attack diverged: its reconstructions are not finite after {result.steps} steps "
+                          f"(objective {result.info['final_objective']:.3g}); rerun without --resume and a smaller "
+                          f"--lr (now {args.lr:g})")
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"

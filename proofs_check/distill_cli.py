@@ -77,7 +77,7 @@ def check(args) -> None:
 
     from numerics.checkpoint import Checkpoint, CheckpointError, first_difference, read_run
     from numerics.data import digits
-    from proofs_check.cli import UsageError, _option
+    from proofs_check.cli import UsageError, _option, resume_mismatch
 
     if args.arch.parameterization != "ntk":
         raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
@@ -104,8 +104,7 @@ def check(args) -> None:
         difference = first_difference(args.previous["settings"], settings(args))
         if difference is not None:
             name, stored, current = difference
-            raise UsageError(f"{_option(name)} is {current} but the run in {args.out} used {stored}; resume with the "
-                             "same settings, or drop --resume to start afresh")
+            raise resume_mismatch(_option(name), current, stored, args.out)
         path = args.out / DISTILL_FILES["checkpoint"]
         if path.is_file():
             step = Checkpoint(path, kind="distill").peek()[0]

@@ -178,9 +178,9 @@ def _bad_input_cases():
         (["attack", "--arch", "dense", "--width", "8"], "--width 8 sets no layer of dense (no hidden layer)"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
-          "--out", "{run}"], "--n is 6 but the run in"),
+          "--out", "{run}"], "--n is 6 (as given, or its default) but the run in"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--lr", "0.01", "--resume",
-          "--out", "{run}"], "--lr is 0.01 but the run in"),
+          "--out", "{run}"], "--lr is 0.01 (as given, or its default) but the run in"),
         (["attack", "--n", "4", "--width", "32", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--width is 32"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "10", "--resume",
@@ -188,10 +188,11 @@ def _bad_input_cases():
         (["attack", "--model", "{good}", "--n", "4", "--steps", "20", "--resume", "--out", "{run}"],
          "--model is a different model but the run in"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--attack-seed", "3",
-          "--resume", "--out", "{run}"], "--attack-seed is 3 but the run in"),
+          "--resume", "--out", "{run}"], "--attack-seed is 3 (as given, or its default) but the run in"),
         # a changed --seed is named, not the --attack-seed that was set equal to the old one
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--seed", "3",
-          "--attack-seed", "0", "--resume", "--out", "{run}"], "--seed is 3 but the run in"),
+          "--attack-seed", "0", "--resume", "--out", "{run}"],
+         "--seed is 3 (as given, or its default) but the run in"),
     ]
 
 
@@ -244,6 +245,16 @@ def test_progress_bars_show_full_totals_at_any_width(width):
                      total=20000, completed=135, value=1.25e-3)
     last_frame = console.file.getvalue().split("\r")[-1]
     assert "135/20000" in last_frame and "objective 1.250e-03" in last_frame
+
+
+def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys):
+    """A step size that sends the reconstructions to inf is no traceback from the scoring: one line, exit 1."""
+    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", "1e300", "--no-progress",
+            "--out", str(tmp_path / "run")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the attack diverged: its reconstructions are not finite after 20 steps" in err
+    assert "smaller --lr (now 1e+300)" in err, err
 
 
 def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible():

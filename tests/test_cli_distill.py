@@ -41,11 +41,12 @@ BAD = [
     (["distill", "--validation-fraction", "x"], "--validation-fraction: 'x' is not a number"),
     (["distill", "--eval-every", "0"], "--eval-every: must be a positive integer"),
     ([*SMALL, "--steps", "10", "--validation-fraction", "0.2", "--resume", "--out", "{run}"],
-     "--validation-fraction is 0.2 but the run in"),
+     "--validation-fraction is 0.2 (as given, or its default) but the run in"),
     (["distill", "--arch", "relu:2:param=standard"], "needs the NTK parametrization"),
     (["distill", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
     (["distill", "--out", "{file}"], "exists and is not a folder"),
-    ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"], "--per-class is 3 but the run in"),
+    ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"],
+     "--per-class is 3 (as given, or its default) but the run in"),
     ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
     (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
     (["defend", "--sizes", "10,x"], "'x' is not an integer"),
@@ -114,7 +115,8 @@ def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
     assert len(calls) == 2
 
 
-@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"], "--n 3: digits-odd-even draws equal numbers"),
+@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"],
+                                            "--n 3: digits-odd-even draws equal numbers"),
                                            (["--n", "5000"], "--n 5000: digits-odd-even has"),
                                            (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
                                            (["--steps", "-1"], "--steps: must be a positive integer"),

@@ -245,7 +245,7 @@ def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
     number above it."""
     import numerics.training as training
 
-    shown = []
+    shown, totals = [], []
 
     class Bar:
         def __enter__(self):
@@ -259,6 +259,7 @@ def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
 
         def update(self, task, **fields):
             shown.append(fields["value"])
+            totals.append(fields.get("total"))
 
     monkeypatch.setattr(training, "progress_bar", lambda **kwargs: Bar())
     net = make_network(parse_spec("relu:2"), 64)
@@ -268,3 +269,4 @@ def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
                    loss_threshold=1e-6, chunk_size=50, progress=True)
     assert result.stop_reason == "threshold", (result.stop_reason, result.final_loss)
     assert shown[-1] == result.final_loss <= 1e-6
+    assert totals[-1] == result.steps < 5000 and set(totals[:-1]) == {None}  # the bar ends full where it stopped

@@ -81,10 +81,11 @@ _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.Pow: 
 _UNARY = {ast.USub: "-", ast.UAdd: "+"}
 
 
-def grammar_summary() -> str:
-    """One line describing what an expression may contain (for help texts and error messages)."""
-    return (f"x, numbers, + - * / **, {', '.join(CONSTANTS)} and the functions "
-            f"{', '.join(FUNCTIONS)}")
+def grammar_summary(*, activation: bool = False) -> str:
+    """One line describing what an expression may contain (for help texts and error messages); ``activation``: only
+    the functions an activation formula may use (the kinked ones of NOT_SMOOTH parse but are refused there)."""
+    names = [name for name, (function, _, _) in FUNCTIONS.items() if not (activation and function in NOT_SMOOTH)]
+    return f"x, numbers, + - * / **, {', '.join(CONSTANTS)} and the functions {', '.join(names)}"
 
 
 def _token(text: str, offset: int | None) -> str:
