@@ -292,7 +292,7 @@ def _outcome(row: dict[str, Any]) -> str:
     if row.get("train_stop") == "diverged":
         return "training diverged"
     if not fitted(row):
-        return f"training did not fit (loss {float(row['train_loss']):.3g}, zero function {0.5 * int(row['n']):g})"
+        return f"training did not fit (loss {float(row['train_loss']):.3g}, zero function {zero_function_loss(row):g})"
     return f"revealed {row['revealed']:.0%}"
 
 
@@ -301,15 +301,22 @@ def _outcome(row: dict[str, Any]) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 FIT_FRACTION = 1e-3
-"""A cell's network fitted its training set when training ends with loss <= FIT_FRACTION x 0.5 N, the loss of the
-zero function on the sweep's +-1 targets (both DATASETS); the attack is about trained networks. Measured on the
+"""A cell's network fitted its training set when training ends with loss <= FIT_FRACTION x the zero function's loss
+(:func:`zero_function_loss`); the attack is about trained networks. Measured on the
 full sweep (144 cells): every cell that fitted stopped at the 1e-10 loss target; the 15 that did not (width 16,
 standard training, 7 of them with every ReLU dead) ended at 0.42-1.0 of 0.5 N, with revealed 0%."""
 
 
+def zero_function_loss(row: dict[str, Any]) -> float:
+    """The training loss of the zero function in a cell, 0.5 sum_i ||y_i||^2 = 0.5 N: run_cell trains on
+    sum-reduced MSE (numerics.training.train's default) and both DATASETS have one +-1 target per point
+    (tests/test_sweep.py checks both)."""
+    return 0.5 * int(row["n"])
+
+
 def fitted(row: dict[str, Any]) -> bool:
     """Whether the cell's training neither diverged nor stopped short of fitting its training set (FIT_FRACTION)."""
-    return row.get("train_stop") != "diverged" and float(row["train_loss"]) <= FIT_FRACTION * 0.5 * int(row["n"])
+    return row.get("train_stop") != "diverged" and float(row["train_loss"]) <= FIT_FRACTION * zero_function_loss(row)
 
 
 def usable(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -333,8 +333,10 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             shown = float(taken[-1]) if taken.size else float("nan")  # each step's loss before its update
             if stopped:  # the loss after the last update: what the run reports (final_train_loss, stop_reason)
                 shown = final = float(_loss(state[0], params_0, x, y, **static))
-            # a run that met its loss target early ends its bar full at the step it stopped (not red at done/budget)
-            bar.update(task, completed=done, total=done if stopped and done else None, value=shown)
+            # a run that met its loss target early ends its bar full at the step it stopped (not red at done/budget);
+            # one that diverged or hit the ceiling keeps its budget as the total
+            met = stopped and done and np.isfinite(shown) and shown <= loss_threshold
+            bar.update(task, completed=done, total=done if met else None, value=shown)
             if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
             if store is not None:

