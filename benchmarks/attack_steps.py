@@ -154,11 +154,13 @@ def table(rows: list[dict]) -> str:
 LAYOUTS = {"(n', n) @ (n, M), stored matrix (fused sweeps)": lambda W, W_t, a, a_t: W_t @ a_t,
            "(M, n) @ (n, n')": lambda W, W_t, a, a_t: a @ W,
            "(M, n) @ W^T, transposed inside jit": lambda W, W_t, a, a_t: a @ W.T}
+HOST_BLAS = "(n', n) @ (n, M), numpy's BLAS outside jit (reference: not used by the attack)"
+"""The same product through numpy (OpenBLAS here): what a CPU GEMM reaches on these shapes, beside XLA's dot."""
 
 
 def matmul_layouts(widths=(1024, 4096), m: int = N_RECON, runs: int = 5, emit=print) -> list[dict]:
-    """GFLOP/s of one product of M points with an n x n weight matrix in each layout of LAYOUTS (median of
-    ``runs`` rounds of 10 products after a warm-up), float64 and float32."""
+    """GFLOP/s of one product of M points with an n x n weight matrix in each layout of LAYOUTS and through numpy
+    (HOST_BLAS), median of ``runs`` rounds of 10 products after a warm-up, float64 and float32."""
     rows = []
     for precision in ("float64", "float32"):
         for width in widths:
@@ -166,15 +168,17 @@ def matmul_layouts(widths=(1024, 4096), m: int = N_RECON, runs: int = 5, emit=pr
             a = jax.random.normal(jax.random.PRNGKey(1), (m, width)).astype(precision)
             operands = (W, jnp.transpose(W), a, jnp.transpose(a))
             compiled = {name: jax.jit(f) for name, f in LAYOUTS.items()}
-            times = {name: [] for name in LAYOUTS}
+            host = (np.asarray(operands[1]), np.asarray(operands[3]))
+            compiled[HOST_BLAS] = lambda *_: np.matmul(*host)
+            times = {name: [] for name in compiled}
             for f in compiled.values():
-                f(*operands).block_until_ready()
+                jax.block_until_ready(f(*operands))
             for _ in range(runs):
                 for name, f in compiled.items():
                     start = time.perf_counter()
                     for _ in range(10):
                         out = f(*operands)
-                    out.block_until_ready()
+                    jax.block_until_ready(out)
                     times[name].append((time.perf_counter() - start) / 10)
             for name, values in times.items():
                 row = {"benchmark": "matmul_layouts", "precision": precision, "width": width, "m": m,

@@ -12,7 +12,7 @@ import attack_steps  # noqa: E402
 def test_matmul_layouts_times_every_layout_in_both_precisions():
     rows = attack_steps.matmul_layouts(widths=(64,), m=4, runs=1, emit=lambda line: None)
     assert {(r["precision"], r["layout"]) for r in rows} == {
-        (p, name) for p in ("float64", "float32") for name in attack_steps.LAYOUTS}
+        (p, name) for p in ("float64", "float32") for name in (*attack_steps.LAYOUTS, attack_steps.HOST_BLAS)}
     assert all(r["gflop_per_s"] > 0 for r in rows)
 
 
