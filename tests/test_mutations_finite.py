@@ -180,14 +180,19 @@ def test_h1_one_layer_premise_fails_when_training_stops_before_the_annealing(mon
     counterexample's premise fails."""
     from numerics import kkt
 
-    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
     monkeypatch.setattr(kkt, "anneal_direction", lambda network, params, x, y, **options: params)
+    failed = _one_layer_counterexample_failed(monkeypatch, tmp_path)
+    assert any("Clarke slope" in f for f in failed), failed
+
+
+def _one_layer_counterexample_failed(monkeypatch, tmp_path) -> list[str]:
+    """H1's one-hidden-layer counterexample on the tiny setting, its experiments computed afresh (and dropped after)."""
+    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
     h1._EXPERIMENTS.clear()
     try:
-        failed = _failed(h1.CLAIM, "the KKT condition does not identify the data", tmp_path)
+        return _failed(h1.CLAIM, "the KKT condition does not identify the data", tmp_path)
     finally:
         h1._EXPERIMENTS.clear()
-    assert any("Clarke slope" in f for f in failed), failed
 
 
 def test_h1_one_layer_counterexample_fails_when_the_attack_returns_the_data(monkeypatch, tmp_path):
@@ -195,7 +200,6 @@ def test_h1_one_layer_counterexample_fails_when_the_attack_returns_the_data(monk
     counterexample's 'reveals no more than the baselines' outcome fails; unmutated it passes (the test above)."""
     from numerics import audit
 
-    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
     real = audit.leakage
 
     def leaked(recon, dataset, references, **options):
@@ -203,11 +207,7 @@ def test_h1_one_layer_counterexample_fails_when_the_attack_returns_the_data(monk
         return real(recon, dataset, references, **options)
 
     monkeypatch.setattr(audit, "leakage", leaked)
-    h1._EXPERIMENTS.clear()
-    try:
-        failed = _failed(h1.CLAIM, "the KKT condition does not identify the data", tmp_path)
-    finally:
-        h1._EXPERIMENTS.clear()
+    failed = _one_layer_counterexample_failed(monkeypatch, tmp_path)
     assert any("(best trivial baseline's): the attack fails" in f for f in failed), failed
 
 
