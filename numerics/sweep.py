@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -248,6 +249,24 @@ class SweepResult:
     seconds: float
     csv_path: Path
     json_path: Path
+    reused_from_other_code: int = 0
+
+
+CODE_PACKAGES = ("numerics", "theory")
+"""The packages whose source a cell's numbers depend on (:func:`code_fingerprint`)."""
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """12 hex digits of the SHA-256 of every .py file of CODE_PACKAGES (path and text): recorded in each computed
+    cell, so that a sweep reusing cells computed by other code says so (cells are keyed by their settings only)."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for package in CODE_PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
@@ -256,7 +275,8 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
 
     After each cell its JSON is written, the tables are rewritten with one more row, and ``report`` gets a
     line with the cells done, the cells left and an estimate of the time left (the mean time of the cells
-    computed so far times the cells left). Ctrl-C loses only the cell in progress; rerunning resumes.
+    computed so far times the cells left). Ctrl-C loses only the cell in progress; rerunning resumes. Each computed
+    row records :func:`code_fingerprint`; stored cells computed by other code are reused, and ``report`` says how many.
     """
     folder = Path(folder)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
@@ -268,13 +288,18 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
             rows[index] = stored
     reused = len(rows)
     report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute")
+    other_code = sum(row.get("code") != code_fingerprint() for row in rows.values())
+    if other_code:
+        report(f"note: {other_code} of the stored cells were computed by other code than this (their numerics/ and "
+               f"theory/ differ, or they predate the record); they are reused as they are: delete {folder / 'cells'} "
+               "or choose another folder to recompute them")
     start = time.perf_counter()
     computed = 0
     csv_path, json_path = write_tables(folder, [rows[i] for i in sorted(rows)])
     for index, cell in enumerate(cells):
         if index in rows:
             continue
-        row = _plain(cell_fn(cell, budget))
+        row = {**_plain(cell_fn(cell, budget)), "code": code_fingerprint()}
         _write_atomic(cell_path(folder, cell, budget), json.dumps(row))
         rows[index] = row
         computed += 1
@@ -285,7 +310,8 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
                f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s); "
                f"about {duration(elapsed / computed * left)} left")
     return SweepResult(rows=[rows[i] for i in range(len(cells))], computed=computed, reused=reused,
-                       seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path)
+                       seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path,
+                       reused_from_other_code=other_code)
 
 
 def _outcome(row: dict[str, Any]) -> str:

@@ -842,7 +842,8 @@ def _sweep(args) -> int:
     boundary = sweep.regime_boundary(rows)
     summary = {"grid": {k: list(v) for k, v in dataclasses.asdict(args.grid).items()},
                "budget": args.budget.as_dict(), "cells": len(rows), "computed": result.computed,
-               "reused": result.reused, "seconds": result.seconds, "diverged": diverged,
+               "reused": result.reused, "reused_from_other_code": result.reused_from_other_code,
+               "seconds": result.seconds, "diverged": diverged,
                "did_not_fit": unfitted, "trends": trends,
                "boundary": {" ".join(k): {"failing (width, N)": v["failing"],
                                           "min width reaching 50% per N": v["min_width"]}

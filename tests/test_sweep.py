@@ -62,6 +62,22 @@ def test_sweep_caches_cells_resumes_and_reuses_them_in_a_larger_grid(tmp_path):
     assert other_budget.computed == 4  # a different budget is a different cell
 
 
+def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monkeypatch):
+    """Cells are keyed by their settings; each records the fingerprint of numerics/ and theory/ that computed it,
+    and a rerun under other code reuses them but says how many (it was silent)."""
+    calls, lines = [], []
+    budget = sweep.Budget(train_steps=10, attack_steps=10)
+    grid = sweep.Grid(**GRID, seeds=(0,))
+    first = sweep.run_sweep(grid, budget, tmp_path, cell_fn=fake_cell(calls))
+    assert first.reused_from_other_code == 0 and {r["code"] for r in first.rows} == {sweep.code_fingerprint()}
+    again = sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls))
+    assert again.reused_from_other_code == 0 and not any("other code" in line for line in lines)
+    monkeypatch.setattr(sweep, "code_fingerprint", lambda: "edited")
+    changed = sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls))
+    assert (changed.reused, changed.computed, changed.reused_from_other_code) == (4, 0, 4)
+    assert any(line.startswith("note: 4 of the stored cells were computed by other code") for line in lines)
+
+
 def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tmp_path):
     budget = sweep.Budget(train_steps=10, attack_steps=10)
     grid = sweep.Grid(**GRID, seeds=(0, 1))
