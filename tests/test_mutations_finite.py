@@ -71,6 +71,17 @@ def test_e1_trends_fail_when_most_networks_did_not_fit(monkeypatch, tmp_path):
     assert any("networks that fitted their training set" in f and "48 of 72" in f for f in failed), failed
 
 
+def test_e1_reports_the_count_when_no_trend_can_be_computed(monkeypatch, tmp_path):
+    """Every standard-trained network unfitted: no linearized/standard pair is left, and the report names the count
+    and the uncomputable trends instead of ending the step in an exception."""
+    rows = [dict(r, train_stop="budget", train_loss=0.5 * r["n"]) if r["training"] == "standard" else r
+            for r in synthetic_rows(datasets=("sphere",))]
+    monkeypatch.setattr(e1, "sweep_rows", lambda ctx: rows)
+    failed = _failed(e1.CLAIM, "trends", tmp_path)
+    assert any("networks that fitted their training set" in f and "36 of 72" in f for f in failed), failed
+    assert any("the four trends: not computable" in f for f in failed), failed
+
+
 def test_e1_trends_fail_on_rows_where_width_hurts(monkeypatch, tmp_path):
     monkeypatch.setattr(e1, "sweep_rows", lambda ctx: synthetic_rows(datasets=("sphere",), flip=True))
     failed = _failed(e1.CLAIM, "trends", tmp_path)

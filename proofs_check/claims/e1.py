@@ -117,9 +117,13 @@ def check_trends(ctx: Context) -> list[Outcome]:
                 "rows_computed_by_other_code": sum(r.get("code") != sweep.code_fingerprint() for r in all_of_it),
                 "did_not_fit": [{k: r[k] for k in ("width", "n", "param", "training", "seed", "train_loss",
                                                    "train_stop")} for r in all_of_it if not sweep.fitted(r)]}))
-        if not chosen:
+        try:
+            found = sweep.trends(chosen, rng=ctx.rng("e1-bootstrap", dataset), n_boot=BOOTSTRAP[ctx.profile])
+        except ValueError as error:  # too few fitted cells for a trend: a failed outcome beside the count above
+            outcomes.append(Outcome(name=f"{dataset}: the four trends", passed=False,
+                                    measured=f"not computable: {error}", expected="computed from the fitted rows",
+                                    reason="the grid's fitted cells must vary width, N and the training mode"))
             continue
-        found = sweep.trends(chosen, rng=ctx.rng("e1-bootstrap", dataset), n_boot=BOOTSTRAP[ctx.profile])
         for name, trend in found.items():
             outcomes.append(_trend_outcome(trend, sweep.TREND_SIGNS[name], dataset, TREND_REASONS[name]))
         width_figure = sweep.success_vs_width_figure(ctx.figure_path(f"e1_success_vs_width_{dataset}.png"),
