@@ -428,12 +428,10 @@ def _fused_forward(arch: Architecture, params: Params | FusedWeights, delta: Par
     inputs, slopes, curvatures = [], [], []
     for index, (W, W_t, b) in enumerate(layers):
         inputs.append(a)
-        s_w, _ = _layer_scales(arch, W.shape[0])
-        h = W_t @ a
-        if arch.parameterization == "ntk":
-            h = h * s_w
+        s_w, s_b = _layer_scales(arch, W.shape[0])
+        h = s_w * (W_t @ a)
         if b is not None:
-            h = h + (arch.sigma_b * b if arch.parameterization == "ntk" else b).reshape(-1, 1)
+            h = h + s_b * b.reshape(-1, 1)
         if index < arch.depth:
             a, slope, curvature = _activation_derivatives(phi, h)
             slopes.append(slope)
@@ -516,6 +514,7 @@ def fused_loss_and_grad(arch: Architecture, thetas: Sequence[Params | FusedWeigh
     grad_x = jnp.zeros_like(x)
     grad_lam = jnp.zeros_like(lam)
     for p in thetas:
+        p = fused_weights(p)  # once per theta: both sweeps read the stored transposes
         saved = _fused_forward(arch, p, delta, x, phi)
         value, gx = _fused_backward(arch, p, delta, saved, lam)
         total = total + sq + value
@@ -543,6 +542,7 @@ def fused_profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params | F
     envelope gradient from :func:`_fused_backward` at lambda*. Returns (L*, grad_X, lambda*, ridge)."""
     phi = activation or activation_fn(arch)
     sq = delta.sqnorm if isinstance(delta, FactoredDelta) else _tree_sqnorm(delta)
+    thetas = [fused_weights(p) for p in thetas]  # once per theta: both sweeps read the stored transposes
     saved = [_fused_forward(arch, p, delta, x, phi) for p in thetas]
     b = sum(s.jdelta for s in saved)
     kernel = sum(_fused_kernel(s) for s in saved)
@@ -570,8 +570,8 @@ def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
     return "fused" if fused < jvp else "jvp"
 
 
-def _widths(params: Params | FusedWeights) -> tuple[int, ...]:
-    layers = params.layers if isinstance(params, FusedWeights) else dense_layers(params)
+def _widths(params: Params) -> tuple[int, ...]:
+    layers = dense_layers(params)
     return (int(layers[0][0].shape[0]), *(int(layer[0].shape[1]) for layer in layers))
 
 
@@ -837,8 +837,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             if progress and remaining is not None:
                 bar.console.print(
                     f"note: one attack step takes {sizer.seconds_per_step:.2f} s ({work:.2g} parameters x "
-                    f"reconstructions), so the {steps - step - 1} steps left take about {duration(remaining)}; "
-                    "Ctrl-C keeps a checkpoint to resume from")
+                    f"reconstructions x parameter sets), so the {steps - step - 1} steps left take about "
+                    f"{duration(remaining)}; Ctrl-C keeps a checkpoint to resume from")
             ridges += int(np.count_nonzero(np.asarray(ridge)))
             curves.append(losses)
             step += length

@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from numerics import privacy
-from numerics.data import Dataset, digits, duplicate_groups, sphere
+from numerics.data import Dataset, check_seed, digits, duplicate_groups, sphere
 from numerics.metrics import MatchResult, match
 from numerics.networks import make_network
 from numerics.training import TRAINING_DATA_KEYS, TrainResult, ntk_matrix, train
@@ -50,9 +50,12 @@ SPHERE_REFERENCE_POINTS = 500
 _DIGITS_TASKS = {"digits-odd-even": "odd_even", "digits-ten-class": "ten_class"}
 
 
-def _check_name(name: str) -> None:
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+def _check_name(name: Any, *, label: str | None = None) -> None:
+    """One-line ValueError unless ``name`` is a dataset of DATASETS (named ``label`` in the message when given)."""
+    if not isinstance(name, str) or name not in DATASETS:
+        if label is None:
+            raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
+        raise ValueError(f"{label} {name!r} is not one of {', '.join(DATASETS)}")
 
 
 def check_n(name: str, n: int, *, label: str = "--n") -> None:
@@ -96,10 +99,7 @@ def check_training_data(name: Any, n: Any, seed: Any, *, in_dim: int, out_dim: i
     """(dataset name, N, seed) when :func:`load_dataset` can draw that training set and a network with ``in_dim``
     inputs and ``out_dim`` outputs fits it; else one-line ValueError naming the field by ``labels`` (default: the
     keys of a saved model's record). The one rule for that record (numerics.training save_model and load_model)."""
-    from numerics.data import check_seed
-
-    if not isinstance(name, str) or name not in DATASETS:
-        raise ValueError(f"{labels[0]} {name!r} is not one of {', '.join(DATASETS)}")
+    _check_name(name, label=labels[0])
     check_n(name, n, label=labels[1])
     seed = check_seed(labels[2], seed)
     check_fits(name, in_dim, out_dim, label=labels[0])

@@ -269,6 +269,11 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:12]
 
 
+def from_other_code(rows: Iterable[dict[str, Any]]) -> int:
+    """How many of ``rows`` were computed by other code than this (:func:`code_fingerprint`), or predate the record."""
+    return sum(row.get("code") != code_fingerprint() for row in rows)
+
+
 def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
               report: Callable[[str], None] = lambda line: None, cell_fn: Callable = run_cell) -> SweepResult:
     """Run every cell of ``grid`` not already stored in ``folder``; returns all rows in grid order.
@@ -288,7 +293,7 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
             rows[index] = stored
     reused = len(rows)
     report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute")
-    other_code = sum(row.get("code") != code_fingerprint() for row in rows.values())
+    other_code = from_other_code(rows.values())
     if other_code:
         report(f"note: {other_code} of the stored cells were computed by other code than this (their numerics/ and "
                f"theory/ differ, or they predate the record); they are reused as they are: delete {folder / 'cells'} "

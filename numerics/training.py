@@ -271,6 +271,14 @@ def _loss(params, params_0, x, y, *, apply_fn, linearized, reduction):
     return 0.5 * _scale(reduction, x.shape[0]) * jnp.sum(residual**2)
 
 
+def _stop_reason(loss: float, threshold: float, ceiling: float) -> str:
+    """Why a run that ended with ``loss`` stopped: "diverged" (not finite or above ``ceiling``), "threshold" (at or
+    below ``threshold``), else "budget"."""
+    if not np.isfinite(loss) or loss > ceiling:
+        return "diverged"
+    return "threshold" if loss <= threshold else "budget"
+
+
 def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, learning_rate: float,
           momentum: float = 0.0, nesterov: bool = False, reduction: str = "sum", linearized: bool = False,
           max_steps: int = 10_000, loss_threshold: float = 0.0, chunk_size: int = 1000,
@@ -335,7 +343,7 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
                 shown = final = float(_loss(state[0], params_0, x, y, **static))
             # a run that met its loss target early ends its bar full at the step it stopped (not red at done/budget);
             # one that diverged or hit the ceiling keeps its budget as the total
-            met = stopped and done and np.isfinite(shown) and shown <= loss_threshold
+            met = stopped and done and _stop_reason(shown, loss_threshold, loss_ceiling) == "threshold"
             bar.update(task, completed=done, total=done if met else None, value=shown)
             if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
@@ -347,15 +355,11 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
         final = float(_loss(params_f, params_0, x, y, **static))
     curve = np.concatenate([*losses, [final]]) if losses else np.array([final])
     steps = int(steps)
-    if not np.isfinite(final) or final > loss_ceiling:
-        reason = "diverged"
+    reason = _stop_reason(final, loss_threshold, loss_ceiling)
+    if reason == "diverged":
         above = "" if not np.isfinite(final) else f", above the ceiling {loss_ceiling:g}"
         warnings.warn(f"training diverged after {steps} steps (loss {final}{above}); lower the learning rate "
                       f"(now {learning_rate:g})", RuntimeWarning, stacklevel=2)
-    elif final <= loss_threshold:
-        reason = "threshold"
-    else:
-        reason = "budget"
     return TrainResult(params_0=params_0, params_f=params_f, alpha=alpha, losses=curve, steps=steps,
                        arch=network.arch, width=network.width, out_dim=network.out_dim, linearized=bool(linearized),
                        reduction=reduction, learning_rate=float(learning_rate), momentum=float(momentum),

@@ -856,9 +856,9 @@ def _sweep(args) -> int:
         console.print(f"{diverged} cell(s) diverged in training (train_stop = diverged in {result.csv_path}); "
                       "they are left out of the table, the trends and the figures")
     if unfitted:
-        console.print(f"{unfitted} cell(s) did not fit their training set (train_loss above {sweep.FIT_FRACTION:g} "
-                      f"x 0.5 N in {result.csv_path}: no trained network to attack); they are left out of the "
-                      "table, the trends and the figures")
+        console.print(f"{unfitted} cell(s) did not fit their training set (train_loss in {result.csv_path} above "
+                      f"{sweep.FIT_FRACTION:g} of the zero function's loss: no trained network to attack); they are "
+                      "left out of the table, the trends and the figures")
     for (dataset, param, training), entry in boundary.items():
         failing = ", ".join(f"m={w} N={n}" for w, n in entry["failing"]) or "none"
         console.print(f"{dataset} {param} {training}: revealed < 50% at {failing}")

@@ -114,7 +114,7 @@ def check_trends(ctx: Context) -> list[Outcome]:
             passed=len(chosen) >= MIN_FITTED * len(all_of_it), measured=f"{len(chosen)} of {len(all_of_it)}",
             expected=f">= {MIN_FITTED:.0%}", reason="trends of the fitted networks alone must still cover most of "
             "the grid (measured 86-97%)", details={
-                "rows_computed_by_other_code": sum(r.get("code") != sweep.code_fingerprint() for r in all_of_it),
+                "rows_computed_by_other_code": sweep.from_other_code(all_of_it),
                 "did_not_fit": [{k: r[k] for k in ("width", "n", "param", "training", "seed", "train_loss",
                                                    "train_stop")} for r in all_of_it if not sweep.fitted(r)]}))
         try:

@@ -334,6 +334,11 @@ def _runs(ctx: Context, regime: str = "rich") -> list[dict]:
     return [_experiment(ctx, regime, seed) for seed in kkt_seeds(ctx)]
 
 
+def _margins(results: list[dict]) -> list[float]:
+    """Per seed: the fraction of training digits the KKT attack reveals minus the best trivial baseline's."""
+    return [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
+
+
 def _network_label(result: dict) -> str:
     return f"{result['spec']}, width {result['width']}, N = {result['n']}, seeds"
 
@@ -367,7 +372,7 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
 
     results = _runs(ctx)
     label, seeds = _network_label(results[0]), kkt_seeds(ctx)
-    margins = [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
+    margins = _margins(results)
     outcome = at_least(f"{label} {seeds}: min over seeds of (fraction of training digits revealed by the KKT attack, "
                        f"{results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's)",
                        min(margins), RECOVERY_MARGIN,
@@ -401,7 +406,7 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                      residuals=residuals, kink_pairs=[r["clarke"]["kink_pairs"] for r in results],
                      fixed_slope_residuals=[r["clarke"]["residual_fixed_slopes"] for r in results],
                      kind="counterexample")
-    margins = [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
+    margins = _margins(results)
     failure = Outcome(
         name=f"{label} {seeds}: max over seeds of (fraction of training digits revealed by the KKT attack, "
              f"{results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's): the attack fails",
