@@ -1,6 +1,6 @@
 # Two entry points; both bootstrap a virtual environment from requirements.lock on a fresh machine.
 #   make check     - every claim on the quick profile: a table on screen, a report in reports/quick
-#   make test      - the test suite (pytest + hypothesis)
+#   make test      - the test suite (pytest + hypothesis), in parallel over the cores
 #   make test-all  - the test suite under every supported Python found on this machine, one venv each
 #   make bench     - the benchmarks
 # The interpreter: PYTHON=... when given; else python3 when it is a supported version; else the newest
@@ -39,8 +39,9 @@ $(STAMP): requirements.lock pyproject.toml
 check: $(STAMP)
 	$(BIN)/proofs-check run --profile $(PROFILE) --out $(OUT)
 
+# -n auto: pytest-xdist, one worker per core up to 4 (tests/conftest.py); plain pytest runs serially
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 # One fresh environment per supported interpreter found (.venv-3.11, ...); a missing interpreter is named, and
 # the run fails when none at all is found.

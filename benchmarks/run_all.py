@@ -10,7 +10,7 @@ Rows (each ratio is measured in this process, the compared implementations inter
 - kernel_gram: benchmarks/kernel_gram.py (this project's analytic Gram vs neural-tangents), run as it is;
 - distill_scale: benchmarks/distill_scale.py (KIP, 10 per class, N = 20,000 digits and shifted noisy copies, d = 64,
   relu:2, 1000 steps), run as its own process so that its ru_maxrss peak is its own: wall time, steps/s, peak memory;
-- quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest``.
+- quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest -n auto`` (the test suite as ``make test`` runs it).
 The machine's 1-minute load average (os.getloadavg) is printed before and after every section: on a shared machine
 only the ratios are comparable.
 
@@ -127,7 +127,7 @@ def main() -> None:
                                   "--out", out], emit)))
     if not args.no_tests:
         timings.append(section("test suite", lambda: timed_command(
-            "test suite", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], emit)))
+            "test suite", [sys.executable, "-m", "pytest", "-n", "auto", "-q", "-p", "no:cacheprovider"], emit)))
 
     print("\n" + attack_steps.table(steps))
     print(f"\nSSIM N=500 x M=1000: {ssim['seconds']} s vectorized, {ssim['skimage_seconds_scaled']} s scikit-image "

@@ -143,14 +143,16 @@ def test_uses_the_fixture(drawn_by_a_module_fixture):
 """
 
 
-def test_the_style_guard_fails_what_draws_a_bad_figure(pytester):
+@pytest.mark.parametrize("workers", [[], ["-n", "1"]], ids=["serial", "xdist"])
+def test_the_style_guard_fails_what_draws_a_bad_figure(pytester, workers):
     """tests/conftest.py itself, on a throwaway test file: a test drawing a figure that breaks a rule errors at
-    teardown, and one drawn by a module-scoped fixture fails the session."""
+    teardown, and one drawn by a module-scoped fixture fails the session, also under pytest-xdist (``make test``),
+    whose workers report only their tests' outcomes: the session-wide check must happen in the controller."""
     from pathlib import Path
 
     pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
     pytester.makepyfile(test_guarded=GUARDED)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers)
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["figures drawn by fixtures break the style rules: module.png: axes 0 (t): x label*",
                                  "*in_the_test.png: axes 0 (t): x label 'width' names no unit*"])
