@@ -275,13 +275,15 @@ def from_other_code(rows: Iterable[dict[str, Any]]) -> int:
 
 
 def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
-              report: Callable[[str], None] = lambda line: None, cell_fn: Callable = run_cell) -> SweepResult:
+              report: Callable[[str], None] = lambda line: None, cell_fn: Callable = run_cell,
+              reuse_other_code: bool = True) -> SweepResult:
     """Run every cell of ``grid`` not already stored in ``folder``; returns all rows in grid order.
 
     After each cell its JSON is written, the tables are rewritten with one more row, and ``report`` gets a
     line with the cells done, the cells left and an estimate of the time left (the mean time of the cells
     computed so far times the cells left). Ctrl-C loses only the cell in progress; rerunning resumes. Each computed
-    row records :func:`code_fingerprint`; stored cells computed by other code are reused, and ``report`` says how many.
+    row records :func:`code_fingerprint`; stored cells computed by other code are reused, and ``report`` says how many,
+    unless ``reuse_other_code`` is False: then they are computed again (and overwritten).
     """
     folder = Path(folder)
     (folder / "cells").mkdir(parents=True, exist_ok=True)
@@ -289,15 +291,17 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
     rows: dict[int, dict[str, Any]] = {}
     for index, cell in enumerate(cells):
         stored = load_cell(folder, cell, budget)
-        if stored is not None:
+        if stored is not None and (reuse_other_code or not from_other_code([stored])):
             rows[index] = stored
     reused = len(rows)
-    report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute")
+    stale = sum(1 for index, cell in enumerate(cells) if index not in rows and cell_path(folder, cell, budget).exists())
+    report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute"
+           + (f" ({stale} of them stored by other code, computed again)" if stale else ""))
     other_code = from_other_code(rows.values())
     if other_code:
         report(f"note: {other_code} of the stored cells were computed by other code than this (their numerics/ and "
-               f"theory/ differ, or they predate the record); they are reused as they are: delete {folder / 'cells'} "
-               "or choose another folder to recompute them")
+               "theory/ differ, or they predate the record); they are reused as they are (proofs-check sweep "
+               "--recompute-other-code computes them again)")
     start = time.perf_counter()
     computed = 0
     csv_path, json_path = write_tables(folder, [rows[i] for i in sorted(rows)])

@@ -773,6 +773,9 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="attack steps per cell")
     parser.add_argument("--out", type=folder, default="reports/sweep",
                         help="sweep folder (cells/ cache, results.csv, results.json, figures); rerunning resumes")
+    parser.add_argument("--recompute-other-code", action="store_true",
+                        help="compute again the stored cells that other code computed (another version of numerics/ or "
+                             "theory/, or cells that predate the record); by default they are reused, with a note")
 
 
 def _check_sweep(args) -> None:
@@ -809,7 +812,8 @@ def _sweep(args) -> int:
 
     console = Console(highlight=False)
     try:
-        result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print)
+        result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print,
+                                 reuse_other_code=not args.recompute_other_code)
     except KeyboardInterrupt:
         done = sum(1 for cell in args.grid.cells() if sweep.load_cell(args.out, cell, args.budget) is not None)
         raise CommandInterrupted(f"interrupted with {done} of {len(args.grid.cells())} cells done (kept in "

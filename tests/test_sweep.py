@@ -76,6 +76,14 @@ def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monk
     changed = sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls))
     assert (changed.reused, changed.computed, changed.reused_from_other_code) == (4, 0, 4)
     assert any(line.startswith("note: 4 of the stored cells were computed by other code") for line in lines)
+    lines.clear()
+    fresh = sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls),
+                            reuse_other_code=False)
+    assert (fresh.reused, fresh.computed, fresh.reused_from_other_code) == (0, 4, 0)
+    assert lines[0].endswith("4 to compute (4 of them stored by other code, computed again)")
+    assert {r["code"] for r in json.loads((tmp_path / "results.json").read_text())} == {"edited"}
+    settled = sweep.run_sweep(grid, budget, tmp_path, cell_fn=fake_cell(calls), reuse_other_code=False)
+    assert (settled.reused, settled.computed) == (4, 0)
 
 
 def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tmp_path):
@@ -184,3 +192,13 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     assert summary["cells"] + summary["did_not_fit"] + summary["diverged"] == 16 and summary["did_not_fit"] >= 1
     assert "width" in summary["trends"]["sphere"]
     assert made  # and tests/conftest.py checks their style
+    # one cell stamped as computed by other code: reused with a note, or computed again on request
+    cell_file = sorted((tmp_path / "cells").glob("*.json"))[0]
+    cell_file.write_text(json.dumps({**json.loads(cell_file.read_text()), "code": "other"}))
+    assert cli.main(argv) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "note: 1 of the stored cells were computed by other code" in out and "0 cells computed, 16 reused" in out
+    assert cli.main([*argv, "--recompute-other-code"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(1 of them stored by other code, computed again)" in out and "1 cells computed, 15 reused" in out
+    assert json.loads(cell_file.read_text())["code"] == sweep.code_fingerprint()
