@@ -109,6 +109,7 @@ def check_training_data(name: Any, n: Any, seed: Any, *, in_dim: int, out_dim: i
 def load_dataset(name: str, n: int, *, seed: int = 0, d: int = SPHERE_DIMENSION) -> Dataset:
     """A named training set of ``n`` distinct points: digits-odd-even, digits-ten-class or sphere (in R^d)."""
     _check_name(name)
+    seed = check_seed("seed", seed)
     if name in _DIGITS_TASKS:
         return digits(task=_DIGITS_TASKS[name], n=n, seed=seed)
     return sphere(n, d, seed=seed)

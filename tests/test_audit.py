@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from numerics import audit, checkpoint, privacy
 from numerics.checkpoint import Checkpoint
@@ -62,6 +63,13 @@ def test_leakage_rows_are_numerics_privacy_leakage_table(tmp_path):
     assert result.rows["attack"]["revealed"] == 1.0
     assert all(row["revealed"] == 0.0 for row in result.rows.values() if row["trivial"])
     assert all(np.all(result.ratios[name] < 2.0) for name in result.rows if name != "attack")
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, True])
+def test_load_dataset_refuses_a_bad_seed_by_the_seed_rule(seed):
+    """Library callers get the command line's rule (numerics.data.SEED_RULE), not numpy's own message."""
+    with pytest.raises(ValueError, match=r"^seed must be an integer from 0 to 2\*\*32 - 1, got "):
+        audit.load_dataset("digits-odd-even", 10, seed=seed)
 
 
 def test_sphere_reference_sets_are_fresh_points():
