@@ -719,6 +719,42 @@ def _select_thetas(at: str, params_0: Params, params_f: Params) -> tuple[Params,
     return {"theta0": (params_0,), "thetaf": (params_f,), "both": (params_0, params_f)}[at]
 
 
+MAX_RECON = 1 << 14
+"""Most reconstructions an attack may ask for: the fused and profiled forms hold the M x M empirical NTK and its
+factors (M^2 floats: 2.1 GB at M = 16384), and the per-step work grows as M x the parameters; the paper's attacks
+use M = 2N with N in the hundreds. A request for 10^9 hung after training before this bound."""
+
+
+def check_recon_count(n_recon: int, name: str = "n_recon") -> int:
+    """``n_recon`` when it is a positive integer <= :data:`MAX_RECON`; else one-line ValueError naming ``name``."""
+    n_recon = _check_positive_int(name, n_recon)
+    if n_recon > MAX_RECON:
+        raise ValueError(f"{name} {n_recon}: at most {MAX_RECON} reconstructions (the attack's M x M kernel alone "
+                         f"would take {8 * n_recon ** 2 / 1e9:.3g} GB in float64)")
+    return n_recon
+
+
+DIVERGENCE_FACTOR = 1e3
+"""A parameter-space attack diverged when its reconstructions or objective are not finite, or its objective ends above
+DIVERGENCE_FACTOR x max(its first value, ||Delta theta||^2) (lambda = 0 scores ||Delta theta||^2 per parameter set,
+so no sound run ends far above it): measured, --lr 1e6 and 1e12 ended at 2e22 and 3e46, sound runs below their start."""
+
+
+def attack_divergence(result: AttackResult) -> str | None:
+    """Why ``result`` (of :func:`parameter_space_attack`) diverged (:data:`DIVERGENCE_FACTOR`), or None."""
+    curve, last = np.asarray(result.loss_curve), result.info["final_objective"]
+    if not np.all(np.isfinite(np.asarray(result.x_recon))):
+        return f"its reconstructions are not finite after {result.steps} steps (objective {last:.3g})"
+    if not math.isfinite(last):
+        return f"its objective is {last} after {result.steps} steps"
+    bound = DIVERGENCE_FACTOR * max(float(curve[0]) if curve.size else 0.0, result.info["delta_theta_sqnorm"])
+    if last > bound:
+        return (f"its objective ended at {last:.3g} after {result.steps} steps, above {DIVERGENCE_FACTOR:g} times "
+                f"where it started ({float(curve[0]):.3g}) and ||Delta theta||^2 "
+                f"({result.info['delta_theta_sqnorm']:.3g})")
+    return None
+
+
 def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Params, n_recon: int, *,
                            in_dim: int, key: jax.Array, steps: int, lr: float = 0.02, at: str = "theta0",
                            beta_schedule: tuple[float, float] | None = (10.0, 200.0), anneal: str = "geometric",
@@ -758,7 +794,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
     _check_params(params_0, params_f)
-    n_recon = _check_positive_int("n_recon", n_recon)
+    n_recon = check_recon_count(n_recon)
     in_dim = _check_positive_int("in_dim", in_dim)
     steps = _check_positive_int("steps", steps)
     chunk = _check_positive_int("chunk", chunk)

@@ -27,6 +27,7 @@ import functools
 import hashlib
 import itertools
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -101,9 +102,25 @@ class Grid:
             self.datasets, self.widths, self.ns, self.params, self.trainings, self.seeds)]
 
 
+MAX_CELLS = 100_000
+"""The most cells a sweep grid may have: the README grid has 144 (about 3 minutes on 2 cores); 100,000 cells would
+take days, and a grid of 10^8 spent minutes just listing its cells before printing anything."""
+
+
+def check_cell_count(count: int) -> None:
+    """ValueError when a grid of ``count`` cells is larger than :data:`MAX_CELLS`."""
+    if count > MAX_CELLS:
+        raise ValueError(f"the grid has {count:,} cells, more than the {MAX_CELLS:,} a sweep may have: fewer seeds, "
+                         "widths, N, datasets, parametrizations or trainings")
+
+
 def check_grid(grid: Grid) -> None:
-    """ValueError naming the first bad setting: unknown names, non-positive sizes, N the dataset cannot supply."""
+    """ValueError naming the first bad setting: unknown names, non-positive sizes, N the dataset cannot supply, more
+    than :data:`MAX_CELLS` cells."""
     from numerics import audit
+
+    check_cell_count(math.prod(map(len, (grid.datasets, grid.widths, grid.ns, grid.params, grid.trainings,
+                                         grid.seeds))))
 
     for name, values, known in (("dataset", grid.datasets, DATASETS), ("param", grid.params, PARAMETRIZATIONS),
                                 ("training", grid.trainings, TRAININGS)):

@@ -45,8 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--arch", action="append", type=architecture, metavar="SPEC",
                         help=f"architecture (repeatable; default: {' and '.join(repr(a) for a in DEFAULT_ARCHS)})")
-    parser.add_argument("--width", type=positive_int, default=1024,
-                        help="hidden width of the layers without their own size (dense; conv without c=)")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help=f"hidden width of the layers without their own size (dense; conv without c=; default "
+                             f"{DEFAULT_WIDTH})")
     parser.add_argument("--training", action="append", choices=TRAININGS,
                         help="training dynamics (repeatable; default: both)")
     parser.add_argument("--dataset", choices=list(DATASETS), default="digits-odd-even", help="training set")
@@ -67,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train and attack nothing: draw the series of earlier attack-curve runs (same dataset, "
                              "N, seed and budgets) in one figure and JSON in --out")
 
+
+DEFAULT_WIDTH = 1024
 
 RESULT = "attack_curve.json"
 SAME = ("dataset", "n", "recon", "seed", "budgets")
@@ -103,10 +106,21 @@ def check(args) -> None:
         given = [name for name in ("arch", "training") if getattr(args, name)]
         if given:
             raise UsageError(f"--{given[0]} describes runs to make; --combine draws earlier ones")
+        if any(args.out.resolve() == folder.resolve() for folder in args.combine):
+            raise UsageError(f"--out {args.out} is one of the --combine folders: its {RESULT} would be replaced by the "
+                             "combination; choose another --out")
         args.record = _combined(args.combine)
         return
     args.arch = args.arch or [parse_spec(spec) for spec in DEFAULT_ARCHS]
     args.training = args.training or list(TRAININGS)
+    for option, values in (("--arch", [arch.spec for arch in args.arch]), ("--training", args.training)):
+        twice = next((value for i, value in enumerate(values) if value in values[:i]), None)
+        if twice is not None:
+            raise UsageError(f"{option} {twice} is given twice (each would train and attack the same series)")
+    if args.width is not None and not any(arch.width_sets_layers for arch in args.arch):
+        fixed = "; ".join(f"{arch.spec} ({arch.fixed_size})" for arch in args.arch)
+        raise UsageError(f"--width {args.width} sets no layer of {fixed}; drop --width")
+    args.width = DEFAULT_WIDTH if args.width is None else args.width
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:

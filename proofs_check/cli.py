@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import math
 import sys
 import tempfile
 import time
@@ -248,18 +249,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {_one_line(interruption)}", file=sys.stderr)
         return 130
     except KeyboardInterrupt as interruption:
-        print(f"{PROG}: {_interrupted_text(interruption, resumable=hasattr(args, 'resume'))}", file=sys.stderr)
+        from numerics.checkpoint import RUN_RECORD
+
+        resumable = hasattr(args, "resume") and isinstance(getattr(args, "out", None), Path) \
+            and (args.out / RUN_RECORD).is_file()
+        print(f"{PROG}: {_interrupted_text(interruption, resumable=resumable, started=hasattr(args, 'resume'))}",
+              file=sys.stderr)
         return 130
 
 
-def _interrupted_text(interruption: KeyboardInterrupt, *, resumable: bool) -> str:
-    """One line for Ctrl-C: the step a loop of numerics.checkpoint stopped at, and how to go on."""
+def _interrupted_text(interruption: KeyboardInterrupt, *, resumable: bool, started: bool = False) -> str:
+    """One line for Ctrl-C: the step a loop of numerics.checkpoint stopped at, and how to go on: --resume where the
+    run folder holds a run, a plain rerun where a resumable command (``started``) stopped before writing one."""
     step = getattr(interruption, "step", None)
     where = ""
     if step is not None:
         total = f" of {interruption.total}" if interruption.total else ""
         where = f" at step {step}{total} ({interruption.what})"
-    return f"interrupted{where}" + ("; rerun with --resume to continue" if resumable else "")
+    if resumable:
+        return f"interrupted{where}; rerun with --resume to continue"
+    return f"interrupted{where}" + ("; nothing was saved yet: rerun the same command to start again" if started else "")
 
 
 def _option(name: str) -> str:
@@ -306,7 +315,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", nargs="*", metavar="ID", help="claim IDs (default: all)")
     parser.add_argument("--arch", action="append", default=[], type=architecture, metavar="SPEC",
                         help="architecture spec (repeatable); replaces the default architectures of the claims "
-                             "that take architectures")
+                             "that take architectures (default: each claim's own)")
     parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="problem sizes")
     parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")
@@ -399,6 +408,8 @@ ATTACK_CHUNK = 100
 """Attack steps per jitted chunk: a checkpoint and a progress update after each (Ctrl-C waits for at most one);
 fewer when steps are slow, so that a chunk takes about 10 s (numerics.attack.SLOW_ATTACK_WORK)."""
 ATTACK_FILES = {"model": "model.npz", "train": "train_checkpoint.npz", "attack": "attack_checkpoint.npz"}
+ATTACK_OUTPUTS = {"metrics": "metrics.json", "curve": "curve.png", "grid": "reconstructions.png"}
+"""What an attack run writes at its end: removed with its other files when a run starts afresh in the folder."""
 
 
 def _attack_arguments(parser: argparse.ArgumentParser) -> None:
@@ -488,6 +499,7 @@ def _fill_data_defaults(args) -> None:
 
 def _check_attack(args) -> None:
     from numerics import audit
+    from numerics.attack import check_recon_count
     from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference, read_run
 
     given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
@@ -519,7 +531,11 @@ def _check_attack(args) -> None:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    args.recon = args.recon or 2 * args.n
+    recon_given, args.recon = args.recon is not None, args.recon or 2 * args.n
+    try:
+        check_recon_count(args.recon, "--recon" if recon_given else "--recon (2 N by default)")
+    except ValueError as error:
+        raise UsageError(str(error)) from None
     try:
         args.arch.check_input(audit.input_dimension(args.dataset))
     except ValueError as error:
@@ -542,10 +558,10 @@ def _check_attack(args) -> None:
     out = args.out
     try:
         args.previous = read_run(out) if out.is_dir() else None
+        if args.previous is not None and args.previous.get("command") != "attack":  # even afresh: files would mix
+            raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
         if not args.resume or args.previous is None:
             return
-        if args.previous.get("command") != "attack":
-            raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
         stored = dict(args.previous["settings"])
         if "width" in stored:  # run folders written before widths that set no layer were recorded as None
             stored["width"] = _recorded_width(args.arch, stored["width"])
@@ -583,7 +599,7 @@ def _attack(args) -> int:
     from rich.markup import escape
 
     from numerics import audit, privacy
-    from numerics.attack import parameter_space_attack
+    from numerics.attack import attack_divergence, parameter_space_attack
     from numerics.checkpoint import Checkpoint, write_run
     from numerics.training import load_model
     from proofs_check import figures
@@ -591,7 +607,8 @@ def _attack(args) -> int:
     console = Console(highlight=False)
     out = args.out
     paths = {key: out / name for key, name in ATTACK_FILES.items()}
-    resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
+    resuming = start_or_resume(console, out, [*paths.values(), *(out / name for name in ATTACK_OUTPUTS.values())],
+                               resume=args.resume, previous=args.previous)
     record = {"command": "attack", "settings": _attack_settings(args), "steps": args.steps,
               "train_steps": args.train_steps, "training": args.previous.get("training") if resuming else None}
     write_run(out, record)
@@ -648,18 +665,17 @@ def _attack(args) -> int:
                                     progress=not args.no_progress, chunk=ATTACK_CHUNK, mode=args.mode,
                                     precision=args.precision)
 
-    if not np.all(np.isfinite(np.asarray(result.x_recon))):
-        raise RunFailed(f"the attack diverged: its reconstructions are not finite after {result.steps} steps "
-                          f"(objective {result.info['final_objective']:.3g}); rerun without --resume and a smaller "
-                          f"--lr (now {args.lr:g})")
+    diverged = attack_divergence(result)
+    if diverged:
+        raise RunFailed(f"the attack diverged: {diverged}; rerun without --resume and a smaller --lr (now {args.lr:g})")
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
-    files = [figures.leakage_figure(out / "curve.png", leakage.curves(), factor=leakage.factor,
+    files = [figures.leakage_figure(out / ATTACK_OUTPUTS["curve"], leakage.curves(), factor=leakage.factor,
                                     ssim_thresholds=privacy.SSIM_THRESHOLDS if dataset.image_shape else (),
                                     title=f"attack vs trivial baselines: {label}")]
     if dataset.image_shape is not None:
-        files.append(figures.matched_reconstruction_grid(out / "reconstructions.png", result.x_recon, dataset, label))
+        files.append(figures.matched_reconstruction_grid(out / ATTACK_OUTPUTS["grid"], result.x_recon, dataset, label))
     metrics = {
         **info, "arch": arch.spec, "width": width, "n_recon": args.recon,
         "success_measure": (f"a private point is revealed when some reconstruction is {leakage.factor:g} times closer "
@@ -677,7 +693,7 @@ def _attack(args) -> int:
                        "attack.loss_unsmoothed": "attack loss with the exact activation",
                        "training.final_train_loss": "the progress bar's 'train loss' after the last step"},
     }
-    files.append(audit.write_metrics(out / "metrics.json", metrics))
+    files.append(audit.write_metrics(out / ATTACK_OUTPUTS["metrics"], metrics))
     if paths["model"].is_file():
         files.append(paths["model"])
     console.print(_leakage_table(leakage, dataset.image_shape is not None))
@@ -722,13 +738,15 @@ def _leakage_table(leakage, images: bool):
 # ---------------------------------------------------------------------------------------------------------
 
 def _int_list(text: str) -> tuple[int, ...]:
-    """Comma-separated integers, e.g. 16,64,256."""
+    """Comma-separated positive integers, e.g. 16,64,256."""
     values = []
     for part in text.split(","):
         try:
             values.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not an integer") from None
+        if values[-1] < 1:
+            raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a positive integer") from None
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{text!r} lists a value twice")
     return tuple(values)
@@ -788,6 +806,8 @@ def _check_sweep(args) -> None:
         return value if isinstance(value, tuple) else None
 
     try:
+        sweep.check_cell_count(math.prod(len(listed(value) or value.split(",")) for value in (
+            args.datasets, args.widths, args.ns, args.params, args.trainings)) * args.seeds)
         args.grid = sweep.Grid(datasets=listed(args.datasets) or _name_list(sweep.DATASETS)(args.datasets),
                                widths=listed(args.widths) or _int_list(args.widths),
                                ns=listed(args.ns) or _int_list(args.ns),

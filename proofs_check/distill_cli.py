@@ -96,11 +96,11 @@ def check(args) -> None:
     args.previous = None
     try:
         args.previous = read_run(args.out) if args.out.is_dir() else None
-        if not args.resume or args.previous is None:
-            return
-        if args.previous.get("command") != "distill":
+        if args.previous is not None and args.previous.get("command") != "distill":  # even afresh: files would mix
             raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not a distillation; choose "
                              "another --out")
+        if not args.resume or args.previous is None:
+            return
         difference = first_difference(args.previous["settings"], settings(args))
         if difference is not None:
             name, stored, current = difference

@@ -72,3 +72,25 @@ def test_duplicate_and_bad_names_are_refused():
         activations.register(Activation(name="relu", phi=lambda p: x))
     with pytest.raises(RegistryError, match="lower-case identifier"):
         Activation(name="Soft Plus", phi=lambda p: x)
+
+
+def test_every_builtin_entry_passes_the_rules_user_entries_get():
+    for entry in activations.BUILTIN:
+        activations.check_entry(entry)
+
+
+@pytest.mark.parametrize("name, phi, words", [
+    ("gap", lambda p: activations.x, "is a layer keyword of the chain grammar"),
+    ("conv3", lambda p: activations.x, "is a layer keyword of the chain grammar"),
+    ("logx", lambda p: sp.log(activations.x), "phi=log(x) is not real and finite for x <= 0"),
+    ("withy", lambda p: sp.Symbol("y") * activations.x, "has symbol(s) y besides x"),
+    ("infinite", lambda p: sp.Integer(1) / 0, "is not real and finite"),
+    ("kinked", lambda p: sp.Abs(activations.x), "is not smooth"),
+    ("gaussian_growth", lambda p: sp.exp(activations.x ** 2), "grows too fast"),
+])
+def test_register_refuses_entries_no_spec_could_use(name, phi, words):
+    """Such entries were accepted and failed later: a keyword name could never be parsed, and phi crashed the
+    numerics (LinAlgError, TypeError, ZeroDivisionError) only when a network was trained."""
+    with pytest.raises(activations.RegistryError, match=re.escape(words)):
+        activations.register(activations.Activation(name=name, phi=phi))
+    assert name not in activations.names()

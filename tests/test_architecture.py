@@ -35,6 +35,14 @@ def test_defaults_filled_in():
     ("monomial:2:k=-1", "bad value"),
     ("poly:2:coeffs=1,nan", "bad value"),
     ("", "empty"),
+    # the numerics overflow or divide by zero outside these (theory.architecture.WEIGHT_SCALE_RANGE; measured)
+    ("relu:2:sw=1e308", r"sigma_w \(sw\) of a dense layer must be from 0.001 to 1000, got 1e\+308"),
+    ("relu:2:sw=1e-300", "must be from 0.001 to 1000"),
+    ("erf:2:sb=1e200", r"sigma_b \(sb\) of a dense layer must be from 0 to 1000"),
+    ("dense:sw=2000 > relu > dense", "must be from 0.001 to 1000"),
+    # neural-tangents' Monomial takes degrees 0-5; an all-zero polynomial is the zero function
+    ("monomial:2:k=6", "k must be an integer from 0 to 5"),
+    ("poly:2:coeffs=0,0,0", "coeffs are all 0"),
 ])
 def test_bad_specs_name_the_problem(spec, message):
     with pytest.raises(SpecError, match=message):

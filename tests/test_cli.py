@@ -129,6 +129,7 @@ def _bad_input_cases():
         (["attack", "--width", "0"], "--width: must be a positive integer"),
         (["attack", "--train-steps", "0"], "--train-steps: must be a positive integer"),
         (["attack", "--recon", "0"], "--recon: must be a positive integer"),
+        (["attack", "--recon", "1000000000"], "--recon 1000000000: at most 16384 reconstructions"),
         (["attack", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
         (["attack", "--arch", f"expr:2:phi={MALICIOUS}"], "name '__import__' is not allowed"),
         (["attack", "--out", file_], "exists and is not a folder"),
@@ -176,6 +177,20 @@ def _bad_input_cases():
         (["attack", "--arch", "conv3x3:c=2 > relu > gap > dense", "--width", "8"],
          "--width 8 sets no layer of conv3x3:c=2 > relu > gap > dense (channels fixed by c=); drop --width"),
         (["attack", "--arch", "dense", "--width", "8"], "--width 8 sets no layer of dense (no hidden layer)"),
+        # specs whose numbers the numerics cannot compute: refused by the spec rules, before training
+        (["attack", "--arch", "monomial:2:k=6"], "activation 'monomial': k must be an integer from 0 to 5"),
+        (["attack", "--arch", "poly:2:coeffs=0,0,0"], "coeffs are all 0"),
+        (["run", "D1", "--arch", "relu:2:sw=1e308"], "sigma_w (sw) of a dense layer must be from 0.001 to 1000"),
+        (["attack", "--arch", "relu:2:sw=1e-300"], "must be from 0.001 to 1000"),
+        # attack-curve: the attack's width rule, no series twice, --combine never overwrites an input
+        (["attack-curve", "--arch", "conv3:c=4 > relu > gap > dense", "--width", "32"],
+         "--width 32 sets no layer of conv3:c=4 > relu > gap > dense (channels fixed by c=); drop --width"),
+        (["attack-curve", "--arch", "relu:2", "--arch", "relu:2"], "--arch relu:2 is given twice"),
+        (["attack-curve", "--training", "standard", "--training", "standard"], "--training standard is given twice"),
+        (["attack-curve", "--combine", "{run}", "--out", "{run}"], "is one of the --combine folders"),
+        # sweep: sizes named by their option; a grid too large to list is refused before listing it
+        (["sweep", "--widths", "16,0"], "argument --widths: '0' in '16,0' is not a positive integer"),
+        (["sweep", "--seeds", "100000000"], "the grid has 4,800,000,000 cells, more than the 100,000"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--n is 6 (as given, or its default) but the run in"),
@@ -247,14 +262,18 @@ def test_progress_bars_show_full_totals_at_any_width(width):
     assert "135/20000" in last_frame and "objective 1.250e-03" in last_frame
 
 
-def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys):
-    """A step size that sends the reconstructions to inf is no traceback from the scoring: one line, exit 1."""
-    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", "1e300", "--no-progress",
+@pytest.mark.parametrize("lr, words", [
+    ("1e300", "its reconstructions are not finite after 20 steps"),
+    ("1e12", "above 1000 times where it started")])
+def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys, lr, words):
+    """A step size that sends the reconstructions to inf is no traceback from the scoring, and one that blows the
+    objective up to finite but absurd values (3e46 at --lr 1e12) is no leakage table with exit 0: one line, exit 1."""
+    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", lr, "--no-progress",
             "--out", str(tmp_path / "run")]
     assert main(argv) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "the attack diverged: its reconstructions are not finite after 20 steps" in err
-    assert "smaller --lr (now 1e+300)" in err, err
+    assert err.count("\n") == 1 and "the attack diverged: its " in err and words in err, err
+    assert f"smaller --lr (now {float(lr):g})" in err, err
 
 
 def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible():
@@ -296,6 +315,28 @@ def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path):
     assert figures and all((tmp_path / f).is_file() for f in figures)
     assert "K1" in (tmp_path / "report.md").read_text()
     assert assert_tables_intact((tmp_path / "report.md").read_text()) == len(k1["outcomes"])
+
+
+def test_ctrl_c_before_a_run_folder_holds_a_run_says_rerun_not_resume(tmp_path, monkeypatch, capsys):
+    """--resume is advice only where the folder holds a run to resume (it once was given with no folder at all)."""
+    import proofs_check.cli as cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "start_or_resume", interrupted)
+    assert main(["attack", "--n", "4", "--width", "8", "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted; nothing was saved yet: rerun the same command to "
+                                       "start again\n")
+
+
+def test_an_attack_refuses_a_folder_of_another_command_even_when_starting_afresh(tmp_path, capsys):
+    """Starting afresh removes only an attack's own files: in a distillation's folder the two runs' files mixed."""
+    from numerics.checkpoint import write_run
+
+    write_run(tmp_path, {"command": "distill", "settings": {}})
+    assert main(["attack", "--n", "4", "--width", "8", "--out", str(tmp_path)]) == 2
+    assert "holds a 'distill' run, not an attack; choose another --out" in capsys.readouterr().err
 
 
 def test_ctrl_c_during_claims_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):

@@ -168,11 +168,11 @@ def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
     examples = _examples(_section("The attack on residual and convolutional networks"))
     assert len(examples) >= 3 and all(argv[0] == "attack-curve" for argv in examples)
     *curves, combine = examples
-    small = ["--n", "2", "--width", "4", "--train-steps", "20", "--budgets", "2,4", "--no-progress"]
+    small = ["--n", "2", "--train-steps", "20", "--budgets", "2,4", "--no-progress"]
     mlp = curves[0]
     conv_rescaled = next(argv for argv in curves if "--rescale" in argv and "conv" in argv[2])
     conv_standard = next(argv for argv in curves if "standard" in argv and "conv" in argv[2] and "--rescale" not in argv)
-    runs = [mlp + ["--training", "linearized"], conv_rescaled, conv_standard]
+    runs = [mlp + ["--training", "linearized", "--width", "4"], conv_rescaled, conv_standard]  # c= sizes the convs
     for argv in runs:
         assert main([*argv, *small]) == 0, argv
     folders = [argv[argv.index("--out") + 1] for argv in runs]

@@ -40,6 +40,9 @@ beta = sp.Symbol("beta", positive=True)
 """The surrogate's sharpness (the attack anneals it upward, e.g. 10 -> 200)."""
 
 PARAMETER_KINDS = ("float", "int", "floats", "expression")
+
+MAX_MONOMIAL_DEGREE = 5
+"""monomial's k runs from 0 to this: neural-tangents' Monomial layer refuses other degrees (NotImplementedError)."""
 """How a parameter's text in a spec is read: a finite float, an integer >= 0, comma-separated finite floats, or
 a formula in x (read by the whitelist parser theory.expressions.parse_expression, never evaluated)."""
 
@@ -86,6 +89,8 @@ class Activation:
     summary: str = ""
     certify_diagonal: bool = True
     """Whether sympy can integrate E[phi(u)^2] in closed form for the diagonal certificate (not for erf)."""
+    check: Callable[[Params], str | None] | None = None
+    """A rule on the parameters (defaults filled in): the problem in words, or None; a spec breaking it is refused."""
 
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():
@@ -114,9 +119,32 @@ _listeners: list[Callable[[], None]] = []
 
 
 def register(activation: Activation, *, replace: bool = False) -> Activation:
-    """Add ``activation`` to the registry (``replace`` to redefine an existing name)."""
+    """Add ``activation`` to the registry (``replace`` to redefine an existing name), after :func:`check_entry`."""
     if activation.name in _REGISTRY and not replace:
         raise RegistryError(f"activation {activation.name!r} is already registered")
+    check_entry(activation)
+    return _add(activation)
+
+
+def check_entry(activation: Activation) -> None:
+    """RegistryError unless specs can name ``activation`` and its phi is usable: its name is no layer keyword of
+    the chain grammar, and phi at the default parameters (when every parameter has one) passes the rules of an
+    ``expr:`` formula (theory.expressions.check_activation_expression; smoothness only without a closed-form dual)."""
+    from theory.architecture import SpecError, is_layer_keyword
+    from theory.expressions import check_activation_expression
+
+    if is_layer_keyword(activation.name):
+        raise RegistryError(f"activation name {activation.name!r} is a layer keyword of the chain grammar (dense, "
+                            "gap, flatten, res, convK, convKxK): no spec could name it")
+    if all(name in activation.defaults for name in activation.parameters):
+        try:
+            phi = activation.expression(dict(activation.defaults))
+            check_activation_expression(phi, str(phi), smooth=activation.dual is None)
+        except (SpecError, sp.SympifyError, TypeError, ValueError, ZeroDivisionError) as error:
+            raise RegistryError(f"activation {activation.name!r}: {error}") from None
+
+
+def _add(activation: Activation) -> Activation:
     _REGISTRY[activation.name] = activation
     _changed()
     return activation
@@ -230,13 +258,18 @@ BUILTIN = (
                stax=("ABRelu", lambda p: (p["a"], p["b"])), piecewise_linear=True, homogeneous_degree=1,
                summary="a min(x, 0) + b max(x, 0)"),
     Activation("monomial", phi=lambda p: x ** int(p["k"]), parameters={"k": "int"}, defaults={"k": 2},
-               stax=("Monomial", lambda p: (int(p["k"]),)), example="k=3", summary="x**k"),
+               stax=("Monomial", lambda p: (int(p["k"]),)), example="k=3", summary="x**k",
+               check=lambda p: None if 0 <= int(p["k"]) <= MAX_MONOMIAL_DEGREE else
+               f"k must be an integer from 0 to {MAX_MONOMIAL_DEGREE} (neural-tangents' Monomial layer, which the "
+               f"numerics use, takes no other degree), got {p['k']}"),
     Activation("poly", phi=lambda p: sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)),
                parameters={"coeffs": "floats"}, stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)),
-               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i"),
+               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i",
+               check=lambda p: None if any(float(c) != 0 for c in p["coeffs"]) else
+               "coeffs are all 0: the zero function, whose kernel is 0 (nothing to train or attack)"),
     Activation("expr", phi=_expression_phi, parameters={"phi": "expression"}, example="phi=tanh(x)",
                summary="a formula in x"),
 )
 
-for _entry in BUILTIN:
-    register(_entry)
+for _entry in BUILTIN:  # written and checked here (tests/test_activation_registry.py runs check_entry on each)
+    _add(_entry)

@@ -78,6 +78,12 @@ MAX_WINDOW = 64
 """Sanity bounds on a spec (a model file's spec is untrusted input), not limits of the code."""
 
 _CONV_NAME = re.compile(r"conv(\d+)(?:x(\d+))?")
+LAYER_KEYWORDS = ("dense", "gap", "flatten", "res")
+"""Layer names of the chain grammar besides convK / convKxK (:data:`_CONV_NAME`): no activation may take them."""
+
+
+def is_layer_keyword(name: str) -> bool:
+    return name.lower() in LAYER_KEYWORDS or _CONV_NAME.fullmatch(name.lower()) is not None
 
 
 class SpecError(ValueError):
@@ -126,12 +132,27 @@ def canonical_activation(name: str, params=()) -> L.Activation:
     missing = [key for key in allowed if key not in merged]
     if missing:
         raise SpecError(f"activation {name!r} needs parameter(s) {', '.join(missing)}")
+    rule = activations.get(name).check
+    problem = rule(merged) if rule is not None else None
+    if problem:
+        raise SpecError(f"activation {name!r}: {problem}")
     return L.Activation(name, tuple(sorted(merged.items())))
 
 
+WEIGHT_SCALE_RANGE = (1e-3, 1e3)
+"""sw lies in this range and sb in [0, its upper end]: outside it the kernels and the training that the numerics
+compute overflow or divide by zero (measured: relu:2 with sw=1e308 overflowed in the NTK, sw=1e-300 divided by 0,
+sw=1e10 trained to loss 3e26, erf:2:sb=1e200 failed in JAX), while sw=1e3 and sw=1e-3 train and attack."""
+
+
 def _check_weights(layer, what: str) -> None:
+    low, high = WEIGHT_SCALE_RANGE
     _positive(f"sigma_w (sw) of {what}", layer.sigma_w)
     _positive(f"sigma_b (sb) of {what}", layer.sigma_b, zero=True)
+    if not low <= layer.sigma_w <= high:
+        raise SpecError(f"sigma_w (sw) of {what} must be from {low:g} to {high:g}, got {layer.sigma_w!r}")
+    if layer.sigma_b > high:
+        raise SpecError(f"sigma_b (sb) of {what} must be from 0 to {high:g}, got {layer.sigma_b!r}")
     if layer.parameterization not in PARAMETERIZATIONS:
         raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {layer.parameterization!r}")
 
@@ -275,14 +296,9 @@ class Architecture:
             raise SpecError(f"depth must be an integer >= 1, got {depth!r}")
         if depth > MAX_LAYERS // 2:
             raise SpecError(f"depth must be at most {MAX_LAYERS // 2}, got {depth}")
-        if not (isinstance(sigma_w, (int, float)) and math.isfinite(sigma_w) and sigma_w > 0):
-            raise SpecError(f"sigma_w must be finite and > 0, got {sigma_w!r}")
-        if not (isinstance(sigma_b, (int, float)) and math.isfinite(sigma_b) and sigma_b >= 0):
-            raise SpecError(f"sigma_b must be finite and >= 0, got {sigma_b!r}")
-        if parameterization not in PARAMETERIZATIONS:
-            raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {parameterization!r}")
-        chain = L.fully_connected(L.Dense(sigma_w, sigma_b, parameterization), activation_layer, depth,
-                                  residual_scale)
+        dense = L.Dense(sigma_w, sigma_b, parameterization)
+        _check_weights(dense, "a dense layer")
+        chain = L.fully_connected(dense, activation_layer, depth, residual_scale)
         self._set(chain, dict(activation=activation, depth=depth, sigma_w=sigma_w, sigma_b=sigma_b,
                               parameterization=parameterization, activation_params=activation_layer.params,
                               residual_scale=residual_scale))

@@ -432,9 +432,19 @@ def parse_activation(text: str) -> sp.Expr:
     3. growth at most exp(c|x|): log|phi|/x**2 -> 0 (``exp(x**2)`` is refused: E[phi^2] is infinite for q >= 1/4).
     """
     expr = parse_expression(text)
-    source = text.strip()
-    _smooth(expr, source, derivative_domain=False)  # names Max, Abs, ... before asking where phi is defined
-    _real_everywhere(expr, source)
-    _smooth(expr, source, derivative_domain=True)
-    _grows_at_most_exponentially(expr, source)
+    check_activation_expression(expr, text.strip())
     return expr
+
+
+def check_activation_expression(expr: sp.Expr, source: str, *, smooth: bool = True) -> None:
+    """The rules of :func:`parse_activation` on a sympy ``phi`` (``source``: how messages show it): x its only
+    symbol, rule 1, rule 2 when ``smooth`` (phi is integrated by quadrature: no closed-form dual), rule 3."""
+    others = sorted(str(symbol) for symbol in expr.free_symbols if symbol != VARIABLE)
+    if others:
+        raise SpecError(f"phi={source} has symbol(s) {', '.join(others)} besides x")
+    if smooth:
+        _smooth(expr, source, derivative_domain=False)  # names Max, Abs, ... before asking where phi is defined
+    _real_everywhere(expr, source)
+    if smooth:
+        _smooth(expr, source, derivative_domain=True)
+    _grows_at_most_exponentially(expr, source)
