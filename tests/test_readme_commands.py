@@ -148,6 +148,11 @@ def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
                 record = json.loads((out / "tradeoff.json").read_text())
                 assert record["complete"] and len(record["settings"]) == 3
                 assert (out / "tradeoff.png").is_file()
+                # the accuracy of the trivial stand-ins that form a training set, beside the defended models'
+                stand_ins = record["trivial_test_accuracy"]
+                assert {name: row["points"] for name, row in stand_ins.items()} == {"class means": 10,
+                                                                                   "held-out points": 10}
+                assert all(0.1 < row["test_accuracy"] <= 1 for row in stand_ins.values()), stand_ins
         else:
             module = ".venv/bin/python -m proofs_check.distill_cli "
             assert line.startswith(module), line
