@@ -306,12 +306,13 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
     (folder / "cells").mkdir(parents=True, exist_ok=True)
     cells = grid.cells()
     rows: dict[int, dict[str, Any]] = {}
+    stale = 0  # cells stored by other code, computed again since reuse_other_code is False
     for index, cell in enumerate(cells):
         stored = load_cell(folder, cell, budget)
         if stored is not None and (reuse_other_code or not from_other_code([stored])):
             rows[index] = stored
+        stale += stored is not None and index not in rows
     reused = len(rows)
-    stale = sum(1 for index, cell in enumerate(cells) if index not in rows and cell_path(folder, cell, budget).exists())
     report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute"
            + (f" ({stale} of them stored by other code, computed again)" if stale else ""))
     other_code = from_other_code(rows.values())

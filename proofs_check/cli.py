@@ -188,7 +188,7 @@ def architecture_help() -> str:
             "res (residual branch scale).\n"
             f"expr:DEPTH:phi=FORMULA takes a formula in x made of {grammar_summary(activation=True)}, e.g. "
             "expr:2:phi=tanh(x);\n"
-            "it must be real, finite and smooth at every real x and grow at most like exp(c|x|).")
+            "it must be real, finite and smooth at every real x, and grow slower than every exp(c x**2).")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -835,7 +835,9 @@ def _sweep(args) -> int:
         result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print,
                                  reuse_other_code=not args.recompute_other_code)
     except KeyboardInterrupt:
-        done = sum(1 for cell in args.grid.cells() if sweep.load_cell(args.out, cell, args.budget) is not None)
+        stored = [sweep.load_cell(args.out, cell, args.budget) for cell in args.grid.cells()]
+        done = sum(row is not None and not (args.recompute_other_code and sweep.from_other_code([row]))
+                   for row in stored)
         raise CommandInterrupted(f"interrupted with {done} of {len(args.grid.cells())} cells done (kept in "
                                  f"{args.out / 'cells'}); rerun the same command to resume") from None
     all_rows = result.rows

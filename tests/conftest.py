@@ -45,7 +45,11 @@ TensorFlow and compiles its own functions); on the 2-core machine 2 workers took
 
 
 def pytest_xdist_auto_num_workers(config):
-    return min(os.cpu_count() or 1, MAX_WORKERS)
+    """PYTEST_XDIST_AUTO_NUM_WORKERS when set (xdist's own override), else the cores this process may use, capped."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(cores, MAX_WORKERS)
 
 
 def _is_xdist_worker(config) -> bool:

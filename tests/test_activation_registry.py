@@ -87,6 +87,7 @@ def test_every_builtin_entry_passes_the_rules_user_entries_get():
     ("infinite", lambda p: sp.Integer(1) / 0, "is not real and finite"),
     ("kinked", lambda p: sp.Abs(activations.x), "is not smooth"),
     ("gaussian_growth", lambda p: sp.exp(activations.x ** 2), "grows too fast"),
+    ("zero", lambda p: sp.Integer(0), "is the zero function"),
 ])
 def test_register_refuses_entries_no_spec_could_use(name, phi, words):
     """Such entries were accepted and failed later: a keyword name could never be parsed, and phi crashed the
@@ -94,3 +95,24 @@ def test_register_refuses_entries_no_spec_could_use(name, phi, words):
     with pytest.raises(activations.RegistryError, match=re.escape(words)):
         activations.register(activations.Activation(name=name, phi=phi))
     assert name not in activations.names()
+
+
+def test_register_refuses_a_parameter_named_like_a_spec_option():
+    """``swp:2:sw=3`` would set sigma_w and leave the parameter at its default: the spec could not round-trip."""
+    with pytest.raises(activations.RegistryError, match="parameter name 'sw' is a spec option"):
+        activations.register(activations.Activation(name="swp", phi=lambda p: activations.x * p["sw"],
+                                                     parameters={"sw": "float"}, defaults={"sw": 1.0}))
+
+
+@pytest.mark.parametrize("name, phi, extra", [
+    ("sinc_like", lambda p: sp.sinc(activations.x), {}),  # smooth and bounded; sympy cannot decide rule 1
+    ("sign_by_stax", lambda p: sp.sign(activations.x), {"stax": ("Sign", lambda p: ())}),  # NT's layer, no quadrature
+])
+def test_register_accepts_entries_the_rules_cannot_refuse(name, phi, extra):
+    """Code is trusted to be what it says where sympy cannot decide a rule, and smoothness matters only where the
+    kernel is integrated by quadrature (no dual, no neural-tangents layer): the review found both refused."""
+    try:
+        activations.register(activations.Activation(name=name, phi=phi, **extra))
+        assert name in activations.names()
+    finally:
+        activations.unregister(name)

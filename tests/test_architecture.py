@@ -42,7 +42,8 @@ def test_defaults_filled_in():
     ("dense:sw=2000 > relu > dense", "must be from 0.001 to 1000"),
     # neural-tangents' Monomial takes degrees 0-5; an all-zero polynomial is the zero function
     ("monomial:2:k=6", "k must be an integer from 0 to 5"),
-    ("poly:2:coeffs=0,0,0", "coeffs are all 0"),
+    ("poly:2:coeffs=0,0,0", "phi=0 is the zero function"),
+    ("expr:2:phi=0*x", "phi=0[*]x is the zero function"),
 ])
 def test_bad_specs_name_the_problem(spec, message):
     with pytest.raises(SpecError, match=message):

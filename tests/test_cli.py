@@ -179,7 +179,8 @@ def _bad_input_cases():
         (["attack", "--arch", "dense", "--width", "8"], "--width 8 sets no layer of dense (no hidden layer)"),
         # specs whose numbers the numerics cannot compute: refused by the spec rules, before training
         (["attack", "--arch", "monomial:2:k=6"], "activation 'monomial': k must be an integer from 0 to 5"),
-        (["attack", "--arch", "poly:2:coeffs=0,0,0"], "coeffs are all 0"),
+        (["attack", "--arch", "poly:2:coeffs=0,0,0"], "activation 'poly': phi=0 is the zero function"),
+        (["attack", "--arch", "expr:2:phi=0"], "phi=0 is the zero function: its kernel is 0"),
         (["run", "D1", "--arch", "relu:2:sw=1e308"], "sigma_w (sw) of a dense layer must be from 0.001 to 1000"),
         (["attack", "--arch", "relu:2:sw=1e-300"], "must be from 0.001 to 1000"),
         # attack-curve: the attack's width rule, no series twice, --combine never overwrites an input

@@ -84,6 +84,11 @@ def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monk
     assert {r["code"] for r in json.loads((tmp_path / "results.json").read_text())} == {"edited"}
     settled = sweep.run_sweep(grid, budget, tmp_path, cell_fn=fake_cell(calls), reuse_other_code=False)
     assert (settled.reused, settled.computed) == (4, 0)
+    damaged = sorted((tmp_path / "cells").glob("*.json"))[0]  # a cut-short file is recomputed, not "other code"
+    damaged.write_text(damaged.read_text()[:10])
+    lines.clear()
+    sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls), reuse_other_code=False)
+    assert lines[0].endswith("1 to compute"), lines[0]
 
 
 def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tmp_path):

@@ -130,16 +130,21 @@ def check_entry(activation: Activation) -> None:
     """RegistryError unless specs can name ``activation`` and its phi is usable: its name is no layer keyword of
     the chain grammar, and phi at the default parameters (when every parameter has one) passes the rules of an
     ``expr:`` formula (theory.expressions.check_activation_expression; smoothness only without a closed-form dual)."""
-    from theory.architecture import SpecError, is_layer_keyword
+    from theory.architecture import RESERVED_OPTIONS, SpecError, is_layer_keyword
     from theory.expressions import check_activation_expression
 
+    clashes = [name for name in activation.parameters if name in RESERVED_OPTIONS]
+    if clashes:
+        raise RegistryError(f"activation {activation.name!r}: parameter name {clashes[0]!r} is a spec option of its "
+                            f"own ({', '.join(RESERVED_OPTIONS)}): specs could not set it")
     if is_layer_keyword(activation.name):
         raise RegistryError(f"activation name {activation.name!r} is a layer keyword of the chain grammar (dense, "
                             "gap, flatten, res, convK, convKxK): no spec could name it")
     if all(name in activation.defaults for name in activation.parameters):
         try:
             phi = activation.expression(dict(activation.defaults))
-            check_activation_expression(phi, str(phi), smooth=activation.dual is None)
+            check_activation_expression(phi, str(phi), smooth=activation.dual is None and activation.stax is None,
+                                        proven_only=True)
         except (SpecError, sp.SympifyError, TypeError, ValueError, ZeroDivisionError) as error:
             raise RegistryError(f"activation {activation.name!r}: {error}") from None
 
@@ -234,6 +239,20 @@ def _erf_dual(p: Params) -> tuple[sp.Expr, sp.Expr]:
     return 2 / sp.pi * sp.asin(2 * c_var / sp.sqrt(det)), 4 / sp.pi / sp.sqrt(det - 4 * c_var**2)
 
 
+def _zero_function_problem(phi: sp.Expr) -> str | None:
+    """The zero-function rule of theory.expressions.check_activation_expression, as a parameter check's answer."""
+    from theory.architecture import SpecError
+    from theory.expressions import check_activation_expression
+
+    if not phi.is_zero:
+        return None
+    try:
+        check_activation_expression(phi, str(phi))
+    except SpecError as error:
+        return str(error)
+    return None
+
+
 def _expression_phi(p: Params) -> sp.Expr:
     from theory.expressions import parse_activation  # whitelist parser: untrusted text is data; activation rules
 
@@ -264,9 +283,8 @@ BUILTIN = (
                f"numerics use, takes no other degree), got {p['k']}"),
     Activation("poly", phi=lambda p: sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)),
                parameters={"coeffs": "floats"}, stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)),
-               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i",
-               check=lambda p: None if any(float(c) != 0 for c in p["coeffs"]) else
-               "coeffs are all 0: the zero function, whose kernel is 0 (nothing to train or attack)"),
+               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i", check=lambda p: _zero_function_problem(
+                   sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)))),
     Activation("expr", phi=_expression_phi, parameters={"phi": "expression"}, example="phi=tanh(x)",
                summary="a formula in x"),
 )

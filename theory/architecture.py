@@ -78,12 +78,14 @@ MAX_WINDOW = 64
 """Sanity bounds on a spec (a model file's spec is untrusted input), not limits of the code."""
 
 _CONV_NAME = re.compile(r"conv(\d+)(?:x(\d+))?")
-LAYER_KEYWORDS = ("dense", "gap", "flatten", "res")
-"""Layer names of the chain grammar besides convK / convKxK (:data:`_CONV_NAME`): no activation may take them."""
+RESERVED_OPTIONS = (*WEIGHT_OPTIONS, "res", "s", "act", "c")
+"""Spec options of the shorthand and of the chain's layers: no activation parameter may take these names."""
 
 
 def is_layer_keyword(name: str) -> bool:
-    return name.lower() in LAYER_KEYWORDS or _CONV_NAME.fullmatch(name.lower()) is not None
+    """Whether ``name`` is a layer of the chain grammar (:data:`LAYER_NAMES`; convK and convKxK by pattern)."""
+    name = name.strip().lower()
+    return (name in LAYER_NAMES and not name.startswith("conv")) or _CONV_NAME.fullmatch(name) is not None
 
 
 class SpecError(ValueError):
@@ -763,7 +765,7 @@ def parse_spec(spec: str) -> Architecture:
         raise SpecError("empty architecture spec; expected ACTIVATION:DEPTH[:KEY=VALUE]... (e.g. relu:2) "
                         "or a chain of layers (e.g. dense > relu > dense)")
     head = spec.strip().split(":")[0].strip().lower()
-    if ">" in spec or "=" in head or head in ("dense", "gap", "flatten", "res") or _CONV_NAME.fullmatch(head):
+    if ">" in spec or "=" in head or is_layer_keyword(head):
         return parse_chain(spec)
     parts = spec.strip().split(":")
     activation = parts[0].strip().lower()
