@@ -107,8 +107,10 @@ MAX_CELLS = 100_000
 take days, and a grid of 10^8 spent minutes just listing its cells before printing anything."""
 
 
-def check_cell_count(count: int) -> None:
-    """ValueError when a grid of ``count`` cells is larger than :data:`MAX_CELLS`."""
+def check_cell_count(*axis_lengths: int) -> None:
+    """ValueError when a grid whose axes have these lengths (datasets, widths, N, parametrizations, trainings, seeds)
+    has more than :data:`MAX_CELLS` cells; the command line asks before it lists the seeds."""
+    count = math.prod(axis_lengths)
     if count > MAX_CELLS:
         raise ValueError(f"the grid has {count:,} cells, more than the {MAX_CELLS:,} a sweep may have: fewer seeds, "
                          "widths, N, datasets, parametrizations or trainings")
@@ -119,8 +121,7 @@ def check_grid(grid: Grid) -> None:
     than :data:`MAX_CELLS` cells."""
     from numerics import audit
 
-    check_cell_count(math.prod(map(len, (grid.datasets, grid.widths, grid.ns, grid.params, grid.trainings,
-                                         grid.seeds))))
+    check_cell_count(*map(len, (grid.datasets, grid.widths, grid.ns, grid.params, grid.trainings, grid.seeds)))
 
     for name, values, known in (("dataset", grid.datasets, DATASETS), ("param", grid.params, PARAMETRIZATIONS),
                                 ("training", grid.trainings, TRAININGS)):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import math
 import sys
 import tempfile
 import time
@@ -806,8 +805,8 @@ def _check_sweep(args) -> None:
         return value if isinstance(value, tuple) else None
 
     try:
-        sweep.check_cell_count(math.prod(len(listed(value) or value.split(",")) for value in (
-            args.datasets, args.widths, args.ns, args.params, args.trainings)) * args.seeds)
+        sweep.check_cell_count(*(len(listed(value) or value.split(",")) for value in (
+            args.datasets, args.widths, args.ns, args.params, args.trainings)), args.seeds)
         args.grid = sweep.Grid(datasets=listed(args.datasets) or _name_list(sweep.DATASETS)(args.datasets),
                                widths=listed(args.widths) or _int_list(args.widths),
                                ns=listed(args.ns) or _int_list(args.ns),

@@ -128,8 +128,9 @@ def register(activation: Activation, *, replace: bool = False) -> Activation:
 
 def check_entry(activation: Activation) -> None:
     """RegistryError unless specs can name ``activation`` and its phi is usable: its name is no layer keyword of
-    the chain grammar, and phi at the default parameters (when every parameter has one) passes the rules of an
-    ``expr:`` formula (theory.expressions.check_activation_expression; smoothness only without a closed-form dual)."""
+    the chain grammar, no parameter is named like a spec option, and phi at the default parameters (when every
+    parameter has one) is not shown to break the rules of an ``expr:`` formula
+    (theory.expressions.check_activation_expression; smoothness only with neither ``dual`` nor ``stax``)."""
     from theory.architecture import RESERVED_OPTIONS, SpecError, is_layer_keyword
     from theory.expressions import check_activation_expression
 
@@ -239,18 +240,15 @@ def _erf_dual(p: Params) -> tuple[sp.Expr, sp.Expr]:
     return 2 / sp.pi * sp.asin(2 * c_var / sp.sqrt(det)), 4 / sp.pi / sp.sqrt(det - 4 * c_var**2)
 
 
-def _zero_function_problem(phi: sp.Expr) -> str | None:
-    """The zero-function rule of theory.expressions.check_activation_expression, as a parameter check's answer."""
-    from theory.architecture import SpecError
-    from theory.expressions import check_activation_expression
+def _poly_phi(p: Params) -> sp.Expr:
+    return sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0))
 
-    if not phi.is_zero:
-        return None
-    try:
-        check_activation_expression(phi, str(phi))
-    except SpecError as error:
-        return str(error)
-    return None
+
+def _poly_check(p: Params) -> str | None:
+    from theory.expressions import zero_function_problem  # the rule expr: formulas and registry entries obey
+
+    phi = _poly_phi(p)
+    return zero_function_problem(phi, str(phi))
 
 
 def _expression_phi(p: Params) -> sp.Expr:
@@ -281,10 +279,9 @@ BUILTIN = (
                check=lambda p: None if 0 <= int(p["k"]) <= MAX_MONOMIAL_DEGREE else
                f"k must be an integer from 0 to {MAX_MONOMIAL_DEGREE} (neural-tangents' Monomial layer, which the "
                f"numerics use, takes no other degree), got {p['k']}"),
-    Activation("poly", phi=lambda p: sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)),
-               parameters={"coeffs": "floats"}, stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)),
-               example="coeffs=0.5,1,0.25", summary="sum_i c_i x**i", check=lambda p: _zero_function_problem(
-                   sum((exact(ck) * x**i for i, ck in enumerate(p["coeffs"])), sp.Integer(0)))),
+    Activation("poly", phi=_poly_phi, parameters={"coeffs": "floats"},
+               stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)), example="coeffs=0.5,1,0.25",
+               summary="sum_i c_i x**i", check=_poly_check),
     Activation("expr", phi=_expression_phi, parameters={"phi": "expression"}, example="phi=tanh(x)",
                summary="a formula in x"),
 )

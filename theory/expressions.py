@@ -37,9 +37,9 @@ import sympy as sp
 from theory.architecture import SpecError
 
 VARIABLE = sp.Symbol("x", real=True)
+"""The one free symbol of an activation expression (equal to :data:`theory.dual.x_symbol`)."""
 UNDECIDED = "cannot establish"
 """How a rule's message starts when sympy could not decide it (a formula is refused; a registry entry is not)."""
-"""The one free symbol of an activation expression (equal to :data:`theory.dual.x_symbol`)."""
 
 FUNCTIONS: Mapping[str, tuple[Callable[..., sp.Expr], int, int | None]] = {
     # name: (sympy function, least and most number of arguments; None = any number)
@@ -438,6 +438,11 @@ def parse_activation(text: str) -> sp.Expr:
     return expr
 
 
+def zero_function_problem(expr: sp.Expr, source: str) -> str | None:
+    """The zero-function rule (its kernel is 0): the problem in words when ``expr`` is 0, else None."""
+    return f"phi={source} is the zero function: its kernel is 0, nothing to train or attack" if expr.is_zero else None
+
+
 def check_activation_expression(expr: sp.Expr, source: str, *, smooth: bool = True, proven_only: bool = False) -> None:
     """The rules of :func:`parse_activation` on a sympy ``phi`` (``source``: how messages show it): x its only
     symbol, not the zero function (its kernel is 0: nothing to train or attack), rule 1, rule 2 when ``smooth``
@@ -446,8 +451,9 @@ def check_activation_expression(expr: sp.Expr, source: str, *, smooth: bool = Tr
     others = sorted(str(symbol) for symbol in expr.free_symbols if symbol != VARIABLE)
     if others:
         raise SpecError(f"phi={source} has symbol(s) {', '.join(others)} besides x")
-    if expr.is_zero:
-        raise SpecError(f"phi={source} is the zero function: its kernel is 0, nothing to train or attack")
+    zero = zero_function_problem(expr, source)
+    if zero:
+        raise SpecError(zero)
     if smooth:
         _smooth(expr, source, derivative_domain=False)  # names Max, Abs, ... before asking where phi is defined
     try:
