@@ -144,7 +144,8 @@ def run(args) -> int:
     from rich.console import Console
 
     from numerics import audit
-    from numerics.attack import parameter_space_attack
+    from numerics.attack import attack_divergence, parameter_space_attack
+    from proofs_check.cli import RunFailed
 
     console = Console(highlight=False)
     out: Path = args.out
@@ -184,6 +185,10 @@ def run(args) -> int:
                                             key=jax.random.PRNGKey(args.seed + 1), steps=max(args.budgets), lr=args.lr,
                                             box=dataset.box, progress=not args.no_progress, chunk=chunk,
                                             on_chunk=keep)
+            diverged = attack_divergence(result)
+            if diverged:  # its scores would be those of a broken run
+                raise RunFailed(f"the attack on {arch.spec} ({training}) diverged: {diverged}; rerun with a smaller "
+                                f"--lr (now {args.lr:g})")
             entry["final_loss"] = result.final_loss
             for budget in args.budgets:
                 x_recon, seconds = snapshots[budget]

@@ -263,18 +263,30 @@ def test_progress_bars_show_full_totals_at_any_width(width):
     assert "135/20000" in last_frame and "objective 1.250e-03" in last_frame
 
 
-@pytest.mark.parametrize("lr, words", [
-    ("1e300", "its reconstructions are not finite after 20 steps"),
-    ("1e12", "above 1000 times where it started")])
-def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys, lr, words):
+@pytest.mark.parametrize("lr, mode, words", [
+    ("1e300", "joint", "its reconstructions are not finite after 20 steps"),
+    ("1e12", "joint", "above 1000 times where it started"),
+    ("2", "profiled", "above where it started (4.144): the steps made no progress")])
+def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys, lr, mode, words):
     """A step size that sends the reconstructions to inf is no traceback from the scoring, and one that blows the
-    objective up to finite but absurd values (3e46 at --lr 1e12) is no leakage table with exit 0: one line, exit 1."""
-    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", lr, "--no-progress",
-            "--out", str(tmp_path / "run")]
+    objective up to finite but absurd values (3e46 at --lr 1e12) is no leakage table with exit 0: one line, exit 1.
+    The profiled objective is bounded; a step that only raises it (4.14 -> 40.6 at --lr 2) is caught as well."""
+    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", lr, "--mode", mode,
+            "--no-progress", "--out", str(tmp_path / "run")]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the attack diverged: its " in err and words in err, err
     assert f"smaller --lr (now {float(lr):g})" in err, err
+
+
+def test_a_diverged_series_of_attack_curve_is_one_line_and_exit_1(tmp_path, capsys):
+    """attack-curve asks the same divergence rule as attack: a series whose attack blew up is not scored."""
+    argv = ["attack-curve", "--arch", "relu:2", "--training", "linearized", "--width", "32", "--n", "4",
+            "--train-steps", "50", "--budgets", "20", "--lr", "1e12", "--no-progress", "--out", str(tmp_path / "c")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the attack on relu:2 (linearized) diverged: its " in err, err
+    assert "smaller --lr (now 1e+12)" in err and not (tmp_path / "c" / "attack_curve.json").exists(), err
 
 
 def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible():
