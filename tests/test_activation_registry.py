@@ -98,6 +98,35 @@ def test_register_refuses_entries_no_spec_could_use(name, phi, words):
     assert name not in activations.names()
 
 
+def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults():
+    """A parameter without a default is checked where a spec gives it: g=0 makes phi zero (ZeroDivisionError after
+    training before), and exp(g x^2) at g=1 grows as fast as the expr: formula exp(x**2), which is refused."""
+    from theory.architecture import SpecError
+
+    scaled = activations.Activation(name="scaled", phi=lambda p: p["g"] * sp.tanh(activations.x),
+                                    parameters={"g": "float"})
+    gauss = activations.Activation(name="gauss", phi=lambda p: sp.exp(p["g"] * activations.x ** 2),
+                                   parameters={"g": "float"})
+    with activations.registered(scaled), activations.registered(gauss):
+        assert parse_spec("scaled:2:g=0.5").spec == "scaled:2:g=0.5"
+        with pytest.raises(SpecError, match="activation 'scaled': phi=0 is the zero function"):
+            parse_spec("scaled:2:g=0")
+        with pytest.raises(SpecError, match=re.escape("activation 'gauss': phi=exp(1.0*x**2) grows too fast")):
+            parse_spec("gauss:1:g=1")
+        assert parse_spec("gauss:1:g=-1").spec == "gauss:1:g=-1"
+
+
+@pytest.mark.parametrize("entry, words", [
+    (dict(phi=lambda p: activations.x * p["missing"]), "phi raised KeyError: 'missing' at the default parameters"),
+    (dict(phi=lambda p: activations.x, defaults={"g": 1.0}), "default for 'g', which is not among its parameters"),
+])
+def test_register_says_what_is_wrong_with_code_in_one_line(entry, words):
+    """A phi that raises was a raw KeyError; a default for no parameter was accepted silently."""
+    with pytest.raises(activations.RegistryError, match=re.escape(words)):
+        activations.register(activations.Activation(name="rough", **entry))
+    assert "rough" not in activations.names()
+
+
 def test_register_refuses_a_parameter_named_like_a_spec_option():
     """``swp:2:sw=3`` would set sigma_w and leave the parameter at its default: the spec could not round-trip."""
     with pytest.raises(activations.RegistryError, match="parameter name 'sw' is a spec option"):

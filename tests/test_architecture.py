@@ -44,10 +44,27 @@ def test_defaults_filled_in():
     ("monomial:2:k=6", "k must be an integer from 0 to 5"),
     ("poly:2:coeffs=0,0,0", "phi=0 is the zero function"),
     ("expr:2:phi=0*x", "phi=0[*]x is the zero function"),
+    # accepted before, then failed after training (ZeroDivisionError, OverflowError, LinAlgError) or trained on 0
+    ("abrelu:2:a=0:b=0", "activation 'abrelu': phi=0 is the zero function"),
+    ("leaky_relu:2:alpha=1e308", "alpha=1e[+]308: every number of an activation's parameters must be from -1000 to "
+                                 "1000"),
+    ("abrelu:2:a=1e308", "must be from -1000 to 1000"),
+    ("poly:2:coeffs=1e300,1e300", "coeffs=1e[+]300,1e[+]300: every number"),
+    ("relu:2:res=1e308", r"the residual branch scale \(s, res\) must be at most 1000"),
+    ("dense > res:s=1e308:act=relu > relu > dense", "must be at most 1000"),
+    ("expr:1:phi=atan(x)*1e308*1e308", r"reaches 1.33E\+616 at x = -4: above 1e\+16"),
+    ("expr:1:phi=sin(x)**2+cos(x)**2-1", r"is numerically the zero function \(\|phi\(x\)\| <= 1e-12"),
 ])
 def test_bad_specs_name_the_problem(spec, message):
     with pytest.raises(SpecError, match=message):
         parse_spec(spec)
+
+
+@pytest.mark.parametrize("spec", ["leaky_relu:2:alpha=1000", "abrelu:2:a=-1000:b=1000", "poly:2:coeffs=1000,1000",
+                                  "relu:2:res=1000", "expr:2:phi=atan(x)*1e15", "expr:1:phi=exp(7*x)"])
+def test_specs_at_the_ends_of_the_ranges_parse(spec):
+    """The ends of the ranges stay usable (atan(x)*1e15, up to 1.3e15, trains and attacks at depths 1 and 2)."""
+    assert parse_spec(spec).spec
 
 
 def test_expr_activation_rejects_other_symbols():

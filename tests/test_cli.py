@@ -181,6 +181,9 @@ def _bad_input_cases():
         (["attack", "--arch", "monomial:2:k=6"], "activation 'monomial': k must be an integer from 0 to 5"),
         (["attack", "--arch", "poly:2:coeffs=0,0,0"], "activation 'poly': phi=0 is the zero function"),
         (["attack", "--arch", "expr:2:phi=0"], "phi=0 is the zero function: its kernel is 0"),
+        (["attack", "--arch", "abrelu:2:a=0:b=0"], "activation 'abrelu': phi=0 is the zero function"),
+        (["run", "D1", "--arch", "leaky_relu:2:alpha=1e308"], "every number of an activation's parameters must be"),
+        (["attack", "--arch", "expr:1:phi=sin(x)**2+cos(x)**2-1"], "is numerically the zero function"),
         (["run", "D1", "--arch", "relu:2:sw=1e308"], "sigma_w (sw) of a dense layer must be from 0.001 to 1000"),
         (["attack", "--arch", "relu:2:sw=1e-300"], "must be from 0.001 to 1000"),
         # attack-curve: the attack's width rule, no series twice, --combine never overwrites an input

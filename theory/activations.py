@@ -138,6 +138,10 @@ def check_entry(activation: Activation) -> None:
     if clashes:
         raise RegistryError(f"activation {activation.name!r}: parameter name {clashes[0]!r} is a spec option of its "
                             f"own ({', '.join(RESERVED_OPTIONS)}): specs could not set it")
+    stray = [name for name in activation.defaults if name not in activation.parameters]
+    if stray:
+        raise RegistryError(f"activation {activation.name!r}: default for {stray[0]!r}, which is not among its "
+                            f"parameters ({', '.join(activation.parameters) or 'none'})")
     if is_layer_keyword(activation.name):
         raise RegistryError(f"activation name {activation.name!r} is a layer keyword of the chain grammar (dense, "
                             "gap, flatten, res, convK, convKxK): no spec could name it")
@@ -148,6 +152,9 @@ def check_entry(activation: Activation) -> None:
                                         proven_only=True)
         except (SpecError, sp.SympifyError, TypeError, ValueError, ZeroDivisionError) as error:
             raise RegistryError(f"activation {activation.name!r}: {error}") from None
+        except Exception as error:  # phi is code: whatever it raises, say so in one line
+            raise RegistryError(f"activation {activation.name!r}: phi raised {type(error).__name__}: {error} at the "
+                                "default parameters") from None
 
 
 def _add(activation: Activation) -> Activation:

@@ -35,9 +35,12 @@ express the chain), so ``parse_spec(a.spec) == a``. Specs are data: every value 
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Callable, Iterator, Mapping
+
+import sympy as sp
 
 from theory import activations
 from theory import layers as L
@@ -138,7 +141,49 @@ def canonical_activation(name: str, params=()) -> L.Activation:
     problem = rule(merged) if rule is not None else None
     if problem:
         raise SpecError(f"activation {name!r}: {problem}")
-    return L.Activation(name, tuple(sorted(merged.items())))
+    items = tuple(sorted(merged.items()))
+    problem = _values_problem(name, items)
+    if problem:
+        raise SpecError(f"activation {name!r}: {problem}")
+    return L.Activation(name, items)
+
+
+ACTIVATION_PARAMETER_LIMIT = 1e3
+"""Every number among an activation's parameters lies in [-1e3, 1e3], the bound of sw (WEIGHT_SCALE_RANGE): measured,
+leaky_relu:2:alpha=1e308, abrelu:2:a=1e308 and poly:2:coeffs=1e300,1e300 overflowed after training."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _values_problem(name: str, items: tuple) -> str | None:
+    """What makes these parameter values unusable (the problem in words), or None: a number outside
+    :data:`ACTIVATION_PARAMETER_LIMIT`, or phi at these values shown to break the rules of an ``expr:`` formula
+    (theory.expressions.check_activation_expression: the zero function, numerically too; values above its magnitude
+    limit; growth faster than every exp(c x^2); another symbol), the rules :func:`theory.activations.check_entry`
+    asks of the defaults when an entry is registered. Cached per (name, values); the cache clears when the registry
+    changes."""
+    from theory.expressions import check_activation_expression
+
+    entry = activations.get(name)
+    for key, value in items:
+        kind = entry.parameters.get(key)
+        numbers = value if kind == "floats" else (value,) if kind in ("float", "int") else ()
+        if any(abs(v) > ACTIVATION_PARAMETER_LIMIT for v in numbers):
+            return (f"{key}={_number(value) if kind != 'floats' else ','.join(map(_number, value))}: every number "
+                    f"of an activation's parameters must be from {-ACTIVATION_PARAMETER_LIMIT:g} to "
+                    f"{ACTIVATION_PARAMETER_LIMIT:g}")
+    if entry.parameters and all(kind == "expression" for kind in entry.parameters.values()):
+        return None  # an expr: formula was checked by its parser (theory.expressions.parse_activation), all rules
+    try:
+        phi = entry.expression(dict(items))
+        check_activation_expression(phi, str(phi), smooth=entry.dual is None and entry.stax is None, proven_only=True)
+    except SpecError as error:
+        return str(error)
+    except (sp.SympifyError, TypeError, ValueError, ZeroDivisionError, KeyError) as error:
+        return f"phi cannot be formed at these values ({type(error).__name__}: {error})"
+    return None
+
+
+activations.on_change(_values_problem.cache_clear)
 
 
 WEIGHT_SCALE_RANGE = (1e-3, 1e3)
@@ -157,6 +202,13 @@ def _check_weights(layer, what: str) -> None:
         raise SpecError(f"sigma_b (sb) of {what} must be from 0 to {high:g}, got {layer.sigma_b!r}")
     if layer.parameterization not in PARAMETERIZATIONS:
         raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {layer.parameterization!r}")
+
+
+def _check_residual_scale(scale: float) -> None:
+    """The residual branch scale is at most sw's upper bound (it scales the branch's weights once more): measured,
+    res=1e308 failed in training's eigensolver."""
+    if scale > WEIGHT_SCALE_RANGE[1]:
+        raise SpecError(f"the residual branch scale (s, res) must be at most {WEIGHT_SCALE_RANGE[1]:g}, got {scale!r}")
 
 
 def canonical_layer(layer):
@@ -179,6 +231,7 @@ def canonical_layer(layer):
         return L.Conv(window, layer.channels, layer.sigma_w, layer.sigma_b, layer.parameterization)
     if isinstance(layer, L.Residual):
         _positive("the residual branch scale (s, res)", layer.scale)
+        _check_residual_scale(layer.scale)
         if not isinstance(layer.dense, L.Dense):
             raise SpecError(f"a residual block's branch ends in a dense layer, got {layer.dense!r}")
         _check_weights(layer.dense, "a residual branch")
@@ -291,6 +344,7 @@ class Architecture:
                  residual_scale: float = 0.0):
         if not (isinstance(residual_scale, (int, float)) and math.isfinite(residual_scale) and residual_scale >= 0):
             raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {residual_scale!r}")
+        _check_residual_scale(residual_scale)
         if residual_scale > 0 and parameterization != "ntk":
             raise SpecError("residual blocks (res=) are defined in the NTK parametrization only")
         activation_layer = canonical_activation(activation, activation_params)
