@@ -618,6 +618,21 @@ def _check_params(params_0: Params, params_f: Params) -> None:
                 raise ValueError(f"{name} contains NaN or inf at {_path_name(path)}")
 
 
+def check_parameter_change(params_0: Params, params_f: Params) -> None:
+    """ValueError (one line) unless (params_0, params_f) is a model the attack can invert: equal structures and
+    shapes, finite entries, and Delta theta = params_f - params_0 nonzero with ||theta||^2 finite in float64 (a
+    model file scaled by 1e300 overflowed and was reported as an attack diverged by its step size)."""
+    _check_params(params_0, params_f)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the finding, reported below
+        squares = [sum(float(np.sum(np.square(np.asarray(leaf, np.float64)))) for leaf in jax.tree_util.tree_leaves(tree))
+                   for tree in (params_0, params_f, jax.tree_util.tree_map(
+                       lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64), params_0, params_f))]
+    if not all(math.isfinite(value) for value in squares):
+        raise ValueError("the parameters are too large for float64: ||theta||^2 or ||Delta theta||^2 overflows")
+    if squares[2] == 0.0:
+        raise ValueError("params_f equals params_0: Delta theta = 0, there is nothing to reconstruct")
+
+
 SLOW_ATTACK_WORK = 100_000_000
 """Parameters x reconstructions x thetas* above which an attack times its first steps one at a time and sizes
 its chunks so that a Ctrl-C or a progress update waits about numerics.progress.PROGRESS_SECONDS: relu:2 at width
@@ -801,7 +816,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
-    _check_params(params_0, params_f)
+    check_parameter_change(params_0, params_f)
     n_recon = check_recon_count(n_recon)
     in_dim = _check_positive_int("in_dim", in_dim)
     steps = _check_positive_int("steps", steps)
@@ -831,8 +846,6 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     params_0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_0)
     params_f = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_f)
     delta = _tree_sub(params_f, params_0)
-    if float(_tree_sqnorm(delta)) == 0.0:
-        raise ValueError("params_f equals params_0: Delta theta = 0, there is nothing to reconstruct")
     thetas64 = _select_thetas(at, params_0, params_f)
     dtype = jnp.dtype(precision)
     thetas, delta_run = jax.tree_util.tree_map(lambda a: a.astype(dtype), (thetas64, delta))

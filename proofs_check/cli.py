@@ -498,7 +498,7 @@ def _fill_data_defaults(args) -> None:
 
 def _check_attack(args) -> None:
     from numerics import audit
-    from numerics.attack import check_recon_count
+    from numerics.attack import check_parameter_change, check_recon_count
     from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference, read_run
 
     given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
@@ -508,6 +508,10 @@ def _check_attack(args) -> None:
                              "to train; with --model the file "
                              "describes the network")
         model = args.model
+        try:
+            check_parameter_change(model.params_0, model.params_f)
+        except ValueError as error:
+            raise UsageError(f"--model {model.source}: {error}") from None
         args.arch, args.width, args.training, args.train_steps = model.arch, model.width, None, None
         args.model_fingerprint = fingerprint(model.params_0, model.params_f)
         _recorded_training_data(args)

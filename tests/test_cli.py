@@ -71,6 +71,8 @@ def models(tmp_path_factory):
     files["too_many"] = folder / "too_many.npz"
     np.savez(folder / "other_dims.npz", **{**recorded, "data_name": np.array("sphere")})
     files["other_dims"] = folder / "other_dims.npz"
+    files["unmoved"] = save_model(folder / "unmoved.npz", params_0, params_0, arch, 16, 1)
+    files["huge"] = save_model(folder / "huge.npz", params_0, jax.tree.map(lambda a: a * 1e300, params_0), arch, 16, 1)
     return files
 
 
@@ -149,6 +151,9 @@ def _bad_input_cases():
         (["attack", "--model", "{other}"], "is not a saved model of this program: it lacks spec"),
         (["attack", "--model", "{shapes}"], "has shape (64, 16) and dtype float64, expected shape (64, 17)"),
         (["attack", "--model", "{evil_spec}"], "name '__import__' is not allowed"),
+        # a traceback after loading, and a --lr hint for a file too large for float64, before
+        (["attack", "--model", "{unmoved}"], "unmoved.npz: params_f equals params_0: Delta theta = 0, there is nothing"),
+        (["attack", "--model", "{huge}"], "huge.npz: the parameters are too large for float64"),
         (["attack", "--model", "{import_spec}"], "syntax error at 'import'"),
         (["attack", "--model", "{pickled}"], "holds Python objects"),
         (["attack", "--model", "{ints}"], "dtype int64"),
