@@ -155,6 +155,29 @@ def ensure_writable(path: Path, option: str) -> None:
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
 
 
+OWNER_FILE = ".proofs-check-command"
+"""Written in every output folder a command is about to fill, holding the command's name: a folder holds one
+command's results (a sweep, defend or attack-curve run into an attack's folder used to exit 0 with the two
+commands' files mixed)."""
+
+
+def claim_folder(path: Path, option: str, command: str) -> None:
+    """UsageError naming ``option`` when ``path`` holds another command's results (:data:`OWNER_FILE`); else mark
+    it as this command's."""
+    marker = path / OWNER_FILE
+    try:
+        owner = marker.read_text().strip() if marker.is_file() else None
+    except (OSError, UnicodeDecodeError):
+        owner = "an unreadable"
+    if owner is not None and owner != command:
+        raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
+                         f"commands would mix; choose another {option}")
+    try:
+        marker.write_text(command + "\n")
+    except OSError as error:
+        raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The command table
 # ---------------------------------------------------------------------------------------------------------
@@ -230,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         command.check(args)
         for destination in command.outputs:
             ensure_writable(getattr(args, destination), _option(destination))
+            claim_folder(getattr(args, destination), _option(destination), command.name)
         return command.run(args)
     except (UsageError, SpecError) as error:
         print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)

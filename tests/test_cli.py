@@ -287,6 +287,30 @@ def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys, lr, 
     assert f"smaller --lr (now {float(lr):g})" in err, err
 
 
+@pytest.mark.parametrize("second", [["sweep", "--widths", "16", "--ns", "4", "--seeds", "1"], ["run", "T3"],
+                                    ["defend", "--per-class", "1", "--sizes", "10"], ["attack-curve", "--n", "4"]])
+def test_a_folder_holds_one_commands_results(second, tmp_path, capsys):
+    """Each of these used to exit 0 into an attack's folder, leaving the two commands' files mixed in it; the first
+    command's folder is refused by the second before any work, and the first may still rerun there."""
+    from proofs_check.cli import OWNER_FILE
+
+    out = tmp_path / "a"
+    out.mkdir()
+    (out / OWNER_FILE).write_text("attack\n")  # what an attack run leaves (checked end to end in the next test)
+    assert main([*second, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"holds the results of 'attack', not of {second[0]!r}" in err, err
+    assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE]
+
+
+def test_an_attack_marks_its_folder_and_reruns_there(models, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "4", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0 and main(argv) == 0
+    assert main(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(out)]) == 2
+    assert "holds the results of 'attack', not of 'sweep'" in capsys.readouterr().err
+
+
 def test_a_diverged_series_of_attack_curve_is_one_line_and_exit_1(tmp_path, capsys):
     """attack-curve asks the same divergence rule as attack: a series whose attack blew up is not scored."""
     argv = ["attack-curve", "--arch", "relu:2", "--training", "linearized", "--width", "32", "--n", "4",
