@@ -33,6 +33,26 @@ def test_e1_trends_pass_on_rows_where_they_hold(synthetic_sweep, tmp_path):
     assert _failed(e1.CLAIM, "trends", tmp_path) == []
 
 
+def test_e1_fails_when_a_trivial_reconstruction_reveals_a_point(synthetic_sweep, tmp_path):
+    """The success measure must fail trivial reconstructions: with the closeness factor lowered to 1 they revealed up
+    to 25% of a cell's training points and E1 still passed (no outcome read best_trivial_revealed)."""
+    assert _failed(e1.CLAIM, "trivial baselines fail", tmp_path) == []
+    synthetic_sweep[3]["best_trivial_revealed"] = 0.25
+    failed = _failed(e1.CLAIM, "trivial baselines fail", tmp_path)
+    assert len(failed) == 1 and "largest fraction revealed by a trivial reconstruction" in failed[0], failed
+
+
+def test_d1_rate_reports_unconverged_training_per_architecture(monkeypatch, tmp_path):
+    """A network that stops short of the loss threshold fails that architecture's rate outcome in one line (it used to
+    raise, erroring the step for every --arch given beside it)."""
+    from proofs_check.claims import d1
+
+    monkeypatch.setattr(d1, "RATE_TRAIN_STEPS", 3)
+    failed = failed_outcomes(d1.CLAIM, "(ii) deviation rate", tmp_path)
+    assert failed and all("not computable: m=32 seed 0: training stopped by budget" in line for line in failed), failed
+    assert len(failed) == len(d1.RATE_ARCHS["quick"]), failed
+
+
 def _boundary_rows(revealed: dict[tuple, float], unfitted=()) -> list[dict]:
     """Sweep rows, one seed per (width, N, training), sphere, NTK parametrization; ``unfitted`` cells end at the
     zero function's loss (no network fitted: numerics.sweep.usable leaves them out)."""
