@@ -406,6 +406,31 @@ def _chunk_runner(arch: Architecture, method: str, lr: float, label_lr: float, l
     return optimizer, run
 
 
+DIVERGED_LOSS_RATIO = 1.0
+"""A distillation diverged when its last loss ends above DIVERGED_LOSS_RATIO x its first (the loss at the initial real
+points): the kernel-ridge objective is bounded, so a too large Adam step does not blow it up but leaves it higher
+than it started. Measured on digits (relu:2; ten-class 1/class, odd/even 2/class; KIP and RKIP; 200 steps): --lr
+0.001-10 ended at 0.18-0.95 x the start, --lr 1e3, 1e6 and 1e12 at 1.005-2.26 x (test accuracy 0.199 at 1e6
+and 1e12). At every step 2-20 with --lr 0.001 and 0.01 (the default; also 10/class and fixed labels) the loss stayed at or
+below 0.9999 x and 0.998 x its start, so the rule does not fire on a sound short run; at lr 0.1 RKIP 10/class rose
+to 1.006 x at step 2 before falling (a 2-step run there is flagged)."""
+
+
+def distill_divergence(result: DistillResult) -> str | None:
+    """Why ``result`` (of :func:`distill`) diverged, or None: distilled points, labels or losses not finite, or the
+    last loss above :data:`DIVERGED_LOSS_RATIO` x the first (the steps made it worse than the real points it
+    started from)."""
+    curve = np.asarray(result.loss_curve)
+    if not (np.all(np.isfinite(result.x)) and np.all(np.isfinite(result.y))):
+        return f"its distilled points or labels are not finite after {result.steps} steps"
+    if not np.all(np.isfinite(curve)):
+        return f"its loss stopped being finite at step {int(np.argmin(np.isfinite(curve))) + 1} of {result.steps}"
+    if curve.size > 1 and curve[-1] > DIVERGED_LOSS_RATIO * curve[0]:
+        return (f"its loss ended at {curve[-1]:.4g} after {result.steps} steps, above where it started "
+                f"({curve[0]:.4g}): the steps made no progress")
+    return None
+
+
 def initial_support(labels: np.ndarray, per_class: int, n_classes: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``per_class`` distinct target points of every class (seeded), class by class."""
     return np.concatenate([rng.choice(np.flatnonzero(labels == k), per_class, replace=False)
@@ -627,9 +652,12 @@ def rkip_finite(arch: Architecture, params_0: Any, params_f: Any, n_recon: int, 
 
 
 def network_accuracy(arch: Architecture, width: int, x: Any, y: Any, x_test: Any, labels_test: Any, *, seed: int,
-                     linearized: bool = False, max_steps: int = 5000, loss_threshold: float = 1e-8) -> float:
-    """Test accuracy of a fresh finite network (init seed ``seed``) trained on (x, y): full-batch heavy-ball
-    (momentum 0.9) on the sum-reduced MSE with step 1 / lambda_max(K_0), as :func:`numerics.audit.train_on`."""
+                     linearized: bool = False, max_steps: int = 5000,
+                     loss_threshold: float = 1e-8) -> tuple[float, str]:
+    """(test accuracy, the training's ``stop_reason``) of a fresh finite network (init seed ``seed``) trained on
+    (x, y): full-batch heavy-ball (momentum 0.9) on the sum-reduced MSE with step 1 / lambda_max(K_0), as
+    :func:`numerics.audit.train_on`; ``stop_reason`` (numerics.training.TrainResult) is "budget" when ``max_steps``
+    ran out before the loss reached ``loss_threshold``."""
     from numerics.networks import make_network
     from numerics.training import linearized_apply, ntk_matrix, train
 
@@ -642,7 +670,7 @@ def network_accuracy(arch: Architecture, width: int, x: Any, y: Any, x_test: Any
                     max_steps=max_steps, loss_threshold=loss_threshold, progress=False)
     apply = linearized_apply(network.apply_fn, trained.params_0) if linearized else network.apply_fn
     outputs = apply(trained.params_f, jnp.asarray(x_test, jnp.float64))
-    return accuracy(np.asarray(outputs), labels_test)
+    return accuracy(np.asarray(outputs), labels_test), trained.stop_reason
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -654,11 +682,14 @@ def network_accuracy(arch: Architecture, width: int, x: Any, y: Any, x_test: Any
 class DefenseRow:
     """One setting of the defense experiment.
 
-    ``name`` ("private set" for the baseline), ``size`` (points the model was trained on), ``min_distance``
-    (None: no constraint), ``test_accuracy`` (kernel regression on the training set of the model), ``leakage``
-    (numerics.privacy.leakage_table rows: the attack's and the trivial reconstructions'), ``distilled_leakage``
-    (the distilled points themselves scored as reconstructions: what an attack that recovers S exactly reveals),
-    ``min_distance_reached`` (smallest rescaled distance of a distilled point to a private point),
+    ``name`` ("private set" for the baseline), ``kind`` (what the model was trained on: "private", "distilled"
+    or "class means", the private set's own class means), ``size`` (points the model was trained on),
+    ``min_distance`` (None: no constraint), ``test_accuracy`` (kernel regression on the training set of the model),
+    ``leakage`` (numerics.privacy.leakage_table rows: the attack's and the trivial reconstructions'),
+    ``training_leakage`` (the model's training points themselves scored as reconstructions: what an attack that
+    recovers them exactly reveals; all of the private set for the baseline),
+    ``min_distance_reached`` (smallest rescaled distance of a training point to a private point; None for the
+    baseline),
     ``attack_relative_loss`` (final profiled loss / alpha^T Theta alpha), ``x_recon``, ``x_train``.
     """
 
@@ -667,11 +698,12 @@ class DefenseRow:
     min_distance: float | None
     test_accuracy: float
     leakage: dict[str, dict[str, Any]]
-    distilled_leakage: dict[str, Any] | None
+    training_leakage: dict[str, Any] | None
     min_distance_reached: float | None
     attack_relative_loss: float
     x_recon: np.ndarray
     x_train: np.ndarray
+    kind: str = "distilled"
 
     @property
     def revealed(self) -> float:
@@ -681,12 +713,12 @@ class DefenseRow:
         trivial = {k: {"revealed": v["revealed"], "ssim_ge_0.4": v.get("ssim_ge_0.4")}
                    for k, v in self.leakage.items() if v.get("trivial")}
         attack = self.leakage["attack"]
-        return {"name": self.name, "size": self.size, "min_distance": self.min_distance,
+        return {"name": self.name, "kind": self.kind, "size": self.size, "min_distance": self.min_distance,
                 "test_accuracy": self.test_accuracy, "revealed": attack["revealed"],
                 "revealed_count": attack["revealed_count"], "ssim_ge_0.4": attack.get("ssim_ge_0.4"),
                 "ssim_ge_0.9": attack.get("ssim_ge_0.9"),
-                "distilled_points_revealed": None if self.distilled_leakage is None
-                else self.distilled_leakage["revealed"],
+                "training_points_revealed": None if self.training_leakage is None
+                else self.training_leakage["revealed"],
                 "min_distance_reached": self.min_distance_reached,
                 "attack_relative_loss": self.attack_relative_loss, "trivial": trivial}
 
@@ -707,7 +739,7 @@ def attack_kernel_model(arch: Architecture, x_train: np.ndarray, y_train: np.nda
 def defense_experiment(arch: Architecture, private: Any, test: Any, references: Any, *, sizes: tuple[int, ...],
                        distances: tuple[float | None, ...], n_recon: int, attack_steps: int, restarts: int = 1,
                        polish_iterations: int = 100, distill_steps: int = 500, distill_lr: float = 0.01,
-                       method: str = "kip", seed: int = 0, factor: float | None = None,
+                       method: str = "kip", seed: int = 0, factor: float | None = None, class_means: bool = False,
                        advance=lambda message: None, on_row=lambda rows: None) -> list[DefenseRow]:
     """Claim T4's experiment (docs/claims.md#t4).
 
@@ -717,8 +749,10 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
     point, and a model is trained on them. Every model is the kernel-regime network at infinite width
     (:func:`attack_kernel_model`), attacked with the same budget (``n_recon`` reconstructions, ``attack_steps``,
     ``restarts``, ``polish_iterations``), and scored against T by numerics.privacy.revealed (public set
-    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage). ``on_row(rows)`` is
-    called after every setting (e.g. to write partial results).
+    ``references.public``), beside the trivial reconstructions (numerics.audit.leakage). With ``class_means`` a
+    last row (kind "class means") is a model trained on the private set's class means (:func:`private_class_means`,
+    the defense by averaging), attacked and scored the same way. ``on_row(rows)`` is called after every setting
+    (e.g. to write partial results).
     """
     from numerics import audit, privacy
 
@@ -726,22 +760,20 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
     n_classes = len(private.class_names)
     rows = []
 
-    def score(name, size, r, x_train, y_train, distilled=None, reached=None, tag=0):
+    def score(name, kind, size, r, x_train, y_train, reached=None, tag=0):
         advance(f"T4: attacking the model trained on {name}")
         result = attack_kernel_model(arch, x_train, y_train, n_recon, key=jax.random.PRNGKey(seed * 1000 + tag),
                                      steps=attack_steps, restarts=restarts, polish_iterations=polish_iterations)
         leak = audit.leakage(result.x_recon, private, references, seed=seed, factor=factor)
-        own = None
-        if distilled is not None:
-            own = privacy.leakage_scores(distilled, private.x, references.public, factor=factor)
-        rows.append(DefenseRow(name=name, size=size, min_distance=r,
+        own = privacy.leakage_scores(x_train, private.x, references.public, factor=factor)
+        rows.append(DefenseRow(name=name, kind=kind, size=size, min_distance=r,
                                test_accuracy=support_accuracy(arch, x_train, y_train, test.x, test.labels),
-                               leakage=leak.rows, distilled_leakage=own, min_distance_reached=reached,
+                               leakage=leak.rows, training_leakage=own, min_distance_reached=reached,
                                attack_relative_loss=float(result.info["relative_loss"]), x_recon=result.x_recon,
                                x_train=np.asarray(x_train)))
         on_row(rows)
 
-    score("private set", private.n, None, private.x, private.y)
+    score("private set", "private", private.n, None, private.x, private.y)
     tag = 1
     for size in sizes:
         if size % n_classes:
@@ -753,9 +785,26 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                              min_distance=r, seed=seed, progress=False)
             reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(result.x), jnp.asarray(private.x)))))
             label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
-            score(label, size, r, result.x, result.y, distilled=result.x, reached=reached, tag=tag)
+            score(label, "distilled", size, r, result.x, result.y, reached=reached, tag=tag)
             tag += 1
+    if class_means:
+        x_means, y_means = private_class_means(private)
+        reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(x_means), jnp.asarray(private.x)))))
+        score(CLASS_MEANS_ROW, "class means", x_means.shape[0], None, x_means, y_means, reached=reached, tag=tag)
     return rows
+
+
+CLASS_MEANS_ROW = "private class means"
+"""Name of :func:`defense_experiment`'s class-means row."""
+
+
+def private_class_means(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of a training set made of a labelled dataset's class means (numerics.privacy.class_means), one point
+    per class, its target the mean of the class's targets (the class's own target when targets depend only on
+    the class)."""
+    from numerics.privacy import class_means
+
+    return class_means(dataset.x, dataset.labels), class_means(dataset.y, dataset.labels)
 
 
 def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: int, steps: int,
@@ -765,7 +814,8 @@ def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: i
     distill it by the parameter-space attack with ``n_recon`` < n reconstructions (:func:`rkip_finite`, ``steps``
     Adam steps, box prior), then test accuracy of fresh networks (standard training, init seeds ``net_seeds``) and of
     kernel regression trained on (X_R, y_R), beside the same trained on the original n points and kernel regression
-    on random subsets of n_recon original points (mean of 5)."""
+    on random subsets of n_recon original points (mean of 5). ``training`` says how each network's training
+    stopped (numerics.training.TrainResult.stop_reason; "budget": ``train_steps`` ran out first)."""
     from numerics import audit
     from numerics.data import digits
     from numerics.training import linearized_apply
@@ -787,8 +837,12 @@ def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: i
         "krr_random_subset": float(np.mean([support_accuracy(arch, data.x[i], data.y[i], test.x, test.labels)
                                             for i in subsets])),
     }
+    out["training"] = {"attacked": {"steps": trained.steps, "final_loss": trained.final_loss,
+                                    "stop_reason": trained.stop_reason}}
     for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (found.x, found.y)}.items():
-        out[f"networks_{name}"] = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s,
-                                                    max_steps=train_steps) for s in net_seeds]
+        trained_fresh = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s, max_steps=train_steps)
+                         for s in net_seeds]
+        out[f"networks_{name}"] = [acc for acc, _ in trained_fresh]
+        out["training"][f"networks_{name}"] = [reason for _, reason in trained_fresh]
     out["gap_points"] = 100 * (np.mean(out["networks_original"]) - np.mean(out["networks_reconstructed"]))
     return out

@@ -112,6 +112,15 @@ def revealed(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, factor:
                     factor=float(factor))
 
 
+def class_means(points: ArrayLike, labels: ArrayLike) -> np.ndarray:
+    """The mean of each class's points, one row per class in the order of ``np.unique(labels)``: the one definition
+    of "class means" (a trivial reconstruction of the pool here, a baseline training set and a defense elsewhere)."""
+    points, labels = np.asarray(points, np.float64), np.asarray(labels)
+    if labels.shape != (points.shape[0],):
+        raise ValueError(f"labels must have shape ({points.shape[0]},), got {labels.shape}")
+    return np.stack([points[labels == k].mean(axis=0) for k in np.unique(labels)])
+
+
 def trivial_reconstructions(n_recon: int, *, pool: ArrayLike, mean: ArrayLike | None = None,
                             pool_labels: ArrayLike | None = None, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Reconstructions that know the data distribution but nothing about the private set, ``n_recon`` each.
@@ -138,7 +147,7 @@ def trivial_reconstructions(n_recon: int, *, pool: ArrayLike, mean: ArrayLike | 
         labels = np.asarray(pool_labels)
         if labels.shape != (pool_arr.shape[0],):
             raise ValueError(f"pool_labels must have shape ({pool_arr.shape[0]},), got {labels.shape}")
-        means = np.stack([pool_arr[labels == k].mean(axis=0) for k in np.unique(labels)])
+        means = class_means(pool_arr, labels)
         out["class means"] = means[np.arange(n_recon) % means.shape[0]]
     take = rng.choice(pool_arr.shape[0], size=min(n_recon, pool_arr.shape[0]), replace=False)
     out["held-out points"] = pool_arr[take]

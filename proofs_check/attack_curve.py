@@ -99,7 +99,7 @@ def _combined(folders) -> dict:
 
 def check(args) -> None:
     from numerics import audit
-    from proofs_check.cli import UsageError
+    from proofs_check.cli import UsageError, unused_width
     from theory.architecture import parse_spec
 
     if args.combine:
@@ -117,9 +117,9 @@ def check(args) -> None:
         twice = next((value for i, value in enumerate(values) if value in values[:i]), None)
         if twice is not None:
             raise UsageError(f"{option} {twice} is given twice (each would train and attack the same series)")
-    if args.width is not None and not any(arch.width_sets_layers for arch in args.arch):
-        fixed = "; ".join(f"{arch.spec} ({arch.fixed_size})" for arch in args.arch)
-        raise UsageError(f"--width {args.width} sets no layer of {fixed}; drop --width")
+    unused = unused_width(args.width, args.arch)
+    if unused is not None:
+        raise UsageError(unused)
     args.width = DEFAULT_WIDTH if args.width is None else args.width
     try:
         audit.check_n(args.dataset, args.n)

@@ -69,6 +69,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def nonnegative_int(text: str) -> int:
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
 def seed(text: str) -> int:
     from numerics.data import SEED_RULE, is_seed
 
@@ -483,6 +490,15 @@ def _attack_settings(args) -> dict[str, Any]:
                "precision": args.precision})
 
 
+def unused_width(width: int | None, archs) -> str | None:
+    """The refusal of a given ``--width`` that sets no layer of any of ``archs`` (each Architecture's
+    ``width_sets_layers``), or None."""
+    if width is None or any(arch.width_sets_layers for arch in archs):
+        return None
+    fixed = "; ".join(f"{arch.spec} ({arch.fixed_size})" for arch in archs)
+    return f"--width {width} sets no layer of {fixed}; drop --width"
+
+
 def _recorded_width(arch, width: int | None) -> int | None:
     """The width a run records and a resume must match: None where it sets no layer (any width, the same network)."""
     return width if arch.width_sets_layers else None
@@ -540,9 +556,9 @@ def _check_attack(args) -> None:
         args.model_fingerprint = fingerprint(model.params_0, model.params_f)
         _recorded_training_data(args)
     else:
-        if args.width is not None and args.arch is not None and not args.arch.width_sets_layers:
-            raise UsageError(f"--width {args.width} sets no layer of {args.arch.spec} ({args.arch.fixed_size}); "
-                             "drop --width")
+        unused = None if args.arch is None else unused_width(args.width, [args.arch])
+        if unused is not None:
+            raise UsageError(unused)
         for name, default in ATTACK_TRAINING_DEFAULTS.items():
             if getattr(args, name) is None:
                 setattr(args, name, parse_spec(default) if name == "arch" else default)
@@ -774,9 +790,15 @@ def _int_list(text: str) -> tuple[int, ...]:
             raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not an integer") from None
         if values[-1] < 1:
             raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a positive integer") from None
+    return distinct(tuple(values), text)
+
+
+def distinct(values: tuple, text: str) -> tuple:
+    """``values`` (parsed from the comma-separated ``text``) when no value comes twice: a repeated value would only
+    repeat work."""
     if len(set(values)) != len(values):
         raise argparse.ArgumentTypeError(f"{text!r} lists a value twice")
-    return tuple(values)
+    return values
 
 
 def _name_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
@@ -785,9 +807,7 @@ def _name_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
         unknown = [v for v in values if v not in choices]
         if unknown:
             raise argparse.ArgumentTypeError(f"unknown {unknown[0]!r}; choose from {', '.join(choices)}")
-        if len(set(values)) != len(values):
-            raise argparse.ArgumentTypeError(f"{text!r} lists a value twice")
-        return values
+        return distinct(values, text)
 
     return parse
 

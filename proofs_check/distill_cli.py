@@ -120,14 +120,13 @@ def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, flo
     class, mean of RANDOM_BASELINE_DRAWS draws) and the class means (one per class)."""
     import numpy as np
 
-    from numerics.distill import initial_support, support_accuracy
+    from numerics.distill import initial_support, private_class_means, support_accuracy
 
     n_classes = len(target.class_names)
     rng = np.random.default_rng(seed + 1)
     random = [support_accuracy(arch, target.x[i], target.y[i], test.x, test.labels)
               for i in (initial_support(target.labels, per_class, n_classes, rng) for _ in range(RANDOM_BASELINE_DRAWS))]
-    means = np.stack([target.x[target.labels == k].mean(axis=0) for k in range(n_classes)])
-    mean_targets = np.stack([target.y[target.labels == k].mean(axis=0) for k in range(n_classes)])
+    means, mean_targets = private_class_means(target)
     return {"full data": support_accuracy(arch, target.x, target.y, test.x, test.labels,
                                          progress="full-data baseline"),
             f"random {per_class}/class (mean of {RANDOM_BASELINE_DRAWS})": float(np.mean(random)),
@@ -165,8 +164,9 @@ def run(args) -> int:
     from numerics.audit import write_metrics
     from numerics.checkpoint import write_run
     from numerics.data import digits
-    from numerics.distill import RIDGE_FACTOR, VALIDATION_SEED, distill, support_accuracy, validation_split
-    from proofs_check.cli import start_or_resume
+    from numerics.distill import (RIDGE_FACTOR, VALIDATION_SEED, distill, distill_divergence, support_accuracy,
+                                  validation_split)
+    from proofs_check.cli import RunFailed, start_or_resume
 
     console = Console(highlight=False)
     out = args.out
@@ -195,6 +195,10 @@ def run(args) -> int:
                      steps=args.steps, lr=args.lr, learn_labels=not args.fixed_labels, seed=args.seed,
                      checkpoint=paths["checkpoint"], resume=args.resume, progress=not args.no_progress,
                      chunk=DISTILL_CHUNK, validation=selection, eval_every=args.eval_every)
+    diverged = distill_divergence(result)
+    if diverged is not None:
+        raise RunFailed(f"the distillation diverged: {diverged}; rerun without --resume and a smaller --lr "
+                        f"(now {args.lr:g})")
     accuracy = support_accuracy(args.arch, result.x, result.y, test.x, test.labels)
     initial = support_accuracy(args.arch, fit[result.init_index], fit_y[result.init_index], test.x,
                                test.labels)
@@ -249,8 +253,10 @@ def run(args) -> int:
 # ---------------------------------------------------------------------------------------------------------
 
 def _distance_list(text: str):
-    """Comma-separated minimum distances; 'none' = no constraint."""
+    """Comma-separated minimum distances, each once; 'none' = no constraint."""
     import math
+
+    from proofs_check.cli import distinct
 
     values = []
     for item in text.split(","):
@@ -265,27 +271,22 @@ def _distance_list(text: str):
         if not (math.isfinite(value) and value > 0):
             raise argparse.ArgumentTypeError(f"minimum distances must be finite and > 0, got {item}")
         values.append(value)
-    return tuple(values)
-
-
-def _size_list(text: str):
-    from proofs_check.cli import positive_int
-
-    return tuple(positive_int(item.strip()) for item in text.split(","))
+    return distinct(tuple(values), text)
 
 
 def defend_arguments(parser: argparse.ArgumentParser) -> None:
-    from proofs_check.cli import folder, kernel_architecture, positive_int, seed
+    from proofs_check.cli import _int_list, folder, kernel_architecture, nonnegative_int, positive_int, seed
 
     parser.add_argument("--per-class", type=positive_int, default=10, help="private digits per class (N = 10 x this)")
-    parser.add_argument("--sizes", type=_size_list, default=DEFEND_SIZES,
+    parser.add_argument("--sizes", type=_int_list, default=DEFEND_SIZES,
                         help="distilled set sizes, comma-separated multiples of 10")
     parser.add_argument("--distances", type=_distance_list, default=(None, 1.5),
                         help="minimum (rescaled) distances to every private point, comma-separated; none = unconstrained")
     parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC", help="the NTK's architecture")
     parser.add_argument("--attack-steps", type=positive_int, default=1000, help="Adam steps of every attack")
     parser.add_argument("--restarts", type=positive_int, default=1, help="attack restarts")
-    parser.add_argument("--polish", type=positive_int, default=200, help="L-BFGS iterations after the attack")
+    parser.add_argument("--polish", type=nonnegative_int, default=200,
+                        help="L-BFGS iterations after the attack (0: no polish)")
     parser.add_argument("--distill-steps", type=positive_int, default=1000, help="KIP steps per distilled set")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the private draw, distillation and attacks")
     parser.add_argument("--out", type=folder, default="reports/defend", help="output folder")
@@ -320,35 +321,33 @@ def defend_check(args) -> None:
                          f"norm {smallest:.4g}, and no point is farther than that from it after rescaling")
 
 
-def trivial_accuracies(arch, private, test, references, *, size: int, seed: int) -> dict[str, tuple[int, float]]:
-    """Kernel-ridge test accuracy of the trivial stand-ins that form a training set, by their leakage-row names:
-    "class means" (the private set's, one per class, targets the class's target) and "held-out points" (``size``
-    non-private training digits, size / classes per class, from ``references.pool``, default_rng(seed + 1))."""
+def trivial_training_sets(private, references, *, size: int, seed: int) -> dict[str, tuple]:
+    """The trivial stand-ins that form a training set, by their leakage-row names, as (x, y): "class means" (the
+    pool's, numerics.privacy.class_means of ``references.pool``: the same points as that trivial reconstruction,
+    one per class) and "held-out points" (``size`` pool digits, size / classes per class, default_rng(seed + 1)).
+    Targets are the targets of the class. Nothing in them is private."""
     import numpy as np
 
-    from numerics.distill import initial_support, support_accuracy
+    from numerics.distill import initial_support
+    from numerics.privacy import class_means
 
     classes = range(len(private.class_names))
     targets = np.stack([private.y[private.labels == k][0] for k in classes])
-    means = np.stack([private.x[private.labels == k].mean(axis=0) for k in classes])
     held_out = initial_support(references.pool_labels, size // len(classes), len(classes),
                                np.random.default_rng(seed + 1))
-    return {"class means": (len(classes), support_accuracy(arch, means, targets, test.x, test.labels)),
-            "held-out points": (held_out.size, support_accuracy(arch, references.pool[held_out],
-                                                                targets[references.pool_labels[held_out]], test.x,
-                                                                test.labels))}
+    return {"class means": (class_means(references.pool, references.pool_labels), targets),
+            "held-out points": (references.pool[held_out], targets[references.pool_labels[held_out]])}
 
 
 def defend(args) -> int:
     import numerics  # noqa: F401  (float64 on)
-    import json
 
     from rich.console import Console
     from rich.table import Table
 
-    from numerics import audit
+    from numerics import audit, privacy
     from numerics.data import digits
-    from numerics.distill import defense_experiment
+    from numerics.distill import defense_experiment, support_accuracy
     from proofs_check import figures
     from proofs_check.claims import t4
 
@@ -358,7 +357,8 @@ def defend(args) -> int:
     references = audit.reference_sets("digits-ten-class", private)
     n_recon = 2 * private.n
     console.print(f"private set: {private.n} digits; attacks with M = {n_recon}, {args.attack_steps} steps; "
-                  f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}")
+                  f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}; and the private "
+                  "set's class means")
     record = {"private": private.name, "n_private": private.n, "n_recon": n_recon, "attack_steps": args.attack_steps,
               "restarts": args.restarts, "polish": args.polish, "distill_steps": args.distill_steps,
               "arch": args.arch.spec, "seed": args.seed,
@@ -370,33 +370,53 @@ def defend(args) -> int:
     rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
                               n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
                               polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
-                              advance=lambda message: console.print(message), on_row=partial)
+                              class_means=True, advance=lambda message: console.print(message), on_row=partial)
     fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
                                                f"{args.attack_steps} steps; private N = {private.n}")
     png = figures.save(fig, args.out / "tradeoff.png")
-    stand_ins = trivial_accuracies(args.arch, private, test, references, size=min(args.sizes), seed=args.seed)
+    stand_ins = {}
+    for name, (x, y) in trivial_training_sets(private, references, size=min(args.sizes), seed=args.seed).items():
+        own = privacy.leakage_scores(x, private.x, references.public)
+        stand_ins[name] = {"points": int(x.shape[0]), "test_accuracy": support_accuracy(args.arch, x, y, test.x,
+                                                                                      test.labels),
+                           "training_points_revealed": own["revealed"]}
     path = audit.write_metrics(args.out / "tradeoff.json", {
-        **record, "complete": True, "settings": t4.rows_json(rows),
-        "trivial_test_accuracy": {name: {"points": points, "test_accuracy": accuracy}
-                                  for name, (points, accuracy) in stand_ins.items()}})
+        **record, "complete": True, "settings": t4.rows_json(rows), "trivial_test_accuracy": stand_ins})
     table = Table(title="revealed private points against test accuracy")
-    for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "test accuracy"):
+    for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "its points revealed",
+                   "test accuracy"):
         table.add_column(column, justify="left" if column == "model trained on" else "right")
     for row in rows:
         attack = row.leakage["attack"]
         table.add_row(row.name, str(row.size), "-" if row.min_distance is None else f"{row.min_distance:g}",
-                      f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}", f"{row.test_accuracy:.3f}")
+                      f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}",
+                      f"{row.training_leakage['revealed']:.0%}", f"{row.test_accuracy:.3f}")
     trivial = {k: v for k, v in rows[0].leakage.items() if v.get("trivial")}
     for name, value in trivial.items():
-        points, accuracy = stand_ins.get(name, ("-", None))
-        table.add_row(f"{name} (trivial)", str(points), "-", f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}",
-                      "-" if accuracy is None else f"{accuracy:.3f}")
+        stand_in = stand_ins.get(name)
+        shown = TRIVIAL_ROW_NAMES.get(name, name)
+        table.add_row(f"{shown} (trivial)", "-" if stand_in is None else str(stand_in["points"]), "-",
+                      f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}",
+                      "-" if stand_in is None else f"{stand_in['training_points_revealed']:.0%}",
+                      "-" if stand_in is None else f"{stand_in['test_accuracy']:.3f}")
     console.print(table)
-    console.print("trivial rows: their reconstructions attack-scored, and the test accuracy of a model trained on "
-                  "them where they form a training set (the private set's class means; held-out digits, as many as "
-                  "the smallest distilled set); a defense pays only if it beats them")
+    console.print(f"revealed: by the attack on the model (M = {n_recon} reconstructions), or by the trivial "
+                  "reconstructions themselves; its points revealed: the model's training points scored as "
+                  "reconstructions (what an attack that recovers them exactly reveals). Trivial rows hold no private "
+                  "data: their test accuracy is that of a model trained on them where they form a training set (the "
+                  "held-out digits' class means; held-out digits, as many as the smallest distilled set); a defense "
+                  "pays only if it beats them")
     console.print(f"files: {png}, {path}")
     return 0
+
+
+TRIVIAL_ROW_NAMES = {"class means": "held-out class means", "held-out points": "held-out points"}
+"""How ``defend``'s table names the trivial reconstructions (numerics.privacy.trivial_reconstructions; "held-out":
+training digits outside the private set): the private set's own class means are a row of their own."""
+
+
+RKIP_FINITE_WIDTH = 512
+"""Default hidden width of ``python -m proofs_check.distill_cli``."""
 
 
 def rkip_finite_main(argv: list[str] | None = None) -> int:
@@ -409,14 +429,15 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
     from numerics.networks import check_network_size
-    from proofs_check.cli import UsageError, _Formatter, _Parser, folder, kernel_architecture, positive_int
+    from proofs_check.cli import UsageError, _Formatter, _Parser, folder, kernel_architecture, positive_int, unused_width
 
     prog = "python -m proofs_check.distill_cli"
     parser = _Parser(prog=prog, formatter_class=_Formatter,
                      description="RKIP-finite: the attack with M < N as distillation of a finite network")
     parser.add_argument("--n", type=positive_int, default=20, help="training digits (even; at most the distinct ones)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
-    parser.add_argument("--width", type=positive_int, default=512, help="hidden width")
+    parser.add_argument("--width", type=positive_int, default=None,
+                        help=f"hidden width (default {RKIP_FINITE_WIDTH}; only where it sets a layer of --arch)")
     parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
     parser.add_argument("--train-steps", type=positive_int, default=5000,
                         help="training step budget of every network (the attacked one and the fresh ones)")
@@ -431,6 +452,10 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
         if args.recon >= args.n:
             raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
                              "distillation)")
+        unused = unused_width(args.width, [args.arch])
+        if unused is not None:
+            raise UsageError(unused)
+        args.width = RKIP_FINITE_WIDTH if args.width is None else args.width
         try:
             check_network_size(args.arch, args.width, 64)
         except ValueError as error:
@@ -442,6 +467,15 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
                                     train_steps=args.train_steps)
     args.out.mkdir(parents=True, exist_ok=True)
     write_metrics(args.out / "rkip_finite.json", result)
+    early = [(name, reasons) for name, reasons in result["training"].items() if name != "attacked"]
+    attacked = result["training"]["attacked"]
+    stopped = [reason for _, reasons in early for reason in reasons if reason != "threshold"]
+    if attacked["stop_reason"] != "threshold" or stopped:
+        total = 1 + sum(len(reasons) for _, reasons in early)
+        print(f"note: training stopped before its loss target in {len(stopped) + (attacked['stop_reason'] != 'threshold')}"
+              f" of {total} networks (the attacked one: {attacked['stop_reason']} at step {attacked['steps']}, loss "
+              f"{attacked['final_loss']:.3g}); the accuracies are those networks' as they are (raise --train-steps "
+              "to train further; rkip_finite.json: training)", file=sys.stderr)
     print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))
     return 0
 

@@ -49,7 +49,11 @@ BAD = [
      "--per-class is 3 (as given, or its default) but the run in"),
     ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
     (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
-    (["defend", "--sizes", "10,x"], "'x' is not an integer"),
+    (["defend", "--sizes", "10,x"], "'x' in '10,x' is not an integer"),
+    (["defend", "--sizes", "10,10"], "'10,10' lists a value twice"),  # the sweep's rule (cli.distinct)
+    (["defend", "--distances", "none,none"], "'none,none' lists a value twice"),
+    (["defend", "--distances", "1.5,1.50"], "'1.5,1.50' lists a value twice"),
+    (["defend", "--polish", "-1"], "--polish: must be an integer >= 0, got -1"),
     (["defend", "--per-class", "2", "--sizes", "50"], "larger than the private set (20)"),
     (["defend", "--distances", "none,3"], "--distances 3 cannot be met"),
     (["defend", "--distances", "near"], "'near' is neither a number nor 'none'"),
@@ -120,10 +124,88 @@ def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
                                            (["--n", "5000"], "--n 5000: digits-odd-even has"),
                                            (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
                                            (["--steps", "-1"], "--steps: must be a positive integer"),
-                                           (["--width", "99999999"], "parameters")])
+                                           (["--width", "99999999"], "parameters"),
+                                           (["--width", "16", "--arch", "conv3x3:c=4 > relu > gap > dense"],
+                                            "--width 16 sets no layer of conv3x3:c=4 > relu > gap > dense")])
 def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys):
     from proofs_check.distill_cli import rkip_finite_main
 
     assert rkip_finite_main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("python -m proofs_check.distill_cli: error: ") and message in err, err
+
+
+@pytest.mark.parametrize("lr, reason", [("1e308", "not finite"), ("1e6", "above where it started")])
+def test_diverged_distillation_is_one_line_and_exit_1(lr, reason, tmp_path, capsys):
+    """A step so large that the support set leaves the data (NaN at 1e308; at 1e6 the bounded loss ends above its
+    start, test accuracy 0.199 before this rule) is reported in one line naming --lr, not as a traceback or a
+    score."""
+    out = tmp_path / "run"
+    assert main([*SMALL, "--lr", lr, "--steps", "5", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("proofs-check: error: the distillation diverged: "), err
+    assert reason in err and "a smaller --lr" in err and "Traceback" not in err
+    assert not (out / "metrics.json").exists()
+
+
+def test_distill_divergence_rule():
+    """numerics.distill.distill_divergence: non-finite points, labels or losses, or a last loss above the first."""
+    from numerics.distill import DistillResult, distill_divergence
+
+    def result(x=0.0, y=1.0, curve=(1.0, 0.5)):
+        return DistillResult(x=np.full((2, 3), x), y=np.full((2, 1), y), classes=np.zeros(2, int),
+                             init_index=np.zeros(2, int), loss_curve=np.asarray(curve), method="kip", steps=len(curve))
+
+    assert distill_divergence(result()) is None
+    assert distill_divergence(result(curve=(1.0,))) is None
+    assert "not finite" in distill_divergence(result(x=np.nan))
+    assert "not finite" in distill_divergence(result(y=np.inf))
+    assert "step 2" in distill_divergence(result(curve=(1.0, np.nan, 0.5)))
+    assert "above where it started" in distill_divergence(result(curve=(1.0, 0.5, 1.01)))
+
+
+def test_defend_class_means_rows_describe_one_set_each(tmp_path):
+    """The private set's class means are a row of their own (a model trained on them, attacked like the distilled
+    ones, and the means scored as reconstructions); with one private digit per class they ARE the private digits,
+    so they reveal all of them. The trivial class means are the held-out digits' (what their 'revealed' scored),
+    and so is their test accuracy. --polish 0 (no L-BFGS) is accepted."""
+    from numerics import audit
+    from numerics.data import digits
+    from numerics.distill import CLASS_MEANS_ROW, support_accuracy
+    from numerics.privacy import class_means
+    from theory.architecture import parse_spec
+
+    out = tmp_path / "defend"
+    argv = ["defend", "--per-class", "1", "--sizes", "10", "--distances", "none", "--attack-steps", "5",
+            "--distill-steps", "2", "--polish", "0", "--out", str(out)]
+    assert main(argv) == 0
+    record = json.loads((out / "tradeoff.json").read_text())
+    assert record["polish"] == 0
+    means = [row for row in record["settings"] if row["kind"] == "class means"]
+    assert len(means) == 1 and means[0]["name"] == CLASS_MEANS_ROW and means[0]["size"] == 10
+    assert means[0]["training_points_revealed"] == 1.0  # the 10 private digits themselves
+    private = digits(task="ten_class", per_class=1, seed=0)
+    test = digits(task="ten_class", split="test")
+    arch = parse_spec("relu:2")
+    assert means[0]["test_accuracy"] == pytest.approx(support_accuracy(arch, private.x, private.y, test.x, test.labels))
+    references = audit.reference_sets("digits-ten-class", private)
+    held_out_means = class_means(references.pool, references.pool_labels)
+    targets = np.stack([private.y[private.labels == k][0] for k in range(10)])
+    trivial = record["trivial_test_accuracy"]["class means"]
+    assert trivial["test_accuracy"] == pytest.approx(support_accuracy(arch, held_out_means, targets, test.x,
+                                                                      test.labels))
+    assert trivial["training_points_revealed"] == 0.0
+
+
+def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, capsys):
+    """--train-steps too small for the loss target: one note on stderr and the stop reasons in the JSON."""
+    from proofs_check.distill_cli import rkip_finite_main
+
+    out = tmp_path / "rkip"
+    argv = ["--n", "4", "--recon", "2", "--steps", "5", "--width", "16", "--train-steps", "20", "--out", str(out)]
+    assert rkip_finite_main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("note: training stopped before its loss target in 7 of 7 networks") and err.count("\n") == 1
+    training = json.loads((out / "rkip_finite.json").read_text())["training"]
+    assert training["attacked"]["stop_reason"] == "budget" and training["attacked"]["steps"] == 20
+    assert training["networks_original"] == ["budget"] * 3

@@ -146,7 +146,7 @@ def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
                 assert main(small) == 0, small
                 out = Path(argv[argv.index("--out") + 1])
                 record = json.loads((out / "tradeoff.json").read_text())
-                assert record["complete"] and len(record["settings"]) == 3
+                assert record["complete"] and len(record["settings"]) == 4  # private, 2 distilled, class means
                 assert (out / "tradeoff.png").is_file()
                 # the accuracy of the trivial stand-ins that form a training set, beside the defended models'
                 stand_ins = record["trivial_test_accuracy"]

@@ -86,18 +86,28 @@ def tradeoff_figure(path, rows, *, title: str):
     ax.plot([base.test_accuracy], [base.revealed], "r*", markersize=14, linestyle="none",
             label=f"baseline: trained on the {base.size} private points")
     markers = {None: "o", 0.5: "s", 1.0: "^", 1.5: "D"}
-    for r in sorted({row.min_distance for row in rows[1:]}, key=lambda v: -1 if v is None else v):
-        chosen = [row for row in rows[1:] if row.min_distance == r]
+    distilled = distilled_rows(rows)
+    for r in sorted({row.min_distance for row in distilled}, key=lambda v: -1 if v is None else v):
+        chosen = [row for row in distilled if row.min_distance == r]
         ax.plot([row.test_accuracy for row in chosen], [row.revealed for row in chosen], markers.get(r, "v"),
                 linestyle="none", label="distilled, no distance constraint" if r is None
                 else f"distilled, min distance {r:g}")
         for row in chosen:
             ax.annotate(str(row.size), (row.test_accuracy, row.revealed), textcoords="offset points", xytext=(4, 4),
                         fontsize=7)
+    for row in rows:
+        if row.kind == "class means":
+            ax.plot([row.test_accuracy], [row.revealed], "kP", markersize=9, linestyle="none",
+                    label=f"trained on the {row.size} private class means")
     figures.reference_line(ax, y=DEFENDED_REVEALED, label=f"{DEFENDED_REVEALED:.0%} revealed")
     ax.set_ylim(-0.03, 1.03)
     ax.legend(fontsize=7)
     return fig
+
+
+def distilled_rows(rows) -> list:
+    """The defended settings of :func:`numerics.distill.defense_experiment`'s rows: the distilled ones."""
+    return [row for row in rows if row.kind == "distilled"]
 
 
 def rows_json(rows) -> list[dict[str, Any]]:
@@ -156,7 +166,7 @@ def check_baseline(ctx: Context) -> list[Outcome]:
 def check_defense(ctx: Context) -> list[Outcome]:
     """Some distilled setting reveals <= 10% of the private points; its accuracy cost is stated beside it."""
     _, rows = experiment(ctx)
-    base, defended = rows[0], rows[1:]
+    base, defended = rows[0], distilled_rows(rows)
     safe = [row for row in defended if row.revealed <= DEFENDED_REVEALED]
     best = max(safe, key=lambda row: row.test_accuracy) if safe else min(defended, key=lambda row: row.revealed)
     outcome = within(f"fewest revealed among the distilled settings ({best.name})", best.revealed, DEFENDED_REVEALED,
@@ -183,7 +193,7 @@ def check_recovers_distilled(ctx: Context) -> list[Outcome]:
     from numerics.distill import rescaled_distance
 
     _, rows = experiment(ctx)
-    extra = [max(0.0, row.revealed - row.distilled_leakage["revealed"]) for row in rows[1:]]
+    extra = [max(0.0, row.revealed - row.training_leakage["revealed"]) for row in distilled_rows(rows)]
     bounded = within("max over distilled settings of (fraction revealed by the attack - fraction revealed by the "
                      "distilled points themselves)", max(extra), 0.02,
                      "T1 applied to S: the minimizers recover S, so the attack reveals no more than S; 0.02 allows one "
@@ -191,12 +201,12 @@ def check_recovers_distilled(ctx: Context) -> list[Outcome]:
                      "point (spurious zero-weight reconstructions land anywhere)", per_setting=extra)
     # the bound above is one-sided: an attack that found nothing would pass it; this one says the attack found S
     misses = []
-    for row in rows[1:]:
+    for row in distilled_rows(rows):
         gaps = np.min(np.asarray(rescaled_distance(jnp.asarray(row.x_recon), jnp.asarray(row.x_train))), axis=0)
         misses.append(float(np.max(gaps / np.linalg.norm(row.x_train, axis=1))))
     found = within("max over distilled settings and distilled points s of min over reconstructions r of "
                    "min_{c >= 0} ||c r - s|| / ||s||", max(misses), RECOVERY_TOLERANCE, RECOVERY_REASON,
-                   per_setting=misses, attack_relative_loss=[row.attack_relative_loss for row in rows[1:]])
+                   per_setting=misses, attack_relative_loss=[row.attack_relative_loss for row in distilled_rows(rows)])
     return [bounded, found]
 
 
@@ -210,7 +220,7 @@ def check_min_distance(ctx: Context) -> Outcome:
     """In the experiment, every distilled point of a constrained setting keeps rescaled distance >= r from every
     private point."""
     _, rows = experiment(ctx)
-    gaps = [(row.min_distance_reached - row.min_distance) / row.min_distance for row in rows[1:]
+    gaps = [(row.min_distance_reached - row.min_distance) / row.min_distance for row in distilled_rows(rows)
             if row.min_distance is not None]
     return at_least("min over constrained settings of (distance reached - r) / r", min(gaps), -1e-8, PROJECTION_REASON,
                     per_setting=gaps)
