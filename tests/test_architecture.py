@@ -67,6 +67,28 @@ def test_specs_at_the_ends_of_the_ranges_parse(spec):
     assert parse_spec(spec).spec
 
 
+@pytest.mark.parametrize("spec, canonical", [
+    ("RELU:2", "relu:2"), ("relu:2:SW=2", "relu:2:sw=2"), ("relu:2:param=NTK", "relu:2"),
+    ("leaky_relu:2:ALPHA=0.2", "leaky_relu:2:alpha=0.2"), ("DENSE:SW=2 > RELU > dense", "dense:sw=2 > relu > dense"),
+    ("relu:2:sw=+1.5", "relu:2:sw=1.5"), ("relu:2:sw=.5", "relu:2:sw=0.5"), ("expr:2:phi=E**x", "expr:2:phi=E**x")])
+def test_names_are_case_blind_and_numbers_plain(spec, canonical):
+    """Activation names were case-blind but option names and param values were not (RELU:2 parsed, SW=2 did not);
+    E**x was refused while exp(x) was accepted."""
+    assert parse_spec(spec).spec == canonical
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("relu:\uff12", "depth '\uff12' in spec"),                  # a full-width digit: Python's int() reads it
+    ("relu:1_0", "depth '1_0' in spec 'relu:1_0' is not an integer"),  # and this
+    ("conv3:c=\uff14 > relu > gap > dense", "bad value '\uff14' for 'c' [(]channels[)]"),
+    ("poly:2:coeffs=1,2_0", "bad value '1,2_0' for 'coeffs'"),
+    ("relu:2:sw=1_0", "bad value '1_0' for 'sw'"),
+])
+def test_numbers_are_plain_ascii_decimals(spec, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
 def test_expr_activation_rejects_other_symbols():
     from theory.dual import dual_for
 

@@ -80,7 +80,7 @@ MAX_CHANNELS = 1 << 16
 MAX_WINDOW = 64
 """Sanity bounds on a spec (a model file's spec is untrusted input), not limits of the code."""
 
-_CONV_NAME = re.compile(r"conv(\d+)(?:x(\d+))?")
+_CONV_NAME = re.compile(r"conv([0-9]+)(?:x([0-9]+))?")
 RESERVED_OPTIONS = (*WEIGHT_OPTIONS, "res", "s", "act", "c")
 """Spec options of the shorthand and of the chain's layers: no activation parameter may take these names."""
 
@@ -663,12 +663,12 @@ def _parse_value(activation: str, key: str, text: str) -> object:
     kind = activations.get(activation).parameters[key]
     try:
         if kind == "int":
-            value = int(text)
+            value = _int_text(text)
             if value < 0:
                 raise ValueError
             return value
         if kind == "floats":
-            values = tuple(float(v) for v in text.split(","))
+            values = tuple(_float_text(v) for v in text.split(","))
             if not values or not all(math.isfinite(v) for v in values):
                 raise ValueError
             return values
@@ -677,7 +677,7 @@ def _parse_value(activation: str, key: str, text: str) -> object:
 
             parse_activation(text.strip())  # the stripped text: one cache entry per formula
             return text.strip()
-        value = float(text)
+        value = _float_text(text)
         if not math.isfinite(value):
             raise ValueError
         return value
@@ -687,9 +687,27 @@ def _parse_value(activation: str, key: str, text: str) -> object:
         raise SpecError(f"bad value {text!r} for {key!r} of activation {activation!r}") from None
 
 
+_INTEGER_TEXT = re.compile(r"\s*[+]?[0-9]+\s*")
+_FLOAT_TEXT = re.compile(r"\s*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\s*")
+
+
+def _int_text(text: str) -> int:
+    """``int(text)`` for plain ASCII decimal digits only (Python's int also reads '1_0' and full-width digits)."""
+    if not _INTEGER_TEXT.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+def _float_text(text: str) -> float:
+    """``float(text)`` for a plain ASCII decimal literal only (no '1_0', no full-width digits, no 'inf' or 'nan')."""
+    if not _FLOAT_TEXT.fullmatch(text):
+        raise ValueError(text)
+    return float(text)
+
+
 def _float(text: str, key: str, where: str) -> float:
     try:
-        value = float(text)
+        value = _float_text(text)
     except ValueError:
         raise SpecError(f"bad value {text!r} for {key!r} in {where}") from None
     return value
@@ -700,7 +718,7 @@ def _items(token: str, where: str) -> dict[str, str]:
     items: dict[str, str] = {}
     for item in token.split(":"):
         key, sep, text = item.partition("=")
-        key = key.strip()
+        key = key.strip().lower()  # names are case-blind, as the layers'
         if not sep or not key:
             raise SpecError(f"option {item.strip()!r} in {where} is not KEY=VALUE")
         if key in items:
@@ -715,7 +733,7 @@ def _weights(items: dict[str, str], defaults: dict[str, object], where: str) -> 
         if key in items:
             values[key] = _float(items.pop(key), key, where)
     if "param" in items:
-        values["param"] = items.pop("param")
+        values["param"] = items.pop("param").strip().lower()
     return {"sigma_w": values["sw"], "sigma_b": values["sb"], "parameterization": values["param"]}
 
 
@@ -749,7 +767,7 @@ def _parse_layer(token: str, defaults: dict[str, object], spec: str):
         if "c" in items:
             text = items.pop("c")
             try:
-                channels = int(text)
+                channels = _int_text(text)
             except ValueError:
                 raise SpecError(f"bad value {text!r} for 'c' (channels) in {where}") from None
         layer = L.Conv(window, channels, **_weights(items, defaults, where))
@@ -829,14 +847,14 @@ def parse_spec(spec: str) -> Architecture:
     if len(parts) < 2:
         raise SpecError(f"spec {spec!r} lacks a depth; expected ACTIVATION:DEPTH, e.g. {activation}:2")
     try:
-        depth = int(parts[1])
+        depth = _int_text(parts[1])
     except ValueError:
         raise SpecError(f"depth {parts[1]!r} in spec {spec!r} is not an integer") from None
     fields: dict[str, object] = {}
     act_params: dict[str, object] = {}
     for item in parts[2:]:
         key, sep, text = item.partition("=")
-        key = key.strip()
+        key = key.strip().lower()  # names are case-blind, as the activation's
         if not sep:
             raise SpecError(f"option {item!r} in spec {spec!r} is not KEY=VALUE")
         if key in fields or key in act_params:
@@ -844,7 +862,7 @@ def parse_spec(spec: str) -> Architecture:
         if key in ("sw", "sb", "res"):
             fields[key] = _float(text, key, f"spec {spec!r}")
         elif key == "param":
-            fields[key] = text.strip()
+            fields[key] = text.strip().lower()
         elif key in ACTIVATION_PARAMETERS[activation]:
             act_params[key] = _parse_value(activation, key, text)
         else:

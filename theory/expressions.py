@@ -223,6 +223,8 @@ def _number(value: int | float, source: str) -> sp.Expr:
 
 
 def _power(base: sp.Expr, exponent: sp.Expr, source: str) -> sp.Expr:
+    if base == sp.E:  # E**z is exp(z), which the whitelist allows with any argument
+        return FUNCTIONS["exp"][0](exponent)
     if not exponent.is_number:
         raise SpecError(f"exponent {exponent} in expression {source!r} must be a constant")
     magnitude = abs(float(exponent))
