@@ -162,6 +162,21 @@ def ensure_writable(path: Path, option: str) -> None:
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
 
 
+def previous_run(out: Path, *, resume: bool) -> dict | None:
+    """The run record (run.json) in ``out``, or None. A damaged one is refused (CheckpointError) only for --resume:
+    without it the run starts afresh and replaces it, as README says of every run folder."""
+    from numerics.checkpoint import CheckpointError, read_run
+
+    if not out.is_dir():
+        return None
+    try:
+        return read_run(out)
+    except CheckpointError:
+        if resume:
+            raise
+        return None
+
+
 OWNER_FILE = ".proofs-check-command"
 """Written in every output folder a command is about to fill, holding the command's name: a folder holds one
 command's results (a sweep, defend or attack-curve run into an attack's folder used to exit 0 with the two
@@ -539,7 +554,7 @@ def _fill_data_defaults(args) -> None:
 def _check_attack(args) -> None:
     from numerics import audit
     from numerics.attack import check_parameter_change, check_recon_count
-    from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference, read_run
+    from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference
 
     given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
     if args.model is not None:
@@ -600,7 +615,7 @@ def _check_attack(args) -> None:
     args.previous = None
     out = args.out
     try:
-        args.previous = read_run(out) if out.is_dir() else None
+        args.previous = previous_run(out, resume=args.resume)
         if args.previous is not None and args.previous.get("command") != "attack":  # even afresh: files would mix
             raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
         if not args.resume or args.previous is None:

@@ -75,9 +75,9 @@ def settings(args) -> dict[str, Any]:
 def check(args) -> None:
     import numpy as np
 
-    from numerics.checkpoint import Checkpoint, CheckpointError, first_difference, read_run
+    from numerics.checkpoint import Checkpoint, CheckpointError, first_difference
     from numerics.data import digits
-    from proofs_check.cli import UsageError, _option, resume_mismatch
+    from proofs_check.cli import UsageError, _option, previous_run, resume_mismatch
 
     if args.arch.parameterization != "ntk":
         raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
@@ -95,7 +95,7 @@ def check(args) -> None:
                          f"class {target.class_names[k]!r} (classes have {int(counts.min())} to {int(counts.max())})")
     args.previous = None
     try:
-        args.previous = read_run(args.out) if args.out.is_dir() else None
+        args.previous = previous_run(args.out, resume=args.resume)
         if args.previous is not None and args.previous.get("command") != "distill":  # even afresh: files would mix
             raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not a distillation; choose "
                              "another --out")

@@ -303,6 +303,18 @@ def test_a_folder_holds_one_commands_results(second, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE]
 
 
+def test_a_damaged_run_record_blocks_only_a_resume(models, tmp_path, capsys):
+    """README: without --resume a run folder is started afresh; a damaged run.json used to block that too."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text("{bad json")
+    argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "4", "--no-progress", "--out", str(out)]
+    assert main([*argv, "--resume"]) == 2
+    assert "run.json is unreadable" in capsys.readouterr().err
+    assert main(argv) == 0
+    assert json.loads((out / "run.json").read_text())["command"] == "attack"
+
+
 def test_an_attack_marks_its_folder_and_reruns_there(models, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "4", "--no-progress", "--out", str(out)]
