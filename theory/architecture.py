@@ -688,7 +688,7 @@ def _parse_value(activation: str, key: str, text: str) -> object:
 
 
 _INTEGER_TEXT = re.compile(r"\s*[+]?[0-9]+\s*")
-_FLOAT_TEXT = re.compile(r"\s*[+-]?([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?\s*")
+_FLOAT_TEXT = re.compile(r"\s*[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))\s*")
 
 
 def _int_text(text: str) -> int:
@@ -699,7 +699,8 @@ def _int_text(text: str) -> int:
 
 
 def _float_text(text: str) -> float:
-    """``float(text)`` for a plain ASCII decimal literal only (no '1_0', no full-width digits, no 'inf' or 'nan')."""
+    """``float(text)`` for a plain ASCII decimal literal only (no '1_0', no full-width digits); 'nan' and 'inf' are
+    read, for the rules on values to name them."""
     if not _FLOAT_TEXT.fullmatch(text):
         raise ValueError(text)
     return float(text)
