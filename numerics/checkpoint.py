@@ -9,7 +9,13 @@ state. The step *budget* is not a setting: a larger budget extends a run, a budg
 already reached is refused. Inside :func:`interruptible` the first Ctrl-C only raises a flag; the loop
 finishes its chunk, saves, and :meth:`StopFlag.check` raises :class:`Interrupted` (a KeyboardInterrupt
 carrying the step), so the checkpoint on disk always holds the last completed chunk. A second Ctrl-C
-interrupts at once (the checkpoint of the previous chunk stays intact). A command that owns a run folder
+interrupts at once (the checkpoint of the previous chunk stays intact). A command (the ``proofs-check`` CLI)
+wraps its whole run in :func:`recording_interrupts`: outside the loops a Ctrl-C raises KeyboardInterrupt as
+usual but is also *recorded*, because Python discards a KeyboardInterrupt raised inside a garbage-collection
+callback or a ``__del__`` (JAX runs one at every collection) and the run would go on. A recorded Ctrl-C stops
+the next :func:`interruptible` loop after its first chunk (once saved), :func:`raise_if_interrupted` stops a
+long phase between its units of work, and the command ends interrupted rather than successful
+(:meth:`InterruptRequests.finish`). A command that owns a run folder
 records its settings in ``run.json`` (:func:`write_run`, :func:`read_run`), so that a resumption can be
 checked against them before any work starts.
 
@@ -39,6 +45,7 @@ import hashlib
 import json
 import os
 import signal
+import sys
 import threading
 import zipfile
 from contextlib import contextmanager
@@ -325,8 +332,75 @@ def write_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     return path
 
 
+class InterruptRequests:
+    """The Ctrl-C presses during one command (see :func:`recording_interrupts`, whose SIGINT handler this is):
+    ``count`` of them so far. While the command works (``raising``) each press raises KeyboardInterrupt; after
+    :meth:`finish` they are only counted."""
+
+    def __init__(self):
+        self.count = 0
+        self.raising = True
+
+    @property
+    def requested(self) -> bool:
+        return self.count > 0
+
+    def __call__(self, signum, frame):
+        self.count += 1
+        if self.raising:
+            raise KeyboardInterrupt
+
+    def finish(self) -> bool:
+        """The command's work is over: later presses are only counted. Returns whether Ctrl-C was pressed at all,
+        including a press whose KeyboardInterrupt Python discarded."""
+        self.raising = False
+        return self.requested
+
+
+_recording: InterruptRequests | None = None
+"""The requests of the command now running inside :func:`recording_interrupts` (None outside one)."""
+
+
+@contextmanager
+def recording_interrupts() -> Iterator[InterruptRequests]:
+    """Within the block every Ctrl-C raises KeyboardInterrupt and is counted in the yielded
+    :class:`InterruptRequests`, so that one whose KeyboardInterrupt Python discarded (raised inside a gc callback
+    or a ``__del__``: "Exception ignored in ...", and the run went on) still stops the command: the next
+    :func:`interruptible` loop stops after its first chunk, :func:`raise_if_interrupted` raises, and the caller
+    asks :meth:`InterruptRequests.finish` before reporting success. Such discarded KeyboardInterrupts are not
+    printed (the command reports the interruption in one line). Outside the main thread it only yields."""
+    global _recording
+    requests = InterruptRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield requests
+        return
+    previous_hook = sys.unraisablehook
+
+    def unraisable(info):
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            previous_hook(info)
+
+    outer = _recording
+    previous = signal.signal(signal.SIGINT, requests)
+    _recording, sys.unraisablehook = requests, unraisable
+    try:
+        yield requests
+    finally:
+        _recording, sys.unraisablehook = outer, previous_hook
+        signal.signal(signal.SIGINT, previous)
+
+
+def raise_if_interrupted() -> None:
+    """Raise KeyboardInterrupt if a Ctrl-C was recorded by :func:`recording_interrupts` but has not stopped the
+    command (Python discarded its KeyboardInterrupt); long phases call it between units of work (a claim's step,
+    a sweep cell, a defended setting). A no-op outside a recording command."""
+    if _recording is not None and _recording.raising and _recording.requested:
+        raise KeyboardInterrupt
+
+
 class StopFlag:
-    """Set by the first Ctrl-C inside :func:`interruptible`; the loop polls it between chunks."""
+    """Set by the first Ctrl-C inside :func:`interruptible` (or one recorded before the block); the loop polls
+    it between chunks."""
 
     def __init__(self):
         self.requested = False
@@ -340,14 +414,20 @@ class StopFlag:
 @contextmanager
 def interruptible() -> Iterator[StopFlag]:
     """Within the block the first SIGINT (Ctrl-C) sets the yielded flag instead of raising; a second one
-    raises KeyboardInterrupt at once. Outside the main thread (where Python cannot install signal
-    handlers) Ctrl-C behaves as usual."""
+    raises KeyboardInterrupt at once. Inside :func:`recording_interrupts` the presses are counted there too,
+    and a press recorded before the block sets the flag at once (the loop stops after its first chunk, once
+    saved; a further press raises). Outside the main thread (where Python cannot install signal handlers)
+    Ctrl-C behaves as usual."""
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
+    requests = _recording
+    flag.requested = requests is not None and requests.requested
 
     def handler(signum, frame):
+        if requests is not None:
+            requests.count += 1
         if flag.requested:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from numerics.checkpoint import raise_if_interrupted
 from numerics.data import check_seed, positive_int
 from numerics.progress import duration
 
@@ -337,6 +338,7 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
         report(f"cell {len(rows)}/{len(cells)} done ({cell.dataset} m={cell.width} N={cell.n} {cell.param} "
                f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s); "
                f"about {duration(elapsed / computed * left)} left")
+        raise_if_interrupted()  # a Ctrl-C that Python discarded during the cell stops the sweep here
     return SweepResult(rows=[rows[i] for i in range(len(cells))], computed=computed, reused=reused,
                        seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path,
                        reused_from_other_code=other_code)

@@ -137,6 +137,14 @@ def _folder_name(arch, training: str) -> str:
     return f"{readable}-{hashlib.sha256(arch.spec.encode()).hexdigest()[:6]}-{training}"
 
 
+def interrupted(args, interruption: KeyboardInterrupt) -> str:
+    """attack-curve's Ctrl-C line: it keeps no checkpoints (the snapshots at each budget live in memory), so a rerun
+    trains and attacks every series again."""
+    from proofs_check.cli import step_text
+
+    return f"interrupted{step_text(interruption)}; attack-curve does not resume: a rerun starts over"
+
+
 def run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import jax
@@ -145,6 +153,7 @@ def run(args) -> int:
 
     from numerics import audit
     from numerics.attack import attack_divergence, parameter_space_attack
+    from numerics.checkpoint import raise_if_interrupted
     from proofs_check.cli import RunFailed
 
     console = Console(highlight=False)
@@ -160,6 +169,7 @@ def run(args) -> int:
     chunk = math.gcd(*args.budgets)  # every budget ends a chunk
     for arch in args.arch:
         for training in args.training:
+            raise_if_interrupted()  # a Ctrl-C that Python discarded during the previous series
             console.print(f"training {arch.named(args.width)} ({training}) on {dataset.name}, N = {args.n}")
             trained = audit.train_on(arch, args.width, dataset, linearized=training == "linearized", seed=args.seed,
                                      max_steps=args.train_steps, progress=not args.no_progress)

@@ -2,7 +2,9 @@
 
 Exit status: 0 success; 1 a claim failed; 2 bad input: one line on stderr naming the problem, before any
 training, attacking or claim runs; 130 interrupted by Ctrl-C: one line, and a run folder keeps its
-checkpoints (``attack --resume`` continues). A traceback means a bug in this tool.
+checkpoints (``attack --resume`` continues). A traceback means a bug in this tool. Every Ctrl-C ends the command
+with 130, even one that Python would discard (raised inside a gc callback of JAX): :func:`main` records the
+presses (:func:`numerics.checkpoint.recording_interrupts`) and honours one before reporting success.
 
 Every subcommand is declared once, in :data:`COMMANDS`, as a :class:`Command`: its options (with the
 validating types below, so a bad value is a one-line error while the command line is parsed), the checks
@@ -10,7 +12,9 @@ that involve several options or files (``check``, run after parsing and before a
 writes (``outputs``: each is created and test-written before any work), and ``run``. To add a subcommand
 (``distill``, ``defend``, ``sweep``): write its ``add_arguments``, ``check`` and ``run`` functions, append a
 ``Command`` to ``COMMANDS``, raise :class:`UsageError` for bad input, and let long loops use
-:mod:`numerics.checkpoint` (``Interrupted`` is turned into the one-line exit 130 here).
+:mod:`numerics.checkpoint` (``Interrupted`` is turned into the one-line exit 130 here; ``interrupted`` gives the
+command's own line: what it kept and how to go on), and call :func:`numerics.checkpoint.raise_if_interrupted`
+between long steps that are not such loops.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import os
 import sys
 import tempfile
 import time
@@ -216,6 +221,9 @@ class Command:
     outputs: tuple[str, ...] = ()
     """Destinations of options naming folders the command writes (created and test-written before work)."""
     epilog: str = ""
+    interrupted: Callable[[argparse.Namespace, KeyboardInterrupt], str] | None = None
+    """The one line for Ctrl-C (after "proofs-check: "): where it stopped, what was kept, how to go on (default:
+    :func:`_interrupted_text` without a run folder to resume)."""
 
 
 def architecture_help() -> str:
@@ -268,7 +276,27 @@ def _one_line(text: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = None
+    """Run one command; return its exit status (module docstring). Called without ``argv`` it is the program (the
+    ``proofs-check`` script, ``python -m proofs_check.cli``) and ends the process itself (:func:`_exit_program`)."""
+    try:
+        from numerics.checkpoint import recording_interrupts
+
+        with recording_interrupts() as requests:
+            code, late = _command(argv, requests)
+            if argv is None:
+                _exit_program(code, late, requests)
+    except KeyboardInterrupt:  # while JAX was imported, before the command's Ctrl-C handler was in place
+        print(f"{PROG}: interrupted before the command started; rerun it", file=sys.stderr)
+        code = 130
+    return code
+
+
+def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
+    """Parse, check and run one command under ``requests`` (numerics.checkpoint.InterruptRequests); map its
+    exceptions to one line and an exit status. A Ctrl-C whose KeyboardInterrupt Python discarded is honoured
+    before success is reported. Returns the exit status and, after a success, the line for a Ctrl-C still to come
+    (None where a line was printed)."""
+    args = command = None
     try:
         args = build_parser().parse_args(argv)
         command = next(c for c in COMMANDS if c.name == args.command)
@@ -276,44 +304,122 @@ def main(argv: list[str] | None = None) -> int:
         for destination in command.outputs:
             ensure_writable(getattr(args, destination), _option(destination))
             claim_folder(getattr(args, destination), _option(destination), command.name)
-        return command.run(args)
-    except (UsageError, SpecError) as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except ValueError as error:
-        from numerics.checkpoint import FileError
-
-        if not isinstance(error, FileError):  # a checkpoint or model file in the run folder that cannot be used
-            raise
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
-        return 2
-    except RunFailed as error:
-        print(f"{PROG}: error: {_one_line(error)}", file=sys.stderr)
-        return 1
-    except CommandInterrupted as interruption:
-        print(f"{PROG}: {_one_line(interruption)}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt as interruption:
-        from numerics.checkpoint import RUN_RECORD
-
-        resumable = hasattr(args, "resume") and isinstance(getattr(args, "out", None), Path) \
-            and (args.out / RUN_RECORD).is_file()
-        print(f"{PROG}: {_interrupted_text(interruption, resumable=resumable, started=hasattr(args, 'resume'))}",
-              file=sys.stderr)
-        return 130
+        code = command.run(args)
+    except BaseException as error:
+        interrupted = requests.finish()
+        code, line = _failure(error, args, command, interrupted=interrupted)
+        print(f"{PROG}: {line}", file=sys.stderr)
+        return code, None
+    if requests.finish():
+        print(f"{PROG}: {_finished_text(args)}", file=sys.stderr)
+        return 130, None
+    return code, _finished_text(args)
 
 
-def _interrupted_text(interruption: KeyboardInterrupt, *, resumable: bool, started: bool = False) -> str:
-    """One line for Ctrl-C: the step a loop of numerics.checkpoint stopped at, and how to go on: --resume where the
-    run folder holds a run, a plain rerun where a resumable command (``started``) stopped before writing one."""
+def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple[int, str]:
+    """(exit status, line) for an exception that ended a command; re-raises a bug's (a traceback), and argparse's
+    SystemExit (--help)."""
+    from numerics.checkpoint import FileError
+
+    if isinstance(error, (UsageError, SpecError, FileError)):  # FileError: a checkpoint or model that cannot be used
+        return 2, f"error: {_one_line(error)}"
+    if isinstance(error, RunFailed):
+        return 1, f"error: {_one_line(error)}"
+    if isinstance(error, CommandInterrupted):
+        return 130, _one_line(error)
+    if isinstance(error, KeyboardInterrupt) or (interrupted and isinstance(error, Exception)):
+        # a library that turned the KeyboardInterrupt into its own error is still Ctrl-C, not a bug
+        interruption = error if isinstance(error, KeyboardInterrupt) else KeyboardInterrupt()
+        if command is not None and command.interrupted is not None:
+            return 130, _one_line(command.interrupted(args, interruption))
+        return 130, _interrupted_text(interruption, resumable=False)
+    raise error
+
+
+def _exit_program(code: int, late: str | None, requests) -> None:
+    """End the process with ``code`` now, skipping the interpreter's teardown: every file is written and closed,
+    and the teardown (0.6-1.1 s freeing JAX's objects, measured after distill) runs after Python has put back the
+    default Ctrl-C action, so a Ctrl-C there killed the process silently with status 130 although the run had
+    finished. Until here ``requests`` counts the presses; one since the command's work ended turns a success into
+    130 with ``late``, its line (None: a line was printed already, the status stays)."""
+    def flush():
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):  # a closed pipe (``| head``): nothing more can be shown
+                pass
+
+    flush()
+    if late is not None and requests.requested:
+        print(f"{PROG}: {late}", file=sys.stderr)
+        code = 130
+        flush()
+    os._exit(code)
+
+
+def step_text(interruption: KeyboardInterrupt) -> str:
+    """The words ' at step S of T (what)' for a loop of numerics.checkpoint that stopped (Interrupted), else ''."""
     step = getattr(interruption, "step", None)
-    where = ""
-    if step is not None:
-        total = f" of {interruption.total}" if interruption.total else ""
-        where = f" at step {step}{total} ({interruption.what})"
+    if step is None:
+        return ""
+    total = f" of {interruption.total}" if interruption.total else ""
+    return f" at step {step}{total} ({interruption.what})"
+
+
+def _interrupted_text(interruption: KeyboardInterrupt, *, resumable: bool, started: bool = False,
+                      saved: str = "") -> str:
+    """One line for Ctrl-C: the step a loop of numerics.checkpoint stopped at, and how to go on: --resume where the
+    run folder holds a run (``saved``: what it holds, when no loop named its step), a plain rerun where a resumable
+    command (``started``) stopped before saving anything."""
+    where = step_text(interruption)
     if resumable:
-        return f"interrupted{where}; rerun with --resume to continue"
+        return f"interrupted{where or saved}; rerun with --resume to continue"
     return f"interrupted{where}" + ("; nothing was saved yet: rerun the same command to start again" if started else "")
+
+
+def _finished_text(args) -> str:
+    """The line for a Ctrl-C that took effect only once the command's work was done (Python had discarded its
+    KeyboardInterrupt, or it came as the command ended): the results were all written; the status says interrupted."""
+    out = getattr(args, "out", None)
+    return ("interrupted (Ctrl-C took effect only as the command finished): its results are complete"
+            + (f" in {out}" if out else ""))
+
+
+def _saved_progress(out: Path, stages) -> str:
+    """What a run folder holds, for the Ctrl-C line when no loop named its step: the latest of ``stages`` (file,
+    checkpoint kind, what, step budget; latest first) found in ``out``: " with step S of T (what) saved" for a
+    checkpoint, " with WHAT saved" for a file without steps (kind None: the trained model); "" when none is."""
+    from numerics.checkpoint import Checkpoint, CheckpointError
+
+    for name, kind, what, budget in stages:
+        path = out / name
+        if not path.is_file():
+            continue
+        if kind is None:
+            return f" with {what} saved"
+        try:
+            step = Checkpoint(path, kind=kind).peek()[0]
+        except CheckpointError:  # unreadable: the line names an earlier stage, or none
+            continue
+        return f" with step {step} of {budget} ({what}) saved"
+    return ""
+
+
+def run_folder_interrupted(args, interruption: KeyboardInterrupt, stages) -> str:
+    """The Ctrl-C line of a command whose run folder resumes (attack, distill): the step a loop stopped at, else
+    what the folder holds; --resume where it holds something, a plain rerun where nothing was saved yet."""
+    out = getattr(args, "out", None)
+    saved = _saved_progress(out, stages) if isinstance(out, Path) else ""
+    resumable = bool(step_text(interruption) or saved)
+    return _interrupted_text(interruption, resumable=resumable, started=hasattr(args, "resume"), saved=saved)
+
+
+def _attack_interrupted(args, interruption: KeyboardInterrupt) -> str:
+    """attack's Ctrl-C line: the attack's checkpoint, else the trained model, else training's checkpoint."""
+    return run_folder_interrupted(args, interruption, [
+        (ATTACK_FILES["attack"], "attack", "the attack", args.steps),
+        (ATTACK_FILES["model"], None, "the trained model", None),
+        (ATTACK_FILES["train"], "train", "training", args.train_steps)])
 
 
 def _option(name: str) -> str:
@@ -399,6 +505,7 @@ def _run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     from rich.console import Console
 
+    from numerics.checkpoint import raise_if_interrupted
     from numerics.progress import progress_bar
     from proofs_check.claims import load_claims
     from proofs_check.registry import ClaimResult, Context, run_step
@@ -428,6 +535,7 @@ def _run(args) -> int:
                     bar.update(task, description=where)
                     outcomes.extend(run_step(kind, step, ctx))
                     bar.advance(task)
+                    raise_if_interrupted()  # a Ctrl-C that Python discarded during the step
                 results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
     except KeyboardInterrupt:
         raise CommandInterrupted(f"interrupted during {where}; no report written") from None
@@ -982,18 +1090,21 @@ COMMANDS: tuple[Command, ...] = (
     Command("run", "run claims and write the report", _run_arguments, _run, check=_check_run, outputs=("out",),
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
-            _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help()),
+            _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help(),
+            interrupted=_attack_interrupted),
     Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
             "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
-            attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help()),
+            attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help(),
+            interrupted=attack_curve.interrupted),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "
             "stopping on a validation split of the training data), score it by test accuracy beside baselines", distill_cli.add_arguments, distill_cli.run, check=distill_cli.check,
-            outputs=("out",), epilog=architecture_help()),
+            outputs=("out",), epilog=architecture_help(), interrupted=distill_cli.interrupted),
     Command("defend", "distillation as a defense: attack a kernel-regime model trained on private digits and models "
             "trained on distilled sets, write the revealed-vs-accuracy trade-off", distill_cli.defend_arguments,
-            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",), epilog=architecture_help()),
+            distill_cli.defend, check=distill_cli.defend_check, outputs=("out",), epilog=architecture_help(),
+            interrupted=distill_cli.defend_interrupted),
 )
 
 

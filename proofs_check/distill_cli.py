@@ -155,6 +155,15 @@ def distilled_grid(path: Path, images, labels, *, image_shape, value_range, titl
     return figures.save(fig, path)
 
 
+def interrupted(args, interruption: KeyboardInterrupt) -> str:
+    """distill's Ctrl-C line: the step the distillation stopped at, or the step its checkpoint holds, and --resume
+    (e.g. "interrupted at step 200 of 1000 (distillation); rerun with --resume to continue")."""
+    from proofs_check.cli import run_folder_interrupted
+
+    return run_folder_interrupted(args, interruption,
+                                  [(DISTILL_FILES["checkpoint"], "distill", "distillation", args.steps)])
+
+
 def run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import numpy as np
@@ -339,6 +348,19 @@ def trivial_training_sets(private, references, *, size: int, seed: int) -> dict[
             "held-out points": (references.pool[held_out], targets[references.pool_labels[held_out]])}
 
 
+def defend_interrupted(args, interruption: KeyboardInterrupt) -> str:
+    """defend's Ctrl-C line: it has no --resume, so the line says what tradeoff.json kept and that a rerun starts
+    over."""
+    from proofs_check.cli import step_text
+
+    done = getattr(args, "settings_done", 0)
+    where = step_text(interruption)
+    if not done:
+        return f"interrupted{where}; nothing was kept (defend does not resume): rerun the same command to start over"
+    return (f"interrupted{where}; {args.out / 'tradeoff.json'} keeps the {done} setting(s) finished (\"complete\": "
+            "false); defend does not resume: a rerun starts over")
+
+
 def defend(args) -> int:
     import numerics  # noqa: F401  (float64 on)
 
@@ -346,6 +368,7 @@ def defend(args) -> int:
     from rich.table import Table
 
     from numerics import audit, privacy
+    from numerics.checkpoint import raise_if_interrupted
     from numerics.data import digits
     from numerics.distill import defense_experiment, support_accuracy
     from proofs_check import figures
@@ -364,8 +387,12 @@ def defend(args) -> int:
               "arch": args.arch.spec, "seed": args.seed,
               "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split"}
 
+    args.settings_done = 0  # for the Ctrl-C line (defend_interrupted)
+
     def partial(rows):
         audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": False, "settings": t4.rows_json(rows)})
+        args.settings_done = len(rows)
+        raise_if_interrupted()  # a Ctrl-C that Python discarded during this setting stops here
 
     rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
                               n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,

@@ -14,6 +14,7 @@ import pytest
 from numerics import audit, checkpoint, privacy
 from numerics.checkpoint import Checkpoint
 from proofs_check.cli import main
+from test_checkpoint import press_ctrl_c_where_python_discards_it  # tests/ is on sys.path (prepend import mode)
 
 TINY = ["--n", "4", "--width", "32", "--train-steps", "400", "--no-progress"]
 
@@ -148,6 +149,36 @@ def test_ctrl_c_in_training_then_resume(tmp_path, monkeypatch, capsys):
     assert f"training from step {saved[0]} of 3000" in text
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"]["resumed_from"] == saved[0]
+
+
+def test_a_discarded_ctrl_c_stops_training_and_a_later_one_names_what_is_saved(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C whose KeyboardInterrupt Python discarded (in a gc callback, as in JAX's: the attack once ran on and
+    exited 0) stops training after its first chunk; a Ctrl-C between training and the attack names what the run
+    folder holds."""
+    from numerics import attack as attack_module
+
+    out = tmp_path / "run"
+    argv = ["attack", *TINY, "--steps", "20", "--out", str(out)]
+    real = audit.load_dataset
+
+    def ctrl_c_then_load(*args, **kwargs):
+        press_ctrl_c_where_python_discards_it()
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "load_dataset", ctrl_c_then_load)
+        assert main(argv) == 130
+    err = capsys.readouterr().err
+    step = Checkpoint(out / "train_checkpoint.npz", kind="train").peek()[0]
+    assert err == f"proofs-check: interrupted at step {step} of 400 (training); rerun with --resume to continue\n"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(attack_module, "parameter_space_attack", interrupted)
+    assert main([*argv, "--resume"]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted with the trained model saved; rerun with --resume "
+                                       "to continue\n")
 
 
 def test_real_ctrl_c_in_a_separate_process(tmp_path):

@@ -4,6 +4,7 @@ Ctrl-C is a real SIGINT sent by the process to itself right after a chunk's chec
 signal handler of :func:`numerics.checkpoint.interruptible` is what is tested.
 """
 
+import gc
 import os
 import signal
 
@@ -105,6 +106,66 @@ def test_first_ctrl_c_sets_the_flag_second_one_raises():
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is previous
+
+
+def press_ctrl_c_where_python_discards_it():
+    """Press Ctrl-C (a real SIGINT) inside a garbage-collection callback: Python runs the handler there, and the
+    KeyboardInterrupt it raises is discarded ("Exception ignored in ..."), as in JAX's _xla_gc_callback, which made
+    runs go on and exit 0 after a Ctrl-C."""
+    pressed = []
+
+    def callback(phase, info):
+        if phase == "start" and not pressed:
+            pressed.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(100):  # the Python-level handler runs at a bytecode boundary: here, in the callback
+                pass
+
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert pressed
+
+
+def test_a_ctrl_c_python_discards_is_recorded_and_stops_the_next_loop():
+    """Within recording_interrupts (the CLI's whole command) a Ctrl-C outside any loop raises and is counted; when
+    Python discards its KeyboardInterrupt, raise_if_interrupted raises it again and the next interruptible block
+    starts with its flag set (it stops after its first chunk, once saved); a further Ctrl-C raises at once."""
+    previous = signal.getsignal(signal.SIGINT)
+    with checkpoint.recording_interrupts() as requests:
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+        assert requests.count == 1
+        press_ctrl_c_where_python_discards_it()  # no exception reaches here
+        assert requests.count == 2
+        with pytest.raises(KeyboardInterrupt):
+            checkpoint.raise_if_interrupted()
+        with interruptible() as stop:
+            assert stop.requested
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert requests.count == 3 and signal.getsignal(signal.SIGINT) is requests
+        assert requests.finish()
+        os.kill(os.getpid(), signal.SIGINT)  # once the work is over a press is only counted
+        assert requests.count == 4
+        checkpoint.raise_if_interrupted()
+    assert signal.getsignal(signal.SIGINT) is previous
+    checkpoint.raise_if_interrupted()  # outside a command: nothing recorded, nothing raised
+    with interruptible() as stop:
+        assert not stop.requested  # a command's presses do not outlive it
+
+
+def test_training_stops_after_its_first_chunk_when_ctrl_c_came_before_it(key, tmp_path):
+    network, params_0, x, y = _training_problem(key)
+    path = tmp_path / "train.npz"
+    with checkpoint.recording_interrupts():
+        press_ctrl_c_where_python_discards_it()
+        with pytest.raises(Interrupted) as error:
+            train(network, params_0, x, y, learning_rate=0.05, momentum=0.9, max_steps=60, chunk_size=20,
+                  progress=False, checkpoint=path)
+    assert error.value.step == 20 and Checkpoint(path, kind="train").peek()[0] == 20
 
 
 def _ctrl_c_after_first_save(monkeypatch):

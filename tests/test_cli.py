@@ -4,9 +4,13 @@ Every bad-input case runs ``main`` in-process with the expensive entry points (t
 claim steps) replaced by functions that fail the test if called: the error must come before any work.
 """
 
+import dataclasses
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -25,6 +29,7 @@ from proofs_check.registry import Context, Step, exact, fit_loglog_slope, rate, 
 from theory import parse_spec
 from theory.architecture import ACTIVATION_PARAMETERS
 from theory.expressions import FUNCTIONS, NOT_SMOOTH
+from test_checkpoint import press_ctrl_c_where_python_discards_it  # tests/ is on sys.path (prepend import mode)
 from test_report import assert_tables_intact  # tests/ is on sys.path (pytest prepend import mode)
 
 MALICIOUS = "__import__('os').system('touch pwned')"
@@ -331,6 +336,66 @@ def test_a_diverged_series_of_attack_curve_is_one_line_and_exit_1(tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "the attack on relu:2 (linearized) diverged: its " in err, err
     assert "smaller --lr (now 1e+12)" in err and not (tmp_path / "c" / "attack_curve.json").exists(), err
+
+
+def test_attack_curve_ctrl_c_says_a_rerun_starts_over(tmp_path, monkeypatch, capsys):
+    """attack-curve keeps no checkpoints: its Ctrl-C line says so (it once named the step and nothing more)."""
+    from numerics.checkpoint import Interrupted
+
+    def interrupted_training(*args, **kwargs):
+        raise Interrupted(223, 20000, "training")
+
+    monkeypatch.setattr(audit, "train_on", interrupted_training)
+    argv = ["attack-curve", "--arch", "relu:2", "--training", "linearized", "--width", "32", "--n", "4",
+            "--budgets", "20", "--no-progress", "--out", str(tmp_path / "c")]
+    assert main(argv) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted at step 223 of 20000 (training); attack-curve does "
+                                       "not resume: a rerun starts over\n")
+
+
+def test_a_discarded_ctrl_c_ends_a_finished_command_with_130_and_one_line(monkeypatch, capsys):
+    """A Ctrl-C whose KeyboardInterrupt Python discarded (raised in a gc callback, as in JAX's) once let the
+    command go on and exit 0; it is honoured before success is reported, and the discarded exception is not
+    printed."""
+    list_command = next(c for c in COMMANDS if c.name == "list")
+    real = list_command.run
+
+    def list_then_ctrl_c(args):
+        press_ctrl_c_where_python_discards_it()
+        return real(args)
+
+    import proofs_check.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", tuple(dataclasses.replace(c, run=list_then_ctrl_c) if c is list_command
+                                               else c for c in COMMANDS))
+    assert main(["list"]) == 130
+    captured = capsys.readouterr()
+    assert "K1" in captured.out  # the listing was printed in full
+    assert captured.err == ("proofs-check: interrupted (Ctrl-C took effect only as the command finished): its "
+                            "results are complete\n")
+
+
+def test_a_ctrl_c_as_the_program_ends_is_one_line_and_130(tmp_path):
+    """As the program (no argv) the process ends without the interpreter's teardown, during which Python had put back
+    the default Ctrl-C action (a Ctrl-C there killed it silently, status 130): one pressed after the command's work
+    still gives the one line and 130."""
+    script = ("import os, signal, sys\n"
+              "from proofs_check import cli\n"
+              "command = cli._command\n"
+              "def then_ctrl_c(*args, **kwargs):\n"
+              "    result = command(*args, **kwargs)\n"
+              "    os.kill(os.getpid(), signal.SIGINT)\n"
+              "    return result\n"
+              "cli._command = then_ctrl_c\n"
+              "sys.argv = ['proofs-check', 'list']\n"
+              "cli.main()\n"
+              "print('main returned', file=sys.stderr)\n")
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert process.returncode == 130, process.stderr
+    assert process.stderr == ("proofs-check: interrupted (Ctrl-C took effect only as the command finished): its "
+                              "results are complete\n")
+    assert "K1" in process.stdout
 
 
 def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible():

@@ -8,7 +8,9 @@ import pytest
 
 import numerics  # noqa: F401  (float64 on)
 from numerics import distill as distill_module
+from numerics.checkpoint import Checkpoint, Interrupted
 from proofs_check.cli import main
+from test_checkpoint import press_ctrl_c_where_python_discards_it  # tests/ is on sys.path (prepend import mode)
 
 SMALL = ["distill", "--dataset", "digits-odd-even", "--per-class", "2", "--no-progress"]
 
@@ -117,6 +119,78 @@ def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["resumed_from"] == 10 and metrics["model_selection"]["validation_curve"]["steps"] == [0, 5, 10, 15]
     assert len(calls) == 2
+
+
+def test_a_discarded_ctrl_c_during_set_up_stops_the_distillation_after_its_first_chunk(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C whose KeyboardInterrupt Python discarded (in a gc callback, as in JAX's) let distill run to its end
+    and exit 0; it now stops the loop after its first chunk, once saved, with the attack's kind of line."""
+    real = distill_module.distill
+
+    def ctrl_c_then_distill(*args, **kwargs):
+        press_ctrl_c_where_python_discards_it()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "distill", ctrl_c_then_distill)
+    out = tmp_path / "run"
+    assert main([*SMALL, "--steps", "200", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted at step 100 of 200 (distillation); rerun with "
+                                       "--resume to continue\n")
+    assert Checkpoint(out / "distill_checkpoint.npz", kind="distill").peek()[0] == 100
+    assert not (out / "metrics.json").exists()
+
+
+def test_ctrl_c_after_the_distillation_names_the_saved_step(tmp_path, monkeypatch, capsys):
+    """A Ctrl-C outside the loop (here while the baselines are scored) names the step the checkpoint holds (it once
+    said only "interrupted; rerun with --resume to continue"); one whose KeyboardInterrupt Python discarded ends the
+    finished run with 130 and one line."""
+    from proofs_check import distill_cli
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(distill_cli, "baselines", interrupted)
+        assert main([*SMALL, "--steps", "10", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted with step 10 of 10 (distillation) saved; rerun with "
+                                       "--resume to continue\n")
+    real = distill_cli.baselines
+
+    def baselines_then_ctrl_c(*args, **kwargs):
+        press_ctrl_c_where_python_discards_it()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(distill_cli, "baselines", baselines_then_ctrl_c)
+    assert main([*SMALL, "--steps", "10", "--resume", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == (f"proofs-check: interrupted (Ctrl-C took effect only as the command finished): "
+                                       f"its results are complete in {out}\n")
+    assert json.loads((out / "metrics.json").read_text())["resumed_from"] == 10
+
+
+def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path, monkeypatch, capsys):
+    """defend has no --resume: its Ctrl-C line (once "interrupted" and nothing more) says what tradeoff.json kept."""
+    from proofs_check.claims import t4
+
+    def one_setting_then_ctrl_c(*args, on_row, **kwargs):
+        on_row(["private set"])
+        raise Interrupted(200, 500, "distillation")
+
+    monkeypatch.setattr(distill_module, "defense_experiment", one_setting_then_ctrl_c)
+    monkeypatch.setattr(t4, "rows_json", lambda rows: [{"name": name} for name in rows])
+    out = tmp_path / "defend"
+    assert main(["defend", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == (f"proofs-check: interrupted at step 200 of 500 (distillation); "
+                                       f"{out / 'tradeoff.json'} keeps the 1 setting(s) finished (\"complete\": "
+                                       "false); defend does not resume: a rerun starts over\n")
+    assert json.loads((out / "tradeoff.json").read_text())["complete"] is False
+
+    def ctrl_c_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill_module, "defense_experiment", ctrl_c_at_once)
+    assert main(["defend", "--out", str(tmp_path / "other")]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted; nothing was kept (defend does not resume): rerun "
+                                       "the same command to start over\n")
 
 
 @pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"],
