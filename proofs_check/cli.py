@@ -850,11 +850,18 @@ def _attack(args) -> int:
         "leakage": leakage.rows,
         "attack": {"steps": result.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr, "at": args.at,
                    "mode": args.mode, "method": result.info["method"], "precision": args.precision,
-                   "objective": result.info["final_objective"], "loss": result.final_loss,
+                   "objective": result.info["final_objective"], "objective_at_start": float(result.loss_curve[0]),
+                   "objective_start_end_at_final_beta": list(result.info["objective_start_end_at_final_beta"]),
+                   "loss": result.final_loss,
                    "loss_unsmoothed": result.info["loss_unsmoothed"], "final_beta": result.info["final_beta"],
                    "anneal_steps": result.info["anneal_steps"]},
         "quantities": {"attack.objective": "the progress bar's 'objective' at the last step: smoothed attack loss "
                                            "plus the box penalty",
+                       "attack.objective_at_start": "the progress bar's 'objective' at the first step (at the first "
+                                                    "softplus sharpness)",
+                       "attack.objective_start_end_at_final_beta": "the objective at the run's first and last state, "
+                                                                   "both at the final softplus sharpness, in float64 "
+                                                                   "(the divergence rule compares them)",
                        "attack.loss": "attack loss at the final softplus sharpness, without the box penalty",
                        "attack.loss_unsmoothed": "attack loss with the exact activation",
                        "training.final_train_loss": "the progress bar's 'train loss' after the last step"},

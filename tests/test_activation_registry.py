@@ -117,6 +117,8 @@ def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults
 
 
 @pytest.mark.parametrize("entry, words", [
+    (dict(phi=lambda p: activations.x * p["G"], parameters={"G": "float"}, defaults={"G": 1.0}),
+     "parameter name 'G' must be a lower-case identifier"),  # specs are case-blind: G=2 would read as g
     (dict(phi=lambda p: activations.x * p["missing"]), "phi raised KeyError: 'missing' at the default parameters"),
     (dict(phi=lambda p: activations.x, defaults={"g": 1.0}), "default for 'g', which is not among its parameters"),
 ])

@@ -279,11 +279,12 @@ def test_progress_bars_show_full_totals_at_any_width(width):
 @pytest.mark.parametrize("lr, mode, words", [
     ("1e300", "joint", "its reconstructions are not finite after 20 steps"),
     ("1e12", "joint", "above 1000 times where it started"),
-    ("2", "profiled", "above where it started (4.144): the steps made no progress")])
+    ("2", "profiled", "above where it started (4.144; both at the final softplus sharpness): the steps made no "
+                      "progress")])
 def test_a_diverged_attack_is_one_line_and_exit_1(models, tmp_path, capsys, lr, mode, words):
     """A step size that sends the reconstructions to inf is no traceback from the scoring, and one that blows the
     objective up to finite but absurd values (3e46 at --lr 1e12) is no leakage table with exit 0: one line, exit 1.
-    The profiled objective is bounded; a step that only raises it (4.14 -> 40.6 at --lr 2) is caught as well."""
+    The profiled objective is bounded; a step that only raises it (4.14 -> 28.6 at --lr 2) is caught as well."""
     argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "20", "--lr", lr, "--mode", mode,
             "--no-progress", "--out", str(tmp_path / "run")]
     assert main(argv) == 1
@@ -326,6 +327,16 @@ def test_an_attack_marks_its_folder_and_reruns_there(models, tmp_path, capsys):
     assert main(argv) == 0 and main(argv) == 0
     assert main(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(out)]) == 2
     assert "holds the results of 'attack', not of 'sweep'" in capsys.readouterr().err
+
+
+def test_a_slow_sound_attack_is_not_called_diverged(tmp_path, capsys):
+    """A tiny step barely moves X_R, while annealing beta raises the smoothed objective (163 -> 172 at --lr 1e-5):
+    the rule compares both ends at the final beta, so such a run is scored, not refused with a 'smaller --lr' hint."""
+    argv = ["attack", "--n", "4", "--width", "32", "--train-steps", "50", "--steps", "20", "--lr", "1e-5", "--mode",
+            "profiled", "--no-progress", "--out", str(tmp_path / "run")]
+    assert main(argv) == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["attack"]["objective"] > metrics["attack"]["objective_at_start"], metrics["attack"]
 
 
 def test_a_diverged_series_of_attack_curve_is_one_line_and_exit_1(tmp_path, capsys):

@@ -95,6 +95,9 @@ class Activation:
     def __post_init__(self):
         if not self.name.isidentifier() or self.name != self.name.lower():
             raise RegistryError(f"activation name {self.name!r} must be a lower-case identifier")
+        upper = [name for name in self.parameters if not name.isidentifier() or name != name.lower()]
+        if upper:  # spec option names are case-blind (theory.architecture lower-cases them)
+            raise RegistryError(f"activation {self.name!r}: parameter name {upper[0]!r} must be a lower-case identifier")
         bad = [kind for kind in self.parameters.values() if kind not in PARAMETER_KINDS]
         if bad:
             raise RegistryError(f"activation {self.name!r}: parameter kinds {bad} not in {PARAMETER_KINDS}")

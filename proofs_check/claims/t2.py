@@ -14,9 +14,9 @@ IDENTITY_TOLERANCE = 1e-10
 IDENTITY_REASON = ("both sides from one float64 Gram matrix (cond <= ~1e3): measured <= 3.1e-13 of a^T K a over "
                    "50 draws (relative to c_O itself up to 1.8e-9: the direct Schur form subtracts two numbers of "
                    "size a^T K a); a wrong block, a missing inverse or a transposed solve is O(1) off")
-LOO_TOLERANCE = 1e-12
-LOO_REASON = ("N - 1 refits against one Cholesky factor of K, both float64 on the same matrix: measured <= 2.2e-14 of "
-              "max |y| (cond <= ~1e3); dropping the inverse or the diagonal gives O(1)")
+LOO_TOLERANCE = 1e-10
+LOO_REASON = ("N - 1 refits against one Cholesky factor of K, both float64 on the same matrix: measured <= 2.1e-13 of "
+              "max |y| for relu:2 (seeds 0-199), <= 3.2e-12 for erf:3 (full, seeds 0-5; cond <= ~1e3); dropping the inverse or the diagonal gives O(1)")
 ATTACK_ARCH = "relu:2"
 ATTACK_SIZES = {"quick": (6, 8), "full": (8, 10)}
 """(N, d) of the M = N - 1 kernel attack: 4-12 s per seed at N = 6 (800 steps, 4 restarts) on the loaded
@@ -332,7 +332,8 @@ CLAIM = register(Claim(
              "N leave-one-out refits, on relu:2 and erf:3 NTKs at random sphere points (N 3-24, d 3 or 12, 1 or 2 "
              "outputs; 25 draws of relu:2 quick, 200 draws of each kernel full)", check_identities,
              tolerance="1e-10 of a^T K a (measured <= 3.1e-13 over 50 draws) and of max |y| for residuals "
-                       f"within {LOO_TOLERANCE:g} (measured <= 2.2e-14 at seeds 0-2)"),
+                       f"within {LOO_TOLERANCE:g} (measured <= 2.1e-13 for relu:2 over seeds 0-199, up to 3.2e-12 for erf:3 on the "
+                       "full profile at seeds 0-5)"),
         Step("M = N - 1 attack", "numerics.attack.kernel_space_attack with one reconstruction fewer than training "
              "points (N = 6 quick, 1 seed; N = 8 full, 8 seeds): final loss against the cheapest omission; which "
              "training points the reconstructions sit on (within 1e-2) is reported per seed", check_budget_attack,

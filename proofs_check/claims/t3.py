@@ -14,7 +14,7 @@ ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1")
 N_TRAIN, N_DISTILLED, DIM = 10, 4, 6
 IDENTITY_TOLERANCE = 1e-12
 IDENTITY_REASON = ("the same float64 kernel blocks on both sides, one Cholesky solve apart (cond(K_SS) <= ~1e2): "
-                   "measured <= 2.8e-15 of a^T K_TT a (seeds 0-2); a missing K_SS factor in y_S = K_SS lambda is O(1) off")
+                   "measured <= 2.8e-15 of a^T K_TT a for relu:2 (seeds 0-2), <= 2.6e-14 for erf:3 (full, seeds 0-5); a missing K_SS factor in y_S = K_SS lambda is O(1) off")
 EQUALITY_TOLERANCE = 1e-12
 EQUALITY_REASON = ("attained in exact arithmetic; x_0 enters L, the gap and Theta(x_0, x_0) through separate kernel "
                    "calls, exact at coincident inputs to <= 1.5e-15 (K1(b)): measured <= 1.1e-16 for (a), <= 8.9e-16 "
@@ -385,7 +385,7 @@ CLAIM = register(Claim(
     checks=[
         Step("identity on NTK blocks", "attack loss against L_RKIP at random lambda, and numerics.attack's "
              "profiled loss against L_RKIP at lambda* (N = 10, M = 4, d = 6; relu:2 quick, also erf:3 full)",
-             check_identity, tolerance=f"{IDENTITY_TOLERANCE:g} of a^T K_TT a (measured <= 2.8e-15)"),
+             check_identity, tolerance=f"{IDENTITY_TOLERANCE:g} of a^T K_TT a (measured <= 2.6e-14)"),
         Step("bound (a), random points", "the ratio |f_T - f_S|(x) / (sqrt(L) sqrt(Theta(x, x))) at 1000 random "
              "points (5000 full), half on the sphere, half Gaussian, for lambda* and a random lambda; and at the "
              "equality configuration", check_pointwise_random,
