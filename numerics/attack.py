@@ -623,10 +623,8 @@ def check_parameter_change(params_0: Params, params_f: Params) -> None:
     shapes, finite entries, and Delta theta = params_f - params_0 nonzero with ||theta||^2 finite in float64 (a
     model file scaled by 1e300 overflowed and was reported as an attack diverged by its step size)."""
     _check_params(params_0, params_f)
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is the finding, reported below
-        squares = [sum(float(np.sum(np.square(np.asarray(leaf, np.float64)))) for leaf in jax.tree_util.tree_leaves(tree))
-                   for tree in (params_0, params_f, jax.tree_util.tree_map(
-                       lambda a, b: np.asarray(b, np.float64) - np.asarray(a, np.float64), params_0, params_f))]
+    params_0, params_f = (jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), p) for p in (params_0, params_f))
+    squares = [float(_tree_sqnorm(tree)) for tree in (params_0, params_f, _tree_sub(params_f, params_0))]
     if not all(math.isfinite(value) for value in squares):
         raise ValueError("the parameters are too large for float64: ||theta||^2 or ||Delta theta||^2 overflows")
     if squares[2] == 0.0:

@@ -494,15 +494,15 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
                                     train_steps=args.train_steps)
     args.out.mkdir(parents=True, exist_ok=True)
     write_metrics(args.out / "rkip_finite.json", result)
-    early = [(name, reasons) for name, reasons in result["training"].items() if name != "attacked"]
     attacked = result["training"]["attacked"]
-    stopped = [reason for _, reasons in early for reason in reasons if reason != "threshold"]
-    if attacked["stop_reason"] != "threshold" or stopped:
-        total = 1 + sum(len(reasons) for _, reasons in early)
-        print(f"note: training stopped before its loss target in {len(stopped) + (attacked['stop_reason'] != 'threshold')}"
-              f" of {total} networks (the attacked one: {attacked['stop_reason']} at step {attacked['steps']}, loss "
-              f"{attacked['final_loss']:.3g}); the accuracies are those networks' as they are (raise --train-steps "
-              "to train further; rkip_finite.json: training)", file=sys.stderr)
+    reasons = [attacked["stop_reason"], *(reason for name, values in result["training"].items() if name != "attacked"
+                                          for reason in values)]
+    stopped = sum(reason != "threshold" for reason in reasons)
+    if stopped:
+        print(f"note: training stopped before its loss target in {stopped} of {len(reasons)} networks (the attacked "
+              f"one: {attacked['stop_reason']} at step {attacked['steps']}, loss {attacked['final_loss']:.3g}); the "
+              "accuracies are those networks' as they are (raise --train-steps to train further; rkip_finite.json: "
+              "training)", file=sys.stderr)
     print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))
     return 0
 

@@ -40,11 +40,11 @@ beta = sp.Symbol("beta", positive=True)
 """The surrogate's sharpness (the attack anneals it upward, e.g. 10 -> 200)."""
 
 PARAMETER_KINDS = ("float", "int", "floats", "expression")
+"""How a parameter's text in a spec is read: a finite float, an integer >= 0, comma-separated finite floats, or
+a formula in x (read by the whitelist parser theory.expressions.parse_expression, never evaluated)."""
 
 MAX_MONOMIAL_DEGREE = 5
 """monomial's k runs from 0 to this: neural-tangents' Monomial layer refuses other degrees (NotImplementedError)."""
-"""How a parameter's text in a spec is read: a finite float, an integer >= 0, comma-separated finite floats, or
-a formula in x (read by the whitelist parser theory.expressions.parse_expression, never evaluated)."""
 
 Params = Mapping[str, object]
 

@@ -452,13 +452,16 @@ MAGNITUDE_LIMIT = 1e16
 up to 1.3e15 there, trains and attacks at depths 1 and 2; atan(x)*1e50 crashed in training)."""
 
 
-def _sample_values(expr: sp.Expr) -> list[complex]:
+@functools.lru_cache(maxsize=1024)
+def _sample_values(expr: sp.Expr) -> tuple[tuple[sp.Rational, sp.Expr], ...]:
+    """(x, |phi(x)|) at the :data:`SAMPLE_POINTS` where phi is a finite number (30 digits), read once for both value
+    rules."""
     values = []
     for point in SAMPLE_POINTS:
         value = expr.subs(VARIABLE, point).evalf(30)
         if value.is_number and value.is_finite:
-            values.append(complex(value))
-    return values
+            values.append((point, abs(value)))
+    return tuple(values)
 
 
 def zero_function_problem(expr: sp.Expr, source: str) -> str | None:
@@ -467,7 +470,7 @@ def zero_function_problem(expr: sp.Expr, source: str) -> str | None:
     if expr.is_zero:
         return f"phi={source} is the zero function: its kernel is 0, nothing to train or attack"
     values = _sample_values(expr)
-    if len(values) == len(SAMPLE_POINTS) and max(abs(v) for v in values) <= NUMERIC_ZERO:
+    if len(values) == len(SAMPLE_POINTS) and max(size for _, size in values) <= NUMERIC_ZERO:
         return (f"phi={source} is numerically the zero function (|phi(x)| <= {NUMERIC_ZERO:g} for x from -4 to 4): its "
                 "kernel is 0, nothing to train or attack")
     return None
@@ -475,10 +478,9 @@ def zero_function_problem(expr: sp.Expr, source: str) -> str | None:
 
 def magnitude_problem(expr: sp.Expr, source: str) -> str | None:
     """The problem in words when |phi(x)| exceeds :data:`MAGNITUDE_LIMIT` at a sample point, else None."""
-    for point in SAMPLE_POINTS:
-        value = expr.subs(VARIABLE, point).evalf(30)
-        if value.is_number and value.is_finite and abs(complex(value)) > MAGNITUDE_LIMIT:
-            return (f"phi={source} reaches {sp.Float(abs(value), 3)} at x = {float(point):g}: above "
+    for point, size in _sample_values(expr):
+        if size > MAGNITUDE_LIMIT:
+            return (f"phi={source} reaches {sp.Float(size, 3)} at x = {float(point):g}: above "
                     f"{MAGNITUDE_LIMIT:g} the kernels, which square phi at every layer, overflow float64")
     return None
 
