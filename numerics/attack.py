@@ -779,6 +779,16 @@ def attack_divergence(result: AttackResult) -> str | None:
     return None
 
 
+def attack_start(key: jax.Array, n_recon: int, in_dim: int, out_dim: int, *,
+                 init_scale: float = 0.2) -> tuple[jax.Array, jax.Array]:
+    """The parameter-space attack's first state from ``key`` (float64): X_R ~ init_scale N(0, 1) (n_recon x in_dim)
+    and lambda ~ U(-0.5, 0.5) (n_recon x out_dim). The one definition, so that a check can score the attack's own
+    starting point as a baseline (claim T2)."""
+    key_x, key_lam = jax.random.split(key)
+    return (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64),
+            jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5))
+
+
 def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Params, n_recon: int, *,
                            in_dim: int, key: jax.Array, steps: int, lr: float = 0.02, at: str = "theta0",
                            beta_schedule: tuple[float, float] | None = (10.0, 200.0), anneal: str = "geometric",
@@ -860,9 +870,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     if method == "fused":  # transposes stored once, here, for the fused sweeps' fast layout
         thetas, delta_run = tuple(fused_weights(p) for p in thetas), fused_delta(delta_run)
 
-    key_x, key_lam = jax.random.split(key)
-    x = (init_scale * jax.random.normal(key_x, (n_recon, in_dim), jnp.float64)).astype(dtype)
-    lam = jax.random.uniform(key_lam, (n_recon, out_dim), jnp.float64, -0.5, 0.5).astype(dtype)
+    x, lam = (value.astype(dtype) for value in attack_start(key, n_recon, in_dim, out_dim, init_scale=init_scale))
     optimizer = _attack_optimizer((lr, lr_final), steps)
     start_point = (x, lam)  # the run's first state, also when it resumes: attack_divergence compares against it
     carry = (x, lam, optimizer.init(x if mode == "profiled" else (x, lam)))

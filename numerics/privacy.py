@@ -84,6 +84,24 @@ def rescaled_distances(recon: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.sum(points**2, axis=1)[None, :] - explained, 0.0))
 
 
+def relative_distances(recon: ArrayLike, private: ArrayLike) -> np.ndarray:
+    """For each private point x_i: min_j min_{c >= 0} ||c r_j - x_i|| / ||x_i||, the sine of the angle between x_i and
+    the nearest reconstruction's ray (1 when no reconstruction has a positive inner product with x_i).
+
+    Scale-free, as the attack on a bias-free ReLU network is (module docstring): how well *that point's
+    direction* was recovered, without the ||x_i|| that :func:`revealed`'s ratio and plain distances carry (on
+    digits the small-norm points are the atypical ones, so a norm-dependent score ranks points by geometry alone).
+    """
+    r = validate_points(recon, name="recon").astype(np.float64)
+    p = validate_points(private, name="private").astype(np.float64)
+    if r.shape[1] != p.shape[1]:
+        raise ValueError(f"recon and private must have the same dimension; got {r.shape[1]} and {p.shape[1]}")
+    norms = np.linalg.norm(p, axis=1)
+    if np.any(norms == 0):
+        raise ValueError("private points must be nonzero: the relative distance of the origin is undefined")
+    return rescaled_distances(r, p).min(axis=0) / norms
+
+
 def revealed(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, factor: float = DEFAULT_FACTOR,
              rescale: bool = True) -> Revealed:
     """Private point i is revealed when some reconstruction r_j has factor d(r_j, p_i) <= min_q d(r_j, q).

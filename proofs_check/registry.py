@@ -108,6 +108,14 @@ def at_least(name: str, measured: float, bound: float, reason: str, **details) -
                    expected=f">= {bound:.3g}", reason=reason, details=details)
 
 
+def above(name: str, measured: float, bound: float, reason: str, **details) -> Outcome:
+    """Pass when ``measured > bound`` strictly (a NaN never passes): for a bound that the null case reaches
+    exactly (an interval's lower end at 0 when two scores are the same)."""
+    measured = float(measured)
+    return Outcome(name=name, passed=bool(measured > bound), measured=measured,
+                   expected=f"> {bound:.3g}", reason=reason, details=details)
+
+
 def rate(name: str, slope: float, expected: float, tolerance: float, reason: str, **details) -> Outcome:
     """Pass when a fitted log-log slope is within ``tolerance`` of the predicted exponent."""
     slope = float(slope)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -81,9 +83,21 @@ def _attack_keeps_the_cheapest(monkeypatch):
 
 
 def _attack_returns_its_start(monkeypatch):
-    """The parameter-space attack returns its initialization (X_R ~ 0.2 N(0, 1)), as if no step were applied."""
+    """The parameter-space attack returns its own initialization (numerics.attack.attack_start from its key), as if
+    no step were applied: it must fail both the correlation and the margin over the baselines."""
     def parameter_space_attack(arch, params_0, params_f, n_recon, *, in_dim, key, **kwargs):
-        rng = np.random.default_rng(0)
+        x, lam = attack.attack_start(key, n_recon, in_dim, 1)
+        return attack.AttackResult(x_recon=np.asarray(x), coefficients=np.asarray(lam), loss_curve=np.zeros(1),
+                                   final_loss=float("nan"), kind="parameter", steps=0)
+
+    monkeypatch.setattr(attack, "parameter_space_attack", parameter_space_attack)
+
+
+def _attack_returns_noise(monkeypatch):
+    """The parameter-space attack returns fresh noise of its initialization's scale (not its own start, so the
+    attack's-start baseline cannot be what catches it)."""
+    def parameter_space_attack(arch, params_0, params_f, n_recon, *, in_dim, key, **kwargs):
+        rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**31 - 1)))
         return attack.AttackResult(x_recon=0.2 * rng.normal(size=(n_recon, in_dim)),
                                    coefficients=rng.uniform(-0.5, 0.5, size=(n_recon, 1)), loss_curve=np.zeros(1),
                                    final_loss=float("nan"), kind="parameter", steps=0)
@@ -175,6 +189,7 @@ MUTATIONS = {
     "T2 stray ridge in the block solve": (_shifted_schur_solve, t2.CLAIM, ["identities on NTK Gram matrices"]),
     "T2 attack leaves out the costliest": (_attack_keeps_the_cheapest, t2.CLAIM, ["M = N - 1 attack"]),
     "T2 attack returns its start": (_attack_returns_its_start, t2.CLAIM, ["finite networks on digits"]),
+    "T2 attack returns fresh noise": (_attack_returns_noise, t2.CLAIM, ["finite networks on digits"]),
     "T2 symbolic block not inverted": (_symbolic_uninverted_block, t2.CLAIM, ["block inversion", "exact rationals"]),
     "T3 labels used as coefficients": (_labels_are_coefficients, t3.CLAIM, ["identity on NTK blocks"]),
     "T3 missing sqrt of Theta(x, x)": (_missing_sqrt_of_theta, t3.CLAIM, ["bound (a), random points"]),
@@ -193,7 +208,10 @@ def test_mutation_makes_the_claim_fail(name, monkeypatch, tmp_path):
     mutate, claim, steps = MUTATIONS[name]
     mutate(monkeypatch)
     for step in steps:
-        assert _failed(claim, step, tmp_path), f"{name}: step {step!r} of {claim.id} still passes"
+        failed = _failed(claim, step, tmp_path)
+        assert failed, f"{name}: step {step!r} of {claim.id} still passes"
+        if step == "finite networks on digits":  # an attack that never moved must fail both outcomes
+            assert len(failed) == 2, failed
 
 
 @pytest.mark.parametrize("claim,step", [(t2.CLAIM, "block inversion"), (t3.CLAIM, "attack loss = RKIP"),
@@ -208,3 +226,22 @@ def test_mutations_leave_nothing_behind():
     assert attack.kernel_space_attack.__module__ == "numerics.attack"
     assert distillation.itertools.combinations is __import__("itertools").combinations
     assert dataclasses.is_dataclass(attack.AttackResult) and sp.Symbol("x").is_Symbol
+
+
+def test_rank_correlations_by_hand():
+    """T2's statistics: Spearman rows agree with scipy (ties included); a reconstruction identical to a baseline has
+    margin exactly 0 at every resample; a constant baseline ranks nothing and drops out."""
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    costs = rng.normal(size=(3, 12))
+    quality = {"attack": costs + 0.3 * rng.normal(size=(3, 12)), "copy": None, "flat": np.ones((3, 12))}
+    quality["copy"] = quality["attack"].copy()
+    tied = np.round(quality["attack"], 0)
+    for row in range(3):
+        assert t2._spearman_rows(costs[row], tied[row]) == pytest.approx(spearmanr(costs[row], tied[row])[0],
+                                                                         abs=1e-14)
+    stats = t2.rank_correlations(costs, quality, np.random.default_rng(1), n_boot=200)
+    assert stats["rho"]["flat"] is None and stats["strongest_baseline"] == "copy"
+    assert stats["margin"] == 0.0 and stats["margin_interval"] == [0.0, 0.0]
+    assert 0.5 < stats["rho"]["attack"] and stats["rho_interval"][0] < stats["rho"]["attack"] < stats["rho_interval"][1]

@@ -7,7 +7,7 @@ import re
 from markdown_it import MarkdownIt
 from rich.console import Console
 
-from proofs_check.registry import Claim, ClaimResult, Context, Outcome, Step, run_step, within
+from proofs_check.registry import Claim, ClaimResult, Context, Outcome, Step, above, at_least, run_step, within
 from proofs_check.report import markdown_cell, report_dict, summary_table, write_report
 
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -91,3 +91,10 @@ def test_terminal_table_shows_the_error_of_a_failed_step():
     console.print(summary_table(_nasty_results()))
     text = console.file.getvalue()
     assert "error: RuntimeError: kaput | with a pipe and a second line" in text
+
+
+def test_above_is_strict_where_at_least_is_not():
+    """A paired interval's lower end at exactly 0 (two identical scores) must fail ``above`` and pass ``at_least``."""
+    assert not above("x", 0.0, 0.0, "r").passed and above("x", 1e-300, 0.0, "r").passed
+    assert at_least("x", 0.0, 0.0, "r").passed
+    assert not above("x", float("nan"), 0.0, "r").passed and above("x", 1.0, 0.0, "r").expected == "> 0"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from proofs_check.claims.r1 import certified
-from proofs_check.registry import Claim, Context, Outcome, Step, at_least, exact, register, within
+from proofs_check.registry import Claim, Context, Outcome, Step, above, at_least, exact, register, within
 from theory.architecture import parse_spec
 
 IDENTITY_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1")
@@ -29,10 +29,21 @@ MATCH_RADIUS = 1e-2
 """A training point counts as reconstructed when a reconstruction lies within 1e-2 (T1: the attack reaches a
 training point to ~1e-5; unmatched points were measured 0.5-1.2 away)."""
 FINITE_ARCH = "relu:2"
-FINITE = {"quick": dict(n=20, m=10, width=256, steps=1000, seeds=1),
-          "full": dict(n=20, m=10, width=256, steps=2000, seeds=int(__import__("os").environ.get("T2_SEEDS", 6)))}
-"""Finite networks on digits (odd/even): mean Spearman rho(c_i, revealed ratio) 0.69 [0.52, 0.78] over 6 seeds
-(per seed 0.55 ... 0.86) with 2000 steps, 0.67 [0.32, 0.87] for the quick profile's one seed."""
+FINITE = {"quick": dict(n=20, m=10, width=256, steps=1000, seeds=8),
+          "full": dict(n=20, m=10, width=256, steps=2000, seeds=8)}
+"""Finite networks on digits (odd/even), 1.3 s per seed at 1000 steps and 2.3 s at 2000 after the first
+(compilation ~7 s). Eight seeds: the margin over the strongest of five baselines is a max over noisy means, and at
+six seeds of 1000 steps its interval's lower end came as low as 0.01 (MARGIN_REASON)."""
+START = "attack's start"
+"""The name of the baseline that is the attack's own initial X_R (numerics.attack.attack_start with the same key)."""
+BOOTSTRAP_REPLICATES = 1000
+FINITE_REASON = ("T2 predicts costly points are reconstructed first: a positive rank correlation; measured mean "
+                 "rho 0.40-0.59, interval lower ends 0.24-0.43 (quick, --seed 0-9), 0.44-0.54 and 0.28-0.38 (full, "
+                 "--seed 0-5); the attack returning its start: lower ends -0.08 or below")
+MARGIN_REASON = ("trivial reconstructions rank points by geometry alone (noise, held-out digits, the attack's start "
+                 "average rho -0.04 to -0.09 over 48 networks of 2000 steps; class means -0.47; the mean image is one ray and ranks "
+                 "none): the attack must beat the strongest of them on the same resamples; margin lower ends 0.12-0.41 (quick, --seed 0-9) and "
+                 "0.20-0.34 (full, --seed 0-5); the attack returning its start: -0.10 or below")
 
 
 def _sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -179,7 +190,8 @@ def check_budget_attack(ctx: Context) -> list[Outcome]:
                             f"nearest reconstruction {np.round(nearest[missing], 3).tolist()} away)")
     cheapest = sum(p == "X_T without the cheapest point" for p in patterns)
     n, d = ATTACK_SIZES[ctx.profile]
-    return [within(f"M = N - 1 = {n - 1} (d = {d}), {len(patterns)} seeds: max (L* - min_i c_i) / a^T Theta a; "
+    seeds = f"{len(patterns)} seed{'s' * (len(patterns) != 1)}"
+    return [within(f"M = N - 1 = {n - 1} (d = {d}), {seeds}: max (L* - min_i c_i) / a^T Theta a; "
                    f"reconstructions = X_T without the cheapest point at {cheapest} of {len(patterns)} seeds",
                    max(excess), ATTACK_TOLERANCE,
                    "the restricted optimum bounds the free one (dropping the cheapest point is feasible); 1e-6 is "
@@ -187,51 +199,70 @@ def check_budget_attack(ctx: Context) -> list[Outcome]:
                    excess_relative=excess)]
 
 
-def _mean_spearman(costs: list[np.ndarray], quality: list[np.ndarray]) -> float:
-    """Mean over seeds of Spearman's rho(c_i, quality_i)."""
-    from scipy.stats import spearmanr
+def _spearman_rows(costs: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Spearman's rho between matching rows of ``costs`` and ``quality`` (..., n): Pearson's r of average ranks;
+    nan where a row of ``quality`` is constant (a reconstruction that scores every point alike ranks none)."""
+    from scipy.stats import rankdata
 
-    return float(np.mean([spearmanr(c, q)[0] for c, q in zip(costs, quality)]))
+    a, b = rankdata(costs, axis=-1), rankdata(quality, axis=-1)
+    a, b = a - a.mean(axis=-1, keepdims=True), b - b.mean(axis=-1, keepdims=True)
+    norm = np.sqrt(np.sum(a * a, axis=-1) * np.sum(b * b, axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(norm > 0, np.sum(a * b, axis=-1) / np.where(norm > 0, norm, 1.0), np.nan)
 
 
-def _spearman_with_interval(costs: list[np.ndarray], quality: list[np.ndarray], rng: np.random.Generator,
-                            n_boot: int = 1000) -> tuple[float, float, float, list[float]]:
-    """Mean over seeds of Spearman's rho(c_i, quality_i), and its 95% percentile bootstrap interval (points
-    resampled with replacement within each seed)."""
-    from scipy.stats import spearmanr
-
-    per_seed = [_mean_spearman([c], [q]) for c, q in zip(costs, quality)]
-    replicates = np.empty(n_boot)
-    for b in range(n_boot):
-        values = []
-        for c, q in zip(costs, quality):
-            pick = rng.integers(0, c.size, size=c.size)
-            values.append(spearmanr(c[pick], q[pick])[0])
-        replicates[b] = np.nanmean(values)
-    low, high = np.percentile(replicates, [2.5, 97.5])
-    return float(np.mean(per_seed)), float(low), float(high), per_seed
+def rank_correlations(costs: np.ndarray, quality: dict[str, np.ndarray], rng: np.random.Generator, *,
+                      attack: str = "attack", n_boot: int = BOOTSTRAP_REPLICATES) -> dict:
+    """Mean over seeds of Spearman's rho(c_i, quality_i) for every reconstruction in ``quality`` (name ->
+    (seeds, N)), and two 95% percentile bootstrap intervals, points resampled with replacement within each seed
+    and the same resample for every reconstruction (paired): of the attack's mean rho, and of its margin
+    rho(attack) - max over the others of their mean rho. A reconstruction whose quality is constant at a seed
+    (no ranking) drops out of the max (nan)."""
+    names = list(quality)
+    n_seeds, n = costs.shape
+    values = np.stack([quality[name] for name in names])                  # (R, S, N)
+    picks = rng.integers(0, n, size=(n_boot, n_seeds, n))                  # (B, S, N)
+    rows = np.arange(n_seeds)[None, :, None]
+    boot_costs = costs[rows, picks]                                        # (B, S, N)
+    boot_quality = values[:, rows, picks]                                  # (R, B, S, N)
+    point = _spearman_rows(costs[None], values)                            # (R, S)
+    boot = _spearman_rows(boot_costs[None], boot_quality)                  # (R, B, S)
+    with np.errstate(invalid="ignore"), __import__("warnings").catch_warnings():
+        __import__("warnings").simplefilter("ignore", RuntimeWarning)     # all-nan rows: a constant baseline
+        mean_point = np.nanmean(point, axis=-1)                            # (R,)
+        mean_boot = np.nanmean(boot, axis=-1)                              # (R, B)
+    k = names.index(attack)
+    others = [i for i in range(len(names)) if i != k and np.isfinite(mean_point[i])]
+    margin_boot = mean_boot[k] - np.nanmax(mean_boot[others], axis=0)
+    rho_low, rho_high = np.nanpercentile(mean_boot[k], [2.5, 97.5])
+    margin_low, margin_high = np.nanpercentile(margin_boot, [2.5, 97.5])
+    return {"rho": {name: (None if not np.isfinite(v) else float(v)) for name, v in zip(names, mean_point)},
+            "per_seed_rho": point[k].tolist(), "rho_interval": [float(rho_low), float(rho_high)],
+            "margin": float(mean_point[k] - max(mean_point[i] for i in others)),
+            "margin_interval": [float(margin_low), float(margin_high)],
+            "strongest_baseline": names[max(others, key=lambda i: mean_point[i])]}
 
 
 def check_finite_rank_correlation(ctx: Context) -> list[Outcome]:
     """Finite networks trained (linearized, to ~1e-20 loss) on digits odd/even, attacked in parameter space with
     M = N/2: Spearman rank correlation between each point's omission cost (empirical NTK at theta_0, the
-    trained dual coefficients) and how well it is reconstructed (numerics.privacy.revealed's ratio: distance
-    to the nearest public test image over distance to the point, after the best nonnegative rescaling)."""
+    trained dual coefficients) and how closely it is reconstructed (numerics.privacy.relative_distances: the
+    sine of the angle to the nearest reconstruction's ray), beside the same for trivial reconstructions and the
+    attack's own starting point, paired over the same bootstrap resamples."""
     import jax
 
-    from numerics.attack import parameter_space_attack
+    from numerics.attack import attack_start, parameter_space_attack
     from numerics.data import digits
     from numerics.networks import make_network
     from numerics.omission import omission_costs
-    from numerics.privacy import revealed, trivial_reconstructions
+    from numerics.privacy import relative_distances, revealed, trivial_reconstructions
     from numerics.training import ntk_matrix, train
 
     settings = FINITE[ctx.profile]
     arch = parse_spec(FINITE_ARCH)
     public = digits(split="test").x
     train_split = digits(split="train")
-    costs, quality, revealed_counts = [], [], []
-    trivial_quality: dict[str, list[np.ndarray]] = {}
+    costs, closeness, revealed_counts, revealed_ratio_rho = [], {}, [], []
     for seed in range(settings["seeds"]):
         data = digits(n=settings["n"], seed=ctx.seed_for("t2-digits", seed) % 2**31)
         network = make_network(arch, settings["width"], 1)
@@ -240,32 +271,43 @@ def check_finite_rank_correlation(ctx: Context) -> list[Outcome]:
         lambda_max = float(np.linalg.eigvalsh(kernel)[-1])
         trained = train(network, params_0, data.x, data.y, learning_rate=1.0 / lambda_max, momentum=0.9,
                         linearized=True, max_steps=5000, loss_threshold=1e-20, progress=False)
+        key = jax.random.PRNGKey(ctx.seed_for("t2-atk", seed))
         result = parameter_space_attack(arch, trained.params_0, trained.params_f, settings["m"],
-                                        in_dim=data.x.shape[1], key=jax.random.PRNGKey(ctx.seed_for("t2-atk", seed)),
-                                        steps=settings["steps"], progress=False, chunk=settings["steps"])
-        found = revealed(result.x_recon, data.x, public)
+                                        in_dim=data.x.shape[1], key=key, steps=settings["steps"], progress=False,
+                                        chunk=settings["steps"])
         private = np.any(np.all(train_split.x[:, None] == data.x[None], axis=-1), axis=1)
-        baselines = trivial_reconstructions(settings["m"], pool=train_split.x[~private], mean=np.zeros(data.x.shape[1]),
-                                            pool_labels=train_split.labels[~private], rng=ctx.rng("t2-trivial", seed))
+        reconstructions = {"attack": np.asarray(result.x_recon),
+                           **trivial_reconstructions(settings["m"], pool=train_split.x[~private],
+                                                     mean=np.zeros(data.x.shape[1]),
+                                                     pool_labels=train_split.labels[~private],
+                                                     rng=ctx.rng("t2-trivial", seed)),
+                           START: np.asarray(attack_start(key, settings["m"], data.x.shape[1], 1)[0])}
         costs.append(omission_costs(kernel, np.asarray(trained.alpha)))
-        quality.append(found.ratio)
-        for name, recon in baselines.items():
-            trivial_quality.setdefault(name, []).append(revealed(recon, data.x, public).ratio)
+        for name, recon in reconstructions.items():
+            closeness.setdefault(name, []).append(-relative_distances(recon, data.x))
+        found = revealed(result.x_recon, data.x, public)
         revealed_counts.append(found.count)
-    rho, low, high, per_seed = _spearman_with_interval(costs, quality, ctx.rng("t2-bootstrap"))
-    trivial_rho = {name: _mean_spearman(costs, values) for name, values in trivial_quality.items()}
+        revealed_ratio_rho.append(float(_spearman_rows(costs[-1], found.ratio)))
+    stats = rank_correlations(np.array(costs), {name: np.array(v) for name, v in closeness.items()},
+                              ctx.rng("t2-bootstrap"))
     label = (f"{FINITE_ARCH} m={settings['width']}, digits odd/even N={settings['n']}, M={settings['m']}, "
-             f"{settings['steps']} steps, {settings['seeds']} seed(s)")
-    outcome = at_least(f"{label}: lower end of the 95% bootstrap interval of mean Spearman rho(c_i, revealed ratio)",
-                       low, 0.0,
-                       "T2 predicts that costly points are reconstructed first: a positive rank correlation, and above "
-                       "what trivial reconstructions (mean image, noise, class means, held-out points) reach by "
-                       "geometry alone; measured mean 0.69 [0.52, 0.78] over 6 seeds (trivial <= 0.38)", rho=rho,
-                       interval=[low, high], per_seed_rho=per_seed,
-                       trivial_reconstructions_rho=trivial_rho, revealed_counts=revealed_counts)
-    outcome.measured = f"{rho:.2f} [{low:.2f}, {high:.2f}]"
-    outcome.passed = outcome.passed and rho > max(trivial_rho.values())
-    return [outcome]
+             f"{settings['steps']} steps, {settings['seeds']} seeds")
+    rho, (low, high) = stats["rho"]["attack"], stats["rho_interval"]
+    correlation = above(
+        f"{label}: lower end of the 95% bootstrap interval of mean Spearman rho(c_i, closeness of x_i's "
+        f"reconstruction)", low, 0.0, FINITE_REASON, rho=rho, interval=[low, high],
+        per_seed_rho=stats["per_seed_rho"], reconstructions_rho=stats["rho"], revealed_counts=revealed_counts,
+        revealed_ratio_rho=revealed_ratio_rho)
+    correlation.measured = f"{rho:.2f} [{low:.2f}, {high:.2f}]"
+    margin, (margin_low, margin_high) = stats["margin"], stats["margin_interval"]
+    baselines = ", ".join(f"{name} {'n/a' if value is None else f'{value:.2f}'}"
+                          for name, value in stats["rho"].items() if name != "attack")
+    beyond = above(
+        f"the same: lower end of the paired interval of rho(attack) - max over trivial reconstructions and the "
+        f"attack's start of their rho ({baselines})", margin_low, 0.0, MARGIN_REASON, margin=margin,
+        interval=[margin_low, margin_high], strongest_baseline=stats["strongest_baseline"])
+    beyond.measured = f"{margin:.2f} [{margin_low:.2f}, {margin_high:.2f}]"
+    return [correlation, beyond]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -340,12 +382,13 @@ CLAIM = register(Claim(
              tolerance="L* <= min_i c_i + 1e-6 a^T Theta a (the attack's convergence error, T1; measured "
                        "<= 6.6e-7 over 8 seeds)"),
         Step("finite networks on digits", "relu:2 width 256 trained in its linearization on 20 digits (odd/even), "
-             "parameter-space attack with M = 10: mean Spearman rho between omission cost and the revealed ratio, "
-             "95% bootstrap interval over points (1 seed quick, 6 full); trivial reconstructions' rho beside",
+             "parameter-space attack with M = 10 (8 seeds): mean Spearman rho between each point's omission cost "
+             "and how closely it is reconstructed (the sine of the angle to the nearest reconstruction's ray), "
+             "95% bootstrap interval over points; the same rho of trivial reconstructions and of the attack's own "
+             "starting point, and a paired interval of the attack's margin over the strongest of them",
              check_finite_rank_correlation,
-             tolerance="interval lower end > 0 and mean rho above every trivial reconstruction's rho (measured "
-                       "0.69 [0.52, 0.78] at 6 seeds, trivial at most 0.38; quick, 1 seed: 0.67 [0.32, 0.87], trivial "
-                       "at most 0.40)"),
+             tolerance="both lower ends > 0 (quick, --seed 0-9: rho 0.40-0.59 with lower ends 0.24-0.43, margin lower "
+                       "ends 0.12-0.41; an attack returning its start: at most -0.08 and -0.10)"),
     ],
     counterexamples=[
         Step("costs do not add", "two near-duplicate points: each alone is cheap to omit, together they cost far "
@@ -359,10 +402,14 @@ CLAIM = register(Claim(
         "with two training points unmatched: a reconstruction placed off the training set beat leaving one point "
         "out, which is distillation (T3) inside the attack, so 'the attack keeps the costly points' describes the "
         "typical outcome, not a theorem.",
-        "On digits, trivial reconstructions that know nothing of the training set (the mean image, noise, class "
-        "means, held-out digits) also reach Spearman rho 0.18-0.38 between omission cost and revealed ratio: "
-        "costly points tend to be atypical, which changes their distances to everything. The attack's 0.69 "
-        "[0.52, 0.78] is above all of them, which is what the check requires.",
+        "On digits, the points that are costly to omit tend to have small norms (Spearman rho(c_i, -||x_i||) 0.28 "
+        "on average over 24 networks): they are atypical. A score that carries the norm (the revealed ratio, a "
+        "plain distance) therefore ranks costly points first for reconstructions that know nothing of the "
+        "training set: with the revealed ratio, noise, the mean image and held-out digits reach rho 0.21-0.28 (class means "
+        "0.08) and the attack's own random start 0.28 on average, and a check on it could not tell an attack that never "
+        "moved from a working one. The check scores the direction alone, which is also all that a bias-free ReLU "
+        "network lets the attack determine; there the baselines average rho -0.03 to -0.07 (class means -0.50) "
+        "and the attack 0.47 over 80 networks (1000 steps).",
     ],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 5 (outliers are reconstructed first)",
                 "block inversion: Horn & Johnson, Matrix Analysis, 0.7.3"],
