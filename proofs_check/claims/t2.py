@@ -243,6 +243,29 @@ def rank_correlations(costs: np.ndarray, quality: dict[str, np.ndarray], rng: np
             "strongest_baseline": names[max(others, key=lambda i: mean_point[i])]}
 
 
+def cost_rank_figure(costs: np.ndarray, distances: dict[str, np.ndarray], *, title: str):
+    """Relative distance to the nearest reconstruction against the point's omission-cost rank within its network
+    (1 = cheapest), every point of every seed faint and the mean per rank drawn through, one series per
+    reconstruction in ``distances`` (name -> (seeds, N))."""
+    from scipy.stats import rankdata
+
+    from proofs_check import figures
+
+    fig, ax = figures.new_figure(title=title, xlabel="omission-cost rank within its network (1 = cheapest)",
+                                 ylabel="sin of the angle to the nearest reconstruction (0 = direction recovered)", size=(6.4, 4.6))
+    ranks = rankdata(costs, axis=-1)
+    for (name, values), marker in zip(distances.items(), "osD^v"):
+        line, = ax.plot(np.arange(1, costs.shape[1] + 1),
+                        [values[ranks == r].mean() for r in range(1, costs.shape[1] + 1)], marker=marker,
+                        markersize=4, label=f"{name} (mean per rank)")
+        ax.plot(ranks.ravel(), values.ravel(), marker, color=line.get_color(), alpha=0.15, markersize=3,
+                linestyle="none")
+    figures.count_axis(ax)
+    ax.set_ylim(-0.03, 1.03)
+    ax.legend(fontsize=7)
+    return fig
+
+
 def check_finite_rank_correlation(ctx: Context) -> list[Outcome]:
     """Finite networks trained (linearized, to ~1e-20 loss) on digits odd/even, attacked in parameter space with
     M = N/2: Spearman rank correlation between each point's omission cost (empirical NTK at theta_0, the
@@ -299,6 +322,10 @@ def check_finite_rank_correlation(ctx: Context) -> list[Outcome]:
         per_seed_rho=stats["per_seed_rho"], reconstructions_rho=stats["rho"], revealed_counts=revealed_counts,
         revealed_ratio_rho=revealed_ratio_rho)
     correlation.measured = f"{rho:.2f} [{low:.2f}, {high:.2f}]"
+    shown = ["attack", START, stats["strongest_baseline"]]
+    fig = cost_rank_figure(np.array(costs), {name: -np.array(closeness[name]) for name in dict.fromkeys(shown)},
+                           title=f"T2: costly points are reconstructed first ({settings['seeds']} networks, "
+                                 f"M = {settings['m']} of N = {settings['n']})")
     margin, (margin_low, margin_high) = stats["margin"], stats["margin_interval"]
     baselines = ", ".join(f"{name} {'n/a' if value is None else f'{value:.2f}'}"
                           for name, value in stats["rho"].items() if name != "attack")
@@ -307,6 +334,9 @@ def check_finite_rank_correlation(ctx: Context) -> list[Outcome]:
         f"attack's start of their rho ({baselines})", margin_low, 0.0, MARGIN_REASON, margin=margin,
         interval=[margin_low, margin_high], strongest_baseline=stats["strongest_baseline"])
     beyond.measured = f"{margin:.2f} [{margin_low:.2f}, {margin_high:.2f}]"
+    from proofs_check import figures
+
+    figures.save_figure(ctx, fig, "t2_cost_rank.png", [correlation, beyond])
     return [correlation, beyond]
 
 
