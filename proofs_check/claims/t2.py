@@ -41,9 +41,9 @@ FINITE_REASON = ("T2 predicts costly points are reconstructed first: a positive 
                  "rho 0.40-0.59, interval lower ends 0.24-0.43 (quick, --seed 0-9), 0.44-0.54 and 0.28-0.38 (full, "
                  "--seed 0-5); the attack returning its start: lower ends -0.08 or below")
 MARGIN_REASON = ("trivial reconstructions rank points by geometry alone (noise, held-out digits, the attack's start "
-                 "average rho -0.04 to -0.09 over 48 networks of 2000 steps; class means -0.47; the mean image is one ray and ranks "
-                 "none): the attack must beat the strongest of them on the same resamples; margin lower ends 0.12-0.41 (quick, --seed 0-9) and "
-                 "0.20-0.34 (full, --seed 0-5); the attack returning its start: -0.10 or below")
+                 "average rho -0.04 to -0.09 over 48 networks of 2000 steps; class means -0.47; the mean image is "
+                 "one ray and ranks none): the attack must beat the strongest of them on the same resamples; margin "
+                 "lower ends 0.12-0.41 (quick, --seed 0-9) and ""0.20-0.34 (full, --seed 0-5); the attack returning its start: -0.10 or below")
 
 
 def _sphere(rng: np.random.Generator, n: int, d: int) -> np.ndarray:
@@ -252,7 +252,8 @@ def cost_rank_figure(costs: np.ndarray, distances: dict[str, np.ndarray], *, tit
     from proofs_check import figures
 
     fig, ax = figures.new_figure(title=title, xlabel="omission-cost rank within its network (1 = cheapest)",
-                                 ylabel="sin of the angle to the nearest reconstruction (0 = direction recovered)", size=(6.4, 4.6))
+                                 ylabel="sin of the angle to the nearest reconstruction (0 = direction recovered)",
+                                 size=(6.4, 4.6))
     ranks = rankdata(costs, axis=-1)
     for (name, values), marker in zip(distances.items(), "osD^v"):
         line, = ax.plot(np.arange(1, costs.shape[1] + 1),
