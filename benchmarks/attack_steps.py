@@ -136,7 +136,8 @@ def measure(widths=(256, 1024, 4096), runs: int = 5, steps: int = 0, emit=print)
                    "xla_gflop_per_step": round(chunks[name].flops / 1e9, 4),
                    "flop_ratio_to_jvp": round(chunks[BASELINE].flops / chunks[name].flops, 2),
                    "load_average": round(os.getloadavg()[0], 1),
-                   "chosen_by_auto": attack.choose_method((x_t.shape[1], width, width, 1), N_RECON, 1)}
+                   "chosen_by_auto": attack.choose_method((x_t.shape[1], width, width, 1), N_RECON, 1,
+                                                          dtype=name.split()[-1])}
             rows.append(row)
             emit(json.dumps(row))
     return rows

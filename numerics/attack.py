@@ -117,7 +117,7 @@ def loss_and_grad(arch: Architecture, thetas: Sequence[Params], delta: Params, x
     prepared = any(isinstance(p, FusedWeights) for p in thetas)
     if method == "auto":  # weights prepared by fused_weights ask for the fused form
         method = "fused" if prepared else (
-            choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1]) if arch.is_mlp else "jvp")
+            choose_method(_widths(thetas[0]), x.shape[0], lam.shape[1], dtype=x.dtype) if arch.is_mlp else "jvp")
     if method != "fused" and prepared:
         raise ValueError(f"thetas prepared by fused_weights are for method='fused', not {method!r}")
     if method == "autodiff":
@@ -551,7 +551,13 @@ def fused_profiled_loss_and_grad(arch: Architecture, thetas: Sequence[Params | F
     return loss, grad_x, lam, ridge
 
 
-def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
+FLOAT32_CROSSOVER = 1.1
+"""In float32 "auto" picks the fused form only where the JVP form counts at least 1.1x its multiply-adds: at M = 40,
+C = 1 the fused float32 step measured 0.95x the float32 JVP step at width 192 (flop ratio 1.045) and 1.4x at 256
+(1.144), so the float64 rule (ratio 1, crossover between 128 and 192) chose the slower form at 192 in float32."""
+
+
+def choose_method(widths: Sequence[int], n_recon: int, out_dim: int, *, dtype: Any = jnp.float64) -> str:
     """The cheaper gradient formulation, "fused" or "jvp", from a multiply-add count per step.
 
     ``widths`` = (d, n_1, ..., n_L, C). With a dense layer of fan-in n and fan-out n' and M points: the JVP form
@@ -561,13 +567,15 @@ def choose_method(widths: Sequence[int], n_recon: int, out_dim: int) -> str:
     form (:func:`fused_loss_and_grad`) ~(3 + C) M n n' (forward 1, C backpropagated vectors, 2 in its
     hand-derived reverse sweep; autodiff of the kernel form, "kernel", pays 2 (1 + C)) plus
     ~4 M^2 (n + C^2 n') for the Gram factors F^l, K and their reverse. Measured by benchmarks/attack_steps.py.
+    In float32 (``dtype``) the fused form must win by :data:`FLOAT32_CROSSOVER`.
     """
     m, c = int(n_recon), int(out_dim)
     jvp = fused = 0
     for fan_in, fan_out in zip(widths[:-1], widths[1:]):
         jvp += 7 * m * fan_in * fan_out
         fused += (3 + c) * m * fan_in * fan_out + 4 * m * m * (fan_in + c * c * fan_out)
-    return "fused" if fused < jvp else "jvp"
+    crossover = FLOAT32_CROSSOVER if jnp.dtype(dtype) == jnp.float32 else 1.0
+    return "fused" if jvp > crossover * fused else "jvp"
 
 
 def _widths(params: Params) -> tuple[int, ...]:
@@ -862,7 +870,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     thetas, delta_run = jax.tree_util.tree_map(lambda a: a.astype(dtype), (thetas64, delta))
     lo, hi = lo.astype(dtype), hi.astype(dtype)
     if method == "auto":
-        method = choose_method(_widths(params_0), n_recon, out_dim) if arch.is_mlp else "jvp"
+        method = choose_method(_widths(params_0), n_recon, out_dim, dtype=dtype) if arch.is_mlp else "jvp"
     if mode == "profiled" and method not in ("fused", "kernel"):
         method = "fused"  # the profiled mode needs K: the fused sweeps unless the autodiff kernel form is asked
     if mode == "profiled" or method in ("fused", "kernel"):

@@ -152,6 +152,10 @@ def test_choose_method():
     assert attack.choose_method((3072, 1024, 1024, 10), 40, 10) == "jvp"
     # M far above the width: the M^2 Gram terms dominate
     assert attack.choose_method((64, 32, 32, 1), 4000, 1) == "jvp"
+    # float32: the fused step measured 0.95x the float32 JVP step at 192 and 1.4x at 256
+    assert attack.choose_method((64, 192, 192, 1), 40, 1, dtype=jnp.float32) == "jvp"
+    assert attack.choose_method((64, 256, 256, 1), 40, 1, dtype=jnp.float32) == "fused"
+    assert attack.choose_method((64, 192, 192, 1), 40, 1, dtype=jnp.float64) == "fused"
 
 
 @pytest.mark.parametrize("mode,precision", [("profiled", "float64"), ("joint", "float32"), ("profiled", "float32")])
