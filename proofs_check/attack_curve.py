@@ -258,8 +258,10 @@ def interrupted(args, interruption: KeyboardInterrupt) -> str:
             (SERIES_FILES["model"], None, "the trained model", None),
             (SERIES_FILES["train"], "train", "training", args.train_steps)])
         saved = f"{where} in series {k} of {total} ({spec}, {training})" if where or k > 1 else ""
+    # a resumed run's folder holds a run even before anything new is saved: a plain rerun would start it afresh
+    resumable = bool(saved) or (getattr(args, "resume", False) and getattr(args, "previous", None) is not None)
     # the shared wording, with the step (already in ``saved``) and the series it belongs to
-    return _interrupted_text(KeyboardInterrupt(), resumable=bool(saved), started=True, saved=saved)
+    return _interrupted_text(KeyboardInterrupt(), resumable=resumable, started=True, saved=saved)
 
 
 def _write_json(path: Path, record: dict) -> Path:

@@ -48,15 +48,16 @@ def _forbid(patch, *names):
 
 
 def test_an_interrupted_run_resumes_to_the_same_scores(finished, tmp_path, monkeypatch, capsys):
-    """Ctrl-C after the first series, then during the second series' attack: each --resume reads back what was
-    finished (the first series is neither trained nor attacked again, the second's model is not retrained), the
-    attack continues from its checkpoint, and attack_curve.json equals the uninterrupted run's."""
+    """Ctrl-C after the first series, then at the end of the second series' training (before its model is saved),
+    then during its attack: each --resume reads back what was finished (the first series is neither trained nor
+    attacked again, the second's training resumes from its checkpoint and its model is not retrained), the attack
+    continues from its checkpoint, and attack_curve.json equals the uninterrupted run's."""
     out = tmp_path / "resumed"
     real_train, real_attack = audit.train_on, attack.parameter_space_attack
     trained, attacked = [], []
 
     def train(*args, **kwargs):
-        trained.append(kwargs["linearized"])
+        trained.append((kwargs["linearized"], kwargs["resume"]))
         if len(trained) == 2:  # the second series starts: Ctrl-C
             raise KeyboardInterrupt
         return real_train(*args, **kwargs)
@@ -68,27 +69,37 @@ def test_an_interrupted_run_resumes_to_the_same_scores(finished, tmp_path, monke
                                        "--resume to continue\n")
     assert json.loads((out / "relu-2-ca322e-linearized" / SERIES_FILES["record"]).read_text())["complete"]
 
-    def attack_after_ctrl_c(*args, **kwargs):
-        attacked.append(kwargs["resume"])
-        press_ctrl_c_where_python_discards_it()  # the attack's loop stops after its first chunk, once saved
-        return real_attack(*args, **kwargs)
+    def after_ctrl_c(real, calls):
+        def run(*args, **kwargs):
+            calls.append((kwargs.get("linearized"), kwargs["resume"]))
+            press_ctrl_c_where_python_discards_it()  # the loop stops after its first chunk, once saved
+            return real(*args, **kwargs)
+        return run
 
     trained.clear()
     with monkeypatch.context() as patch:
-        patch.setattr(audit, "train_on", lambda *args, **kwargs: trained.append(kwargs["linearized"])
+        patch.setattr(audit, "train_on", after_ctrl_c(real_train, trained))
+        assert main([*TINY, "--resume", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == ("proofs-check: interrupted at step 20 of 20 (training) in series 2 of 2 "
+                                       "(relu:2, standard); rerun with --resume to continue\n")
+    assert trained == [(False, True)] and not (out / "relu-2-ca322e-standard" / SERIES_FILES["model"]).exists()
+
+    trained.clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(audit, "train_on", lambda *args, **kwargs: trained.append(kwargs["resume"])
                       or real_train(*args, **kwargs))
-        patch.setattr(attack, "parameter_space_attack", attack_after_ctrl_c)
+        patch.setattr(attack, "parameter_space_attack", after_ctrl_c(real_attack, attacked))
         assert main([*TINY, "--resume", "--out", str(out)]) == 130
     assert capsys.readouterr().err == ("proofs-check: interrupted at step 4 of 8 (the attack) in series 2 of 2 "
                                        "(relu:2, standard); rerun with --resume to continue\n")
-    assert trained == [False] and attacked == [False]  # only the second series, trained and attacked afresh
+    assert trained == [True] and attacked == [(None, False)]  # the second series alone: training resumed
 
     with monkeypatch.context() as patch:
         _forbid(patch, (audit, "train_on"))
         assert main([*TINY, "--resume", "--out", str(out)]) == 0
     record = json.loads((out / "attack_curve.json").read_text())
-    assert record["resumed"] and record["series"][1]["resumed_from"] == {"training": 0, "attack": 4}
-    # exactly: the resumed attack runs the same float64 steps in chunks of the same length (the same compilation)
+    assert record["resumed"] and record["series"][1]["resumed_from"] == {"training": 20, "attack": 4}
+    # exactly: the resumed loops run the same float64 steps in chunks of the same length (the same compilations)
     assert _results(out) == _results(finished)
 
 
@@ -105,8 +116,9 @@ def test_slow_attack_steps_still_end_a_chunk_at_every_budget(finished, tmp_path,
 
 
 def test_a_finished_run_resumes_without_work_and_afresh_drops_its_series(finished, tmp_path, monkeypatch, capsys):
-    """--resume of a finished run only draws it again; without --resume the run starts afresh, and the earlier
-    run's series files go first, so a Ctrl-C then leaves nothing of it to pass for the new run's."""
+    """--resume of a finished run only draws it again (a Ctrl-C before it reads a series still says --resume);
+    without --resume the run starts afresh, and the earlier run's series files go first, so a Ctrl-C then leaves
+    nothing of it to pass for the new run's."""
     out = tmp_path / "copy"
     shutil.copytree(finished, out)
     with monkeypatch.context() as patch:
@@ -118,6 +130,10 @@ def test_a_finished_run_resumes_without_work_and_afresh_drops_its_series(finishe
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    with monkeypatch.context() as patch:  # a resumed run stopped before its first series: still --resume
+        patch.setattr(audit, "load_dataset", interrupted)
+        assert main([*TINY, "--resume", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == "proofs-check: interrupted; rerun with --resume to continue\n"
     monkeypatch.setattr(audit, "train_on", interrupted)
     assert main([*TINY, "--out", str(out)]) == 130
     assert capsys.readouterr().err == ("proofs-check: interrupted; nothing was saved yet: rerun the same command to "
