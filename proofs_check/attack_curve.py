@@ -304,8 +304,10 @@ def run(args) -> int:
     earlier = []  # the earlier run's series folders: its files go when this run starts afresh
     if args.previous is not None:
         stored = args.previous["settings"]
-        earlier = [out / _folder_name(spec, training) for spec in stored.get("arch") or []
-                   for training in stored.get("training") or []]
+        specs, trainings = (value if isinstance(value, list) else [] for value in (stored.get("arch"),
+                                                                                    stored.get("training")))
+        earlier = [out / _folder_name(spec, training) for spec in specs for training in trainings
+                   if isinstance(spec, str) and training in TRAININGS]
     resuming = start_or_resume(console, out, [out / RESULT, out / FIGURE, *(path for folder in earlier
                                                                           for path in _series_files(folder))],
                                resume=args.resume, previous=args.previous)
@@ -359,7 +361,7 @@ def _series(args, console, dataset, references, arch, training: str, folder: Pat
     if record is not None and record.get("complete"):
         console.print(f"{name}: finished in the earlier run, read from {paths['record']}")
         _print_points(console, name, record["entry"]["points"], images)
-        return record["entry"], record["baselines"]
+        return {**record["entry"], "model": str(paths["model"])}, record["baselines"]
     folder.mkdir(parents=True, exist_ok=True)
     if record is not None and saved["model"] is not None:
         console.print(f"resuming {args.out}: {name} attacks the model trained there ({paths['model']})")
