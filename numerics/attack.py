@@ -831,7 +831,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     budget (None: constant ``lr``). ``precision``: "float32" runs the attack (and holds theta) in single
     precision, "float64" (default) in double; the final losses reported are evaluated in float64 either way.
     ``on_chunk(step, X_R)``, when given, is called after every chunk with the step reached and the
-    reconstructions there.
+    reconstructions there; with it, every multiple of ``chunk`` ends a chunk (slow steps may end others before it:
+    proofs-check attack-curve scores at its budgets).
     """
     if not isinstance(arch, Architecture):
         raise ValueError(f"arch must be a theory.Architecture, got {type(arch).__name__}")
@@ -903,6 +904,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
         sizer = ChunkSizer(chunk, heavy=work > SLOW_ATTACK_WORK)
         while step < steps:
             length = sizer.length(steps - step)
+            if on_chunk is not None:  # every multiple of chunk ends one, also when slow steps shorten them
+                length = min(length, chunk - step % chunk)
             _, run = _chunk_runner(arch, at, horizon, beta_schedule, anneal, (lr, lr_final), bounds is not None,
                                    box_weight, method, length, mode)
             started = time.perf_counter()

@@ -7,7 +7,11 @@ For each architecture (``--arch``, any spec: fully connected, residual, convolut
 over all of them); the reconstructions reached after each budget in ``--budgets`` are scored by
 numerics.audit.leakage. Writes
 ``OUT/attack_curve.json`` (every score), ``OUT/attack_curve.png`` (revealed fraction and SSIM >= 0.9 fraction
-against the budget; each trivial baseline a horizontal line) and ``OUT/<arch>-<training>/model.npz``.
+against the budget; each trivial baseline a horizontal line), ``OUT/run.json`` (the settings, for ``--resume``)
+and, per series, ``OUT/<arch>-<training>/``: ``model.npz``, ``series.json`` (its training, then its scores),
+the training and attack checkpoints and ``reconstructions-<steps>.npz`` (the reconstructions at each budget,
+saved as the attack reaches it). ``--resume`` reads every finished series back and continues the one in progress
+from its last saved chunk, so that an interrupted and resumed run scores exactly what an uninterrupted one does.
 ``--combine DIR...`` draws earlier runs (e.g. one per architecture, run in parallel) in one figure.
 """
 
@@ -17,6 +21,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=positive_float, default=0.02, help="attack learning rate")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the networks and the attacks")
     parser.add_argument("--out", type=folder, default="reports/attack-curve", help="output folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out: finished series are read back, the one in progress resumes "
+                             "its training or attack (same settings, --budgets included)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--rescale", action="store_true",
                         help="attack Delta theta / s with s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public "
@@ -72,8 +80,33 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 DEFAULT_WIDTH = 1024
 
 RESULT = "attack_curve.json"
+FIGURE = "attack_curve.png"
 SAME = ("dataset", "n", "recon", "seed", "budgets")
 """What combined runs must share."""
+SERIES_FILES = {"record": "series.json", "model": "model.npz", "train": "train_checkpoint.npz",
+                "attack": "attack_checkpoint.npz", "clock": "attack_clock.json"}
+"""The files of one series in its folder ``OUT/<arch>-<training>/`` (besides :data:`SNAPSHOT` at each budget)."""
+SNAPSHOT = "reconstructions-{steps}.npz"
+"""The reconstructions after ``steps`` attack steps and the attack's seconds to them (x, seconds)."""
+
+
+def settings(args) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues: everything that changes a series' scores. The
+    budgets too: the attack anneals its softplus over the largest, and a finished series has no reconstructions
+    at a budget added later."""
+    return {"arch": [arch.spec for arch in args.arch], "training": list(args.training),
+            "width": args.width if any(arch.width_sets_layers for arch in args.arch) else None,
+            "dataset": args.dataset, "n": args.n, "seed": args.seed, "train_steps": args.train_steps,
+            "budgets": list(args.budgets), "lr": args.lr, "rescale": bool(args.rescale)}
+
+
+def _shown(name: str, value: Any) -> str:
+    """A setting as the refusal of a --resume names it."""
+    if name in ("arch", "training", "budgets") and isinstance(value, list):
+        return ", ".join(map(str, value)) if name != "budgets" else ",".join(map(str, value))
+    if name == "rescale":
+        return "on" if value else "off"
+    return str(value)
 
 
 def _combined(folders) -> dict:
@@ -99,13 +132,15 @@ def _combined(folders) -> dict:
 
 def check(args) -> None:
     from numerics import audit
-    from proofs_check.cli import UsageError, unused_width
+    from numerics.checkpoint import FileError, first_difference
+    from proofs_check.cli import UsageError, _option, previous_run, resume_mismatch, unused_width
     from theory.architecture import parse_spec
 
     if args.combine:
-        given = [name for name in ("arch", "training") if getattr(args, name)]
+        given = [name for name in ("arch", "training", "resume") if getattr(args, name)]
         if given:
-            raise UsageError(f"--{given[0]} describes runs to make; --combine draws earlier ones")
+            raise UsageError(f"--{given[0]} describes {'a run to continue' if given[0] == 'resume' else 'runs to make'}"
+                             "; --combine draws earlier ones")
         if any(args.out.resolve() == folder.resolve() for folder in args.combine):
             raise UsageError(f"--out {args.out} is one of the --combine folders: its {RESULT} would be replaced by the "
                              "combination; choose another --out")
@@ -130,98 +165,292 @@ def check(args) -> None:
             arch.check_input(audit.input_dimension(args.dataset))
         except ValueError as error:
             raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
+    args.previous = None
+    try:
+        args.previous = previous_run(args.out, resume=args.resume)
+        if args.previous is not None and args.previous.get("command") != "attack-curve":  # even afresh: files would mix
+            raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not an attack-curve run; "
+                             "choose another --out")
+        if not args.resume or args.previous is None:
+            return
+        difference = first_difference(args.previous["settings"], settings(args))
+        if difference is not None:
+            name, stored, current = difference
+            raise resume_mismatch(_option(name), _shown(name, current), _shown(name, stored), args.out)
+        for arch, training, folder in plan(args):  # every saved piece readable before any work
+            _saved_series(args, folder, arch)
+    except FileError as error:  # a checkpoint, a model or a series record that cannot be used
+        raise UsageError(str(error)) from None
 
 
-def _folder_name(arch, training: str) -> str:
-    readable = "".join(c if c.isalnum() or c in "=." else "-" for c in arch.spec).strip("-")[:40]
-    return f"{readable}-{hashlib.sha256(arch.spec.encode()).hexdigest()[:6]}-{training}"
+def plan(args) -> list[tuple[Any, str, Path]]:
+    """The series of the run, in order: (architecture, training mode, folder)."""
+    return [(arch, training, args.out / _folder_name(arch.spec, training))
+            for arch in args.arch for training in args.training]
+
+
+def _saved_series(args, folder: Path, arch) -> dict:
+    """What a series folder holds, read and checked (numerics.checkpoint.FileError, one line, for a file that
+    cannot be used): "record" (series.json, or None), "model" (numerics.training.SavedModel, or None), "train" and
+    "attack" (the step each checkpoint reached, or None) and "snapshots" ({steps: (x, seconds)})."""
+    from numerics import audit
+    from numerics.checkpoint import Checkpoint, CheckpointError, first_difference, read_npz
+    from numerics.training import load_model
+
+    paths = {key: folder / name for key, name in SERIES_FILES.items()}
+    saved: dict[str, Any] = {"record": None, "model": None, "train": None, "attack": None, "snapshots": {}}
+    if paths["record"].is_file():
+        try:
+            record = json.loads(paths["record"].read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as error:
+            raise CheckpointError(f"{paths['record']} is unreadable ({error}); remove it to redo that series") from None
+        complete = isinstance(record, dict) and isinstance(record.get("training"), dict) and (
+            not record.get("complete") or (isinstance(record.get("entry"), dict)
+                                           and isinstance(record.get("baselines"), dict)
+                                           and len(record["entry"].get("points", ())) == len(args.budgets)))
+        if not complete:
+            raise CheckpointError(f"{paths['record']} is not an attack-curve series record; remove it to redo that "
+                                  "series")
+        if first_difference(record.get("settings", {}), settings(args)) is not None:
+            raise CheckpointError(f"{paths['record']} was written by a run with other settings than {args.out}; "
+                                  "remove it to redo that series")
+        saved["record"] = record
+        if record.get("complete"):
+            return saved
+    if paths["model"].is_file():
+        saved["model"] = load_model(paths["model"])
+    for key in ("train", "attack"):
+        if paths[key].is_file():
+            saved[key] = Checkpoint(paths[key], kind=key).peek()[0]
+    shape = ((2 * args.n, audit.input_dimension(args.dataset)), ("f",))
+    for budget in args.budgets:
+        path = folder / SNAPSHOT.format(steps=budget)
+        if path.is_file():
+            arrays = read_npz(path, what="attack-curve reconstructions", max_other_bytes=0,
+                              expected={"x": shape, "seconds": ((), ("f",))})
+            if set(arrays) != {"x", "seconds"}:
+                raise CheckpointError(f"{path} lacks its reconstructions or their time; remove it to redo that "
+                                      "series' attack")
+            saved["snapshots"][budget] = (arrays["x"], float(arrays["seconds"]))
+    return saved
+
+
+def _folder_name(spec: str, training: str) -> str:
+    readable = "".join(c if c.isalnum() or c in "=." else "-" for c in spec).strip("-")[:40]
+    return f"{readable}-{hashlib.sha256(spec.encode()).hexdigest()[:6]}-{training}"
 
 
 def interrupted(args, interruption: KeyboardInterrupt) -> str:
-    """attack-curve's Ctrl-C line: it keeps no checkpoints (the snapshots at each budget live in memory), so a rerun
-    trains and attacks every series again."""
-    from proofs_check.cli import step_text
+    """attack-curve's Ctrl-C line: the step a loop stopped at (else what the series folder holds) and the series it
+    belongs to, and --resume where anything is saved (every series before it is), e.g. "interrupted at step 500 of
+    2000 (the attack) in series 2 of 4 (relu:2, standard); rerun with --resume to continue"."""
+    from proofs_check.cli import _interrupted_text, _saved_progress, step_text
 
-    return f"interrupted{step_text(interruption)}; attack-curve does not resume: a rerun starts over"
+    if getattr(args, "combine", None):
+        return _interrupted_text(interruption, resumable=False)
+    now, done = getattr(args, "series_now", None), getattr(args, "series_done", 0)
+    if now is None:
+        saved = f" with all {done} series finished" if done else ""
+    else:
+        k, total, spec, training, folder = now
+        where = step_text(interruption) or _saved_progress(folder, [
+            (SERIES_FILES["attack"], "attack", "the attack", max(args.budgets)),
+            (SERIES_FILES["model"], None, "the trained model", None),
+            (SERIES_FILES["train"], "train", "training", args.train_steps)])
+        saved = f"{where} in series {k} of {total} ({spec}, {training})" if where or k > 1 else ""
+    # a resumed run's folder holds a run even before anything new is saved: a plain rerun would start it afresh
+    resumable = bool(saved) or (getattr(args, "resume", False) and getattr(args, "previous", None) is not None)
+    # the shared wording, with the step (already in ``saved``) and the series it belongs to
+    return _interrupted_text(KeyboardInterrupt(), resumable=resumable, started=True, saved=saved)
+
+
+def _write_json(path: Path, record: dict) -> Path:
+    """``record`` as JSON, written under a temporary name and renamed (never a torn file)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(audit_plain(record), indent=2))
+    os.replace(temporary, path)
+    return path
+
+
+def _write_snapshot(path: Path, x, seconds: float) -> Path:
+    """The reconstructions at one budget (float64) and the attack's seconds to them, written atomically."""
+    import numpy as np
+
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, x=np.asarray(x, dtype=np.float64), seconds=np.asarray(float(seconds)))
+    os.replace(temporary, path)
+    return path
+
+
+def _series_files(folder: Path) -> list[Path]:
+    """Every file a series writes in ``folder`` (removed when a run starts afresh)."""
+    return [*(folder / name for name in SERIES_FILES.values()), *sorted(folder.glob(SNAPSHOT.format(steps="*")))]
 
 
 def run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
-    import jax
-    import jax.flatten_util
     from rich.console import Console
 
     from numerics import audit
-    from numerics.attack import attack_divergence, parameter_space_attack
-    from numerics.checkpoint import raise_if_interrupted
-    from proofs_check.cli import RunFailed
+    from numerics.checkpoint import raise_if_interrupted, write_run
+    from proofs_check.cli import start_or_resume
 
     console = Console(highlight=False)
     out: Path = args.out
     if args.combine:
         return _finish(console, out, args.record)
+    series_plan = plan(args)
+    earlier = []  # the earlier run's series folders: its files go when this run starts afresh
+    if args.previous is not None:
+        stored = args.previous["settings"]
+        specs, trainings = (value if isinstance(value, list) else [] for value in (stored.get("arch"),
+                                                                                    stored.get("training")))
+        earlier = [out / _folder_name(spec, training) for spec in specs for training in trainings
+                   if isinstance(spec, str) and training in TRAININGS]
+    resuming = start_or_resume(console, out, [out / RESULT, out / FIGURE, *(path for folder in earlier
+                                                                          for path in _series_files(folder))],
+                               resume=args.resume, previous=args.previous)
+    if not resuming:  # also a folder whose run.json is gone: nothing of a series may pass for this run's
+        for _, _, folder in series_plan:
+            for path in _series_files(folder):
+                path.unlink(missing_ok=True)
+    write_run(out, {"command": "attack-curve", "settings": settings(args)})
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
-    images = dataset.image_shape is not None
     series: list[dict[str, Any]] = []
     baselines: dict[str, dict[str, float]] = {}
     start = time.perf_counter()
-    chunk = math.gcd(*args.budgets)  # every budget ends a chunk
-    for arch in args.arch:
-        for training in args.training:
-            raise_if_interrupted()  # a Ctrl-C that Python discarded during the previous series
-            console.print(f"training {arch.named(args.width)} ({training}) on {dataset.name}, N = {args.n}")
-            trained = audit.train_on(arch, args.width, dataset, linearized=training == "linearized", seed=args.seed,
-                                     max_steps=args.train_steps, progress=not args.no_progress)
-            model = trained.save(out / _folder_name(arch, training) / "model.npz")
-            entry = {"arch": arch.spec, "training": training, "width": args.width, "model": str(model),
-                     "parameters": int(jax.flatten_util.ravel_pytree(trained.params_0)[0].size),
-                     "train_steps": trained.steps, "final_train_loss": trained.final_loss,
-                     "train_learning_rate": trained.learning_rate,
-                     "stop_reason": trained.stop_reason, "points": []}
-            params_f, scale = trained.params_f, 1.0
-            if args.rescale:
-                scale = coefficient_scale(trained, references.public[:2 * args.n])
-                params_f = jax.tree_util.tree_map(lambda a, b: a + (b - a) / scale, trained.params_0, trained.params_f)
-            entry["delta_scale"], entry["rescaled"] = scale, bool(args.rescale)
-            snapshots: dict[int, Any] = {}
-            begun = time.perf_counter()
-
-            def keep(step, x_recon, begun=begun, snapshots=snapshots):
-                if step in args.budgets:
-                    snapshots[step] = (x_recon, time.perf_counter() - begun)
-
-            result = parameter_space_attack(arch, trained.params_0, params_f, 2 * args.n, in_dim=dataset.d,
-                                            key=jax.random.PRNGKey(args.seed + 1), steps=max(args.budgets), lr=args.lr,
-                                            box=dataset.box, progress=not args.no_progress, chunk=chunk,
-                                            on_chunk=keep)
-            diverged = attack_divergence(result)
-            if diverged:  # its scores would be those of a broken run
-                raise RunFailed(f"the attack on {arch.spec} ({training}) diverged: {diverged}; rerun with a smaller "
-                                f"--lr (now {args.lr:g})")
-            entry["final_loss"] = result.final_loss
-            for budget in args.budgets:
-                x_recon, seconds = snapshots[budget]
-                leakage = audit.leakage(x_recon, dataset, references, seed=args.seed)
-                row = leakage.rows[audit.ATTACK_ROW]
-                point = {"steps": budget, "revealed": row["revealed"], "seconds": round(seconds, 1)}
-                if images:
-                    point.update({"ssim_ge_0.9": row["ssim_ge_0.9"], "ssim_ge_0.4": row["ssim_ge_0.4"]})
-                entry["points"].append(point)
-                for name, trivial in leakage.rows.items():
-                    if name != audit.ATTACK_ROW:
-                        baselines[name] = {key: trivial[key] for key in ("revealed", "ssim_ge_0.9", "ssim_ge_0.4")
-                                           if key in trivial}
-                console.print(f"  {arch.spec} ({training}), after {budget} attack steps: revealed {row['revealed']:.0%}"
-                              + (f", SSIM >= 0.9 {row['ssim_ge_0.9']:.0%}" if images else ""))
-            series.append(entry)
+    args.series_done = 0
+    for k, (arch, training, folder) in enumerate(series_plan, 1):
+        args.series_now = (k, len(series_plan), arch.spec, training, folder)  # for the Ctrl-C line (interrupted)
+        raise_if_interrupted()  # a Ctrl-C that Python discarded during the previous series
+        entry, rows = _series(args, console, dataset, references, arch, training, folder, resuming=resuming)
+        series.append(entry)
+        baselines.update(rows)
+        args.series_done = k
+    args.series_now = None
     record = {"dataset": dataset.name, "n": args.n, "recon": 2 * args.n, "seed": args.seed, "lr": args.lr,
               "rescale": bool(args.rescale),
               "budgets": list(args.budgets), "series": series, "baselines": baselines,
-              "seconds": round(time.perf_counter() - start, 1),
+              "seconds": round(time.perf_counter() - start, 1), "resumed": resuming,
               "success_measure": "revealed: some reconstruction is 2 times closer to the private point than to every "
                                  "public point, after the best nonnegative rescaling (numerics.privacy.revealed)"}
     return _finish(console, out, record)
+
+
+def _series(args, console, dataset, references, arch, training: str, folder: Path, *,
+            resuming: bool) -> tuple[dict, dict]:
+    """Train (or read back) one network, attack it (or continue its attack) and score the reconstructions at each
+    budget; every piece is saved in ``folder`` as it is done. Returns the series' entry of attack_curve.json and
+    the trivial baselines' rows."""
+    import jax
+    import jax.flatten_util
+
+    from numerics import audit
+    from numerics.attack import attack_divergence, parameter_space_attack
+    from numerics.training import load_model
+    from proofs_check.cli import RunFailed
+
+    paths = {key: folder / name for key, name in SERIES_FILES.items()}
+    images = dataset.image_shape is not None
+    name = f"{arch.spec} ({training})"
+    saved = _saved_series(args, folder, arch) if resuming else {"record": None, "model": None, "attack": None,
+                                                                "train": None, "snapshots": {}}
+    record = saved["record"]
+    if record is not None and record.get("complete"):
+        console.print(f"{name}: finished in the earlier run, read from {paths['record']}")
+        _print_points(console, name, record["entry"]["points"], images)
+        return {**record["entry"], "model": str(paths["model"])}, record["baselines"]
+    folder.mkdir(parents=True, exist_ok=True)
+    if record is not None and saved["model"] is not None:
+        console.print(f"resuming {args.out}: {name} attacks the model trained there ({paths['model']})")
+        trained = record["training"]
+    else:
+        if saved["train"] is not None:
+            console.print(f"resuming {args.out}: training {name} from step {saved['train']} of {args.train_steps}")
+        else:
+            console.print(f"training {arch.named(args.width)} ({training}) on {dataset.name}, N = {args.n}")
+        result = audit.train_on(arch, args.width, dataset, linearized=training == "linearized", seed=args.seed,
+                                max_steps=args.train_steps, progress=not args.no_progress,
+                                checkpoint=paths["train"], resume=resuming)
+        result.save(paths["model"], training_data=(args.dataset, args.n, args.seed))
+        trained = {"train_steps": result.steps, "final_train_loss": result.final_loss,
+                   "train_learning_rate": result.learning_rate, "stop_reason": result.stop_reason,
+                   "resumed_from": result.resumed_from}
+        _write_json(paths["record"], {"settings": settings(args), "complete": False, "training": trained})
+    model = load_model(paths["model"])  # the attack reads the saved model, resumed or not: the same numbers
+    entry = {"arch": arch.spec, "training": training, "width": args.width, "model": str(paths["model"]),
+             "parameters": int(jax.flatten_util.ravel_pytree(model.params_0)[0].size),
+             **{key: trained[key] for key in ("train_steps", "final_train_loss", "train_learning_rate",
+                                              "stop_reason")},
+             "points": []}
+    params_f, scale = model.params_f, 1.0
+    if args.rescale:
+        scale = coefficient_scale(model, references.public[:2 * args.n])
+        params_f = jax.tree_util.tree_map(lambda a, b: a + (b - a) / scale, model.params_0, model.params_f)
+    entry["delta_scale"], entry["rescaled"] = scale, bool(args.rescale)
+
+    snapshots = dict(saved["snapshots"])
+    attack_from = saved["attack"] or 0
+    if any(budget <= attack_from and budget not in snapshots for budget in args.budgets):
+        # stopped between the attack's checkpoint and the reconstructions at that budget: redo the attack
+        console.print(f"{name}: the reconstructions at a budget the attack passed are missing; attacking afresh")
+        attack_from = 0
+    elif attack_from:
+        console.print(f"resuming {args.out}: the attack on {name} from step {attack_from} of {max(args.budgets)}")
+    begun = time.perf_counter() - (_clock(paths["clock"]) if attack_from else 0.0)
+
+    def keep(step, x_recon):
+        seconds = time.perf_counter() - begun
+        if step in args.budgets:
+            snapshots[step] = (x_recon, seconds)
+            _write_snapshot(folder / SNAPSHOT.format(steps=step), x_recon, seconds)
+        _write_json(paths["clock"], {"step": step, "seconds": seconds})
+
+    result = parameter_space_attack(arch, model.params_0, params_f, 2 * args.n, in_dim=dataset.d,
+                                    key=jax.random.PRNGKey(args.seed + 1), steps=max(args.budgets), lr=args.lr,
+                                    box=dataset.box, progress=not args.no_progress, chunk=math.gcd(*args.budgets),
+                                    checkpoint=paths["attack"], resume=attack_from > 0, on_chunk=keep)
+    diverged = attack_divergence(result)
+    if diverged:  # its scores would be those of a broken run
+        raise RunFailed(f"the attack on {name} diverged: {diverged}; rerun without --resume and a smaller --lr (now "
+                        f"{args.lr:g})")
+    entry["final_loss"] = result.final_loss
+    entry["resumed_from"] = {"training": trained["resumed_from"], "attack": result.info["resumed_from"]}
+    rows = {}
+    for budget in args.budgets:
+        x_recon, seconds = snapshots[budget]
+        leakage = audit.leakage(x_recon, dataset, references, seed=args.seed)
+        row = leakage.rows[audit.ATTACK_ROW]
+        point = {"steps": budget, "revealed": row["revealed"], "seconds": round(seconds, 1)}
+        if images:
+            point.update({"ssim_ge_0.9": row["ssim_ge_0.9"], "ssim_ge_0.4": row["ssim_ge_0.4"]})
+        entry["points"].append(point)
+        for row_name, trivial in leakage.rows.items():
+            if row_name != audit.ATTACK_ROW:
+                rows[row_name] = {key: trivial[key] for key in ("revealed", "ssim_ge_0.9", "ssim_ge_0.4")
+                                  if key in trivial}
+    _print_points(console, name, entry["points"], images)
+    entry, rows = audit_plain(entry), audit_plain(rows)
+    _write_json(paths["record"], {"settings": settings(args), "complete": True, "training": trained, "entry": entry,
+                                  "baselines": rows})
+    return entry, rows
+
+
+def _clock(path: Path) -> float:
+    """The attack's seconds at its last saved chunk (0 where the file is missing or damaged: it is only timing)."""
+    try:
+        seconds = float(json.loads(path.read_text())["seconds"])
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds >= 0 else 0.0
+
+
+def _print_points(console, name: str, points: list[dict], images: bool) -> None:
+    for point in points:
+        console.print(f"  {name}, after {point['steps']} attack steps: revealed {point['revealed']:.0%}"
+                      + (f", SSIM >= 0.9 {point['ssim_ge_0.9']:.0%}" if images else ""))
 
 
 def _finish(console, out: Path, record: dict) -> int:
@@ -229,9 +458,9 @@ def _finish(console, out: Path, record: dict) -> int:
     from rich.table import Table
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / RESULT).write_text(json.dumps(audit_plain(record), indent=2))
+    _write_json(out / RESULT, record)
     images = any("ssim_ge_0.9" in point for entry in record["series"] for point in entry["points"])
-    figure = curve_figure(out / "attack_curve.png", record, images=images)
+    figure = curve_figure(out / FIGURE, record, images=images)
     table = Table(title=f"revealed fraction (SSIM >= 0.9) against attack steps, {record['dataset']}, N = {record['n']}")
     table.add_column("architecture")
     table.add_column("training")
@@ -248,11 +477,12 @@ def _finish(console, out: Path, record: dict) -> int:
     return 0
 
 
-def coefficient_scale(trained, public) -> float:
+def coefficient_scale(model, public) -> float:
     """s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public points x: J(X_R)^T lambda has norm about
     |lambda| sqrt(M mean Theta_0(x, x)), so Delta theta / s is matched by coefficients of order one, the scale at
     which the attack starts them. Minimizing ||Delta theta / s - J^T mu||^2 over (X_R, mu) is minimizing the
-    attack's loss over (X_R, lambda = s mu), divided by s^2 (the start, Adam's steps in mu, the minimizers in X_R)."""
+    attack's loss over (X_R, lambda = s mu), divided by s^2 (the start, Adam's steps in mu, the minimizers in X_R).
+    ``model``: a saved model (numerics.training.SavedModel: arch, width, out_dim, params_0, params_f)."""
     import jax.numpy as jnp
     import numpy as np
     from jax.flatten_util import ravel_pytree
@@ -260,9 +490,9 @@ def coefficient_scale(trained, public) -> float:
     from numerics.networks import make_network
     from numerics.training import ntk_matrix
 
-    network = make_network(trained.arch, trained.width, trained.out_dim)
-    diagonal = np.diag(np.asarray(ntk_matrix(network, trained.params_0, jnp.asarray(public))))
-    delta = ravel_pytree(trained.delta)[0]
+    network = make_network(model.arch, model.width, model.out_dim)
+    diagonal = np.diag(np.asarray(ntk_matrix(network, model.params_0, jnp.asarray(public))))
+    delta = ravel_pytree(model.params_f)[0] - ravel_pytree(model.params_0)[0]
     return float(jnp.linalg.norm(delta) / np.sqrt(len(public) * np.mean(diagonal)))
 
 

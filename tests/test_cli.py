@@ -349,21 +349,6 @@ def test_a_diverged_series_of_attack_curve_is_one_line_and_exit_1(tmp_path, caps
     assert "smaller --lr (now 1e+12)" in err and not (tmp_path / "c" / "attack_curve.json").exists(), err
 
 
-def test_attack_curve_ctrl_c_says_a_rerun_starts_over(tmp_path, monkeypatch, capsys):
-    """attack-curve keeps no checkpoints: its Ctrl-C line says so (it once named the step and nothing more)."""
-    from numerics.checkpoint import Interrupted
-
-    def interrupted_training(*args, **kwargs):
-        raise Interrupted(223, 20000, "training")
-
-    monkeypatch.setattr(audit, "train_on", interrupted_training)
-    argv = ["attack-curve", "--arch", "relu:2", "--training", "linearized", "--width", "32", "--n", "4",
-            "--budgets", "20", "--no-progress", "--out", str(tmp_path / "c")]
-    assert main(argv) == 130
-    assert capsys.readouterr().err == ("proofs-check: interrupted at step 223 of 20000 (training); attack-curve does "
-                                       "not resume: a rerun starts over\n")
-
-
 def test_a_discarded_ctrl_c_ends_a_finished_command_with_130_and_one_line(monkeypatch, capsys):
     """A Ctrl-C whose KeyboardInterrupt Python discarded (raised in a gc callback, as in JAX's) once let the
     command go on and exit 0; it is honoured before success is reported, and the discarded exception is not
