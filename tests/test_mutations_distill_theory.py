@@ -245,3 +245,8 @@ def test_rank_correlations_by_hand():
     assert stats["rho"]["flat"] is None and stats["strongest_baseline"] == "copy"
     assert stats["margin"] == 0.0 and stats["margin_interval"] == [0.0, 0.0]
     assert 0.5 < stats["rho"]["attack"] and stats["rho_interval"][0] < stats["rho"]["attack"] < stats["rho_interval"][1]
+    # an attack that ranks nothing at two of three seeds: those seeds count as rho 0, they do not drop out
+    collapsed = {**quality, "attack": np.vstack([quality["attack"][:1], np.zeros((2, 12))])}
+    partial = t2.rank_correlations(costs, collapsed, np.random.default_rng(1), n_boot=200)
+    assert partial["per_seed_rho"][1:] == [0.0, 0.0]
+    assert partial["rho"]["attack"] == pytest.approx(stats["per_seed_rho"][0] / 3, abs=1e-15)
