@@ -175,25 +175,26 @@ def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None 
     path = Path(path)
     if not path.is_file():
         raise FileError(f"no {what} at {path}" + (" (it is a directory)" if path.is_dir() else ""))
+    a_what = f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
-        raise FileError(f"{path} is not a {what}: not an .npz archive ({error})") from None
+        raise FileError(f"{path} is not {a_what}: not an .npz archive ({error})") from None
     with archive:
         names = []
         for info in archive.infolist():
             if not info.filename.endswith(".npy"):
-                raise FileError(f"{path} is not a {what}: it holds {info.filename!r}, which is not an array")
+                raise FileError(f"{path} is not {a_what}: it holds {info.filename!r}, which is not an array")
             name = info.filename[:-4]
             try:
                 shape, dtype = _npz_member_header(archive, info.filename)
             except (ValueError, OSError, zipfile.BadZipFile) as error:
                 raise FileError(f"{path}: array {name!r} is unreadable ({error})") from None
             if dtype.hasobject:
-                raise FileError(f"{path}: array {name!r} holds Python objects; a {what} holds only numbers and "
+                raise FileError(f"{path}: array {name!r} holds Python objects; {a_what} holds only numbers and "
                                 "text (objects would need pickle, which can run code)")
             if shape == () and dtype.itemsize > MAX_SCALAR_BYTES:
-                raise FileError(f"{path}: {name} is a single value of {dtype.itemsize} bytes; a {what} holds "
+                raise FileError(f"{path}: {name} is a single value of {dtype.itemsize} bytes; {a_what} holds "
                                 f"none above {MAX_SCALAR_BYTES}")
             if expected is not None and name in expected:
                 want_shape, kinds = expected[name]
@@ -201,7 +202,7 @@ def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None 
                     raise FileError(f"{path}: {name} has shape {shape} and dtype {dtype}, expected shape "
                                     f"{tuple(want_shape)} of dtype kind {'/'.join(kinds)}")
             elif max_other_bytes is not None and int(np.prod(shape)) * dtype.itemsize > max_other_bytes:
-                raise FileError(f"{path}: unexpected array {name!r} of shape {shape} in a {what}")
+                raise FileError(f"{path}: unexpected array {name!r} of shape {shape} in {a_what}")
             names.append(name)
     if only is not None:
         wanted = set(only)

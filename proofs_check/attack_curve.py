@@ -11,7 +11,8 @@ against the budget; each trivial baseline a horizontal line), ``OUT/run.json`` (
 and, per series, ``OUT/<arch>-<training>/``: ``model.npz``, ``series.json`` (its training, then its scores),
 the training and attack checkpoints and ``reconstructions-<steps>.npz`` (the reconstructions at each budget,
 saved as the attack reaches it). ``--resume`` reads every finished series back and continues the one in progress
-from its last saved chunk, so that an interrupted and resumed run scores exactly what an uninterrupted one does.
+from its last saved chunk, so that an interrupted and resumed run scores what an uninterrupted one does (exactly,
+or up to float rounding where slow steps size the attack's chunks by their measured time).
 ``--combine DIR...`` draws earlier runs (e.g. one per architecture, run in parallel) in one figure.
 """
 
@@ -178,8 +179,13 @@ def check(args) -> None:
             name, stored, current = difference
             raise resume_mismatch(_option(name), _shown(name, current), _shown(name, stored), args.out)
         for arch, training, folder in plan(args):  # every saved piece readable before any work
-            _saved_series(args, folder, arch)
-    except FileError as error:  # a checkpoint, a model or a series record that cannot be used
+            try:
+                _saved_series(args, folder, arch)
+            except FileError as error:
+                text = str(error)
+                raise UsageError(text if "remove it" in text else f"{text}; remove {folder} to redo that series, or "
+                                 "drop --resume to start afresh") from None
+    except FileError as error:  # run.json that cannot be used
         raise UsageError(str(error)) from None
 
 
@@ -204,13 +210,10 @@ def _saved_series(args, folder: Path, arch) -> dict:
             record = json.loads(paths["record"].read_text())
         except (OSError, UnicodeDecodeError, ValueError) as error:
             raise CheckpointError(f"{paths['record']} is unreadable ({error}); remove it to redo that series") from None
-        complete = isinstance(record, dict) and isinstance(record.get("training"), dict) and (
-            not record.get("complete") or (isinstance(record.get("entry"), dict)
-                                           and isinstance(record.get("baselines"), dict)
-                                           and len(record["entry"].get("points", ())) == len(args.budgets)))
-        if not complete:
-            raise CheckpointError(f"{paths['record']} is not an attack-curve series record; remove it to redo that "
-                                  "series")
+        problem = _record_problem(record, args.budgets)
+        if problem:
+            raise CheckpointError(f"{paths['record']} is not an attack-curve series record ({problem}); remove it to "
+                                  "redo that series")
         if first_difference(record.get("settings", {}), settings(args)) is not None:
             raise CheckpointError(f"{paths['record']} was written by a run with other settings than {args.out}; "
                                   "remove it to redo that series")
@@ -233,6 +236,43 @@ def _saved_series(args, folder: Path, arch) -> dict:
                                       "series' attack")
             saved["snapshots"][budget] = (arrays["x"], float(arrays["seconds"]))
     return saved
+
+
+def _record_problem(record: Any, budgets) -> str | None:
+    """What makes a series.json unusable by --resume, or None: every field the run reads back, with its type (its
+    training, and once complete its scores at each budget in order and the baselines' rows)."""
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(record, dict):
+        return "not a JSON object"
+    trained = record.get("training")
+    if not isinstance(trained, dict):
+        return "no training record"
+    kinds = {"train_steps": lambda v: isinstance(v, int) and not isinstance(v, bool), "final_train_loss": number,
+             "train_learning_rate": number, "stop_reason": lambda v: isinstance(v, str),
+             "resumed_from": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool))}
+    for key, fits in kinds.items():
+        if key not in trained or not fits(trained[key]):
+            return f"training.{key} missing or of the wrong type"
+    if not record.get("complete"):
+        return None
+    entry, baselines = record.get("entry"), record.get("baselines")
+    if not isinstance(entry, dict) or not isinstance(baselines, dict):
+        return "no scores"
+    points = entry.get("points")
+    if not isinstance(points, list) or len(points) != len(budgets):
+        return f"not one score per budget ({len(budgets)})"
+    for point, budget in zip(points, budgets):
+        if not (isinstance(point, dict) and point.get("steps") == budget and number(point.get("revealed"))
+                and number(point.get("seconds"))
+                and all(number(point[key]) for key in ("ssim_ge_0.9", "ssim_ge_0.4") if key in point)):
+            return f"the score at {budget} steps is damaged"
+    for name, row in baselines.items():
+        if not (isinstance(row, dict) and number(row.get("revealed"))
+                and all(number(value) for value in row.values())):
+            return f"the baseline row {name!r} is damaged"
+    return None
 
 
 def _folder_name(spec: str, training: str) -> str:

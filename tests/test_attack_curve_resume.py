@@ -195,3 +195,18 @@ def test_damaged_saved_pieces_and_combine_are_refused_before_work(finished, tmp_
                                   "settings": {"lr": 1.0}}))
     assert main([*TINY, "--resume", "--out", str(out)]) == 2
     assert "was written by a run with other settings" in capsys.readouterr().err
+    whole = json.loads((finished / record.relative_to(out)).read_text())
+    for damaged, words in [({**whole, "entry": {**whole["entry"], "points": [1, 2]}}, "the score at 4 steps"),
+                           ({**whole, "complete": False, "training": {}}, "training.train_steps missing"),
+                           ({**whole, "baselines": {"mean image": {"revealed": "none"}}}, "baseline row 'mean image'")]:
+        record.write_text(json.dumps(damaged))
+        assert main([*TINY, "--resume", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err and "remove it to redo that series" in err, err
+    record.write_text(json.dumps(whole))
+    model = out / "relu-2-ca322e-standard" / SERIES_FILES["model"]
+    shutil.copy(record, out / "relu-2-ca322e-linearized" / SERIES_FILES["model"])  # a model file that is not one
+    (out / "relu-2-ca322e-linearized" / SERIES_FILES["record"]).unlink()
+    assert main([*TINY, "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "drop --resume to start afresh" in err and model.is_file(), err
