@@ -2,12 +2,14 @@
 with the standard library alone, before the command line interface and its numerical libraries are imported, then
 hands over to :func:`proofs_check.cli.main`.
 
-Importing :mod:`proofs_check.cli` and JAX takes about 0.7 s; a Ctrl-C there used to print Python's traceback (or
-was lost in a garbage-collection callback of JAX). Now a press in those imports ends the program with one line and
-status 130, once they are done. Measured on the 2-core machine
-(time from ``exec`` to the first SIGINT handler, median of 5): 765 ms with ``proofs_check.cli:main`` as the entry
-point, about 40 ms with this one, of which about 20 ms is the bare interpreter starting (before Python puts its own
-handler in place a Ctrl-C ends the process silently by the signal, which a shell reports as 130).
+Importing :mod:`proofs_check.cli` and JAX takes about 0.6 s; a Ctrl-C there used to print Python's traceback (a
+KeyboardInterrupt inside numpy's import became an ImportError, inside jaxlib's it aborted the process, inside a
+garbage-collection callback of JAX it was printed and lost). Now a press in those imports ends the program with one
+line and status 130, once they are done. Measured on the 2-core machine (time from ``exec`` to the first SIGINT
+handler, medians of 5 in two interleaved rounds): 600 and 830 ms with ``proofs_check.cli:main`` as the entry point,
+22 and 29 ms with this one, of which 15-20 ms is the bare interpreter starting. A press in that start-up, before any
+of the program runs, still meets Python's own handling (a traceback from ``site``, or the process ends by the signal,
+which a shell reports as 130).
 
 This module imports only the standard library, so that it stays fast to import; :mod:`numerics.checkpoint` and
 :mod:`proofs_check.cli` take :class:`InterruptRequests`, :func:`counting_interrupts`, the program's name and its
