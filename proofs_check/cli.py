@@ -282,7 +282,8 @@ def main(argv: list[str] | None = None, *, requests=None) -> int:
         from numerics.checkpoint import recording_interrupts
 
         with recording_interrupts(requests) as requests:
-            if requests.requested:  # pressed as the program started, its KeyboardInterrupt discarded by Python
+            requests.raising = True  # the program's requests only counted while it imported this module and JAX
+            if requests.requested:  # pressed as the program started (or its KeyboardInterrupt discarded by Python)
                 raise KeyboardInterrupt
             code, late = _command(argv, requests)
             if argv is None:

@@ -104,8 +104,17 @@ def main() -> None:
     then starts by ending with :data:`NOT_STARTED` and 130 when one was pressed."""
     requests = InterruptRequests(raising=False)
     with counting_interrupts(requests):
-        from proofs_check import cli
-        import numerics.checkpoint  # noqa: F401  (JAX: the rest of what cli.main imports before the command)
+        try:
+            from proofs_check import cli
+            import numerics.checkpoint  # noqa: F401  (JAX: the rest of what cli.main imports before the command)
 
-        requests.raising = True
-        end_program(cli.main(requests=requests))  # still counting: no press reaches Python's default action
+            code = cli.main(requests=requests)  # it makes the presses raise once it can turn them into its line
+        except KeyboardInterrupt:  # a second press while the first one's line was being printed
+            requests.finish()
+            print(f"{PROG}: {NOT_STARTED}", file=sys.stderr)
+            code = 130
+        except SystemExit as stop:  # --help: argparse printed it and exits 0 (usage errors are the CLI's own, exit 2)
+            code = stop.code if isinstance(stop.code, int) else 0 if stop.code is None else 1
+            if isinstance(stop.code, str):
+                print(stop.code, file=sys.stderr)
+        end_program(code)  # still counting: no press reaches Python's default action before the process ends
