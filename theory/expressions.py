@@ -30,6 +30,7 @@ from __future__ import annotations
 import ast
 import functools
 import math
+import sys
 from typing import Callable, Mapping
 
 import sympy as sp
@@ -226,20 +227,49 @@ def _power(base: sp.Expr, exponent: sp.Expr, source: str) -> sp.Expr:
     if base == sp.E:  # E**z is exp(z), which the whitelist allows with any argument
         return FUNCTIONS["exp"][0](exponent)
     if not exponent.is_number:
-        raise SpecError(f"exponent {exponent} in expression {source!r} must be a constant")
+        raise SpecError(f"exponent {_shown(exponent)} in expression {source!r} must be a constant")
     magnitude = abs(float(exponent))
     if magnitude > MAX_EXPONENT:
-        raise SpecError(f"exponent {exponent} in expression {source!r} exceeds {MAX_EXPONENT} in magnitude")
+        raise SpecError(f"exponent {_shown(exponent)} in expression {source!r} exceeds {MAX_EXPONENT} in magnitude")
     if base.is_number:
         size = abs(float(base))
         if size > 1 and magnitude * math.log10(size) > MAX_DIGITS:
-            raise SpecError(f"constant power {base}**{exponent} in expression {source!r} exceeds "
+            raise SpecError(f"constant power {_shown(base)}**{_shown(exponent)} in expression {source!r} exceeds "
                             f"10**{MAX_DIGITS}")
     return sp.Pow(base, exponent)
 
 
 def _build(node: ast.AST, source: str) -> sp.Expr:
-    """Translate a node that passed the whitelist (see :func:`_describe`) into sympy."""
+    """Translate a node that passed the whitelist (see :func:`_describe`) into sympy; a part without x must be a
+    float64 number (:func:`_bounded_constant`)."""
+    return _bounded_constant(_build_node(node, source), node, source)
+
+
+def _shown(value: sp.Expr) -> str:
+    """``value`` for a message: as written when short, else to 3 digits (10**300 is not printed in full)."""
+    text = str(value)
+    return text if len(text) <= 24 else str(sp.N(value, 3))
+
+
+def _bounded_constant(value: sp.Expr, node: ast.AST, source: str) -> sp.Expr:
+    """``value`` unless it is a constant part of the formula beyond float64's range (|c| > 1.8e308, the kernels
+    compute in float64) or one that sympy cannot evaluate (measured: exp(1e300*1e300) and x*exp(exp(1e3)) made sympy
+    raise decimal.InvalidOperation, tanh(cosh(exp(1e3))) mpmath's OverflowError, a traceback each). Infinite and
+    complex constants are named by parse_expression's own checks."""
+    if value.free_symbols or value.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        return value
+    try:
+        too_large = bool(abs(sp.N(value, 15)) > sys.float_info.max)
+    except (ArithmeticError, ValueError, TypeError, RecursionError):  # sympy or mpmath overflowed evaluating it
+        too_large = True
+    if too_large:
+        segment = ast.get_source_segment(source, node) or _shown(value)
+        raise SpecError(f"constant {segment[:40]} in expression {source!r} is beyond float64's range "
+                        f"(|c| <= {sys.float_info.max:.2g})")
+    return value
+
+
+def _build_node(node: ast.AST, source: str) -> sp.Expr:
     if isinstance(node, ast.Constant):
         return _number(node.value, source)
     if isinstance(node, ast.Name):
@@ -434,9 +464,9 @@ def parse_activation(text: str) -> sp.Expr:
        no closed-form dual and their quadrature is accurate only for smooth integrands (the message names the
        registered closed-form activation, e.g. ``Max(x, 0)`` -> relu);
     3. growth at most exp(c|x|): log|phi|/x**2 -> 0 (``exp(x**2)`` is refused: E[phi^2] is infinite for q >= 1/4);
-    4. (also for every activation, :func:`check_activation_expression`) not the zero function, |phi| <= 1e16 on
-       [-4, 4], and, unless phi is a polynomial, resolved by the kernels' quadrature at unit variance
-       (``tanh(1e300*x)``, ``sqrt(x**2+1e-300)``, ``exp(7*x)`` are refused: :data:`QUADRATURE_RESOLUTION`).
+    4. (:func:`check_activation_expression`) not the zero function, |phi| <= 1e16 on [-4, 4], and, unless phi is a
+       polynomial, resolved by the kernels' quadrature at unit variance (``tanh(1e300*x)``, ``sqrt(x**2+1e-300)``,
+       ``exp(7*x)`` are refused: :data:`QUADRATURE_RESOLUTION`).
     """
     expr = parse_expression(text)
     check_activation_expression(expr, text.strip())
@@ -497,7 +527,7 @@ def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
         try:
             coarse = _gaussian_mean_square(evaluate, QUADRATURE_NODES)
             fine = _gaussian_mean_square(evaluate, 2 * QUADRATURE_NODES - 1)
-        except (ArithmeticError, ValueError):  # OverflowError, a math domain error
+        except (ArithmeticError, ValueError, TypeError, NameError):  # overflow, a math domain error, no math function
             coarse = fine = math.inf
         if not (math.isfinite(coarse) and math.isfinite(fine)):
             return (f"phi={source} cannot be integrated by the kernels' quadrature: E[{name}(u)^2], u ~ N(0, 1), is "
@@ -548,8 +578,23 @@ def check_activation_expression(expr: sp.Expr, source: str, *, smooth: bool = Tr
     symbol, not the zero function (its kernel is 0: nothing to train or attack; symbolically or numerically), rule 1,
     rule 2 when ``smooth`` (phi is integrated by quadrature: no closed-form dual or neural-tangents layer), rule 3,
     values within :data:`MAGNITUDE_LIMIT` and, for a formula the kernels integrate by quadrature (smooth, not a
-    polynomial), that quadrature resolving phi and phi' (:func:`quadrature_problem`). ``proven_only`` (registry entries, written in code): refuse only
-    what is shown to break a rule, not what sympy cannot decide."""
+    polynomial), that quadrature resolving phi and phi' (:func:`quadrature_problem`). ``proven_only`` (registry
+    entries, written in code): refuse only what is shown to break a rule, not what sympy cannot decide, and leave the
+    quadrature rule out. Extreme numbers can make sympy or mpmath fail inside the rules (measured, each a traceback
+    before: erfc(1e300*x)+7*x OverflowError, exp(1e297*x+1e15*x) decimal.InvalidOperation, sqrt(1e-300-x**2)/...
+    a ValueError in factoring, cos(sinh(1e300*x)) RecursionError): such a formula is refused as undecided."""
+    try:
+        _activation_rules(expr, source, smooth=smooth, proven_only=proven_only)
+    except SpecError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, RecursionError) as error:
+        if not proven_only:
+            raise SpecError(f"{UNDECIDED} that phi={source} is a usable activation: sympy's arithmetic failed on its "
+                            f"numbers ({type(error).__name__}); keep its constants and the scale of x moderate") from None
+
+
+def _activation_rules(expr: sp.Expr, source: str, *, smooth: bool, proven_only: bool) -> None:
+    """The body of :func:`check_activation_expression`."""
     others = sorted(str(symbol) for symbol in expr.free_symbols if symbol != VARIABLE)
     if others:
         raise SpecError(f"phi={source} has symbol(s) {', '.join(others)} besides x")
