@@ -45,7 +45,6 @@ import hashlib
 import json
 import os
 import signal
-import sys
 import threading
 import zipfile
 from contextlib import contextmanager
@@ -54,6 +53,8 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import jax
 import numpy as np
+
+from proofs_check.launcher import InterruptRequests, counting_interrupts  # the program's Ctrl-C recorder
 
 FORMAT_VERSION = 1
 MAX_SCALAR_BYTES = 1 << 16
@@ -333,62 +334,32 @@ def write_run(folder: str | os.PathLike, record: Mapping[str, Any]) -> Path:
     return path
 
 
-class InterruptRequests:
-    """The Ctrl-C presses during one command (see :func:`recording_interrupts`, whose SIGINT handler this is):
-    ``count`` of them so far. While the command works (``raising``) each press raises KeyboardInterrupt; after
-    :meth:`finish` they are only counted."""
-
-    def __init__(self):
-        self.count = 0
-        self.raising = True
-
-    @property
-    def requested(self) -> bool:
-        return self.count > 0
-
-    def __call__(self, signum, frame):
-        self.count += 1
-        if self.raising:
-            raise KeyboardInterrupt
-
-    def finish(self) -> bool:
-        """The command's work is over: later presses are only counted. Returns whether Ctrl-C was pressed at all,
-        including a press whose KeyboardInterrupt Python discarded."""
-        self.raising = False
-        return self.requested
-
-
 _recording: InterruptRequests | None = None
 """The requests of the command now running inside :func:`recording_interrupts` (None outside one)."""
 
 
 @contextmanager
-def recording_interrupts() -> Iterator[InterruptRequests]:
+def recording_interrupts(requests: InterruptRequests | None = None) -> Iterator[InterruptRequests]:
     """Within the block every Ctrl-C raises KeyboardInterrupt and is counted in the yielded
-    :class:`InterruptRequests`, so that one whose KeyboardInterrupt Python discarded (raised inside a gc callback
-    or a ``__del__``: "Exception ignored in ...", and the run went on) still stops the command: the next
-    :func:`interruptible` loop stops after its first chunk, :func:`raise_if_interrupted` raises, and the caller
-    asks :meth:`InterruptRequests.finish` before reporting success. Such discarded KeyboardInterrupts are not
-    printed (the command reports the interruption in one line). Outside the main thread it only yields."""
+    :class:`InterruptRequests` (``requests``, the program's own since it started, or new ones), so that one whose
+    KeyboardInterrupt Python discarded (raised inside a gc callback or a ``__del__``: "Exception ignored in ...",
+    and the run went on) still stops the command: the next :func:`interruptible` loop stops after its first chunk,
+    :func:`raise_if_interrupted` raises, and the caller asks :meth:`InterruptRequests.finish` before reporting
+    success. Such discarded KeyboardInterrupts are not printed (the command reports the interruption in one line).
+    Outside the main thread it only yields."""
     global _recording
-    requests = InterruptRequests()
+    if requests is None:
+        requests = InterruptRequests()
     if threading.current_thread() is not threading.main_thread():
         yield requests
         return
-    previous_hook = sys.unraisablehook
-
-    def unraisable(info):
-        if not isinstance(info.exc_value, KeyboardInterrupt):
-            previous_hook(info)
-
     outer = _recording
-    previous = signal.signal(signal.SIGINT, requests)
-    _recording, sys.unraisablehook = requests, unraisable
-    try:
-        yield requests
-    finally:
-        _recording, sys.unraisablehook = outer, previous_hook
-        signal.signal(signal.SIGINT, previous)
+    with counting_interrupts(requests):
+        _recording = requests
+        try:
+            yield requests
+        finally:
+            _recording = outer
 
 
 def raise_if_interrupted() -> None:

@@ -26,16 +26,10 @@ from theory.architecture import Architecture
 from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
                            layers_of, n_in, positions)
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
+from theory.expressions import QUADRATURE_NODES, QUADRATURE_RANGE  # the trapezoid rule (and why it is accurate)
 
 KernelFn = Callable[[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]
 
-QUADRATURE_NODES = 129
-"""Nodes per axis of the trapezoid rule on [-9, 9] used for activations without a closed-form dual kernel.
-
-For an integrand analytic in the strip |Im z| < w the trapezoid rule's error decays like exp(-2 pi w / h)
-(Trefethen & Weideman, SIAM Review 2014), far faster than Gauss-Hermite for activations with complex
-poles: tanh(sqrt(a) z) has w = pi / (2 sqrt(a)), so h = 18/128 gives ~1e-17 at a = 3 and ~1e-10 at a = 10.
-The mass of N(0, 1) beyond |z| = 9 is 2e-19."""
 QUADRATURE_BATCH = 256
 """Kernel entries evaluated at once by the quadrature (bounds memory at batch x nodes^2 floats)."""
 
@@ -119,7 +113,7 @@ def _with_symbolic_jvp(exprs: tuple[sp.Expr, ...]) -> Callable:
 
 def _quadrature_pair(kernel: DualKernel):
     """E[f(u) f(v)] by the tensor trapezoid rule: u = sqrt(a) z1, v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2)."""
-    grid = np.linspace(-9.0, 9.0, QUADRATURE_NODES)
+    grid = np.linspace(-QUADRATURE_RANGE, QUADRATURE_RANGE, QUADRATURE_NODES)
     nodes = jnp.asarray(grid)
     weights = jnp.asarray((grid[1] - grid[0]) * np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi))
     pair_weights = weights[:, None] * weights[None, :]

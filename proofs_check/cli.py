@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from proofs_check.launcher import NOT_STARTED, PROG, end_program, flush_output
 from theory.architecture import Architecture, SpecError, parse_spec
 from theory.expressions import grammar_summary
-
-PROG = "proofs-check"
 
 
 class UsageError(Exception):
@@ -275,18 +273,25 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, requests=None) -> int:
     """Run one command; return its exit status (module docstring). Called without ``argv`` it is the program (the
-    ``proofs-check`` script, ``python -m proofs_check.cli``) and ends the process itself (:func:`_exit_program`)."""
+    ``proofs-check`` script through :func:`proofs_check.launcher.main`, which passes the ``requests`` it has been
+    recording since the process started; ``python -m proofs_check.cli``) and ends the process itself
+    (:func:`_exit_program`)."""
     try:
         from numerics.checkpoint import recording_interrupts
 
-        with recording_interrupts() as requests:
+        with recording_interrupts(requests) as requests:
+            requests.raising = True  # the program's requests only counted while it imported this module and JAX
+            if requests.requested:  # pressed as the program started (or its KeyboardInterrupt discarded by Python)
+                raise KeyboardInterrupt
             code, late = _command(argv, requests)
             if argv is None:
                 _exit_program(code, late, requests)
     except KeyboardInterrupt:  # while JAX was imported, before the command's Ctrl-C handler was in place
-        print(f"{PROG}: interrupted before the command started; rerun it", file=sys.stderr)
+        if requests is not None:
+            requests.finish()
+        print(f"{PROG}: {NOT_STARTED}", file=sys.stderr)
         code = 130
     return code
 
@@ -342,19 +347,11 @@ def _exit_program(code: int, late: str | None, requests) -> None:
     default Ctrl-C action, so a Ctrl-C there killed the process silently with status 130 although the run had
     finished. Until here ``requests`` counts the presses; one since the command's work ended turns a success into
     130 with ``late``, its line (None: a line was printed already, the status stays)."""
-    def flush():
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe (``| head``): nothing more can be shown
-                pass
-
-    flush()
+    flush_output()  # what the command printed comes before the line
     if late is not None and requests.requested:
         print(f"{PROG}: {late}", file=sys.stderr)
         code = 130
-        flush()
-    os._exit(code)
+    end_program(code)
 
 
 def step_text(interruption: KeyboardInterrupt) -> str:

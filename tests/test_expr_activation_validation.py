@@ -2,6 +2,8 @@
 real x, smooth (the quadrature used for formulas is accurate only for smooth integrands) and grows at most like
 exp(c|x|) (so E[phi(u)^2] is finite under N(0, q) for every q). Rules: theory.expressions.parse_activation."""
 
+import re
+
 import pytest
 import sympy as sp
 
@@ -42,11 +44,25 @@ REFUSED = [
     ("exp(exp(x))", "grows too fast"),
     ("1/erfc(x)", "grows at most like exp(c|x|)"),
     ("(2+sin(x))/(1-erf(x))", "grows at most like exp(c|x|)"),  # ~ x exp(x**2); sympy's limit is undecided
+    # smooth on paper, not at the quadrature's step (measured: K1 raised OverflowError in every step; its kernels 5.6e-2
+    # off and not positive definite; its kernel 2.5e6 times too small): QUADRATURE_RESOLUTION
+    ("tanh(1e300*x)", "phi=tanh(1e300*x) varies too fast for the kernels' quadrature"),
+    ("sqrt(x**2+1e-300)", "E[phi'(u)^2], u ~ N(0, 1), changes by 0.029 relative when its step is halved (at most 1e-06)"),
+    ("exp(7*x)", "E[phi(u)^2], u ~ N(0, 1), changes by 0.18 relative"),
+    ("tanh(4*x)", "changes by 5.8e-05 relative"),
+    # extreme numbers: constants beyond float64, and sympy's own arithmetic failing inside the rules (each was a
+    # traceback: decimal.InvalidOperation, mpmath's OverflowError, RecursionError, a ValueError in factoring)
+    ("x*exp(exp(1e3))", "constant exp(1e3) in expression 'x*exp(exp(1e3))' is beyond float64's range"),
+    ("exp(1e300*1e300)", "constant 1e300*1e300 in expression"),
+    ("erfc(1e300*x)+7*x+pi", "sympy's arithmetic failed on its numbers (OverflowError)"),
+    ("cos(sinh(1e300*x))+tanh(cos(x**2))", "sympy's arithmetic failed on its numbers (RecursionError)"),
+    ("sqrt(1e-300-x**2)/((x**2-x)*(x**2-7))", "sympy's arithmetic failed on its numbers (ValueError)"),
 ]
 
 ACCEPTED = ["1/(1+x**2)", "exp(x)", "log(1+exp(x))", "tanh(x)", "erf(x)", "erfc(x)", "x*erf(x/sqrt(2))",
             "sqrt(1+x**2)", "exp(-x**2)", "exp(x)*sin(x)", "log(2+sin(x))", "tanh(x) + 0.1*x**2", "x**3", "x",
-            "tanh(tanh(tanh(tanh(tanh(x)))))", "1/(2+cos(x))"]
+            "tanh(tanh(tanh(tanh(tanh(x)))))", "1/(2+cos(x))", "tanh(3*x)", "exp(2*x)", "x**16", "1e-300*x + tanh(x)",
+            "atan(x)*1e15"]
 
 
 @pytest.mark.parametrize("formula, message", REFUSED)
@@ -115,3 +131,28 @@ def test_quadrature_refuses_functions_undefined_on_part_of_the_line(formula):
 def test_layer_chains_apply_the_same_rules(spec, message):
     with pytest.raises(SpecError, match=message.replace("(", r"\(")):
         parse_spec(spec)
+
+
+def test_the_resolution_rule_reads_the_kernels_own_quadrature():
+    """The rule integrates with the trapezoid rule of numerics.kernels (one definition of its nodes and range): at
+    unit variance its E[phi(u)^2] is the kernel's diagonal; with the rule's limit lifted the formulas it refuses
+    parse (it is what refuses them)."""
+    import jax.numpy as jnp
+
+    import theory.expressions as expressions
+    from numerics.kernels import dual_functions
+
+    phi = parse_expression("tanh(3*x)")
+    _, diagonal = dual_functions(parse_spec("expr:1:phi=tanh(3*x)"))
+    mine = expressions._gaussian_mean_square(sp.lambdify(VARIABLE, phi, modules="math"), expressions.QUADRATURE_NODES)
+    assert abs(mine - float(diagonal(jnp.asarray([1.0]))[0])) <= 1e-14 * mine  # one rule, summed in another order
+    parse_activation.cache_clear()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(expressions, "QUADRATURE_RESOLUTION", 1.0)
+            parse_activation("sqrt(x**2+1e-300)")
+            parse_activation("exp(7*x)")
+            with pytest.raises(SpecError, match=re.escape("E[phi'(u)^2], u ~ N(0, 1), is not finite in float64")):
+                parse_activation("tanh(1e300*x)")  # phi'(0) = 1e300: the rule's other half
+    finally:
+        parse_activation.cache_clear()
