@@ -20,7 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
-from numerics.networks import Params, activation_fn, dense_layers, forward, make_network, shape_of_params
+from numerics.networks import (LAMBDIFY_MODULES, Params, activation_fn, dense_layers, forward, make_network,
+                               shape_of_params)
 from theory import activations
 from theory.architecture import Architecture
 from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
@@ -43,8 +44,9 @@ _GUARDED = {
 
 
 def lambdify_jax(args, expr, *, cse: bool = False) -> Callable:
-    """sympy expression -> JAX function, with the round-off guards above."""
-    return sp.lambdify(args, expr, modules=[_GUARDED, "jax"], cse=cse)
+    """sympy expression -> JAX function, with the round-off guards above and numerics.networks' mapping of the
+    special functions sympy's JAX printer leaves to ``math`` (erf, erfc, softplus)."""
+    return sp.lambdify(args, expr, modules=[_GUARDED, *LAMBDIFY_MODULES], cse=cse)
 
 
 EDGE_GAP = 256 * float(np.finfo(np.float64).eps)

@@ -13,3 +13,17 @@ def test_claim_d1_quick(tmp_path):
     kinds = {o.kind for o in result.outcomes}
     assert kinds == {"derivation", "check", "counterexample"}
     assert (tmp_path / "figures" / "d1_deviation_vs_width.png").stat().st_size > 0
+
+
+def test_width_rate_is_not_applicable_in_standard_parametrization(tmp_path):
+    """The width rate is stated for NTK parametrization (as R1's width limit): on param=standard it says so instead
+    of running a check whose step size and data are not calibrated there (it ran and failed before)."""
+    from proofs_check.claims import d1
+    from proofs_check.registry import run_step
+    from theory.architecture import parse_spec
+
+    (step,) = [step for kind, step in d1.CLAIM.steps() if step.run is d1.check_deviation_rate]
+    outcomes = run_step("check", step, Context(profile="quick", out_dir=tmp_path,
+                                               archs=(parse_spec("relu:2:param=standard"),)))
+    assert len(outcomes) == 1 and not outcomes[0].applicable
+    assert "NTK parametrization" in outcomes[0].reason

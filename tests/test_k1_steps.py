@@ -77,3 +77,34 @@ def test_edge_angle_chain_still_catches_a_wrong_dual_kernel(monkeypatch, tmp_pat
         monkeypatch.undo()
         jax.clear_caches()
         kernels._clear_caches()
+
+
+GELU = "x*(1+erf(x/sqrt(2)))/2"
+
+
+@pytest.mark.parametrize("factor, passes", [(1.0, True), (1 + 1e-3, False)])
+def test_conv_chain_without_closed_form_is_judged_by_neural_tangents(factor, passes, monkeypatch, tmp_path):
+    """A convolutional chain whose activation has no closed-form dual (GELU typed as an erf formula) has no 40-digit
+    recursion: (e) compares both quadratures, ours and neural-tangents', at every pair (it raised AttributeError on
+    the missing closed form before); a compiled dual off by 1e-3 fails it (the tolerance is 1e-4)."""
+    import jax
+
+    from numerics import kernels
+
+    real = kernels.dual_functions.__wrapped__
+
+    def dual_functions(arch):
+        pair, diagonal = real(arch)
+        return (lambda a, b, c: tuple(v * factor for v in pair(a, b, c))), diagonal
+
+    jax.clear_caches()
+    kernels._clear_caches()
+    monkeypatch.setattr(kernels, "dual_functions", dual_functions)
+    try:
+        outcomes = _outcomes("(e) conv neural-tangents", f"conv3x3 > expr:phi={GELU} > gap > dense", tmp_path)
+    finally:
+        monkeypatch.undo()
+        jax.clear_caches()
+        kernels._clear_caches()
+    assert len(outcomes) == 1 and "no closed-form dual" in outcomes[0].name, [o.name for o in outcomes]
+    assert outcomes[0].passed is passes, (outcomes[0].measured, outcomes[0].details)
