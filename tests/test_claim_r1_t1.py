@@ -22,3 +22,17 @@ def test_claim_quick_profile_passes(module, claim_id, kinds, tmp_path):
     assert all((tmp_path / f).is_file() for f in figures)
     if claim_id == "R1":
         assert figures
+
+
+@pytest.mark.parametrize("spec", ["erf:2", "expr:2:phi=tanh(x)"])
+def test_finite_attack_says_it_is_not_calibrated_on_smooth_activations(spec, tmp_path):
+    """R1's finite-width attack is calibrated on piecewise-linear activations: on a smooth one it says so (n/a,
+    with what was measured) instead of failing on a tolerance set for relu; a piecewise-linear one is checked."""
+    from proofs_check.claims import r1
+    from proofs_check.registry import run_step
+    from theory.architecture import parse_spec
+
+    (step,) = [step for kind, step in r1.CLAIM.steps() if step.run is r1.check_finite_attack]
+    ctx = Context(profile="quick", out_dir=tmp_path, archs=(parse_spec(spec),))
+    (outcome,) = run_step("check", step, ctx)
+    assert not outcome.applicable and "piecewise-linear" in outcome.reason
