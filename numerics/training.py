@@ -472,7 +472,7 @@ MAX_MODEL_DIMENSION = 1 << 24
 """Largest width, input or output dimension a model file may declare (a sanity bound, not a limit of the code)."""
 
 
-def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture, width: int,
+def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Architecture | str, width: int,
                out_dim: int = 1, *, in_dim: int | None = None,
                training_data: tuple[str, int, int] | None = None) -> Path:
     """Write theta_0, theta_f and the architecture (spec string, width, output and input dimension) to .npz, and
@@ -481,8 +481,13 @@ def save_model(path: str | Path, params_0: Params, params_f: Params, arch: Archi
     Arrays are stored under ``params_0[i][j]`` / ``params_f[i][j]`` (their pytree paths, any chain's). The input
     dimension ``in_dim`` is read from the first dense layer when not given (a convolutional network needs it:
     its weights do not fix the image size). The file is written under a temporary name and renamed, so it
-    exists only complete. Returns the path.
+    exists only complete. ``arch`` is an Architecture or its spec string (parsed by
+    :func:`theory.architecture.parse_spec`). Returns the path.
     """
+    if isinstance(arch, str):
+        arch = parse_spec(arch)
+    elif not isinstance(arch, Architecture):
+        raise TypeError(f"arch must be an Architecture or a spec string such as 'relu:2', got {type(arch).__name__}")
     network = make_network(arch, int(width), int(out_dim))
     layers = [leaf for _, leaf in _leaves_with_paths(params_0)]
     if not layers:

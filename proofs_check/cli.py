@@ -627,7 +627,8 @@ def _recorded_width(arch, width: int | None) -> int | None:
 def _recorded_training_data(args) -> None:
     """--dataset, --n, --seed for a --model: the values the file records where not given, and a one-line refusal
     where a given one differs (the scores would compare with points the network never saw); then the defaults.
-    A model file inside --out is refused too: starting the run afresh would delete it."""
+    A model file that is one of the run's own files in --out (ATTACK_FILES) is refused too: starting the run
+    afresh would replace it; other files there are left alone."""
     recorded = args.model.training_data
     if recorded is not None:
         stated = {name: getattr(args, name) for name in ATTACK_DATA_DEFAULTS}

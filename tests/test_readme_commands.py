@@ -210,3 +210,22 @@ def test_conv_kernel_section_example_runs(capsys):
     (command,) = re.findall(r"`proofs-check (run K1 --arch \"[^\"]+\")`", section)
     args = build_parser().parse_args(shlex.split(command))
     next(c for c in COMMANDS if c.name == args.command).check(args)  # exit 2 here for an architecture K1 refuses
+
+
+def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch, capsys):
+    """README's "Bring your own model": the example writes a model in the documented layout, and the attack command
+    the paragraph names audits it (here with 20 steps), scoring against the recorded training set."""
+    import json
+
+    text = README.read_text()
+    start = text.index("**Bring your own model.**")
+    section = text[start:text.index("**Files** in `--out`", start)]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    assert capsys.readouterr().out.strip() == "relu:2"
+    (command,) = re.findall(r"`proofs-check (attack --model [^`]+)`", section)
+    assert main(shlex.split(command) + ["--steps", "20"]) == 0
+    metrics = json.loads((tmp_path / "runs/own-attack/metrics.json").read_text())
+    assert metrics["training_data_recorded"] is True
+    assert (metrics["dataset"], metrics["n"], metrics["seed"], metrics["arch"]) == ("digits/odd_even/train/10@seed0", 10, 0, "relu:2")

@@ -270,3 +270,15 @@ def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
     assert result.stop_reason == "threshold", (result.stop_reason, result.final_loss)
     assert shown[-1] == result.final_loss <= 1e-6
     assert totals[-1] == result.steps < 5000 and set(totals[:-1]) == {None}  # the bar ends full where it stopped
+
+
+def test_save_model_takes_a_spec_string_and_names_a_wrong_arch(tmp_path):
+    """save_model accepts the spec string ("relu:2") as README's bring-your-own-model example passes it; anything
+    else is named in one line (it raised AttributeError on a str before)."""
+    from numerics.training import load_model
+
+    net = make_network(parse_spec("relu:2"), WIDTH, C)
+    p0 = net.init(jax.random.PRNGKey(0), 3)
+    assert load_model(save_model(tmp_path / "m.npz", p0, p0, "relu:2", WIDTH, C)).arch == net.arch
+    with pytest.raises(TypeError, match="Architecture or a spec string"):
+        save_model(tmp_path / "m.npz", p0, p0, 2, WIDTH, C)
