@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import math
 import time
+import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -322,6 +323,22 @@ def register(claim: Claim) -> Claim:
     return claim
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def raised_where(error: BaseException) -> str:
+    """Where ``error`` was raised, as ``path:line in function``: the innermost frame in this project's own code
+    (theory, numerics, proofs_check), else the innermost frame at all; paths relative to the repository."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if not frames:
+        return "unknown"
+    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(PROJECT_ROOT)]
+    frame = (ours or frames)[-1]
+    path = Path(frame.filename).resolve()
+    shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
+    return f"{shown}:{frame.lineno} in {frame.name}"
+
+
 def run_step(kind: str, step: Step, ctx: Context) -> list[Outcome]:
     """Run one step; an exception becomes a failed outcome that carries the error message."""
     start = time.perf_counter()
@@ -332,7 +349,8 @@ def run_step(kind: str, step: Step, ctx: Context) -> list[Outcome]:
             raise RuntimeError("the step returned no outcome")
     except Exception as error:  # noqa: BLE001 - reported as a failed outcome, never swallowed
         outcomes = [Outcome(name=step.name, passed=False, measured=None, expected="no error",
-                            reason="the step raised", details={"error": f"{type(error).__name__}: {error}"})]
+                            reason="the step raised", details={"error": f"{type(error).__name__}: {error}",
+                                                               "where": raised_where(error)})]
     elapsed = time.perf_counter() - start
     for outcome in outcomes:
         if outcome.kind == "check" and kind != "check":

@@ -43,7 +43,10 @@ def _measured_text(value) -> str:
 
 def _error(outcome_details: dict) -> str | None:
     error = outcome_details.get("error")
-    return None if error is None else " ".join(str(error).split())
+    if error is None:
+        return None
+    where = outcome_details.get("where")
+    return " ".join(str(error).split()) + (f" (at {where})" if where else "")
 
 
 def summary_table(results: list[ClaimResult]) -> Table:

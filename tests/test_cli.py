@@ -481,6 +481,11 @@ def test_a_raising_step_is_a_failed_outcome(tmp_path):
 
     (outcome,) = run_step("check", Step("boom", "", boom), Context(out_dir=tmp_path))
     assert not outcome.passed and "kaput" in outcome.details["error"]
+    line = boom.__code__.co_firstlineno + 1
+    assert outcome.details["where"] == f"tests/test_cli.py:{line} in boom"  # the report row says where it raised
+    from proofs_check.report import _error
+
+    assert _error(outcome.details).endswith(f"(at tests/test_cli.py:{line} in boom)")
 
 
 def test_loglog_slope_recovers_exponent():

@@ -22,7 +22,10 @@ Adding an activation is one call, from anywhere (a test module included)::
     import sympy as sp
     register(Activation(name="softplus", phi=lambda p: sp.log(1 + sp.exp(x))))
 
-after which ``proofs-check run K1 --arch softplus:2`` checks it.
+after which, in the same Python process, ``softplus:2`` is a valid spec and
+``proofs_check.cli.main(["run", "K1", "--arch", "softplus:2"])`` checks it. A ``proofs-check`` typed in a shell is a
+new process that has not run the registering module: there the formula grammar, ``expr:2:phi=log(1+exp(x))``,
+needs no code at all.
 """
 
 from __future__ import annotations

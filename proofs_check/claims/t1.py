@@ -280,7 +280,8 @@ CLAIM = register(Claim(
                "reveals the whole training set. With M < N the minimum is positive."),
     assumptions=["inputs on the unit sphere (bias-free ReLU networks are positively homogeneous; with biases the "
                  "kernel can be strictly PD on all of R^d)",
-                 "non-polynomial activation, depth >= 2 (strict PD on the sphere, Jacot et al. 2018)",
+                 "non-polynomial activation and at least one hidden layer (depth >= 1 in the spec; Jacot et al. 2018 count "
+                 "L >= 2 weight layers): strict PD on the sphere, as K1 (d) checks",
                  "distinct training points, every alpha_i != 0", "M >= N"],
     derivation=(
         "Reconstructions that coincide can be merged: the loss depends on their coefficients only through the sum. "
