@@ -832,6 +832,10 @@ def _attack(args) -> int:
     diverged = attack_divergence(result)
     if diverged:
         raise RunFailed(f"the attack diverged: {diverged}; rerun without --resume and a smaller --lr (now {args.lr:g})")
+    relative_loss = result.info["loss_unsmoothed"] / result.info["delta_theta_sqnorm"]
+    console.print(f"attack loss {relative_loss:.3g} of ||Delta theta||^2 after {result.steps} steps (exact activation; "
+                  "0 when the reconstructions explain all of the parameter change; a larger --steps with --resume "
+                  "continues this run)", soft_wrap=True)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
@@ -851,7 +855,8 @@ def _attack(args) -> int:
                    "objective": result.info["final_objective"], "objective_at_start": float(result.loss_curve[0]),
                    "objective_start_end_at_final_beta": list(result.info["objective_start_end_at_final_beta"]),
                    "loss": result.final_loss,
-                   "loss_unsmoothed": result.info["loss_unsmoothed"], "final_beta": result.info["final_beta"],
+                   "loss_unsmoothed": result.info["loss_unsmoothed"], "loss_relative": relative_loss,
+                   "final_beta": result.info["final_beta"],
                    "anneal_steps": result.info["anneal_steps"]},
         "quantities": {"attack.objective": "the progress bar's 'objective' at the last step: smoothed attack loss "
                                            "plus the box penalty",
@@ -862,6 +867,9 @@ def _attack(args) -> int:
                                                                    "(the divergence rule compares them)",
                        "attack.loss": "attack loss at the final softplus sharpness, without the box penalty",
                        "attack.loss_unsmoothed": "attack loss with the exact activation",
+                       "attack.loss_relative": "attack.loss_unsmoothed / ||theta_f - theta_0||^2: 0 when the "
+                                               "reconstructions explain all of the parameter change, 1 for "
+                                               "lambda = 0",
                        "training.final_train_loss": "the progress bar's 'train loss' after the last step"},
     }
     files.append(audit.write_metrics(out / ATTACK_OUTPUTS["metrics"], metrics))

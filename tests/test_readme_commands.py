@@ -214,8 +214,12 @@ def test_conv_kernel_section_example_runs(capsys):
 
 def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch, capsys):
     """README's "Bring your own model": the example writes a model in the documented layout, and the attack command
-    the paragraph names audits it (here with 20 steps), scoring against the recorded training set."""
+    the paragraph names audits it (here with 20 steps), scoring against the recorded training set; its loss is
+    also reported relative to ||theta_f - theta_0||^2."""
     import json
+
+    import jax
+    import numpy as np
 
     text = README.read_text()
     start = text.index("**Bring your own model.**")
@@ -228,4 +232,12 @@ def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch
     assert main(shlex.split(command) + ["--steps", "20"]) == 0
     metrics = json.loads((tmp_path / "runs/own-attack/metrics.json").read_text())
     assert metrics["training_data_recorded"] is True
+    from numerics.training import load_model
+
+    model = load_model(tmp_path / "runs/own/model.npz")
+    change = sum(float(np.sum((f - i) ** 2)) for f, i in zip(jax.tree.leaves(model.params_f),
+                                                             jax.tree.leaves(model.params_0)))
+    attack = metrics["attack"]
+    assert abs(attack["loss_relative"] - attack["loss_unsmoothed"] / change) <= 1e-12 * attack["loss_relative"]
+    assert "of ||Delta theta||^2 after 20 steps" in capsys.readouterr().out
     assert (metrics["dataset"], metrics["n"], metrics["seed"], metrics["arch"]) == ("digits/odd_even/train/10@seed0", 10, 0, "relu:2")
