@@ -133,8 +133,8 @@ def _combined(folders) -> dict:
 
 def check(args) -> None:
     from numerics import audit
-    from numerics.checkpoint import FileError, first_difference
-    from proofs_check.cli import UsageError, _option, previous_run, resume_mismatch, unused_width
+    from numerics.checkpoint import FileError
+    from proofs_check.cli import UsageError, check_resumed_settings, earlier_run, unused_width
     from theory.architecture import parse_spec
 
     if args.combine:
@@ -168,16 +168,10 @@ def check(args) -> None:
             raise UsageError(f"--arch {error} (--dataset {args.dataset})") from None
     args.previous = None
     try:
-        args.previous = previous_run(args.out, resume=args.resume)
-        if args.previous is not None and args.previous.get("command") != "attack-curve":  # even afresh: files would mix
-            raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not an attack-curve run; "
-                             "choose another --out")
+        args.previous = earlier_run(args.out, "attack-curve", "an attack-curve run", resume=args.resume)
         if not args.resume or args.previous is None:
             return
-        difference = first_difference(args.previous["settings"], settings(args))
-        if difference is not None:
-            name, stored, current = difference
-            raise resume_mismatch(_option(name), _shown(name, current), _shown(name, stored), args.out)
+        check_resumed_settings(args.previous["settings"], settings(args), args.out, _shown)
         for arch, training, folder in plan(args):  # every saved piece readable before any work
             try:
                 _saved_series(args, folder, arch)

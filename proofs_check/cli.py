@@ -180,6 +180,26 @@ def previous_run(out: Path, *, resume: bool) -> dict | None:
         return None
 
 
+def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | None:
+    """:func:`previous_run` of a command that keeps a run record, refusing (one line) a folder that holds another
+    command's run, even when starting afresh: the two runs' files would mix. ``what`` names the run ("an attack")."""
+    previous = previous_run(out, resume=resume)
+    if previous is not None and previous.get("command") != command:
+        raise UsageError(f"{out} holds a {previous.get('command')!r} run, not {what}; choose another --out")
+    return previous
+
+
+def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda name, value: value) -> None:
+    """Refuse (one line, :func:`resume_mismatch`) a resumed run whose settings differ from the stored ones, naming
+    the first option that differs; ``shown(name, value)`` is how a value is written."""
+    from numerics.checkpoint import first_difference
+
+    difference = first_difference(stored, current)
+    if difference is not None:
+        name, was, now = difference
+        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out)
+
+
 OWNER_FILE = ".proofs-check-command"
 """Written in every output folder a command is about to fill, holding the command's name: a folder holds one
 command's results (a sweep, defend or attack-curve run into an attack's folder used to exit 0 with the two
@@ -721,9 +741,7 @@ def _check_attack(args) -> None:
     args.previous = None
     out = args.out
     try:
-        args.previous = previous_run(out, resume=args.resume)
-        if args.previous is not None and args.previous.get("command") != "attack":  # even afresh: files would mix
-            raise UsageError(f"{out} holds a {args.previous.get('command')!r} run, not an attack; choose another --out")
+        args.previous = earlier_run(out, "attack", "an attack", resume=args.resume)
         if not args.resume or args.previous is None:
             return
         stored = dict(args.previous["settings"])

@@ -75,9 +75,9 @@ def settings(args) -> dict[str, Any]:
 def check(args) -> None:
     import numpy as np
 
-    from numerics.checkpoint import Checkpoint, CheckpointError, first_difference
+    from numerics.checkpoint import Checkpoint, CheckpointError
     from numerics.data import digits
-    from proofs_check.cli import UsageError, _option, previous_run, resume_mismatch
+    from proofs_check.cli import UsageError, check_resumed_settings, earlier_run
 
     if args.arch.parameterization != "ntk":
         raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
@@ -95,16 +95,10 @@ def check(args) -> None:
                          f"class {target.class_names[k]!r} (classes have {int(counts.min())} to {int(counts.max())})")
     args.previous = None
     try:
-        args.previous = previous_run(args.out, resume=args.resume)
-        if args.previous is not None and args.previous.get("command") != "distill":  # even afresh: files would mix
-            raise UsageError(f"{args.out} holds a {args.previous.get('command')!r} run, not a distillation; choose "
-                             "another --out")
+        args.previous = earlier_run(args.out, "distill", "a distillation", resume=args.resume)
         if not args.resume or args.previous is None:
             return
-        difference = first_difference(args.previous["settings"], settings(args))
-        if difference is not None:
-            name, stored, current = difference
-            raise resume_mismatch(_option(name), current, stored, args.out)
+        check_resumed_settings(args.previous["settings"], settings(args), args.out)
         path = args.out / DISTILL_FILES["checkpoint"]
         if path.is_file():
             step = Checkpoint(path, kind="distill").peek()[0]

@@ -460,6 +460,16 @@ class Architecture:
         return None
 
     @property
+    def width_rate_obstacle(self) -> str | None:
+        """Why no rate in the width is fitted for this chain (D1's deviation rate, R1's width limit), or None:
+        :attr:`width_limit_obstacle`, or standard parametrization, where the rates are not stated."""
+        if self.parameterization != "ntk":
+            return ("the width rates are stated in NTK parametrization: there one network's first m units are an "
+                    "exact width-m draw and the limit kernel does not depend on the width; in standard "
+                    "parametrization the NTK grows with the width")
+        return self.width_limit_obstacle
+
+    @property
     def width_sets_layers(self) -> bool:
         """Whether the width of numerics.networks.make_network sets any layer: a hidden dense layer, a residual
         branch or a convolution without its own channel count. False when every convolution fixes its channels

@@ -229,14 +229,9 @@ def check_deviation_rate(ctx: Context) -> list[Outcome]:
     plotted_widths = []
     for arch in _archs(ctx, RATE_ARCHS[ctx.profile]):
         widths = (CONV_RATE_WIDTHS if arch.is_convolutional else RATE_WIDTHS)[ctx.profile]
-        name = f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| vs width"
-        if arch.parameterization != "ntk":
-            outcomes.append(not_applicable(
-                name, "the width rate is stated for NTK parametrization; in standard parametrization the NTK itself "
-                "grows with the width and this check's step size and data are not calibrated there"))
-            continue
-        if arch.width_limit_obstacle:
-            outcomes.append(not_applicable(name, arch.width_limit_obstacle))
+        if arch.width_rate_obstacle:
+            outcomes.append(not_applicable(f"{arch.spec}: slope of ||Delta theta - J_0^T alpha|| / ||Delta theta|| "
+                                           "vs width", arch.width_rate_obstacle))
             continue
         x, y = _data(ctx, "rate", arch)
         deviations = np.zeros((seeds, len(widths)))

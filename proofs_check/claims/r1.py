@@ -281,13 +281,8 @@ def check_width_limit(ctx: Context) -> list[Outcome]:
         x_t, x_r = sphere(probes, 6, d), sphere(probes, 4, d)
         alpha, lam = jnp.asarray(rng.normal(size=(probes, 6, 1))), jnp.asarray(rng.normal(size=(probes, 4, 1)))
         name = f"{arch.spec}: slope of RMS (L_m - L_inf) / S_inf vs width"
-        if arch.parameterization != "ntk":
-            outcomes.append(not_applicable(
-                name, "the nested-width draw (one network, its first m units) is an exact width-m draw only in "
-                "NTK parametrization, and the standard parametrization's limit itself depends on the width"))
-            continue
-        if arch.width_limit_obstacle:
-            outcomes.append(not_applicable(name, arch.width_limit_obstacle))
+        if arch.width_rate_obstacle:
+            outcomes.append(not_applicable(name, arch.width_rate_obstacle))
             continue
 
         def limit_terms(xt, xr, a, l_):
