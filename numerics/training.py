@@ -408,6 +408,11 @@ def _kernel_solution(params_0: Params, x: jax.Array, y: jax.Array, *, network: N
                           alpha=alpha.reshape(y.shape))
 
 
+OVERFLOWING_KERNEL = 1e100
+"""An empirical NTK eigenvalue above this comes from an activation that overflows with depth (exp(2x) at depth 2 on
+digits: 1.6e226), not from a data problem, and the singular-K_0 message says so."""
+
+
 def kernel_solution(network: Network, params_0: Params, x: jax.Array, y: jax.Array) -> KernelSolution:
     """K_0, its eigenvalues, r_0 = y - f_0(X) and alpha = K_0^{-1} r_0 (the accumulator's limit), by Cholesky.
 
@@ -420,9 +425,13 @@ def kernel_solution(network: Network, params_0: Params, x: jax.Array, y: jax.Arr
     eigenvalues = np.asarray(solution.eigenvalues)
     if eigenvalues[0] <= eigenvalues.size * np.finfo(np.float64).eps * eigenvalues[-1] or not bool(
             jnp.all(jnp.isfinite(solution.alpha))):
+        if not np.all(np.isfinite(eigenvalues)) or eigenvalues[-1] > OVERFLOWING_KERNEL:
+            cause = ("its entries overflow float64's precision: the activation grows too fast for this depth and these "
+                     "inputs")
+        else:
+            cause = "duplicate training points, or fewer parameters than N * C"
         raise ValueError(f"the empirical NTK K_0 = J_0 J_0^T is singular (eigenvalues from {eigenvalues[0]:.3g} to "
-                         f"{eigenvalues[-1]:.3g}; duplicate training points, or fewer parameters than N * C): "
-                         "alpha = K_0^{-1} (y - f_0) is undefined")
+                         f"{eigenvalues[-1]:.3g}; {cause}): alpha = K_0^{{-1}} (y - f_0) is undefined")
     return solution
 
 

@@ -44,7 +44,7 @@ def test_readme_recipe_passes_k1_from_the_command_line(tmp_path, capsys):
     finally:
         activations.unregister("softplus")
     assert parse_spec("expr:2:phi=log(1+exp(x))").activation == "expr"  # README's no-code route to the same phi
-    for step in ("vs scipy quadrature", "quadrature architectures, generic and edge points",
+    for step in ("vs scipy quadrature", "quadrature architecture, generic and edge points",
                  "slope of relative NTK error", "lambda_min / lambda_max"):
         assert step in report, step
     assert "softplus" in report

@@ -61,18 +61,51 @@ def test_bad_specs_name_the_problem(spec, message):
 
 
 @pytest.mark.parametrize("spec", ["leaky_relu:2:alpha=1000", "abrelu:2:a=-1000:b=1000", "poly:2:coeffs=1000,1000",
-                                  "relu:2:res=1000", "expr:2:phi=atan(x)*1e15", "expr:1:phi=exp(2*x)"])
+                                  "relu:2:res=1000", "expr:1:phi=atan(x)*1e15", "expr:1:phi=exp(2*x)",
+                                  "expr:2:phi=sinh(x)", "expr:4:phi=tanh(x):sw=1.5:sb=0.1:res=0.5"])
 def test_specs_at_the_ends_of_the_ranges_parse(spec):
-    """The ends of the ranges stay usable (atan(x)*1e15, up to 1.3e15, trains and attacks at depths 1 and 2; exp(2*x)
+    """The ends of the ranges stay usable (atan(x)*1e15, up to 1.3e15, trains and attacks at depth 1; exp(2*x)
     is the steepest exp(c*x) whose kernels the quadrature resolves: exp(7*x) is refused,
-    theory.expressions.QUADRATURE_RESOLUTION)."""
+    theory.expressions.QUADRATURE_RESOLUTION; sinh(x) at depth 2, whose second layer sees variance 3.19)."""
     assert parse_spec(spec).spec
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("expr:2:phi=exp(2*x)", r"activation layer 2 \(expr:phi=exp\(2\*x\)\) sees variance 2.98e\+03 .* overflows"),
+    ("expr:3:phi=sinh(x)", r"activation layer 3 .* sees variance 297 .* changes by 0.71"),
+    ("expr:2:phi=atan(x)*1e15", r"activation layer 2 .* sees variance 4.5e\+29"),  # atan(1e15 z) is a step there
+    ("expr:2:phi=tanh(x):sw=10", r"activation layer 1 .* sees variance 100 .* changes by 0.15"),
+    ("conv3x3 > expr:phi=exp(x) > conv3x3 > expr:phi=exp(x) > gap > dense", r"activation layer 2 .* variance 7.39"),
+])
+def test_a_layer_the_quadrature_cannot_resolve_is_refused(spec, message):
+    """The formula rules check unit variance; deeper layers see Sigma(x, x) followed from inputs of mean square 1
+    (theory.architecture.variance_path). exp(2*x) at depth 2 passed before and its kernels overflowed (K1 raised
+    KeyError, D1 called K_0 singular); tanh at sw=10 gave kernels the 129-node rule cannot resolve."""
+    with pytest.raises(SpecError, match=message):
+        parse_spec(spec)
+
+
+def test_variance_path_follows_sigma_exactly():
+    """E[sinh(u)^2] = (exp(2 q) - 1) / 2 for u ~ N(0, q): the path's variances are that map from q = 1 (sw = 1,
+    no bias), to the rule's accuracy at those variances (at q = 3.19 the mass past its range, which step halving does
+    not see, leaves 2.4e-8 relative: 1e-7)."""
+    import math
+
+    from theory.architecture import variance_path
+
+    seen = list(variance_path(parse_spec("expr:2:phi=sinh(x)").layers))
+    q1 = (math.exp(2.0) - 1) / 2
+    expected = [1.0, q1, (math.exp(2 * q1) - 1) / 2]
+    assert [layer is None for layer, _, _ in seen] == [False, False, True]
+    for (_, variance, _), exact in zip(seen, expected):
+        assert abs(variance - exact) <= 1e-7 * exact
+    assert seen[0][2] <= 1e-12 and 1e-10 <= seen[1][2] <= 1e-6  # the error estimate grows with the variance
 
 
 @pytest.mark.parametrize("spec, canonical", [
     ("RELU:2", "relu:2"), ("relu:2:SW=2", "relu:2:sw=2"), ("relu:2:param=NTK", "relu:2"),
     ("leaky_relu:2:ALPHA=0.2", "leaky_relu:2:alpha=0.2"), ("DENSE:SW=2 > RELU > dense", "dense:sw=2 > relu > dense"),
-    ("relu:2:sw=+1.5", "relu:2:sw=1.5"), ("relu:2:sw=.5", "relu:2:sw=0.5"), ("expr:2:phi=E**x", "expr:2:phi=E**x")])
+    ("relu:2:sw=+1.5", "relu:2:sw=1.5"), ("relu:2:sw=.5", "relu:2:sw=0.5"), ("expr:1:phi=E**x", "expr:1:phi=E**x")])
 def test_names_are_case_blind_and_numbers_plain(spec, canonical):
     """Activation names were case-blind but option names and param values were not (RELU:2 parsed, SW=2 did not);
     E**x was refused while exp(x) was accepted."""

@@ -108,3 +108,17 @@ def test_conv_chain_without_closed_form_is_judged_by_neural_tangents(factor, pas
         kernels._clear_caches()
     assert len(outcomes) == 1 and "no closed-form dual" in outcomes[0].name, [o.name for o in outcomes]
     assert outcomes[0].passed is passes, (outcomes[0].measured, outcomes[0].details)
+
+
+def test_an_overflowing_kernel_fails_its_rows_instead_of_crashing(tmp_path):
+    """sinh at depth 2 is accepted (unit-variance inputs stay resolved) but overflows at K1's antipodal points (-2x):
+    (b) fails with nan and says why (a NaN error was never recorded as the worst and the row raised KeyError), and
+    (d) cannot certify strict PD at its quadrature's error estimate (its bound follows that estimate, not 1e-12)."""
+    import math
+
+    (row,) = _outcomes("(b) neural-tangents", "expr:2:phi=sinh(x)", tmp_path)
+    assert row.failed and math.isnan(row.measured) and "overflowed" in row.reason
+    (pd,) = _outcomes("(d) strict PD", "expr:2:phi=sinh(x)", tmp_path)
+    assert pd.failed and "error estimate" in pd.reason
+    (tanh,) = _outcomes("(d) strict PD", "expr:2:phi=tanh(x)", tmp_path)  # resolved to ~1e-15: the 1e-12 floor
+    assert tanh.passed and "(d) expr:2:phi=tanh(x)" in tanh.name and "at least 1e-12" in tanh.reason

@@ -255,6 +255,77 @@ def _weighted(layer):
     return None
 
 
+UNIT_INPUT_MEAN_SQUARE = 1.0
+"""The inputs' mean square ||x||^2 / d at which :func:`_check_variance_path` follows the variances (unit-variance
+data; the claims' normal points have about 1)."""
+
+
+def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[object, float, float]]:
+    """Sigma(x, x) followed through ``chain`` from inputs of ``mean_square`` = ||x||^2 / d: (layer, the variance it
+    sees, the kernels' quadrature error estimate there) for every activation (a residual block's included), the
+    estimate being theory.expressions.resolution_at's relative change under step halving (0 for a closed-form or
+    polynomial dual, inf on overflow); then (None, the output variance, 0). Dense and convolutional layers map q to
+    sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it), an activation to E[phi(u)^2],
+    u ~ N(0, q), and a residual block adds s^2 times its branch."""
+    from theory.dual import QUADRATURE, dual_kernel
+    from theory.expressions import resolution_at
+
+    def through(layer, variance):
+        kernel = dual_kernel(layer.name, layer.params)
+        mean, change = resolution_at(kernel.phi, variance)
+        return mean, change if kernel.method == QUADRATURE or math.isinf(change) else 0.0
+
+    variance = float(mean_square)
+    for layer in chain:
+        if isinstance(layer, (L.Dense, L.Conv)):
+            variance = float(layer.sigma_w) ** 2 * variance + float(layer.sigma_b) ** 2
+        elif isinstance(layer, (L.Activation, L.Residual)):
+            activation = layer.activation if isinstance(layer, L.Residual) else layer
+            mean, change = through(activation, variance)
+            yield activation, variance, change
+            if isinstance(layer, L.Residual):
+                mean = variance + float(layer.scale) ** 2 * (float(layer.dense.sigma_w) ** 2 * mean
+                                                             + float(layer.dense.sigma_b) ** 2)
+            variance = mean
+        if not variance < 1e300:
+            break
+    yield None, variance, 0.0
+
+
+def has_quadrature_activation(chain: tuple) -> bool:
+    """Whether some activation of ``chain`` (residual branches included) is integrated by quadrature: no closed-form
+    dual and not a polynomial."""
+    from theory.dual import QUADRATURE, dual_kernel
+
+    return any(dual_kernel(layer.name, layer.params).method == QUADRATURE for layer in
+               (layer.activation if isinstance(layer, L.Residual) else layer for layer in chain
+                if isinstance(layer, (L.Activation, L.Residual))))
+
+
+def _check_variance_path(chain: tuple) -> None:
+    """A chain with an activation integrated by quadrature must keep that quadrature resolved at every layer for
+    inputs of mean square 1 (:func:`variance_path`): refused (SpecError, one line) where the error estimate exceeds
+    theory.expressions.QUADRATURE_RESOLUTION or Sigma overflows float64. The formula rules check unit variance
+    only; deeper layers see others (exp(2*x): 3.0e3 at its second layer, whose kernel overflowed)."""
+    from theory.expressions import QUADRATURE_RESOLUTION
+
+    if not has_quadrature_activation(chain):
+        return
+    for index, (layer, variance, change) in enumerate(variance_path(chain, UNIT_INPUT_MEAN_SQUARE), start=1):
+        if layer is None:
+            if not variance < 1e300:
+                raise SpecError(f"the kernel overflows float64 for inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}: "
+                                "Sigma(x, x) exceeds 1e300 (the activation grows too fast for this depth); use fewer "
+                                "layers or a slower-growing phi")
+        elif not change <= QUADRATURE_RESOLUTION:
+            shown = "overflows float64" if math.isinf(change) else \
+                f"changes by {change:.2g} when its step is halved (at most {QUADRATURE_RESOLUTION:g})"
+            raise SpecError(f"activation layer {index} ({_layer_spec(layer, {})}) sees variance {variance:.3g} for "
+                            f"inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}, where the kernels' quadrature of "
+                            f"E[phi(u)^2] or E[phi'(u)^2] {shown}: its kernels would be wrong; use fewer layers, a "
+                            "smaller sw or a slower-growing phi")
+
+
 def _check_chain(chain: tuple) -> None:
     """The composition rules: a dense readout last; convolutions (one rank) before exactly one gap or flatten,
     dense layers and residual blocks after it (a residual block straight after it only when its input has the
@@ -372,6 +443,7 @@ class Architecture:
         return self
 
     def _set(self, chain: tuple, shorthand: dict | None) -> None:
+        _check_variance_path(chain)
         object.__setattr__(self, "_layers", chain)
         object.__setattr__(self, "_shorthand", shorthand)
 

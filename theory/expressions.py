@@ -518,6 +518,34 @@ def _gaussian_mean_square(function: Callable[[float], float], nodes: int) -> flo
     return total * step / math.sqrt(2 * math.pi)
 
 
+@functools.lru_cache(maxsize=256)
+def _math_functions(expr: sp.Expr) -> tuple[Callable[[float], float], Callable[[float], float]]:
+    """phi and phi' in plain floats (the math module), compiled once per formula."""
+    return (sp.lambdify(VARIABLE, expr, modules="math"),
+            sp.lambdify(VARIABLE, sp.diff(expr, VARIABLE), modules="math"))
+
+
+def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
+    """(E[phi(u)^2], the relative change of it or of E[phi'(u)^2] when the rule's step is halved, whichever is
+    larger) for u ~ N(0, variance), by the kernels' trapezoid rule; (inf, inf) where float64 overflows."""
+    scale = math.sqrt(variance)
+    worst, mean_square = 0.0, math.inf
+    for index, function in enumerate(_math_functions(expr)):
+        def scaled(z, f=function):
+            return f(scale * z)
+        try:
+            coarse = _gaussian_mean_square(scaled, QUADRATURE_NODES)
+            fine = _gaussian_mean_square(scaled, 2 * QUADRATURE_NODES - 1)
+        except (ArithmeticError, ValueError, TypeError, NameError):
+            return math.inf, math.inf
+        if not (math.isfinite(coarse) and math.isfinite(fine)):
+            return math.inf, math.inf
+        worst = max(worst, abs(coarse - fine) / fine if fine else abs(coarse - fine))
+        if index == 0:
+            mean_square = fine
+    return mean_square, worst
+
+
 def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
     """The problem in words when the kernels' quadrature does not resolve phi or phi' at unit variance (a kink
     sharper than its step, a steep step, growth whose mass lies beyond its range: :data:`QUADRATURE_RESOLUTION`),
