@@ -766,9 +766,15 @@ def _check_attack(args) -> None:
                                  "is below it")
         attack_checkpoint = out / ATTACK_FILES["attack"]
         if attack_checkpoint.is_file():
-            step = Checkpoint(attack_checkpoint, kind="attack").peek()[0]
+            saved = Checkpoint(attack_checkpoint, kind="attack")
+            step = saved.peek()[0]
             if args.steps < step:
                 raise UsageError(f"the attack in {out} is already at step {step}; --steps {args.steps} is below it")
+            horizon = int(saved.peek_extras().get("anneal_steps", 0))
+            if args.steps < horizon:  # it would end mid-schedule: scored at a low softplus sharpness, silently
+                raise UsageError(f"the attack in {out} runs its schedules (softplus sharpness 10 -> 200, step size) "
+                                 f"over its first budget, {horizon} steps; --steps {args.steps} would stop it before "
+                                 f"their end: resume with --steps {horizon} or more, or start afresh without --resume")
     except CheckpointError as error:
         raise UsageError(str(error)) from None
 

@@ -89,10 +89,13 @@ def check(args) -> None:
 
         kept, _ = validation_split(target.labels, args.validation_fraction)
         counts = np.bincount(target.labels[kept], minlength=len(target.class_names))
-    if args.per_class > counts.min():
+    if args.per_class >= counts.min():  # a support of a whole class starts at loss ~0: nothing to distill
         k = int(np.argmin(counts))
-        raise UsageError(f"--per-class {args.per_class}: {args.dataset} has only {int(counts[k])} training points of "
-                         f"class {target.class_names[k]!r} (classes have {int(counts.min())} to {int(counts.max())})")
+        kept = f" after --validation-fraction {args.validation_fraction:g}" if args.validation_fraction else ""
+        raise UsageError(f"--per-class {args.per_class}: {args.dataset} has only {int(counts[k])} training "
+                         f"point{'' if counts[k] == 1 else 's'} of class {target.class_names[k]!r}{kept} (classes have {int(counts.min())} to "
+                         f"{int(counts.max())}); distilling needs fewer per class than that (a support of the whole "
+                         "class fits it exactly from the start)")
     args.previous = None
     try:
         args.previous = earlier_run(args.out, "distill", "a distillation", resume=args.resume)

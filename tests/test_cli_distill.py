@@ -34,6 +34,9 @@ def no_work(monkeypatch):
 
 BAD = [
     (["distill", "--per-class", "500"], "--per-class 500: digits-ten-class has only 122 training points of class"),
+    # the support would be each whole class: loss ~1e-10 at the start, and the run was called diverged (--lr)
+    (["distill", "--validation-fraction", "0.999"], "only 1 training point of class '0' after --validation-fraction "
+                                                    "0.999 (classes have 1 to 1); distilling needs fewer per class"),
     (["distill", "--per-class", "0"], "--per-class: must be a positive integer"),
     (["distill", "--method", "kipp"], "invalid choice: 'kipp'"),
     (["distill", "--dataset", "mnist"], "invalid choice: 'mnist'"),
