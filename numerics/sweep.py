@@ -309,14 +309,18 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
     cells = grid.cells()
     rows: dict[int, dict[str, Any]] = {}
     stale = 0  # cells stored by other code, computed again since reuse_other_code is False
+    damaged = 0  # cell files that cannot be read (truncated, edited): computed again
     for index, cell in enumerate(cells):
         stored = load_cell(folder, cell, budget)
         if stored is not None and (reuse_other_code or not from_other_code([stored])):
             rows[index] = stored
         stale += stored is not None and index not in rows
+        damaged += stored is None and cell_path(folder, cell, budget).is_file()
     reused = len(rows)
+    notes = [f"{stale} of them stored by other code"] if stale else []
+    notes += [f"{damaged} of them stored but unreadable"] if damaged else []
     report(f"{len(cells)} cells: {reused} stored in {folder / 'cells'}, {len(cells) - reused} to compute"
-           + (f" ({stale} of them stored by other code, computed again)" if stale else ""))
+           + (f" ({'; '.join(notes)}: computed again)" if notes else ""))
     other_code = from_other_code(rows.values())
     if other_code:
         report(f"note: {other_code} of the stored cells were computed by other code than this (their numerics/ and "

@@ -142,6 +142,12 @@ def check(args) -> None:
         if given:
             raise UsageError(f"--{given[0]} describes {'a run to continue' if given[0] == 'resume' else 'runs to make'}"
                              "; --combine draws earlier ones")
+        seen = {}
+        for folder in args.combine:
+            if folder.resolve() in seen:
+                raise UsageError(f"--combine {folder} is given twice ({seen[folder.resolve()]} is the same folder): "
+                                 "its series would be drawn twice")
+            seen[folder.resolve()] = folder
         if any(args.out.resolve() == folder.resolve() for folder in args.combine):
             raise UsageError(f"--out {args.out} is one of the --combine folders: its {RESULT} would be replaced by the "
                              "combination; choose another --out")

@@ -202,6 +202,7 @@ def _bad_input_cases():
         (["attack-curve", "--arch", "relu:2", "--arch", "relu:2"], "--arch relu:2 is given twice"),
         (["attack-curve", "--training", "standard", "--training", "standard"], "--training standard is given twice"),
         (["attack-curve", "--combine", "{run}", "--out", "{run}"], "is one of the --combine folders"),
+        (["attack-curve", "--combine", "{run}", "{run}/../run", "--out", "{tmp}/c"], "is given twice"),
         # sweep: sizes named by their option; a grid too large to list is refused before listing it
         (["sweep", "--widths", "16,0"], "argument --widths: '0' in '16,0' is not a positive integer"),
         (["sweep", "--seeds", "100000000"], "the grid has 4,800,000,000 cells, more than the 100,000"),

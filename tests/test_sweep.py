@@ -80,7 +80,7 @@ def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monk
     fresh = sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls),
                             reuse_other_code=False)
     assert (fresh.reused, fresh.computed, fresh.reused_from_other_code) == (0, 4, 0)
-    assert lines[0].endswith("4 to compute (4 of them stored by other code, computed again)")
+    assert lines[0].endswith("4 to compute (4 of them stored by other code: computed again)")
     assert {r["code"] for r in json.loads((tmp_path / "results.json").read_text())} == {"edited"}
     settled = sweep.run_sweep(grid, budget, tmp_path, cell_fn=fake_cell(calls), reuse_other_code=False)
     assert (settled.reused, settled.computed) == (4, 0)
@@ -88,7 +88,7 @@ def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monk
     damaged.write_text(damaged.read_text()[:10])
     lines.clear()
     sweep.run_sweep(grid, budget, tmp_path, report=lines.append, cell_fn=fake_cell(calls), reuse_other_code=False)
-    assert lines[0].endswith("1 to compute"), lines[0]
+    assert lines[0].endswith("1 to compute (1 of them stored but unreadable: computed again)"), lines[0]
 
 
 def test_an_interrupted_sweep_keeps_finished_cells_and_resumes(tmp_path):
@@ -205,5 +205,5 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     assert "note: 1 of the stored cells were computed by other code" in out and "0 cells computed, 16 reused" in out
     assert cli.main([*argv, "--recompute-other-code"]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert "(1 of them stored by other code, computed again)" in out and "1 cells computed, 15 reused" in out
+    assert "(1 of them stored by other code: computed again)" in out and "1 cells computed, 15 reused" in out
     assert json.loads(cell_file.read_text())["code"] == sweep.code_fingerprint()

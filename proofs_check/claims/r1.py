@@ -428,7 +428,8 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                 if method != "jvp" and not arch.is_mlp:
                     outcomes.append(not_applicable(
                         f"{arch.spec}, at {label}: attack gradient ({name})", "the kernel forms and the profiled "
-                        "lambda are written for plain fully connected networks (ACTIVATION:DEPTH) only"))
+                        "lambda are written for plain fully connected networks (dense > activation > ... > dense, as relu:2) "
+                        "only; residual blocks and convolutions take the JVP form"))
                     continue
                 outcomes.append(within(
                     f"{arch.named(32, short=True)}, C=2, at {label}: attack gradient ({name}) vs jax autodiff, max relative error",
