@@ -3,7 +3,7 @@
 import pickle
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from proofs_check.cli import main
@@ -63,12 +63,22 @@ def architectures(draw):
         else:
             chain.append(L.Residual(draw(numbers), L.Dense(*weights(), param), draw(activation_layers)))
     chain.append(L.Dense(*weights(), param))
-    return Architecture.of(chain)
+    return _resolved(lambda: Architecture.of(chain))
+
+
+def _resolved(build):
+    """``build()``, or the example rejected where a quadrature formula's deeper variances are out of its rule's reach
+    (theory.architecture.variance_path; tanh(x) at sw up to 4)."""
+    try:
+        return build()
+    except SpecError as error:
+        assume("sees variance" not in str(error) and "overflows float64" not in str(error))
+        raise
 
 
 shorthands = st.builds(
-    lambda act, depth, sw, sb, standard, res: Architecture(act[0], depth, sw, sb, "standard" if standard and not res
-                                                           else "ntk", act[1], res),
+    lambda act, depth, sw, sb, standard, res: _resolved(lambda: Architecture(
+        act[0], depth, sw, sb, "standard" if standard and not res else "ntk", act[1], res)),
     st.sampled_from(ACTIVATIONS), st.integers(1, 4), numbers, biases, st.booleans(),
     st.one_of(st.just(0.0), numbers))
 

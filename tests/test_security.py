@@ -15,6 +15,7 @@ import pytest
 from numerics.networks import activation_fn, make_network
 from numerics.training import load_model, save_model
 from proofs_check.cli import main
+from theory import layers as L
 from theory.architecture import Architecture, SpecError, parse_spec
 from theory.dual import activation_expression, dual_for
 
@@ -39,7 +40,16 @@ def test_python_api_refuses_the_payload(tmp_path, monkeypatch):
         parse_spec(SPEC)
     with pytest.raises(SpecError, match="name '__import__' is not allowed"):
         activation_expression(PAYLOAD)
-    # an Architecture built directly (no spec parsing) is refused wherever its formula is used
+    # an Architecture built directly (no spec parsing) is refused as it is built: its variance path parses the formula
+    with pytest.raises(SpecError, match="name '__import__' is not allowed"):
+        Architecture("expr", 2, activation_params=(("phi", PAYLOAD),))
+    with pytest.raises(SpecError, match="name '__import__' is not allowed"):
+        Architecture.of(parse_spec("expr:2:phi=tanh(x)").layers[:1] + (L.Activation("expr", (("phi", PAYLOAD),)),
+                                                                       L.Dense()))
+    # and wherever its formula is used, should one get past construction (the construction-time rule switched off)
+    import theory.architecture
+
+    monkeypatch.setattr(theory.architecture, "_check_variance_path", lambda chain: None)
     arch = Architecture("expr", 2, activation_params=(("phi", PAYLOAD),))
     for use in (lambda: dual_for(arch), lambda: activation_fn(arch), lambda: make_network(arch, 8)):
         with pytest.raises(SpecError, match="name '__import__' is not allowed"):
