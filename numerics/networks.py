@@ -158,11 +158,16 @@ def _branch_dense(layer: ResidualLayer, units: int):
                                         b_std=s * layer.dense.sigma_b if layer.dense.has_bias else None)
 
 
-def stax_layer(layer, units: int | None = None):
+NUMERICAL_DEGREE = 80
+"""Gauss-Hermite nodes per axis of neural-tangents' ElementwiseNumerical for an activation without a stax layer
+(its own default is 25); K1 builds its reference with more (proofs_check.claims.k1.REFERENCE_DEGREE)."""
+
+
+def stax_layer(layer, units: int | None = None, *, numerical_degree: int = NUMERICAL_DEGREE):
     """The neural-tangents layer of a :mod:`theory.layers` layer (``units``: a dense layer's output width).
 
     An activation takes its registry entry's stax layer; without one, stax.ElementwiseNumerical of its JAX
-    function."""
+    function with ``numerical_degree`` Gauss-Hermite nodes per axis."""
     stax = neural_tangents().stax
     if isinstance(layer, ActivationLayer):
         entry = activations.get(layer.name)
@@ -172,11 +177,12 @@ def stax_layer(layer, units: int | None = None):
             return getattr(stax, name)(*arguments(params))
         with warnings.catch_warnings():  # its notice that the layer is numerical: K1 states its accuracy
             warnings.filterwarnings("ignore", message="Numerical Activation Layer", category=UserWarning)
-            return stax.ElementwiseNumerical(layer_activation(layer), deg=80, df=_compiled_derivative(*_key(layer)))
+            return stax.ElementwiseNumerical(layer_activation(layer), deg=int(numerical_degree),
+                                             df=_compiled_derivative(*_key(layer)))
     if isinstance(layer, ResidualLayer):
         branch = _branch_dense(layer, units)
-        return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(stax_layer(layer.activation),
-                                                                                        branch)),
+        inner = stax_layer(layer.activation, numerical_degree=numerical_degree)
+        return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(inner, branch)),
                            stax.FanInSum())
     name, args, kwargs = layer.stax(units)
     return getattr(stax, name)(*args, **kwargs)
@@ -237,14 +243,17 @@ def _flat_inputs(arch: Architecture, init_fn: Callable, apply_fn: Callable,
 
 
 @functools.cache
-def make_network(arch: Architecture, width: int, out_dim: int = 1) -> Network:
-    """The neural-tangents network of ``arch`` at hidden width ``width``."""
+def make_network(arch: Architecture, width: int, out_dim: int = 1, *,
+                 numerical_degree: int = NUMERICAL_DEGREE) -> Network:
+    """The neural-tangents network of ``arch`` at hidden width ``width`` (``numerical_degree``: Gauss-Hermite nodes
+    per axis of the kernel of an activation without a stax layer, :data:`NUMERICAL_DEGREE`)."""
     if not isinstance(width, (int, np.integer)) or width < 1:
         raise ValueError(f"width must be a positive integer, got {width!r}")
     if not isinstance(out_dim, (int, np.integer)) or out_dim < 1:
         raise ValueError(f"out_dim must be a positive integer, got {out_dim!r}")
     chain = layers_of(arch)
-    layers = [stax_layer(layer, width if index < len(chain) - 1 else out_dim) for index, layer in enumerate(chain)]
+    layers = [stax_layer(layer, width if index < len(chain) - 1 else out_dim, numerical_degree=numerical_degree)
+              for index, layer in enumerate(chain)]
     stax = neural_tangents().stax
     init_fn, apply_fn, kernel_fn = stax.serial(*layers)
     if any(isinstance(layer, ResidualLayer) for layer in chain):
