@@ -258,16 +258,6 @@ class Checkpoint:
             raise CheckpointError(str(error)) from None
         return self._header(contents)
 
-    def peek_extras(self) -> dict[str, np.ndarray]:
-        """The extras saved with the state (``extras=`` of :meth:`save`), checking only that the file is a checkpoint
-        of this kind."""
-        try:
-            contents = read_npz(self.path, what=f"{self.kind} checkpoint")
-        except FileError as error:
-            raise CheckpointError(str(error)) from None
-        self._header(contents)
-        return {key[len("extra_"):]: value for key, value in contents.items() if key.startswith("extra_")}
-
     def _header(self, contents: Mapping[str, np.ndarray]) -> tuple[int, int, dict[str, Any]]:
         missing = [key for key in ("step", "budget", "kind", "n_state", "settings", "format_version")
                    if key not in contents]

@@ -766,15 +766,10 @@ def _check_attack(args) -> None:
                                  "is below it")
         attack_checkpoint = out / ATTACK_FILES["attack"]
         if attack_checkpoint.is_file():
-            saved = Checkpoint(attack_checkpoint, kind="attack")
-            step = saved.peek()[0]
+            step = Checkpoint(attack_checkpoint, kind="attack").peek()[0]
             if args.steps < step:
                 raise UsageError(f"the attack in {out} is already at step {step}; --steps {args.steps} is below it")
-            horizon = int(saved.peek_extras().get("anneal_steps", 0))
-            if args.steps < horizon:  # it would end mid-schedule: scored at a low softplus sharpness, silently
-                raise UsageError(f"the attack in {out} runs its schedules (softplus sharpness 10 -> 200, step size) "
-                                 f"over its first budget, {horizon} steps; --steps {args.steps} would stop it before "
-                                 f"their end: resume with --steps {horizon} or more, or start afresh without --resume")
+
     except CheckpointError as error:
         raise UsageError(str(error)) from None
 
@@ -856,6 +851,12 @@ def _attack(args) -> int:
     diverged = attack_divergence(result)
     if diverged:
         raise RunFailed(f"the attack diverged: {diverged}; rerun without --resume and a smaller --lr (now {args.lr:g})")
+    if result.info["anneal_steps"] > result.steps:  # resumed with a --steps below the run's first budget
+        beta = result.info["final_beta"]
+        console.print(f"note: this run's schedules (softplus sharpness, step size) span its first budget of "
+                      f"{result.info['anneal_steps']} steps; stopped at {result.steps}, it is scored mid-schedule"
+                      + (f" (softplus sharpness {beta:.3g} at its last step)" if beta is not None else "")
+                      + f"; --resume --steps {result.info['anneal_steps']} completes it", soft_wrap=True)
     relative_loss = result.info["loss_unsmoothed"] / result.info["delta_theta_sqnorm"]
     console.print(f"attack loss {relative_loss:.3g} of ||Delta theta||^2 after {result.steps} steps (exact activation; "
                   "0 when the reconstructions explain all of the parameter change; a larger --steps with --resume "
