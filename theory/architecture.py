@@ -302,6 +302,7 @@ def has_quadrature_activation(chain: tuple) -> bool:
                 if isinstance(layer, (L.Activation, L.Residual))))
 
 
+@functools.lru_cache(maxsize=4096)
 def _check_variance_path(chain: tuple) -> None:
     """A chain with an activation integrated by quadrature must keep that quadrature resolved at every layer for
     inputs of mean square 1 (:func:`variance_path`): refused (SpecError, one line) where the error estimate exceeds
@@ -324,6 +325,9 @@ def _check_variance_path(chain: tuple) -> None:
                             f"inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}, where the kernels' quadrature of "
                             f"E[phi(u)^2] or E[phi'(u)^2] {shown}: its kernels would be wrong; use fewer layers, a "
                             "smaller sw or a slower-growing phi")
+
+
+activations.on_change(_check_variance_path.cache_clear)  # a re-registered activation may change a chain's path
 
 
 def _check_chain(chain: tuple) -> None:
