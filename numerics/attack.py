@@ -955,7 +955,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                               "final_objective": float(curve[-1]) if curve.size else float("nan"),
                               "objective_start_end_at_final_beta": same_beta,
                               "anneal_steps": horizon,
-                              "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "at": at, "resumed_from": start,
+                              "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "parameter_sets": len(thetas),
+                              "at": at, "resumed_from": start,
                               "method": "profiled" if mode == "profiled" else method, "mode": mode,
                               "precision": precision, "ridge_steps": ridges})
 

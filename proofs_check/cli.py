@@ -857,10 +857,11 @@ def _attack(args) -> int:
                       f"{result.info['anneal_steps']} steps; stopped at {result.steps}, it is scored mid-schedule"
                       + (f" (softplus sharpness {beta:.3g} at its last step)" if beta is not None else "")
                       + f"; --resume --steps {result.info['anneal_steps']} completes it", soft_wrap=True)
-    relative_loss = result.info["loss_unsmoothed"] / result.info["delta_theta_sqnorm"]
+    # the loss sums ||Delta theta - J(X_R)^T lambda||^2 over the parameter sets of --at (two for both)
+    relative_loss = result.info["loss_unsmoothed"] / (result.info["parameter_sets"] * result.info["delta_theta_sqnorm"])
     console.print(f"attack loss {relative_loss:.3g} of ||Delta theta||^2 after {result.steps} steps (exact activation; "
-                  "0 when the reconstructions explain all of the parameter change; a larger --steps with --resume "
-                  "continues this run)", soft_wrap=True)
+                  "0 when the reconstructions explain all of the parameter change, 1 for lambda = 0; a larger --steps "
+                  "with --resume continues this run)", soft_wrap=True)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
@@ -892,9 +893,9 @@ def _attack(args) -> int:
                                                                    "(the divergence rule compares them)",
                        "attack.loss": "attack loss at the final softplus sharpness, without the box penalty",
                        "attack.loss_unsmoothed": "attack loss with the exact activation",
-                       "attack.loss_relative": "attack.loss_unsmoothed / ||theta_f - theta_0||^2: 0 when the "
-                                               "reconstructions explain all of the parameter change, 1 for "
-                                               "lambda = 0",
+                       "attack.loss_relative": "attack.loss_unsmoothed / (||theta_f - theta_0||^2 times the "
+                                               "parameter sets of --at, two for both): 0 when the reconstructions "
+                                               "explain all of the parameter change, 1 for lambda = 0",
                        "training.final_train_loss": "the progress bar's 'train loss' after the last step"},
     }
     files.append(audit.write_metrics(out / ATTACK_OUTPUTS["metrics"], metrics))

@@ -328,15 +328,30 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 def raised_where(error: BaseException) -> str:
     """Where ``error`` was raised, as ``path:line in function``: the innermost frame in this project's own code
-    (theory, numerics, proofs_check), else the innermost frame at all; paths relative to the repository."""
+    (:data:`PROJECT_PACKAGES`), else the innermost frame at all; paths relative to the repository."""
     frames = traceback.extract_tb(error.__traceback__)
     if not frames:
         return "unknown"
-    ours = [frame for frame in frames if Path(frame.filename).resolve().is_relative_to(PROJECT_ROOT)]
+    ours = [frame for frame in frames if _project_file(frame.filename) is not None]
     frame = (ours or frames)[-1]
-    path = Path(frame.filename).resolve()
-    shown = path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path
-    return f"{shown}:{frame.lineno} in {frame.name}"
+    return f"{_project_file(frame.filename) or frame.filename}:{frame.lineno} in {frame.name}"
+
+
+PROJECT_PACKAGES = ("theory", "numerics", "proofs_check", "tests", "benchmarks")
+"""The folders of this project's own code (a virtual environment inside the checkout is not among them)."""
+
+
+def _project_file(filename: str) -> Path | None:
+    """``filename`` relative to the repository when it is an existing file of :data:`PROJECT_PACKAGES`, else None
+    (site-packages, sympy's ``<lambdifygenerated-1>`` and other pseudo-files)."""
+    path = Path(filename)
+    if not path.is_file():
+        return None
+    path = path.resolve()
+    for package in PROJECT_PACKAGES:
+        if path.is_relative_to(PROJECT_ROOT / package):
+            return path.relative_to(PROJECT_ROOT)
+    return None
 
 
 def run_step(kind: str, step: Step, ctx: Context) -> list[Outcome]:

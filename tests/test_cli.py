@@ -488,6 +488,12 @@ def test_a_raising_step_is_a_failed_outcome(tmp_path):
 
     assert _error(outcome.details).endswith(f"(at tests/test_cli.py:{line} in boom)")
 
+    def deep(ctx):  # raised inside numpy (site-packages, which may lie inside the checkout's .venv): our frame is named
+        np.linalg.inv(np.zeros((2, 2)))
+
+    (outcome,) = run_step("check", Step("deep", "", deep), Context(out_dir=tmp_path))
+    assert outcome.details["where"] == f"tests/test_cli.py:{deep.__code__.co_firstlineno + 1} in deep"
+
 
 def test_loglog_slope_recovers_exponent():
     widths = [10, 100, 1000]

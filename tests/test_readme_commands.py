@@ -240,4 +240,8 @@ def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch
     attack = metrics["attack"]
     assert abs(attack["loss_relative"] - attack["loss_unsmoothed"] / change) <= 1e-12 * attack["loss_relative"]
     assert "of ||Delta theta||^2 after 20 steps" in capsys.readouterr().out
+    # --at both sums the loss over two parameter sets: the ratio is per set (1 for lambda = 0, not 2)
+    assert main(shlex.split(command.replace("own-attack", "own-both")) + ["--steps", "5", "--at", "both"]) == 0
+    both = json.loads((tmp_path / "runs/own-both/metrics.json").read_text())["attack"]
+    assert abs(both["loss_relative"] - both["loss_unsmoothed"] / (2 * change)) <= 1e-12 * both["loss_relative"]
     assert (metrics["dataset"], metrics["n"], metrics["seed"], metrics["arch"]) == ("digits/odd_even/train/10@seed0", 10, 0, "relu:2")

@@ -260,11 +260,24 @@ UNIT_INPUT_MEAN_SQUARE = 1.0
 data; the claims' normal points have about 1)."""
 
 
+@functools.lru_cache(maxsize=256)
+def _diagonal_function(name: str, params: tuple) -> Callable[[float], float]:
+    """q -> E[phi(u)^2], u ~ N(0, q), from an activation's closed-form or polynomial dual, in plain floats."""
+    from theory.dual import a_var, b_var, c_var, dual_kernel
+
+    value = sp.lambdify((a_var, b_var, c_var), dual_kernel(name, params).value, modules="math")
+    return lambda q: value(q, q, q)
+
+
+activations.on_change(_diagonal_function.cache_clear)
+
+
 def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[object, float, float]]:
     """Sigma(x, x) followed through ``chain`` from inputs of ``mean_square`` = ||x||^2 / d: (layer, the variance it
     sees, the kernels' quadrature error estimate there) for every activation (a residual block's included), the
     estimate being theory.expressions.resolution_at's relative change under step halving (0 for a closed-form or
-    polynomial dual, inf on overflow); then (None, the output variance, 0). Dense and convolutional layers map q to
+    polynomial dual, whose diagonal is evaluated exactly; inf on overflow); then (None, the output variance, 0),
+    the variance nan where a layer could not be evaluated. Dense and convolutional layers map q to
     sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it), an activation to E[phi(u)^2],
     u ~ N(0, q), and a residual block adds s^2 times its branch."""
     from theory.dual import QUADRATURE, dual_kernel
@@ -272,8 +285,15 @@ def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[obje
 
     def through(layer, variance):
         kernel = dual_kernel(layer.name, layer.params)
-        mean, change = resolution_at(kernel.phi, variance)
-        return mean, change if kernel.method == QUADRATURE or math.isinf(change) else 0.0
+        if kernel.method == QUADRATURE:
+            return resolution_at(kernel.phi, variance)
+        try:  # a closed form or exact Gaussian moments: the diagonal itself (nan where it cannot be evaluated)
+            mean = float(_diagonal_function(layer.name, layer.params)(variance))
+        except OverflowError:
+            mean = math.inf
+        except (TypeError, ValueError, ArithmeticError, NameError):
+            mean = math.nan
+        return mean, 0.0
 
     variance = float(mean_square)
     for layer in chain:
@@ -283,6 +303,9 @@ def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[obje
             activation = layer.activation if isinstance(layer, L.Residual) else layer
             mean, change = through(activation, variance)
             yield activation, variance, change
+            if math.isnan(mean):  # not evaluable here: the path stops, unknown
+                variance = math.nan
+                break
             if isinstance(layer, L.Residual):
                 mean = variance + float(layer.scale) ** 2 * (float(layer.dense.sigma_w) ** 2 * mean
                                                              + float(layer.dense.sigma_b) ** 2)
@@ -304,17 +327,17 @@ def has_quadrature_activation(chain: tuple) -> bool:
 
 @functools.lru_cache(maxsize=4096)
 def _check_variance_path(chain: tuple) -> None:
-    """A chain with an activation integrated by quadrature must keep that quadrature resolved at every layer for
-    inputs of mean square 1 (:func:`variance_path`): refused (SpecError, one line) where the error estimate exceeds
-    theory.expressions.QUADRATURE_RESOLUTION or Sigma overflows float64. The formula rules check unit variance
-    only; deeper layers see others (exp(2*x): 3.0e3 at its second layer, whose kernel overflowed)."""
+    """Sigma(x, x) followed from inputs of mean square 1 (:func:`variance_path`) must stay below 1e300 (monomial:12:k=3:
+    sw=2 reached inf), and an activation integrated by quadrature must stay resolved at every layer's variance:
+    refused (SpecError, one line) where the error estimate exceeds theory.expressions.QUADRATURE_RESOLUTION. The
+    formula rules check unit variance only; deeper layers see others (exp(2*x): 3.0e3 at its second layer, whose
+    kernel overflowed). Every command refuses such a spec: the claims, distillation and the kernel-space attack
+    would compute wrong kernels."""
     from theory.expressions import QUADRATURE_RESOLUTION
 
-    if not has_quadrature_activation(chain):
-        return
     for index, (layer, variance, change) in enumerate(variance_path(chain, UNIT_INPUT_MEAN_SQUARE), start=1):
         if layer is None:
-            if not variance < 1e300:
+            if variance >= 1e300:  # inf included; nan (a path not evaluable) is not refused
                 raise SpecError(f"the kernel overflows float64 for inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}: "
                                 "Sigma(x, x) exceeds 1e300 (the activation grows too fast for this depth); use fewer "
                                 "layers or a slower-growing phi")

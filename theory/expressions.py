@@ -482,7 +482,8 @@ nothing to train on (sin(x)**2 + cos(x)**2 - 1, which sympy does not simplify to
 printed a leakage table; abrelu with a = b = 0 divided by zero after training)."""
 MAGNITUDE_LIMIT = 1e16
 """|phi(x)| at the sample points stays below this: the kernels square phi layer after layer (measured: atan(x)*1e15,
-up to 1.3e15 there, trains and attacks at depths 1 and 2; atan(x)*1e50 crashed in training)."""
+up to 1.3e15 there, trains and attacks at depth 1; at depth 2 its second layer sees variance 4.5e29 and
+theory.architecture's variance path refuses it; atan(x)*1e50 crashed in training)."""
 
 
 QUADRATURE_NODES = 129

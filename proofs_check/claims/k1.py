@@ -100,17 +100,17 @@ def _worse(error: float, worst: float) -> bool:
     return math.isnan(error) or (not math.isnan(worst) and error >= worst)
 
 
-def strict_pd_bound(arch: Architecture, points: int) -> tuple[float, str]:
+def strict_pd_bound(arch: Architecture, points: int, mean_square: float) -> tuple[float, str]:
     """The smallest lambda_min / lambda_max that (d) and (g) take as a genuinely positive eigenvalue of a Gram of
-    ``points`` inputs, and why: an entry error e (relative) moves an eigenvalue by <= n e (Weyl), so the bound sits
-    10x above n e, and never below 1e-12. Closed forms: e ~ 1e-15 ((a), (b), (e)). Quadrature kernels: e is the
-    rule's own error estimate along the layers (theory.architecture.variance_path: step halving at each layer's
-    variance for inputs of mean square 1; within 2x of the error against scipy where measured)."""
+    ``points`` inputs of ``mean_square`` = ||x||^2 / d, and why: an entry error e (relative) moves an eigenvalue by
+    <= n e (Weyl), so the bound sits 10x above n e, and never below 1e-12. Closed forms: e ~ 1e-15 ((a), (b), (e)).
+    Quadrature kernels: e is the rule's own error estimate along the layers at the points' scale
+    (theory.architecture.variance_path: step halving at each layer's variance)."""
     from theory.architecture import variance_path
 
     if closed_form(arch):
         return 1e-12, "closed-form entries are exact to ~1e-15 relative ((a), (b), (e))"
-    estimate = max(change for layer, _, change in variance_path(arch.layers) if layer is not None)
+    estimate = max(change for layer, _, change in variance_path(arch.layers, mean_square) if layer is not None)
     bound = max(1e-12, 10 * points * estimate)
     return bound, (f"quadrature entries: the rule's error estimate along the layers is {estimate:.1e} (step halving "
                    f"at each layer's variance), so n e <= {points * estimate:.1e}; the bound is 10x that, at least "
@@ -346,6 +346,11 @@ valid formulas at K1's points, ours agreeing with scipy to ~1e-15 ((a)): 1/(1+x*
 asinh(x)**3 2.3e-4, tanh at depth 3 (sw=1.3, sb=0.1) 3.7e-4; at 320 the same 4.0e-7, 1.1e-6 and 9.1e-9 (about 1 s
 each)."""
 
+CONV_REFERENCE_DEGREE = 160
+"""REFERENCE_DEGREE for convolutional chains, whose reference integrates every pixel pair on degree^2 nodes: at 320
+one GELU chain's kernel_fn peaked at 3.2 GB on 3x3 images and 8.1 GB on 4x4; at 160 1.5 GB and 2.8 GB (13.7 s),
+agreeing with ours to 9e-15 (80: 1.1 GB, 5.8e-12)."""
+
 QUADRATURE_NT_TOLERANCE = 1e-4
 """Ours (trapezoid rule, checked against scipy to 1e-9 in (a)) vs neural-tangents' ElementwiseNumerical at
 REFERENCE_DEGREE nodes per axis: its error dominates (measured <= 1.1e-6: asinh(x)**3 at depth 2, K1's points with
@@ -361,7 +366,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     if skipped:
         return skipped
     from numerics.kernels import analytic_kernel_fn
-    from numerics.networks import make_network
+    from numerics.networks import NUMERICAL_DEGREE, make_network
 
     rng = ctx.rng("k1-nt")
     x1 = rng.normal(size=(6, 5))
@@ -377,7 +382,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     for arch in _nt_archs(ctx):
         closed = closed_form(arch)
         counts[closed] += 1
-        network = make_network(arch, width, numerical_degree=REFERENCE_DEGREE)
+        network = make_network(arch, width, numerical_degree=NUMERICAL_DEGREE if closed else REFERENCE_DEGREE)
         ours_fn = analytic_kernel_fn(arch, width=width)
         for points, is_edge in ((x2, False), (edge, True)):
             nngp, ntk = ours_fn(x1, points)
@@ -529,7 +534,7 @@ def check_strict_pd(ctx: Context) -> list[Outcome]:
 
         minimum_eigenvalue()
         worst = float(min(ratios)) if ratios else float("nan")
-        bound, entries = strict_pd_bound(arch, 12)
+        bound, entries = strict_pd_bound(arch, 12, 1 / 2)  # unit-sphere points in d >= 2: mean square <= 1/2
         outcomes.append(at_least(f"{arch.spec}: min over {len(ratios)} drawn sets of lambda_min / lambda_max",
                                  worst, bound, "distinct points >= 1e-2 apart; by Weyl's inequality an entry "
                                  f"error e moves eigenvalues by <= n e (n <= 12): {entries}, so a ratio above "
@@ -604,10 +609,12 @@ def chain_text(chain: tuple) -> str:
 
 def chain_network(chain: tuple, width: int, out_dim: int = 1):
     """neural-tangents' network of ``chain`` (numerics.networks.make_network: stax layer per layer, flat inputs;
-    a numerical activation's kernel at REFERENCE_DEGREE nodes per axis)."""
-    from numerics.networks import make_network
+    a numerical activation's kernel at CONV_REFERENCE_DEGREE nodes per axis)."""
+    from numerics.networks import NUMERICAL_DEGREE, make_network
 
-    return make_network(Architecture.of(chain), width, out_dim, numerical_degree=REFERENCE_DEGREE)
+    arch = Architecture.of(chain)
+    return make_network(arch, width, out_dim,
+                        numerical_degree=NUMERICAL_DEGREE if closed_form(arch) else CONV_REFERENCE_DEGREE)
 
 
 def conv_image_text(chain: tuple, *, full: bool = False) -> str:
@@ -835,7 +842,8 @@ def check_conv_against_neural_tangents(ctx: Context) -> list[Outcome]:
             f"{len(quadrature_chains)} convolutional chain(s) whose activation has no closed-form dual (quadrature): "
             "chain_kernel_fn vs neural-tangents' kernel_fn, NNGP and NTK at every pair (generic, coincident, "
             "antipodal)", quadrature_worst[0], QUADRATURE_NT_TOLERANCE, "neural-tangents' Gauss-Hermite rule "
-            "(320 nodes per axis) is the less accurate of the two quadratures: measured <= 1.1e-6 on dense chains (b); "
+            "(160 nodes per axis here, CONV_REFERENCE_DEGREE) is the less accurate of the two quadratures: measured "
+            "9e-15 on GELU, <= 1.1e-6 on dense chains at 320 (b); "
             "no 40-digit reference exists without a closed form", worst_chain=quadrature_worst[1]))
     if not chains:
         return outcomes
@@ -962,7 +970,7 @@ def check_conv_strict_pd(ctx: Context) -> list[Outcome]:
             ratios.append(eig[0] / eig[-1])
 
         minimum_eigenvalue()
-        bound, entries = strict_pd_bound(Architecture.of(chain), n)
+        bound, entries = strict_pd_bound(Architecture.of(chain), n, 1 / d)  # unit-norm inputs
         outcomes.append(at_least(f"{chain_text(chain)}: min over {len(ratios)} drawn sets of {n} unit-norm inputs of "
                                  "lambda_min / lambda_max", float(min(ratios)), bound,
                                  f"{entries}; by Weyl's inequality (an entry error e moves eigenvalues by <= n e, "
@@ -1065,23 +1073,25 @@ CLAIM = register(Claim(
              "-0.60 relu:2 and -0.47 erf:2:sw=1.5:sb=0.1 at widths 64..1024 (quick profile; --arch expr:2:phi=tanh(x) "
              "-0.41 quick, -0.49 full); a wrong width scaling gives 0 or -1"),
         Step("(d) strict PD", "hypothesis-drawn sphere point sets", _lettered("d", check_strict_pd),
-             tolerance="lambda_min / lambda_max >= 1e-12: entries exact to ~1e-15 relative, so by Weyl's "
-             "inequality (n <= 12) a larger ratio is a genuinely positive eigenvalue; quadrature entries agree with "
-             "scipy to ~1e-15 too ((a): 1.4e-15 on tanh), and their smooth kernels reach ratios of 4e-11"),
+             tolerance="lambda_min / lambda_max >= 10 n e and >= 1e-12 (strict_pd_bound): an entry error e moves an "
+             "eigenvalue by <= n e (Weyl, n <= 12); closed forms e ~ 1e-15, so 1e-12; a quadrature kernel's e is "
+             "its rule's error estimate along the layers at the points' scale (tanh: ~1e-15, the floor applies; "
+             "its smooth kernel reaches ratios of 4e-11)"),
         Step("(e) conv neural-tangents", "convolutional chains (1D length 6, 2D 3x3; full profile also 4x4) vs nt "
              "kernel_fn at general pairs; coincident and antipodal inputs, and every pair of edge-angle chains "
              "(first convolution 1x1), vs the 40-digit recursion; a chain whose activation has no closed-form dual "
              "(--arch) vs nt at every pair, both sides quadratures", _lettered("e", check_conv_against_neural_tangents),
              tolerance="1e-10 vs neural-tangents at general pairs (measured <= 1e-15); 1e-13 vs the 40-digit "
              "recursion (measured <= 2e-16); neural-tangents' own error on edge-angle chains <= 1e-7 "
-             "(sqrt(2 eps) in the angle; measured 8.0e-10); quadrature chains 1e-4, as (b) (GELU as an erf "
-             "formula under conv3x3 > gap: measured 5.5e-8)"),
+             "(sqrt(2 eps) in the angle; measured 8.0e-10); quadrature chains 1e-4, as (b), the reference at 160 nodes "
+             "per axis (GELU as an erf formula under conv3x3 > gap: measured 9e-15; 5.5e-8 at 80)"),
         Step("(f) conv and residual rate", "empirical NTK (neural-tangents, Jacobian contraction) -> Theta at rate "
              "m^-1/2", _lettered("f", check_chain_convergence_rate),
              tolerance="the band of (c); 20 seeds per width (40 on --arch chains: conv1x1 > relu > gap > dense "
              "measured -0.44 [-0.56, -0.33] with 20, -0.46 [-0.55, -0.37] with 40)"),
         Step("(g) conv strict PD", "hypothesis-drawn unit-norm inputs", _lettered("g", check_conv_strict_pd),
-             tolerance="lambda_min / lambda_max >= 1e-12, as for (d) with n = 8 (measured >= 5e-3)"),
+             tolerance="strict_pd_bound as for (d) with n = 8, at the inputs' scale (1e-12 on the default relu and "
+             "erf chains; measured >= 5e-3)"),
     ],
     counterexamples=[
         Step("(h) polynomial activation", "finite rank: not strictly PD once N > rank",
