@@ -122,3 +122,12 @@ def test_an_overflowing_kernel_fails_its_rows_instead_of_crashing(tmp_path):
     (pd,) = _outcomes("(d) strict PD", "expr:2:phi=sinh(x)", tmp_path)
     assert pd.passed and "error estimate" in pd.reason and 1e-12 < float(pd.expected.split()[-1]) < 1e-10, pd.expected
     assert 1e-7 < k1.strict_pd_bound(parse_spec("expr:2:phi=tanh(x):sw=3"), 12, 1 / 2)[0] < 1e-6
+
+
+def test_each_kernel_is_judged_against_its_own_scale(tmp_path):
+    """In standard parametrization at sw = sb = 1000 (the top of their range) the NNGP exceeds the NTK by 1e4: its
+    rounding (1.6e-16 of itself) divided by the NTK's scale read 1.3e-12 and failed the 1e-13 row against the 40-digit
+    recursion; each kernel relative to its own scale it is 1.7e-16."""
+    outcomes = _outcomes("(b) neural-tangents", "relu:2:param=standard:sw=1000:sb=1000", tmp_path)
+    (exact,) = [o for o in outcomes if "40-digit" in o.name]
+    assert exact.passed and exact.measured <= 1e-15, exact.measured
