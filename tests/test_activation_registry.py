@@ -148,3 +148,18 @@ def test_register_accepts_entries_the_rules_cannot_refuse(name, phi, extra):
         assert name in activations.names()
     finally:
         activations.unregister(name)
+
+
+def test_an_entry_the_math_module_cannot_evaluate_is_not_refused_by_the_variance_path():
+    """An entry written with the registry's own sympy softplus (no closed form, no stax layer) cannot be evaluated in
+    plain floats: the variance path does not know its variances and does not refuse it (it was refused as
+    'overflows float64' at variance 1)."""
+    import math
+
+    from theory.architecture import variance_path
+
+    entry = activations.Activation(name="own_softplus", phi=lambda p: activations.softplus(activations.x))
+    with activations.registered(entry):
+        arch = parse_spec("own_softplus:2")
+        (layer, variance, change), *_ = variance_path(arch.layers)
+        assert variance == 1.0 and math.isnan(change)  # unknown, not an overflow

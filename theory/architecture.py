@@ -272,12 +272,12 @@ def _diagonal_function(name: str, params: tuple) -> Callable[[float], float]:
 activations.on_change(_diagonal_function.cache_clear)
 
 
-def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[object, float, float]]:
+def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> Iterator[tuple[object, float, float]]:
     """Sigma(x, x) followed through ``chain`` from inputs of ``mean_square`` = ||x||^2 / d: (layer, the variance it
     sees, the kernels' quadrature error estimate there) for every activation (a residual block's included), the
     estimate being theory.expressions.resolution_at's relative change under step halving (0 for a closed-form or
-    polynomial dual, whose diagonal is evaluated exactly; inf on overflow); then (None, the output variance, 0),
-    the variance nan where a layer could not be evaluated. Dense and convolutional layers map q to
+    polynomial dual, whose diagonal is evaluated exactly; inf on overflow; nan where phi cannot be evaluated in plain
+    floats); then (None, the output variance, 0), the variance nan where a layer could not be evaluated. Dense and convolutional layers map q to
     sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it), an activation to E[phi(u)^2],
     u ~ N(0, q), and a residual block adds s^2 times its branch."""
     from theory.dual import QUADRATURE, dual_kernel
@@ -286,7 +286,7 @@ def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[obje
     def through(layer, variance):
         kernel = dual_kernel(layer.name, layer.params)
         if kernel.method == QUADRATURE:
-            return resolution_at(kernel.phi, variance)
+            return resolution_at(kernel.phi, variance)  # (nan, nan) for a phi math cannot evaluate: unknown
         try:  # a closed form or exact Gaussian moments: the diagonal itself (nan where it cannot be evaluated)
             mean = float(_diagonal_function(layer.name, layer.params)(variance))
         except OverflowError:
@@ -315,16 +315,6 @@ def variance_path(chain: tuple, mean_square: float = 1.0) -> Iterator[tuple[obje
     yield None, variance, 0.0
 
 
-def has_quadrature_activation(chain: tuple) -> bool:
-    """Whether some activation of ``chain`` (residual branches included) is integrated by quadrature: no closed-form
-    dual and not a polynomial."""
-    from theory.dual import QUADRATURE, dual_kernel
-
-    return any(dual_kernel(layer.name, layer.params).method == QUADRATURE for layer in
-               (layer.activation if isinstance(layer, L.Residual) else layer for layer in chain
-                if isinstance(layer, (L.Activation, L.Residual))))
-
-
 @functools.lru_cache(maxsize=4096)
 def _check_variance_path(chain: tuple) -> None:
     """Sigma(x, x) followed from inputs of mean square 1 (:func:`variance_path`) must stay below 1e300 (monomial:12:k=3:
@@ -341,7 +331,7 @@ def _check_variance_path(chain: tuple) -> None:
                 raise SpecError(f"the kernel overflows float64 for inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}: "
                                 "Sigma(x, x) exceeds 1e300 (the activation grows too fast for this depth); use fewer "
                                 "layers or a slower-growing phi")
-        elif not change <= QUADRATURE_RESOLUTION:
+        elif change > QUADRATURE_RESOLUTION:  # inf included; nan (phi not evaluable in plain floats) is unknown
             shown = "overflows float64" if math.isinf(change) else \
                 f"changes by {change:.2g} when its step is halved (at most {QUADRATURE_RESOLUTION:g})"
             raise SpecError(f"activation layer {index} ({_layer_spec(layer, {})}) sees variance {variance:.3g} for "

@@ -528,7 +528,9 @@ def _math_functions(expr: sp.Expr) -> tuple[Callable[[float], float], Callable[[
 
 def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
     """(E[phi(u)^2], the relative change of it or of E[phi'(u)^2] when the rule's step is halved, whichever is
-    larger) for u ~ N(0, variance), by the kernels' trapezoid rule; (inf, inf) where float64 overflows."""
+    larger) for u ~ N(0, variance), by the kernels' trapezoid rule; (inf, inf) where float64 overflows or a node is
+    outside phi's domain; (nan, nan) where phi uses a function the math module lacks (a registry entry's own sympy
+    function): nothing is known then."""
     scale = math.sqrt(variance)
     worst, mean_square = 0.0, math.inf
     for index, function in enumerate(_math_functions(expr)):
@@ -537,8 +539,10 @@ def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
         try:
             coarse = _gaussian_mean_square(scaled, QUADRATURE_NODES)
             fine = _gaussian_mean_square(scaled, 2 * QUADRATURE_NODES - 1)
-        except (ArithmeticError, ValueError, TypeError, NameError):
+        except (ArithmeticError, ValueError):
             return math.inf, math.inf
+        except (TypeError, NameError):
+            return math.nan, math.nan
         if not (math.isfinite(coarse) and math.isfinite(fine)):
             return math.inf, math.inf
         worst = max(worst, abs(coarse - fine) / fine if fine else abs(coarse - fine))
