@@ -189,15 +189,18 @@ def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | N
     return previous
 
 
-def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda name, value: value) -> None:
+def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda name, value: value, *,
+                           never_default: tuple[str, ...] = ()) -> None:
     """Refuse (one line, :func:`resume_mismatch`) a resumed run whose settings differ from the stored ones, naming
-    the first option that differs; ``shown(name, value)`` is how a value is written."""
+    the first option that differs; ``shown(name, value)`` is how a value is written, and the settings in
+    ``never_default`` have no default (the line does not say "or its default")."""
     from numerics.checkpoint import first_difference
 
     difference = first_difference(stored, current)
     if difference is not None:
         name, was, now = difference
-        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out)
+        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out,
+                              may_be_default=name not in never_default)
 
 
 OWNER_FILE = ".proofs-check-command"
@@ -677,10 +680,20 @@ def _fill_data_defaults(args) -> None:
         setattr(args, name, ATTACK_DATA_DEFAULTS[name])
 
 
+def _shown_attack_setting(name: str, value: Any) -> Any:
+    """How a stored attack setting is written in a resume refusal (the model is a fingerprint, the attack seed
+    None when it follows --seed)."""
+    if name == "model":
+        return "a different model" if value else "none (trained here)"
+    if name == "attack_seed" and value is None:
+        return "the --seed value"
+    return value
+
+
 def _check_attack(args) -> None:
     from numerics import audit
     from numerics.attack import check_parameter_change, check_recon_count
-    from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint, first_difference
+    from numerics.checkpoint import Checkpoint, CheckpointError, fingerprint
 
     given = [name for name in ATTACK_TRAINING_DEFAULTS if getattr(args, name) is not None]
     if args.model is not None:
@@ -747,12 +760,7 @@ def _check_attack(args) -> None:
         stored = dict(args.previous["settings"])
         if "width" in stored:  # run folders written before widths that set no layer were recorded as None
             stored["width"] = _recorded_width(args.arch, stored["width"])
-        difference = first_difference(stored, _attack_settings(args))
-        if difference is not None:
-            name, stored, current = difference
-            shown = {"model": lambda v: "a different model" if v else "none (trained here)",
-                     "attack_seed": lambda v: "the --seed value" if v is None else v}.get(name, lambda v: v)
-            raise resume_mismatch(_option(name), shown(current), shown(stored), out, may_be_default=name != "model")
+        check_resumed_settings(stored, _attack_settings(args), out, _shown_attack_setting, never_default=("model",))
         training = args.previous.get("training")
         if training is not None and args.model is None and training["stop_reason"] == "budget" \
                 and args.train_steps != training["budget"]:
