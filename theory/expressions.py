@@ -526,46 +526,50 @@ def _math_functions(expr: sp.Expr) -> tuple[Callable[[float], float], Callable[[
             sp.lambdify(VARIABLE, sp.diff(expr, VARIABLE), modules="math"))
 
 
+def _halving_change(function: Callable[[float], float], scale: float = 1.0) -> tuple[float, float]:
+    """(E[f(scale u)^2], u ~ N(0, 1), at the finer step, its relative change when the rule's step is halved): the
+    error estimate of :data:`QUADRATURE_RESOLUTION`; (inf, inf) where a sum is not finite. Raises what ``function``
+    raises: ArithmeticError or ValueError (overflow, a math domain error), TypeError or NameError (a function the
+    math module lacks)."""
+    def scaled(z):
+        return function(scale * z)
+    coarse = _gaussian_mean_square(scaled, QUADRATURE_NODES)
+    fine = _gaussian_mean_square(scaled, 2 * QUADRATURE_NODES - 1)
+    if not (math.isfinite(coarse) and math.isfinite(fine)):
+        return math.inf, math.inf
+    return fine, abs(coarse - fine) / fine if fine else abs(coarse - fine)
+
+
 def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
     """(E[phi(u)^2], the relative change of it or of E[phi'(u)^2] when the rule's step is halved, whichever is
     larger) for u ~ N(0, variance), by the kernels' trapezoid rule; (inf, inf) where float64 overflows or a node is
     outside phi's domain; (nan, nan) where phi uses a function the math module lacks (a registry entry's own sympy
     function): nothing is known then."""
-    scale = math.sqrt(variance)
-    worst, mean_square = 0.0, math.inf
-    for index, function in enumerate(_math_functions(expr)):
-        def scaled(z, f=function):
-            return f(scale * z)
+    changes = []
+    for function in _math_functions(expr):
         try:
-            coarse = _gaussian_mean_square(scaled, QUADRATURE_NODES)
-            fine = _gaussian_mean_square(scaled, 2 * QUADRATURE_NODES - 1)
+            changes.append(_halving_change(function, math.sqrt(variance)))
         except (ArithmeticError, ValueError):
             return math.inf, math.inf
         except (TypeError, NameError):
             return math.nan, math.nan
-        if not (math.isfinite(coarse) and math.isfinite(fine)):
-            return math.inf, math.inf
-        worst = max(worst, abs(coarse - fine) / fine if fine else abs(coarse - fine))
-        if index == 0:
-            mean_square = fine
-    return mean_square, worst
+    (mean_square, phi_change), (_, derivative_change) = changes
+    return mean_square, max(phi_change, derivative_change)
 
 
 def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
     """The problem in words when the kernels' quadrature does not resolve phi or phi' at unit variance (a kink
     sharper than its step, a steep step, growth whose mass lies beyond its range: :data:`QUADRATURE_RESOLUTION`),
-    else None."""
-    for name, function in (("phi", expr), ("phi'", sp.diff(expr, VARIABLE))):
-        evaluate = sp.lambdify(VARIABLE, function, modules="math")
+    else None. Unlike :func:`resolution_at`, a function the math module lacks is refused (user formulas use only
+    the whitelisted functions, which it has)."""
+    for name, function in zip(("phi", "phi'"), _math_functions(expr)):
         try:
-            coarse = _gaussian_mean_square(evaluate, QUADRATURE_NODES)
-            fine = _gaussian_mean_square(evaluate, 2 * QUADRATURE_NODES - 1)
-        except (ArithmeticError, ValueError, TypeError, NameError):  # overflow, a math domain error, no math function
-            coarse = fine = math.inf
-        if not (math.isfinite(coarse) and math.isfinite(fine)):
+            _, change = _halving_change(function)
+        except (ArithmeticError, ValueError, TypeError, NameError):
+            change = math.inf
+        if not math.isfinite(change):
             return (f"phi={source} cannot be integrated by the kernels' quadrature: E[{name}(u)^2], u ~ N(0, 1), is "
                     f"not finite in float64 ({name} overflows, or is undefined at one of its nodes)")
-        change = abs(coarse - fine) / fine if fine else abs(coarse - fine)
         if change > QUADRATURE_RESOLUTION:
             return (f"phi={source} varies too fast for the kernels' quadrature (a near-kink, a steep step or growth "
                     f"beyond its range): E[{name}(u)^2], u ~ N(0, 1), changes by {change:.2g} relative when its step is "
