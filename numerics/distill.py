@@ -690,7 +690,10 @@ class DefenseRow:
     recovers them exactly reveals; all of the private set for the baseline),
     ``min_distance_reached`` (smallest rescaled distance of a training point to a private point; None for the
     baseline),
-    ``attack_relative_loss`` (final profiled loss / alpha^T Theta alpha), ``x_recon``, ``x_train``.
+    ``attack_relative_loss`` (final profiled loss / alpha^T Theta alpha), ``x_recon``, ``x_train``;
+    for a distilled row, ``objective_ratio`` (the distillation's objective at its last step / at its start: what
+    the steps achieved) and ``start_accuracy`` (test accuracy of the points it started from, the coreset projected
+    to the same minimum distance), else None.
     """
 
     name: str
@@ -704,6 +707,8 @@ class DefenseRow:
     x_recon: np.ndarray
     x_train: np.ndarray
     kind: str = "distilled"
+    objective_ratio: float | None = None
+    start_accuracy: float | None = None
 
     @property
     def revealed(self) -> float:
@@ -720,7 +725,8 @@ class DefenseRow:
                 "training_points_revealed": None if self.training_leakage is None
                 else self.training_leakage["revealed"],
                 "min_distance_reached": self.min_distance_reached,
-                "attack_relative_loss": self.attack_relative_loss, "trivial": trivial}
+                "attack_relative_loss": self.attack_relative_loss, "objective_ratio": self.objective_ratio,
+                "start_accuracy": self.start_accuracy, "trivial": trivial}
 
 
 def attack_kernel_model(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, n_recon: int, *, key: jax.Array,
@@ -760,7 +766,7 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
     n_classes = len(private.class_names)
     rows = []
 
-    def score(name, kind, size, r, x_train, y_train, reached=None, tag=0):
+    def score(name, kind, size, r, x_train, y_train, reached=None, tag=0, objective_ratio=None, start_accuracy=None):
         advance(f"T4: attacking the model trained on {name}")
         result = attack_kernel_model(arch, x_train, y_train, n_recon, key=jax.random.PRNGKey(seed * 1000 + tag),
                                      steps=attack_steps, restarts=restarts, polish_iterations=polish_iterations)
@@ -770,7 +776,8 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                                test_accuracy=support_accuracy(arch, x_train, y_train, test.x, test.labels),
                                leakage=leak.rows, training_leakage=own, min_distance_reached=reached,
                                attack_relative_loss=float(result.info["relative_loss"]), x_recon=result.x_recon,
-                               x_train=np.asarray(x_train)))
+                               x_train=np.asarray(x_train), objective_ratio=objective_ratio,
+                               start_accuracy=start_accuracy))
         on_row(rows)
 
     score("private set", "private", private.n, None, private.x, private.y)
@@ -784,8 +791,14 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                              steps=distill_steps, lr=distill_lr, protected=None if r is None else private.x,
                              min_distance=r, seed=seed, progress=False)
             reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(result.x), jnp.asarray(private.x)))))
+            start = jnp.asarray(private.x[result.init_index])
+            if r is not None:
+                start = project_min_distance(start, jnp.asarray(private.x), r)
+            curve = np.asarray(result.loss_curve)
             label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
-            score(label, "distilled", size, r, result.x, result.y, reached=reached, tag=tag)
+            score(label, "distilled", size, r, result.x, result.y, reached=reached, tag=tag,
+                  objective_ratio=float(curve[-1] / curve[0]),
+                  start_accuracy=support_accuracy(arch, start, private.y[result.init_index], test.x, test.labels))
             tag += 1
     if class_means:
         x_means, y_means = private_class_means(private)

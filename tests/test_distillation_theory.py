@@ -129,7 +129,8 @@ def test_exact_rational_relations_hold(seed):
 
 CHEAP_STEPS = {
     "T2": ("exact rationals", "identities on NTK Gram matrices", "M = N - 1 attack", "costs do not add"),
-    "T3": ("exact rationals", "identity on NTK blocks", "bound (a), random points", "bound (b)", "converse of (b)"),
+    "T3": ("exact rationals", "identity on NTK blocks", "the distillation code", "bound (a), random points", "bound (b)",
+           "converse of (b)"),
 }
 """Symbolic derivations run in test_mutations_distill_theory's unmutated baseline; the adversarial ascent and the
 finite-network step run in `proofs-check run --profile quick` (~10 s each)."""

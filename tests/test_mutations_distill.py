@@ -115,18 +115,57 @@ def _attack_misses_the_distilled_set(monkeypatch):
     monkeypatch.setattr(distill, "attack_kernel_model", attack)
 
 
-RERUNS_EXPERIMENT = {"_distillation_returns_its_start", "_attack_misses_the_distilled_set"}
+def _kip_gradient_is_zero(monkeypatch):
+    """KIP's objective is computed but its gradient is lost (a stop_gradient in the wrong place): the distilled set
+    is its start, the coreset, projected to the minimum distance. The constrained setting still reveals nothing (its
+    distance forces that), so only the unconstrained setting and the objective's fall can catch it."""
+    real = distill.kip_loss
+
+    def loss(*args, **kwargs):
+        return jax.lax.stop_gradient(real(*args, **kwargs))
+
+    monkeypatch.setattr(distill, "kip_loss", loss)
+
+
+def _kip_gradient_flipped(monkeypatch):
+    """KIP ascends its objective (the gradient's sign flipped, the recorded values unchanged): the points drift away
+    from every private digit, so nothing is revealed, while the distilled set fits nothing (test accuracy near
+    chance)."""
+    real = distill.kip_loss
+
+    def loss(*args, **kwargs):
+        value = real(*args, **kwargs)
+        return 2 * jax.lax.stop_gradient(value) - value
+
+    monkeypatch.setattr(distill, "kip_loss", loss)
+
+
+RERUNS_EXPERIMENT = {"_distillation_returns_its_start", "_attack_misses_the_distilled_set", "_kip_gradient_is_zero",
+                     "_kip_gradient_flipped"}
 
 MUTATIONS = [  # the experiment-preserving ones first, so that they reuse the unmutated run
     (_closeness_factor_one, ("baseline attack",)),
     (_projection_moves_the_wrong_points, ("projection",)),
     (_distillation_returns_its_start, ("defense", "minimum distance")),
     (_attack_misses_the_distilled_set, ("attack recovers S",)),
+    (_kip_gradient_is_zero, ("defense",)),
+    (_kip_gradient_flipped, ("defense",)),
 ]
+
+
+FAILING_OUTCOMES = {
+    "_kip_gradient_is_zero": ("fewest revealed", "distillation objective"),  # the coreset reveals; nothing fell
+    "_kip_gradient_flipped": ("distillation objective",),  # reveals nothing (the points fled), fits nothing
+}
+"""Outcomes of the step that must be among the failed ones (measured: zero gradient 0.5 revealed and ratio 1;
+ascent ratio 6.2e3)."""
 
 
 @pytest.mark.parametrize("mutate,steps", MUTATIONS, ids=[m.__name__.strip("_") for m, _ in MUTATIONS])
 def test_mutation_fails_t4(mutate, steps, monkeypatch, tmp_path):
     mutate(monkeypatch)
     for name in steps:
-        assert _failed({name}, tmp_path), f"T4 {name!r} passed with the bug {mutate.__name__}"
+        failed = _failed({name}, tmp_path)
+        assert failed, f"T4 {name!r} passed with the bug {mutate.__name__}"
+        for expected in FAILING_OUTCOMES.get(mutate.__name__, ()):
+            assert any(expected in line for line in failed), (expected, failed)

@@ -17,7 +17,7 @@ import pytest
 import scipy.linalg
 import sympy as sp
 
-from numerics import attack, omission
+from numerics import attack, distill, omission
 from proofs_check.claims import t2, t3
 from theory import distillation
 from claim_mutation import failed_outcomes
@@ -182,6 +182,26 @@ def _symbolic_lagrange_term_dropped(monkeypatch):
     monkeypatch.setattr(distillation.itertools, "combinations", combinations)
 
 
+def _distill_rkip_cross_term_halved(monkeypatch):
+    """numerics.distill.rkip_loss drops the 2 of its cross term (alpha^T K_TT alpha - alpha^T K_TS beta + ...)."""
+    real = distill.rkip_loss
+
+    def rkip_loss(arch, x_support, y_support, x_blocks, alpha_blocks, mask, **kwargs):
+        return real(arch, x_support, y_support, x_blocks, alpha_blocks / 2, mask, **kwargs)
+
+    monkeypatch.setattr(distill, "rkip_loss", rkip_loss)
+
+
+def _distill_kip_counts_the_padding(monkeypatch):
+    """numerics.distill.kip_loss ignores its mask: the padded rows of the last block count as target points."""
+    real = distill.kip_loss
+
+    def kip_loss(arch, x_support, y_support, x_blocks, y_blocks, mask, **kwargs):
+        return real(arch, x_support, y_support, x_blocks, y_blocks, jax.numpy.ones_like(mask), **kwargs)
+
+    monkeypatch.setattr(distill, "kip_loss", kip_loss)
+
+
 MUTATIONS = {
     "T2 uninverted Schur block": (_uninverted_schur, t2.CLAIM, ["identities on NTK Gram matrices"]),
     "T2 diag(K) for diag(K^-1)": (_kernel_diagonal, t2.CLAIM, ["identities on NTK Gram matrices"]),
@@ -197,6 +217,8 @@ MUTATIONS = {
     "T3 lambda_min for lambda_max": (_smallest_eigenvalue, t3.CLAIM, ["bound (b)"]),
     "T3 trace for lambda_max": (_trace_for_eigenvalue, t3.CLAIM, ["bound (b)"]),
     "T3 KIP error with a ridge": (_kip_with_ridge, t3.CLAIM, ["converse of (b)"]),
+    "T3 distillation's RKIP cross term halved": (_distill_rkip_cross_term_halved, t3.CLAIM, ["the distillation code"]),
+    "T3 distillation's KIP counts the padding": (_distill_kip_counts_the_padding, t3.CLAIM, ["the distillation code"]),
     "T3 symbolic RKIP without K_SS^-1": (_symbolic_rkip_without_inverse, t3.CLAIM,
                                          ["attack loss = RKIP", "exact rationals"]),
     "T3 Lagrange term dropped": (_symbolic_lagrange_term_dropped, t3.CLAIM, ["bounds (a) and (b)"]),
@@ -223,6 +245,7 @@ def test_symbolic_steps_pass_unmutated(claim, step, tmp_path):
 def test_mutations_leave_nothing_behind():
     """monkeypatch restored every patched name (a later test must see the real code)."""
     assert omission.omission_cost.__module__ == "numerics.omission"
+    assert distill.rkip_loss.__module__ == distill.kip_loss.__module__ == "numerics.distill"
     assert attack.kernel_space_attack.__module__ == "numerics.attack"
     assert distillation.itertools.combinations is __import__("itertools").combinations
     assert dataclasses.is_dataclass(attack.AttackResult) and sp.Symbol("x").is_Symbol

@@ -154,6 +154,45 @@ def test_e1_span_check_fails_when_the_projection_is_wrong(monkeypatch, tmp_path)
     e1._ROWS.clear()
 
 
+def test_e1_derivation_fails_when_the_sweeps_kernel_distance_is_not_scale_free(monkeypatch, tmp_path):
+    """The symbolic d(K, cK) = 0 says nothing about the sweep's own distance: with numerics.movement.kernel_distance
+    dividing by ||K_0||^2 instead of ||K_0|| ||K_f|| the derivation step must fail (it passed before: only the trend
+    noticed)."""
+    assert _failed(e1.CLAIM, "kernel distance is scale-free", tmp_path) == []
+
+    def unscaled(k_0, k_f):
+        a, b = np.asarray(k_0, np.float64), np.asarray(k_f, np.float64)
+        return float(1.0 - np.sum(a * b) / np.linalg.norm(a) ** 2)
+
+    monkeypatch.setattr(movement, "kernel_distance", unscaled)
+    failed = _failed(e1.CLAIM, "kernel distance is scale-free", tmp_path)
+    assert any("numerics.movement.kernel_distance(K, c K)" in f for f in failed), failed
+
+
+def test_h1_unrolled_spot_check_reads_the_residual_before_expansion(monkeypatch, tmp_path):
+    """A wrong simplification (sympy's expand made to return 0) leaves the symbolic comparison empty; the spot check
+    evaluates the unexpanded residual and fails where the Euler operator is wrong (it read the expanded 0 before)."""
+    import sympy as sp
+
+    real_operator, real_expand, real_unrolled = h1._euler_operator, sp.expand, h1.unrolled_network
+
+    def wrong_expand(expression, *args, **kwargs):
+        return sp.Integer(0)
+
+    def unrolled(depth, **kwargs):  # the networks themselves are built with the real expand
+        sp.expand = real_expand
+        try:
+            return real_unrolled(depth, **kwargs)
+        finally:
+            sp.expand = wrong_expand
+
+    monkeypatch.setattr(h1, "_euler_operator", lambda f, weights: 2 * real_operator(f, weights))
+    monkeypatch.setattr(h1, "unrolled_network", unrolled)
+    monkeypatch.setattr(sp, "expand", wrong_expand)
+    failed = _failed(h1.CLAIM, "Euler by induction", tmp_path)
+    assert any("unrolled" in f for f in failed), failed
+
+
 def test_h1_induction_fails_with_a_wrong_relu_derivative(monkeypatch, tmp_path):
     import sympy as sp
 

@@ -75,7 +75,20 @@ def derive_kernel_distance(ctx: Context) -> list[Outcome]:
     norm = sp.sqrt(sum(e**2 for e in entries))
     scaled_norm = sp.sqrt(sp.factor(sum((c * e) ** 2 for e in entries)))   # sqrt(c^2 |K|^2) = c |K| for c > 0
     distance = 1 - inner / (norm * scaled_norm)
-    return [exact("d(K, c K) = 1 - <K, cK>_F / (||K||_F ||cK||_F) == 0 for c > 0", sp.simplify(distance))]
+    symbolic = exact("d(K, c K) = 1 - <K, cK>_F / (||K||_F ||cK||_F) == 0 for c > 0", sp.simplify(distance))
+    # the sweep's own distance (numerics.movement.kernel_distance) on Gram matrices: scale-free
+    from numerics.movement import kernel_distance
+
+    rng = ctx.rng("e1-kernel-distance")
+    worst = 0.0
+    for _ in range(20):
+        features = rng.normal(size=(8, 5))
+        gram = features @ features.T
+        worst = max([worst] + [abs(kernel_distance(gram, scale * gram)) for scale in (1e-3, 0.7, 3.0, 1e4)])
+    numeric = within("numerics.movement.kernel_distance(K, c K), 20 Gram matrices 8 x 8, c from 1e-3 to 1e4: max |d|",
+                     worst, 1e-14, "rounding of one inner product and two norms (measured 4.4e-16); a distance that "
+                     "is not scale-free is O(1) off")
+    return [symbolic, numeric]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -90,6 +103,11 @@ def _trend_outcome(trend, sign: int, dataset: str, reason: str, **details) -> Ou
                    details={**trend.as_dict(), **details})
 
 
+WITHIN_SETTINGS = ("width", "n", "param", "training")
+"""The kernel-distance trend is judged pooled over cells (the kernel's movement is an outcome of training, not a
+setting); the same trend within fixed settings, where only the seed varies, is reported beside it (details
+``within_fixed_settings``) and in the claim's observations."""
+
 TREND_REASONS = {
     "width": "wider networks stay closer to the frozen NTK, whose Delta theta = J_0^T alpha the attack inverts",
     "n": "more points share the same parameters: each is weighted less in Delta theta and harder to isolate",
@@ -99,7 +117,7 @@ TREND_REASONS = {
 
 
 def check_trends(ctx: Context) -> list[Outcome]:
-    """Per dataset, the four trends with two-level bootstrap intervals over cells and seeds
+    """Per dataset, the four trends with bootstrap intervals over cells and seeds
     (numerics.sweep.trends), and the figures."""
     from numerics import sweep
 
@@ -124,8 +142,11 @@ def check_trends(ctx: Context) -> list[Outcome]:
                                     measured=f"not computable: {error}", expected="computed from the fitted rows",
                                     reason="the grid's fitted cells must vary width, N and the training mode"))
             continue
+        within_settings = sweep.spearman_trend(chosen, "kernel_distance", rng=ctx.rng("e1-within", dataset),
+                                               n_boot=BOOTSTRAP[ctx.profile], strata=WITHIN_SETTINGS)
         for name, trend in found.items():
-            outcomes.append(_trend_outcome(trend, sweep.TREND_SIGNS[name], dataset, TREND_REASONS[name]))
+            extra = {"within_fixed_settings": within_settings.as_dict()} if name == "kernel_distance" else {}
+            outcomes.append(_trend_outcome(trend, sweep.TREND_SIGNS[name], dataset, TREND_REASONS[name], **extra))
         width_figure = sweep.success_vs_width_figure(ctx.figure_path(f"e1_success_vs_width_{dataset}.png"),
                                                      chosen, dataset)
         relative = str(width_figure.relative_to(ctx.out_dir))
@@ -220,11 +241,14 @@ CLAIM = register(Claim(
                 "inverts (claim R1); standard training adds a component outside span{grad f_0(x_i)} and moves the "
                 "kernel. The kernel distance is scale-free: d(K, cK) = 0 for c > 0 (derived), so it measures a change "
                 "of the kernel's shape, which is what the attack's model of Delta theta cannot absorb."),
-    derivations=[Step("kernel distance is scale-free", "d(K, cK) = 0 symbolically", derive_kernel_distance,
-                      tolerance="exact")],
+    derivations=[Step("kernel distance is scale-free", "d(K, cK) = 0 symbolically, and "
+                      "numerics.movement.kernel_distance (the sweep's) at 20 Gram matrices and c from 1e-3 to 1e4",
+                      derive_kernel_distance, tolerance="exact; 1e-14 for the sweep's (measured 4.4e-16)")],
     checks=[
         Step("trends", "Spearman of success with width (> 0), N (< 0), kernel distance (< 0), and linearized minus "
-             "standard (> 0), per dataset, with 95% two-level bootstrap intervals", check_trends,
+             "standard (> 0), per dataset, with 95% bootstrap intervals (kernel distance, pooled over cells: cells, then "
+             "seeds within them; width and N, within fixed other settings: the seeds of every cell); the kernel-"
+             "distance trend within fixed settings reported beside it", check_trends,
              tolerance="the whole interval on the predicted side of 0"),
         Step("linearized update in the span", "span residual of every linearized cell", check_span_residual,
              tolerance=f"{SPAN_TOLERANCE:g}: round-off times cond(K_0) (measured <= 5e-10)"),
@@ -232,6 +256,14 @@ CLAIM = register(Claim(
              "held-out points) reveals in any cell", check_baselines, tolerance="0: exact, no tolerance"),
         Step("regime boundary", "the (width, N) cells below 50% revealed, for each training mode", check_boundary,
              tolerance="set inclusion and bracketing: no tolerance"),
+    ],
+    observations=[
+        "The kernel-distance trend is mostly a trend across settings: on the quick grid (sphere, seed 0) success "
+        "against kernel distance pooled over cells is -0.69 [-0.89, -0.30], but within fixed (width, N, "
+        "parametrization, training), where only the network's seed moves the kernel, it is -0.26 [-0.55, 0.07] "
+        "(single cells from -0.83 to +0.17). Width, N and the training mode move the kernel and the success together; "
+        "at fixed settings the seed-to-seed spread of the kernel distance predicts success only weakly. Every "
+        "report gives both (details: within_fixed_settings).",
     ],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 5", "Fort et al. 2020, arXiv:2010.15110 (kernel distance)",
                 "Lee et al. 2019, arXiv:1902.06720"],

@@ -105,7 +105,7 @@ def strict_pd_bound(arch: Architecture, points: int, mean_square: float) -> tupl
     ``points`` inputs of ``mean_square`` = ||x||^2 / d, and why: an entry error e (relative) moves an eigenvalue by
     <= n e (Weyl), so the bound sits 10x above n e, and never below 1e-12. Closed forms: e ~ 1e-15 ((a), (b), (e)).
     Quadrature kernels: e is the rule's own error estimate along the layers at the points' scale
-    (theory.architecture.variance_path: step halving at each layer's variance)."""
+    (theory.architecture.variance_path: step halving and range widening at each layer's variance)."""
     from theory.architecture import variance_path
 
     if closed_form(arch):
@@ -113,7 +113,7 @@ def strict_pd_bound(arch: Architecture, points: int, mean_square: float) -> tupl
     estimate = max(change for layer, _, change in variance_path(arch.layers, mean_square) if layer is not None)
     bound = max(1e-12, 10 * points * estimate)
     return bound, (f"quadrature entries: the rule's error estimate along the layers is {estimate:.1e} (step halving "
-                   f"at each layer's variance), so n e <= {points * estimate:.1e}; the bound is 10x that, at least "
+                   f"and range widening at each layer's variance), so n e <= {points * estimate:.1e}; the bound is 10x that, at least "
                    "1e-12")
 
 

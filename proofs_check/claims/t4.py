@@ -163,25 +163,60 @@ def check_baseline(ctx: Context) -> list[Outcome]:
     return [baseline, baselines]
 
 
+def forced_by_distance(row, public: np.ndarray, factor: float) -> bool:
+    """Whether the setting's revealed fraction is forced to 0 by its minimum distance alone: a reconstruction at
+    (a multiple of) a distilled point s reveals private p only when factor d(s, p) <= min_q d(s, q), and
+    d(s, q) = min_{c >= 0} ||c s - q|| <= ||q|| (c = 0); with d(s, p) >= r for every p, factor r > min_q ||q||
+    rules that out whatever the distillation did."""
+    return row.min_distance is not None and factor * row.min_distance > float(np.min(np.linalg.norm(public, axis=1)))
+
+
+OBJECTIVE_RATIO = 0.1
+OBJECTIVE_REASON = ("the distillation must do its job, fit the private set from the distilled points (KIP's objective, "
+                    "numerics.distill.kip_loss); measured <= 4.1e-4 (quick, seeds 0-2) while a run that does not move "
+                    "(zero gradient) scores 1 and gradient ascent > 1")
+
+
 def check_defense(ctx: Context) -> list[Outcome]:
-    """Some distilled setting reveals <= 10% of the private points; its accuracy cost is stated beside it."""
+    """Some distilled setting whose outcome the distance does not force reveals <= 10% of the private points; its
+    accuracy cost is stated beside it; and every distillation fitted the private set (its objective fell)."""
+    from numerics import privacy
+
     _, rows = experiment(ctx)
+    public = _RUNS[(ctx.seed, ctx.profile, setting(ctx))][2].public
+    factor = privacy.DEFAULT_FACTOR
     base, defended = rows[0], distilled_rows(rows)
-    safe = [row for row in defended if row.revealed <= DEFENDED_REVEALED]
-    best = max(safe, key=lambda row: row.test_accuracy) if safe else min(defended, key=lambda row: row.revealed)
-    outcome = within(f"fewest revealed among the distilled settings ({best.name})", best.revealed, DEFENDED_REVEALED,
-                     "T4: the attack recovers the distilled set, not the private one; 10% is the issue's bar",
-                     test_accuracy=best.test_accuracy, baseline_test_accuracy=base.test_accuracy,
-                     accuracy_cost=base.test_accuracy - best.test_accuracy, baseline_revealed=base.revealed,
-                     ssim_ge_0_4=best.leakage["attack"].get("ssim_ge_0.4"),
-                     settings=rows_json(rows))
+    forced = [row.name for row in defended if forced_by_distance(row, public, factor)]
+    open_rows = [row for row in defended if row.name not in forced]
+    bound = {"forced_by_distance": forced, "min_public_norm_over_factor":
+             float(np.min(np.linalg.norm(public, axis=1))) / factor, "settings": rows_json(rows)}
+    if not open_rows:
+        outcome = within("fewest revealed among the distilled settings not forced by their distance", float("nan"),
+                         DEFENDED_REVEALED, "every setting's outcome is forced by its distance: nothing is measured",
+                         **bound)
+    else:
+        safe = [row for row in open_rows if row.revealed <= DEFENDED_REVEALED]
+        best = max(safe, key=lambda row: row.test_accuracy) if safe else min(open_rows, key=lambda row: row.revealed)
+        outcome = within(f"fewest revealed among the distilled settings not forced by their distance ({best.name})",
+                         best.revealed, DEFENDED_REVEALED,
+                         "T4: the attack recovers the distilled set, not the private one; 10% is the issue's bar "
+                         "(settings whose minimum distance r has factor r > min over public q of ||q|| reveal nothing "
+                         "by geometry and are not counted)",
+                         test_accuracy=best.test_accuracy, baseline_test_accuracy=base.test_accuracy,
+                         accuracy_cost=base.test_accuracy - best.test_accuracy, baseline_revealed=base.revealed,
+                         start_accuracy=best.start_accuracy, ssim_ge_0_4=best.leakage["attack"].get("ssim_ge_0.4"),
+                         **bound)
+    ratios = [row.objective_ratio for row in defended]
+    fitted = within("max over distilled settings of the distillation objective at its last step / at its start",
+                    max(ratios), OBJECTIVE_RATIO, OBJECTIVE_REASON, per_setting=ratios,
+                    accuracy_gain_over_start=[row.test_accuracy - row.start_accuracy for row in defended])
     s = setting(ctx)
     fig = tradeoff_figure(None, rows, title=f"T4: attack on kernel-regime models, M = {s.n_recon}, "
                                             f"{s.attack_steps} steps; private N = {base.size}")
     from proofs_check import figures
 
-    figures.save_figure(ctx, fig, "t4_tradeoff.png", [outcome])
-    return [outcome]
+    figures.save_figure(ctx, fig, "t4_tradeoff.png", [outcome, fitted])
+    return [outcome, fitted]
 
 
 def check_recovers_distilled(ctx: Context) -> list[Outcome]:
@@ -196,9 +231,10 @@ def check_recovers_distilled(ctx: Context) -> list[Outcome]:
     extra = [max(0.0, row.revealed - row.training_leakage["revealed"]) for row in distilled_rows(rows)]
     bounded = within("max over distilled settings of (fraction revealed by the attack - fraction revealed by the "
                      "distilled points themselves)", max(extra), 0.02,
-                     "T1 applied to S: the minimizers recover S, so the attack reveals no more than S; 0.02 allows one "
-                     "point of a 50-point private set to be revealed by a reconstruction that is not a distilled "
-                     "point (spurious zero-weight reconstructions land anywhere)", per_setting=extra)
+                     "T1 applied to S: the minimizers recover S, so the attack reveals no more than S; 0.02 allows no "
+                     "extra point of the 20 private points (quick) and two of the 100 (full) to be revealed by a "
+                     "reconstruction that is not a distilled point (spurious zero-weight reconstructions land "
+                     "anywhere; measured 0 on both)", per_setting=extra)
     # the bound above is one-sided: an attack that found nothing would pass it; this one says the attack found S
     misses = []
     for row in distilled_rows(rows):
@@ -296,7 +332,9 @@ CLAIM = register(Claim(
         "J_0(X_R)^T lambda||^2, the kernel form of R1 with (S, alpha_S) in place of (T, alpha): T does not enter, "
         "and by T1 (strict PD, M >= |S|) every global minimizer contains S. A reconstruction at (a multiple of) "
         "s reveals a private p only when 2 d(s, p) <= min_q d(s, q); the projection keeps d(s, p) >= r for every "
-        "p, so that needs a public-set distance >= 2 r."),
+        "p, so that needs a public-set distance >= 2 r. As d(s, q) <= ||q|| (rescaling by 0), r > min_q ||q|| / 2 "
+        "rules revealing out by geometry alone (digits: min_q ||q|| = 1.52, so r = 1.5 is such a setting): the "
+        "defense is measured on the settings this does not force, unconstrained KIP among them."),
     derivations=[
         Step("span and loss", "Delta theta of linearized gradient flow lies in the span of the gradients at the "
              "training set (here S); the attack loss is the kernel form in (S, alpha_S)", derive_span_and_loss,
@@ -307,12 +345,17 @@ CLAIM = register(Claim(
              "class), attacked with M = 2N; revealed fraction and SSIM >= 0.4 beside the trivial reconstructions",
              check_baseline, tolerance="revealed >= 0.8 (the issue's bar); every trivial reconstruction reveals 0"),
         Step("defense", "models trained on KIP-distilled sets (quick: 10 points at r = none, 1.5; full: 10, 20, 50 "
-             "points at r = none, 1.5), attacked with the same budget; trade-off figure",
-             check_defense, tolerance="some setting reveals <= 10% (the issue's bar), its accuracy cost stated"),
+             "points at r = none, 1.5), attacked with the same budget; trade-off figure; and KIP's objective at its "
+             "last step against its start (the distillation fitted the private set; accuracy against the coreset it "
+             "started from stated)", check_defense,
+             tolerance="some setting whose distance does not force the outcome reveals <= 10% (the issue's bar), its "
+                       f"accuracy cost stated; objective ratio <= {OBJECTIVE_RATIO:g} (measured <= 4.1e-4; a run that "
+                       "does not move scores 1)"),
         Step("attack recovers S", "per defended model, the fraction the attack reveals minus the fraction the "
              "distilled points themselves reveal; and the distance (after the best positive rescaling, relative) "
              "from each distilled point to its nearest reconstruction", check_recovers_distilled,
-             tolerance="<= 0.02 (one point of 50; spurious reconstructions carry no weight but land anywhere); "
+             tolerance="<= 0.02 (no point of 20, two of 100; spurious reconstructions carry no weight but land "
+                       "anywhere); "
                        f"<= {RECOVERY_TOLERANCE:g} relative (measured <= 1.2e-5; noise scores 0.83-0.99)"),
         Step("minimum distance", "distance reached by the projected distillation against r", check_min_distance,
              tolerance="relative -1e-8 (the projection's slack is +1e-9)"),
