@@ -66,14 +66,16 @@ def _boundary_rows(revealed: dict[tuple, float], unfitted=()) -> list[dict]:
 
 def test_e1_boundary_fails_when_linearized_fails_where_standard_succeeds(monkeypatch, tmp_path):
     """The regime boundary's containment and bracketing can fail; a cell where no standard-trained network fitted
-    is not compared (it says nothing), and a linearized failure there no longer fails the claim."""
+    is not compared (it says nothing), and a linearized failure there no longer fails the claim. Each training mode
+    must reach 50% somewhere (the quick grid's standard training peaked at 34% and its containment held vacuously)."""
     grid = {(16, 10, "linearized"): 0.2, (16, 10, "standard"): 0.0, (64, 10, "linearized"): 0.9,
             (64, 10, "standard"): 0.6}
     for revealed, unfitted, verdict in (
             (grid, (), "pass"),
             ({**grid, (16, 10, "standard"): 0.7}, (), "fail"),           # linearized fails where standard succeeds
             ({**grid, (16, 10, "standard"): 0.7}, ((16, 10, "standard"),), "pass"),   # ... but no network fitted
-            ({key: 0.1 for key in grid}, (), "fail")):                   # nothing reaches 50%: no boundary in the grid
+            ({key: 0.1 for key in grid}, (), "fail"),                    # nothing reaches 50%: no boundary in the grid
+            ({**grid, (64, 10, "standard"): 0.4}, (), "fail")):          # standard never does: containment is vacuous
         rows = _boundary_rows(revealed, unfitted)
         monkeypatch.setattr(e1, "sweep_rows", lambda ctx, rows=rows: rows)
         failed = _failed(e1.CLAIM, "regime boundary", tmp_path)
@@ -242,6 +244,18 @@ def test_h1_kkt_checks_fail_when_the_attack_cannot_move_its_candidates(monkeypat
     monkeypatch.setattr(kkt, "modified_relu", lambda alpha: original(alpha, slope=lambda z: 0.0 * z))
     failed = _kkt_steps_failed(tmp_path / "mutated")
     assert any("KKT loss reached by the attack" in f for f in failed), failed
+
+
+def test_h1_ratio_contrast_fails_when_the_truth_loss_is_inflated(monkeypatch, tmp_path):
+    """The loss at the training set computed 100x too large (e.g. its NNLS fit without the labels): the one-layer
+    ratio falls further below its line and passed alone; the two-hidden-layer contrast falls below it too and fails."""
+    from numerics import kkt
+
+    monkeypatch.setattr(h1, "KKT_SETTINGS", TINY_KKT)
+    real = kkt.truth_kkt_loss
+    monkeypatch.setattr(kkt, "truth_kkt_loss", lambda *args, **kwargs: 100 * real(*args, **kwargs))
+    failed = _kkt_steps_failed(tmp_path)
+    assert any("two hidden layers, where the attack recovers" in f for f in failed), failed
 
 
 def test_h1_one_layer_premise_fails_when_training_stops_before_the_annealing(monkeypatch, tmp_path):

@@ -186,10 +186,12 @@ def kip_bound_certificates(*, n_train: int = 2, n_distilled: int = 1, n_features
 
     1. With y = K_TT alpha (f_T interpolates) the KIP residual is g on the training set: y - f_S(X_T) = J_T u
        with u = J_T^T alpha - J_S^T beta, so the KIP error is |J_T u|^2, and L_RKIP = |u|^2.
-    2. Every J_T is Q diag(s) R^T with Q, R orthogonal (here Cayley transforms, certified orthogonal), so
-       K_TT = Q diag(s^2) Q^T has lambda_max = s_0^2 when s_0 is the largest singular value
-       (s_k^2 = s_0^2 - t_k^2), and with z = R^T u: |J_T u|^2 = |diag(s) z|^2, |u|^2 = |z|^2.
-    3. Rayleigh: s_0^2 |z|^2 - |diag(s) z|^2 = sum_{k>=1} t_k^2 z_k^2 + s_0^2 sum_{k>=N} z_k^2 >= 0.
+    2. Every J_T is Q S R^T with Q, R orthogonal (here Cayley transforms, certified orthogonal) and S = diag(s)
+       (N x P), s_0 the largest singular value (s_k^2 = s_0^2 - t_k^2). With J_T := Q S R^T (symbolic):
+       K_TT = J_T J_T^T = Q diag(s^2) Q^T, so lambda_max = s_0^2; and with z = R^T u, |J_T u|^2 = |S z|^2 and
+       |u|^2 = |z|^2 (each certified with J_T written out, so they use Q^T Q = I and R^T R = I).
+    3. Rayleigh: s_0^2 |z|^2 - |S z|^2 = sum_{k>=1} t_k^2 z_k^2 + s_0^2 sum_{k>=N} z_k^2 >= 0.
+    Together: KIP error = |J_T u|^2 = |S z|^2 <= s_0^2 |z|^2 = lambda_max(K_TT) L_RKIP.
     """
     j_t, j_s, k_tt, k_ts, k_ss = _feature_kernels(n_train, n_distilled, n_features)
     alpha, y_s = symbolic_vector("alpha", n_train), symbolic_vector("yS", n_distilled)
@@ -212,6 +214,12 @@ def kip_bound_certificates(*, n_train: int = 2, n_distilled: int = 1, n_features
     squares = (sum(tk**2 * z[k + 1] ** 2 for k, tk in enumerate(t))
                + s0**2 * sum(z[k] ** 2 for k in range(n_train, n_features)))
     rayleigh = s0**2 * scalar_entry(z.T * z) - scalar_entry((s * z).T * (s * z)) - squares
+    # J_T written as Q S R^T: the decomposition's identities use the orthogonality of Q and R, not s s^T alone
+    factored = q * s * r.T
+    v = symbolic_vector("v", n_features)
+    z_of_v = r.T * v
+    image = scalar_entry((factored * v).T * (factored * v)) - scalar_entry((s * z_of_v).T * (s * z_of_v))
+    length = scalar_entry(v.T * v) - scalar_entry(z_of_v.T * z_of_v)
     return [
         _matrix_certificate(f"(b) y - f_S(X_T) = J_T u when y = K_TT alpha {sizes}", residual - j_t * u),
         Certificate(f"(b) KIP error = |J_T u|^2 {sizes}", value, _zero(value)),
@@ -219,8 +227,11 @@ def kip_bound_certificates(*, n_train: int = 2, n_distilled: int = 1, n_features
         _matrix_certificate(f"(b) Q^T Q = I for the Cayley transform (N={n_train})", q.T * q - sp.eye(n_train)),
         _matrix_certificate(f"(b) R^T R = I for the Cayley transform (P={n_features})",
                             r.T * r - sp.eye(n_features)),
-        _matrix_certificate(f"(b) J_T J_T^T = Q diag(s_0^2, s_0^2 - t^2) Q^T (N={n_train}, P={n_features})",
-                            q * s * s.T * q.T - q * sp.diag(*singular_sq) * q.T, sp.expand),
+        _matrix_certificate(f"(b) J_T J_T^T = Q diag(s_0^2, s_0^2 - t^2) Q^T for J_T = Q S R^T (N={n_train}, "
+                            f"P={n_features})", factored * factored.T - q * sp.diag(*singular_sq) * q.T),
+        Certificate(f"(b) |J_T v|^2 = |S R^T v|^2 for J_T = Q S R^T (N={n_train}, P={n_features})", image,
+                    _zero(image)),
+        Certificate(f"(b) |v|^2 = |R^T v|^2 (P={n_features})", length, _zero(length)),
         Certificate(f"(b) s_0^2 |z|^2 - |diag(s) z|^2 = sum of squares (Rayleigh; N={n_train}, P={n_features})",
                     rayleigh, sp.expand(rayleigh)),
     ]
