@@ -81,6 +81,12 @@ class AttackResult:
 # Parameter-space loss and its gradient
 # ---------------------------------------------------------------------------------------------------------
 
+
+class AttackFailed(RuntimeError):
+    """An attack that could not produce reconstructions to score (every restart of the kernel-space attack ended
+    with a singular Theta_RR): the command line reports it in one line with exit status 1."""
+
+
 def _tree_sub(a, b):
     return jax.tree_util.tree_map(lambda u, v: u - v, a, b)
 
@@ -1081,7 +1087,7 @@ def kernel_space_attack(arch: Architecture, x_train: Any, alpha: Any, n_recon: i
             finals[r] = float(value_and_grad(jnp.asarray(z_all[r]))[0])
     finite = [f if math.isfinite(f) else math.inf for f in finals]
     if not any(math.isfinite(f) for f in finite):
-        raise RuntimeError(f"all {restarts} restarts ended with a singular Theta_RR (colliding reconstructions); "
+        raise AttackFailed(f"all {restarts} restarts ended with a singular Theta_RR (colliding reconstructions); "
                            "rerun with a small ridge, e.g. ridge=1e-10")
     best = int(np.argmin(finite))
     x_best = _to_domain(jnp.asarray(z_all[best]), domain)

@@ -114,37 +114,65 @@ def _with_symbolic_jvp(exprs: tuple[sp.Expr, ...]) -> Callable:
 
 
 def _quadrature_pair(kernel: DualKernel):
-    """E[f(u) f(v)] by the tensor trapezoid rule: u = sqrt(a) z1, v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2)."""
-    grid = np.linspace(-QUADRATURE_RANGE, QUADRATURE_RANGE, QUADRATURE_NODES)
-    nodes = jnp.asarray(grid)
-    weights = jnp.asarray((grid[1] - grid[0]) * np.exp(-0.5 * grid**2) / np.sqrt(2 * np.pi))
+    """E[f(u) f(v)] by the tensor trapezoid rule: u = sqrt(a) z1, v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2).
+
+    Its derivatives are Price's theorem (Price 1958), not autodiff of the rule: with (u, v) ~ N(0, [[a, c], [c, b]]),
+    d/dc E[g(u) h(v)] = E[g'(u) h'(v)] and d/da E[g(u) h(v)] = E[g''(u) h(v)] / 2 (d/db alike), read by the same rule.
+    Autodiff went through sqrt(1 - rho^2), whose slope is infinite at coincident inputs (rho = 1), and gave NaN
+    there: every Gram matrix K(X, X) of a quadrature activation had a NaN gradient in X (its diagonal feeds the next
+    layer), so KIP and the kernel-space attack stopped with "not finite" (measured on expr:2:phi=tanh(x))."""
+    # numpy constants: the functions below may first be built inside a trace, and a custom_jvp function must not
+    # close over its tracers
+    nodes = np.linspace(-QUADRATURE_RANGE, QUADRATURE_RANGE, QUADRATURE_NODES)
+    weights = (nodes[1] - nodes[0]) * np.exp(-0.5 * nodes**2) / np.sqrt(2 * np.pi)
     pair_weights = weights[:, None] * weights[None, :]
+    compiled = [lambdify_jax(x_symbol, sp.diff(kernel.phi, x_symbol, order)) for order in range(4)]
 
-    def expectation(f):
-        def cross_flat(abc):
-            a, b, c = abc
-            rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)
-            u = jnp.sqrt(a) * nodes[:, None]
-            v = jnp.sqrt(b) * (rho * nodes[:, None] + jnp.sqrt(1 - rho**2) * nodes[None, :])
-            return jnp.sum(pair_weights * f(u) * f(v))
+    def derivative_of(order, z):
+        """phi^(order) at the nodes z."""
+        return compiled[order](z) + jnp.zeros_like(z)
 
-        def cross(a, b, c):
+    def grids(a, b, c):
+        rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)
+        u = jnp.sqrt(a) * nodes[:, None]
+        v = jnp.sqrt(b) * (rho * nodes[:, None] + jnp.sqrt(1 - rho**2) * nodes[None, :])
+        return u, v
+
+    def sums(orders):
+        """abc -> sum of pair_weights phi^(i)(u) phi^(j)(v) for every (i, j) in ``orders``."""
+        def flat(abc):
+            u, v = grids(*abc)
+            at_u = {i: derivative_of(i, u) for i in {i for i, _ in orders}}
+            at_v = {j: derivative_of(j, v) for j in {j for _, j in orders}}
+            return tuple(jnp.sum(pair_weights * at_u[i] * at_v[j]) for i, j in orders)
+
+        def mapped(a, b, c):
             shape = jnp.broadcast_shapes(a.shape, b.shape, c.shape)
-            flat = [jnp.broadcast_to(t, shape).reshape(-1) for t in (a, b, c)]
-            return jax.lax.map(cross_flat, flat, batch_size=QUADRATURE_BATCH).reshape(shape)
+            flat_inputs = [jnp.broadcast_to(t, shape).reshape(-1) for t in (a, b, c)]
+            return tuple(out.reshape(shape) for out in jax.lax.map(flat, flat_inputs, batch_size=QUADRATURE_BATCH))
 
-        def diagonal(a):
-            z = nodes.reshape((1,) * a.ndim + (-1,))
-            w = weights.reshape(z.shape)
-            return jnp.sum(w * f(jnp.sqrt(a)[..., None] * z) ** 2, axis=-1)
+        return mapped
 
-        return cross, diagonal
+    primal = sums(((0, 0), (1, 1)))
+    with_partials = sums(((0, 0), (1, 1), (2, 0), (0, 2), (3, 1), (1, 3), (2, 2)))
 
-    phi = lambdify_jax(x_symbol, kernel.phi)
-    phi_prime = lambdify_jax(x_symbol, kernel.phi_prime)
-    value, value_diagonal = expectation(lambda z: phi(z) + jnp.zeros_like(z))
-    derivative, _ = expectation(lambda z: phi_prime(z) + jnp.zeros_like(z))
-    return (lambda a, b, c: (value(a, b, c), derivative(a, b, c))), value_diagonal
+    @jax.custom_jvp
+    def pair(a, b, c):
+        return primal(a, b, c)
+
+    @pair.defjvp
+    def pair_jvp(primals, tangents):
+        da, db, dc = tangents
+        value, derivative, value_aa, value_bb, derivative_aa, derivative_bb, derivative_cc = with_partials(*primals)
+        return (value, derivative), (0.5 * (value_aa * da + value_bb * db) + derivative * dc,
+                                     0.5 * (derivative_aa * da + derivative_bb * db) + derivative_cc * dc)
+
+    def value_diagonal(a):
+        z = nodes.reshape((1,) * a.ndim + (-1,))
+        w = weights.reshape(z.shape)
+        return jnp.sum(w * derivative_of(0, jnp.sqrt(a)[..., None] * z) ** 2, axis=-1)
+
+    return pair, value_diagonal
 
 
 @functools.cache

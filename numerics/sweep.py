@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -170,9 +171,11 @@ def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
     network = make_network(arch, cell.width, dataset.y.shape[1])
     params_0 = network.init(jax.random.PRNGKey(cell.seed), dataset.d)
     lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, dataset.x)))[-1])
-    trained = train(network, params_0, dataset.x, dataset.y, learning_rate=LEARNING_RATE / lambda_max, momentum=0.9,
-                    linearized=cell.training == "linearized", max_steps=budget.train_steps, loss_threshold=1e-10,
-                    progress=False)
+    with warnings.catch_warnings():  # a diverged cell is recorded (train_stop) and counted by the sweep's summary
+        warnings.simplefilter("ignore", RuntimeWarning)
+        trained = train(network, params_0, dataset.x, dataset.y, learning_rate=LEARNING_RATE / lambda_max,
+                        momentum=0.9, linearized=cell.training == "linearized", max_steps=budget.train_steps,
+                        loss_threshold=1e-10, progress=False)
     finite = all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(trained.params_f))
     if not finite or trained.stop_reason == "diverged":
         # nothing to measure or attack: the row is kept (the table shows it) and left out of trends and figures

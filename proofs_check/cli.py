@@ -220,6 +220,13 @@ def claim_folder(path: Path, option: str, command: str) -> None:
     if owner is not None and owner != command:
         raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
                          f"commands would mix; choose another {option}")
+    if owner is None:  # not a proofs-check folder (no marker, no run record): the model a run writes there would
+        from numerics.checkpoint import RUN_RECORD  # replace the user's own (numerics.training.save_model's file)
+
+        model = path / ATTACK_FILES["model"]
+        if model.exists() and not (path / RUN_RECORD).exists():
+            raise UsageError(f"{option} {path} holds {model.name} but no proofs-check run: a run there would replace "
+                             f"it; choose another {option} (pass the model with --model)")
     try:
         marker.write_text(command + "\n")
     except OSError as error:
@@ -351,7 +358,9 @@ def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple
 
     if isinstance(error, (UsageError, SpecError, FileError)):  # FileError: a checkpoint or model that cannot be used
         return 2, f"error: {_one_line(error)}"
-    if isinstance(error, RunFailed):
+    from numerics.attack import AttackFailed
+
+    if isinstance(error, (RunFailed, AttackFailed)):
         return 1, f"error: {_one_line(error)}"
     if isinstance(error, CommandInterrupted):
         return 130, _one_line(error)
@@ -870,6 +879,11 @@ def _attack(args) -> int:
     console.print(f"attack loss {relative_loss:.3g} of ||Delta theta||^2 after {result.steps} steps (exact activation; "
                   "0 when the reconstructions explain all of the parameter change, 1 for lambda = 0; a larger --steps "
                   "with --resume continues this run)", soft_wrap=True)
+    if not relative_loss < 1:  # nan included
+        console.print(f"note: the attack's loss ({relative_loss:.3g}) is not below lambda = 0's (1): its reconstructions "
+                      "explain none of the parameter change, so the scores below say nothing about this model's "
+                      "leakage (an attack that did not fit, not a model that does not leak); try --mode profiled, "
+                      "a larger --steps, or attack-curve --rescale", soft_wrap=True)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
@@ -883,6 +897,7 @@ def _attack(args) -> int:
         "success_measure": (f"a private point is revealed when some reconstruction is {leakage.factor:g} times closer "
                             "to it than to every point of the public set (numerics.privacy.revealed)"),
         "revealed": leakage.rows[audit.ATTACK_ROW]["revealed"],
+        "attack_fitted": bool(relative_loss < 1),
         "leakage": leakage.rows,
         "attack": {"steps": result.steps, "resumed_from": result.info["resumed_from"], "lr": args.lr, "at": args.at,
                    "mode": args.mode, "method": result.info["method"], "precision": args.precision,
@@ -892,7 +907,9 @@ def _attack(args) -> int:
                    "loss_unsmoothed": result.info["loss_unsmoothed"], "loss_relative": relative_loss,
                    "final_beta": result.info["final_beta"],
                    "anneal_steps": result.info["anneal_steps"]},
-        "quantities": {"attack.objective": "the progress bar's 'objective' at the last step: smoothed attack loss "
+        "quantities": {"attack_fitted": "attack.loss_relative < 1: the reconstructions explain some of the parameter "
+                                        "change (at 1 or above the scores say nothing about the model's leakage)",
+                       "attack.objective": "the progress bar's 'objective' at the last step: smoothed attack loss "
                                            "plus the box penalty",
                        "attack.objective_at_start": "the progress bar's 'objective' at the first step (at the first "
                                                     "softplus sharpness)",

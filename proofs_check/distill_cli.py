@@ -453,7 +453,8 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     from numerics.audit import write_metrics
     from numerics.distill import rkip_finite_experiment
     from numerics.networks import check_network_size
-    from proofs_check.cli import UsageError, _Formatter, _Parser, folder, kernel_architecture, positive_int, unused_width
+    from proofs_check.cli import (UsageError, _Formatter, _Parser, claim_folder, ensure_writable, folder,
+                                  kernel_architecture, positive_int, unused_width)
 
     prog = "python -m proofs_check.distill_cli"
     parser = _Parser(prog=prog, formatter_class=_Formatter,
@@ -484,6 +485,8 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
             check_network_size(args.arch, args.width, 64)
         except ValueError as error:
             raise UsageError(str(error)) from None
+        ensure_writable(args.out, "--out")
+        claim_folder(args.out, "--out", "rkip-finite")  # a folder holds one command's results (cli.OWNER_FILE)
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2

@@ -310,6 +310,29 @@ def test_a_folder_holds_one_commands_results(second, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE]
 
 
+def _refusal(argv, capsys) -> str:
+    """stderr of ``main(argv)`` (work forbidden by the no_work fixture: an AssertionError means it started)."""
+    try:
+        main(argv)
+    except AssertionError:
+        pass
+    return capsys.readouterr().err
+
+
+def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, capsys):
+    """A folder without a proofs-check run that holds a file a run writes (the user's own model.npz, saved with
+    save_model) is refused before any work: an attack there replaced that model silently (a new user's trial)."""
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "model.npz").write_bytes(b"the user's own network")
+    assert main(["attack", "--n", "4", "--width", "16", "--out", str(own)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds model.npz but no proofs-check run: a run there would replace it" in err, err
+    assert (own / "model.npz").read_bytes() == b"the user's own network"
+    (own / "run.json").write_text("{}")  # a run folder from before the folder marker existed: started afresh
+    assert "holds model.npz" not in _refusal(["attack", "--n", "4", "--width", "16", "--out", str(own)], capsys)
+
+
 def test_a_damaged_run_record_blocks_only_a_resume(models, tmp_path, capsys):
     """README: without --resume a run folder is started afresh; a damaged run.json used to block that too."""
     out = tmp_path / "run"

@@ -212,6 +212,37 @@ def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys)
     assert err.count("\n") == 1 and err.startswith("python -m proofs_check.distill_cli: error: ") and message in err, err
 
 
+def test_an_attack_with_no_usable_restart_is_one_line_and_exit_1(monkeypatch, tmp_path, capsys):
+    """The kernel-space attack's AttackFailed (every restart singular) ended defend in a traceback (a new user's
+    trial, on a quadrature activation before its gradients were finite); it is a run that could not measure."""
+    from numerics import distill
+    from numerics.attack import AttackFailed
+    from proofs_check.cli import main
+
+    def failing(*args, **kwargs):
+        raise AttackFailed("all 1 restarts ended with a singular Theta_RR (colliding reconstructions)")
+
+    monkeypatch.setattr(distill, "defense_experiment", failing)
+    argv = ["defend", "--per-class", "1", "--sizes", "10", "--distances", "none", "--attack-steps", "5",
+            "--distill-steps", "2", "--out", str(tmp_path / "d")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error: all 1 restarts ended with a singular Theta_RR" in err, err
+
+
+def test_rkip_finite_module_keeps_out_of_another_commands_folder(tmp_path, capsys):
+    """Like every proofs-check command, the module refuses a folder that holds another command's run (it wrote
+    rkip_finite.json beside an attack's files)."""
+    from proofs_check.cli import OWNER_FILE
+    from proofs_check.distill_cli import rkip_finite_main
+
+    (tmp_path / OWNER_FILE).write_text("attack\n")
+    assert rkip_finite_main(["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds the results of 'attack', not of 'rkip-finite'" in err, err
+    assert not (tmp_path / "rkip_finite.json").exists()
+
+
 @pytest.mark.parametrize("lr, reason", [("1e308", "not finite"), ("1e6", "above where it started")])
 def test_diverged_distillation_is_one_line_and_exit_1(lr, reason, tmp_path, capsys):
     """A step so large that the support set leaves the data (NaN at 1e308; at 1e6 the bounded loss ends above its

@@ -47,6 +47,9 @@ REFUSED = [
     # smooth on paper, not at the quadrature's step (measured: K1 raised OverflowError in every step; its kernels 5.6e-2
     # off and not positive definite; its kernel 2.5e6 times too small): QUADRATURE_RESOLUTION
     ("tanh(1e300*x)", "phi=tanh(1e300*x) varies too fast for the kernels' quadrature"),
+    # constant: rank-one kernels (expr:2:phi=1 trained to the zero function's loss, D1 called K_0 singular)
+    ("pi", "phi=pi is constant: its kernels are constant"),
+    ("sin(x)**2+cos(x)**2", "is constant: its kernels are constant (rank one, phi' = 0)"),
     ("sqrt(x**2+1e-300)", "E[phi'(u)^2], u ~ N(0, 1), changes by 0.029 relative when its step is halved or its "
                           "range widened (at most 1e-06)"),
     ("exp(7*x)", "E[phi(u)^2], u ~ N(0, 1), changes by 1 relative"),  # its mass sits at u = 14, past the range

@@ -652,6 +652,10 @@ def _activation_rules(expr: sp.Expr, source: str, *, smooth: bool, proven_only: 
     zero = zero_function_problem(expr, source)
     if zero:
         raise SpecError(zero)
+    constant = VARIABLE not in expr.free_symbols or sp.diff(expr, VARIABLE).is_zero
+    if constant and (not expr.is_number or expr.is_finite):  # an infinite "constant" is refused as not finite below
+        raise SpecError(f"phi={source} is constant: its kernels are constant (rank one, phi' = 0), nothing to train "
+                        "or attack")
     if smooth:
         _smooth(expr, source, derivative_domain=False)  # names Max, Abs, ... before asking where phi is defined
     try:
