@@ -89,6 +89,9 @@ def test_every_builtin_entry_passes_the_rules_user_entries_get():
     ("kinked", lambda p: sp.Abs(activations.x), "is not smooth"),
     ("gaussian_growth", lambda p: sp.exp(activations.x ** 2), "grows too fast"),
     ("zero", lambda p: sp.Integer(0), "is the zero function"),
+    ("constant", lambda p: sp.Float(1.0), "is constant: its kernels are constant"),
+    # sp.Symbol("x") is not the variable (no real=True): "has symbol(s) x besides x" said nothing useful
+    ("otherx", lambda p: sp.tanh(sp.Symbol("x")), "phi uses its own Symbol('x'); build it from theory.activations.x"),
 ])
 def test_register_refuses_entries_no_spec_could_use(name, phi, words):
     """Such entries were accepted and failed later: a keyword name could never be parsed, and phi crashed the
@@ -96,6 +99,16 @@ def test_register_refuses_entries_no_spec_could_use(name, phi, words):
     with pytest.raises(activations.RegistryError, match=re.escape(words)):
         activations.register(activations.Activation(name=name, phi=phi))
     assert name not in activations.names()
+
+
+def test_a_default_out_of_the_parameter_range_is_refused_at_registration():
+    """defaults={"g": 1e9} was registered, then every spec naming the entry was refused over a value no one typed."""
+    entry = activations.Activation(name="bigdef", phi=lambda p: sp.tanh(p["g"] * activations.x),
+                                   parameters={"g": "float"}, defaults={"g": 1e9})
+    with pytest.raises(activations.RegistryError, match=re.escape("activation 'bigdef': default g=1e+09: every number "
+                                                                  "of an activation's parameters must be from -1000")):
+        activations.register(entry)
+    assert "bigdef" not in activations.names()
 
 
 def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults():

@@ -137,8 +137,8 @@ def check_entry(activation: Activation) -> None:
     the chain grammar, no parameter is named like a spec option, and phi at the default parameters (when every
     parameter has one) is not shown to break the rules of an ``expr:`` formula
     (theory.expressions.check_activation_expression; smoothness only with neither ``dual`` nor ``stax``)."""
-    from theory.architecture import RESERVED_OPTIONS, SpecError, is_layer_keyword
-    from theory.expressions import check_activation_expression
+    from theory.architecture import RESERVED_OPTIONS, SpecError, is_layer_keyword, parameter_range_problem
+    from theory.expressions import VARIABLE, check_activation_expression
 
     clashes = [name for name in activation.parameters if name in RESERVED_OPTIONS]
     if clashes:
@@ -148,15 +148,24 @@ def check_entry(activation: Activation) -> None:
     if stray:
         raise RegistryError(f"activation {activation.name!r}: default for {stray[0]!r}, which is not among its "
                             f"parameters ({', '.join(activation.parameters) or 'none'})")
+    out_of_range = parameter_range_problem(activation.parameters, activation.defaults.items())
+    if out_of_range:
+        raise RegistryError(f"activation {activation.name!r}: default {out_of_range}")
     if is_layer_keyword(activation.name):
         raise RegistryError(f"activation name {activation.name!r} is a layer keyword of the chain grammar (dense, "
                             "gap, flatten, res, convK, convKxK): no spec could name it")
     if all(name in activation.defaults for name in activation.parameters):
+        phi = None
         try:
             phi = activation.expression(dict(activation.defaults))
             check_activation_expression(phi, str(phi), smooth=activation.dual is None and activation.stax is None,
                                         proven_only=True)
         except (SpecError, sp.SympifyError, TypeError, ValueError, ZeroDivisionError) as error:
+            own = [symbol for symbol in getattr(phi, "free_symbols", ()) if symbol.name == VARIABLE.name
+                   and symbol != VARIABLE]
+            if own:  # sp.Symbol("x") is another symbol than the variable (its assumptions differ)
+                raise RegistryError(f"activation {activation.name!r}: phi uses its own Symbol('x'); build it from "
+                                    "theory.activations.x, the variable of every activation") from None
             raise RegistryError(f"activation {activation.name!r}: {error}") from None
         except Exception as error:  # phi is code: whatever it raises, say so in one line
             raise RegistryError(f"activation {activation.name!r}: phi raised {type(error).__name__}: {error} at the "

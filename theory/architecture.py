@@ -153,6 +153,20 @@ ACTIVATION_PARAMETER_LIMIT = 1e3
 leaky_relu:2:alpha=1e308, abrelu:2:a=1e308 and poly:2:coeffs=1e300,1e300 overflowed after training."""
 
 
+def parameter_range_problem(parameters: dict, items) -> str | None:
+    """The first (name, value) of ``items`` with a number outside :data:`ACTIVATION_PARAMETER_LIMIT`, in words, else
+    None; ``parameters`` maps names to their kinds (theory.activations.Activation.parameters). Specs and registered
+    defaults alike (a default of 1e9 was registered, then refused in every spec as a value no one had typed)."""
+    for key, value in items:
+        kind = parameters.get(key)
+        numbers = value if kind == "floats" else (value,) if kind in ("float", "int") else ()
+        if any(abs(v) > ACTIVATION_PARAMETER_LIMIT for v in numbers):
+            return (f"{key}={_number(value) if kind != 'floats' else ','.join(map(_number, value))}: every number "
+                    f"of an activation's parameters must be from {-ACTIVATION_PARAMETER_LIMIT:g} to "
+                    f"{ACTIVATION_PARAMETER_LIMIT:g}")
+    return None
+
+
 @functools.lru_cache(maxsize=4096)
 def _values_problem(name: str, items: tuple) -> str | None:
     """What makes these parameter values unusable (the problem in words), or None: a number outside
@@ -164,13 +178,9 @@ def _values_problem(name: str, items: tuple) -> str | None:
     from theory.expressions import check_activation_expression
 
     entry = activations.get(name)
-    for key, value in items:
-        kind = entry.parameters.get(key)
-        numbers = value if kind == "floats" else (value,) if kind in ("float", "int") else ()
-        if any(abs(v) > ACTIVATION_PARAMETER_LIMIT for v in numbers):
-            return (f"{key}={_number(value) if kind != 'floats' else ','.join(map(_number, value))}: every number "
-                    f"of an activation's parameters must be from {-ACTIVATION_PARAMETER_LIMIT:g} to "
-                    f"{ACTIVATION_PARAMETER_LIMIT:g}")
+    out_of_range = parameter_range_problem(entry.parameters, items)
+    if out_of_range:
+        return out_of_range
     if entry.parameters and all(kind == "expression" for kind in entry.parameters.values()):
         return None  # an expr: formula was checked by its parser (theory.expressions.parse_activation), all rules
     try:
