@@ -172,7 +172,7 @@ def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
     params_0 = network.init(jax.random.PRNGKey(cell.seed), dataset.d)
     lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, dataset.x)))[-1])
     with warnings.catch_warnings():  # a diverged cell is recorded (train_stop) and counted by the sweep's summary
-        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.filterwarnings("ignore", message="training diverged", category=RuntimeWarning)
         trained = train(network, params_0, dataset.x, dataset.y, learning_rate=LEARNING_RATE / lambda_max,
                         momentum=0.9, linearized=cell.training == "linearized", max_steps=budget.train_steps,
                         loss_threshold=1e-10, progress=False)

@@ -220,8 +220,8 @@ def claim_folder(path: Path, option: str, command: str) -> None:
     if owner is not None and owner != command:
         raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
                          f"commands would mix; choose another {option}")
-    if owner is None:  # not a proofs-check folder (no marker, no run record): the model a run writes there would
-        from numerics.checkpoint import RUN_RECORD  # replace the user's own (numerics.training.save_model's file)
+    if owner is None and command == "attack":  # not a proofs-check folder (no marker, no run record): the model an
+        from numerics.checkpoint import RUN_RECORD  # attack writes would replace the user's own (save_model's file)
 
         model = path / ATTACK_FILES["model"]
         if model.exists() and not (path / RUN_RECORD).exists():

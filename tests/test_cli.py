@@ -310,13 +310,13 @@ def test_a_folder_holds_one_commands_results(second, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == [OWNER_FILE]
 
 
-def _refusal(argv, capsys) -> str:
-    """stderr of ``main(argv)`` (work forbidden by the no_work fixture: an AssertionError means it started)."""
+def _work_started(argv) -> bool:
+    """Whether ``main(argv)`` got past its input checks (the no_work fixture's AssertionError says it did)."""
     try:
         main(argv)
     except AssertionError:
-        pass
-    return capsys.readouterr().err
+        return True
+    return False
 
 
 def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, capsys):
@@ -330,7 +330,12 @@ def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, c
     assert err.count("\n") == 1 and "holds model.npz but no proofs-check run: a run there would replace it" in err, err
     assert (own / "model.npz").read_bytes() == b"the user's own network"
     (own / "run.json").write_text("{}")  # a run folder from before the folder marker existed: started afresh
-    assert "holds model.npz" not in _refusal(["attack", "--n", "4", "--width", "16", "--out", str(own)], capsys)
+    assert _work_started(["attack", "--n", "4", "--width", "16", "--out", str(own)]), capsys.readouterr().err
+    (own / "run.json").unlink()
+    (own / ".proofs-check-command").unlink()
+    # other commands do not write model.npz: the user's folder is theirs to use
+    assert _work_started(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(own)]), \
+        capsys.readouterr().err
 
 
 def test_a_damaged_run_record_blocks_only_a_resume(models, tmp_path, capsys):

@@ -160,6 +160,7 @@ def parameter_range_problem(parameters: dict, items) -> str | None:
     for key, value in items:
         kind = parameters.get(key)
         numbers = value if kind == "floats" else (value,) if kind in ("float", "int") else ()
+        numbers = [v for v in numbers if isinstance(v, (int, float))]  # other types: phi's own rules refuse them
         if any(abs(v) > ACTIVATION_PARAMETER_LIMIT for v in numbers):
             return (f"{key}={_number(value) if kind != 'floats' else ','.join(map(_number, value))}: every number "
                     f"of an activation's parameters must be from {-ACTIVATION_PARAMETER_LIMIT:g} to "

@@ -224,6 +224,11 @@ def check_boundary(ctx: Context) -> Outcome:
                 for dataset in sorted({key[0] for key in means}) for t in modes}
     unbracketed = [f"{dataset} {t}" for (dataset, t), count in reaching.items() if count == 0]
     details["cells at or above 50% per dataset and training"] = {f"{d} {t}": c for (d, t), c in reaching.items()}
+    # per parametrization the inclusion can still hold vacuously (full grid: digits, NTK parametrization, standard
+    # training stays below 50% in every cell, at most 40%): named here, not failed, since the grid brackets each mode
+    details["inclusion vacuous (no standard-trained cell at or above 50%)"] = sorted(
+        f"{d} {p}" for d, p in {(key[0], key[3]) for key in means}
+        if not any(value >= 0.5 for (d2, _, _, p2, t), value in means.items() if (d2, p2, t) == (d, p, "standard")))
     return Outcome(
         name="regime boundary: cells below 50% revealed (mean over seeds) under linearized training are also below "
              "under standard training, and under each training mode some cell of each dataset reaches 50%",
