@@ -41,7 +41,8 @@ def test_defaults_filled_in():
     ("erf:2:sb=1e200", r"sigma_b \(sb\) of a dense layer must be from 0 to 1000"),
     ("dense:sw=2000 > relu > dense", "must be from 0.001 to 1000"),
     # neural-tangents' Monomial takes degrees 0-5; an all-zero polynomial is the zero function
-    ("monomial:2:k=6", "k must be an integer from 0 to 5"),
+    ("monomial:2:k=6", "k must be an integer from 1 to 5"),
+    ("monomial:2:k=0", r"k must be an integer from 1 to 5 \(k = 0 is a constant"),
     ("poly:2:coeffs=0,0,0", "phi=0 is the zero function"),
     ("expr:2:phi=0*x", "phi=0[*]x is the zero function"),
     # accepted before, then failed after training (ZeroDivisionError, OverflowError, LinAlgError) or trained on 0

@@ -188,7 +188,7 @@ def _bad_input_cases():
          "--width 8 sets no layer of conv3x3:c=2 > relu > gap > dense (channels fixed by c=); drop --width"),
         (["attack", "--arch", "dense", "--width", "8"], "--width 8 sets no layer of dense (no hidden layer)"),
         # specs whose numbers the numerics cannot compute: refused by the spec rules, before training
-        (["attack", "--arch", "monomial:2:k=6"], "activation 'monomial': k must be an integer from 0 to 5"),
+        (["attack", "--arch", "monomial:2:k=6"], "activation 'monomial': k must be an integer from 1 to 5"),
         (["attack", "--arch", "poly:2:coeffs=0,0,0"], "activation 'poly': phi=0 is the zero function"),
         (["attack", "--arch", "expr:2:phi=0"], "phi=0 is the zero function: its kernel is 0"),
         (["attack", "--arch", "abrelu:2:a=0:b=0"], "activation 'abrelu': phi=0 is the zero function"),

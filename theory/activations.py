@@ -298,9 +298,10 @@ BUILTIN = (
                summary="a min(x, 0) + b max(x, 0)"),
     Activation("monomial", phi=lambda p: x ** int(p["k"]), parameters={"k": "int"}, defaults={"k": 2},
                stax=("Monomial", lambda p: (int(p["k"]),)), example="k=3", summary="x**k",
-               check=lambda p: None if 0 <= int(p["k"]) <= MAX_MONOMIAL_DEGREE else
-               f"k must be an integer from 0 to {MAX_MONOMIAL_DEGREE} (neural-tangents' Monomial layer, which the "
-               f"numerics use, takes no other degree), got {p['k']}"),
+               check=lambda p: None if 1 <= int(p["k"]) <= MAX_MONOMIAL_DEGREE else
+               f"k must be an integer from 1 to {MAX_MONOMIAL_DEGREE} (k = 0 is a constant, whose kernels are rank "
+               f"one; neural-tangents' Monomial layer, which the numerics use, takes no degree above "
+               f"{MAX_MONOMIAL_DEGREE}), got {p['k']}"),
     Activation("poly", phi=_poly_phi, parameters={"coeffs": "floats"},
                stax=("Polynomial", lambda p: (tuple(p["coeffs"]),)), example="coeffs=0.5,1,0.25",
                summary="sum_i c_i x**i", check=_poly_check),
