@@ -174,19 +174,21 @@ def _quadrature_pair(kernel: DualKernel):
         return (0.5 * mean(2, 0), 0.5 * mean(0, 2), mean(1, 1), 0.5 * mean(3, 1), 0.5 * mean(1, 3), mean(2, 2))
 
     def partials_entry(abc):
-        """d/da, d/db, d/dc of (value, derivative kernel) at one entry: the rule's own, or Price's where coincident."""
+        """d/da, d/db, d/dc of (value, derivative kernel) at one entry: the rule's own, or Price's where coincident
+        (lax.cond: one of the two is computed)."""
         a, b, c = abc
-        rule_partials = jax.jacfwd(lambda v: jnp.stack(rule(v[0], v[1], v[2], safe=True)))(jnp.stack([a, b, c]))
-        price = jnp.reshape(jnp.stack(coincident_partials(a, b, c)), (2, 3))
         near = 1 - jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0) ** 2 <= COINCIDENT_GAP
-        return (jnp.where(near, price, rule_partials),)
+        return (jax.lax.cond(
+            near, lambda v: jnp.reshape(jnp.stack(coincident_partials(*v)), (2, 3)),
+            lambda v: jax.jacfwd(lambda w: jnp.stack(rule(w[0], w[1], w[2], safe=True)))(v), jnp.stack([a, b, c])),)
 
-    def entrywise(function, arrays):
-        """``function`` of one entry's scalars, over broadcast arrays, in batches of QUADRATURE_BATCH."""
+    def entrywise(function, arrays, batch_size=QUADRATURE_BATCH):
+        """``function`` of one entry's scalars, over broadcast arrays, in batches (None: one entry at a time, so
+        that a lax.cond inside runs one branch)."""
         shape = jnp.broadcast_shapes(*(t.shape for t in arrays))
         flat = [jnp.broadcast_to(t, shape).reshape(-1) for t in arrays]
         return tuple(out.reshape(shape + out.shape[1:])
-                     for out in jax.lax.map(function, flat, batch_size=QUADRATURE_BATCH))
+                     for out in jax.lax.map(function, flat, batch_size=batch_size))
 
     @jax.custom_jvp
     def pair(a, b, c):
@@ -195,7 +197,7 @@ def _quadrature_pair(kernel: DualKernel):
     @pair.defjvp
     def pair_jvp(primals, tangents):
         # the partials depend on the primals alone, so the tangent is plainly linear in (da, db, dc) (reverse mode)
-        (partials,) = entrywise(partials_entry, primals)
+        (partials,) = entrywise(partials_entry, primals, batch_size=None)
         da, db, dc = tangents
         return pair(*primals), tuple(partials[..., k, 0] * da + partials[..., k, 1] * db + partials[..., k, 2] * dc
                                      for k in range(2))

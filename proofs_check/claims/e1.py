@@ -217,18 +217,19 @@ def check_boundary(ctx: Context) -> Outcome:
     modes = ("linearized", "standard")
     failing = {t: sum(len(v["failing"]) for k, v in boundary.items() if k[2] == t) for t in modes}
     # each training mode's boundary must lie inside the grid, on every dataset: with no standard-trained cell at or
-    # above 50% (the quick grid at widths 32 and 64 peaked at 34%, QUICK_GRID) "linearized failures within standard failures"
-    # holds whatever the attack does
-    reaching = {(dataset, t): sum(value >= 0.5 for (d, _, _, _, mode), value in means.items()
-                                  if d == dataset and mode == t)
-                for dataset in sorted({key[0] for key in means}) for t in modes}
+    # above 50% (the quick grid at widths 32 and 64 peaked at 34%, QUICK_GRID) "linearized failures within standard
+    # failures" holds whatever the attack does
+    above = {}  # cells at or above 50% per (dataset, parametrization, training)
+    for (dataset, _, _, param, mode), value in means.items():
+        above[(dataset, param, mode)] = above.get((dataset, param, mode), 0) + (value >= 0.5)
+    reaching = {(dataset, t): sum(count for (d, _, mode), count in above.items() if (d, mode) == (dataset, t))
+                for dataset in sorted({key[0] for key in above}) for t in modes}
     unbracketed = [f"{dataset} {t}" for (dataset, t), count in reaching.items() if count == 0]
     details["cells at or above 50% per dataset and training"] = {f"{d} {t}": c for (d, t), c in reaching.items()}
     # per parametrization the inclusion can still hold vacuously (full grid: digits, NTK parametrization, standard
     # training stays below 50% in every cell, at most 40%): named here, not failed, since the grid brackets each mode
     details["inclusion vacuous (no standard-trained cell at or above 50%)"] = sorted(
-        f"{d} {p}" for d, p in {(key[0], key[3]) for key in means}
-        if not any(value >= 0.5 for (d2, _, _, p2, t), value in means.items() if (d2, p2, t) == (d, p, "standard")))
+        f"{d} {p}" for (d, p, mode), count in above.items() if mode == "standard" and count == 0)
     return Outcome(
         name="regime boundary: cells below 50% revealed (mean over seeds) under linearized training are also below "
              "under standard training, and under each training mode some cell of each dataset reaches 50%",

@@ -163,12 +163,12 @@ def check_baseline(ctx: Context) -> list[Outcome]:
     return [baseline, baselines]
 
 
-def forced_by_distance(row, public: np.ndarray, factor: float) -> bool:
-    """Whether the setting's revealed fraction is forced to 0 by its minimum distance alone: a reconstruction at
-    (a multiple of) a distilled point s reveals private p only when factor d(s, p) <= min_q d(s, q), and
-    d(s, q) = min_{c >= 0} ||c s - q|| <= ||q|| (c = 0); with d(s, p) >= r for every p, factor r > min_q ||q||
+def revealing_limit(public: np.ndarray, factor: float) -> float:
+    """min_q ||q|| / factor: a setting whose minimum distance r exceeds it reveals nothing by geometry alone. A
+    reconstruction at (a multiple of) a distilled point s reveals private p only when factor d(s, p) <= min_q d(s, q),
+    and d(s, q) = min_{c >= 0} ||c s - q|| <= ||q|| (c = 0); with d(s, p) >= r for every p, factor r > min_q ||q||
     rules that out whatever the distillation did."""
-    return row.min_distance is not None and factor * row.min_distance > float(np.min(np.linalg.norm(public, axis=1)))
+    return float(np.min(np.linalg.norm(public, axis=1))) / factor
 
 
 OBJECTIVE_RATIO = 0.5
@@ -186,10 +186,10 @@ def check_defense(ctx: Context) -> list[Outcome]:
     public = _RUNS[(ctx.seed, ctx.profile, setting(ctx))][2].public
     factor = privacy.DEFAULT_FACTOR
     base, defended = rows[0], distilled_rows(rows)
-    forced = [row.name for row in defended if forced_by_distance(row, public, factor)]
+    limit = revealing_limit(public, factor)
+    forced = [row.name for row in defended if row.min_distance is not None and row.min_distance > limit]
     open_rows = [row for row in defended if row.name not in forced]
-    bound = {"forced_by_distance": forced, "min_public_norm_over_factor":
-             float(np.min(np.linalg.norm(public, axis=1))) / factor, "settings": rows_json(rows)}
+    bound = {"forced_by_distance": forced, "min_public_norm_over_factor": limit, "settings": rows_json(rows)}
     if not open_rows:
         outcome = within("fewest revealed among the distilled settings not forced by their distance", float("nan"),
                          DEFENDED_REVEALED, "every setting's outcome is forced by its distance: nothing is measured",
