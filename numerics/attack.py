@@ -811,7 +811,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                            checkpoint: str | os.PathLike | None = None, resume: bool = False, progress: bool = True,
                            chunk: int = 500, method: str = "auto", mode: str = "joint",
                            precision: str = "float64", lr_final: float | None = None,
-                           on_chunk=None) -> AttackResult:
+                           delta_scale: float = 1.0, on_chunk=None) -> AttackResult:
     """Loo et al.'s attack on a finite network (arXiv:2302.01428, Sec. 4).
 
     Minimizes sum_{theta* in S} ||theta_f - theta_0 - J_theta*(X_R)^T lambda||^2 (+ ``box_weight`` times
@@ -837,6 +837,11 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     twin of the kernel-space attack. ``lr_final``: the Adam step decays exponentially from ``lr`` to it over the
     budget (None: constant ``lr``). ``precision``: "float32" runs the attack (and holds theta) in single
     precision, "float64" (default) in double; the final losses reported are evaluated in float64 either way.
+    ``delta_scale`` s: attack Delta theta / s (gradients still taken at theta_0 and theta_f): minimizing
+    ||Delta theta / s - J^T mu||^2 over (X_R, mu) is minimizing the loss over (X_R, lambda = s mu), divided by s^2,
+    so s of the order of ||Delta theta|| / ||J^T lambda|| at unit lambda lets the coefficients start at their scale
+    (:func:`numerics.audit.coefficient_scale`). The losses, the loss curve and ``coefficients`` (mu) are then those
+    of the scaled problem; ``info["delta_scale"]`` records s.
     ``on_chunk(step, X_R)``, when given, is called after every chunk with the step reached and the
     reconstructions there; with it, every multiple of ``chunk`` ends a chunk (slow steps may end others before it:
     proofs-check attack-curve scores at its budgets).
@@ -852,6 +857,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     lr_final = None if lr_final is None else _check_positive("lr_final", lr_final)
     init_scale = _check_positive("init_scale", init_scale)
     box_weight = _check_positive("box_weight", box_weight)
+    delta_scale = _check_positive("delta_scale", delta_scale)
     if at not in AT_CHOICES:
         raise ValueError(f"at must be one of {AT_CHOICES}, got {at!r}")
     if anneal not in ANNEALING:
@@ -873,6 +879,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
     params_0 = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_0)
     params_f = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64), params_f)
     delta = _tree_sub(params_f, params_0)
+    if delta_scale != 1.0:
+        delta = jax.tree_util.tree_map(lambda a: a / delta_scale, delta)
     thetas64 = _select_thetas(at, params_0, params_f)
     dtype = jnp.dtype(precision)
     thetas, delta_run = jax.tree_util.tree_map(lambda a: a.astype(dtype), (thetas64, delta))
@@ -895,7 +903,8 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                 "beta_schedule": "none" if beta_schedule is None else list(beta_schedule), "anneal": anneal,
                 "box": None if bounds is None else fingerprint(*bounds), "box_weight": box_weight,
                 "init_scale": init_scale, "model": fingerprint(params_0, params_f), "mode": mode,
-                "precision": precision} | ({} if lr_final is None else {"lr_final": lr_final})
+                "precision": precision} | ({} if lr_final is None else {"lr_final": lr_final}) \
+        | ({} if delta_scale == 1.0 else {"delta_scale": delta_scale})
     store = None if checkpoint is None else Checkpoint(checkpoint, kind="attack", settings=settings)
     if store is not None and resume and store.exists():
         saved = store.load(carry, budget=steps)
@@ -964,7 +973,7 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
                               "delta_theta_sqnorm": float(_tree_sqnorm(delta)), "parameter_sets": len(thetas),
                               "at": at, "resumed_from": start,
                               "method": "profiled" if mode == "profiled" else method, "mode": mode,
-                              "precision": precision, "ridge_steps": ridges})
+                              "precision": precision, "ridge_steps": ridges, "delta_scale": delta_scale})
 
 
 # ---------------------------------------------------------------------------------------------------------

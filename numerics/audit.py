@@ -256,6 +256,20 @@ def leakage(x_recon: np.ndarray, dataset: Dataset, references: ReferenceSets, *,
     return Leakage(rows=rows, ratios=ratios, factor=factor)
 
 
+def coefficient_scale(arch: Architecture, width: int, out_dim: int, params_0, params_f, public) -> float:
+    """s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public points x: J(X_R)^T lambda has norm about
+    |lambda| sqrt(M mean Theta_0(x, x)), so Delta theta / s is matched by coefficients of order one, the scale at
+    which the attack starts them (the ``delta_scale`` of :func:`numerics.attack.parameter_space_attack`, which
+    says why the scaled problem has the same minimizers in X_R)."""
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    network = make_network(arch, width, out_dim)
+    diagonal = np.diag(np.asarray(ntk_matrix(network, params_0, jnp.asarray(public))))
+    delta = ravel_pytree(params_f)[0] - ravel_pytree(params_0)[0]
+    return float(jnp.linalg.norm(delta) / np.sqrt(len(public) * np.mean(diagonal)))
+
+
 def write_metrics(path: Path, metrics: dict[str, Any]) -> Path:
     """metrics.json, written under a temporary name and renamed (non-finite numbers as strings)."""
     def plain(value):

@@ -425,10 +425,8 @@ def _series(args, console, dataset, references, arch, training: str, folder: Pat
              **{key: trained[key] for key in ("train_steps", "final_train_loss", "train_learning_rate",
                                               "stop_reason")},
              "points": []}
-    params_f, scale = model.params_f, 1.0
-    if args.rescale:
-        scale = coefficient_scale(model, references.public[:2 * args.n])
-        params_f = jax.tree_util.tree_map(lambda a, b: a + (b - a) / scale, model.params_0, model.params_f)
+    scale = audit.coefficient_scale(model.arch, model.width, model.out_dim, model.params_0, model.params_f,
+                                    references.public[:2 * args.n]) if args.rescale else 1.0
     entry["delta_scale"], entry["rescaled"] = scale, bool(args.rescale)
 
     snapshots = dict(saved["snapshots"])
@@ -448,8 +446,9 @@ def _series(args, console, dataset, references, arch, training: str, folder: Pat
             _write_snapshot(folder / SNAPSHOT.format(steps=step), x_recon, seconds)
         _write_json(paths["clock"], {"step": step, "seconds": seconds})
 
-    result = parameter_space_attack(arch, model.params_0, params_f, 2 * args.n, in_dim=dataset.d,
+    result = parameter_space_attack(arch, model.params_0, model.params_f, 2 * args.n, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(args.seed + 1), steps=max(args.budgets), lr=args.lr,
+                                    delta_scale=scale,
                                     box=dataset.box, progress=not args.no_progress, chunk=math.gcd(*args.budgets),
                                     checkpoint=paths["attack"], resume=attack_from > 0, on_chunk=keep)
     diverged = attack_divergence(result)
@@ -515,25 +514,6 @@ def _finish(console, out: Path, record: dict) -> int:
     console.print(table)
     console.print(f"files: {out / RESULT}, {figure}")
     return 0
-
-
-def coefficient_scale(model, public) -> float:
-    """s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public points x: J(X_R)^T lambda has norm about
-    |lambda| sqrt(M mean Theta_0(x, x)), so Delta theta / s is matched by coefficients of order one, the scale at
-    which the attack starts them. Minimizing ||Delta theta / s - J^T mu||^2 over (X_R, mu) is minimizing the
-    attack's loss over (X_R, lambda = s mu), divided by s^2 (the start, Adam's steps in mu, the minimizers in X_R).
-    ``model``: a saved model (numerics.training.SavedModel: arch, width, out_dim, params_0, params_f)."""
-    import jax.numpy as jnp
-    import numpy as np
-    from jax.flatten_util import ravel_pytree
-
-    from numerics.networks import make_network
-    from numerics.training import ntk_matrix
-
-    network = make_network(model.arch, model.width, model.out_dim)
-    diagonal = np.diag(np.asarray(ntk_matrix(network, model.params_0, jnp.asarray(public))))
-    delta = ravel_pytree(model.params_f)[0] - ravel_pytree(model.params_0)[0]
-    return float(jnp.linalg.norm(delta) / np.sqrt(len(public) * np.mean(diagonal)))
 
 
 def audit_plain(record):

@@ -622,6 +622,11 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=("float64", "float32"), default="float64",
                         help="arithmetic of the attack steps (the final losses are recomputed in float64; the "
                              "objective curve stays in this precision)")
+    parser.add_argument("--rescale", action="store_true",
+                        help="attack Delta theta / s with s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M "
+                             "public points, so that the coefficients start at their scale (the same reconstructions "
+                             "minimize both losses: lambda = s mu); for --mode joint, whose coefficients Adam moves "
+                             "from a fixed start")
     parser.add_argument("--seed", type=seed, help="seed of the data draw, the network and the attack "
                         f"(default: {ATTACK_DATA_DEFAULTS['seed']}, or what --model records)")
     parser.add_argument("--attack-seed", type=seed, help="seed of the attack's random start alone, e.g. to attack "
@@ -639,7 +644,8 @@ def _attack_settings(args) -> dict[str, Any]:
             | ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {})
             | {"model": args.model_fingerprint, "arch": args.arch.spec, "width": _recorded_width(args.arch, args.width),
                "training": args.training, "recon": args.recon, "lr": args.lr, "at": args.at, "mode": args.mode,
-               "precision": args.precision})
+               "precision": args.precision}
+            | ({"rescale": True} if args.rescale else {}))
 
 
 def unused_width(width: int | None, archs) -> str | None:
@@ -696,6 +702,8 @@ def _shown_attack_setting(name: str, value: Any) -> Any:
         return "a different model" if value else "none (trained here)"
     if name == "attack_seed" and value is None:
         return "the --seed value"
+    if name == "rescale":
+        return "on" if value else "off"
     return value
 
 
@@ -733,6 +741,9 @@ def _check_attack(args) -> None:
         raise UsageError(f"--mode profiled needs the layer-by-layer NTK of a plain fully connected network (dense "
                          f"and activation layers only, no residual blocks or convolutions), not {args.arch.spec}; "
                          "use --mode joint")
+    if args.rescale and args.mode == "profiled":
+        raise UsageError("--rescale sets the scale of the coefficients that --mode joint moves by Adam; --mode "
+                         "profiled solves them exactly at every step, so the scale changes nothing: drop --rescale")
     try:
         audit.check_n(args.dataset, args.n)
     except ValueError as error:
@@ -855,11 +866,19 @@ def _attack(args) -> int:
                           f"{trained.final_loss:.3g}, above its target; the attack runs on this network as it is "
                           "(raise --train-steps to train further)")
 
+    references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
+    scale = 1.0
+    if args.rescale:
+        scale = audit.coefficient_scale(arch, width, audit.output_dimension(args.dataset), params_0, params_f,
+                                        references.public[:args.recon])
+        console.print(f"--rescale: attacking Delta theta / {scale:.4g} (its coefficients mu = lambda / {scale:.4g} "
+                      "start at their scale)")
+    info["delta_scale"] = scale
     if resuming and paths["attack"].is_file():
         step = Checkpoint(paths["attack"], kind="attack").peek()[0]
         console.print(f"resuming {out}: the attack from step {step} of {args.steps}")
     console.print(f"attacking {arch.named(width)} with M = {args.recon} reconstructions, {args.steps} steps")
-    result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d,
+    result = parameter_space_attack(arch, params_0, params_f, args.recon, in_dim=dataset.d, delta_scale=scale,
                                     key=jax.random.PRNGKey(args.attack_seed + 1), steps=args.steps, lr=args.lr, at=args.at,
                                     box=dataset.box, checkpoint=paths["attack"], resume=args.resume,
                                     progress=not args.no_progress, chunk=ATTACK_CHUNK, mode=args.mode,
@@ -880,11 +899,13 @@ def _attack(args) -> int:
                   "0 when the reconstructions explain all of the parameter change, 1 for lambda = 0; a larger --steps "
                   "with --resume continues this run)", soft_wrap=True)
     if not relative_loss < 1:  # nan included
+        remedies = ["a larger --steps"]
+        if args.mode == "joint":
+            remedies = (["--mode profiled"] if arch.is_mlp else []) + remedies + ([] if args.rescale else ["--rescale"])
         console.print(f"note: the attack's loss ({relative_loss:.3g}) is not below lambda = 0's (1): its reconstructions "
                       "explain none of the parameter change, so the scores below say nothing about this model's "
-                      "leakage (an attack that did not fit, not a model that does not leak); try --mode profiled, "
-                      "a larger --steps, or attack-curve --rescale", soft_wrap=True)
-    references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
+                      "leakage (an attack that did not fit, not a model that does not leak); try "
+                      + (f"{', '.join(remedies[:-1])} or " if len(remedies) > 1 else "") + remedies[-1], soft_wrap=True)
     leakage = audit.leakage(result.x_recon, dataset, references, seed=args.seed)
     label = f"{arch.named(width, short=True)}, N={args.n}, M={args.recon}, {args.steps} steps"
     files = [figures.leakage_figure(out / ATTACK_OUTPUTS["curve"], leakage.curves(), factor=leakage.factor,

@@ -134,6 +134,32 @@ def test_attack_decreases_the_loss(key):
     assert np.isfinite(result.final_loss)
 
 
+
+def test_delta_scale_attacks_the_scaled_change_at_the_true_parameters(key):
+    """delta_scale s: the run minimizes ||Delta theta / s - J^T mu||^2 with J taken at the true theta_f (not at
+    theta_0 + Delta theta / s, which is another network); at theta_0 it is the run on theta_0 + Delta theta / s."""
+    arch, params_0, params_f = _span_problem(key, "erf:2:sb=0.1", out_dim=2)
+    s = 7.0
+    common = dict(in_dim=D, key=key, steps=40, lr=0.02, box=(-3.0, 3.0), progress=False, chunk=40)
+    scaled = attack.parameter_space_attack(arch, params_0, params_f, 4, at="thetaf", delta_scale=s, **common)
+    delta = jax.tree_util.tree_map(lambda a, b: (a - b) / s, params_f, params_0)
+    x, mu = jnp.asarray(scaled.x_recon), jnp.asarray(scaled.coefficients)
+    at_true = float(attack.reconstruction_loss(arch, [params_f], delta, x, mu))
+    shifted_f = jax.tree_util.tree_map(lambda a, b: a + b, params_0, delta)
+    at_shifted = float(attack.reconstruction_loss(arch, [shifted_f], delta, x, mu))
+    # one loss from two evaluations of the same expression (measured equal); 1e-12 leaves room for round-off
+    assert abs(scaled.info["loss_unsmoothed"] - at_true) <= 1e-12 * at_true
+    assert abs(at_shifted - at_true) > 1e-3 * at_true  # the shifted network is another one: the rule can tell them apart
+    assert scaled.info["delta_scale"] == s
+    assert scaled.info["delta_theta_sqnorm"] == pytest.approx(float(attack._tree_sqnorm(delta)), rel=1e-12)
+    # at theta_0 the scaled run is the run on the shifted model (attack-curve --rescale before delta_scale existed):
+    # the same steps on Delta theta / s computed in another order: after 40 Adam steps measured 4e-16 (X_R) and
+    # 8e-16 (loss) relative; 1e-12 leaves room for round-off to grow over the steps
+    by_scale = attack.parameter_space_attack(arch, params_0, params_f, 4, delta_scale=s, **common)
+    by_shift = attack.parameter_space_attack(arch, params_0, shifted_f, 4, **common)
+    assert _relative(jnp.asarray(by_scale.x_recon), jnp.asarray(by_shift.x_recon)) <= 1e-12
+    assert abs(by_scale.final_loss - by_shift.final_loss) <= 1e-12 * by_shift.final_loss
+
 def test_attack_recovers_a_small_training_set():
     """End to end: a width-512 relu:2 network trained in its linearization on 4 points of S^4 (heavy-ball, as
     proofs-check attack trains), attacked with the library defaults (M = 12, 1000 steps): every training point
@@ -256,6 +282,7 @@ def test_bad_parameters(key, change, match):
     (dict(beta_schedule=5.0), "beta_schedule"),
     (dict(method="fd"), "method must be"),
     (dict(anneal="cosine"), "anneal must be"),
+    (dict(delta_scale=0.0), "delta_scale must be"),
 ])
 def test_bad_attack_options(key, options, match):
     arch, params_0, params_f = _span_problem(key)

@@ -48,6 +48,36 @@ def test_attack_trains_attacks_and_scores_beside_the_baselines(tmp_path, capsys)
     assert loaded["leakage"] == metrics["leakage"]  # same model, data, seed and steps: the same attack and scores
 
 
+
+def test_attack_rescale_scales_delta_theta_by_the_coefficient_scale(tmp_path, capsys):
+    """--rescale attacks Delta theta / s, s = numerics.audit.coefficient_scale over M public points, records s, and a
+    resume must keep it; with --mode profiled (coefficients solved exactly) it is refused before any work."""
+    from numerics.training import load_model
+
+    out = tmp_path / "run"
+    assert main(["attack", *TINY, "--steps", "40", "--rescale", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    metrics = json.loads((out / "metrics.json").read_text())
+    model = load_model(out / "model.npz")
+    dataset = audit.load_dataset("digits-odd-even", 4, seed=0)
+    public = audit.reference_sets("digits-odd-even", dataset, seed=0).public[:8]
+    scale = audit.coefficient_scale(model.arch, model.width, model.out_dim, model.params_0, model.params_f, public)
+    assert scale != 1.0 and metrics["delta_scale"] == pytest.approx(scale, rel=1e-12)  # one computation, twice
+    assert f"Delta theta / {scale:.4g}" in captured.out
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["rescale"] is True
+
+    # the loss it reports is the scaled problem's, relative to its own ||Delta theta / s||^2 (invariant under s)
+    assert 0 <= metrics["attack"]["loss_relative"] < 1
+
+    assert main(["attack", *TINY, "--steps", "60", "--out", str(out), "--resume"]) == 2
+    assert "--rescale is off" in capsys.readouterr().err
+    assert main(["attack", *TINY, "--steps", "60", "--rescale", "--mode", "profiled", "--out",
+                 str(tmp_path / "profiled")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--mode profiled solves them exactly" in err
+    assert not (tmp_path / "profiled").exists() or not any((tmp_path / "profiled").iterdir())
+
 def test_leakage_rows_are_numerics_privacy_leakage_table(tmp_path):
     dataset = audit.load_dataset("digits-odd-even", 10, seed=3)
     references = audit.reference_sets("digits-odd-even", dataset, seed=3)
