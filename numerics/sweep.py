@@ -156,6 +156,11 @@ def cell_key(cell: Cell, budget: Budget) -> str:
 
 def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
     """Train, measure the movement, attack and score one cell (module docstring); a JSON-ready row."""
+    return attack_cell(cell, budget)[0]
+
+
+def attack_cell(cell: Cell, budget: Budget) -> tuple[dict[str, Any], np.ndarray | None]:
+    """:func:`run_cell`'s row and the attack's reconstructions (None where training diverged)."""
     import jax
 
     from numerics import audit, movement
@@ -184,7 +189,7 @@ def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
                 "kernel_distance": float("nan"),
                 "relative_movement": float("nan"), "span_residual": float("nan"), "train_loss": float("nan"),
                 "train_steps": int(trained.steps), "train_stop": trained.stop_reason, "attack_loss": float("nan"),
-                "seconds": time.perf_counter() - start}
+                "seconds": time.perf_counter() - start}, None
     moved = movement.measure(network, trained.params_0, trained.params_f, dataset.x)
     result = parameter_space_attack(arch, trained.params_0, trained.params_f, 2 * cell.n, in_dim=dataset.d,
                                     key=jax.random.PRNGKey(cell.seed + 1), steps=budget.attack_steps,
@@ -207,7 +212,40 @@ def run_cell(cell: Cell, budget: Budget) -> dict[str, Any]:
         **moved.as_dict(),
         "train_loss": float(trained.final_loss), "train_steps": int(trained.steps), "train_stop": trained.stop_reason,
         "attack_loss": float(result.final_loss), "seconds": time.perf_counter() - start,
-    }
+    }, np.asarray(result.x_recon)
+
+
+def membership_control(cell: Cell, other_seed: int, budget: Budget) -> dict[str, Any]:
+    """The attack on two networks of one setting trained on independent draws (``cell.seed`` and ``other_seed``),
+    each network's reconstructions scored against both training sets by the success measure
+    (:func:`numerics.privacy.revealed`, the same public set as its cell): ``members`` is the fraction of a network's
+    own training points revealed, ``non_members`` the fraction of the other draw's points (those not also in its
+    own set) revealed. An attack that reads the network reveals members and not non-members; a measure that
+    anything of the right distribution passes reveals both. Returns per seed: members, non_members, the points
+    left out as shared by both draws, and the cell row's revealed (the sweep's number for the same cell)."""
+    from numerics import audit, privacy
+
+    other = dataclasses.replace(cell, seed=other_seed)
+    runs = {}
+    for one in (cell, other):
+        row, x_recon = attack_cell(one, budget)
+        if x_recon is None:
+            raise ValueError(f"training diverged in the cell {one.as_dict()}: nothing to attack")
+        dataset = audit.load_dataset(one.dataset, one.n, seed=one.seed)
+        public = audit.reference_sets(one.dataset, dataset, seed=one.seed).public
+        runs[one.seed] = (row, x_recon, dataset.x, public)
+    out = {}
+    for seed, partner in ((cell.seed, other_seed), (other_seed, cell.seed)):
+        row, x_recon, own, public = runs[seed]
+        _, _, theirs, their_public = runs[partner]
+        shared = np.array([any(np.array_equal(point, mine) for mine in own) for point in theirs])
+        members = privacy.revealed(x_recon, own, public).mask
+        non_members = privacy.revealed(x_recon, theirs[~shared], their_public).mask if not shared.all() else None
+        out[seed] = {"members": float(np.mean(members)),
+                     "non_members": float(np.mean(non_members)) if non_members is not None else float("nan"),
+                     "non_member_count": int(np.count_nonzero(~shared)), "shared": int(np.count_nonzero(shared)),
+                     "cell_revealed": float(row["revealed"])}
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -156,6 +156,34 @@ def test_e1_span_check_fails_when_the_projection_is_wrong(monkeypatch, tmp_path)
     e1._ROWS.clear()
 
 
+
+def test_e1_membership_control_fails_when_members_and_non_members_are_not_told_apart(monkeypatch, tmp_path):
+    """A two-seed sweep (sphere, width 128, N = 4, linearized; members revealed 1.0 on both networks): the real code
+    passes. Draws that ignore their seed (both networks trained on the same points: the sweep's trends still run) leave
+    no non-member to score; a public set ten times too far (the measure credits anything near the data) reveals
+    non-members; an attack that returns its random start reveals no member. Each fails the step."""
+    from numerics import attack, audit
+
+    tiny = (sweep.Grid(datasets=("sphere",), widths=(128,), ns=(4,), params=("ntk",), trainings=("linearized",),
+                       seeds=(0, 1)), sweep.Budget(train_steps=1000, attack_steps=400))
+    monkeypatch.setattr(e1, "grid_and_budget", lambda ctx: tiny)
+    step = "members and non-members"
+    e1._ROWS.clear()
+    assert _failed(e1.CLAIM, step, tmp_path / "real") == []
+    load, references, run = audit.load_dataset, audit.reference_sets, attack.parameter_space_attack
+    mutations = {
+        "seed ignored": (audit, "load_dataset", lambda name, n, *, seed=0, **kw: load(name, n, seed=0, **kw)),
+        "public set too far": (audit, "reference_sets", lambda *a, **kw: dataclasses.replace(
+            references(*a, **kw), public=10 * references(*a, **kw).public)),
+        "attack returns its start": (attack, "parameter_space_attack", lambda *a, **kw: run(*a, **{**kw, "lr": 1e-12})),
+    }
+    for name, (module, attribute, mutated) in mutations.items():
+        with monkeypatch.context() as patch:
+            patch.setattr(module, attribute, mutated)
+            e1._ROWS.clear()
+            assert _failed(e1.CLAIM, step, tmp_path / name.replace(" ", "-")), f"{name} went unnoticed"
+    e1._ROWS.clear()
+
 def test_e1_derivation_fails_when_the_sweeps_kernel_distance_is_not_scale_free(monkeypatch, tmp_path):
     """The symbolic d(K, cK) = 0 says nothing about the sweep's own distance: with numerics.movement.kernel_distance
     dividing by ||K_0||^2 instead of ||K_0|| ||K_f|| the derivation step must fail (it passed before: only the trend

@@ -191,6 +191,54 @@ def check_baselines(ctx: Context) -> Outcome:
                   trivial_revealed_mean=float(np.mean(trivial)))
 
 
+MEMBER_FLOOR = 0.5
+"""The membership control is informative only where the attack works: each network's own training points must be
+revealed at least this often (the boundary's level); measured 1.0 on both networks (quick: sphere, width 128,
+N = 4, linearized, seeds 0 and 1), 0 on both when the attack returns its random start."""
+
+
+def check_membership(ctx: Context) -> Outcome:
+    """Members against non-members: per dataset, the linearized setting with the highest mean success, two seeds. Each
+    network's reconstructions reveal its own training points and none of the other draw's (numerics.sweep.
+    membership_control): the measure tracks what the network was trained on, not the data distribution."""
+    from numerics import sweep
+
+    grid, budget = grid_and_budget(ctx)
+    means = sweep.mean_over_seeds(sweep.usable(sweep_rows(ctx)))
+    chosen = {}
+    for (dataset, width, n, param, training), value in means.items():
+        if training == "linearized" and value > chosen.get(dataset, (None, -1.0))[1]:
+            chosen[dataset] = (sweep.Cell(dataset, width, n, param, training, grid.seeds[0]), value)
+    if not chosen or len(grid.seeds) < 2:
+        return Outcome(name="members revealed, non-members not", passed=False, measured="no setting to run",
+                       expected=">= 1 linearized setting and 2 seeds", reason="the control needs two draws")
+    details, members, non_members, consistent = {}, [], [], True
+    for dataset, (cell, value) in sorted(chosen.items()):
+        ctx.advance(f"membership control on {dataset}: two networks, each attacked")
+        control = sweep.membership_control(cell, grid.seeds[1], budget)
+        details[f"{dataset} width {cell.width} N {cell.n} {cell.param} linearized (mean revealed {value:.2f})"] = {
+            f"seed {seed}": entry for seed, entry in control.items()}
+        members += [entry["members"] for entry in control.values()]
+        non_members += [entry["non_members"] for entry in control.values()]
+        # the control scores as the sweep does: a network's own points, the same fraction as its cell's row
+        consistent &= all(entry["members"] == entry["cell_revealed"] for entry in control.values())
+    passed = min(members) >= MEMBER_FLOOR and all(value == 0 for value in non_members) and consistent
+    shown = lambda v: "none to score (the draws share every point)" if np.isnan(v) else f"{v:.2f}"  # noqa: E731
+    return Outcome(
+        name="members revealed, non-members not: each network's reconstructions against its own training set and "
+             "against an independent draw of the same size",
+        passed=bool(passed),
+        measured=f"members revealed {', '.join(f'{v:.2f}' for v in members)}; non-members "
+                 + ", ".join(map(shown, non_members))
+                 + ("" if consistent else "; members differ from the sweep's score of the same cell"),
+        expected=f"members >= {MEMBER_FLOOR:g} on every network; non-members 0",
+        reason="the attack inverts the network's parameter change, which holds its own training points and no others; "
+               "non-members revealed would mean the measure credits anything drawn from the data distribution "
+               "(as a trivial reconstruction, which reveals 0); members below the floor would leave the control "
+               "with nothing to contrast",
+        details=details)
+
+
 def check_boundary(ctx: Context) -> Outcome:
     """The regime boundary found by the sweep: per dataset and parametrization, the (width, N) cells whose mean
     revealed fraction over seeds is below 50%, for linearized and for standard training. Where standard
@@ -272,6 +320,10 @@ CLAIM = register(Claim(
              tolerance=f"{SPAN_TOLERANCE:g}: round-off times cond(K_0) (measured <= 5e-10)"),
         Step("trivial baselines fail", "largest fraction of training points a trivial reconstruction (mean, noise, "
              "held-out points) reveals in any cell", check_baselines, tolerance="0: exact, no tolerance"),
+        Step("members and non-members", "per dataset, the linearized setting with the highest mean success and two "
+             "of its seeds: each network attacked, its reconstructions scored against its own training set and "
+             "against the other network's", check_membership,
+             tolerance=f"non-members: 0, exact; members >= {MEMBER_FLOOR:g} (the control needs an attack that works)"),
         Step("regime boundary", "the (width, N) cells below 50% revealed, for each training mode: linearized "
              "failures within standard failures, and each mode's boundary inside the grid (some cell of each "
              "dataset at or above 50% under each mode)", check_boundary,
