@@ -34,9 +34,23 @@ def test_discrete_certificates(momentum, reduction):
 
 
 def test_induction_certificates_any_size():
+    """Proven for matrix symbols, and exactly 0 at explicit random matrices (3 x 4, exact rationals)."""
     certs = dynamics.induction_certificates()
-    assert all(dynamics.spot_check(cert, np.random.default_rng(0)) is None for cert in certs)
+    assert all(dynamics.spot_check(cert, np.random.default_rng(0)) == 0 for cert in certs)
     _assert_proven(certs)
+
+
+def test_matrix_spot_check_sees_a_wrong_step():
+    """The momentum update with its sign flipped (m_{s+1} = beta m_s + c J^T r_s) is nonzero at explicit matrices,
+    while the right step is exactly 0."""
+    n, p = sp.symbols("n p", positive=True, integer=True)
+    J, alpha, r = sp.MatrixSymbol("J", n, p), sp.MatrixSymbol("alpha", n, 1), sp.MatrixSymbol("r", n, 1)
+    beta, c = dynamics.beta_symbol, sp.Symbol("c", positive=True)
+    m = -J.T * alpha
+    wrong = (beta * m + c * J.T * r) + J.T * (beta * alpha + c * r)  # the right step would give 0
+    assert dynamics.matrix_spot_check(wrong, np.random.default_rng(0)) > 1e-3
+    assert dynamics.matrix_spot_check((beta * m - c * J.T * r) + J.T * (beta * alpha + c * r),
+                                      np.random.default_rng(0)) == 0
 
 
 def test_plain_gd_residual_sum_is_the_step_accumulator():

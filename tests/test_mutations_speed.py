@@ -24,7 +24,8 @@ def fresh_caches():
 
 
 def _failed(name: str, tmp_path) -> list[str]:
-    return failed_outcomes(r1.CLAIM, name, tmp_path)
+    """One R1 step on relu:2 alone (the bias-free chain, as the mutations below need; the default adds a biased one)."""
+    return failed_outcomes(r1.CLAIM, name, tmp_path, archs=("relu:2",))
 
 
 def _quadratic_term_halved(monkeypatch):
@@ -97,3 +98,28 @@ def test_unfaithful_stored_transposes_fail_r1_attack_gradient(monkeypatch, tmp_p
     failed = _failed("attack gradient", tmp_path)
     assert any("(fused form)" in name for name in failed), failed
     assert not any("(JVP form)" in name or "(kernel form)" in name for name in failed), failed
+
+
+def test_a_wrong_bias_scale_fails_r1_attack_gradient_on_the_biased_chain(monkeypatch, tmp_path):
+    """The kernel and fused forms with the bias scale s_b doubled: invisible on bias-free relu:2 (s_b = 0), so R1's
+    default chains include relu:2:sb=0.3, whose kernel-form gradient is then O(1) off."""
+    real = attack._layer_scales
+    monkeypatch.setattr(attack, "_layer_scales", lambda arch, fan_in: (real(arch, fan_in)[0], 2 * real(arch, fan_in)[1]))
+    failed = failed_outcomes(r1.CLAIM, "attack gradient", tmp_path)
+    assert failed and all("relu:2:sb=0.3" in name for name in failed), failed
+    assert any("(kernel form)" in name for name in failed), failed
+
+
+def test_profiled_gradient_mutation_fails_r1_on_the_quick_profile(monkeypatch, tmp_path):
+    """The profiled loss's gradient with its X part halved: the quick profile checks the profiled form on relu:2
+    (it was full-profile only, so a wrong factor there passed every quick run)."""
+    real = attack.profiled_loss_and_grad
+
+    def halved(*args, **kwargs):
+        loss, grad_x, *rest = real(*args, **kwargs)
+        return (loss, 0.5 * grad_x, *rest)
+
+    monkeypatch.setattr(attack, "profiled_loss_and_grad", halved)
+    failed = _failed("attack gradient", tmp_path)
+    assert failed and all("(profiled lambda)" in name for name in failed), failed
+

@@ -85,17 +85,18 @@ def _matrix_certificate(name: str, expression: sp.MatrixExpr) -> Certificate:
     return Certificate(name=name, expression=expression, residual=residual)
 
 
-def spot_check(cert: Certificate, rng: Any, samples: int = 3, *, digits: int = 30) -> float | None:
-    """Max |expression| over random values of its free symbols (None for matrix-symbol identities).
+def spot_check(cert: Certificate, rng: Any, samples: int = 3, *, digits: int = 30) -> float:
+    """Max |expression| over random values of its free symbols.
 
     ``rng`` is any generator with ``uniform(low, high)`` and ``normal()`` (e.g. numpy's ``default_rng``).
     Positive symbols are drawn from U(0.5, 2), the others from N(0, 1); the unreduced expression is
     evaluated with mpmath (sympy's own arbitrary-precision backend) at ``digits`` significant digits, so a
-    true identity leaves ~10^-digits and a wrong simplification shows as an O(1) value.
+    true identity leaves ~10^-digits and a wrong simplification shows as an O(1) value. Identities between
+    matrix symbols are evaluated at explicit matrices (:func:`matrix_spot_check`).
     """
     expression = cert.expression
     if isinstance(expression, sp.MatrixExpr) and not isinstance(expression, sp.MatrixBase):
-        return None
+        return matrix_spot_check(expression, rng, samples)
     symbols = sorted(expression.free_symbols, key=str)
     entries = list(expression) if isinstance(expression, sp.MatrixBase) else [expression]
     evaluate = sp.lambdify(symbols, entries, modules="mpmath")
@@ -106,6 +107,41 @@ def spot_check(cert: Certificate, rng: Any, samples: int = 3, *, digits: int = 3
             worst = max(worst, *(float(abs(value)) for value in evaluate(*values)))
     return worst
 
+
+
+MATRIX_SPOT_SIZES = (3, 4, 5)
+"""Sizes given to the dimension symbols of a matrix identity, in name order: distinct, so that a product with a
+transposed factor does not conform by accident."""
+
+
+def _random_rational(rng: Any, positive: bool) -> sp.Rational:
+    """An exact rational near a U(0.5, 2) (``positive``) or N(0, 1) draw: three decimals of it."""
+    value = rng.uniform(0.5, 2.0) if positive else rng.normal()
+    return sp.Rational(round(1000 * float(value)), 1000) or sp.Rational(1, 1000)
+
+
+def matrix_spot_check(expression: sp.MatrixExpr, rng: Any, samples: int = 3) -> float:
+    """Max |entry| of an identity between matrix symbols at explicit matrices: each dimension symbol gets a size of
+    :data:`MATRIX_SPOT_SIZES`, each matrix symbol and scalar symbol exact random rationals, and the expression is
+    evaluated exactly, so a true identity gives 0 and a wrong one a nonzero rational."""
+    matrices = sorted(expression.atoms(sp.MatrixSymbol), key=str)
+    symbols = expression.free_symbols - set(matrices)
+    shapes = [d for m in [*matrices, expression] for d in m.shape]
+    dimensions = sorted({s for d in shapes for s in sp.sympify(d).free_symbols} | {d for d in symbols if d.is_integer},
+                        key=str)
+    if len(dimensions) > len(MATRIX_SPOT_SIZES):
+        raise ValueError(f"{len(dimensions)} dimension symbols; at most {len(MATRIX_SPOT_SIZES)} are given sizes")
+    sizes = dict(zip(dimensions, MATRIX_SPOT_SIZES))
+    scalars = sorted(symbols - set(dimensions), key=str)
+    worst = sp.S.Zero
+    for _ in range(samples):
+        values: dict = {**sizes, **{s: _random_rational(rng, bool(s.is_positive)) for s in scalars}}
+        for m in matrices:
+            rows, cols = (int(sp.sympify(d).subs(sizes)) for d in m.shape)
+            values[m] = sp.Matrix(rows, cols, lambda i, j: _random_rational(rng, False))
+        value = sp.Matrix(expression.subs(values).doit())
+        worst = max(worst, *(abs(entry) for entry in value))
+    return float(worst)
 
 # ------------------------------------------------------------------------------------------------
 # Gradient flow
