@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from numerics import attack, metrics, training
+from numerics import attack, metrics, omission, training
 from proofs_check.claims import d1, r1, t1
 from theory import reconstruction
 from claim_mutation import clear_attack_caches, failed_outcomes
@@ -103,8 +103,8 @@ def _identity_matching(monkeypatch):
 
 
 def _inverted_omission_cost(monkeypatch):
-    """alpha_i^2 * (K^-1)_ii instead of alpha_i^2 / (K^-1)_ii."""
-    monkeypatch.setattr(t1, "omission_costs", lambda kernel, alpha: alpha**2 * np.diag(np.linalg.inv(kernel)))
+    """numerics.omission.omission_costs returns alpha_i^2 * (K^-1)_ii instead of alpha_i^2 / (K^-1)_ii."""
+    monkeypatch.setattr(omission, "omission_costs", lambda kernel, alpha: alpha**2 * np.diag(np.linalg.inv(kernel)))
 
 
 def _jvp_gradient_wrong_factor(monkeypatch):
