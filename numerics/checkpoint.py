@@ -54,7 +54,8 @@ from typing import Any, Iterable, Iterator, Mapping
 import jax
 import numpy as np
 
-from proofs_check.launcher import InterruptRequests, counting_interrupts  # the program's Ctrl-C recorder
+from proofs_check.launcher import (InterruptRequests, counting_interrupts,  # the program's Ctrl-C recorder
+                                   ending_on_a_stuck_press)
 
 FORMAT_VERSION = 1
 MAX_SCALAR_BYTES = 1 << 16
@@ -376,17 +377,33 @@ class StopFlag:
 
     def __init__(self):
         self.requested = False
+        self.handled = threading.Event()
+        self.last_check: tuple | None = None
+        """(step, total, what, path) of the last :meth:`check`: what a press that ends the program at once names."""
 
     def check(self, step: int, *, total: int | None = None, what: str = "the loop", path: Path | None = None) -> None:
         """Raise :class:`Interrupted` if Ctrl-C was pressed (call it right after saving the checkpoint)."""
+        self.last_check = (step, total, what, path)
         if self.requested:
             raise Interrupted(step, total, what, path)
+
+    def stuck_line(self) -> str:
+        """The line of a second press that ends the program while a chunk is still computing."""
+        if self.last_check is None:
+            return ("interrupted at once (a second Ctrl-C while the first chunk computed); rerun with --resume to "
+                    "continue from the run folder's last checkpoint, if it holds one")
+        step, total, what, path = self.last_check
+        steps = f"step {step}" + (f" of {total}" if total is not None else "")
+        if path is None:
+            return f"interrupted at once (a second Ctrl-C) after {steps} ({what}); nothing of it was saved"
+        return f"interrupted at once (a second Ctrl-C) with {steps} ({what}) saved; rerun with --resume to continue"
 
 
 @contextmanager
 def interruptible() -> Iterator[StopFlag]:
     """Within the block the first SIGINT (Ctrl-C) sets the yielded flag instead of raising; a second one
-    raises KeyboardInterrupt at once. Inside :func:`recording_interrupts` the presses are counted there too,
+    raises KeyboardInterrupt at once, or, while a compiled chunk keeps Python from running its handler, ends the
+    program at once with one line and 130 (proofs_check.launcher.ending_on_a_stuck_press). Inside :func:`recording_interrupts` the presses are counted there too,
     and a press recorded before the block sets the flag at once (the loop stops after its first chunk, once
     saved; a further press raises). Outside the main thread (where Python cannot install signal handlers)
     Ctrl-C behaves as usual."""
@@ -401,12 +418,14 @@ def interruptible() -> Iterator[StopFlag]:
         if requests is not None:
             requests.count += 1
         if flag.requested:
+            flag.handled.set()  # Python acts on the second press itself: the stuck-press watcher stands down
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         flag.requested = True
 
     previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield flag
+        with ending_on_a_stuck_press(1 if flag.requested else 2, flag.handled, flag.stuck_line):
+            yield flag
     finally:
         signal.signal(signal.SIGINT, previous)

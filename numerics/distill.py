@@ -65,7 +65,7 @@ from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import positive_int as _positive_int
 from numerics.data import positive_number as _positive
 from numerics.data import validate_points
-from numerics.kernels import analytic_ntk, pair_state_entries
+from numerics.kernels import analytic_ntk, pair_state_entries, pair_work
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
 from numerics.progress import ChunkSizer, duration, progress_bar
 from theory.architecture import Architecture
@@ -85,10 +85,16 @@ KERNEL_BLOCK_ENTRIES = 2 ** 24
 N = 32768 columns; a convolutional one on the 8x8 digits (4096 entries per pair) gets 3 rows against N = 1258
 columns, where 512 rows asked for 115 GB."""
 SLOW_STEP_WORK = 10_000_000
-"""Kernel-state entries per step (target points x support points x :func:`numerics.kernels.pair_state_entries`)
-above which a run times its first steps one at a time and says how long the whole run will take: a
+"""Work per step (target points x support points x :func:`numerics.kernels.pair_work`) above which a run times its
+first steps one at a time, sizes its chunks to the measured step and says how long the whole run will take: a
 convolutional chain on the 8x8 digits (conv3x3:c=4 > relu > gap > dense), N = 1258 targets and 10 support points,
-is 5e7 entries and took 32.5 s per step on 2 cores at load 7, against 0.01 s for relu:2 at the same N."""
+is 5e7 and took 32.5 s per step on 2 cores at load 7, against 0.01 s for relu:2 at the same N (1.3e4);
+expr:2:phi=tanh(x) there is 8.4e8 (its quadrature duals; about 43 s per step, measured by a trial run whose
+100-step chunks let Ctrl-C wait over an hour when quadrature was not counted)."""
+KERNEL_BLOCK_WORK = 2 ** 24
+"""Work (rows x columns x :func:`numerics.kernels.pair_work`) one block of :func:`kernel_matrix` may take, so that its
+progress bar advances and a Ctrl-C takes effect within about a second or two: 1 row against the 1258 digits for
+a quadrature dual (the memory rule alone gave one block of 512 rows, over ten minutes)."""
 VALIDATION_SEED = 20260
 """Seed of :func:`validation_split` (fixed: the held-out part of the training split is the same for every run)."""
 
@@ -134,13 +140,20 @@ def kernel_block_rows(arch: Architecture, dim: int, columns: int, block_size: in
     return max(1, min(int(block_size), KERNEL_BLOCK_ENTRIES // per_row))
 
 
+
+def kernel_matrix_rows(arch: Architecture, dim: int, columns: int, block_size: int = BLOCK_SIZE) -> int:
+    """Rows per block of :func:`kernel_matrix`: :func:`kernel_block_rows` (memory), fewer when a block would take
+    more than ``KERNEL_BLOCK_WORK`` (time: its progress bar and Ctrl-C act between blocks)."""
+    work_rows = KERNEL_BLOCK_WORK // (max(1, int(columns)) * pair_work(arch, dim))
+    return max(1, min(kernel_block_rows(arch, dim, columns, block_size), work_rows))
+
 def kernel_matrix(arch: Architecture, x1: Any, x2: Any = None, *, block_size: int = BLOCK_SIZE,
                   progress: str | None = None) -> np.ndarray:
     """Theta(x1, x2) as a numpy array, built in row blocks of :func:`kernel_block_rows` (memory bounded by
     ``KERNEL_BLOCK_ENTRIES`` whatever the architecture); ``progress`` names a progress bar over the rows."""
     a = jnp.asarray(x1, jnp.float64)
     b = a if x2 is None else jnp.asarray(x2, jnp.float64)
-    rows = kernel_block_rows(arch, a.shape[1], b.shape[0], block_size)
+    rows = kernel_matrix_rows(arch, a.shape[1], b.shape[0], block_size)
     out = np.empty((a.shape[0], b.shape[0]))
     with progress_bar(enabled=progress is not None and rows < a.shape[0], transient=True) as bar:
         task = bar.add_task(progress or "kernel rows", total=a.shape[0])
@@ -569,7 +582,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
         task = bar.add_task(f"{method.upper()} {arch.spec}, {per_class}/class", total=steps, completed=start,
                             value=float(curves[-1][-1]) if curves and curves[-1].size else None)
         step = start
-        work = x.shape[0] * x_s.shape[0] * pair_state_entries(arch, x.shape[1])
+        work = x.shape[0] * x_s.shape[0] * pair_work(arch, x.shape[1])
         sizer = ChunkSizer(chunk, heavy=work > SLOW_STEP_WORK)
         while step < steps:
             length = sizer.length(steps - step)
@@ -583,7 +596,7 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
             if progress and remaining is not None:
                 bar.console.print(
                     f"note: one step takes {sizer.seconds_per_step:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} "
-                    f"points x {pair_state_entries(arch, x.shape[1])} kernel-state entries per pair), so the "
+                    f"points, {pair_work(arch, x.shape[1])} units of work per pair), so the "
                     f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
                     "checkpoint to resume from")
             curves.append(losses)

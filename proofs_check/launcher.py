@@ -79,6 +79,58 @@ def counting_interrupts(requests: InterruptRequests) -> Iterator[InterruptReques
         signal.signal(signal.SIGINT, previous)
 
 
+
+STUCK_PRESS_GRACE = 1.0
+"""Seconds :func:`ending_on_a_stuck_press` leaves Python's own handler to act on the deciding press before it ends
+the program itself (the handler runs within microseconds when the main thread is in Python)."""
+
+
+@contextmanager
+def ending_on_a_stuck_press(presses: int, handled: threading.Event, line) -> Iterator[None]:
+    """Within the block the ``presses``-th Ctrl-C ends the program at once with ``PROG: line()`` and status 130,
+    also while the main thread is inside a long compiled computation, where Python runs no signal handler until
+    the computation returns (a distillation step with a formula activation took 43 s; the second press, meant to
+    stop at once, waited for it). The C-level signal handler writes each signal to a pipe
+    (``signal.set_wakeup_fd``) that a thread reads; if ``handled`` is not set within :data:`STUCK_PRESS_GRACE` of the
+    deciding press (Python's handler sets it when it runs and acts itself), the thread prints the line and ends
+    the process. Outside the main thread it only yields."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    try:
+        previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+    except (ValueError, OSError):  # no wakeup descriptor here: Python's handler alone
+        os.close(read_end)
+        os.close(write_end)
+        yield
+        return
+
+    def watch():
+        count = 0
+        while True:
+            try:
+                data = os.read(read_end, 64)
+            except OSError:
+                return
+            if not data:  # the block ended: the write end is closed
+                return
+            count += sum(byte == signal.SIGINT for byte in data)
+            if count >= presses and not handled.wait(STUCK_PRESS_GRACE):
+                print(f"{PROG}: {line()}", file=sys.stderr)
+                end_program(130)
+
+    watcher = threading.Thread(target=watch, name="stuck-press watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write_end)
+        watcher.join(timeout=1.0)
+        os.close(read_end)
+
 def flush_output() -> None:
     """Flush standard output and error (what was printed so far reaches the terminal or pipe)."""
     for stream in (sys.stdout, sys.stderr):

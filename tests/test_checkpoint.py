@@ -7,6 +7,7 @@ signal handler of :func:`numerics.checkpoint.interruptible` is what is tested.
 import gc
 import os
 import signal
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -128,6 +129,49 @@ def press_ctrl_c_where_python_discards_it():
         gc.callbacks.remove(callback)
     assert pressed
 
+
+
+STUCK_LOOP = """
+import sys, time
+import jax, jax.numpy as jnp
+jax.config.update("jax_enable_x64", True)
+from numerics.checkpoint import interruptible
+
+spin = jax.jit(lambda x: jax.lax.fori_loop(0, 10**11, lambda i, v: v * 0.5 + 1.0, x))  # minutes in one XLA call
+with interruptible() as stop:
+    stop.check(3, total=10, what="the test loop", path="loop_checkpoint.npz")
+    print("computing", flush=True)
+    spin(jnp.float64(0.0)).block_until_ready()
+print("the computation returned", flush=True)
+"""
+
+
+def test_a_second_ctrl_c_ends_the_program_while_a_compiled_chunk_computes(tmp_path):
+    """Python runs no signal handler inside a long XLA call: the second press, meant to stop at once, waited for the
+    chunk (43 s per distillation step with a formula activation). The stuck-press watcher ends the program within
+    a second or two of it, with one line naming what was saved, and status 130."""
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-c", STUCK_LOOP], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert process.stdout.readline().strip() == "computing", process.communicate()
+    time.sleep(1.0)  # inside the compiled loop
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert process.poll() is None  # the first press only asks the loop to stop after its chunk
+    pressed = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    try:
+        out, err = process.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the second Ctrl-C did not end the program within 30 s")
+    assert time.monotonic() - pressed < 10  # grace 1 s, and the machine may be loaded
+    assert process.returncode == 130 and "returned" not in out
+    assert err.splitlines() == ["proofs-check: interrupted at once (a second Ctrl-C) with step 3 of 10 (the test loop) "
+                                "saved; rerun with --resume to continue"]
 
 def test_a_ctrl_c_python_discards_is_recorded_and_stops_the_next_loop():
     """Within recording_interrupts (the CLI's whole command) a Ctrl-C outside any loop raises and is counted; when

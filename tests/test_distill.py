@@ -205,6 +205,21 @@ def test_kernel_blocks_shrink_with_the_pixel_pair_state_and_give_the_same_matrix
     np.testing.assert_allclose(D.kernel_matrix(conv, x1, x2), np.asarray(analytic_ntk(conv, x1, x2)), rtol=1e-13)
 
 
+
+def test_quadrature_duals_count_as_work_for_blocks_and_step_timing():
+    """A formula activation's dual is a 129 x 129 rule per entry: numerics.kernels.pair_work counts it (a trial run
+    of distill --arch expr:2:phi=tanh(x) kept 100-step chunks of ~43 s steps, so Ctrl-C waited over an hour, and
+    its full-data kernel ran as one block of minutes). Closed-form chains keep their blocks and chunks."""
+    from numerics.kernels import pair_work
+    from theory.expressions import QUADRATURE_NODES
+
+    tanh = parse_spec("expr:2:phi=tanh(x)")
+    assert pair_work(ARCH, 64) == 1 and pair_work(parse_spec("conv3x3:c=2 > relu > gap > dense"), 16) == 256
+    assert pair_work(tanh, 64) == 1 + 2 * 2 * QUADRATURE_NODES**2
+    assert D.kernel_matrix_rows(ARCH, 64, 1258) == D.kernel_block_rows(ARCH, 64, 1258)
+    assert D.kernel_matrix_rows(tanh, 64, 1258) == 1
+    assert 1258 * 10 * pair_work(tanh, 64) > D.SLOW_STEP_WORK > 1258 * 10 * pair_work(ARCH, 64)
+
 def test_heavy_steps_are_timed_one_by_one_and_the_long_run_gets_a_note(monkeypatch, capsys):
     x_t, y_t, labels, _, _ = _problem(6, n=30, d=8)
     common = dict(per_class=2, lr=0.02, chunk=10, block_size=8, steps=14)
