@@ -121,6 +121,13 @@ def _normalize(settings: Mapping[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps({str(k): convert(v) for k, v in settings.items()}))
 
 
+def with_article(text: str) -> str:
+    """``text`` after "a", or "an" where its first letter (past any quote) is a vowel: "an attack checkpoint",
+    "an 'attack' run", "a saved model"."""
+    first = text.lstrip("'\"`")[:1].lower()
+    return f"{'an' if first and first in 'aeiou' else 'a'} {text}"
+
+
 def first_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> tuple[str, Any, Any] | None:
     """The first setting (in the order of ``current``, then any only in ``stored``) whose values differ,
     as (name, stored value, current value); None when the two agree. A missing value compares as None."""
@@ -177,7 +184,7 @@ def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None 
     path = Path(path)
     if not path.is_file():
         raise FileError(f"no {what} at {path}" + (" (it is a directory)" if path.is_dir() else ""))
-    a_what = f"{'an' if what[:1].lower() in 'aeiou' else 'a'} {what}"
+    a_what = with_article(what)
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as error:
@@ -263,10 +270,12 @@ class Checkpoint:
         missing = [key for key in ("step", "budget", "kind", "n_state", "settings", "format_version")
                    if key not in contents]
         if missing:
-            raise CheckpointError(f"{self.path} is not a {self.kind} checkpoint: it lacks {', '.join(missing)}")
+            raise CheckpointError(f"{self.path} is not {with_article(self.kind)} checkpoint: it lacks "
+                                  f"{', '.join(missing)}")
         kind = str(contents["kind"])
         if kind != self.kind:
-            raise CheckpointError(f"{self.path} is a {kind} checkpoint, not a {self.kind} checkpoint")
+            raise CheckpointError(f"{self.path} is {with_article(kind)} checkpoint, not {with_article(self.kind)} "
+                                  "checkpoint")
         if int(contents["format_version"]) != FORMAT_VERSION:
             raise CheckpointError(f"{self.path} has checkpoint format {int(contents['format_version'])}; this version "
                                   f"reads format {FORMAT_VERSION}")
@@ -310,6 +319,20 @@ class Checkpoint:
 
 RUN_RECORD = "run.json"
 """The file in a run folder that records what a command was run with (see :func:`read_run`)."""
+
+
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """The ``kind`` of the checkpoint file at ``path`` ("train", "attack", ...: the loop whose state
+    :meth:`Checkpoint.save` wrote there), or None where the file is no checkpoint of this program."""
+    try:
+        contents = read_npz(path, what="checkpoint", only=("kind", "step", "format_version"))
+    except FileError:
+        return None
+    kind = contents.get("kind")
+    if kind is None or "step" not in contents or "format_version" not in contents or kind.shape != () \
+            or kind.dtype.kind != "U":
+        return None
+    return str(kind)
 
 
 def read_run(folder: str | os.PathLike) -> dict[str, Any] | None:

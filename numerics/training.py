@@ -36,7 +36,8 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from numerics.checkpoint import Checkpoint, FileError, fingerprint, interruptible, read_npz
+from numerics.checkpoint import (Checkpoint, FileError, checkpoint_kind, fingerprint, interruptible, read_npz,
+                                 with_article)
 from numerics.networks import Network, Params, make_network
 from numerics.progress import progress_bar
 from theory.architecture import Architecture, SpecError, parse_spec
@@ -544,6 +545,10 @@ def load_model(path: str | Path) -> SavedModel:
     header = read_npz(path, what="saved model", expected=MODEL_HEADER, only=MODEL_HEADER)
     missing = [key for key in ("spec", "width", "out_dim", "in_dim") if key not in header]
     if missing:
+        kind = checkpoint_kind(path)
+        if kind is not None:  # e.g. train_checkpoint.npz beside a run folder's model.npz
+            raise FileError(f"{path} is {with_article(kind)} checkpoint of this program (what --resume continues), "
+                            "not a saved model: pass the model.npz of its run folder (written when training ends)")
         raise FileError(f"{path} is not a saved model of this program: it lacks {', '.join(missing)}")
     version = int(header.get("format_version", FORMAT_VERSION))
     if version > FORMAT_VERSION:

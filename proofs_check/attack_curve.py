@@ -61,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train-steps", type=positive_int, default=20_000, help="training step budget")
     parser.add_argument("--budgets", type=budgets, default=DEFAULT_BUDGETS,
                         help="attack steps at which the reconstructions are scored, comma-separated; the attack runs "
-                             "the largest (default: %(default)s)")
+                             "the largest")
     parser.add_argument("--lr", type=positive_float, default=0.02, help="attack learning rate")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the data draw, the networks and the attacks")
     parser.add_argument("--out", type=folder, default="reports/attack-curve", help="output folder")
@@ -134,7 +134,7 @@ def _combined(folders) -> dict:
 def check(args) -> None:
     from numerics import audit
     from numerics.checkpoint import FileError
-    from proofs_check.cli import UsageError, check_resumed_settings, earlier_run, unused_width
+    from proofs_check.cli import UsageError, check_resumed_settings, earlier_run, given_twice, unused_width
     from theory.architecture import parse_spec
 
     if args.combine:
@@ -156,9 +156,9 @@ def check(args) -> None:
     args.arch = args.arch or [parse_spec(spec) for spec in DEFAULT_ARCHS]
     args.training = args.training or list(TRAININGS)
     for option, values in (("--arch", [arch.spec for arch in args.arch]), ("--training", args.training)):
-        twice = next((value for i, value in enumerate(values) if value in values[:i]), None)
+        twice = given_twice(option, values, "each would train and attack the same series")
         if twice is not None:
-            raise UsageError(f"{option} {twice} is given twice (each would train and attack the same series)")
+            raise UsageError(twice)
     unused = unused_width(args.width, args.arch)
     if unused is not None:
         raise UsageError(unused)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import functools
 import sys
 import tempfile
 import time
@@ -183,9 +184,12 @@ def previous_run(out: Path, *, resume: bool) -> dict | None:
 def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | None:
     """:func:`previous_run` of a command that keeps a run record, refusing (one line) a folder that holds another
     command's run, even when starting afresh: the two runs' files would mix. ``what`` names the run ("an attack")."""
+    from numerics.checkpoint import with_article
+
     previous = previous_run(out, resume=resume)
     if previous is not None and previous.get("command") != command:
-        raise UsageError(f"{out} holds a {previous.get('command')!r} run, not {what}; choose another --out")
+        raise UsageError(f"{out} holds {with_article(repr(previous.get('command')))} run, not {what}; choose another "
+                         "--out")
     return previous
 
 
@@ -509,6 +513,9 @@ def _check_run(args) -> None:
     if unknown:
         raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
     named = list(dict.fromkeys(i.upper() for i in args.ids))  # each claim once, in the order given
+    twice = given_twice("--arch", [arch.spec for arch in args.arch], "each claim would check it twice")
+    if twice is not None:
+        raise UsageError(twice)
     args.ids = named or list(registry)
     fixed = [i for i in named if not registry[i].uses_archs]
     if args.arch and fixed:
@@ -657,6 +664,14 @@ def unused_width(width: int | None, archs) -> str | None:
     return f"--width {width} sets no layer of {fixed}; drop --width"
 
 
+def given_twice(option: str, values: list[str], consequence: str) -> str | None:
+    """The refusal of a repeatable ``option`` given the same value twice (``values`` as the run records them: an
+    architecture by its canonical spec, so relu:2 and dense > relu > dense > relu > dense are one), or None;
+    ``consequence`` says what the repeat would do."""
+    twice = next((value for i, value in enumerate(values) if value in values[:i]), None)
+    return None if twice is None else f"{option} {twice} is given twice ({consequence})"
+
+
 def _recorded_width(arch, width: int | None) -> int | None:
     """The width a run records and a resume must match: None where it sets no layer (any width, the same network)."""
     return width if arch.width_sets_layers else None
@@ -695,11 +710,17 @@ def _fill_data_defaults(args) -> None:
         setattr(args, name, ATTACK_DATA_DEFAULTS[name])
 
 
-def _shown_attack_setting(name: str, value: Any) -> Any:
-    """How a stored attack setting is written in a resume refusal (the model is a fingerprint, the attack seed
-    None when it follows --seed)."""
+def _shown_attack_setting(name: str, value: Any, args=None) -> Any:
+    """How an attack setting is written in a resume refusal: the model by its fingerprint (None: a model trained in
+    the run folder), and by its file where it is this command's --model (``args``); the attack seed None when it
+    follows --seed."""
     if name == "model":
-        return "a different model" if value else "none (trained here)"
+        given = None if args is None else args.model
+        if value is None:  # the two differ, so the other one is a --model file, or none is given now
+            return "a model trained here" if given is not None else "not given (a model trained here)"
+        if given is not None and value == args.model_fingerprint:
+            return f"{getattr(given, 'source', None) or 'the --model file'} (fingerprint {value})"
+        return f"another model (fingerprint {value})"
     if name == "attack_seed" and value is None:
         return "the --seed value"
     if name == "rescale":
@@ -780,7 +801,8 @@ def _check_attack(args) -> None:
         stored = dict(args.previous["settings"])
         if "width" in stored:  # run folders written before widths that set no layer were recorded as None
             stored["width"] = _recorded_width(args.arch, stored["width"])
-        check_resumed_settings(stored, _attack_settings(args), out, _shown_attack_setting, never_default=("model",))
+        check_resumed_settings(stored, _attack_settings(args), out,
+                               functools.partial(_shown_attack_setting, args=args), never_default=("model",))
         training = args.previous.get("training")
         if training is not None and args.model is None and training["stop_reason"] == "budget" \
                 and args.train_steps != training["budget"]:
@@ -1141,11 +1163,17 @@ def _sweep(args) -> int:
                       f"{sweep.FIT_FRACTION:g} of the zero function's loss: no trained network to attack); they are "
                       "left out of the table, the trends and the figures")
     for (dataset, param, training), entry in boundary.items():
-        failing = ", ".join(f"m={w} N={n}" for w, n in entry["failing"]) or "none"
-        console.print(f"{dataset} {param} {training}: revealed < 50% at {failing}")
+        console.print(f"{dataset} {param} {training}: {_boundary_text(entry)}")
     console.print(f"{result.computed} cells computed, {result.reused} reused, in {result.seconds:.0f} s; files: "
                   f"{result.csv_path}, {result.json_path}, {args.out / 'summary.json'}, {figures_dir}/")
     return 0
+
+
+def _boundary_text(entry: dict) -> str:
+    """Where the attack fails in one (dataset, param, training) group (an entry of numerics.sweep.regime_boundary)."""
+    if not entry["failing"]:
+        return "revealed < 50% in no cell"
+    return "revealed < 50% at " + ", ".join(f"m={w} N={n}" for w, n in entry["failing"])
 
 
 def _sweep_table(rows):

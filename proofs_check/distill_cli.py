@@ -19,6 +19,8 @@ DISTILL_FILES = {"checkpoint": "distill_checkpoint.npz", "npz": "distilled.npz",
                  "metrics": "metrics.json"}
 DISTILL_CHUNK = 100
 """Steps per jitted chunk: one checkpoint and progress update after each (Ctrl-C waits for at most one)."""
+EVAL_EVERY = 50
+"""Steps between the validation checks of --validation-fraction where --eval-every is not given."""
 DEFEND_SIZES = (10, 20, 50)
 """Default distilled set sizes of ``defend``."""
 RANDOM_BASELINE_DRAWS = 5
@@ -42,8 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="model selection: hold out this stratified fraction of the training split (fixed seed), "
                              "distill on the rest and keep the support set with the best validation accuracy, "
                              "checked every --eval-every steps (0: no selection, the last step is kept)")
-    parser.add_argument("--eval-every", type=positive_int, default=50,
-                        help="steps between validation checks (with --validation-fraction)")
+    parser.add_argument("--eval-every", type=positive_int,
+                        help=f"steps between validation checks (with --validation-fraction; default: {EVAL_EVERY})")
     parser.add_argument("--fixed-labels", action="store_true", help="keep the labels of the initial points")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the initial points (and the baselines' draws)")
     parser.add_argument("--out", type=folder, default="reports/distill", help="run folder")
@@ -79,6 +81,11 @@ def check(args) -> None:
     from numerics.data import digits
     from proofs_check.cli import UsageError, check_resumed_settings, earlier_run
 
+    if args.eval_every is not None and not args.validation_fraction:
+        raise UsageError(f"--eval-every {args.eval_every} sets the steps between validation checks, which need "
+                         "--validation-fraction F > 0 (without it the last step is kept); drop --eval-every or pass "
+                         "--validation-fraction")
+    args.eval_every = EVAL_EVERY if args.eval_every is None else args.eval_every
     if args.arch.parameterization != "ntk":
         raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
                          "parametrization (drop param=standard)")
@@ -466,7 +473,9 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=positive_int, default=2000, help="attack steps")
     parser.add_argument("--train-steps", type=positive_int, default=5000,
                         help="training step budget of every network (the attacked one and the fresh ones)")
-    parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC")
+    parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC",
+                        help="architecture of every network (the attacked one and the fresh ones) and of the kernel "
+                             "regression (its infinite-width NTK); the spec grammar: proofs-check --help")
     parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
     try:
         args = parser.parse_args(argv)

@@ -50,6 +50,26 @@ def test_readme_recipe_passes_k1_from_the_command_line(tmp_path, capsys):
     assert "softplus" in report
 
 
+def test_readme_and_the_code_give_monomials_the_degrees_the_spec_rules_accept():
+    """README's spec table said k runs "0 to 5" (and MAX_MONOMIAL_DEGREE's docstring 0 to it) while k = 0 is
+    refused: the documented range is the one parse_spec accepts."""
+    def accepted(k: int) -> bool:
+        try:
+            parse_spec(f"monomial:2:k={k}")
+        except SpecError:
+            return False
+        return True
+
+    degrees = [k for k in range(-2, activations.MAX_MONOMIAL_DEGREE + 3) if accepted(k)]
+    assert degrees == list(range(degrees[0], degrees[-1] + 1)) and degrees[-1] == activations.MAX_MONOMIAL_DEGREE
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith("| `k` | monomial"))
+    assert f"({degrees[0]} to {degrees[-1]}" in row, row
+    source = Path(activations.__file__).read_text()
+    docstring = source[source.index("MAX_MONOMIAL_DEGREE = "):].split('"""')[1]
+    assert f"k runs from {degrees[0]} to this" in docstring, docstring
+
+
 def test_traits_come_from_the_entries():
     assert activations.get("relu").piecewise_linear and activations.get("relu").homogeneous_degree == 1
     assert activations.get("poly").polynomial_degree({"coeffs": (0.5, 1.0, 0.25)}) == 2

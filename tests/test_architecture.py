@@ -26,6 +26,12 @@ def test_defaults_filled_in():
     ("relu", "lacks a depth"),
     ("relu:x", "not an integer"),
     ("relu:0", "depth must be"),
+    ("relu:-1", "depth must be an integer >= 1, got -1"),  # was "depth '-1' ... is not an integer"
+    # a depth in a chain's activation layer: the hint, not only "is not KEY=VALUE"
+    ("dense > relu:2 > dense", r"option '2' in layer 'relu:2' of spec 'dense > relu:2 > dense' is not KEY=VALUE "
+                               r"\(a depth like relu:2 belongs to the shorthand, not to a chain\)$"),
+    ("dense > relu:sw > dense", r"option 'sw' in layer 'relu:sw' .* is not KEY=VALUE$"),  # no depth: no hint
+    ("conv3:c=-1 > relu > gap > dense", r"channels \(c\) must be an integer from 1 to 65536, got -1"),
     ("relu:2:sw=-1", "sigma_w"),
     ("relu:2:sb=-0.1", "sigma_b"),
     ("relu:2:param=mean_field", "parameterization"),
@@ -40,7 +46,8 @@ def test_defaults_filled_in():
     ("relu:2:sw=1e-300", "must be from 0.001 to 1000"),
     ("erf:2:sb=1e200", r"sigma_b \(sb\) of a dense layer must be from 0 to 1000"),
     ("dense:sw=2000 > relu > dense", "must be from 0.001 to 1000"),
-    # neural-tangents' Monomial takes degrees 0-5; an all-zero polynomial is the zero function
+    # k = 0 is a constant and neural-tangents' Monomial takes no degree above 5; an all-zero polynomial is the zero
+    # function
     ("monomial:2:k=6", "k must be an integer from 1 to 5"),
     ("monomial:2:k=0", r"k must be an integer from 1 to 5 \(k = 0 is a constant"),
     ("poly:2:coeffs=0,0,0", "phi=0 is the zero function"),

@@ -64,7 +64,8 @@ def test_budget_may_grow_but_not_shrink_below_the_step(tmp_path):
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b"not a zip"), "not an .npz archive"),
     (lambda p: np.savez(p, something=np.ones(3)), "not a demo checkpoint: it lacks"),
-    (lambda p: Checkpoint(p, kind="other").save(_state(), step=1, budget=1), "is a other checkpoint"),
+    (lambda p: Checkpoint(p, kind="other").save(_state(), step=1, budget=1), "is an other checkpoint, not a demo "
+                                                                            "checkpoint"),
     (lambda p: np.savez(p, evil=np.array([object()], dtype=object)), "holds Python objects"),
 ])
 def test_unusable_files_are_one_clear_error(tmp_path, make, message):
@@ -73,6 +74,19 @@ def test_unusable_files_are_one_clear_error(tmp_path, make, message):
     with pytest.raises(CheckpointError, match=message) as error:
         Checkpoint(path, kind="demo").load(_state())
     assert "\n" not in str(error.value)
+
+
+def test_messages_take_the_article_of_the_word_they_name(tmp_path):
+    """"holds a 'attack' run" and "is a attack checkpoint" (a new user's trial): the article follows the word, past a
+    quote; a file that is no checkpoint has no kind."""
+    assert [checkpoint.with_article(word) for word in ("attack checkpoint", "'attack'", "train", "'distill'")] == [
+        "an attack checkpoint", "an 'attack'", "a train", "a 'distill'"]
+    Checkpoint(tmp_path / "attack.npz", kind="attack").save(_state(), step=1, budget=1)
+    with pytest.raises(CheckpointError, match="is an attack checkpoint, not a train checkpoint"):
+        Checkpoint(tmp_path / "attack.npz", kind="train").peek()
+    assert checkpoint.checkpoint_kind(tmp_path / "attack.npz") == "attack"
+    np.savez(tmp_path / "plain.npz", kind=np.array("train"))  # a "kind" alone does not make a checkpoint
+    assert checkpoint.checkpoint_kind(tmp_path / "plain.npz") is None
 
 
 def test_state_of_another_shape_is_refused(tmp_path):

@@ -20,6 +20,7 @@ from rich.console import Console
 
 import numerics  # noqa: F401  (float64 on)
 from numerics import attack as attack_module
+from numerics.checkpoint import Checkpoint, fingerprint, read_run, write_run
 from numerics import audit
 from numerics.networks import make_network
 from numerics.training import load_model, save_model
@@ -78,6 +79,7 @@ def models(tmp_path_factory):
     files["other_dims"] = folder / "other_dims.npz"
     files["unmoved"] = save_model(folder / "unmoved.npz", params_0, params_0, arch, 16, 1)
     files["huge"] = save_model(folder / "huge.npz", params_0, jax.tree.map(lambda a: a * 1e300, params_0), arch, 16, 1)
+    files["checkpoint"] = Checkpoint(folder / "train_checkpoint.npz", kind="train").save(params_f, step=1, budget=2)
     return files
 
 
@@ -154,6 +156,9 @@ def _bad_input_cases():
         (["attack", "--model", "{missing}"], "no such file"),
         (["attack", "--model", "{not_npz}"], "not an .npz archive"),
         (["attack", "--model", "{other}"], "is not a saved model of this program: it lacks spec"),
+        (["attack", "--model", "{checkpoint}"], "train_checkpoint.npz is a train checkpoint of this program (what "
+                                                "--resume continues), not a saved model: pass the model.npz of its run "
+                                                "folder (written when training ends)"),
         (["attack", "--model", "{shapes}"], "has shape (64, 16) and dtype float64, expected shape (64, 17)"),
         (["attack", "--model", "{evil_spec}"], "name '__import__' is not allowed"),
         # a traceback after loading, and a --lr hint for a file too large for float64, before
@@ -200,6 +205,11 @@ def _bad_input_cases():
         (["attack-curve", "--arch", "conv3:c=4 > relu > gap > dense", "--width", "32"],
          "--width 32 sets no layer of conv3:c=4 > relu > gap > dense (channels fixed by c=); drop --width"),
         (["attack-curve", "--arch", "relu:2", "--arch", "relu:2"], "--arch relu:2 is given twice"),
+        (["attack-curve", "--arch", "relu:2", "--arch", "dense > relu > dense > relu > dense"],
+         "--arch relu:2 is given twice (each would train and attack the same series)"),
+        # run: the same rule (cli.given_twice); the report listed archs ['relu:2', 'relu:2'] and every row twice
+        (["run", "K1", "--arch", "relu:2", "--arch", "dense > relu > dense > relu > dense"],
+         "--arch relu:2 is given twice (each claim would check it twice)"),
         (["attack-curve", "--training", "standard", "--training", "standard"], "--training standard is given twice"),
         (["attack-curve", "--combine", "{run}", "--out", "{run}"], "is one of the --combine folders"),
         (["attack-curve", "--combine", "{run}", "{run}/../run", "--out", "{tmp}/c"], "is given twice"),
@@ -216,7 +226,7 @@ def _bad_input_cases():
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "10", "--resume",
           "--out", "{run}"], "already at step 20; --steps 10 is below it"),
         (["attack", "--model", "{good}", "--n", "4", "--steps", "20", "--resume", "--out", "{run}"],
-         "--model is a different model but the run in"),
+         "good.npz (fingerprint "),  # ... "but the run in {run} used a model trained here" (the next test)
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--attack-seed", "3",
           "--resume", "--out", "{run}"], "--attack-seed is 3 (as given, or its default) but the run in"),
         # a changed --seed is named, not the --attack-seed that was set equal to the old one
@@ -241,6 +251,44 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(argv, message, models,
     assert message in captured.err
     assert "Traceback" not in captured.err + captured.out
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written (no 'pwned' either)
+
+
+def test_resuming_with_another_model_names_both_models(models, run_folder, no_work, tmp_path, capsys):
+    """The refusal said "--model is a different model but the run in DIR used a different model": it names the
+    --model file and the run's model, by fingerprint or as trained in the folder."""
+    good = load_model(models["good"])
+    given = fingerprint(good.params_0, good.params_f)
+    attacked = tmp_path / "attacked"  # a run folder that attacked a --model file (its record is all --resume reads)
+    attacked.mkdir()
+    record = read_run(run_folder)
+    write_run(attacked, {**record, "settings": {**record["settings"], "model": "0123456789abcdef"}})
+    resume = ["--n", "4", "--steps", "20", "--resume", "--out"]
+    for argv, words in [
+            (["--model", str(models["good"]), *resume, str(run_folder)],
+             f"--model is {models['good']} (fingerprint {given}) but the run in {run_folder} used a model trained "
+             "here; resume with the same settings"),
+            (["--model", str(models["good"]), *resume, str(attacked)],
+             f"--model is {models['good']} (fingerprint {given}) but the run in {attacked} used another model "
+             "(fingerprint 0123456789abcdef); resume"),
+            (["--width", "16", "--train-steps", "300", *resume, str(attacked)],
+             f"--model is not given (a model trained here) but the run in {attacked} used another model "
+             "(fingerprint 0123456789abcdef); resume")]:
+        assert main(["attack", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+
+
+def test_help_shows_defaults_as_the_options_take_them(capsys, monkeypatch):
+    """attack-curve's --budgets default read "(100, 250, 500, 1000, 2000)", a Python tuple; the option takes
+    100,250,500,1000,2000. No command shows a default as Python writes it."""
+    monkeypatch.setenv("COLUMNS", "250")
+    for command in COMMANDS:
+        with pytest.raises(SystemExit):
+            main([command.name, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert not re.search(r"default: [(\[]", text), (command.name, text)
+        if command.name == "attack-curve":
+            assert "the attack runs the largest (default: 100,250,500,1000,2000)" in text, text
 
 
 def test_help_shows_defaults_and_the_registered_activations(capsys, monkeypatch):
@@ -484,6 +532,9 @@ def test_an_attack_refuses_a_folder_of_another_command_even_when_starting_afresh
     write_run(tmp_path, {"command": "distill", "settings": {}})
     assert main(["attack", "--n", "4", "--width", "8", "--out", str(tmp_path)]) == 2
     assert "holds a 'distill' run, not an attack; choose another --out" in capsys.readouterr().err
+    write_run(tmp_path, {"command": "attack", "settings": {}})  # the article follows the word ("a 'attack' run")
+    assert main(["attack-curve", "--n", "4", "--out", str(tmp_path)]) == 2
+    assert "holds an 'attack' run, not an attack-curve run; choose another --out" in capsys.readouterr().err
 
 
 def test_ctrl_c_during_claims_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):

@@ -2,6 +2,7 @@
 writes its files and resumes."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -45,6 +46,11 @@ BAD = [
     (["distill", "--validation-fraction", "1"], "--validation-fraction: must be in [0, 1), got 1"),
     (["distill", "--validation-fraction", "x"], "--validation-fraction: 'x' is not a number"),
     (["distill", "--eval-every", "0"], "--eval-every: must be a positive integer"),
+    # silently ignored before: without a validation split there is nothing to check
+    (["distill", "--per-class", "1", "--eval-every", "50", "--steps", "5"], "--eval-every 50 sets the steps between "
+                                                                             "validation checks, which need "
+                                                                             "--validation-fraction F > 0"),
+    (["distill", "--validation-fraction", "0", "--eval-every", "5"], "drop --eval-every or pass --validation-fraction"),
     ([*SMALL, "--steps", "10", "--validation-fraction", "0.2", "--resume", "--out", "{run}"],
      "--validation-fraction is 0.2 (as given, or its default) but the run in"),
     (["distill", "--arch", "relu:2:param=standard"], "needs the NTK parametrization"),
@@ -77,6 +83,40 @@ def test_bad_input_is_one_line_and_exit_2_before_any_work(argv, message, small_r
     assert captured.err.count("\n") == 1 and captured.err.startswith("proofs-check: error: "), captured.err
     assert message in captured.err
     assert "Traceback" not in captured.err + captured.out
+
+
+def test_readme_states_the_validation_split_rule():
+    """README said F holds out round(F * count) per class, but --validation-fraction 0.0001 holds out 10 digits: the
+    rule's "at least 1, at most count - 1" was only in validation_split's docstring."""
+    from pathlib import Path
+
+    from numerics.data import digits
+    from numerics.distill import validation_split
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "per class round(F * count), but at least 1 and at most count - 1" in readme
+    labels = digits(task="ten_class", split="train").labels
+    counts = np.bincount(labels)
+    held = {fraction: np.bincount(labels[validation_split(labels, fraction)[1]], minlength=10)
+            for fraction in (0.0001, 0.2, 0.9999)}
+    assert list(held[0.0001]) == [1] * 10 and "0.0001 the 10 of digits-ten-class" in readme
+    assert list(held[0.9999]) == list(counts - 1)
+    assert f"0.2 holds out {held[0.2].sum()} of the {labels.size} digits" in readme
+
+
+def test_every_option_of_the_rkip_finite_module_has_help(capsys, monkeypatch):
+    """python -m proofs_check.distill_cli --help showed --arch SPEC with its default alone."""
+    from proofs_check.distill_cli import rkip_finite_main
+
+    monkeypatch.setenv("COLUMNS", "300")
+    with pytest.raises(SystemExit) as exit_:
+        rkip_finite_main(["--help"])
+    assert exit_.value.code == 0
+    listing = capsys.readouterr().out.split("options:")[1]
+    options = dict(re.findall(r"^  (-\S*(?: [A-Z_]+)?)(.*(?:\n {3,}.*)*)", listing, flags=re.M))  # option -> help
+    assert len(options) == 8 and "--arch SPEC" in options, options
+    for option, text in options.items():
+        assert text.strip() and not text.strip().startswith("(default:"), (option, text)
 
 
 def test_small_distillation_end_to_end_and_resume(small_run, capsys):

@@ -168,6 +168,15 @@ def test_regime_boundary_lists_failing_cells_and_the_smallest_width_per_n():
     assert set(standard["failing"]) == {(16, 10), (16, 40), (64, 40)} and standard["min_width"] == {10: 64, 40: 256}
 
 
+def test_the_boundary_line_reads_naturally_where_no_cell_fails():
+    """The sweep's summary said "revealed < 50% at none" where the attack failed in no cell."""
+    rows = [r for r in synthetic_rows() if r["dataset"] == "sphere" and r["param"] == "ntk"]
+    boundary = sweep.regime_boundary(rows)
+    assert cli._boundary_text(boundary[("sphere", "ntk", "linearized")]) == "revealed < 50% at m=16 N=10, m=16 N=40"
+    wide = sweep.regime_boundary([r for r in rows if r["width"] >= 64])[("sphere", "ntk", "linearized")]
+    assert wide["failing"] == [] and cli._boundary_text(wide) == "revealed < 50% in no cell"
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--widths", "0"], "width"), (["--widths", "16,x"], "not an integer"), (["--datasets", "mnist"], "unknown"),
     (["--ns", "3"], "even"), (["--params", "ntk,ntk"], "twice"), (["--seeds", "0"], "positive"),

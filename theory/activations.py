@@ -47,7 +47,8 @@ PARAMETER_KINDS = ("float", "int", "floats", "expression")
 a formula in x (read by the whitelist parser theory.expressions.parse_expression, never evaluated)."""
 
 MAX_MONOMIAL_DEGREE = 5
-"""monomial's k runs from 0 to this: neural-tangents' Monomial layer refuses other degrees (NotImplementedError)."""
+"""monomial's k runs from 1 to this: k = 0 is a constant (rank-one kernels), and neural-tangents' Monomial layer
+refuses higher degrees (NotImplementedError)."""
 
 Params = Mapping[str, object]
 

@@ -797,12 +797,13 @@ def _parse_value(activation: str, key: str, text: str) -> object:
         raise SpecError(f"bad value {text!r} for {key!r} of activation {activation!r}") from None
 
 
-_INTEGER_TEXT = re.compile(r"\s*[+]?[0-9]+\s*")
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 _FLOAT_TEXT = re.compile(r"\s*[+-]?(([0-9]+[.]?[0-9]*|[.][0-9]+)([eE][+-]?[0-9]+)?|(?i:nan|inf|infinity))\s*")
 
 
 def _int_text(text: str) -> int:
-    """``int(text)`` for plain ASCII decimal digits only (Python's int also reads '1_0' and full-width digits)."""
+    """``int(text)`` for plain ASCII decimal digits only (Python's int also reads '1_0' and full-width digits); a
+    sign is read, for the rules on values to name a negative one (relu:-1: depth must be an integer >= 1)."""
     if not _INTEGER_TEXT.fullmatch(text):
         raise ValueError(text)
     return int(text)
@@ -824,14 +825,20 @@ def _float(text: str, key: str, where: str) -> float:
     return value
 
 
-def _items(token: str, where: str) -> dict[str, str]:
-    """``KEY=VALUE`` items of a token (after its name), each key once."""
+DEPTH_IN_CHAIN_HINT = " (a depth like relu:2 belongs to the shorthand, not to a chain)"
+"""Added to the refusal of an activation layer of a chain with a number where its options go (dense > relu:2)."""
+
+
+def _items(token: str, where: str, *, activation: bool = False) -> dict[str, str]:
+    """``KEY=VALUE`` items of a token (after its name), each key once; ``activation``: the token is an activation
+    layer's, whose bare integer is a depth that the chain does not take (:data:`DEPTH_IN_CHAIN_HINT`)."""
     items: dict[str, str] = {}
     for item in token.split(":"):
         key, sep, text = item.partition("=")
         key = key.strip().lower()  # names are case-blind, as the layers'
         if not sep or not key:
-            raise SpecError(f"option {item.strip()!r} in {where} is not KEY=VALUE")
+            hint = DEPTH_IN_CHAIN_HINT if activation and _INTEGER_TEXT.fullmatch(item) else ""
+            raise SpecError(f"option {item.strip()!r} in {where} is not KEY=VALUE{hint}")
         if key in items:
             raise SpecError(f"option {key!r} given twice in {where}")
         items[key] = text.strip()
@@ -866,7 +873,7 @@ def _parse_layer(token: str, defaults: dict[str, object], spec: str):
     head, _, rest = token.partition(":")
     name = head.strip().lower()
     where = f"layer {token!r} of spec {spec!r}"
-    items = _items(rest, where) if rest.strip() or ":" in token else {}
+    items = _items(rest, where, activation=name in ACTIVATION_PARAMETERS) if rest.strip() or ":" in token else {}
     if name == "dense":
         layer = L.Dense(**_weights(items, defaults, where))
         _unknown(items, "sw, sb, param", where)
@@ -902,11 +909,7 @@ def _parse_layer(token: str, defaults: dict[str, object], spec: str):
         return L.Residual(scale, dense, activation)
     if name in ACTIVATION_PARAMETERS:
         activation = _activation_from(name, items, where)
-        if items:
-            key = next(iter(items))
-            hint = " (a depth like relu:2 belongs to the shorthand, not to a chain)" if "=" not in token else ""
-            raise SpecError(f"unknown option {key!r} in {where}; allowed: "
-                            f"{', '.join(ACTIVATION_PARAMETERS[name]) or 'none'}{hint}")
+        _unknown(items, ", ".join(ACTIVATION_PARAMETERS[name]) or "none", where)
         return activation
     raise SpecError(f"unknown layer {head.strip()!r} in spec {spec!r}; layers: {', '.join(LAYER_NAMES)} "
                     f"or an activation ({', '.join(ACTIVATION_PARAMETERS)})")
