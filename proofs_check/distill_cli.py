@@ -323,9 +323,12 @@ def defend_check(args) -> None:
                          f"defends nothing{given}")
     train = digits(task="ten_class", split="train")
     counts = np.bincount(train.labels, minlength=10)
-    if args.per_class > counts.min():
-        raise UsageError(f"--per-class {args.per_class}: the training split has only {int(counts.min())} digits "
-                         "of its smallest class")
+    held_out = min(args.sizes) // 10  # per class, for the held-out-points baseline (trivial_training_sets)
+    if args.per_class > counts.min() - held_out:
+        raise UsageError(f"--per-class {args.per_class}: the training split has {int(counts.min())} digits of its "
+                         f"smallest class, and the held-out baseline takes {held_out} of each class outside the private "
+                         f"set (as many as the smallest distilled set, --sizes {min(args.sizes)}): at most "
+                         f"{int(counts.min()) - held_out}")
     private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
     smallest = float(np.linalg.norm(private.x, axis=1).min())
     impossible = [r for r in args.distances if r is not None and r >= smallest]
@@ -499,8 +502,14 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
     except UsageError as error:
         print(f"{prog}: error: {error}", file=sys.stderr)
         return 2
-    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
-                                    train_steps=args.train_steps)
+    from numerics.checkpoint import Interrupted
+
+    try:
+        result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
+                                        train_steps=args.train_steps)
+    except (Interrupted, KeyboardInterrupt):  # nothing of it is kept (no checkpoints): one line, as proofs-check
+        print(f"{prog}: interrupted; this command keeps no checkpoint: rerun it to start again", file=sys.stderr)
+        return 130
     args.out.mkdir(parents=True, exist_ok=True)
     write_metrics(args.out / "rkip_finite.json", result)
     attacked = result["training"]["attacked"]

@@ -69,7 +69,10 @@ BAD = [
     (["defend", "--distances", "none,3"], "--distances 3 cannot be met"),
     (["defend", "--distances", "near"], "'near' is neither a number nor 'none'"),
     (["defend", "--distances", "-1"], "must be finite and > 0"),
-    (["defend", "--per-class", "500"], "--per-class 500: the training split has only"),
+    (["defend", "--per-class", "500", "--sizes", "10"], "--per-class 500: the training split has 122 digits of its "
+     "smallest class, and the held-out baseline takes 1 of each class outside the private set"),
+    # 122 is every digit of the smallest class: nothing was left for the held-out baseline, which crashed after ~70 s
+    (["defend", "--per-class", "122", "--sizes", "10"], "(as many as the smallest distilled set, --sizes 10): at most 121"),
     (["defend", "--attack-steps", "0"], "--attack-steps: must be a positive integer"),
 ]
 
@@ -357,3 +360,19 @@ def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, 
     training = json.loads((out / "rkip_finite.json").read_text())["training"]
     assert training["attacked"]["stop_reason"] == "budget" and training["attacked"]["steps"] == 20
     assert training["networks_original"] == ["budget"] * 3
+
+
+def test_rkip_finite_module_ctrl_c_is_one_line_and_130(tmp_path, monkeypatch, capsys):
+    """Ctrl-C in `python -m proofs_check.distill_cli` printed numerics.checkpoint.Interrupted's traceback, exit 1."""
+    from numerics import distill
+    from numerics.checkpoint import Interrupted
+    from proofs_check.distill_cli import rkip_finite_main
+
+    def interrupted(*args, **kwargs):
+        raise Interrupted(234, 5000, "training", None)
+
+    monkeypatch.setattr(distill, "rkip_finite_experiment", interrupted)
+    assert rkip_finite_main(["--n", "4", "--recon", "2", "--out", str(tmp_path / "rkip")]) == 130
+    err = capsys.readouterr().err
+    assert err == ("python -m proofs_check.distill_cli: interrupted; this command keeps no checkpoint: rerun it to "
+                   "start again\n")

@@ -34,6 +34,23 @@ def test_wrong_erf_constant_fails_factorization():
     assert price_certificate(wrong).residual == 0  # a constant shift is invisible to Price: hence both checks
 
 
+
+def test_a_hyperbolic_closed_form_is_certified_on_the_diagonal():
+    """sin(w x)'s dual exp(-w^2 (a + b) / 2) sinh(w^2 c): its diagonal residual exp(-x) sinh(x) + exp(-2x)/2 - 1/2
+    (x = w^2 a) is 0, which simplify left standing (a new user's registered entry failed K1 on it). The certificate
+    now rewrites hyperbolic functions as exponentials; a wrong amplitude still fails."""
+    from theory.dual import diagonal_certificate
+
+    w = sp.Rational(4, 5)
+    decay = sp.exp(-w**2 * (a_var + b_var) / 2)
+    sine = DualKernel(name="sine", phi=sp.sin(w * x_symbol), value=decay * sp.sinh(w**2 * c_var),
+                      derivative=w**2 * decay * sp.cosh(w**2 * c_var), method="closed form")
+    assert diagonal_certificate(sine).proven
+    assert price_certificate(sine).proven
+    wrong = DualKernel(name="sine", phi=sine.phi, value=decay * sp.sinh(w**2 * c_var) * sp.Rational(11, 10),
+                       derivative=sine.derivative, method="closed form")
+    assert not diagonal_certificate(wrong).proven
+
 def test_isserlis_fourth_moment():
     # E[u^2 v^2] = ab + 2c^2
     assert sp.simplify(gaussian_moment(2, 2) - (a_var * b_var + 2 * c_var**2)) == 0

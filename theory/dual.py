@@ -184,7 +184,14 @@ def is_zero_on_domain(expr: sp.Expr) -> sp.Expr:
     residual = sp.simplify(expr)
     if residual == 0:
         return residual
-    return sp.simplify(sp.factor(sp.simplify(_on_domain(residual))))
+    residual = sp.simplify(sp.factor(sp.simplify(_on_domain(residual))))
+    if residual != 0 and residual.has(sp.sinh, sp.cosh, sp.tanh, sp.sin, sp.cos, sp.tan):
+        # sinh, cosh, sin, cos as exponentials: simplify leaves exp(-x) sinh(x) + exp(-2x)/2 - 1/2 (the diagonal of
+        # sin(w x)'s dual) standing; the rewrite is an identity, so a 0 it reaches is a proof
+        rewritten = sp.expand(sp.powsimp(sp.expand(residual.rewrite(sp.exp)), combine="exp"))
+        if rewritten == 0:
+            return rewritten
+    return residual
 
 
 def gaussian_expectation(f: sp.Expr, variance=a_var) -> sp.Expr:
