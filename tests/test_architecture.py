@@ -111,6 +111,20 @@ def test_variance_path_follows_sigma_exactly():
     assert 1e-12 < seen[0][2] < 1e-11 < 1e-8 < seen[1][2] < 1e-7  # the error estimate grows with the variance
 
 
+
+def test_variance_path_refuses_a_layer_kind_it_has_no_map_for():
+    """A trial added a scale:k= layer by the README's recipe; variance_path skipped it, so dense > scale:k=100 >
+    expr:phi=exp(2*x) > dense was accepted while dense:sw=100 > expr:phi=exp(2*x) > dense, the same computation, was
+    refused. A layer kind without a variance map is now an error naming where to add it."""
+    from theory.architecture import variance_path
+
+    class Scale:  # a layer kind theory.architecture does not know
+        pass
+
+    dense = parse_spec("relu:1").layers[0]
+    with pytest.raises(TypeError, match="variance_path has no variance map for a Scale layer"):
+        list(variance_path((dense, Scale())))
+
 @pytest.mark.parametrize("spec, canonical", [
     ("RELU:2", "relu:2"), ("relu:2:SW=2", "relu:2:sw=2"), ("relu:2:param=NTK", "relu:2"),
     ("leaky_relu:2:ALPHA=0.2", "leaky_relu:2:alpha=0.2"), ("DENSE:SW=2 > RELU > dense", "dense:sw=2 > relu > dense"),

@@ -321,6 +321,9 @@ def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> 
                 mean = variance + float(layer.scale) ** 2 * (float(layer.dense.sigma_w) ** 2 * mean
                                                              + float(layer.dense.sigma_b) ** 2)
             variance = mean
+        elif not isinstance(layer, (L.GlobalAveragePool, L.Flatten)):  # pooling: per-unit variance at most kept
+            raise TypeError(f"variance_path has no variance map for a {type(layer).__name__} layer: add it here "
+                            "(the layer's own check of the variance an activation sees would pass silently)")
         if not variance < 1e300:
             break
     yield None, variance, 0.0
