@@ -336,6 +336,7 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
     before success is reported. Returns the exit status and, after a success, the line for a Ctrl-C still to come
     (None where a line was printed)."""
     args = command = None
+    running = False
     try:
         args = build_parser().parse_args(argv)
         command = next(c for c in COMMANDS if c.name == args.command)
@@ -343,9 +344,16 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
         for destination in command.outputs:
             ensure_writable(getattr(args, destination), _option(destination))
             claim_folder(getattr(args, destination), _option(destination), command.name)
+        running = True
         code = command.run(args)
     except BaseException as error:
         interrupted = requests.finish()
+        if not running and (isinstance(error, KeyboardInterrupt) or interrupted) \
+                and not isinstance(error, (UsageError, SpecError)):
+            # pressed while the command line was read and checked: nothing was done (the line was a bare
+            # "interrupted", which says neither)
+            print(f"{PROG}: {NOT_STARTED}", file=sys.stderr)
+            return 130, None
         code, line = _failure(error, args, command, interrupted=interrupted)
         print(f"{PROG}: {line}", file=sys.stderr)
         return code, None

@@ -680,3 +680,19 @@ def test_resuming_below_the_first_budget_says_it_ends_mid_schedule(run_folder, t
     assert "--resume --steps 40 completes it" in out
     metrics = json.loads((folder / "metrics.json").read_text())["attack"]
     assert metrics["anneal_steps"] == 40 and metrics["final_beta"] < 200
+
+
+def test_ctrl_c_while_the_command_line_is_checked_says_nothing_started(monkeypatch, capsys):
+    """A press while `run` imported its claims (1.2 s in) gave a bare "proofs-check: interrupted"; before a command
+    starts its work nothing is written, and the line says so."""
+    import proofs_check.cli as cli
+    from proofs_check.launcher import NOT_STARTED
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    command = next(c for c in cli.COMMANDS if c.name == "run")
+    monkeypatch.setattr(cli, "COMMANDS", [dataclasses.replace(command, check=interrupted)
+                                          if c is command else c for c in cli.COMMANDS])
+    assert main(["run", "K1"]) == 130
+    assert capsys.readouterr().err == f"proofs-check: {NOT_STARTED}\n"
