@@ -119,8 +119,9 @@ def test_an_overflowing_kernel_fails_its_rows_instead_of_crashing(tmp_path):
     kernels' error and fails; at sw = 3 the estimate lifts a tanh kernel's bound to 3.9e-7."""
     import math
 
-    (row,) = _outcomes("(b) neural-tangents", "expr:2:phi=sinh(x)", tmp_path)
+    row, empirical = _outcomes("(b) neural-tangents", "expr:2:phi=sinh(x)", tmp_path)
     assert row.failed and math.isnan(row.measured) and "overflowed" in row.reason
+    assert "empirical_ntk" in empirical.name and empirical.passed, empirical.measured  # a finite network: no overflow
     (pd,) = _outcomes("(d) strict PD", "expr:2:phi=sinh(x)", tmp_path)
     assert "error estimate" in pd.reason and 4e-11 < float(pd.expected.split()[-1]) < 6e-11, pd.expected
     assert pd.failed and 1e-11 < pd.measured < 4e-11, pd.measured

@@ -40,6 +40,7 @@ def test_patch_without_zero_padding_fails_k1(monkeypatch, tmp_path):
         return tuple(min(max(p + o, 0), n - 1) for p, o, n in zip(position, offset, shape))
 
     monkeypatch.setattr(k1, "CONV_QUICK", (("relu", 2, 0.1, "flatten", 1),))
+    monkeypatch.setattr(k1, "CONV_SPECS", ())
     assert not _failed(CONV, tmp_path)
     monkeypatch.setattr(layers, "shifted_position", clamped)
     kernels._clear_caches()
@@ -59,12 +60,14 @@ def test_patch_mean_over_the_wrong_count_fails_k1(monkeypatch, tmp_path):
 
     monkeypatch.setattr(layers.Conv, "step", step)
     monkeypatch.setattr(k1, "CONV_QUICK", (("relu", 1, 0.1, "gap", 2),))
+    monkeypatch.setattr(k1, "CONV_SPECS", ())
     assert _failed(CONV, tmp_path)
 
 
 def test_gap_averaging_only_the_diagonal_fails_k1(monkeypatch, tmp_path):
     monkeypatch.setattr(layers.GlobalAveragePool, "pooled_pairs", layers.Flatten.pooled_pairs)
     monkeypatch.setattr(k1, "CONV_QUICK", (("relu", 1, 0.0, "gap", 1),))
+    monkeypatch.setattr(k1, "CONV_SPECS", ())
     assert _failed(CONV, tmp_path)
 
 

@@ -236,6 +236,12 @@ def _pair_moments(expr: sp.Expr, left, right, table) -> sp.Expr:
     return sp.expand(total)
 
 
+SAME_OFFSETS = {1: (0,), 2: (0, 1), 3: (-1, 0, 1)}
+"""The offsets o (output p reads input p + o) of SAME padding for windows of 1, 2 and 3 taps, written out from
+XLA's rule, which neural-tangents' stax.Conv uses: k - 1 zeros in all, (k - 1) // 2 of them before the input. The
+derivations below read these, not theory.layers.same_offsets (the code under test), so the two are compared."""
+
+
 def conv_step_derivation(length: int = 4, taps: int = 3, sigma_w=sp.Rational(13, 10),
                          sigma_b=sp.Rational(1, 10)) -> Identity:
     """theory.layers.Conv.step derived from the layer's definition on a 1D image of ``length`` pixels (one
@@ -244,11 +250,12 @@ def conv_step_derivation(length: int = 4, taps: int = 3, sigma_w=sp.Rational(13,
 
     Sigma'[p, p'] = E[h_p h'_p'] with E[a_i a'_j] = S_ij; Theta'[p, p'] = E[sum over parameters of
     dh_p/dtheta dh'_p'/dtheta]: this layer's w and b, and the earlier parameters through a (chain rule),
-    <da_i, da'_j> = T_ij. Both must equal Conv.step at every pixel pair, with the patch of S and T."""
+    <da_i, da'_j> = T_ij. Both must equal Conv.step at every pixel pair, with the patch of S and T (the patch is
+    read at the layer's offsets, the definition at :data:`SAME_OFFSETS`)."""
     from theory.layers import Conv, positions
 
     layer = Conv((taps,), sigma_w=float(sigma_w), sigma_b=float(sigma_b))
-    offsets = [o[0] for o in layer.offsets]
+    offsets = SAME_OFFSETS[taps]
     w = sp.symbols(f"w0:{taps}", real=True)
     b = sp.Symbol("b", real=True)
     a, a2 = sp.symbols(f"a0:{length}", real=True), sp.symbols(f"a2_0:{length}", real=True)
@@ -303,12 +310,14 @@ def pointwise_conv_identities() -> list[Identity]:
 
 def padding_factor(window: tuple[int, ...], shape: tuple[int, ...], pooling: str) -> sp.Rational:
     """The share of the window inside the image, averaged as the pooling averages: by counting, independently of
-    the steps. GAP: (1 / (|w| P^2)) sum_o n_o^2 with n_o = #{p : p + o inside}; flatten: (1 / (|w| P)) sum_o n_o."""
-    from theory.layers import positions, shifted_position, window_offsets
+    the steps. GAP: (1 / (|w| P^2)) sum_o n_o^2 with n_o = #{p : p + o inside}; flatten: (1 / (|w| P)) sum_o n_o;
+    the offsets o from :data:`SAME_OFFSETS`."""
+    from theory.layers import positions, shifted_position
 
     cells = positions(shape)
-    counts = [sum(1 for p in cells if shifted_position(p, o, shape) is not None) for o in window_offsets(window)]
-    size = len(window_offsets(window))
+    offsets = tuple(itertools.product(*(SAME_OFFSETS[taps] for taps in window)))
+    counts = [sum(1 for p in cells if shifted_position(p, o, shape) is not None) for o in offsets]
+    size = len(offsets)
     if pooling == "gap":
         return sp.Rational(sum(n * n for n in counts), size * len(cells) ** 2)
     return sp.Rational(sum(counts), size * len(cells))

@@ -30,6 +30,14 @@ was seed noise); conv3x3 > relu > gap > dense with 20: -0.48 [-0.55, -0.42]."""
 PD_ARCHS = ("relu:2", "erf:3:sw=1.5:sb=0.1", "relu:2:sb=0.2", "relu:2:res=0.5")
 RESIDUAL_NT_ACTIVATIONS = ("relu", "erf")
 """Residual blocks (res=0.5) checked against neural-tangents' FanOut / FanInSum at depth 1-3, with and without biases."""
+NT_QUADRATURE_ARCHS = ("expr:2:sw=1.3:sb=0.1:phi=tanh(x)",)
+"""Activations without a closed-form dual in (b) (quick; the full profile adds a deeper standard one): two hidden
+layers, so the second layer's variances are the quadrature's value_diagonal and a wrong diagonal reaches both
+kernels (E[phi(a z)^2] for E[phi(sqrt(a) z)^2]: measured 0.16 relative, against 5.1e-9 for the real code)."""
+EMPIRICAL_ARCHS = ("erf:2:sw=1.3:sb=0.1", "relu:2:sw=1.3:sb=0.3:param=standard")
+"""MLPs on which (b) compares numerics.kernels.empirical_ntk (the layer-by-layer J J^T of (c)) with neural-tangents'
+empirical_ntk_fn at the same parameters: biases in both parametrizations (the bias gradient's term is sigma_b^2 in
+one, 1 in the other), a smooth and a kinked activation."""
 
 
 def _activation_arch(text: str, depth: int = 1) -> Architecture:
@@ -129,6 +137,18 @@ def _random_covariances(rng: np.random.Generator, count: int) -> list[tuple[floa
     return points
 
 
+def _rational_covariances(rng: np.random.Generator, count: int) -> list[tuple]:
+    """Random exact rationals (q11, q22, q12, d) with |q12| < min(q11, q22) <= sqrt(q11 q22) (Gram entries of two
+    inputs of dimension d), and the edges q12 = +-q11 = +-q22 (coincident and antipodal inputs)."""
+    points = []
+    for _ in range(count):
+        q11, q22 = (sp.Rational(int(rng.integers(1, 60)), int(rng.integers(1, 20))) for _ in range(2))
+        points.append((q11, q22, sp.Rational(int(rng.integers(-95, 96)), 100) * min(q11, q22),
+                       int(rng.integers(1, 9))))
+    q = sp.Rational(7, 3)
+    return points + [(q, q, q, 3), (q, q, -q, 3)]
+
+
 # ------------------------------------------------------------------------------------------------
 # Derivations
 # ------------------------------------------------------------------------------------------------
@@ -222,13 +242,18 @@ def derive_recursion(ctx: Context) -> list[Outcome]:
     neural-tangents, for the claim's architectures (biases and the standard parametrization included)."""
     from numerics.kernels import analytic_kernel_fn
     from numerics.networks import make_network
-    from theory.kernels import as_arccos, compose, relu_ntk_depth_one
+    from theory.kernels import as_arccos, compose, dim, q11, q12, q22, relu_ntk_depth_one
 
     outcomes = []
+    points = _rational_covariances(ctx.rng("k1-recursion-spot"), 4)
     for spec in ("relu:1", "relu:1:sw=1.5"):
         arch = parse_spec(spec)
-        residual = sp.simplify(as_arccos(compose(arch).theta) - relu_ntk_depth_one(arch))
-        outcomes.append(exact(f"{spec}: recursion = closed-form one-hidden-layer NTK", residual))
+        difference = as_arccos(compose(arch).theta) - relu_ntk_depth_one(arch)
+        # the unsimplified difference at exact rationals, 30 digits: a wrong simplification cannot pass
+        spot = max(abs(complex(sp.N(difference.subs({q11: a, q22: b, q12: c, dim: d}, simultaneous=True), 30)))
+                   for a, b, c, d in points)
+        outcomes.append(_exact_and_spot_checked(f"{spec}: recursion = closed-form one-hidden-layer NTK",
+                                                sp.simplify(difference), spot))
     rng = ctx.rng("k1-recursion")
     x1, x2 = rng.normal(size=(3, 4)), rng.normal(size=(2, 4))
     for arch in _recursion_archs(ctx):
@@ -253,7 +278,9 @@ def derive_recursion(ctx: Context) -> list[Outcome]:
 # ------------------------------------------------------------------------------------------------
 
 def check_against_quadrature(ctx: Context) -> list[Outcome]:
-    """(a) Dual kernels (closed form or this project's trapezoid quadrature) vs scipy adaptive quadrature."""
+    """(a) Dual kernels (closed form or this project's trapezoid quadrature) vs scipy adaptive quadrature: the pair
+    (value, derivative) at (a, b, c) and the diagonal value(a, a, a) = E[phi(sqrt(a) z)^2] at a and b (the
+    variances the next layer sees)."""
     import jax.numpy as jnp
 
     from numerics.kernels import dual_functions
@@ -266,16 +293,18 @@ def check_against_quadrature(ctx: Context) -> list[Outcome]:
     outcomes = []
     for arch in _activation_archs(ctx):
         kernel = dual_for(arch)
-        pair, _ = dual_functions(arch)
+        pair, diagonal = dual_functions(arch)
         phi, phi_prime = scalar_function(kernel.phi), scalar_function(kernel.phi_prime)
         worst, where = 0.0, None
         for a, b, c in _random_covariances(rng, ctx.pick(3, 10)):
             compiled = pair(jnp.float64(a), jnp.float64(b), jnp.float64(c))
-            for f, ours in ((phi, float(compiled[0])), (phi_prime, float(compiled[1]))):
-                reference = gaussian_expectation_2d(f, f, a, b, c)
+            for f, ours, at in ((phi, float(compiled[0]), (a, b, c)), (phi_prime, float(compiled[1]), (a, b, c)),
+                                (phi, float(diagonal(jnp.float64(a))), (a, a, a)),
+                                (phi, float(diagonal(jnp.float64(b))), (b, b, b))):
+                reference = gaussian_expectation_2d(f, f, *at)
                 error = abs(ours - reference) / max(abs(reference), 1.0)
                 if error > worst:
-                    worst, where = error, (a, b, c)
+                    worst, where = error, at
         quadrature = kernel.method != "closed form"
         tolerance, reason = ((1e-9, "129-node trapezoid rule: error ~exp(-2 pi w / h), below 1e-12 for variances <= 3; "
                                "1e-9 covers scipy's own tolerance")
@@ -297,7 +326,49 @@ def _nt_archs(ctx: Context) -> list[Architecture]:
         archs.append(parse_spec(spec))
     for activation, depth, sb in itertools.product(RESIDUAL_NT_ACTIVATIONS, (1, 2, 3), (0.0, 0.1)):
         archs.append(parse_spec(f"{activation}:{depth}:sw=1.3:sb={sb}:res=0.5"))
-    return archs
+    quadrature = ctx.pick(NT_QUADRATURE_ARCHS, NT_QUADRATURE_ARCHS + ("expr:3:sw=1.3:sb=0.1:param=standard:"
+                                                                      "phi=tanh(x)",))
+    return archs + [parse_spec(spec) for spec in quadrature]
+
+
+def _empirical_archs(ctx: Context) -> list[Architecture]:
+    """The MLPs whose empirical NTK (b) checks: the claim's --arch ones, else :data:`EMPIRICAL_ARCHS` (residual
+    and convolutional networks take neural-tangents' own empirical_ntk_fn, nothing to compare)."""
+    if ctx.archs:
+        return [arch for arch in ctx.archs if arch.is_mlp]
+    return [parse_spec(spec) for spec in EMPIRICAL_ARCHS]
+
+
+EMPIRICAL_WIDTH, EMPIRICAL_OUTPUTS, EMPIRICAL_SEEDS = 64, 2, 2
+"""Width, outputs (so every (k, k') block of K is compared) and initializations of the empirical-NTK comparison."""
+EMPIRICAL_TOLERANCE = 1e-12
+"""numerics.kernels.empirical_ntk vs neural-tangents' empirical_ntk_fn, relative to the largest entry: float64
+round-off of one J J^T by two routes, measured <= 8.4e-16 on erf, relu and tanh MLPs of depth 2-3 with biases in
+both parametrizations; the bias term doubled (sigma_b^2 -> 2 sigma_b^2, sb = 0.1) is 2.1e-2 off at (b)'s points."""
+
+
+def empirical_ntk_error(arch: Architecture, x1: np.ndarray, x2: np.ndarray, keys) -> float:
+    """max |K - K_nt| / max |K_nt| of numerics.kernels.empirical_ntk (J(x) J(x')^T layer by layer) against
+    neural-tangents' empirical_ntk_fn (Jacobian contraction, implementation 1) on the stax network's parameters at
+    each key: K(x1, x1), the form (c) uses, and K(x1, x2), both in the (n1, n2, C, C) layout."""
+    from numerics._nt import neural_tangents
+    from numerics.kernels import empirical_ntk
+    from numerics.networks import make_network
+
+    network = make_network(arch, EMPIRICAL_WIDTH, EMPIRICAL_OUTPUTS)
+    reference = neural_tangents().empirical_ntk_fn(network.apply_fn, trace_axes=(), vmap_axes=0, implementation=1)
+    worst = 0.0
+    for key in keys:
+        params = network.init(key, x1.shape[1])
+        for other in (None, x2):
+            ours = np.asarray(empirical_ntk(arch, params, x1, other))
+            theirs = np.asarray(reference(x1, x1 if other is None else other, params))
+            with np.errstate(invalid="ignore", over="ignore"):  # NaN (an overflow, or a wrong shape) stays the worst
+                error = float(np.abs(ours - theirs).max() / np.abs(theirs).max()) \
+                    if ours.shape == theirs.shape else math.nan
+            if _worse(error, worst):
+                worst = error
+    return worst
 
 
 @functools.cache
@@ -365,6 +436,8 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     skipped = _fully_connected_applicable(ctx, "kernels vs neural-tangents")
     if skipped:
         return skipped
+    import jax
+
     from numerics.kernels import analytic_kernel_fn
     from numerics.networks import NUMERICAL_DEGREE, make_network
 
@@ -437,6 +510,22 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
                                "the less accurate of the two quadratures: measured <= 1.1e-6 (asinh(x)**3, depth 2; "
                                "at its library default of 80 nodes 2.3e-4); a dual off by 1e-3 fails" + overflowed,
                                worst_arch=spec))
+    empirical_worst, empirical_where = 0.0, None
+    empirical_archs = _empirical_archs(ctx)
+    other = ctx.rng("k1-empirical").normal(size=x1.shape)  # x1's shape: each eager op compiles once (2 s less)
+    for arch in empirical_archs:
+        keys = [jax.random.PRNGKey(ctx.seed_for("k1-empirical", arch.spec, seed)) for seed in range(EMPIRICAL_SEEDS)]
+        error = empirical_ntk_error(arch, x1, other, keys)
+        if _worse(error, empirical_worst):
+            empirical_worst, empirical_where = error, arch.spec
+    if empirical_where is not None:
+        outcomes.append(within(
+            f"{_counted(len(empirical_archs), 'MLP')}: numerics.kernels.empirical_ntk vs neural-tangents' "
+            f"empirical_ntk_fn at the same parameters (width {EMPIRICAL_WIDTH}, {EMPIRICAL_OUTPUTS} outputs, "
+            f"{EMPIRICAL_SEEDS} initializations each)", empirical_worst, EMPIRICAL_TOLERANCE,
+            "the same J J^T in float64 by two routes, the layer-by-layer formula and a Jacobian contraction "
+            "(measured <= 8.4e-16); (c)'s fitted slope cannot see a kernel off by a constant factor, this can (the "
+            "bias term doubled: 2.1e-2)", worst_arch=empirical_where))
     return outcomes
 
 
@@ -584,6 +673,12 @@ CONV_QUICK = (("relu", 1, 0.0, "gap", 1), ("erf", 2, 0.1, "flatten", 2), ("relu"
 """(activation, depth, sigma_b, pooling, spatial axes) on the quick profile: every depth and every value of each
 other factor, each activation with both biases, poolings and dimensions (a budget of about 5 s); the full profile
 runs all 48 combinations."""
+CONV_SPECS = ("sw=1.3:sb=0.1 > conv2 > relu > conv2 > relu > flatten > dense",
+              "sw=1.3:sb=0.1:param=standard > conv3x3 > erf > flatten > dense")
+"""Chains of (e) outside the conv_chain grid, both profiles: an even window (SAME padding puts (k - 1) // 2 zeros
+before, the rest after: a window of 2 reads p and p + 1; mirrored, the kernels are 0.098 off neural-tangents') and the
+standard parametrization through flatten (the readout's fan-in is positions x channels: with the channels alone
+0.33 off; measured on the quick profile)."""
 
 
 def conv_chain(activation: str, depth: int, sigma_b: float, pooling: str, spatial_dims: int, *,
@@ -602,7 +697,7 @@ def _conv_chains(ctx: Context) -> list[tuple]:
         return [arch.layers for arch in ctx.archs if arch.is_convolutional]
     combos = ctx.pick(CONV_QUICK, tuple(itertools.product(("relu", "erf"), (1, 2, 3), (0.0, 0.1), ("gap", "flatten"),
                                                          (1, 2))))
-    return [conv_chain(*combo) for combo in combos]
+    return [conv_chain(*combo) for combo in combos] + [parse_spec(spec).layers for spec in CONV_SPECS]
 
 
 def chain_text(chain: tuple) -> str:
@@ -738,8 +833,9 @@ def derive_layer_steps(ctx: Context) -> list[Outcome]:
 
     rng = ctx.rng("k1-layer-steps")
     outcomes = []
-    for identity in [conv_step_derivation()] + pointwise_conv_identities() + pooled_conv_identities() + \
-            residual_step_derivations():
+    identities = [conv_step_derivation(taps=taps) for taps in (3, 2)] + pointwise_conv_identities() + \
+        pooled_conv_identities() + residual_step_derivations()
+    for identity in identities:
         symbols = sorted(set().union(*(d.free_symbols for d in identity.differences)), key=str)
         spot = 0.0
         if symbols:
@@ -1057,23 +1153,28 @@ CLAIM = register(Claim(
              "mpmath's 15 digits)"),
         Step("recursion", "the composed recursion at depth 1 against the closed form; at depth 1-3 against the "
              "compiled kernel and neural-tangents", derive_recursion,
-             tolerance="exact for the closed form; 1e-13 relative for the 30-digit recursion vs float64 kernels "
-             "(measured <= 5e-16 at general points, depth <= 3)"),
-        Step("layer steps", "convolution, pooling and residual steps derived from the layers' definitions",
-             derive_layer_steps, tolerance="exact symbolic identities, each also evaluated at random values of "
-             "its symbols, where it must be below 1e-12"),
+             tolerance="exact for the closed form, whose unsimplified difference must also be below 1e-12 at four "
+             "random exact-rational covariances and the two edges (30 digits; measured <= 1e-164); 1e-13 relative for "
+             "the 30-digit recursion vs float64 kernels (measured <= 5e-16 at general points, depth <= 3)"),
+        Step("layer steps", "convolution (windows of 2 and 3 taps, SAME offsets written out), pooling and residual "
+             "steps derived from the layers' definitions", derive_layer_steps,
+             tolerance="exact symbolic identities, each also evaluated at random values of its symbols, where it must "
+             "be below 1e-12"),
     ],
     checks=[
-        Step("(a) quadrature", "dual kernels vs scipy nested adaptive quadrature",
-             _lettered("a", check_against_quadrature),
+        Step("(a) quadrature", "dual kernels (value, derivative, and the diagonal value(a, a, a)) vs scipy nested "
+             "adaptive quadrature", _lettered("a", check_against_quadrature),
              tolerance="1e-9 relative: scipy's quad tolerance is 1e-12 per nested integral, kinks split exactly; "
              "the trapezoid kernels' own error is below 1e-12 for variances <= 3"),
-        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn; at coincident and antipodal inputs also vs "
-             "the recursion in 40-digit arithmetic", _lettered("b", check_against_neural_tangents),
+        Step("(b) neural-tangents", "analytic_kernel_fn vs nt kernel_fn (closed forms and a two-layer tanh by "
+             "quadrature); at coincident and antipodal inputs also vs the recursion in 40-digit arithmetic; "
+             "empirical_ntk of MLPs with biases (both parametrizations) vs nt empirical_ntk_fn at the same parameters",
+             _lettered("b", check_against_neural_tangents),
              tolerance="closed forms: 1e-10 at general points (same formulas, measured <= 1e-15) and 1e-13 at the "
              "angle edges and vs 40 digits (measured <= 2e-15; an unguarded arccos is off by 2e-8); quadrature "
-             "kernels: 1e-4 (neural-tangents' Gauss-Hermite rule at 320 nodes per axis, measured <= 1.1e-6; at its "
-             "default 80, 1.4e-3 on 1/(1+x**2))"),
+             "kernels: 1e-4 (neural-tangents' Gauss-Hermite rule at 320 nodes per axis, measured <= 1.1e-6, tanh at "
+             "depth 2 5.1e-9; at its default 80, 1.4e-3 on 1/(1+x**2)); empirical NTK: 1e-12 (float64 round-off, "
+             "measured <= 8.4e-16; the bias term doubled: 2.1e-2)"),
         Step("(c) rate", "empirical NTK -> Theta at rate m^-1/2", _lettered("c", check_convergence_rate),
              tolerance="the whole 95% bootstrap interval (20 seeds quick, 24 full) inside [-0.7, -0.3]: measured "
              "-0.60 relu:2 and -0.47 erf:2:sw=1.5:sb=0.1 at widths 64..1024 (quick profile; --arch expr:2:phi=tanh(x) "
@@ -1083,11 +1184,13 @@ CLAIM = register(Claim(
              "eigenvalue by <= n e (Weyl, n <= 12); closed forms e ~ 1e-15, so 1e-12; a quadrature kernel's e is "
              "its rule's error estimate along the layers at the points' scale (tanh: ~1e-15, the floor applies; "
              "its smooth kernel reaches ratios of 4e-11)"),
-        Step("(e) conv neural-tangents", "convolutional chains (1D length 6, 2D 3x3; full profile also 4x4) vs nt "
-             "kernel_fn at general pairs; coincident and antipodal inputs, and every pair of edge-angle chains "
-             "(first convolution 1x1), vs the 40-digit recursion; a chain whose activation has no closed-form dual "
-             "(--arch) vs nt at every pair, both sides quadratures", _lettered("e", check_conv_against_neural_tangents),
-             tolerance="1e-10 vs neural-tangents at general pairs (measured <= 1e-15); 1e-13 vs the 40-digit "
+        Step("(e) conv neural-tangents", "convolutional chains (1D length 6, 2D 3x3; full profile also 4x4; an even "
+             "window and the standard parametrization through flatten among them) vs nt kernel_fn at general pairs; "
+             "coincident and antipodal inputs, and every pair of edge-angle chains (first convolution 1x1), vs the "
+             "40-digit recursion; a chain whose activation has no closed-form dual (--arch) vs nt at every pair, both "
+             "sides quadratures", _lettered("e", check_conv_against_neural_tangents),
+             tolerance="1e-10 vs neural-tangents at general pairs (measured <= 1e-15; a window of 2 padded on the "
+             "wrong side is 0.098 off, flatten's fan-in without the positions 0.33); 1e-13 vs the 40-digit "
              "recursion (measured <= 2e-16); neural-tangents' own error on edge-angle chains <= 1e-7 "
              "(sqrt(2 eps) in the angle; measured 8.0e-10); quadrature chains 1e-4, as (b), the reference at 160 nodes "
              "per axis (GELU as an erf formula under conv3x3 > gap: measured 9e-15; 5.5e-8 at 80)"),
