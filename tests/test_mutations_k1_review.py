@@ -7,24 +7,15 @@ from __future__ import annotations
 import inspect
 import textwrap
 
-import jax
 import pytest
 
 from claim_mutation import failed_outcomes
 from numerics import kernels
 from proofs_check.claims import k1
 from theory import layers
+from test_mutations_k1 import fresh_caches  # noqa: F401  (autouse: compiled kernels traced afresh)
 
 
-@pytest.fixture(autouse=True)
-def fresh_caches():
-    def clear():
-        jax.clear_caches()
-        kernels._clear_caches()
-
-    clear()
-    yield
-    clear()
 
 
 def _mutated(module, name: str, old: str, new: str):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
-from numerics import attack, training
+from numerics import attack
 from proofs_check.claims import t1, t2
 from claim_mutation import clear_attack_caches, failed_outcomes
+from test_mutations import _alpha_without_momentum  # tests/ is on sys.path (alpha ~10x too small at momentum 0.9)
 
 SMALL_FINITE = dict(n=20, m=10, width=256, steps=20, seeds=2)
 """T2's finite-network step cut to two networks, the attack replaced by its start (_attack_skipped): the dual
@@ -54,23 +54,6 @@ def _triangular_solve_on_the_wrong_triangle(monkeypatch):
         return jnp.sum(alpha * (k_tt @ alpha)) - jnp.sum(projected**2), jax.scipy.linalg.cho_solve(factor, k_rt @ alpha)
 
     monkeypatch.setattr(attack, "profiled_loss", profiled_loss)
-
-
-def _alpha_without_momentum(monkeypatch):
-    """The dual accumulator alpha takes plain steps eta c r_s while theta moves with heavy-ball momentum (alpha ~10x
-    too small at momentum 0.9; rank correlations of the omission costs cannot see a common scale)."""
-    def optimizer(learning_rate, momentum, nesterov):
-        real = optax.sgd(learning_rate, momentum=momentum, nesterov=nesterov)
-
-        def update(updates, state, params=None):
-            new_updates, new_state = real.update(updates, state, params)
-            if params is None:  # train() updates alpha without params, theta with them
-                new_updates = jax.tree.map(lambda g: -learning_rate * g, updates)
-            return new_updates, new_state
-
-        return optax.GradientTransformation(real.init, update)
-
-    monkeypatch.setattr(training, "_optimizer", optimizer)
 
 
 def _merged_coefficients_averaged(monkeypatch):
