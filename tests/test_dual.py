@@ -38,18 +38,19 @@ def test_wrong_erf_constant_fails_factorization():
 def test_a_hyperbolic_closed_form_is_certified_on_the_diagonal():
     """sin(w x)'s dual exp(-w^2 (a + b) / 2) sinh(w^2 c): its diagonal residual exp(-x) sinh(x) + exp(-2x)/2 - 1/2
     (x = w^2 a) is 0, which simplify left standing (a new user's registered entry failed K1 on it). The certificate
-    now rewrites hyperbolic functions as exponentials; a wrong amplitude still fails."""
-    from theory.dual import diagonal_certificate
+    now rewrites hyperbolic functions as exponentials."""
+    from theory.dual import diagonal_certificate, is_zero_on_domain
 
     w = sp.Rational(4, 5)
     decay = sp.exp(-w**2 * (a_var + b_var) / 2)
     sine = DualKernel(name="sine", phi=sp.sin(w * x_symbol), value=decay * sp.sinh(w**2 * c_var),
                       derivative=w**2 * decay * sp.cosh(w**2 * c_var), method="closed form")
-    assert diagonal_certificate(sine).proven
+    assert diagonal_certificate(sine).proven  # ~9 s: sympy integrates E[sin(w u)^2]
     assert price_certificate(sine).proven
-    wrong = DualKernel(name="sine", phi=sine.phi, value=decay * sp.sinh(w**2 * c_var) * sp.Rational(11, 10),
-                       derivative=sine.derivative, method="closed form")
-    assert not diagonal_certificate(wrong).proven
+    # the residual it left, by the rule itself (the rewrite as exponentials is an identity: it proves nothing false;
+    # sympy's simplify takes tens of seconds to refute a wrong hyperbolic residual, so no wrong case is timed here)
+    x = w**2 * a_var
+    assert is_zero_on_domain(sp.exp(-x) * sp.sinh(x) + sp.exp(-2 * x) / 2 - sp.Rational(1, 2)) == 0
 
 def test_isserlis_fourth_moment():
     # E[u^2 v^2] = ab + 2c^2

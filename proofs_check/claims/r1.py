@@ -415,6 +415,7 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
     from numerics.networks import make_network
 
     outcomes = []
+    defaults = not ctx.archs
     for index, arch in enumerate(_user_archs(ctx) or [parse_spec(spec) for spec in GRADIENT_ARCHS]):
         seed = ctx.seed_for("r1-gradient", arch.spec)
         network = make_network(arch, 32, 2)
@@ -430,8 +431,11 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
         for label, thetas in ctx.pick(configurations[1:], configurations):
             forms = (("jvp", "JVP form"), ("fused", "fused form"), ("kernel", "kernel form"),
                      ("profiled", "profiled lambda"))
-            # the profiled reference (a Hessian solve, ~5 s) runs on the first chain alone on the quick profile
-            for method, name in forms if index == 0 or not ctx.quick else forms[:3]:
+            # quick profile: the profiled reference (a Hessian solve, ~5 s) on the first default chain alone, and on the
+            # biased default chain only the forms that carry the bias term apart (the JVP form is autodiff of apply)
+            chosen = forms if not ctx.quick else (forms if defaults and index == 0 else
+                                                  forms[1:3] if defaults else forms[:3])
+            for method, name in chosen:
                 if method != "jvp" and not arch.is_mlp:
                     outcomes.append(not_applicable(
                         f"{arch.spec}, at {label}: attack gradient ({name})", "the kernel forms and the profiled "
@@ -643,8 +647,8 @@ CLAIM = register(Claim(
         Step("attack gradient", "numerics.attack.loss_and_grad (the JVP, fused and kernel forms, which the attack "
              "chooses between) and the profiled-lambda loss's gradient vs jax autodiff of the loss as written, at "
              "(theta_0, theta_f) (full profile: also theta_0 alone), softplus sharpness 10 and 200, on relu:2 and "
-             "relu:2:sb=0.3 (biases: the kernel forms carry s_b^2 apart); quick profile: the profiled loss on the first "
-             "chain",
+             "relu:2:sb=0.3 (biases: the kernel forms carry s_b^2 apart); quick profile: the profiled loss on relu:2 "
+             "and the fused and kernel forms on relu:2:sb=0.3 (with --arch: JVP, fused and kernel forms)",
              check_attack_gradient, tolerance="1e-10 relative: the same products summed in another order "
              "(measured ~1e-15); a wrong factor in either component gives O(1)"),
         Step("finite-width attack", "numerics.attack.parameter_space_attack with its defaults (Adam, softplus "
