@@ -415,3 +415,25 @@ def test_merging_preserves_the_total_coefficient(points, weights):
     locations, merged = attack.merge_reconstructions(points, weights, merge_radius=1e-2)
     assert merged.shape[0] == locations.shape[0] <= 5
     assert abs(float(merged.sum()) - float(weights.sum())) <= 1e-12 * (1 + np.abs(weights).sum())  # re-summation
+
+
+def test_coefficient_scale_is_the_norm_ratio_by_an_explicit_jacobian(key):
+    """numerics.audit.coefficient_scale s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)), checked against the NTK
+    diagonal from the explicit Jacobian (jax.jacobian of the flat parameters, not the layer-by-layer ntk_matrix it
+    uses): a wrong diagonal or a missing square root changes s by O(1)."""
+    from jax.flatten_util import ravel_pytree
+
+    from numerics import audit
+
+    arch, params_0, params_f = _span_problem(key, "erf:2:sb=0.1", out_dim=1)
+    network = make_network(arch, 32, 1)
+    public = jax.random.normal(jax.random.PRNGKey(3), (5, D))
+    flat, unravel = ravel_pytree(params_0)
+    jacobian = jax.jacobian(lambda p: network.apply_fn(unravel(p), public).reshape(-1))(flat)  # (M, P)
+    diagonal = jnp.sum(jacobian**2, axis=1)
+    delta = ravel_pytree(params_f)[0] - flat
+    expected = float(jnp.linalg.norm(delta) / jnp.sqrt(5 * jnp.mean(diagonal)))
+    ours = audit.coefficient_scale(arch, 32, 1, params_0, params_f, public)
+    # two float64 evaluations of one ratio (layer-by-layer NTK vs explicit Jacobian): round-off, ~1e-15
+    assert abs(ours - expected) <= 1e-12 * expected
+

@@ -433,8 +433,12 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
                      ("profiled", "profiled lambda"))
             # quick profile: the profiled reference (a Hessian solve, ~5 s) on the first default chain alone, and on the
             # biased default chain only the forms that carry the bias term apart (the JVP form is autodiff of apply)
-            chosen = forms if not ctx.quick else (forms if defaults and index == 0 else
-                                                  forms[1:3] if defaults else forms[:3])
+            if not ctx.quick:
+                chosen = forms
+            elif not defaults:
+                chosen = forms[:3]
+            else:
+                chosen = forms if index == 0 else forms[1:3]
             for method, name in chosen:
                 if method != "jvp" and not arch.is_mlp:
                     outcomes.append(not_applicable(
