@@ -36,7 +36,7 @@ import optax
 import scipy.optimize
 from scipy.optimize import linear_sum_assignment
 
-from numerics.checkpoint import Checkpoint, fingerprint, interruptible
+from numerics.checkpoint import Checkpoint, fingerprint, interruptible, with_article
 from numerics.data import assert_distinct, validate_points
 from numerics.data import positive_int as _check_positive_int
 from numerics.data import positive_number as _check_positive
@@ -668,7 +668,8 @@ def _check_architecture(arch: Architecture, params: Params, in_dim: int, method:
         width, out_dim = shape_of_params(arch, params)
         check_params(make_network(arch, width, out_dim), params, in_dim)
     except ValueError as error:
-        raise ValueError(f"params are not a {arch.spec} network on in_dim={in_dim} inputs: {error}") from None
+        raise ValueError(f"params are not {with_article(arch.spec)} network on in_dim={in_dim} inputs: "
+                         f"{error}") from None
     return out_dim
 
 

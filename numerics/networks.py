@@ -26,6 +26,7 @@ import numpy as np
 import sympy
 
 from numerics._nt import neural_tangents
+from numerics.checkpoint import with_article
 from theory import activations
 from theory.architecture import Architecture
 from theory.layers import Activation as ActivationLayer
@@ -406,7 +407,7 @@ def shape_of_params(arch: Architecture, params: Params) -> tuple[int, int]:
     does); ValueError when ``params`` do not have one entry per layer of the chain."""
     chain = layers_of(arch)
     if not isinstance(params, (list, tuple)) or len(params) != len(chain):
-        raise ValueError(f"params do not have the {len(chain)} layers of a {arch.spec} network")
+        raise ValueError(f"params do not have the {len(chain)} layers of {with_article(arch.spec)} network")
     width = None
     try:
         out_dim = int(np.shape(params[-1][0])[1])
@@ -418,7 +419,7 @@ def shape_of_params(arch: Architecture, params: Params) -> tuple[int, int]:
             if width is not None:
                 break
     except (TypeError, IndexError):
-        raise ValueError(f"params do not have the layers of a {arch.spec} network") from None
+        raise ValueError(f"params do not have the layers of {with_article(arch.spec)} network") from None
     return (width or 1), out_dim
 
 

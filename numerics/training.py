@@ -120,13 +120,14 @@ def check_params(network: Network, params: Params, in_dim: int, name: str = "par
     """Raise ValueError unless ``params`` has the structure and shapes of ``network`` on ``in_dim`` inputs."""
     expected = expected_param_shapes(network, in_dim)
     if jax.tree.structure(params) != jax.tree.structure(expected):
-        raise ValueError(f"{name} do not have the structure of a {network.arch.spec} network "
+        raise ValueError(f"{name} do not have the structure of {with_article(network.arch.spec)} network "
                          f"(width {network.width}, {network.out_dim} output(s)): got {jax.tree.structure(params)}, "
                          f"expected {jax.tree.structure(expected)}")
     for (path, leaf), (_, spec) in zip(_leaves_with_paths(params), _leaves_with_paths(expected)):
         if np.shape(leaf) != spec.shape:
-            raise ValueError(f"{name}{path} has shape {np.shape(leaf)}, but a {network.arch.spec} network of width "
-                             f"{network.width} with {in_dim} inputs and {network.out_dim} output(s) needs {spec.shape}")
+            raise ValueError(f"{name}{path} has shape {np.shape(leaf)}, but {with_article(network.arch.spec)} "
+                             f"network of width {network.width} with {in_dim} inputs and {network.out_dim} output(s) "
+                             f"needs {spec.shape}")
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"{name}{path} contains NaN or infinite values")
 
@@ -350,7 +351,9 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
             if store is not None:
                 store.save(state, step=done, budget=max_steps, extras={"losses": np.concatenate(losses)})
-            stop.check(done, total=max_steps, what="training", path=None if store is None else store.path)
+            # a run that met its loss target is complete at ``done``: a Ctrl-C there names no budget still to go
+            stop.check(done, total=done if met else max_steps, what="training",
+                       path=None if store is None else store.path)
     params_f, _, alpha, _, steps, _ = state
     if final is None:  # no chunk ran (max_steps = 0)
         final = float(_loss(params_f, params_0, x, y, **static))
@@ -569,7 +572,7 @@ def load_model(path: str | Path) -> SavedModel:
     leaves, treedef = jax.tree_util.tree_flatten_with_path(expected_param_shapes(network, in_dim))
     expected = {f"{name}{jax.tree_util.keystr(leaf_path)}": (spec.shape, ("f",))
                 for name in ("params_0", "params_f") for leaf_path, spec in leaves}
-    described = f"a {arch.spec} network of width {width} with {in_dim} inputs and {out_dim} output(s)"
+    described = f"{with_article(arch.spec)} network of width {width} with {in_dim} inputs and {out_dim} output(s)"
     try:
         contents = read_npz(path, what="saved model", expected={**MODEL_HEADER, **expected}, max_other_bytes=0)
     except FileError as error:

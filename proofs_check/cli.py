@@ -224,17 +224,33 @@ def claim_folder(path: Path, option: str, command: str) -> None:
     if owner is not None and owner != command:
         raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
                          f"commands would mix; choose another {option}")
-    if owner is None and command == "attack":  # not a proofs-check folder (no marker, no run record): the model an
-        from numerics.checkpoint import RUN_RECORD  # attack writes would replace the user's own (save_model's file)
+    if owner is None:
+        from numerics.checkpoint import RUN_RECORD
 
-        model = path / ATTACK_FILES["model"]
-        if model.exists() and not (path / RUN_RECORD).exists():
-            raise UsageError(f"{option} {path} holds {model.name} but no proofs-check run: a run there would replace "
-                             f"it; choose another {option} (pass the model with --model)")
+        if not (path / RUN_RECORD).exists():
+            _refuse_someone_elses_files(path, option, command)
     try:
         marker.write_text(command + "\n")
     except OSError as error:
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
+
+
+def _refuse_someone_elses_files(path: Path, option: str, command: str) -> None:
+    """UsageError when ``path`` (no proofs-check marker, no run record) holds files that are not hidden: they are
+    not a proofs-check run's, and a run there would write over any of the same name (a folder of the user's own
+    metrics.json and results once lost them)."""
+    try:
+        entries = sorted(entry.name for entry in path.iterdir() if not entry.name.startswith("."))
+    except OSError:
+        return  # ensure_writable made it (or the marker's write names the problem)
+    if not entries:
+        return
+    if command == "attack" and ATTACK_FILES["model"] in entries:  # the model an attack writes would replace the
+        raise UsageError(f"{option} {path} holds {ATTACK_FILES['model']} but no proofs-check run: a run there would "
+                         f"replace it; choose another {option} (pass the model with --model)")
+    shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
+    raise UsageError(f"{option} {path} holds files that no proofs-check command wrote ({shown}): a run there could "
+                     f"replace them; choose an empty or new {option}")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -545,6 +561,12 @@ def _claim_takes(claim_id: str, arch) -> bool:
     return arch.has_kernel
 
 
+def claim_line(result) -> str:
+    """The line ``run`` prints as a claim ends where no progress bar is shown: "K1: passed (82 outcomes) in 61 s"."""
+    verdict = "passed" if result.passed else "FAILED"
+    return f"{result.claim.id}: {verdict} ({len(result.outcomes)} outcomes) in {result.seconds:.0f} s"
+
+
 def _run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     from rich.console import Console
@@ -581,6 +603,8 @@ def _run(args) -> int:
                     bar.advance(task)
                     raise_if_interrupted()  # a Ctrl-C that Python discarded during the step
                 results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
+                if not console.is_terminal:  # no progress bar (a log, a pipe): one line per claim as it ends
+                    console.print(claim_line(results[-1]), highlight=False)
     except KeyboardInterrupt:
         raise CommandInterrupted(f"interrupted during {where}; no report written") from None
     console.print(summary_table(results))

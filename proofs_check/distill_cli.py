@@ -139,24 +139,15 @@ def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, flo
 
 def distilled_grid(path: Path, images, labels, *, image_shape, value_range, title: str) -> Path:
     """The distilled images, 10 per row, each titled with its label (argmax of the learned label)."""
-    import numpy as np
-
     from proofs_check import figures
 
-    plt = figures._pyplot()
     n = len(images)
     columns = min(n, 10)
-    rows = int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(max(1.1 * columns, 3.0), 1.2 * rows + 0.6), squeeze=False)
-    lo, hi = value_range
-    for ax in axes.ravel():
-        ax.axis("off")
-    for k in range(n):
-        ax = axes[k // columns, k % columns]
-        ax.imshow(np.clip(images[k], lo, hi).reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
-        ax.set_title(str(labels[k]), fontsize=7)
-    fig.suptitle(title, fontsize=8)
-    return figures.save(fig, path)
+    starts = range(0, n, columns)
+    return figures.image_grid(path, [list(images[k:k + columns]) for k in starts],
+                              [[str(label) for label in labels[k:k + columns]] for k in starts],
+                              image_shape=image_shape, value_range=value_range, title=title,
+                              size=(max(1.1 * columns, 3.0), 1.2 * len(starts) + 0.6))
 
 
 def interrupted(args, interruption: KeyboardInterrupt) -> str:
@@ -454,10 +445,9 @@ RKIP_FINITE_WIDTH = 512
 
 
 def rkip_finite_main(argv: list[str] | None = None) -> int:
-    """``python -m proofs_check.distill_cli``: RKIP-finite on digits odd/even, printed as JSON (numerics.distill.
-    rkip_finite_experiment)."""
+    """``python -m proofs_check.distill_cli``: RKIP-finite on digits odd/even (numerics.distill.
+    rkip_finite_experiment), a table on screen and every number in rkip_finite.json."""
     import numerics  # noqa: F401  (float64 on)
-    import json
 
     from numerics import audit
     from numerics.audit import write_metrics
@@ -521,8 +511,35 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
               f"one: {attacked['stop_reason']} at step {attacked['steps']}, loss {attacked['final_loss']:.3g}); the "
               "accuracies are those networks' as they are (raise --train-steps to train further; rkip_finite.json: "
               "training)", file=sys.stderr)
-    print(json.dumps({k: v for k, v in result.items()}, default=float, indent=1))
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    console.print(rkip_finite_table(result))
+    console.print(f"gap: {result['gap_points']:.1f} points (fresh networks on the originals minus on the "
+                  f"reconstructions); attack loss / ||Delta theta||^2 = {result['relative_attack_loss']:.3g}")
+    console.print(f"files: {args.out / 'rkip_finite.json'}")
     return 0
+
+
+def rkip_finite_table(result: dict):
+    """The test accuracies of :func:`numerics.distill.rkip_finite_experiment`'s record, one row per training set."""
+    import numpy as np
+    from rich.table import Table
+
+    n, m = result["N"], result["M"]
+    table = Table(title=f"RKIP-finite: test accuracy (digits, odd vs even) of models trained on N = {n} digits or on "
+                        f"M = {m} points")
+    table.add_column("trained on")
+    for name in ("fresh networks\n(mean)", "each\nnetwork", "kernel\nregression"):
+        table.add_column(name, justify="right", no_wrap=True)
+    for name, key, bold in ((f"N = {n} training digits", "original", False),
+                            (f"M = {m} reconstructions (X_R, y_R)", "reconstructed", True)):
+        values = result[f"networks_{key}"]
+        table.add_row(f"[bold]{name}[/bold]" if bold else name, f"{np.mean(values):.3f}",
+                      ", ".join(f"{v:.3f}" for v in values), f"{result[f'krr_{key}']:.3f}")
+    table.add_row(f"M = {m} random training digits (mean of 5)", "-", "-", f"{result['krr_random_subset']:.3f}")
+    table.add_row("the attacked network", f"{result['trained_network']:.3f}", "-", "-")
+    return table
 
 
 if __name__ == "__main__":

@@ -308,6 +308,38 @@ def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: floa
     return fig
 
 
+def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
+               captions: Sequence[Sequence[str | None]], *, image_shape: tuple[int, ...],
+               value_range: tuple[float, float], title: str, size: tuple[float, float]) -> Path:
+    """Images in a grid (``rows`` of flat images, None for an empty cell), each with its caption above it, drawn as
+    one mosaic on one axes: one subplot per image took 5 s for 100 images (their layout), the mosaic 0.3 s.
+
+    Values are clipped to ``value_range`` (the gray scale's ends); cells are separated by a one-pixel gap, and a row
+    with captions leaves room above it for them."""
+    plt = _pyplot()
+    height, width = image_shape[:2]
+    columns = max(len(row) for row in rows)
+    caption_room = [0.7 * height if any(caption for caption in row) else 0.0 for row in captions]
+    tops = np.cumsum([0.0] + [room + height + 1 for room in caption_room])[:-1] + np.asarray(caption_room)
+    tops = np.round(tops).astype(int)
+    mosaic = np.full((int(tops[-1]) + height, columns * (width + 1) - 1, *image_shape[2:]), np.nan)
+    lo, hi = value_range
+    fig, ax = plt.subplots(figsize=size)
+    ax.axis("off")
+    for top, row, row_captions in zip(tops, rows, captions):
+        for column, (image, caption) in enumerate(zip(row, row_captions)):
+            left = column * (width + 1)
+            if image is not None:
+                mosaic[top:top + height, left:left + width] = np.clip(np.asarray(image, dtype=float), lo, hi).reshape(
+                    image_shape)
+            if caption:
+                ax.text(left + (width - 1) / 2, top - 0.7, caption, ha="center", va="bottom", fontsize=6)
+    colormap = plt.get_cmap("gray").with_extremes(bad="white")
+    ax.imshow(np.ma.masked_invalid(mosaic), cmap=colormap, vmin=lo, vmax=hi, interpolation="nearest")
+    fig.suptitle(textwrap.fill(title, width=max(40, 16 * columns)), fontsize=8)
+    return save(fig, path)
+
+
 def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequence[np.ndarray | None],
                         scores: Sequence[float], *, image_shape: tuple[int, ...], value_range: tuple[float, float],
                         title: str, score_name: str = "SSIM") -> Path:
@@ -316,23 +348,15 @@ def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequen
     ``originals`` (N x d) and ``matched`` (N entries, None where nothing was matched) are raw images
     (the dataset mean added back).
     """
-    plt = _pyplot()
     n = len(originals)
     columns = min(n, 10)
-    rows = 2 * int(np.ceil(n / columns))
-    fig, axes = plt.subplots(rows, columns, figsize=(max(1.2 * columns, 3.0), 1.3 * rows + 0.6), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
-    lo, hi = value_range
-    for k in range(n):
-        row, column = 2 * (k // columns), k % columns
-        axes[row, column].imshow(originals[k].reshape(image_shape), cmap="gray", vmin=lo, vmax=hi)
-        axes[row, column].set_title(f"{score_name} {scores[k]:.2f}", fontsize=6)
-        if matched[k] is not None:
-            axes[row + 1, column].imshow(np.clip(matched[k], lo, hi).reshape(image_shape), cmap="gray", vmin=lo,
-                                         vmax=hi)
-    fig.suptitle(textwrap.fill(title, width=max(40, 16 * columns)), fontsize=8)
-    return save(fig, path)
+    rows, captions = [], []
+    for start in range(0, n, columns):
+        block = range(start, min(start + columns, n))
+        rows += [[originals[k] for k in block], [matched[k] for k in block]]
+        captions += [[f"{score_name} {scores[k]:.2f}" for k in block], [None] * len(block)]
+    return image_grid(path, rows, captions, image_shape=image_shape, value_range=value_range, title=title,
+                      size=(max(1.2 * columns, 3.0), 1.3 * len(rows) + 0.6))
 
 
 def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, label: str) -> Path:

@@ -56,24 +56,52 @@ def _is_xdist_worker(config) -> bool:
     return hasattr(config, "workerinput")
 
 
+COMPILATION_CACHE_VARIABLE = "RECON_NTK_TEST_COMPILATION_CACHE"
+"""The session's JAX persistent compilation cache (a temporary folder the controller makes and removes): the
+workers share their compiled programs, and a test that clears the in-memory caches around a mutation (jax.clear_caches)
+reloads the untouched programs instead of recompiling them. The cache is keyed by the lowered program, so mutated
+code never hits an unmutated entry. Measured on the 2-core machine: the suite 553 s -> 486 s (durations 1076 s ->
+940 s)."""
+COMPILATION_CACHE_MIN_SECONDS = 0.05
+"""Programs that compile faster than this are not written (reading them back would cost about as much)."""
+_SESSION_COMPILATION_CACHE = None
+
+
+def _use_the_session_compilation_cache() -> None:
+    folder = os.environ.get(COMPILATION_CACHE_VARIABLE)
+    if folder and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):  # a cache the user set up is left as it is
+        jax.config.update("jax_compilation_cache_dir", folder)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", COMPILATION_CACHE_MIN_SECONDS)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
 def pytest_configure(config):
     """Figures drawn outside a test's own fixtures (module- and session-scoped fixtures run before them) log to a
     session-wide file, checked when the session ends. Under pytest-xdist the controller makes the file before it
-    starts its workers, which inherit it through the environment and write to it; the controller checks it."""
-    global _SESSION_STYLE_LOG
+    starts its workers, which inherit it through the environment and write to it; the controller checks it. The
+    session's compilation cache (COMPILATION_CACHE_VARIABLE) is made and shared the same way."""
+    global _SESSION_STYLE_LOG, _SESSION_COMPILATION_CACHE
     import tempfile
 
     from proofs_check import figures
 
-    if _is_xdist_worker(config):
-        return
-    handle, _SESSION_STYLE_LOG = tempfile.mkstemp(prefix="figure-style-", suffix=".txt")
-    os.close(handle)
-    os.environ[figures.STYLE_LOG_VARIABLE] = _SESSION_STYLE_LOG
+    if not _is_xdist_worker(config):
+        handle, _SESSION_STYLE_LOG = tempfile.mkstemp(prefix="figure-style-", suffix=".txt")
+        os.close(handle)
+        os.environ[figures.STYLE_LOG_VARIABLE] = _SESSION_STYLE_LOG
+        _SESSION_COMPILATION_CACHE = tempfile.mkdtemp(prefix="jax-compilation-cache-")
+        os.environ[COMPILATION_CACHE_VARIABLE] = _SESSION_COMPILATION_CACHE
+    _use_the_session_compilation_cache()
 
 
 def pytest_sessionfinish(session, exitstatus):
-    if _is_xdist_worker(session.config) or _SESSION_STYLE_LOG is None or not os.path.exists(_SESSION_STYLE_LOG):
+    import shutil
+
+    if _is_xdist_worker(session.config):
+        return
+    if _SESSION_COMPILATION_CACHE is not None:
+        shutil.rmtree(_SESSION_COMPILATION_CACHE, ignore_errors=True)
+    if _SESSION_STYLE_LOG is None or not os.path.exists(_SESSION_STYLE_LOG):
         return
     with open(_SESSION_STYLE_LOG, encoding="utf-8") as handle:
         problems = handle.read().splitlines()

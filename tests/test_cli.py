@@ -368,8 +368,9 @@ def _work_started(argv) -> bool:
 
 
 def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, capsys):
-    """A folder without a proofs-check run that holds a file a run writes (the user's own model.npz, saved with
-    save_model) is refused before any work: an attack there replaced that model silently (a new user's trial)."""
+    """A folder without a proofs-check run that holds files of its own (the user's model.npz, saved with save_model;
+    a results.csv) is refused before any work: an attack there replaced that model silently, and any command could
+    replace a file of the same name as one of its own (new users' trials)."""
     own = tmp_path / "own"
     own.mkdir()
     (own / "model.npz").write_bytes(b"the user's own network")
@@ -381,8 +382,20 @@ def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, c
     assert _work_started(["attack", "--n", "4", "--width", "16", "--out", str(own)]), capsys.readouterr().err
     (own / "run.json").unlink()
     (own / ".proofs-check-command").unlink()
-    # other commands do not write model.npz: the user's folder is theirs to use
-    assert _work_started(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(own)]), \
+    # any command: files that no proofs-check command wrote are refused, named (a sweep's results.csv, a figure, a
+    # metrics.json of the user's own would be replaced: a new user's trial lost them); hidden files do not count
+    (own / "results.csv").write_text("the user's own table")
+    for argv in (["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(own)],
+                 ["run", "K1", "--out", str(own)], ["defend", "--out", str(own)]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "holds files that no proofs-check command wrote (model.npz, results.csv): a " \
+            "run there could replace them; choose an empty or new --out" in err, err
+    assert (own / "results.csv").read_text() == "the user's own table"
+    hidden = tmp_path / "hidden"
+    hidden.mkdir()
+    (hidden / ".DS_Store").write_bytes(b"")
+    assert _work_started(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(hidden)]), \
         capsys.readouterr().err
 
 
@@ -496,11 +509,15 @@ def readme_spec_examples() -> list[str]:
     return re.findall(r"`([^`]+)`", line)
 
 
-def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path):
+def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path, capsys):
     specs = readme_spec_examples()
     assert len(specs) >= 5 and "relu:2:sb=0.1:param=standard" in specs
     assert main(["run", "K1", "--out", str(tmp_path)] + [f"--arch={spec}" for spec in specs]) == 0
     report = json.loads((tmp_path / "report.json").read_text())
+    # without a terminal (a log, CI) no progress bar is drawn: a line says when each claim ended, before the table
+    (k1_report,) = report["claims"]
+    first = capsys.readouterr().out.splitlines()[0]
+    assert re.fullmatch(rf"K1: passed \({len(k1_report['outcomes'])} outcomes\) in \d+ s", first), first
     assert report["schema"] == 3 and report["passed"] and report["profile"] == "quick"
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}

@@ -355,9 +355,18 @@ def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, 
     out = tmp_path / "rkip"
     argv = ["--n", "4", "--recon", "2", "--steps", "5", "--width", "16", "--train-steps", "20", "--out", str(out)]
     assert rkip_finite_main(argv) == 0
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert err.startswith("note: training stopped before its loss target in 7 of 7 networks") and err.count("\n") == 1
-    training = json.loads((out / "rkip_finite.json").read_text())["training"]
+    record = json.loads((out / "rkip_finite.json").read_text())
+    training = record["training"]
+    # the screen shows a table of the recorded accuracies (it printed the raw JSON), and where the record is
+    printed = " ".join(captured.out.split())
+    assert "RKIP-finite: test accuracy" in printed and f"files:{out / 'rkip_finite.json'}" in "".join(printed.split())
+    for key in ("networks_original", "networks_reconstructed"):
+        assert ", ".join(f"{v:.3f}" for v in record[key]) in printed, key
+    assert f"{record['krr_random_subset']:.3f}" in printed and f"gap: {record['gap_points']:.1f} points" in printed
+    assert "{" not in captured.out
     assert training["attacked"]["stop_reason"] == "budget" and training["attacked"]["steps"] == 20
     assert training["networks_original"] == ["budget"] * 3
 

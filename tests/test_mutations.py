@@ -23,12 +23,16 @@ from claim_mutation import clear_attack_caches, failed_outcomes
 @pytest.fixture(autouse=True)
 def fresh_caches(request):
     """Compiled functions look global names up when they are traced: clear the compilation caches around a
-    mutation so that the mutated code is traced, and that no later test reuses a mutated trace. T1's kernel
-    attacks (cached by settings) are kept unless the mutation could have changed them."""
-    clear_attack_caches()
-    yield
-    clear_attack_caches()
+    mutation so that the mutated code is traced, and that no later test reuses a mutated trace. A mutation of code
+    that no compiled function calls (NEVER_TRACED) keeps them: recompiling the untouched rest cost each such test
+    several seconds. T1's kernel attacks (cached by settings) are kept unless the mutation could have changed them."""
     mutate = request.node.callspec.params.get("mutate") if hasattr(request.node, "callspec") else None
+    traced = mutate not in NEVER_TRACED
+    if traced:
+        clear_attack_caches()
+    yield
+    if traced:
+        clear_attack_caches()
     if mutate in CHANGES_KERNEL_ATTACKS:
         t1._ATTACKS.clear()
 
@@ -141,6 +145,11 @@ MUTATIONS = [
     (_jvp_gradient_wrong_factor, r1.CLAIM, ("attack gradient",)),
     (_reversed_annealing, r1.CLAIM, ("finite-width attack",)),
 ]
+
+NEVER_TRACED = {_inverted_omission_cost, _kernel_form_without_cross_term, _identity_matching,
+                _network_trained_as_its_linearization}
+"""Mutations of numpy, scipy or sympy code (a tracer would not pass through them) or of a Python wrapper around a
+jitted function: no compiled function holds them, so the compilation caches stay."""
 
 CHANGES_KERNEL_ATTACKS = {_schur_without_cross_term}
 """Mutations after which T1's cached kernel-attack results (numerics.attack.profiled_loss) must be dropped."""
