@@ -224,21 +224,27 @@ def claim_folder(path: Path, option: str, command: str) -> None:
     if owner is not None and owner != command:
         raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
                          f"commands would mix; choose another {option}")
-    if owner is None:
-        from numerics.checkpoint import RUN_RECORD
-
-        if not (path / RUN_RECORD).exists():
-            _refuse_someone_elses_files(path, option, command)
+    if owner is None and not any((path / name).is_file() for name in _unmarked_run_files()):
+        _refuse_someone_elses_files(path, option, command)
     try:
         marker.write_text(command + "\n")
     except OSError as error:
         raise UsageError(f"cannot write to {option} {path}: {error.strerror or error}") from None
 
 
+def _unmarked_run_files() -> tuple[str, ...]:
+    """Files that make a folder without :data:`OWNER_FILE` a proofs-check folder all the same: it was filled before
+    commands marked their folders (a run record; a report of ``run``)."""
+    from numerics.checkpoint import RUN_RECORD
+    from proofs_check.report import REPORT_JSON
+
+    return RUN_RECORD, REPORT_JSON
+
+
 def _refuse_someone_elses_files(path: Path, option: str, command: str) -> None:
-    """UsageError when ``path`` (no proofs-check marker, no run record) holds files that are not hidden: they are
-    not a proofs-check run's, and a run there would write over any of the same name (a folder of the user's own
-    metrics.json and results once lost them)."""
+    """UsageError when ``path`` (no proofs-check marker, no run record or report) holds entries that are not hidden:
+    they are not marked as a proofs-check run's, and a run there would write over any of the same name (a folder of
+    the user's own metrics.json and results once lost them)."""
     try:
         entries = sorted(entry.name for entry in path.iterdir() if not entry.name.startswith("."))
     except OSError:
@@ -249,8 +255,8 @@ def _refuse_someone_elses_files(path: Path, option: str, command: str) -> None:
         raise UsageError(f"{option} {path} holds {ATTACK_FILES['model']} but no proofs-check run: a run there would "
                          f"replace it; choose another {option} (pass the model with --model)")
     shown = ", ".join(entries[:3]) + (f" and {len(entries) - 3} more" if len(entries) > 3 else "")
-    raise UsageError(f"{option} {path} holds files that no proofs-check command wrote ({shown}): a run there could "
-                     f"replace them; choose an empty or new {option}")
+    raise UsageError(f"{option} {path} holds files not marked as proofs-check results ({shown}): a run there could "
+                     f"replace them; choose an empty or new {option}, or remove them")
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -415,10 +421,13 @@ def _exit_program(code: int, late: str | None, requests) -> None:
 
 
 def step_text(interruption: KeyboardInterrupt) -> str:
-    """The words ' at step S of T (what)' for a loop of numerics.checkpoint that stopped (Interrupted), else ''."""
+    """The words ' at step S of T (what)' for a loop of numerics.checkpoint that stopped (Interrupted), ' with what
+    complete at step S' for one that had ended, else ''."""
     step = getattr(interruption, "step", None)
     if step is None:
         return ""
+    if step and interruption.total == step:  # the loop had ended (training met its target): nothing left of it
+        return f" with {interruption.what} complete at step {step}"
     total = f" of {interruption.total}" if interruption.total else ""
     return f" at step {step}{total} ({interruption.what})"
 
@@ -564,7 +573,8 @@ def _claim_takes(claim_id: str, arch) -> bool:
 def claim_line(result) -> str:
     """The line ``run`` prints as a claim ends where no progress bar is shown: "K1: passed (82 outcomes) in 61 s"."""
     verdict = "passed" if result.passed else "FAILED"
-    return f"{result.claim.id}: {verdict} ({len(result.outcomes)} outcomes) in {result.seconds:.0f} s"
+    count = len(result.outcomes)
+    return f"{result.claim.id}: {verdict} ({count} outcome{'' if count == 1 else 's'}) in {result.seconds:.0f} s"
 
 
 def _run(args) -> int:

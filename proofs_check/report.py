@@ -133,9 +133,13 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+REPORT_JSON = "report.json"
+"""The file name of a run's report (beside report.md)."""
+
+
 def write_report(out_dir: Path, report: dict) -> tuple[Path, Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "report.json"
+    json_path = out_dir / REPORT_JSON
     md_path = out_dir / "report.md"
     json_path.write_text(json.dumps(report, indent=2))
     md_path.write_text(_markdown(report))

@@ -80,7 +80,7 @@ def test_an_interrupted_run_resumes_to_the_same_scores(finished, tmp_path, monke
     with monkeypatch.context() as patch:
         patch.setattr(audit, "train_on", after_ctrl_c(real_train, trained))
         assert main([*TINY, "--resume", "--out", str(out)]) == 130
-    assert capsys.readouterr().err == ("proofs-check: interrupted at step 20 of 20 (training) in series 2 of 2 "
+    assert capsys.readouterr().err == ("proofs-check: interrupted with training complete at step 20 in series 2 of 2 "
                                        "(relu:2, standard); rerun with --resume to continue\n")
     assert trained == [(False, True)] and not (out / "relu-2-ca322e-standard" / SERIES_FILES["model"]).exists()
 

@@ -165,7 +165,7 @@ def test_ctrl_c_in_the_attack_then_resume(tmp_path, monkeypatch, capsys):
 
 def test_ctrl_c_in_training_then_resume(tmp_path, monkeypatch, capsys):
     """Training met its loss target within its first chunk (step ~214 of the 3000 allowed), so the line names that
-    step as the last: it said "of 3000", as if 2786 steps were left (a new user's trial)."""
+    step as complete: it said "at step 214 of 3000", as if 2786 steps were left (a new user's trial)."""
     out = tmp_path / "run"
     argv = ["attack", "--n", "4", "--width", "32", "--training", "standard", "--train-steps", "3000", "--steps", "20",
             "--no-progress", "--out", str(out)]
@@ -174,7 +174,7 @@ def test_ctrl_c_in_training_then_resume(tmp_path, monkeypatch, capsys):
         assert main(argv) == 130
     err = capsys.readouterr().err
     assert saved[0] < 3000
-    assert err == (f"proofs-check: interrupted at step {saved[0]} of {saved[0]} (training); rerun with --resume to "
+    assert err == (f"proofs-check: interrupted with training complete at step {saved[0]}; rerun with --resume to "
                    "continue\n")
     assert not (out / "model.npz").exists() and (out / "train_checkpoint.npz").is_file()
     assert main([*argv, "--resume"]) == 0
@@ -204,7 +204,7 @@ def test_a_discarded_ctrl_c_stops_training_and_a_later_one_names_what_is_saved(t
     err = capsys.readouterr().err
     step = Checkpoint(out / "train_checkpoint.npz", kind="train").peek()[0]
     # training met its target in that chunk (step ~213 of the 400 allowed): complete at its last step
-    assert err == f"proofs-check: interrupted at step {step} of {step} (training); rerun with --resume to continue\n"
+    assert err == f"proofs-check: interrupted with training complete at step {step}; rerun with --resume to continue\n"
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt

@@ -389,14 +389,20 @@ def test_a_folder_of_the_users_own_files_is_not_overwritten(no_work, tmp_path, c
                  ["run", "K1", "--out", str(own)], ["defend", "--out", str(own)]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "holds files that no proofs-check command wrote (model.npz, results.csv): a " \
-            "run there could replace them; choose an empty or new --out" in err, err
+        assert err.count("\n") == 1 and "holds files not marked as proofs-check results (model.npz, results.csv): a " \
+            "run there could replace them; choose an empty or new --out, or remove them" in err, err
     assert (own / "results.csv").read_text() == "the user's own table"
     hidden = tmp_path / "hidden"
     hidden.mkdir()
     (hidden / ".DS_Store").write_bytes(b"")
     assert _work_started(["sweep", "--widths", "16", "--ns", "4", "--seeds", "1", "--out", str(hidden)]), \
         capsys.readouterr().err
+    # a report folder written before folders were marked is proofs-check's own: run fills it again
+    old_report = tmp_path / "old-report"
+    old_report.mkdir()
+    (old_report / "report.json").write_text("{}")
+    (old_report / "report.md").write_text("")
+    assert _work_started(["run", "T3", "--out", str(old_report)]), capsys.readouterr().err
 
 
 def test_a_damaged_run_record_blocks_only_a_resume(models, tmp_path, capsys):

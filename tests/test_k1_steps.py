@@ -125,7 +125,7 @@ def test_an_overflowing_kernel_fails_its_rows_instead_of_crashing(tmp_path):
     assert "empirical_ntk" in empirical.name and empirical.passed, empirical.measured  # a finite network: no overflow
     (pd,) = _outcomes("(d) strict PD", "expr:2:phi=sinh(x)", tmp_path)
     assert "error estimate" in pd.reason and 4e-11 < float(pd.expected.split()[-1]) < 6e-11, pd.expected
-    assert pd.failed == (pd.measured < float(pd.expected.split()[-1])), (pd.measured, pd.expected)
+    assert pd.passed and 1e-9 < pd.measured < 2e-9, pd.measured  # this draw's worst set (K1's (d) is derandomized)
     assert 1e-7 < k1.strict_pd_bound(parse_spec("expr:2:phi=tanh(x):sw=3"), 12, 1 / 2)[0] < 1e-6
 
 
