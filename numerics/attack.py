@@ -42,7 +42,7 @@ from numerics.data import positive_int as _check_positive_int
 from numerics.data import positive_number as _check_positive
 from numerics.kernels import analytic_ntk
 from numerics.networks import Params, activation_fn, dense_layers, forward, has_surrogate
-from numerics.progress import ChunkSizer, duration, progress_bar
+from numerics.progress import ChunkSizer, duration, progress_bar, step_time
 from theory.architecture import Architecture
 
 AT_CHOICES = ("theta0", "thetaf", "both")
@@ -928,11 +928,11 @@ def parameter_space_attack(arch: Architecture, params_0: Params, params_f: Param
             started = time.perf_counter()
             carry, (losses, ridge) = run(carry, jnp.asarray(step), thetas, delta_run, lo, hi)
             losses = np.asarray(losses, dtype=np.float64)
-            remaining = sizer.ran(time.perf_counter() - started, steps - step - 1)
+            remaining = sizer.ran(time.perf_counter() - started, steps - step - length, length)
             if progress and remaining is not None:
                 bar.console.print(
-                    f"note: one attack step takes {sizer.seconds_per_step:.2f} s ({work:.2g} parameters x "
-                    f"reconstructions x parameter sets), so the {steps - step - 1} steps left take about "
+                    f"note: one attack step takes {step_time(sizer.seconds_per_step)} ({work:.2g} parameters x "
+                    f"reconstructions x parameter sets), so the {steps - step - length} steps left take about "
                     f"{duration(remaining)}; Ctrl-C keeps a checkpoint to resume from")
             ridges += int(np.count_nonzero(np.asarray(ridge)))
             curves.append(losses)

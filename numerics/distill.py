@@ -67,7 +67,7 @@ from numerics.data import positive_number as _positive
 from numerics.data import validate_points
 from numerics.kernels import analytic_ntk, pair_state_entries, pair_work
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
-from numerics.progress import ChunkSizer, duration, progress_bar
+from numerics.progress import ChunkSizer, duration, progress_bar, step_time
 from theory.architecture import Architecture
 
 METHODS = ("kip", "rkip")
@@ -592,12 +592,12 @@ def distill(arch: Architecture, x_target: Any, y_target: Any, labels: Any, *, pe
             started = time.perf_counter()
             carry, losses = run(carry, data, p_j, r_j)
             losses = np.asarray(losses)
-            remaining = sizer.ran(time.perf_counter() - started, steps - step - 1)
+            remaining = sizer.ran(time.perf_counter() - started, steps - step - length, length)
             if progress and remaining is not None:
                 bar.console.print(
-                    f"note: one step takes {sizer.seconds_per_step:.1f} s ({x.shape[0]} targets x {x_s.shape[0]} "
-                    f"points, {pair_work(arch, x.shape[1])} units of work per pair), so the "
-                    f"{steps - step - 1} steps left take about {duration(remaining)}; Ctrl-C keeps a "
+                    f"note: one step takes {step_time(sizer.seconds_per_step)} ({x.shape[0]} targets x "
+                    f"{x_s.shape[0]} points, {pair_work(arch, x.shape[1])} units of work per pair), so the "
+                    f"{steps - step - length} steps left take about {duration(remaining)}; Ctrl-C keeps a "
                     "checkpoint to resume from")
             curves.append(losses)
             step += length

@@ -81,31 +81,44 @@ LONG_RUN_SECONDS = 300.0
 """A run whose remaining steps are estimated above this gets a one-line note with the estimate."""
 
 
+def step_time(seconds: float) -> str:
+    """One step's time for people: "1.3 s", "0.42 s", "3.1 ms", "45 us"."""
+    if seconds >= 0.1:
+        return f"{seconds:.2g} s"
+    return f"{seconds * 1e3:.2g} ms" if seconds >= 1e-4 else f"{seconds * 1e6:.2g} us"
+
+
 class ChunkSizer:
     """Chunk lengths for a loop that runs ``chunk`` steps per jitted call. A ``heavy`` loop (the caller's work
     estimate says a chunk could take long) first runs two single steps, the first compiling and the second
-    timed; chunks are then capped so that one takes about PROGRESS_SECONDS, and :meth:`ran` says when the steps
-    left are estimated above LONG_RUN_SECONDS (the caller prints a note). Light loops keep ``chunk``."""
+    timed; chunks are then capped so that one takes about PROGRESS_SECONDS. A light loop keeps ``chunk`` and is
+    timed by its second chunk (its first compiles). Either way :meth:`ran` says once when the steps left are
+    estimated above LONG_RUN_SECONDS (the caller prints a note: a huge --steps of fast steps got none)."""
 
     def __init__(self, chunk: int, heavy: bool):
         self.chunk = int(chunk)
         self._single_steps_left = 2 if heavy else 0
+        self._chunks_run = 0
         self.seconds_per_step: float | None = None
 
     def length(self, remaining: int) -> int:
         """Steps of the next chunk."""
         return min(1 if self._single_steps_left else self.chunk, remaining)
 
-    def ran(self, seconds: float, steps_left: int) -> float | None:
-        """Record a chunk's wall time. Right after the step time was measured (``seconds_per_step``; the chunk is
-        then capped), returns the time the ``steps_left`` will take when it exceeds LONG_RUN_SECONDS, once;
-        otherwise None."""
-        if not self._single_steps_left:
-            return None
-        self._single_steps_left -= 1
+    def ran(self, seconds: float, steps_left: int, steps: int = 1) -> float | None:
+        """Record a chunk of ``steps`` steps and its wall time. Right after the step time was measured
+        (``seconds_per_step``; a heavy loop's chunk is then capped), returns the time the ``steps_left`` will take
+        when it exceeds LONG_RUN_SECONDS, once; otherwise None."""
+        self._chunks_run += 1
         if self._single_steps_left:
+            self._single_steps_left -= 1
+            if self._single_steps_left:
+                return None
+            self.seconds_per_step = max(float(seconds), 1e-9)
+            self.chunk = max(1, min(self.chunk, int(PROGRESS_SECONDS / self.seconds_per_step)))
+        elif self.seconds_per_step is None and self._chunks_run == 2:
+            self.seconds_per_step = max(float(seconds) / max(int(steps), 1), 1e-12)
+        else:
             return None
-        self.seconds_per_step = max(float(seconds), 1e-9)
-        self.chunk = max(1, min(self.chunk, int(PROGRESS_SECONDS / self.seconds_per_step)))
         remaining = steps_left * self.seconds_per_step
         return remaining if remaining > LONG_RUN_SECONDS else None

@@ -219,6 +219,27 @@ def test_heavy_attack_steps_are_timed_and_chunks_sized(key, monkeypatch, capsys)
     np.testing.assert_allclose(timed.x_recon, plain.x_recon, rtol=1e-12)
 
 
+def test_a_long_run_of_fast_steps_gets_its_estimate_from_the_second_chunk(key, monkeypatch, capsys):
+    """A light attack (fast steps) with a huge --steps got no estimate (a new user's trial): its second chunk (the
+    first compiles) times the step, and the steps left beyond LONG_RUN_SECONDS get the one-line note, once."""
+    from numerics import progress
+
+    sizer = progress.ChunkSizer(100, heavy=False)
+    assert sizer.ran(5.0, 10**8 - 100, 100) is None  # the first chunk compiles: not a step time
+    assert sizer.ran(0.01, 10**8 - 200, 100) == pytest.approx(1e-4 * (10**8 - 200))  # 1e-4 s per step: ~2.8 h left
+    assert sizer.ran(0.01, 10**8 - 300, 100) is None and sizer.chunk == 100  # said once; chunks unchanged
+    short = progress.ChunkSizer(100, heavy=False)
+    short.ran(5.0, 1000, 100)
+    assert short.ran(0.01, 900, 100) is None  # 0.09 s left: no note
+    assert progress.step_time(1e-4) == "0.1 ms" and progress.step_time(2.5) == "2.5 s"
+
+    arch, params_0, params_f = _span_problem(key)
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)
+    attack.parameter_space_attack(arch, params_0, params_f, 2, in_dim=D, key=key, steps=8, chunk=2, progress=True)
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("note: one attack step takes") == 1 and "so the 4 steps left take about" in out, out
+
+
 def test_resume_with_other_settings_is_refused(key, tmp_path):
     arch, params_0, params_f = _span_problem(key)
     path = tmp_path / "attack.npz"
