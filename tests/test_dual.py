@@ -47,10 +47,29 @@ def test_a_hyperbolic_closed_form_is_certified_on_the_diagonal():
                       derivative=w**2 * decay * sp.cosh(w**2 * c_var), method="closed form")
     assert diagonal_certificate(sine).proven  # ~1 s: E[sin(w u)^2] by sympy, the residual by the exponential rewrite
     assert price_certificate(sine).proven
-    # the residual it left, by the rule itself (the rewrite as exponentials is an identity: it proves nothing false;
-    # sympy's simplify takes tens of seconds to refute a wrong hyperbolic residual, so no wrong case is timed here)
+    # the residual it left, by the rule itself (the rewrite as exponentials is an identity: it proves nothing false)
     x = w**2 * a_var
     assert is_zero_on_domain(sp.exp(-x) * sp.sinh(x) + sp.exp(-2 * x) / 2 - sp.Rational(1, 2)) == 0
+    # a wrong dual (decay over 3, not 2; derivative 10% off) is refuted by its value at a point of the domain: sympy's
+    # simplify took 27 s to refute its Price residual (the suite could not afford a wrong case before)
+    wrong_decay = sp.exp(-w**2 * (a_var + b_var) / 3)
+    wrong = DualKernel(name="sine", phi=sp.sin(w * x_symbol), value=wrong_decay * sp.sinh(w**2 * c_var),
+                       derivative=sp.Rational(11, 10) * w**2 * wrong_decay * sp.cosh(w**2 * c_var), method="closed form")
+    assert not price_certificate(wrong).proven and not diagonal_certificate(wrong).proven
+
+
+def test_a_point_refutes_only_what_is_not_zero():
+    """refuted_at_a_point: a true identity that cancels terms of size 1e26 is not refuted (its round-off shrinks with
+    the digits), the same plus 1e-20 is; an identity of inverse trigonometric functions is not."""
+    from theory.dual import refuted_at_a_point
+
+    big = sp.exp(60 * a_var)
+    zero = big * (sp.sinh(c_var)**2 + 1) - big * sp.cosh(c_var)**2
+    assert not refuted_at_a_point(zero)
+    assert refuted_at_a_point(zero + sp.Rational(1, 10**20))
+    ratio = c_var / sp.sqrt(a_var * b_var)
+    assert not refuted_at_a_point(sp.acos(ratio) - sp.pi / 2 + sp.asin(ratio))
+    assert not refuted_at_a_point(x_symbol * a_var)  # another free symbol: nothing to evaluate
 
 def test_isserlis_fourth_moment():
     # E[u^2 v^2] = ab + 2c^2

@@ -18,6 +18,7 @@ polynomials, and numerical quadrature (numerics.kernels) otherwise (``method`` s
 
 from __future__ import annotations
 
+import cmath
 import dataclasses
 import functools
 from typing import TYPE_CHECKING
@@ -189,10 +190,38 @@ def _as_exponentials(expr: sp.Expr) -> sp.Expr:
     return sp.expand(sp.powsimp(sp.expand(expr.rewrite(sp.exp)), combine="exp"))
 
 
+REFUTING_POINTS = ((sp.Rational(5, 4), sp.Rational(7, 9), sp.Rational(1, 3)),
+                   (sp.Rational(2, 3), sp.Rational(3, 2), sp.Rational(-1, 2)))
+"""Points (a, b, c) inside the domain |c| < sqrt(ab) at which a residual in a, b, c alone is evaluated (40 digits)
+before it is simplified: a value clearly off zero refutes the identity at once."""
+
+
+def refuted_at_a_point(expr: sp.Expr) -> bool:
+    """Whether ``expr`` (free symbols among a, b, c) is nonzero at a point of :data:`REFUTING_POINTS`: evaluated to
+    40 and to 80 digits, the two values agree to 1e-10 relative and exceed 1e-25 (round-off of a true zero, even
+    one that cancels large terms, shrinks with the digits instead). A nonzero value at one point of the domain
+    proves the identity false, so it needs no simplification: sympy's simplify took 27 s to refute a wrong sin
+    dual's Price residual, this 0.02 s. Anything that does not evaluate to a finite number refutes nothing."""
+    if not expr.free_symbols <= {a_var, b_var, c_var}:
+        return False
+    for a, b, c in REFUTING_POINTS:
+        at_point = expr.subs({a_var: a, b_var: b, c_var: c})
+        try:
+            low, high = (complex(sp.N(at_point, digits)) for digits in (40, 80))
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+            continue
+        if all(map(cmath.isfinite, (low, high))) and abs(high) > 1e-25 and abs(low - high) <= 1e-10 * abs(high):
+            return True
+    return False
+
+
 def is_zero_on_domain(expr: sp.Expr) -> sp.Expr:
-    """Simplified residual of ``expr`` on |c| < sqrt(ab); ``0`` certifies the identity."""
+    """Simplified residual of ``expr`` on |c| < sqrt(ab); ``0`` certifies the identity. A residual that is clearly
+    nonzero at a point of the domain (:func:`refuted_at_a_point`) is returned as it is, unsimplified."""
     if expr.has(*_TRIG_OR_HYPERBOLIC) and _as_exponentials(expr) == 0:  # the cheap route first (0.1 s against 8 s)
         return sp.Integer(0)
+    if refuted_at_a_point(expr):
+        return expr
     residual = sp.simplify(expr)
     if residual == 0:
         return residual
