@@ -158,8 +158,12 @@ MAX_HALVINGS = 12
 """How often :func:`train_on` halves a step that makes the loss rise above its start (1 / 4096 of 1 / lambda_max)."""
 
 
+TRAIN_LOSS_TARGET = 1e-10
+"""The training loss (sum-reduced MSE / 2) at which :func:`train_on` stops by default: the network fits its data."""
+
+
 def train_on(arch: Architecture, width: int, dataset: Dataset, *, linearized: bool, seed: int = 0,
-             max_steps: int = 20_000, loss_threshold: float = 1e-10, momentum: float = 0.9,
+             max_steps: int = 20_000, loss_threshold: float = TRAIN_LOSS_TARGET, momentum: float = 0.9,
              progress: bool = True, checkpoint: str | Path | None = None, resume: bool = False) -> TrainResult:
     """Heavy-ball full-batch training on the MSE loss, step size eta = 1 / lambda_max(K_0) halved until the loss
     never rises above its start L_0.

@@ -855,12 +855,14 @@ def _check_attack(args) -> None:
             step = Checkpoint(train_checkpoint, kind="train").peek()[0]
             if args.train_steps < step:
                 raise UsageError(f"training in {out} is already at step {step}; --train-steps {args.train_steps} "
-                                 "is below it")
+                                 f"is below it (resume with --train-steps {step} or more, or drop --resume to start "
+                                 "afresh)")
         attack_checkpoint = out / ATTACK_FILES["attack"]
         if attack_checkpoint.is_file():
             step = Checkpoint(attack_checkpoint, kind="attack").peek()[0]
             if args.steps < step:
-                raise UsageError(f"the attack in {out} is already at step {step}; --steps {args.steps} is below it")
+                raise UsageError(f"the attack in {out} is already at step {step}; --steps {args.steps} is below it "
+                                 f"(resume with --steps {step} or more, or drop --resume to start afresh)")
 
     except CheckpointError as error:
         raise UsageError(str(error)) from None
@@ -927,8 +929,8 @@ def _attack(args) -> int:
         write_run(out, record)
         if trained.stop_reason != "threshold":  # the attack reads Delta theta of a trained network: say it is not
             console.print(f"note: training stopped ({trained.stop_reason}) at step {trained.steps} with loss "
-                          f"{trained.final_loss:.3g}, above its target; the attack runs on this network as it is "
-                          "(raise --train-steps to train further)")
+                          f"{trained.final_loss:.3g}, above its target {audit.TRAIN_LOSS_TARGET:g}; the attack runs "
+                          "on this network as it is (raise --train-steps to train further)")
 
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     scale = 1.0

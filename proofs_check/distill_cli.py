@@ -515,8 +515,9 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
 
     console = Console(highlight=False)
     console.print(rkip_finite_table(result))
-    console.print(f"gap: {result['gap_points']:.1f} points (fresh networks on the originals minus on the "
-                  f"reconstructions); attack loss / ||Delta theta||^2 = {result['relative_attack_loss']:.3g}")
+    console.print(f"gap: {result['gap_points']:.1f} points (fresh networks' mean accuracy on the originals minus on "
+                  "the reconstructions: near 0, the M points teach what the N did); attack loss / ||Delta theta||^2 = "
+                  f"{result['relative_attack_loss']:.3g} (0: Delta theta fitted exactly; 1: no better than lambda = 0)")
     console.print(f"files: {args.out / 'rkip_finite.json'}")
     return 0
 
@@ -538,7 +539,7 @@ def rkip_finite_table(result: dict):
         table.add_row(f"[bold]{name}[/bold]" if bold else name, f"{np.mean(values):.3f}",
                       ", ".join(f"{v:.3f}" for v in values), f"{result[f'krr_{key}']:.3f}")
     table.add_row(f"M = {m} random training digits (mean of 5)", "-", "-", f"{result['krr_random_subset']:.3f}")
-    table.add_row("the attacked network", f"{result['trained_network']:.3f}", "-", "-")
+    table.add_row("the attacked network itself (one, not retrained)", f"{result['trained_network']:.3f}", "-", "-")
     return table
 
 
