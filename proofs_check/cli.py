@@ -573,8 +573,9 @@ def _claim_takes(claim_id: str, arch) -> bool:
 def claim_line(result) -> str:
     """The line ``run`` prints as a claim ends where no progress bar is shown: "K1: passed (82 outcomes) in 61 s"."""
     verdict = "passed" if result.passed else "FAILED"
-    count = len(result.outcomes)
-    return f"{result.claim.id}: {verdict} ({count} outcome{'' if count == 1 else 's'}) in {result.seconds:.0f} s"
+    from proofs_check.registry import counted
+
+    return f"{result.claim.id}: {verdict} ({counted(len(result.outcomes), 'outcome')}) in {result.seconds:.0f} s"
 
 
 def _run(args) -> int:

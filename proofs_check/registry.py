@@ -219,6 +219,11 @@ def _interval_text(fit: SlopeFit) -> str:
     return f"{fit.slope:.3f} [{fit.low:.3f}, {fit.high:.3f}]"
 
 
+def counted(count: int, noun: str) -> str:
+    """"1 architecture", "3 architectures": a count and its noun, plural where it is not 1."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def exact(name: str, residual: Any, **details) -> Outcome:
     """A symbolic identity: pass when the simplified residual is exactly zero."""
     is_zero = residual == 0

@@ -719,3 +719,15 @@ def test_ctrl_c_while_the_command_line_is_checked_says_nothing_started(monkeypat
                                           if c is command else c for c in cli.COMMANDS])
     assert main(["run", "K1"]) == 130
     assert capsys.readouterr().err == f"proofs-check: {NOT_STARTED}\n"
+
+
+def test_claim_line_counts_outcomes_in_words():
+    """The line `run` prints per claim without a terminal: "1 outcome", not "1 outcomes"; FAILED in capitals."""
+    from types import SimpleNamespace
+
+    from proofs_check.cli import claim_line
+
+    one = SimpleNamespace(claim=SimpleNamespace(id="T3"), passed=True, outcomes=[object()], seconds=2.4)
+    assert claim_line(one) == "T3: passed (1 outcome) in 2 s"
+    failed = SimpleNamespace(claim=SimpleNamespace(id="K1"), passed=False, outcomes=[object()] * 3, seconds=61.2)
+    assert claim_line(failed) == "K1: FAILED (3 outcomes) in 61 s"

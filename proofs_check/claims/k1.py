@@ -10,7 +10,7 @@ import numpy as np
 import sympy as sp
 
 from proofs_check.figures import loglog_rate_figure
-from proofs_check.registry import (Claim, Context, Outcome, Step, at_least, bootstrap_loglog_slope, exact,
+from proofs_check.registry import (Claim, Context, Outcome, Step, at_least, bootstrap_loglog_slope, counted, exact,
                                    not_applicable, register, slope_in_band, within)
 from theory import activations
 from theory.architecture import Architecture, parse_spec
@@ -95,11 +95,6 @@ def strict_pd_exclusion(arch: Architecture) -> str | None:
         return ("1x1 convolutions then global average pooling: an input and its pixel permutation share a kernel "
                 "row, see counterexample (i)")
     return None
-
-
-def _counted(count: int, noun: str) -> str:
-    """"1 architecture", "3 architectures"."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _worse(error: float, worst: float) -> bool:
@@ -492,11 +487,11 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
     outcomes = []
     if counts[True]:
         outcomes += [
-            within(f"{_counted(counts[True], 'closed-form architecture')}, distinct points in general position",
+            within(f"{counted(counts[True], 'closed-form architecture')}, distinct points in general position",
                    worst[True, False][0], 1e-10,
                    "both libraries evaluate the same closed forms in float64; 1e-10 leaves room for op order",
                    worst_arch=worst[True, False][1]),
-            within(f"{_counted(counts[True], 'closed-form architecture')}, coincident and antipodal points",
+            within(f"{counted(counts[True], 'closed-form architecture')}, coincident and antipodal points",
                    worst[True, True][0],
                    1e-13, "both libraries take the angle as exactly 0 or pi there (measured <= 2e-15); an arccos "
                    "of rounded covariances would be off by sqrt(2 eps) = 2e-8", worst_arch=worst[True, True][1]),
@@ -512,7 +507,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
             error, spec = worst[False, True]
         overflowed = "; nan: a kernel overflowed float64 at these points (the antipodal ones are -2x, mean square " \
             "up to ~8)" if math.isnan(error) else ""
-        outcomes.append(within(f"{_counted(counts[False], 'quadrature architecture')}, generic and edge points", error,
+        outcomes.append(within(f"{counted(counts[False], 'quadrature architecture')}, generic and edge points", error,
                                QUADRATURE_NT_TOLERANCE, "neural-tangents' Gauss-Hermite rule (320 nodes per axis) is "
                                "the less accurate of the two quadratures: measured <= 1.1e-6 (asinh(x)**3, depth 2; "
                                "at its library default of 80 nodes 2.3e-4); a dual off by 1e-3 fails" + overflowed,
@@ -527,7 +522,7 @@ def check_against_neural_tangents(ctx: Context) -> list[Outcome]:
             empirical_worst, empirical_where = error, arch.spec
     if empirical_where is not None:
         outcomes.append(within(
-            f"{_counted(len(empirical_archs), 'MLP')}: numerics.kernels.empirical_ntk vs neural-tangents' "
+            f"{counted(len(empirical_archs), 'MLP')}: numerics.kernels.empirical_ntk vs neural-tangents' "
             f"empirical_ntk_fn at the same parameters (width {EMPIRICAL_WIDTH}, {EMPIRICAL_OUTPUTS} outputs, "
             f"{EMPIRICAL_SEEDS} initializations each)", empirical_worst, EMPIRICAL_TOLERANCE,
             "the same J J^T in float64 by two routes, the layer-by-layer formula and a Jacobian contraction "
