@@ -177,7 +177,8 @@ def check(args) -> None:
         args.previous = earlier_run(args.out, "attack-curve", "an attack-curve run", resume=args.resume)
         if not args.resume or args.previous is None:
             return
-        check_resumed_settings(args.previous["settings"], settings(args), args.out, _shown)
+        check_resumed_settings(args.previous["settings"], settings(args), args.out, _shown,
+                               typed=getattr(args, "typed", None))
         for arch, training, folder in plan(args):  # every saved piece readable before any work
             try:
                 _saved_series(args, folder, arch)
@@ -355,7 +356,7 @@ def run(args) -> int:
         for _, _, folder in series_plan:
             for path in _series_files(folder):
                 path.unlink(missing_ok=True)
-    write_run(out, {"command": "attack-curve", "settings": settings(args)})
+    write_run(out, {"command": "attack-curve", "settings": settings(args), "options": args.recorded_options})
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
     references = audit.reference_sets(args.dataset, dataset, seed=args.seed)
     series: list[dict[str, Any]] = []

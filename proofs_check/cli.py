@@ -42,10 +42,9 @@ class CommandInterrupted(Exception):
     """Ctrl-C: reported in one line, exit status 130."""
 
 
-def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, may_be_default: bool = True) -> UsageError:
-    """The one-line refusal of a --resume whose settings differ from the run in ``out`` (the value may be a default
-    the user never typed, so the line says so)."""
-    source = " (as given, or its default)" if may_be_default else ""
+def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, source: str = "") -> UsageError:
+    """The one-line refusal of a --resume whose settings differ from the run in ``out``; ``source`` says where the
+    current value came from (" (as given)", " (its default)")."""
     return UsageError(f"{option} is {current}{source} but the run in {out} used {stored}; resume with the same "
                       "settings, or drop --resume to start afresh")
 
@@ -194,17 +193,19 @@ def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | N
 
 
 def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda name, value: value, *,
-                           never_default: tuple[str, ...] = ()) -> None:
+                           typed=None, never_default: tuple[str, ...] = ()) -> None:
     """Refuse (one line, :func:`resume_mismatch`) a resumed run whose settings differ from the stored ones, naming
-    the first option that differs; ``shown(name, value)`` is how a value is written, and the settings in
-    ``never_default`` have no default (the line does not say "or its default")."""
+    the first option that differs; ``shown(name, value)`` is how a value is written; ``typed`` holds the options
+    typed on the command line (None: not known, and the line says "as given, or its default"), and the settings in
+    ``never_default`` have no default (the line says neither)."""
     from numerics.checkpoint import first_difference
 
     difference = first_difference(stored, current)
     if difference is not None:
         name, was, now = difference
-        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out,
-                              may_be_default=name not in never_default)
+        source = ("" if name in never_default else " (as given, or its default)" if typed is None
+                  else " (as given)" if name in typed else " (its default)")
+        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out, source=source)
 
 
 OWNER_FILE = ".proofs-check-command"
@@ -278,6 +279,10 @@ class Command:
     interrupted: Callable[[argparse.Namespace, KeyboardInterrupt], str] | None = None
     """The one line for Ctrl-C (after "proofs-check: "): where it stopped, what was kept, how to go on (default:
     :func:`_interrupted_text` without a run folder to resume)."""
+    alternatives: tuple[tuple[str, ...], ...] = ()
+    """Groups of options (destinations) that say one thing in different ways, e.g. attack's --model and the network
+    to train (--arch, --width, ...): a --resume adds no recorded option of a group while one of another group is
+    typed (:func:`with_recorded_options`)."""
 
 
 def architecture_help() -> str:
@@ -311,18 +316,119 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 class _Parser(argparse.ArgumentParser):
+    """Errors in one line (exit 2). With ``typed_only`` every option keeps its text and has no default, so that
+    parsing yields just the options typed, as typed (:func:`typed_options`)."""
+
+    def __init__(self, *args, typed_only: bool = False, **kwargs):
+        self.typed_only = typed_only
+        self.typed_forms: dict[str, tuple[str, str, bool]] = {}
+        """dest -> (its option string, how it takes values: "flag", "repeated", "several" or "one", whether they
+        name files or folders) of every option (typed_only)."""
+        super().__init__(*args, **kwargs)
+
+    def add_argument(self, *args, **kwargs):
+        if not self.typed_only or kwargs.get("action") in ("help", "version"):
+            return super().add_argument(*args, **kwargs)
+        names_a_path = kwargs.pop("type", None) in (folder, saved_model)
+        kwargs.pop("choices", None)
+        action = super().add_argument(*args, **{**kwargs, "default": argparse.SUPPRESS})
+        takes = ("flag" if action.nargs == 0 else "repeated" if kwargs.get("action") == "append"
+                 else "one" if action.nargs is None else "several")
+        self.typed_forms[action.dest] = (action.option_strings[0] if action.option_strings else "", takes, names_a_path)
+        return action
+
     def error(self, message):  # one line, exit 2
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, typed_only: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run the claim registry of recon-ntk, or audit a model's leakage.",
-                     epilog=architecture_help(), formatter_class=_Formatter)
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser, metavar="COMMAND")
+                     epilog=architecture_help(), formatter_class=_Formatter, typed_only=typed_only)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=functools.partial(_Parser, typed_only=typed_only))
+    parser.commands = {}
     for command in COMMANDS:
-        command.add_arguments(sub.add_parser(command.name, help=command.help, description=command.help,
-                                             epilog=command.epilog, formatter_class=_Formatter))
+        parser.commands[command.name] = sub.add_parser(command.name, help=command.help, description=command.help,
+                                                       epilog=command.epilog, formatter_class=_Formatter)
+        command.add_arguments(parser.commands[command.name])
     return parser
+
+
+NOT_RECORDED = ("resume", "no_progress")
+"""Options a run folder's record leaves out besides the folder itself: how a run is started or shown, not what it
+computes."""
+
+
+def typed_options(argv: list[str]) -> dict[str, list[str]]:
+    """The options of a command line that parses (``argv``) as they were typed, by destination: each as the words
+    that give it again (``--n=5``; ``--arch=a --arch=b`` for a repeated one; ``--rescale`` for a flag), a file or
+    folder named by its absolute path, so that the words mean the same from another working folder. A run records
+    these (run.json, "options") and ``--resume`` adds the recorded ones that are not typed again
+    (:func:`with_recorded_options`)."""
+    import os
+
+    parser = build_parser(typed_only=True)
+    given = vars(parser.parse_args(argv))
+    forms = parser.commands[given.pop("command")].typed_forms
+    words = {}
+    for dest, value in given.items():
+        option, takes, names_a_path = forms[dest]
+        values = [os.path.abspath(v) if names_a_path else v for v in (value if takes in ("repeated", "several")
+                                                                       else [value])]
+        if takes == "flag":
+            words[dest] = [option]
+        elif takes == "several" or not option:  # the option once (none for a positional), then its values
+            words[dest] = [option, *values] if option else values
+        else:
+            words[dest] = [f"{option}={v}" for v in values]
+    return words
+
+
+def with_recorded_options(argv: list[str], typed: dict[str, list[str]], args, command: "Command"):
+    """``args`` of a ``--resume``, with every option that the resumed run recorded (run.json, "options") and that is
+    not typed again (``typed``, :func:`typed_options` of ``argv``): ``--resume --out DIR`` alone continues a run
+    with the options it was started with. Returns the parsed arguments, with ``resumed_options`` (the options
+    added, by destination; empty where the run records none: a run folder written before runs recorded their
+    options, or nothing to resume). A recorded option this version no longer reads is one line, exit 2."""
+    from numerics.checkpoint import CheckpointError, read_run
+
+    args.resumed_options = {}
+    out = getattr(args, command.outputs[0])
+    try:
+        previous = read_run(out) if out.is_dir() else None
+    except CheckpointError:  # the command's check refuses it in one line
+        return args
+    recorded = (previous or {}).get("options") if (previous or {}).get("command") == command.name else None
+    if not isinstance(recorded, dict) or not all(
+            isinstance(words, list) and all(isinstance(word, str) for word in words) for words in recorded.values()):
+        return args
+    replaced = {dest for group in command.alternatives if not typed.keys() & set(group)
+                for other in command.alternatives if typed.keys() & set(other) for dest in group}
+    added = {dest: words for dest, words in recorded.items() if dest not in typed and dest not in replaced}
+    if not added:
+        return args
+    try:
+        resumed = build_parser().parse_args([*argv, *(word for words in added.values() for word in words)])
+    except UsageError as error:
+        raise UsageError(f"the run in {out} records options that cannot be used now ({_one_line(error)}); give its "
+                         "options on the command line, or drop --resume to start afresh") from None
+    resumed.resumed_options = added
+    return resumed
+
+
+def resumable_options(argv: list[str], args, command: "Command"):
+    """For a command with ``--resume``: ``args`` with the resumed run's recorded options added
+    (:func:`with_recorded_options`), ``typed`` (the destinations typed on this command line) and
+    ``recorded_options`` (what this run records for a later ``--resume``: the options typed or added, without
+    ``NOT_RECORDED`` and the run folder). Other commands' ``args`` are returned as they are."""
+    if not hasattr(args, "resume"):
+        return args
+    typed = typed_options(argv)
+    args = with_recorded_options(argv, typed, args, command) if args.resume else args
+    args.typed = set(typed)
+    args.recorded_options = {dest: words for dest, words in {**getattr(args, "resumed_options", {}), **typed}.items()
+                             if dest not in (*NOT_RECORDED, *command.outputs)}
+    return args
 
 
 def _one_line(text: str) -> str:
@@ -360,12 +466,19 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
     args = command = None
     running = False
     try:
+        argv = sys.argv[1:] if argv is None else list(argv)
         args = build_parser().parse_args(argv)
         command = next(c for c in COMMANDS if c.name == args.command)
+        args = resumable_options(argv, args, command)
         command.check(args)
         for destination in command.outputs:
             ensure_writable(getattr(args, destination), _option(destination))
             claim_folder(getattr(args, destination), _option(destination), command.name)
+        if getattr(args, "resumed_options", None) and getattr(args, "previous", None) is not None:
+            from numerics.checkpoint import RUN_RECORD
+
+            shown = " ".join(word for words in args.resumed_options.values() for word in words)
+            print(f"resuming with the options {getattr(args, command.outputs[0]) / RUN_RECORD} records: {shown}")
         running = True
         code = command.run(args)
     except BaseException as error:
@@ -623,8 +736,9 @@ def _run(args) -> int:
                          started=started, seconds=time.perf_counter() - start)
     json_path, md_path = write_report(args.out, report)
     failed = [r.claim.id for r in results if not r.passed]
-    verdict = f"[red]FAILED: {', '.join(failed)}[/red]" if failed else "[green]all claims passed[/green]"
-    console.print(f"{verdict} in {report['seconds']:.0f} s; report: {md_path} and {json_path}")
+    passed = f"{results[0].claim.id} passed" if len(results) == 1 else f"all {len(results)} claims passed"
+    verdict = f"[red]FAILED: {', '.join(failed)}[/red]" if failed else f"[green]{passed}[/green]"
+    console.print(f"{verdict} in {report['seconds']:.0f} s; report: {md_path} and {json_path}", soft_wrap=True)
     return 1 if failed else 0
 
 
@@ -755,14 +869,17 @@ def _fill_data_defaults(args) -> None:
 
 def _shown_attack_setting(name: str, value: Any, args=None) -> Any:
     """How an attack setting is written in a resume refusal: the model by its fingerprint (None: a model trained in
-    the run folder), and by its file where it is this command's --model (``args``); the attack seed None when it
-    follows --seed."""
+    the run folder), and by its file where it is this command's --model (``args``) or the file the run records
+    (its run.json's options); the attack seed None when it follows --seed."""
     if name == "model":
         given = None if args is None else args.model
         if value is None:  # the two differ, so the other one is a --model file, or none is given now
             return "a model trained here" if given is not None else "not given (a model trained here)"
         if given is not None and value == args.model_fingerprint:
             return f"{getattr(given, 'source', None) or 'the --model file'} (fingerprint {value})"
+        recorded = ((getattr(args, "previous", None) or {}).get("options") or {}).get("model")
+        if isinstance(recorded, list) and len(recorded) == 1 and str(recorded[0]).startswith("--model="):
+            return f"{recorded[0].removeprefix('--model=')} (fingerprint {value})"
         return f"another model (fingerprint {value})"
     if name == "attack_seed" and value is None:
         return "the --seed value"
@@ -844,8 +961,8 @@ def _check_attack(args) -> None:
         stored = dict(args.previous["settings"])
         if "width" in stored:  # run folders written before widths that set no layer were recorded as None
             stored["width"] = _recorded_width(args.arch, stored["width"])
-        check_resumed_settings(stored, _attack_settings(args), out,
-                               functools.partial(_shown_attack_setting, args=args), never_default=("model",))
+        check_resumed_settings(stored, _attack_settings(args), out, functools.partial(_shown_attack_setting, args=args),
+                               typed=getattr(args, "typed", None), never_default=("model",))
         training = args.previous.get("training")
         if training is not None and args.model is None and training["stop_reason"] == "budget" \
                 and args.train_steps != training["budget"]:
@@ -887,8 +1004,8 @@ def _attack(args) -> int:
     paths = {key: out / name for key, name in ATTACK_FILES.items()}
     resuming = start_or_resume(console, out, [*paths.values(), *(out / name for name in ATTACK_OUTPUTS.values())],
                                resume=args.resume, previous=args.previous)
-    record = {"command": "attack", "settings": _attack_settings(args), "steps": args.steps,
-              "train_steps": args.train_steps, "training": args.previous.get("training") if resuming else None}
+    record = {"command": "attack", "settings": _attack_settings(args), "options": args.recorded_options,
+              "steps": args.steps, "train_steps": args.train_steps, "training": args.previous.get("training") if resuming else None}
     write_run(out, record)
 
     dataset = audit.load_dataset(args.dataset, args.n, seed=args.seed)
@@ -1249,7 +1366,7 @@ COMMANDS: tuple[Command, ...] = (
             epilog=architecture_help()),
     Command("attack", "train (or load) a network, reconstruct its training set, score it beside trivial baselines",
             _attack_arguments, _attack, check=_check_attack, outputs=("out",), epilog=architecture_help(),
-            interrupted=_attack_interrupted),
+            interrupted=_attack_interrupted, alternatives=(("model",), tuple(ATTACK_TRAINING_DEFAULTS))),
     Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
             "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
             attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help(),

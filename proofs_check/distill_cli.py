@@ -108,7 +108,8 @@ def check(args) -> None:
         args.previous = earlier_run(args.out, "distill", "a distillation", resume=args.resume)
         if not args.resume or args.previous is None:
             return
-        check_resumed_settings(args.previous["settings"], settings(args), args.out)
+        check_resumed_settings(args.previous["settings"], settings(args), args.out,
+                               typed=getattr(args, "typed", None))
         path = args.out / DISTILL_FILES["checkpoint"]
         if path.is_file():
             step = Checkpoint(path, kind="distill").peek()[0]
@@ -181,7 +182,8 @@ def run(args) -> int:
 
         step = Checkpoint(paths["checkpoint"], kind="distill").peek()[0]
         console.print(f"resuming {out}: distillation from step {step} of {args.steps}")
-    write_run(out, {"command": "distill", "settings": settings(args), "steps": args.steps})
+    write_run(out, {"command": "distill", "settings": settings(args), "options": args.recorded_options,
+                     "steps": args.steps})
 
     task = DISTILL_DATASETS[args.dataset]
     target, test = digits(task=task, split="train"), digits(task=task, split="test")

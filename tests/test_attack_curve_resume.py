@@ -94,9 +94,9 @@ def test_an_interrupted_run_resumes_to_the_same_scores(finished, tmp_path, monke
                                        "(relu:2, standard); rerun with --resume to continue\n")
     assert trained == [True] and attacked == [(None, False)]  # the second series alone: training resumed
 
-    with monkeypatch.context() as patch:
+    with monkeypatch.context() as patch:  # the options come from run.json: each --training, --budgets 4,8, ...
         _forbid(patch, (audit, "train_on"))
-        assert main([*TINY, "--resume", "--out", str(out)]) == 0
+        assert main(["attack-curve", "--resume", "--no-progress", "--out", str(out)]) == 0
     record = json.loads((out / "attack_curve.json").read_text())
     assert record["resumed"] and record["series"][1]["resumed_from"] == {"training": 20, "attack": 4}
     # exactly: the resumed loops run the same float64 steps in chunks of the same length (the same compilations)
@@ -158,13 +158,13 @@ def test_ctrl_c_in_training_names_the_step_and_the_series(tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("change, words", [
-    (["--lr", "0.01"], "--lr is 0.01 (as given, or its default) but the run in {out} used 0.02; resume with the "
+    (["--lr", "0.01"], "--lr is 0.01 (as given) but the run in {out} used 0.02; resume with the "
                        "same settings, or drop --resume to start afresh"),
-    (["--budgets", "4,16"], "--budgets is 4,16 (as given, or its default) but the run in {out} used 4,8"),
-    (["--training", "linearized"], "--training is linearized (as given, or its default) but the run in {out} used "
+    (["--budgets", "4,16"], "--budgets is 4,16 (as given) but the run in {out} used 4,8"),
+    (["--training", "linearized"], "--training is linearized (as given) but the run in {out} used "
                                    "linearized, standard"),
-    (["--rescale"], "--rescale is on (as given, or its default) but the run in {out} used off"),
-    (["--train-steps", "30"], "--train-steps is 30 (as given, or its default) but the run in {out} used 20"),
+    (["--rescale"], "--rescale is on (as given) but the run in {out} used off"),
+    (["--train-steps", "30"], "--train-steps is 30 (as given) but the run in {out} used 20"),
 ])
 def test_a_resume_with_other_settings_is_one_line_and_exit_2(finished, monkeypatch, capsys, change, words):
     argv = list(TINY)

@@ -218,9 +218,9 @@ def _bad_input_cases():
         (["sweep", "--seeds", "100000000"], "the grid has 4,800,000,000 cells, more than the 100,000"),
         # the attack: resuming a run folder with other settings
         (["attack", "--n", "6", "--width", "16", "--train-steps", "300", "--steps", "20", "--resume",
-          "--out", "{run}"], "--n is 6 (as given, or its default) but the run in"),
+          "--out", "{run}"], "--n is 6 (as given) but the run in"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--lr", "0.01", "--resume",
-          "--out", "{run}"], "--lr is 0.01 (as given, or its default) but the run in"),
+          "--out", "{run}"], "--lr is 0.01 (as given) but the run in"),
         (["attack", "--n", "4", "--width", "32", "--train-steps", "300", "--steps", "20", "--resume",
           "--out", "{run}"], "--width is 32"),
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "10", "--resume",
@@ -228,11 +228,11 @@ def _bad_input_cases():
         (["attack", "--model", "{good}", "--n", "4", "--steps", "20", "--resume", "--out", "{run}"],
          "good.npz (fingerprint "),  # ... "but the run in {run} used a model trained here" (the next test)
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--attack-seed", "3",
-          "--resume", "--out", "{run}"], "--attack-seed is 3 (as given, or its default) but the run in"),
+          "--resume", "--out", "{run}"], "--attack-seed is 3 (as given) but the run in"),
         # a changed --seed is named, not the --attack-seed that was set equal to the old one
         (["attack", "--n", "4", "--width", "16", "--train-steps", "300", "--steps", "20", "--seed", "3",
           "--attack-seed", "0", "--resume", "--out", "{run}"],
-         "--seed is 3 (as given, or its default) but the run in"),
+         "--seed is 3 (as given) but the run in"),
     ]
 
 
@@ -276,6 +276,55 @@ def test_resuming_with_another_model_names_both_models(models, run_folder, no_wo
         assert main(["attack", *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and words in err, err
+
+
+def test_typed_options_give_the_command_line_again(tmp_path, monkeypatch):
+    """What a run records for --resume: the options typed, each as words that parse to the same value (a repeated
+    option once per value, a list option once with its values, a file by its absolute path), no defaults."""
+    from proofs_check.cli import typed_options
+
+    monkeypatch.chdir(tmp_path)
+    assert typed_options(["attack", "--n", "4", "--arch=relu:2", "--rescale", "--model", "m.npz", "--out", "x"]) == {
+        "n": ["--n=4"], "arch": ["--arch=relu:2"], "rescale": ["--rescale"], "model": [f"--model={tmp_path / 'm.npz'}"],
+        "out": [f"--out={tmp_path / 'x'}"]}
+    assert typed_options(["attack-curve", "--training", "standard", "--training", "linearized", "--combine", "a", "b"]) \
+        == {"training": ["--training=standard", "--training=linearized"],
+            "combine": ["--combine", str(tmp_path / "a"), str(tmp_path / "b")]}
+    assert typed_options(["run", "K1", "D1", "--seed", "3"]) == {"ids": ["K1", "D1"], "seed": ["--seed=3"]}
+
+
+def test_resume_takes_the_options_the_run_recorded(models, tmp_path, monkeypatch, capsys):
+    """--resume --out DIR alone continues a run: the options it was started with come from its run.json (typed ones
+    win and must match; a file by its absolute path, so another working folder reads the same file). --model and
+    the network to train say one thing two ways: a typed --width adds no recorded --model. A run folder that
+    records no options (written before they were recorded) names the default that differs."""
+    out = tmp_path / "run"
+    monkeypatch.chdir(models["good"].parent)
+    assert main(["attack", "--model", models["good"].name, "--n", "4", "--steps", "4", "--lr", "0.03",
+                 "--no-progress", "--out", str(out)]) == 0
+    recorded = {"model": [f"--model={models['good']}"], "n": ["--n=4"], "steps": ["--steps=4"], "lr": ["--lr=0.03"]}
+    assert read_run(out)["options"] == recorded
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["attack", "--resume", "--steps", "8", "--no-progress", "--out", str(out)]) == 0
+    assert (f"resuming with the options {out / 'run.json'} records: --model={models['good']} --n=4 --lr=0.03\n"
+            in capsys.readouterr().out)
+    assert json.loads((out / "metrics.json").read_text())["attack"]["resumed_from"] == 4
+    assert read_run(out)["options"] == {**recorded, "steps": ["--steps=8"]}
+    for argv, words in [
+            (["--lr", "0.1"], f"--lr is 0.1 (as given) but the run in {out} used 0.03; resume with the same settings"),
+            (["--width", "16"], f"--model is not given (a model trained here) but the run in {out} used "
+                                f"{models['good']} (fingerprint ")]:
+        assert main(["attack", "--resume", *argv, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    write_run(out, {**read_run(out), "options": {"steps": ["--bogus=1"]}})
+    assert main(["attack", "--resume", "--out", str(out)]) == 2
+    assert (f"the run in {out} records options that cannot be used now (unrecognized arguments: --bogus=1); give its "
+            "options on the command line, or drop --resume" in capsys.readouterr().err)
+    write_run(out, {key: value for key, value in read_run(out).items() if key != "options"})
+    assert main(["attack", "--resume", "--model", str(models["good"]), "--out", str(out)]) == 2
+    assert f"--n is 20 (its default) but the run in {out} used 4" in capsys.readouterr().err
 
 
 def test_help_shows_defaults_as_the_options_take_them(capsys, monkeypatch):
@@ -522,8 +571,10 @@ def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path, caps
     report = json.loads((tmp_path / "report.json").read_text())
     # without a terminal (a log, CI) no progress bar is drawn: a line says when each claim ended, before the table
     (k1_report,) = report["claims"]
-    first = capsys.readouterr().out.splitlines()[0]
-    assert re.fullmatch(rf"K1: passed \({len(k1_report['outcomes'])} outcomes\) in \d+ s", first), first
+    lines = capsys.readouterr().out.splitlines()
+    assert re.fullmatch(rf"K1: passed \({len(k1_report['outcomes'])} outcomes\) in \d+ s", lines[0]), lines[0]
+    assert re.fullmatch(rf"K1 passed in \d+ s; report: {tmp_path / 'report.md'} and {tmp_path / 'report.json'}",
+                        lines[-1]), lines[-1]  # one claim: named, not "all claims passed"
     assert report["schema"] == 3 and report["passed"] and report["profile"] == "quick"
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}

@@ -52,12 +52,12 @@ BAD = [
                                                                              "--validation-fraction F > 0"),
     (["distill", "--validation-fraction", "0", "--eval-every", "5"], "drop --eval-every or pass --validation-fraction"),
     ([*SMALL, "--steps", "10", "--validation-fraction", "0.2", "--resume", "--out", "{run}"],
-     "--validation-fraction is 0.2 (as given, or its default) but the run in"),
+     "--validation-fraction is 0.2 (as given) but the run in"),
     (["distill", "--arch", "relu:2:param=standard"], "needs the NTK parametrization"),
     (["distill", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
     (["distill", "--out", "{file}"], "exists and is not a folder"),
     ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"],
-     "--per-class is 3 (as given, or its default) but the run in"),
+     "--per-class is 3 (as given) but the run in"),
     ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
     (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
     (["defend", "--sizes", "10,x"], "'x' in '10,x' is not an integer"),
@@ -129,9 +129,14 @@ def test_small_distillation_end_to_end_and_resume(small_run, capsys):
     assert 0.5 <= metrics["test_accuracy"] <= 1.0 and "full data" in metrics["baselines"]
     with np.load(small_run / "distilled.npz") as data:
         assert data["x"].shape == (4, 64) and data["y"].shape == (4, 1)
-    assert main([*SMALL, "--steps", "20", "--resume", "--out", str(small_run)]) == 0
+    assert json.loads((small_run / "run.json").read_text())["options"] == {
+        "dataset": ["--dataset=digits-odd-even"], "per_class": ["--per-class=2"], "steps": ["--steps=10"]}
+    # --resume takes the run's options from its run.json: --per-class 2 is not typed again (its default is 1)
+    assert main(["distill", "--steps", "20", "--resume", "--no-progress", "--out", str(small_run)]) == 0
     assert json.loads((small_run / "metrics.json").read_text())["resumed_from"] == 10
-    assert "KIP distilled" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"resuming with the options {small_run / 'run.json'} records: --dataset=digits-odd-even --per-class=2\n" \
+        in out and "KIP distilled" in out
 
 
 def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):

@@ -69,6 +69,7 @@ def test_attack_section_examples_run_and_measure_the_table(tmp_path, monkeypatch
         measured.append(json.loads((out / "metrics.json").read_text()))
     printed = " ".join(capsys.readouterr().out.split())
     assert "the attack from step 1000 of 1500" in printed and "not retraining it" in printed
+    assert "resuming with the options runs/digits10/run.json records: --n=10 --width=256 " in printed
     first, extended, _ = measured
     assert extended["attack"]["resumed_from"] == 1000 and extended["attack"]["anneal_steps"] == 1000
     assert first["leakage"]["attack"]["trivial"] is False
