@@ -148,7 +148,7 @@ def distilled_grid(path: Path, images, labels, *, image_shape, value_range, titl
     return figures.image_grid(path, [list(images[k:k + columns]) for k in starts],
                               [[str(label) for label in labels[k:k + columns]] for k in starts],
                               image_shape=image_shape, value_range=value_range, title=title,
-                              size=(max(1.1 * columns, 3.0), 1.2 * len(starts) + 0.6))
+                              inches_wide=max(1.1 * columns, 3.0))
 
 
 def interrupted(args, interruption: KeyboardInterrupt) -> str:

@@ -37,6 +37,8 @@ from proofs_check.registry import Context, fit_loglog_slope
 UNIT = re.compile(r"\([^()]+\)\s*$")
 """An axis label ends in its unit in parentheses ("(hidden units)", "(count)", "(ratio)", "(fraction)")."""
 DPI = 120
+CAPTION_INCHES = 0.15
+"""The height an image's caption in :func:`image_grid` takes above it: 6 pt text (0.083 in) and its gap."""
 
 
 def _pyplot():
@@ -310,21 +312,29 @@ def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: floa
 
 def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
                captions: Sequence[Sequence[str | None]], *, image_shape: tuple[int, ...],
-               value_range: tuple[float, float], title: str, size: tuple[float, float]) -> Path:
+               value_range: tuple[float, float], title: str, inches_wide: float) -> Path:
     """Images in a grid (``rows`` of flat images, None for an empty cell), each with its caption above it, drawn as
     one mosaic on one axes: one subplot per image took 5 s for 100 images (their layout), the mosaic 0.3 s.
 
     Values are clipped to ``value_range`` (the gray scale's ends); cells are separated by a one-pixel gap, and a row
-    with captions leaves room above it for them."""
+    with captions leaves room above it for them. The figure is ``inches_wide`` wide and as tall as the mosaic's
+    shape and the title's lines need (a fixed height left a blank band between the title and a wide mosaic)."""
     plt = _pyplot()
     height, width = image_shape[:2]
     columns = max(len(row) for row in rows)
-    caption_room = [0.7 * height if any(caption for caption in row) else 0.0 for row in captions]
+    pixel_inches = inches_wide / (columns * (width + 1) - 1)  # the mosaic fills the figure's width
+    # a caption (6 pt, 0.083 in) and its gap take 0.15 in, in whole pixel rows (0.7 of an image's height was a
+    # band of white above a few wide images, 2 in above a single one)
+    caption_rows = math.ceil(CAPTION_INCHES / pixel_inches)
+    caption_room = [caption_rows if any(caption for caption in row) else 0.0 for row in captions]
     tops = np.cumsum([0.0] + [room + height + 1 for room in caption_room])[:-1] + np.asarray(caption_room)
     tops = np.round(tops).astype(int)
     mosaic = np.full((int(tops[-1]) + height, columns * (width + 1) - 1, *image_shape[2:]), np.nan)
     lo, hi = value_range
-    fig, ax = plt.subplots(figsize=size)
+    title = textwrap.fill(title, width=max(40, 16 * columns))
+    title_room = 0.2 + 0.15 * (title.count("\n") + 1)  # inches: 8 pt lines and tight_layout's padding
+    image_inches = inches_wide * mosaic.shape[0] / mosaic.shape[1]
+    fig, ax = plt.subplots(figsize=(inches_wide, image_inches + title_room))
     ax.axis("off")
     for top, row, row_captions in zip(tops, rows, captions):
         for column, (image, caption) in enumerate(zip(row, row_captions)):
@@ -333,10 +343,10 @@ def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
                 mosaic[top:top + height, left:left + width] = np.clip(np.asarray(image, dtype=float), lo, hi).reshape(
                     image_shape)
             if caption:
-                ax.text(left + (width - 1) / 2, top - 0.7, caption, ha="center", va="bottom", fontsize=6)
+                ax.text(left + (width - 1) / 2, top - 0.6, caption, ha="center", va="bottom", fontsize=6)
     colormap = plt.get_cmap("gray").with_extremes(bad="white")
     ax.imshow(np.ma.masked_invalid(mosaic), cmap=colormap, vmin=lo, vmax=hi, interpolation="nearest")
-    fig.suptitle(textwrap.fill(title, width=max(40, 16 * columns)), fontsize=8)
+    fig.suptitle(title, fontsize=8)
     return save(fig, path)
 
 
@@ -356,7 +366,7 @@ def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequen
         rows += [[originals[k] for k in block], [matched[k] for k in block]]
         captions += [[f"{score_name} {scores[k]:.2f}" for k in block], [None] * len(block)]
     return image_grid(path, rows, captions, image_shape=image_shape, value_range=value_range, title=title,
-                      size=(max(1.2 * columns, 3.0), 1.3 * len(rows) + 0.6))
+                      inches_wide=max(1.2 * columns, 3.0))
 
 
 def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, label: str) -> Path:
