@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from proofs_check.launcher import NOT_STARTED, PROG, end_program, flush_output
+from proofs_check.launcher import NOT_STARTED, PROG, end_program, flush_output, tolerate_closed_output
 from theory.architecture import Architecture, SpecError, parse_spec
 from theory.expressions import grammar_summary
 
@@ -439,7 +439,9 @@ def main(argv: list[str] | None = None, *, requests=None) -> int:
     """Run one command; return its exit status (module docstring). Called without ``argv`` it is the program (the
     ``proofs-check`` script through :func:`proofs_check.launcher.main`, which passes the ``requests`` it has been
     recording since the process started; ``python -m proofs_check.cli``) and ends the process itself
-    (:func:`_exit_program`)."""
+    (:func:`_exit_program`), writing on through a closed standard output (:func:`tolerate_closed_output`)."""
+    if argv is None:
+        tolerate_closed_output()
     try:
         from numerics.checkpoint import recording_interrupts
 

@@ -546,4 +546,7 @@ def rkip_finite_table(result: dict):
 
 
 if __name__ == "__main__":
+    from proofs_check.launcher import tolerate_closed_output
+
+    tolerate_closed_output()
     sys.exit(rkip_finite_main())

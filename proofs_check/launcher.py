@@ -131,6 +131,41 @@ def ending_on_a_stuck_press(presses: int, handled: threading.Event, line) -> Ite
         watcher.join(timeout=1.0)
         os.close(read_end)
 
+class ClosedOutputTolerated:
+    """Standard output that a closed reader (``proofs-check run | head``) cannot stop: the first write or flush
+    that meets a broken pipe turns every later one into nothing, and the command goes on to write its files and
+    ends with its own status. Python raises BrokenPipeError there, and rich answered it with SystemExit(1), which
+    ended ``run`` silently with status 1 before its report was written. Everything else is the stream's own."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.closed_by_reader = False
+
+    def _guarded(self, operation, *args):
+        if self.closed_by_reader:
+            return len(args[0]) if args else None
+        try:
+            return operation(*args)
+        except BrokenPipeError:
+            self.closed_by_reader = True
+            return len(args[0]) if args else None
+
+    def write(self, text):
+        return self._guarded(self.stream.write, text)
+
+    def flush(self):
+        return self._guarded(self.stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def tolerate_closed_output() -> None:
+    """Make ``sys.stdout`` a :class:`ClosedOutputTolerated` (once; the program's entry points call it)."""
+    if not isinstance(sys.stdout, ClosedOutputTolerated) and sys.stdout is not None:
+        sys.stdout = ClosedOutputTolerated(sys.stdout)
+
+
 def flush_output() -> None:
     """Flush standard output and error (what was printed so far reaches the terminal or pipe)."""
     for stream in (sys.stdout, sys.stderr):
@@ -155,6 +190,7 @@ def main() -> None:
     ImportError, a traceback, or aborted the process from jaxlib's C++, measured at 0.35-0.45 s); the command
     then starts by ending with :data:`NOT_STARTED` and 130 when one was pressed."""
     requests = InterruptRequests(raising=False)
+    tolerate_closed_output()
     with counting_interrupts(requests):
         try:
             from proofs_check import cli

@@ -7,6 +7,7 @@ once the program's handler is in place, so no assert depends on timing; the inte
 (about 20 ms, no project code runs there) is measured in :mod:`proofs_check.launcher`, not tested.
 """
 
+import contextlib
 import os
 import select
 import signal
@@ -114,3 +115,39 @@ def test_the_import_test_fails_for_the_entry_point_it_replaced(tmp_path):
     handler comes only after the imports, and a press during them is a traceback."""
     code, stderr, loaded = start(tmp_path, "proofs_check.cli:main", press_at_import="sympy")
     assert loaded is None and code != 130 and "Traceback" in stderr
+
+
+def test_a_closed_standard_output_ends_nothing(tmp_path, monkeypatch):
+    """``proofs-check run | head``: head leaves after its lines, and the next write met a broken pipe, which rich
+    answered with SystemExit(1): run ended silently with status 1 before writing its report. Now the program's
+    standard output drops what it cannot deliver, the command ends as it would (here: list, status 0, no line on
+    stderr), and a rich table printed after the reader left raises nothing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from proofs_check.launcher import ClosedOutputTolerated
+
+    script = tmp_path / "proofs-check"
+    script.write_text(console_script(entry_point()))
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader has left before the first line
+    try:
+        done = subprocess.run([sys.executable, str(script), "list"], stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    output = ClosedOutputTolerated(os.fdopen(write_end, "w"))
+    monkeypatch.setattr(sys, "stdout", output)
+    table = Table("row")
+    for row in range(2000):  # more than a pipe's buffer
+        table.add_row(str(row))
+    Console(width=80).print(table)
+    print("and more")
+    assert output.closed_by_reader
+    monkeypatch.undo()
+    with contextlib.suppress(BrokenPipeError):  # anything still buffered cannot be delivered (the program ends
+        output.stream.close()                   # without closing it)
