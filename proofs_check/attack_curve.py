@@ -331,13 +331,12 @@ def _series_files(folder: Path) -> list[Path]:
 
 def run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
-    from rich.console import Console
 
     from numerics import audit
     from numerics.checkpoint import raise_if_interrupted, write_run
-    from proofs_check.cli import start_or_resume
+    from proofs_check.cli import command_console, start_or_resume
 
-    console = Console(highlight=False)
+    console = command_console()
     out: Path = args.out
     if args.combine:
         return _finish(console, out, args.record)

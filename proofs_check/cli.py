@@ -341,6 +341,18 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def command_console(*, log_width: int | None = None):
+    """The console every command prints to (rich): numbers and paths not highlighted; in a terminal, prose wraps
+    at its width; elsewhere (a log, a pipe) every printed line stays one line, whatever the console's width, and
+    tables take ``log_width`` columns (rich's default there: 80)."""
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, soft_wrap=True, width=log_width)
+    return console
+
+
 def build_parser(*, typed_only: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run the claim registry of recon-ntk, or audit a model's leakage.",
                      epilog=architecture_help(), formatter_class=_Formatter, typed_only=typed_only)
@@ -624,7 +636,6 @@ def _list_claims(args) -> int:
 
         sys.stdout.write(claims_markdown(load_claims()))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
     from proofs_check.claims import load_claims
@@ -635,7 +646,7 @@ def _list_claims(args) -> int:
     for claim in load_claims().values():
         table.add_row(claim.id, claim.title, str(len(claim.derivations)), str(len(claim.checks)),
                       str(len(claim.counterexamples)))
-    Console().print(table)
+    command_console().print(table)
     return 0
 
 
@@ -695,7 +706,6 @@ def claim_line(result) -> str:
 
 def _run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
-    from rich.console import Console
 
     from numerics.checkpoint import raise_if_interrupted
     from numerics.progress import progress_bar
@@ -703,9 +713,7 @@ def _run(args) -> int:
     from proofs_check.registry import ClaimResult, Context, run_step
     from proofs_check.report import report_dict, summary_table, write_report
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
+    console = command_console(log_width=160)
     registry = load_claims()
     claims = [registry[i] for i in args.ids]
     started = datetime.datetime.now().isoformat(timespec="seconds")
@@ -992,7 +1000,6 @@ def _attack(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import jax
     import numpy as np
-    from rich.console import Console
     from rich.markup import escape
 
     from numerics import audit, privacy
@@ -1001,7 +1008,7 @@ def _attack(args) -> int:
     from numerics.training import load_model
     from proofs_check import figures
 
-    console = Console(highlight=False)
+    console = command_console()
     out = args.out
     paths = {key: out / name for key, name in ATTACK_FILES.items()}
     resuming = start_or_resume(console, out, [*paths.values(), *(out / name for name in ATTACK_OUTPUTS.values())],
@@ -1267,11 +1274,10 @@ def _check_sweep(args) -> None:
 def _sweep(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import numpy as np
-    from rich.console import Console
 
     from numerics import sweep
 
-    console = Console(highlight=False)
+    console = command_console()
     try:
         result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print,
                                  reuse_other_code=not args.recompute_other_code)

@@ -163,7 +163,6 @@ def interrupted(args, interruption: KeyboardInterrupt) -> str:
 def run(args) -> int:
     import numerics  # noqa: F401  (float64 on)
     import numpy as np
-    from rich.console import Console
     from rich.table import Table
 
     from numerics.audit import write_metrics
@@ -171,9 +170,9 @@ def run(args) -> int:
     from numerics.data import digits
     from numerics.distill import (RIDGE_FACTOR, VALIDATION_SEED, distill, distill_divergence, support_accuracy,
                                   validation_split)
-    from proofs_check.cli import RunFailed, start_or_resume
+    from proofs_check.cli import RunFailed, command_console, start_or_resume
 
-    console = Console(highlight=False)
+    console = command_console()
     out = args.out
     paths = {key: out / name for key, name in DISTILL_FILES.items()}
     resuming = start_or_resume(console, out, paths.values(), resume=args.resume, previous=args.previous)
@@ -364,7 +363,6 @@ def defend_interrupted(args, interruption: KeyboardInterrupt) -> str:
 def defend(args) -> int:
     import numerics  # noqa: F401  (float64 on)
 
-    from rich.console import Console
     from rich.table import Table
 
     from numerics import audit, privacy
@@ -373,8 +371,9 @@ def defend(args) -> int:
     from numerics.distill import defense_experiment, support_accuracy
     from proofs_check import figures
     from proofs_check.claims import t4
+    from proofs_check.cli import command_console
 
-    console = Console(highlight=False)
+    console = command_console()
     private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
     test = digits(task="ten_class", split="test")
     references = audit.reference_sets("digits-ten-class", private)
@@ -513,9 +512,10 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
               f"one: {attacked['stop_reason']} at step {attacked['steps']}, loss {attacked['final_loss']:.3g}); the "
               "accuracies are those networks' as they are (raise --train-steps to train further; rkip_finite.json: "
               "training)", file=sys.stderr)
-    from rich.console import Console
 
-    console = Console(highlight=False)
+    from proofs_check.cli import command_console
+
+    console = command_console()
     console.print(rkip_finite_table(result))
     console.print(f"gap: {result['gap_points']:.1f} points (fresh networks' mean accuracy on the originals minus on "
                   "the reconstructions: near 0, the M points teach what the N did); attack loss / ||Delta theta||^2 = "
