@@ -307,8 +307,11 @@ def test_resume_takes_the_options_the_run_recorded(models, tmp_path, monkeypatch
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     assert main(["attack", "--resume", "--steps", "8", "--no-progress", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
     assert (f"resuming with the options {out / 'run.json'} records: --model={models['good']} --n=4 --lr=0.03\n"
-            in capsys.readouterr().out)
+            in printed)
+    # not a terminal: each printed line stays one line (cli.command_console), e.g. the files (3 long paths)
+    assert f"\nfiles: {out / 'curve.png'}, {out / 'reconstructions.png'}, {out / 'metrics.json'}\n" in printed
     assert json.loads((out / "metrics.json").read_text())["attack"]["resumed_from"] == 4
     assert read_run(out)["options"] == {**recorded, "steps": ["--steps=8"]}
     for argv, words in [
