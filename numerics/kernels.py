@@ -24,8 +24,7 @@ from numerics.networks import (LAMBDIFY_MODULES, Params, activation_fn, dense_la
                                shape_of_params)
 from theory import activations
 from theory.architecture import Architecture
-from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape,
-                           layers_of, n_in, positions)
+from theory.layers import STEP_ARGUMENTS, Conv, PairState, activation_of, image_shape, layers_of, n_in, positions
 from theory.dual import QUADRATURE, DualKernel, a_var, b_var, c_var, dual_for, x_symbol
 from theory.expressions import QUADRATURE_NODES, QUADRATURE_RANGE  # the trapezoid rule (and why it is accurate)
 
@@ -287,9 +286,9 @@ def pooling_weights(layer, shape: tuple[int, ...]) -> np.ndarray:
 def _spatial_dims(chain: tuple) -> int | None:
     """The number of spatial axes of a chain's convolutions (None: a fully connected chain); checks the order
     (convolutions, then one pooling layer, then dense layers) and that they agree."""
-    dims = {layer.spatial_dims for layer in chain if layer.kind in SPATIAL_KINDS}
-    pooling = [index for index, layer in enumerate(chain) if layer.kind in POOLING_KINDS]
-    convs = [index for index, layer in enumerate(chain) if layer.kind in SPATIAL_KINDS]
+    dims = {layer.spatial_dims for layer in chain if layer.spatial}
+    pooling = [index for index, layer in enumerate(chain) if layer.pooling]
+    convs = [index for index, layer in enumerate(chain) if layer.spatial]
     if not dims:
         if pooling:
             raise ValueError(f"{chain[pooling[0]].kind} needs convolutions before it")
@@ -309,9 +308,9 @@ def _compiled_chain(chain: tuple) -> list[tuple]:
         activation = activation_of(layer)
         duals = None if activation is None else \
             dual_functions(Architecture(activation.name, 1, activation_params=activation.params))
-        if layer.kind in SPATIAL_KINDS:
+        if layer.spatial:
             compiled.append((layer, compiled_patch_step(layer), None))
-        elif layer.kind in POOLING_KINDS:
+        elif layer.pooling:
             compiled.append((layer, None, None))
         else:
             compiled.append((layer, compiled_step(layer), duals))
@@ -328,14 +327,6 @@ def _elementwise(step, duals, s11, s12, s22, theta, fan_in):
     pair, value_diagonal = duals
     k12, kdot = pair(s11, s22, s12)
     return step(s11, s12, s22, theta, value_diagonal(s11), k12, value_diagonal(s22), kdot, fan_in)
-
-
-def _next_fan_in(layer, fan_in, width):
-    if layer.kind == "activation":
-        return fan_in
-    if layer.kind in SPATIAL_KINDS and layer.channels is not None:
-        return layer.channels
-    return width if width is not None else 1
 
 
 def _diagonal(self_state: jax.Array) -> jax.Array:
@@ -453,6 +444,7 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
     spatial_dims = _spatial_dims(chain)
     compiled = _compiled_chain(chain)
+    hidden = width if width is not None else 1  # the width feeding a layer after a hidden one (Layer.fan_out)
 
     @jax.jit
     def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -477,7 +469,7 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
             n1 = images1.shape[0]
             fan_in = channels
             for layer, step, duals in layers:
-                if layer.kind in POOLING_KINDS:
+                if layer.pooling:
                     weights = jnp.asarray(pooling_weights(layer, shape))
                     s12 = jnp.einsum("nmpq,pq->nm", cross, weights)
                     theta = jnp.einsum("nmpq,pq->nm", theta, weights)
@@ -485,7 +477,7 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
                     s11, s22 = pooled[:n1, None], pooled[None, n1:]
                     fan_in = fan_in * layer.fan_in_factor(shape)
                     break
-                if layer.kind in SPATIAL_KINDS:
+                if layer.spatial:
                     cross, theta, selves = _conv_step(layer, step, shape, cross, theta, selves, fan_in)
                 else:
                     v = _diagonal(selves)
@@ -494,10 +486,10 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
                     cross, theta = out[1] + jnp.zeros_like(cross), out[3] + jnp.zeros_like(cross)
                     selves = _elementwise(step, duals, v[:, :, None], selves, v[:, None, :], jnp.zeros_like(selves),
                                           fan_in)[1] + jnp.zeros_like(selves)
-                fan_in = _next_fan_in(layer, fan_in, width)
+                fan_in = layer.fan_out(fan_in, hidden)
         for layer, step, duals in layers:
             s11, s12, s22, theta = _elementwise(step, duals, s11, s12, s22, theta, fan_in)
-            fan_in = _next_fan_in(layer, fan_in, width)
+            fan_in = layer.fan_out(fan_in, hidden)
         return s12 + jnp.zeros_like(theta), theta
 
     return kernel_fn

@@ -31,8 +31,6 @@ from theory import activations
 from theory.architecture import Architecture
 from theory.layers import Activation as ActivationLayer
 from theory.layers import Conv as ConvLayer
-from theory.layers import Dense as DenseLayer
-from theory.layers import Flatten as FlattenLayer
 from theory.layers import Residual as ResidualLayer
 from theory.layers import image_shape, layers_of
 
@@ -165,28 +163,103 @@ NUMERICAL_DEGREE = 80
 
 
 def stax_layer(layer, units: int | None = None, *, numerical_degree: int = NUMERICAL_DEGREE):
-    """The neural-tangents layer of a :mod:`theory.layers` layer (``units``: a dense layer's output width).
+    """The neural-tangents layer of a :mod:`theory.layers` layer (``units``: a dense layer's output width), built
+    as its kind's :class:`LayerNumerics` says (default: the layer's own description, ``layer.stax(units)``).
 
     An activation takes its registry entry's stax layer; without one, stax.ElementwiseNumerical of its JAX
     function with ``numerical_degree`` Gauss-Hermite nodes per axis."""
-    stax = neural_tangents().stax
-    if isinstance(layer, ActivationLayer):
-        entry = activations.get(layer.name)
-        params = dict(entry.defaults) | dict(layer.params)
-        if entry.stax is not None:
-            name, arguments = entry.stax
-            return getattr(stax, name)(*arguments(params))
-        with warnings.catch_warnings():  # its notice that the layer is numerical: K1 states its accuracy
-            warnings.filterwarnings("ignore", message="Numerical Activation Layer", category=UserWarning)
-            return stax.ElementwiseNumerical(layer_activation(layer), deg=int(numerical_degree),
-                                             df=_compiled_derivative(*_key(layer)))
-    if isinstance(layer, ResidualLayer):
-        branch = _branch_dense(layer, units)
-        inner = stax_layer(layer.activation, numerical_degree=numerical_degree)
-        return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(inner, branch)),
-                           stax.FanInSum())
+    return layer_numerics(layer).stax(layer, units, numerical_degree)
+
+
+def _described_stax(layer, units, numerical_degree):
+    """The stax layer that ``layer.stax(units)`` describes as (name, args, kwargs) (theory imports no JAX)."""
     name, args, kwargs = layer.stax(units)
-    return getattr(stax, name)(*args, **kwargs)
+    return getattr(neural_tangents().stax, name)(*args, **kwargs)
+
+
+def _activation_stax(layer: ActivationLayer, units, numerical_degree):
+    stax = neural_tangents().stax
+    entry = activations.get(layer.name)
+    params = dict(entry.defaults) | dict(layer.params)
+    if entry.stax is not None:
+        name, arguments = entry.stax
+        return getattr(stax, name)(*arguments(params))
+    with warnings.catch_warnings():  # its notice that the layer is numerical: K1 states its accuracy
+        warnings.filterwarnings("ignore", message="Numerical Activation Layer", category=UserWarning)
+        return stax.ElementwiseNumerical(layer_activation(layer), deg=int(numerical_degree),
+                                         df=_compiled_derivative(*_key(layer)))
+
+
+def _residual_stax(layer: ResidualLayer, units, numerical_degree):
+    """stax.serial(FanOut(2), parallel(Identity, serial(activation, Dense)), FanInSum)."""
+    stax = neural_tangents().stax
+    branch = _branch_dense(layer, units)
+    inner = stax_layer(layer.activation, numerical_degree=numerical_degree)
+    return stax.serial(stax.FanOut(2), stax.parallel(stax.Identity(), stax.serial(inner, branch)), stax.FanInSum())
+
+
+def _stax_apply(layer, params, h, phi_of):
+    return _layer_apply(layer)(params, h)
+
+
+def _activation_apply(layer: ActivationLayer, params, h, phi_of):
+    return phi_of(layer)(h)
+
+
+def _residual_apply(layer: ResidualLayer, params, h, phi_of):
+    """h + s Dense(phi(h)), the branch's Dense over its parameters (:data:`RESIDUAL_WEIGHTS`)."""
+    return h + _branch_apply(layer)(weights_of(layer, params), phi_of(layer.activation)(h))
+
+
+def _conv_forward(layer: ConvLayer, params, h, phi_of):
+    return _conv_apply(layer)(params, h)
+
+
+RESIDUAL_WEIGHTS = (1, 1, 1)
+"""Where a residual block's (W, b) sit in its stax parameters: serial(FanOut, parallel(Identity, serial(activation,
+Dense)), FanInSum) -> [1] the parallel, [1] its branch, [1] the branch's Dense."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerNumerics:
+    """How the numerics run one layer kind (theory.layers; its traits and its own ``stax`` description cover the
+    rest): ``stax(layer, units, numerical_degree)``, its neural-tangents layer; ``apply(layer, params, h,
+    phi_of)``, its output on ``h`` in :func:`chain_forward` (``phi_of(activation layer)``: the JAX function to
+    use); ``weights_at``, the indices of its (W, b) pair within its stax parameters (a layer of weights:
+    theory.layers.Layer.weight_layer). A kind without an entry in :data:`LAYER_NUMERICS` takes the defaults:
+    the stax layer it describes, stax's apply, (W, b) as its parameters."""
+
+    stax: Callable = _described_stax
+    apply: Callable = _stax_apply
+    weights_at: tuple[int, ...] = ()
+
+
+LAYER_NUMERICS: dict[type, LayerNumerics] = {
+    ActivationLayer: LayerNumerics(stax=_activation_stax, apply=_activation_apply),
+    ResidualLayer: LayerNumerics(stax=_residual_stax, apply=_residual_apply, weights_at=RESIDUAL_WEIGHTS),
+    ConvLayer: LayerNumerics(apply=_conv_forward),  # patches times a matrix: faster than stax's in float64
+}
+"""The numerics of the layer kinds that differ from :class:`LayerNumerics`' defaults, keyed by class."""
+
+
+def layer_numerics(layer) -> LayerNumerics:
+    """The :class:`LayerNumerics` of ``layer``'s kind (the entry of its class or of the nearest base class)."""
+    return next((LAYER_NUMERICS[kind] for kind in type(layer).__mro__ if kind in LAYER_NUMERICS), LayerNumerics())
+
+
+def weights_of(layer, params) -> tuple:
+    """The (W, b) pair of a layer of weights within its stax parameters (:attr:`LayerNumerics.weights_at`)."""
+    return functools.reduce(lambda container, index: container[index], layer_numerics(layer).weights_at, params)
+
+
+def _with_weights(layer, params, pair: tuple):
+    """``params`` with the layer's (W, b) replaced by ``pair``, stax's own containers (tuples and lists) kept."""
+    def replaced(container, path):
+        if not path:
+            return pair
+        return type(container)(replaced(old, path[1:]) if i == path[0] else old for i, old in enumerate(container))
+
+    return replaced(params, layer_numerics(layer).weights_at)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -257,7 +330,7 @@ def make_network(arch: Architecture, width: int, out_dim: int = 1, *,
               for index, layer in enumerate(chain)]
     stax = neural_tangents().stax
     init_fn, apply_fn, kernel_fn = stax.serial(*layers)
-    if any(isinstance(layer, ResidualLayer) for layer in chain):
+    if arch.has_residual:
         kernel_fn = _without_fan_in_warning(kernel_fn)
     if arch.spatial_dims is not None:
         init_fn, apply_fn, kernel_fn = _flat_inputs(arch, init_fn, apply_fn, kernel_fn)
@@ -350,15 +423,7 @@ def chain_forward(arch: Architecture, params: Params, x: jax.Array, *, activatio
             return activation
     h = as_images(arch, x)
     for layer, p in zip(chain, params):
-        if isinstance(layer, ActivationLayer):
-            h = phi_of(layer)(h)
-        elif isinstance(layer, ResidualLayer):
-            # stax.serial(FanOut(2), parallel(Identity, serial(activation, Dense)), FanInSum): the Dense is p[1][1][1]
-            h = h + _branch_apply(layer)(p[1][1][1], phi_of(layer.activation)(h))
-        elif isinstance(layer, ConvLayer):
-            h = _conv_apply(layer)(p, h)
-        else:
-            h = _layer_apply(layer)(p, h)
+        h = layer_numerics(layer).apply(layer, p, h, phi_of)
     return h
 
 
@@ -412,11 +477,8 @@ def shape_of_params(arch: Architecture, params: Params) -> tuple[int, int]:
     try:
         out_dim = int(np.shape(params[-1][0])[1])
         for layer, p in zip(chain[:-1], params[:-1]):
-            if isinstance(layer, DenseLayer) or (isinstance(layer, ConvLayer) and layer.channels is None):
-                width = int(np.shape(p[0])[-1])
-            elif isinstance(layer, ResidualLayer):
-                width = int(np.shape(p[1][1][1][0])[-1])
-            if width is not None:
+            if layer.takes_width and layer.weight_layer is not None:
+                width = int(np.shape(weights_of(layer, p)[0])[-1])
                 break
     except (TypeError, IndexError):
         raise ValueError(f"params do not have the layers of {with_article(arch.spec)} network") from None
@@ -436,17 +498,17 @@ def sub_network(arch: Architecture, params: Params, width: int) -> Params:
     if not 1 <= width <= full:
         raise ValueError(f"width must be from 1 to the network's width {full}, got {width}")
     keep = slice(0, int(width))
-    weighted = [i for i, layer in enumerate(chain) if isinstance(layer, (DenseLayer, ConvLayer, ResidualLayer))]
+    weighted = [i for i, layer in enumerate(chain) if layer.weight_layer is not None]
     out = []
     narrowed = False  # the previous weighted layer's outputs were cut to ``width``
     channels = None  # that layer's number of outputs in the full network
     flattened = False  # a flatten since that layer
     for index, (layer, p) in enumerate(zip(chain, params)):
-        flattened = flattened or isinstance(layer, FlattenLayer)
+        flattened = flattened or layer.keeps_positions
         if index not in weighted:
             out.append(p)
             continue
-        weights, bias = p[1][1][1] if isinstance(layer, ResidualLayer) else p
+        weights, bias = weights_of(layer, p)
         if flattened:  # rows: position-major, the channels fastest
             rows, cols = weights.shape
             per_position = weights.reshape(rows // channels, channels, cols)
@@ -455,16 +517,10 @@ def sub_network(arch: Architecture, params: Params, width: int) -> Params:
         elif narrowed:
             weights = weights[..., keep, :]
         channels = weights.shape[-1]
-        narrowed = index != weighted[-1] and not (isinstance(layer, ConvLayer) and layer.channels is not None)
+        narrowed = index != weighted[-1] and layer.takes_width
         if narrowed:
             weights, bias = weights[..., keep], None if bias is None else bias[..., keep]
-        if isinstance(layer, ResidualLayer):
-            def swap(container, position, item):  # stax's own containers (tuples and lists) kept
-                return type(container)(item if i == position else old for i, old in enumerate(container))
-
-            out.append(swap(p, 1, swap(p[1], 1, swap(p[1][1], 1, (weights, bias)))))
-        else:
-            out.append((weights, bias))
+        out.append(_with_weights(layer, p, (weights, bias)))
     return out
 
 

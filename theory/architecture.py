@@ -27,6 +27,9 @@ A spec is either the fully connected shorthand or a chain of layers joined by ``
   - OPTIONS, a first token of KEY=VALUE items only (sw, sb, param), is the default of every weighted layer,
     e.g. ``sb=0.1:param=standard > dense > erf > dense``.
 
+  Each layer kind reads its own token and says where it may stand (theory.layers.Layer); the parser and the
+  composition rules here iterate over the registered kinds (theory.layers.register_layer_kind).
+
 Both forms denote one :class:`Architecture`, its layer chain: ``dense > relu > dense > relu > dense`` and
 ``relu:2`` are equal, and :attr:`Architecture.spec` writes the canonical form (the shorthand whenever it can
 express the chain), so ``parse_spec(a.spec) == a``. Specs are data: every value goes through a typed reader
@@ -71,8 +74,6 @@ ACTIVATION_PARAMETERS: Mapping[str, tuple[str, ...]] = _RegistryView(lambda entr
 DEFAULT_ACTIVATION_PARAMETERS: Mapping[str, Mapping[str, object]] = _RegistryView(lambda entry: entry.defaults)
 
 PARAMETERIZATIONS = ("ntk", "standard")
-LAYER_NAMES = ("dense", "convK", "convKxK", "gap", "flatten", "res")
-"""The layer kinds of the chain grammar (besides the activations of the registry)."""
 WEIGHT_OPTIONS = ("sw", "sb", "param")
 """Options of every weighted layer, also accepted as the chain's leading defaults token."""
 MAX_LAYERS = 1000
@@ -80,15 +81,15 @@ MAX_CHANNELS = 1 << 16
 MAX_WINDOW = 64
 """Sanity bounds on a spec (a model file's spec is untrusted input), not limits of the code."""
 
-_CONV_NAME = re.compile(r"conv([0-9]+)(?:x([0-9]+))?")
 RESERVED_OPTIONS = (*WEIGHT_OPTIONS, "res", "s", "act", "c")
 """Spec options of the shorthand and of the chain's layers: no activation parameter may take these names."""
 
 
 def is_layer_keyword(name: str) -> bool:
-    """Whether ``name`` is a layer of the chain grammar (:data:`LAYER_NAMES`; convK and convKxK by pattern)."""
+    """Whether ``name`` is a keyword of the chain grammar, read by a registered layer kind
+    (theory.layers.layer_names; convK and convKxK by pattern)."""
     name = name.strip().lower()
-    return (name in LAYER_NAMES and not name.startswith("conv")) or _CONV_NAME.fullmatch(name) is not None
+    return any(kind.reads(name) for kind in L.layer_kinds() if kind.names)
 
 
 class SpecError(ValueError):
@@ -99,7 +100,7 @@ class NotShorthandError(SpecError):
     """A field of the fully connected shorthand (activation, depth, ...) asked of a general layer chain."""
 
 
-def _number(value) -> str:
+def number_text(value) -> str:
     """The shortest text that reads back as exactly ``value`` (``:g`` when it is exact, else repr)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
@@ -109,7 +110,8 @@ def _number(value) -> str:
     return text if float(text) == value else repr(float(value))
 
 
-def _positive(name: str, value, *, zero: bool = False) -> float:
+def check_positive(name: str, value, *, zero: bool = False) -> float:
+    """``value``, when finite and > 0 (``zero``: >= 0); else SpecError naming it by ``name``."""
     try:
         ok = math.isfinite(value) and (value >= 0 if zero else value > 0)
     except TypeError:
@@ -162,9 +164,9 @@ def parameter_range_problem(parameters: dict, items) -> str | None:
         numbers = value if kind == "floats" else (value,) if kind in ("float", "int") else ()
         numbers = [v for v in numbers if isinstance(v, (int, float))]  # other types: phi's own rules refuse them
         if any(abs(v) > ACTIVATION_PARAMETER_LIMIT for v in numbers):
-            return (f"{key}={_number(value) if kind != 'floats' else ','.join(map(_number, value))}: every number "
-                    f"of an activation's parameters must be from {-ACTIVATION_PARAMETER_LIMIT:g} to "
-                    f"{ACTIVATION_PARAMETER_LIMIT:g}")
+            shown = number_text(value) if kind != "floats" else ",".join(map(number_text, value))
+            return (f"{key}={shown}: every number of an activation's parameters must be from "
+                    f"{-ACTIVATION_PARAMETER_LIMIT:g} to {ACTIVATION_PARAMETER_LIMIT:g}")
     return None
 
 
@@ -203,10 +205,12 @@ compute overflow or divide by zero (measured: relu:2 with sw=1e308 overflowed in
 sw=1e10 trained to loss 3e26, erf:2:sb=1e200 failed in JAX), while sw=1e3 and sw=1e-3 train and attack."""
 
 
-def _check_weights(layer, what: str) -> None:
+def check_weights(layer, what: str) -> None:
+    """SpecError unless ``layer``'s sigma_w lies in :data:`WEIGHT_SCALE_RANGE`, its sigma_b from 0 to the range's
+    upper end and its parameterization is known; ``what``: the layer in words ("a dense layer")."""
     low, high = WEIGHT_SCALE_RANGE
-    _positive(f"sigma_w (sw) of {what}", layer.sigma_w)
-    _positive(f"sigma_b (sb) of {what}", layer.sigma_b, zero=True)
+    check_positive(f"sigma_w (sw) of {what}", layer.sigma_w)
+    check_positive(f"sigma_b (sb) of {what}", layer.sigma_b, zero=True)
     if not low <= layer.sigma_w <= high:
         raise SpecError(f"sigma_w (sw) of {what} must be from {low:g} to {high:g}, got {layer.sigma_w!r}")
     if layer.sigma_b > high:
@@ -215,7 +219,7 @@ def _check_weights(layer, what: str) -> None:
         raise SpecError(f"parameterization must be one of {PARAMETERIZATIONS}, got {layer.parameterization!r}")
 
 
-def _check_residual_scale(scale: float) -> None:
+def check_residual_scale(scale: float) -> None:
     """The residual branch scale is at most sw's upper bound (it scales the branch's weights once more): measured,
     res=1e308 failed in training's eigensolver."""
     if scale > WEIGHT_SCALE_RANGE[1]:
@@ -223,47 +227,16 @@ def _check_residual_scale(scale: float) -> None:
 
 
 def canonical_layer(layer):
-    """``layer`` validated (a ValueError subclass, SpecError, names the problem), activations canonical."""
-    if isinstance(layer, L.Activation):
-        return canonical_activation(layer.name, layer.params)
-    if isinstance(layer, L.Dense):
-        _check_weights(layer, "a dense layer")
-        return layer
-    if isinstance(layer, L.Conv):
-        window = tuple(layer.window) if isinstance(layer.window, (tuple, list)) else None
-        if not window or len(window) not in (1, 2) or not all(
-                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_WINDOW for k in window):
-            raise SpecError(f"a convolution's window is 1 or 2 integers from 1 to {MAX_WINDOW}, got {layer.window!r}")
-        if layer.channels is not None and not (isinstance(layer.channels, int) and not isinstance(layer.channels, bool)
-                                               and 1 <= layer.channels <= MAX_CHANNELS):
-            raise SpecError(f"a convolution's channels (c) must be an integer from 1 to {MAX_CHANNELS}, "
-                            f"got {layer.channels!r}")
-        _check_weights(layer, "a convolution")
-        return L.Conv(window, layer.channels, layer.sigma_w, layer.sigma_b, layer.parameterization)
-    if isinstance(layer, L.Residual):
-        _positive("the residual branch scale (s, res)", layer.scale)
-        _check_residual_scale(layer.scale)
-        if not isinstance(layer.dense, L.Dense):
-            raise SpecError(f"a residual block's branch ends in a dense layer, got {layer.dense!r}")
-        _check_weights(layer.dense, "a residual branch")
-        if layer.dense.parameterization != "ntk":
-            raise SpecError("residual blocks (res) are defined in the NTK parametrization only")
-        activation = layer.activation
-        if not isinstance(activation, L.Activation):
-            raise SpecError(f"a residual block's branch starts with an activation, got {activation!r}")
-        return L.Residual(layer.scale, layer.dense, canonical_activation(activation.name, activation.params))
-    if isinstance(layer, (L.GlobalAveragePool, L.Flatten)):
-        return layer
-    raise SpecError(f"not a layer of theory.layers: {layer!r}")
+    """``layer`` validated (a ValueError subclass, SpecError, names the problem), activations canonical: its
+    kind's own rules (theory.layers.Layer.canonical)."""
+    if not isinstance(layer, L.layer_kinds()):
+        raise SpecError(f"not a layer of theory.layers: {layer!r}")
+    return layer.canonical()
 
 
-def _weighted(layer):
-    """The layer holding ``layer``'s weights (a residual block's branch dense layer), or None."""
-    if isinstance(layer, (L.Dense, L.Conv)):
-        return layer
-    if isinstance(layer, L.Residual):
-        return layer.dense
-    return None
+def _weight_layers(chain: tuple) -> list:
+    """The layers holding the chain's weights (theory.layers.Layer.weight_layer), in order."""
+    return [layer.weight_layer for layer in chain if layer.weight_layer is not None]
 
 
 UNIT_INPUT_MEAN_SQUARE = 1.0
@@ -288,9 +261,10 @@ def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> 
     sees, the kernels' quadrature error estimate there) for every activation (a residual block's included), the
     estimate being theory.expressions.resolution_at's relative change under step halving (0 for a closed-form or
     polynomial dual, whose diagonal is evaluated exactly; inf on overflow; nan where phi cannot be evaluated in plain
-    floats); then (None, the output variance, 0), the variance nan where a layer could not be evaluated. Dense and convolutional layers map q to
-    sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it), an activation to E[phi(u)^2],
-    u ~ N(0, q), and a residual block adds s^2 times its branch."""
+    floats); then (None, the output variance, 0), the variance nan where a layer could not be evaluated. Each layer
+    maps q by its kind's theory.layers.Layer.map_variance: dense and convolutional layers to sigma_w^2 q +
+    sigma_b^2 (a convolution's zero padding only lowers it), an activation to E[phi(u)^2], u ~ N(0, q), and a
+    residual block adds s^2 times its branch."""
     from theory.dual import QUADRATURE, dual_kernel
     from theory.expressions import resolution_at
 
@@ -308,22 +282,18 @@ def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> 
 
     variance = float(mean_square)
     for layer in chain:
-        if isinstance(layer, (L.Dense, L.Conv)):
-            variance = float(layer.sigma_w) ** 2 * variance + float(layer.sigma_b) ** 2
-        elif isinstance(layer, (L.Activation, L.Residual)):
-            activation = layer.activation if isinstance(layer, L.Residual) else layer
+        if not callable(getattr(layer, "map_variance", None)):
+            raise TypeError(f"variance_path has no variance map for a {type(layer).__name__} layer: give its kind "
+                            "map_variance (theory.layers.Layer; the layer's own check of the variance an activation "
+                            "sees would pass silently)")
+        activation, mean = L.activation_of(layer), None
+        if activation is not None:
             mean, change = through(activation, variance)
             yield activation, variance, change
             if math.isnan(mean):  # not evaluable here: the path stops, unknown
                 variance = math.nan
                 break
-            if isinstance(layer, L.Residual):
-                mean = variance + float(layer.scale) ** 2 * (float(layer.dense.sigma_w) ** 2 * mean
-                                                             + float(layer.dense.sigma_b) ** 2)
-            variance = mean
-        elif not isinstance(layer, (L.GlobalAveragePool, L.Flatten)):  # pooling: per-unit variance at most kept
-            raise TypeError(f"variance_path has no variance map for a {type(layer).__name__} layer: add it here "
-                            "(the layer's own check of the variance an activation sees would pass silently)")
+        variance = layer.map_variance(variance, mean)
         if not variance < 1e300:
             break
     yield None, variance, 0.0
@@ -358,40 +328,38 @@ activations.on_change(_check_variance_path.cache_clear)  # a re-registered activ
 
 
 def _check_chain(chain: tuple) -> None:
-    """The composition rules: a dense readout last; convolutions (one rank) before exactly one gap or flatten,
-    dense layers and residual blocks after it (a residual block straight after it only when its input has the
-    network's width: a gap over convolutions without c=); one parameterization."""
+    """The composition rules, read off the layer kinds' traits (theory.layers.Layer): a readout (dense) last;
+    spatial layers (convolutions, one rank) before exactly one pooling layer (gap or flatten), flat-input layers
+    (dense layers, residual blocks) after it (one that adds its input straight after it only when that input has
+    the network's width: a gap over convolutions without c=); one parameterization."""
     if not chain:
         raise SpecError("an architecture needs at least one layer (its dense readout)")
     if len(chain) > MAX_LAYERS:
         raise SpecError(f"an architecture has at most {MAX_LAYERS} layers, got {len(chain)}")
-    if not isinstance(chain[-1], L.Dense):
+    if not chain[-1].readout:
         raise SpecError(f"the last layer must be the dense readout, got {_layer_spec(chain[-1], {})!r}")
-    params = {w.parameterization for w in map(_weighted, chain) if w is not None}
+    params = {w.parameterization for w in _weight_layers(chain)}
     if len(params) > 1:
         raise SpecError("all layers of a network share one parameterization (param=ntk or param=standard), "
                         f"got {' and '.join(sorted(params))}")
     gaussian = False  # whether the layer's input is Gaussian at infinite width (a weighted layer's output)
     for index, layer in enumerate(chain):
-        if isinstance(layer, (L.Activation, L.Residual)) and not gaussian:
+        if layer.needs_gaussian_input and not gaussian:
             before = f"after {_layer_spec(chain[index - 1], {})!r}" if index else "first"
-            what = "an activation" if isinstance(layer, L.Activation) else "a residual block"
-            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: {what} needs a Gaussian input at infinite "
+            raise SpecError(f"{_layer_spec(layer, {})!r} {before}: {layer.noun} needs a Gaussian input at infinite "
                             "width, the output of a dense, convolutional or residual layer (neural-tangents' rule)")
-        if isinstance(layer, (L.Dense, L.Conv)):
-            gaussian = True
-        elif isinstance(layer, L.Activation):
-            gaussian = False
-    pools = [i for i, layer in enumerate(chain) if isinstance(layer, (L.GlobalAveragePool, L.Flatten))]
-    convs = [i for i, layer in enumerate(chain) if isinstance(layer, L.Conv)]
+        if layer.gaussian_output is not None:
+            gaussian = layer.gaussian_output
+    pools = [i for i, layer in enumerate(chain) if layer.pooling]
+    convs = [i for i, layer in enumerate(chain) if layer.spatial]
     if not convs:
         if pools:
             raise SpecError(f"{_layer_spec(chain[pools[0]], {})!r} needs a convolution before it")
         return
-    if len({len(chain[i].window) for i in convs}) > 1:
+    if len({chain[i].spatial_dims for i in convs}) > 1:
         raise SpecError("all convolutions of a network have the same number of spatial axes (1D or 2D)")
     if not pools:
-        after = next(i for i, layer in enumerate(chain) if i > convs[0] and isinstance(layer, (L.Dense, L.Residual)))
+        after = next(i for i, layer in enumerate(chain) if i > convs[0] and layer.flat_input)
         raise SpecError(f"{_layer_spec(chain[after], {})!r} after {_layer_spec(chain[convs[0]], {})!r}: a "
                         "convolutional chain must pool (gap) or flatten before its dense layers")
     pool = pools[0]
@@ -402,20 +370,19 @@ def _check_chain(chain: tuple) -> None:
     if len(pools) > 1:
         raise SpecError(f"{_layer_spec(chain[pools[1]], {})!r} after {_layer_spec(chain[pool], {})!r}: one gap or "
                         f"flatten per network, got {len(pools)}")
-    flat = [i for i, layer in enumerate(chain[:pool]) if isinstance(layer, (L.Dense, L.Residual))]
+    flat = [i for i, layer in enumerate(chain[:pool]) if layer.flat_input]
     if flat:
         raise SpecError(f"{_layer_spec(chain[flat[0]], {})!r} before {_layer_spec(chain[pool], {})!r}: a convolutional "
                         "chain must pool (gap) or flatten before its dense layers")
-    first_weighted = next(i for i in range(pool + 1, len(chain)) if isinstance(chain[i], (L.Dense, L.Residual)))
-    if isinstance(chain[first_weighted], L.Residual) and (isinstance(chain[pool], L.Flatten)
-                                                          or chain[convs[-1]].channels is not None):
+    first_flat = next(i for i in range(pool + 1, len(chain)) if chain[i].flat_input)
+    positions = chain[pool].keeps_positions
+    if chain[first_flat].adds_input and (positions or chain[convs[-1]].channels is not None):
         # the branch ends in a dense layer of the network's width; the skip carries the pooled features
-        reads = ("positions x channels" if isinstance(chain[pool], L.Flatten)
-                 else f"{chain[convs[-1]].channels} channels (c=)")
-        raise SpecError(f"{_layer_spec(chain[first_weighted], {})!r} after {_layer_spec(chain[pool], {})!r}: a "
+        reads = "positions x channels" if positions else f"{chain[convs[-1]].channels} channels (c=)"
+        raise SpecError(f"{_layer_spec(chain[first_flat], {})!r} after {_layer_spec(chain[pool], {})!r}: a "
                         f"residual block adds its branch (the network's width) to its input, which here has {reads}; "
-                        "put a dense layer before it" + ("" if isinstance(chain[pool], L.Flatten)
-                                                         else " or leave c= out of the last convolution"))
+                        "put a dense layer before it"
+                        + ("" if positions else " or leave c= out of the last convolution"))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -446,7 +413,7 @@ class Architecture:
                  residual_scale: float = 0.0):
         if not (isinstance(residual_scale, (int, float)) and math.isfinite(residual_scale) and residual_scale >= 0):
             raise SpecError(f"res (the residual branch scale) must be finite and >= 0, got {residual_scale!r}")
-        _check_residual_scale(residual_scale)
+        check_residual_scale(residual_scale)
         if residual_scale > 0 and parameterization != "ntk":
             raise SpecError("residual blocks (res=) are defined in the NTK parametrization only")
         activation_layer = canonical_activation(activation, activation_params)
@@ -455,7 +422,7 @@ class Architecture:
         if depth > MAX_LAYERS // 2:
             raise SpecError(f"depth must be at most {MAX_LAYERS // 2}, got {depth}")
         dense = L.Dense(sigma_w, sigma_b, parameterization)
-        _check_weights(dense, "a dense layer")
+        check_weights(dense, "a dense layer")
         chain = L.fully_connected(dense, activation_layer, depth, residual_scale)
         self._set(chain, dict(activation=activation, depth=depth, sigma_w=sigma_w, sigma_b=sigma_b,
                               parameterization=parameterization, activation_params=activation_layer.params,
@@ -516,15 +483,13 @@ class Architecture:
 
     @property
     def has_residual(self) -> bool:
-        return any(isinstance(layer, L.Residual) for layer in self._layers)
+        """Whether a layer adds its input to a branch (a residual block)."""
+        return any(layer.adds_input for layer in self._layers)
 
     @property
     def spatial_dims(self) -> int | None:
         """1 or 2 for a convolutional network (its window's axes), None otherwise."""
-        for layer in self._layers:
-            if isinstance(layer, L.Conv):
-                return len(layer.window)
-        return None
+        return next((layer.spatial_dims for layer in self._layers if layer.spatial), None)
 
     @property
     def is_convolutional(self) -> bool:
@@ -553,10 +518,10 @@ class Architecture:
         """Why the finite networks of this chain do not approach its infinite-width limit as the width of
         numerics.networks.make_network grows, or None when they do: no hidden layer (a lone readout, exact and
         width-free at every width), or a convolution with a fixed channel count (c=)."""
-        weighted = [layer for layer in self._layers if isinstance(layer, (L.Dense, L.Conv, L.Residual))]
+        weighted = [layer for layer in self._layers if layer.weight_layer is not None]
         if len(weighted) < 2:
             return "no hidden layer: the network is its own linearization and its NTK is exact at every width"
-        fixed = [layer for layer in weighted if isinstance(layer, L.Conv) and layer.channels is not None]
+        fixed = [layer for layer in weighted if not layer.takes_width]
         if fixed:
             return (f"{len(fixed)} convolution(s) with a fixed channel count (c=): the network does not approach its "
                     "infinite-width limit as the width grows (leave c= out to let the width set the channels)")
@@ -577,8 +542,7 @@ class Architecture:
         """Whether the width of numerics.networks.make_network sets any layer: a hidden dense layer, a residual
         branch or a convolution without its own channel count. False when every convolution fixes its channels
         (c=) and the only dense layer is the readout: then every width gives the same network."""
-        return any(isinstance(layer, (L.Dense, L.Residual)) or (isinstance(layer, L.Conv) and layer.channels is None)
-                   for layer in self._layers[:-1])
+        return any(layer.takes_width for layer in self._layers[:-1])
 
     def named(self, width: int, *, short: bool = False) -> str:
         """The network as people read it: "relu:2 width 256" (short: "relu:2 m=256"), or where the width sets no
@@ -594,7 +558,7 @@ class Architecture:
         layer"; None where it sets one."""
         if self.width_sets_layers:
             return None
-        fixed = any(isinstance(layer, L.Conv) and layer.channels is not None for layer in self._layers)
+        fixed = any(layer.weight_layer is not None and not layer.takes_width for layer in self._layers)
         return "channels fixed by c=" if fixed else "no hidden layer"
 
     @property
@@ -624,15 +588,12 @@ class Architecture:
     @property
     def parameterization(self) -> str:
         """The parameterization every weighted layer shares (validated)."""
-        for layer in self._layers:
-            weighted = _weighted(layer)
-            if weighted is not None:
-                return weighted.parameterization
-        return "ntk"
+        weighted = _weight_layers(self._layers)
+        return weighted[0].parameterization if weighted else "ntk"
 
     @property
     def has_bias(self) -> bool:
-        return any(w is not None and w.has_bias for w in map(_weighted, self._layers))
+        return any(w.has_bias for w in _weight_layers(self._layers))
 
     @property
     def activation_layers(self) -> tuple[L.Activation, ...]:
@@ -677,13 +638,14 @@ class Architecture:
         return _chain_spec(self._layers)
 
 
-def _activation_items(params) -> list[str]:
+def activation_items(params) -> list[str]:
+    """An activation's parameters as spec options, ``KEY=VALUE`` (a tuple's values comma-separated)."""
     items = []
     for name, value in params:
         if isinstance(value, tuple):
-            value = ",".join(_number(v) for v in value)
+            value = ",".join(number_text(v) for v in value)
         else:
-            value = _number(value)
+            value = number_text(value)
         items.append(f"{name}={value}")
     return items
 
@@ -691,14 +653,14 @@ def _activation_items(params) -> list[str]:
 def _shorthand_spec(fields: dict) -> str:
     parts = [fields["activation"], str(fields["depth"])]
     if fields["sigma_w"] != 1.0:
-        parts.append(f"sw={_number(fields['sigma_w'])}")
+        parts.append(f"sw={number_text(fields['sigma_w'])}")
     if fields["sigma_b"] != 0.0:
-        parts.append(f"sb={_number(fields['sigma_b'])}")
+        parts.append(f"sb={number_text(fields['sigma_b'])}")
     if fields["parameterization"] != "ntk":
         parts.append(f"param={fields['parameterization']}")
     if fields["residual_scale"]:
-        parts.append(f"res={_number(fields['residual_scale'])}")
-    return ":".join(parts + _activation_items(fields["activation_params"]))
+        parts.append(f"res={number_text(fields['residual_scale'])}")
+    return ":".join(parts + activation_items(fields["activation_params"]))
 
 
 _DEFAULTS = {"sw": 1.0, "sb": 0.0, "param": "ntk"}
@@ -709,33 +671,19 @@ def _weight_values(layer) -> dict[str, object]:
 
 
 def _layer_spec(layer, shared: dict) -> str:
-    """One layer's token; options in ``shared`` (the chain's leading token) and defaults are left out."""
-    weighted = _weighted(layer)
+    """One layer's token (theory.layers.Layer.spec_text); options in ``shared`` (the chain's leading token) and
+    defaults are left out."""
+    weighted = layer.weight_layer
     options = []
     if weighted is not None:
         for key, value in _weight_values(weighted).items():
             if key not in shared and value != _DEFAULTS[key]:
-                options.append(f"{key}={_number(value)}")
-    if isinstance(layer, L.Activation):
-        return ":".join([layer.name] + _activation_items(layer.params))
-    if isinstance(layer, L.Dense):
-        return ":".join(["dense"] + options)
-    if isinstance(layer, L.Conv):
-        head = "conv" + "x".join(str(k) for k in layer.window)
-        channels = [] if layer.channels is None else [f"c={layer.channels}"]
-        return ":".join([head] + channels + options)
-    if isinstance(layer, L.Residual):
-        return ":".join(["res", f"s={_number(layer.scale)}", f"act={layer.activation.name}"]
-                        + _activation_items(layer.activation.params) + options)
-    if isinstance(layer, L.GlobalAveragePool):
-        return "gap"
-    if isinstance(layer, L.Flatten):
-        return "flatten"
-    return repr(layer)
+                options.append(f"{key}={number_text(value)}")
+    return layer.spec_text(options)
 
 
 def _chain_spec(chain: tuple) -> str:
-    values = [_weight_values(w) for w in map(_weighted, chain) if w is not None]
+    values = [_weight_values(w) for w in _weight_layers(chain)]
     shared = {}
     for key in WEIGHT_OPTIONS:
         distinct = {v[key] for v in values}
@@ -743,7 +691,7 @@ def _chain_spec(chain: tuple) -> str:
             shared[key] = values[0][key]
     tokens = [_layer_spec(layer, shared) for layer in chain]
     if shared:
-        tokens.insert(0, ":".join(f"{key}={_number(value)}" for key, value in shared.items()))
+        tokens.insert(0, ":".join(f"{key}={number_text(value)}" for key, value in shared.items()))
     return " > ".join(tokens)
 
 
@@ -863,59 +811,70 @@ def _unknown(items: dict, allowed: str, where: str) -> None:
         raise SpecError(f"unknown option {next(iter(items))!r} in {where}; allowed: {allowed}")
 
 
-def _activation_from(name: str, items: dict[str, str], where: str) -> L.Activation:
-    allowed = ACTIVATION_PARAMETERS[name]
-    params = {}
-    for key in list(items):
-        if key in allowed:
-            params[key] = _parse_value(name, key, items.pop(key))
-    return canonical_activation(name, tuple(params.items()))
+class LayerOptions:
+    """The ``KEY=VALUE`` options of one layer token of a chain, with the chain's leading defaults: a layer kind's
+    ``parse`` (theory.layers.Layer.parse) takes the options it knows, each read by its typed reader (one-line
+    SpecError naming the token), and :meth:`refuse_unknown` refuses the rest."""
+
+    def __init__(self, items: dict[str, str], defaults: dict[str, object], where: str):
+        self._items, self._defaults, self.where = items, defaults, where
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
+
+    def require(self, keys, usage: str) -> None:
+        """SpecError unless every one of ``keys`` is given; ``usage`` says how the token is written."""
+        for key in keys:
+            if key not in self._items:
+                raise SpecError(f"{self.where} lacks {key}=; {usage}")
+
+    def text(self, key: str) -> str:
+        return self._items.pop(key)
+
+    def number(self, key: str) -> float:
+        return _float(self._items.pop(key), key, self.where)
+
+    def integer(self, key: str, what: str) -> int | None:
+        """An integer option (``what``: its name in the message), None when not given."""
+        if key not in self._items:
+            return None
+        text = self._items.pop(key)
+        try:
+            return _int_text(text)
+        except ValueError:
+            raise SpecError(f"bad value {text!r} for {what} in {self.where}") from None
+
+    def weights(self) -> dict[str, object]:
+        """sigma_w, sigma_b and parameterization: sw, sb and param, else the chain's defaults, else 1, 0, ntk."""
+        return _weights(self._items, self._defaults, self.where)
+
+    def activation(self, name: str) -> L.Activation:
+        """The activation ``name`` with the parameters among the options (canonical_activation)."""
+        if name not in ACTIVATION_PARAMETERS:
+            raise SpecError(f"unknown activation {name!r} in {self.where}; known: {', '.join(ACTIVATION_PARAMETERS)}")
+        allowed = ACTIVATION_PARAMETERS[name]
+        params = {}
+        for key in list(self._items):
+            if key in allowed:
+                params[key] = _parse_value(name, key, self._items.pop(key))
+        return canonical_activation(name, tuple(params.items()))
+
+    def refuse_unknown(self, allowed: str) -> None:
+        """SpecError naming an option no reader took (``allowed``: the token's options, in words)."""
+        _unknown(self._items, allowed, self.where)
 
 
 def _parse_layer(token: str, defaults: dict[str, object], spec: str):
+    """The layer of one token, parsed by the registered kind that reads its name (theory.layers.kind_reading)."""
     head, _, rest = token.partition(":")
     name = head.strip().lower()
     where = f"layer {token!r} of spec {spec!r}"
     items = _items(rest, where, activation=name in ACTIVATION_PARAMETERS) if rest.strip() or ":" in token else {}
-    if name == "dense":
-        layer = L.Dense(**_weights(items, defaults, where))
-        _unknown(items, "sw, sb, param", where)
-        return layer
-    match = _CONV_NAME.fullmatch(name)
-    if match:
-        window = tuple(int(k) for k in match.groups() if k is not None)
-        channels = None
-        if "c" in items:
-            text = items.pop("c")
-            try:
-                channels = _int_text(text)
-            except ValueError:
-                raise SpecError(f"bad value {text!r} for 'c' (channels) in {where}") from None
-        layer = L.Conv(window, channels, **_weights(items, defaults, where))
-        _unknown(items, "c, sw, sb, param", where)
-        return layer
-    if name in ("gap", "flatten"):
-        _unknown(items, "none", where)
-        return L.GlobalAveragePool() if name == "gap" else L.Flatten()
-    if name == "res":
-        for key in ("s", "act"):
-            if key not in items:
-                raise SpecError(f"{where} lacks {key}=; a residual block is res:s=SCALE:act=ACTIVATION, "
-                                "e.g. res:s=0.5:act=relu")
-        scale = _float(items.pop("s"), "s", where)
-        act = items.pop("act").lower()
-        if act not in ACTIVATION_PARAMETERS:
-            raise SpecError(f"unknown activation {act!r} in {where}; known: {', '.join(ACTIVATION_PARAMETERS)}")
-        activation = _activation_from(act, items, where)
-        dense = L.Dense(**_weights(items, defaults, where))
-        _unknown(items, "s, act, sw, sb, param" + "".join(f", {p}" for p in ACTIVATION_PARAMETERS[act]), where)
-        return L.Residual(scale, dense, activation)
-    if name in ACTIVATION_PARAMETERS:
-        activation = _activation_from(name, items, where)
-        _unknown(items, ", ".join(ACTIVATION_PARAMETERS[name]) or "none", where)
-        return activation
-    raise SpecError(f"unknown layer {head.strip()!r} in spec {spec!r}; layers: {', '.join(LAYER_NAMES)} "
-                    f"or an activation ({', '.join(ACTIVATION_PARAMETERS)})")
+    kind = L.kind_reading(name)
+    if kind is None:
+        raise SpecError(f"unknown layer {head.strip()!r} in spec {spec!r}; layers: {', '.join(L.layer_names())} "
+                        f"or an activation ({', '.join(ACTIVATION_PARAMETERS)})")
+    return kind.parse(name, LayerOptions(items, defaults, where))
 
 
 def parse_chain(spec: str) -> Architecture:
@@ -960,7 +919,8 @@ def parse_spec(spec: str) -> Architecture:
     activation = parts[0].strip().lower()
     if activation not in ACTIVATION_PARAMETERS:
         raise SpecError(f"unknown activation {activation!r} in spec {spec!r}; "
-                        f"known: {', '.join(ACTIVATION_PARAMETERS)}; or a chain of layers ({', '.join(LAYER_NAMES)})")
+                        f"known: {', '.join(ACTIVATION_PARAMETERS)}; "
+                        f"or a chain of layers ({', '.join(L.layer_names())})")
     if len(parts) < 2:
         raise SpecError(f"spec {spec!r} lacks a depth; expected ACTIVATION:DEPTH, e.g. {activation}:2")
     try:

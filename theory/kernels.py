@@ -27,8 +27,8 @@ import sympy as sp
 
 from theory.architecture import Architecture
 from theory.dual import CLOSED_FORM, DualKernel, a_var, as_rational, b_var, c_var, dual_kernel
-from theory.layers import (POOLING_KINDS, SPATIAL_KINDS, STATE, ZERO_STATE, PairState, activation_of, image_shape,
-                           input_state, k11, k12, k22, kdot, layers_of, n_in, positions)
+from theory.layers import (STATE, ZERO_STATE, PairState, activation_of, image_shape, input_state, k11, k12, k22,
+                           kdot, layers_of, n_in, positions)
 
 q12 = sp.Symbol("q12", real=True)
 q11, q22 = sp.symbols("q11 q22", positive=True)
@@ -93,15 +93,6 @@ def as_arccos(expr: sp.Expr) -> sp.Expr:
     return expr.replace(sp.atan2, lambda y, x: sp.acos(x / sp.sqrt(x**2 + y**2)))
 
 
-def _next_fan_in(layer, fan_in, width):
-    """The width feeding the layer after ``layer`` (activations keep it; pooling is handled by the caller)."""
-    if layer.kind == "activation":
-        return fan_in
-    if layer.kind in SPATIAL_KINDS and layer.channels is not None:
-        return layer.channels
-    return width
-
-
 class SymbolicEvaluation:
     """How :func:`compose_chain` evaluates each layer: by substituting into the layers' sympy steps (exact for
     exact inputs). A numerical reference may swap in faster arithmetic with the same interface."""
@@ -132,14 +123,14 @@ def compose_chain(chain: tuple, x1, x2, *, width=width_symbol, evaluate=None) ->
     evaluate = evaluate or SymbolicEvaluation()
     chain = tuple(chain)
     d = len(x1)
-    dims = {layer.spatial_dims for layer in chain if layer.kind in SPATIAL_KINDS}
+    dims = {layer.spatial_dims for layer in chain if layer.spatial}
     if not dims:
         state = PairState(sum(u * u for u in x1) / d, sum(u * v for u, v in zip(x1, x2)) / d,
                           sum(v * v for v in x2) / d, evaluate.zero.theta)
         fan_in = d
         for layer in chain:
             state = evaluate.elementwise(layer, state, fan_in)
-            fan_in = _next_fan_in(layer, fan_in, width)
+            fan_in = layer.fan_out(fan_in, width)
         return state
     full = image_shape(d, dims.pop())
     shape, channels = full[:-1], full[-1]
@@ -161,7 +152,7 @@ def compose_chain(chain: tuple, x1, x2, *, width=width_symbol, evaluate=None) ->
     for layer in layers:
         problems = {"cross": states(self1, self2, cross, theta), "self1": states(self1, self1, self1, theta),
                     "self2": states(self2, self2, self2, theta)}
-        if layer.kind in POOLING_KINDS:
+        if layer.pooling:
             pairs = layer.pooled_pairs(shape)
             pooled = {name: evaluate.pool(layer, [problem[pair] for pair in pairs]) for name, problem in
                       problems.items()}
@@ -170,7 +161,7 @@ def compose_chain(chain: tuple, x1, x2, *, width=width_symbol, evaluate=None) ->
             break
         new = {}
         for name, problem in problems.items():
-            if layer.kind in SPATIAL_KINDS:
+            if layer.spatial:
                 new[name] = {(p, q): evaluate.patch(layer, [evaluate.zero if read is None else problem[read]
                                                             for read in layer.patch(p, q, shape)], fan_in)
                              for p, q in problem}
@@ -178,10 +169,10 @@ def compose_chain(chain: tuple, x1, x2, *, width=width_symbol, evaluate=None) ->
                 new[name] = {pair: evaluate.elementwise(layer, problem[pair], fan_in) for pair in problem}
         cross, self1, self2 = ({pair: s.s12 for pair, s in new[name].items()} for name in ("cross", "self1", "self2"))
         theta = {pair: s.theta for pair, s in new["cross"].items()}
-        fan_in = _next_fan_in(layer, fan_in, width)
+        fan_in = layer.fan_out(fan_in, width)
     for layer in layers:
         state = evaluate.elementwise(layer, state, fan_in)
-        fan_in = _next_fan_in(layer, fan_in, width)
+        fan_in = layer.fan_out(fan_in, width)
     return state
 
 

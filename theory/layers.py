@@ -15,14 +15,22 @@ The inputs enter as the state (|x|^2 / d, <x, x'> / d, |x'|^2 / d, 0) with n_in 
 :mod:`theory.kernels` composes the steps symbolically (dual symbols replaced by the activation's sympy
 dual pair); :mod:`numerics.kernels` compiles the very same step expressions with sympy.lambdify (dual
 symbols fed by the compiled dual pair). There is no second, hand-written copy of a step.
+
+Everything else a layer kind means is written on its class too (:class:`Layer`): its token in the chain grammar and
+its canonical text, its validation, where it may stand in a chain, how it maps the variance Sigma(x, x); the
+registry (:func:`register_layer_kind`, :func:`layer_kinds`) is what theory.architecture's parser iterates over, so
+a new layer kind is one class, registered, from any module.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 
 import sympy as sp
+
+from theory import activations
 
 s11, s22 = sp.symbols("s11 s22", positive=True)
 s12, theta = sp.symbols("s12 theta", real=True)
@@ -52,12 +60,108 @@ class PairState:
 SYMBOLIC_STATE = PairState(*STATE)
 
 
+class Layer:
+    """What a layer kind says about itself, read by theory.architecture (the chain grammar and its rules), the
+    kernels and the networks. A kind is a frozen dataclass deriving from this, with its :meth:`step` on the pair
+    state and its :meth:`map_variance`, registered with :func:`register_layer_kind`; the traits below are
+    overridden where they differ."""
+
+    kind = "layer"
+    """Its short name (the claims and the kernels' messages tell kinds apart by it)."""
+    names: tuple[str, ...] = ()
+    """Its keywords in the chain grammar, as listed in messages (``convK`` stands for conv3, conv5x5, ...); empty:
+    it reads names of another registry (the activations)."""
+    noun = "a layer"
+    """The layer in words, with its article (messages)."""
+    readout = False
+    """Whether it may be a chain's last layer (the dense readout)."""
+    needs_gaussian_input = False
+    """Whether its input must be Gaussian at infinite width (an elementwise nonlinearity reads it)."""
+    gaussian_output: bool | None = None
+    """Whether its output is Gaussian at infinite width: True (weights), False (a nonlinearity), None: as its input."""
+    spatial = False
+    """Whether it reads images (the flat inputs reshaped by :func:`image_shape`); such a kind has ``spatial_dims``
+    and ``channels`` (None: the network's width)."""
+    pooling = False
+    """Whether it turns the per-pixel-pair states into one pair state (``pooled_pairs``, ``fan_in_factor``): the
+    one pooling layer between a chain's spatial and flat layers."""
+    keeps_positions = False
+    """A pooling layer whose output is positions x channels (flatten), not channels."""
+    flat_input = False
+    """Whether it reads flat feature vectors: in a convolutional chain, after the pooling layer."""
+    adds_input = False
+    """Whether its output is its input plus a branch (a residual block): the input must have the network's width."""
+    takes_width = False
+    """Whether the network's width sets its number of outputs (hidden units, or channels left to the width)."""
+
+    @classmethod
+    def reads(cls, name: str) -> bool:
+        """Whether ``name`` (a lower-case token head) names this kind."""
+        return name in cls.names
+
+    @classmethod
+    def parse(cls, name: str, options) -> "Layer":
+        """The layer of a token named ``name``; ``options`` (theory.architecture.LayerOptions) reads its
+        KEY=VALUE items and refuses those left over. Default: a kind without options."""
+        options.refuse_unknown("none")
+        return cls()
+
+    def spec_text(self, options: list[str]) -> str:
+        """Its token in a canonical spec; ``options``: its weights' KEY=VALUE items not at the chain's defaults."""
+        return ":".join([self.names[0]] + options)
+
+    def canonical(self) -> "Layer":
+        """The layer validated (theory.architecture.SpecError names the problem), in its canonical form."""
+        return self
+
+    @property
+    def weight_layer(self):
+        """The layer holding its weights (sigma_w, sigma_b, parameterization): itself, a residual block's branch
+        dense layer, or None."""
+        return None
+
+    @property
+    def dual_activation(self) -> "Activation | None":
+        """The activation whose dual pair its step uses (its dual symbols), if any."""
+        return None
+
+    def fan_out(self, fan_in, width):
+        """The width feeding the next layer, from ``fan_in`` (the one feeding this layer) and the network's
+        ``width``: the width, for a layer of weights."""
+        return width
+
+
+class _Weighted(Layer):
+    """A layer of weights W ~ N(0, 1) scaled by sigma_w and a bias by sigma_b (dense or convolutional)."""
+
+    gaussian_output = True
+    takes_width = True
+
+    @property
+    def has_bias(self) -> bool:
+        return self.sigma_b > 0
+
+    @property
+    def weight_layer(self):
+        return self
+
+    def map_variance(self, variance: float, activation_mean: float | None) -> float:
+        """q -> sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it)."""
+        return float(self.sigma_w) ** 2 * variance + float(self.sigma_b) ** 2
+
+    def canonical(self) -> "Layer":
+        from theory.architecture import check_weights
+
+        check_weights(self, self.noun)
+        return self
+
+
 def _exact(value: float) -> sp.Expr:
     return sp.nsimplify(value, rational=True)
 
 
 @dataclasses.dataclass(frozen=True)
-class Dense:
+class Dense(_Weighted):
     """A fully connected layer, h' = (sigma_w / sqrt(n_in)) W a + sigma_b b (NTK parametrization) or
     W a + b with W ~ N(0, sigma_w^2 / n_in), b ~ N(0, sigma_b^2) (standard)."""
 
@@ -65,12 +169,18 @@ class Dense:
     sigma_b: float = 0.0
     parameterization: str = "ntk"
     kind = "dense"
+    names = ("dense",)
+    noun = "a dense layer"
+    readout = True
+    flat_input = True
     preserves_sphere = False
     homogeneous_degree = 1  # without biases: h'(k a) = k h'(a)
 
-    @property
-    def has_bias(self) -> bool:
-        return self.sigma_b > 0
+    @classmethod
+    def parse(cls, name: str, options) -> "Dense":
+        layer = cls(**options.weights())
+        options.refuse_unknown("sw, sb, param")
+        return layer
 
     def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
         sw2, sb2 = _exact(self.sigma_w) ** 2, _exact(self.sigma_b) ** 2
@@ -88,13 +198,48 @@ class Dense:
 
 
 @dataclasses.dataclass(frozen=True)
-class Activation:
+class Activation(Layer):
     """An elementwise activation from the registry (theory.activations), with its parameters."""
 
     name: str
     params: tuple[tuple[str, object], ...] = ()
     kind = "activation"
+    noun = "an activation"
+    needs_gaussian_input = True
+    gaussian_output = False
     preserves_sphere = False
+
+    @classmethod
+    def reads(cls, name: str) -> bool:
+        return name in activations.names()
+
+    @classmethod
+    def parse(cls, name: str, options) -> "Activation":
+        activation = options.activation(name)
+        options.refuse_unknown(", ".join(activations.get(name).parameters) or "none")
+        return activation
+
+    def spec_text(self, options: list[str]) -> str:
+        from theory.architecture import activation_items
+
+        return ":".join([self.name] + activation_items(self.params))
+
+    def canonical(self) -> "Activation":
+        from theory.architecture import canonical_activation
+
+        return canonical_activation(self.name, self.params)
+
+    @property
+    def dual_activation(self) -> "Activation":
+        return self
+
+    def fan_out(self, fan_in, width):
+        """Elementwise: the width feeding it."""
+        return fan_in
+
+    def map_variance(self, variance: float, activation_mean: float | None) -> float:
+        """q -> E[phi(u)^2], u ~ N(0, q): ``activation_mean``."""
+        return activation_mean
 
     def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
         """Sigma' = (k11, k12, k22) = dual value at the state, Theta' = kdot Theta."""
@@ -102,7 +247,7 @@ class Activation:
 
 
 @dataclasses.dataclass(frozen=True)
-class Residual:
+class Residual(Layer):
     """A fully connected residual block h -> h + s Dense(phi(h)) (pre-activation, as in He et al. 2016,
     arXiv:1603.05027), NTK parametrization.
 
@@ -115,7 +260,56 @@ class Residual:
     dense: Dense
     activation: Activation
     kind = "residual"
+    names = ("res",)
+    noun = "a residual block"
+    needs_gaussian_input = True
+    flat_input = True
+    adds_input = True
+    takes_width = True
     preserves_sphere = False
+
+    @classmethod
+    def parse(cls, name: str, options) -> "Residual":
+        options.require(("s", "act"), "a residual block is res:s=SCALE:act=ACTIVATION, e.g. res:s=0.5:act=relu")
+        scale = options.number("s")
+        act = options.text("act").lower()
+        activation = options.activation(act)
+        dense = Dense(**options.weights())
+        options.refuse_unknown("s, act, sw, sb, param" + "".join(f", {p}" for p in activations.get(act).parameters))
+        return cls(scale, dense, activation)
+
+    def spec_text(self, options: list[str]) -> str:
+        from theory.architecture import activation_items, number_text
+
+        return ":".join(["res", f"s={number_text(self.scale)}", f"act={self.activation.name}"]
+                        + activation_items(self.activation.params) + options)
+
+    def canonical(self) -> "Residual":
+        from theory.architecture import (SpecError, canonical_activation, check_positive, check_residual_scale,
+                                         check_weights)
+
+        check_positive("the residual branch scale (s, res)", self.scale)
+        check_residual_scale(self.scale)
+        if not isinstance(self.dense, Dense):
+            raise SpecError(f"a residual block's branch ends in a dense layer, got {self.dense!r}")
+        check_weights(self.dense, "a residual branch")
+        if self.dense.parameterization != "ntk":
+            raise SpecError("residual blocks (res) are defined in the NTK parametrization only")
+        if not isinstance(self.activation, Activation):
+            raise SpecError(f"a residual block's branch starts with an activation, got {self.activation!r}")
+        return Residual(self.scale, self.dense, canonical_activation(self.activation.name, self.activation.params))
+
+    @property
+    def weight_layer(self) -> Dense:
+        return self.dense
+
+    @property
+    def dual_activation(self) -> Activation:
+        return self.activation
+
+    def map_variance(self, variance: float, activation_mean: float | None) -> float:
+        """q -> q + s^2 (sigma_w^2 E[phi(u)^2] + sigma_b^2), u ~ N(0, q): the identity plus the branch."""
+        return variance + float(self.scale) ** 2 * self.dense.map_variance(activation_mean, None)
 
     def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
         branch = self.dense.step(self.activation.step(state))
@@ -157,8 +351,12 @@ def mean_state(states) -> PairState:
     return PairState(*(sp.Add(*values) / len(states) for values in zip(*(s.as_tuple() for s in states))))
 
 
+CONV_NAME = re.compile(r"conv([0-9]+)(?:x([0-9]+))?")
+"""A convolution's token: convK (1D) or convKxK (2D), K the window's taps per axis."""
+
+
 @dataclasses.dataclass(frozen=True)
-class Conv:
+class Conv(_Weighted):
     """A convolution with stride 1 and SAME padding over images (2D window, e.g. (3, 3)) or sequences (1D, e.g.
     (3,)); ``channels`` output channels, None: the network's width. NTK parametrization: h'_p = (sigma_w /
     sqrt(n_in |window|)) sum_o W_o a_{p+o} + sigma_b b (neural-tangents' stax.Conv), standard: W ~ N(0,
@@ -181,12 +379,49 @@ class Conv:
     sigma_b: float = 0.0
     parameterization: str = "ntk"
     kind = "conv"
+    names = ("convK", "convKxK")
+    noun = "a convolution"
+    spatial = True
     preserves_sphere = False
     homogeneous_degree = 1
 
+    @classmethod
+    def reads(cls, name: str) -> bool:
+        return CONV_NAME.fullmatch(name) is not None
+
+    @classmethod
+    def parse(cls, name: str, options) -> "Conv":
+        window = tuple(int(k) for k in CONV_NAME.fullmatch(name).groups() if k is not None)
+        channels = options.integer("c", "'c' (channels)")
+        layer = cls(window, channels, **options.weights())
+        options.refuse_unknown("c, sw, sb, param")
+        return layer
+
+    def spec_text(self, options: list[str]) -> str:
+        channels = [] if self.channels is None else [f"c={self.channels}"]
+        return ":".join(["conv" + "x".join(str(k) for k in self.window)] + channels + options)
+
+    def canonical(self) -> "Conv":
+        from theory.architecture import MAX_CHANNELS, MAX_WINDOW, SpecError, check_weights
+
+        window = tuple(self.window) if isinstance(self.window, (tuple, list)) else None
+        if not window or len(window) not in (1, 2) or not all(
+                isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_WINDOW for k in window):
+            raise SpecError(f"a convolution's window is 1 or 2 integers from 1 to {MAX_WINDOW}, got {self.window!r}")
+        if self.channels is not None and not (isinstance(self.channels, int) and not isinstance(self.channels, bool)
+                                              and 1 <= self.channels <= MAX_CHANNELS):
+            raise SpecError(f"a convolution's channels (c) must be an integer from 1 to {MAX_CHANNELS}, "
+                            f"got {self.channels!r}")
+        check_weights(self, self.noun)
+        return Conv(window, self.channels, self.sigma_w, self.sigma_b, self.parameterization)
+
     @property
-    def has_bias(self) -> bool:
-        return self.sigma_b > 0
+    def takes_width(self) -> bool:
+        return self.channels is None
+
+    def fan_out(self, fan_in, width):
+        """Its channels, or the width when it has none of its own."""
+        return self.channels if self.channels is not None else width
 
     @property
     def spatial_dims(self) -> int:
@@ -234,14 +469,27 @@ class Conv:
                  "parameterization": self.parameterization})
 
 
+class _Pooling(Layer):
+    """A pooling layer: per-pixel-pair states to one pair state, a linear map (the same for Sigma and Theta)."""
+
+    pooling = True
+    preserves_sphere = False
+    homogeneous_degree = 1
+
+    def map_variance(self, variance: float, activation_mean: float | None) -> float:
+        """Per-unit variance at most kept: q (an upper bound)."""
+        return variance
+
+
 @dataclasses.dataclass(frozen=True)
-class GlobalAveragePool:
+class GlobalAveragePool(_Pooling):
     """Mean over the spatial positions (neural-tangents' stax.GlobalAvgPool): h = (1 / P) sum_p h_p, so
     Sigma'(x, x') = (1 / P^2) sum over ALL pixel pairs (p, p') of Sigma[p, p'], Theta' likewise."""
 
     kind = "gap"
-    preserves_sphere = False
-    homogeneous_degree = 1
+    names = ("gap",)
+    noun = "a global average pooling"
+
     def pooled_pairs(self, shape: tuple[int, ...]) -> tuple[tuple, ...]:
         cells = positions(shape)
         return tuple((p, q) for p in cells for q in cells)
@@ -261,14 +509,15 @@ class GlobalAveragePool:
 
 
 @dataclasses.dataclass(frozen=True)
-class Flatten:
+class Flatten(_Pooling):
     """Positions times channels into one vector (stax.Flatten): the next dense layer sees <a, a'> / (P n) =
     mean over the P positions of Sigma[p, p] (same position in both inputs), Theta' likewise; its fan-in is
     P times the channels (this matters in the standard parametrization)."""
 
     kind = "flatten"
-    preserves_sphere = False
-    homogeneous_degree = 1
+    names = ("flatten",)
+    noun = "a flatten"
+    keeps_positions = True
 
     def pooled_pairs(self, shape: tuple[int, ...]) -> tuple[tuple, ...]:
         return tuple((p, p) for p in positions(shape))
@@ -284,10 +533,43 @@ class Flatten:
         return ("Flatten", (), {})
 
 
-SPATIAL_KINDS = ("conv",)
-"""Layer kinds that need images (flat inputs are reshaped with :func:`image_shape`)."""
-POOLING_KINDS = ("gap", "flatten")
-"""Layer kinds that turn per-pixel-pair states into one pair state."""
+_LAYER_KINDS: dict[str, type[Layer]] = {}
+
+
+def register_layer_kind(kind: type[Layer]) -> type[Layer]:
+    """Add the layer kind ``kind`` (a :class:`Layer` class) to the chain grammar, after the kinds registered
+    before it; again under its ``kind`` name: replaced in place. Refused: a keyword another kind reads."""
+    if not (isinstance(kind, type) and issubclass(kind, Layer)):
+        raise TypeError(f"a layer kind is a theory.layers.Layer class, got {kind!r}")
+    taken = [name for name in kind.names for other in _LAYER_KINDS.values()
+             if other.kind != kind.kind and other.reads(name)]
+    if taken:
+        raise ValueError(f"layer keyword {taken[0]!r} of {kind.__name__} names another layer kind already")
+    _LAYER_KINDS[kind.kind] = kind
+    return kind
+
+
+def unregister_layer_kind(kind: type[Layer]) -> None:
+    _LAYER_KINDS.pop(kind.kind, None)
+
+
+def layer_kinds() -> tuple[type[Layer], ...]:
+    """The registered layer kinds, in the order the parser tries them."""
+    return tuple(_LAYER_KINDS.values())
+
+
+def layer_names() -> tuple[str, ...]:
+    """The keywords of the chain grammar (besides the activations of their registry), as listed in messages."""
+    return tuple(name for kind in _LAYER_KINDS.values() for name in kind.names)
+
+
+def kind_reading(name: str) -> type[Layer] | None:
+    """The first registered kind that reads the token head ``name`` (lower case), or None."""
+    return next((kind for kind in _LAYER_KINDS.values() if kind.reads(name)), None)
+
+
+for _kind in (Dense, Conv, GlobalAveragePool, Flatten, Residual, Activation):
+    register_layer_kind(_kind)
 
 
 def image_shape(dim: int, spatial_dims: int) -> tuple[int, ...]:
@@ -305,10 +587,8 @@ def image_shape(dim: int, spatial_dims: int) -> tuple[int, ...]:
 
 
 def activation_of(layer) -> Activation | None:
-    """The activation whose dual pair a layer's step uses (its dual symbols), if any."""
-    if isinstance(layer, Activation):
-        return layer
-    return getattr(layer, "activation", None)
+    """The activation whose dual pair a layer's step uses (its dual symbols), if any (:attr:`Layer.dual_activation`)."""
+    return getattr(layer, "dual_activation", None)
 
 
 def fully_connected(dense: Dense, activation: Activation, depth: int, residual_scale: float = 0.0) -> tuple:

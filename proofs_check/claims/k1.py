@@ -69,7 +69,7 @@ NO_ACTIVATION = "no activation layer: nothing to compare"
 def has_hidden_width(arch: Architecture) -> bool:
     """Whether the network has a width to grow: more than one weighted layer (dense, convolution or residual
     block). A lone readout (``dense``) has the exact, width-free NTK <x, x'> / d + sigma_b^2 at every width."""
-    return sum(layer.kind in ("dense", "conv", "residual") for layer in arch.layers) > 1
+    return sum(layer.weight_layer is not None for layer in arch.layers) > 1
 
 
 NO_HIDDEN_WIDTH = "no hidden layer: the NTK is exact and width-free at every width, so there is no rate"
@@ -79,7 +79,7 @@ def pixel_permutation_class(arch: Architecture) -> bool:
     """The pixel-permutation counterexample class (the one rule for it): every convolution has a 1x1 window and
     global average pooling follows, so the network sees only the multiset of pixels and Theta(P x, x') =
     Theta(x, x') for every pixel permutation P: Theta is singular on distinct inputs."""
-    convs = [layer for layer in arch.layers if layer.kind == "conv"]
+    convs = [layer for layer in arch.layers if layer.spatial]
     return bool(convs) and all(set(conv.window) == {1} for conv in convs) and \
         any(layer.kind == "gap" for layer in arch.layers)
 
@@ -737,14 +737,14 @@ def conv_image_text(chain: tuple, *, full: bool = False) -> str:
     """The image size of :func:`conv_input_dim`, e.g. ``3x3`` (2D) or ``length-6`` (1D)."""
     from theory.layers import image_shape
 
-    spatial = next(layer.spatial_dims for layer in chain if layer.kind == "conv")
+    spatial = next(layer.spatial_dims for layer in chain if layer.spatial)
     shape = image_shape(conv_input_dim(chain, full=full), spatial)[:-1]
     return "x".join(map(str, shape)) if spatial == 2 else f"length-{shape[0]}"
 
 
 def conv_input_dim(chain: tuple, *, full: bool = False) -> int:
     """The flat input dimension the convolutional checks use (:data:`CONV_INPUT_DIMS`; ``full``: 4 x 4 images)."""
-    spatial = next(layer.spatial_dims for layer in chain if layer.kind == "conv")
+    spatial = next(layer.spatial_dims for layer in chain if layer.spatial)
     return 16 if full and spatial == 2 else CONV_INPUT_DIMS[spatial]
 
 
@@ -870,8 +870,8 @@ def edge_angle_chain(chain: tuple) -> bool:
     """Whether the first weighted layer is a convolution with a 1x1 window: on one-channel images every pixel pair
     of its output is then at angle 0 or pi (or, with a bias, near it) for ANY inputs, where neural-tangents'
     arccos of rounded covariances loses about half the digits (measured: NT_EDGE_TOLERANCE)."""
-    first = next(layer for layer in chain if layer.kind in ("dense", "conv", "residual"))
-    return first.kind == "conv" and set(first.window) == {1}
+    first = next(layer for layer in chain if layer.weight_layer is not None)
+    return first.spatial and set(first.window) == {1}
 
 
 NT_EDGE_TOLERANCE = 1e-7

@@ -1,0 +1,77 @@
+"""The layer-kind registry: a new layer kind is one class, registered from outside the package (README's "A new
+architecture" block, run as written), and the grammar, the rules, the kernels and the networks take it."""
+
+import re
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from numerics import kernels, networks
+from theory import layers
+from theory.architecture import SpecError, is_layer_keyword, parse_spec
+
+SCALED = "dense > scale:k=2 > relu > dense"
+SAME = "dense:sw=2 > relu > dense"
+"""h -> 2 h after a dense layer of sigma_w = 1 is a dense layer of sigma_w = 2 (no biases, NTK parametrization)."""
+
+
+def _readme_block() -> str:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("**A new architecture.**"):readme.index("**A new claim.**")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    return code
+
+
+@pytest.fixture
+def scale_kind():
+    names = {}
+    exec(compile(_readme_block(), "README.md", "exec"), names)  # the README's own block, verbatim
+    try:
+        yield names["Scale"]
+    finally:
+        layers.unregister_layer_kind(names["Scale"])
+
+
+def test_unknown_until_registered(scale_kind):
+    assert SCALED == parse_spec(SCALED).spec and is_layer_keyword("scale")
+    with pytest.raises(SpecError, match=r"unknown option 'z' in layer 'scale:z=1' .*; allowed: k"):
+        parse_spec("dense > scale:z=1 > relu > dense")
+    with pytest.raises(SpecError, match=r"'relu' after 'scale:k=2': an activation needs a Gaussian input"):
+        parse_spec("dense > relu > scale:k=2 > relu > dense")  # a scale layer keeps its input's kind
+    assert "layers: dense, convK, convKxK, gap, flatten, res, scale or an activation" in _refusal("dense > nope")
+    layers.unregister_layer_kind(scale_kind)
+    assert "unknown layer 'scale'" in _refusal(SCALED) and not is_layer_keyword("scale")
+
+
+def _refusal(spec: str) -> str:
+    with pytest.raises(SpecError) as error:
+        parse_spec(spec)
+    return str(error.value)
+
+
+def test_the_variance_check_follows_the_new_kind(scale_kind):
+    """A trial's scale layer once skipped the variance path: now k = 100 is refused as sw = 100 is, in the same
+    words."""
+    refusal = _refusal("dense > scale:k=100 > expr:phi=exp(2*x) > dense")
+    assert refusal == _refusal("dense:sw=100 > expr:phi=exp(2*x) > dense")
+    assert "activation layer 1 (expr:phi=exp(2*x)) sees variance 1e+04" in refusal
+
+
+def test_kernels_and_network_of_the_new_kind(scale_kind):
+    scaled, same = parse_spec(SCALED), parse_spec(SAME)
+    x1, x2 = (jnp.asarray(np.random.default_rng(seed).normal(size=(3, 4))) for seed in (0, 1))
+    ours = kernels.analytic_kernel_fn(scaled)(x1, x2)
+    for mine, theirs in zip(ours, kernels.analytic_kernel_fn(same)(x1, x2)):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-13)
+    network = networks.make_network(scaled, 16)  # the stax layer the class describes
+    reference = network.kernel_fn(x1, x2, ("nngp", "ntk"))
+    for mine, theirs in zip(ours, (reference.nngp, reference.ntk)):
+        np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-12)
+    params = network.init(jax.random.PRNGKey(0), 4)
+    without_scale = [params[0], params[2], params[3]]
+    np.testing.assert_allclose(np.asarray(networks.chain_forward(scaled, params, x1)),
+                               np.asarray(networks.forward(same, without_scale, x1)), rtol=1e-12)
+    assert networks.shape_of_params(scaled, params) == (16, 1)
