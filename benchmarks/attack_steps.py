@@ -183,8 +183,8 @@ def matmul_layouts(widths=(1024, 4096), m: int = N_RECON, runs: int = 5, emit=pr
                     times[name].append((time.perf_counter() - start) / 10)
             for name, values in times.items():
                 row = {"benchmark": "matmul_layouts", "precision": precision, "width": width, "m": m,
-                       "layout": name, "gflop_per_s": round(2 * m * width * width / statistics.median(values) / 1e9,
-                                                            1)}
+                       # three significant figures: one decimal read 0.0 for a tiny matmul on a busy machine
+                       "layout": name, "gflop_per_s": float(f"{2 * m * width * width / statistics.median(values) / 1e9:.3g}")}
                 rows.append(row)
                 emit(json.dumps(row))
     return rows
