@@ -173,6 +173,11 @@ def _npz_member_header(archive: zipfile.ZipFile, name: str) -> tuple[tuple[int, 
     return tuple(shape), np.dtype(dtype)
 
 
+def unreadable(path: Path, error: OSError) -> str:
+    """The one line for a file that exists but cannot be read: "cannot read PATH: Permission denied"."""
+    return f"cannot read {path}: {error.strerror or error}"
+
+
 def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None = None,
              expected: Mapping[str, tuple[tuple[int, ...], tuple[str, ...]]] | None = None,
              only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -182,13 +187,15 @@ def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None 
     every array, or those named in ``only`` (that are present). Raises :class:`FileError` (one line, saying
     ``what`` the file should have been) for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise FileError(f"no {what} at {path}" + (" (it is a directory)" if path.is_dir() else ""))
-    a_what = with_article(what)
     try:
+        if not path.is_file():
+            raise FileError(f"no {what} at {path}" + (" (it is a directory)" if path.is_dir() else ""))
         archive = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as error:
-        raise FileError(f"{path} is not {a_what}: not an .npz archive ({error})") from None
+    except zipfile.BadZipFile as error:
+        raise FileError(f"{path} is not {with_article(what)}: not an .npz archive ({error})") from None
+    except OSError as error:  # permission denied, a folder it cannot look into, ...: not a fault of the file's format
+        raise FileError(unreadable(path, error)) from None
+    a_what = with_article(what)
     with archive:
         names = []
         for info in archive.infolist():
@@ -338,11 +345,17 @@ def checkpoint_kind(path: str | os.PathLike) -> str | None:
 def read_run(folder: str | os.PathLike) -> dict[str, Any] | None:
     """The record a command left in a run folder (``run.json``: its settings and progress), or None."""
     path = Path(folder) / RUN_RECORD
-    if not path.is_file():
-        return None
     try:
-        record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        if not path.is_file():
+            return None
+        text = path.read_text()
+    except OSError as error:  # the folder or the file may not be read (permissions)
+        raise CheckpointError(unreadable(path, error)) from None
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path} is unreadable ({error}); remove it to start afresh") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
         raise CheckpointError(f"{path} is unreadable ({error}); remove it to start afresh") from None
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise CheckpointError(f"{path} is not a run record; remove it to start afresh")

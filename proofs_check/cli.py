@@ -217,11 +217,17 @@ commands' files mixed)."""
 def claim_folder(path: Path, option: str, command: str) -> None:
     """UsageError naming ``option`` when ``path`` holds another command's results (:data:`OWNER_FILE`); else mark
     it as this command's."""
+    from numerics.checkpoint import unreadable
+
     marker = path / OWNER_FILE
     try:
         owner = marker.read_text().strip() if marker.is_file() else None
-    except (OSError, UnicodeDecodeError):
-        owner = "an unreadable"
+    except OSError as error:
+        raise UsageError(f"{option} {path}: {unreadable(marker, error)}, so whose results the folder holds is "
+                         f"unknown; choose another {option}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{option} {path}: {marker} is not text, so whose results the folder holds is unknown; "
+                         f"choose another {option}") from None
     if owner is not None and owner != command:
         raise UsageError(f"{option} {path} holds the results of {owner!r}, not of {command!r}: the files of two "
                          f"commands would mix; choose another {option}")

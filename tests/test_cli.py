@@ -469,6 +469,52 @@ def test_a_damaged_run_record_blocks_only_a_resume(models, tmp_path, capsys):
     assert json.loads((out / "run.json").read_text())["command"] == "attack"
 
 
+def test_a_file_that_cannot_be_read_is_named_so(models, tmp_path, monkeypatch, capsys):
+    """A run folder, run.json, a checkpoint or a model the user may not read: one line saying so (an unreadable
+    folder was a PermissionError traceback; an unreadable model or checkpoint was called "not an .npz archive", an
+    unreadable marker "the results of 'an unreadable'"). Permissions are simulated: the tests may run as root."""
+    import pathlib
+
+    from numerics.checkpoint import CheckpointError, FileError, read_npz
+
+    forbidden = set()
+    real_is_file, real_open = pathlib.Path.is_file, io.open
+
+    def is_file(path):  # a folder without read and search permission: nothing in it can be looked at
+        if path.parent in forbidden:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_is_file(path)
+
+    def opened(file, *args, **kwargs):
+        if Path(file) in forbidden:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "is_file", is_file)
+    monkeypatch.setattr(io, "open", opened)
+    monkeypatch.setattr("builtins.open", opened)
+    out = tmp_path / "run"
+    out.mkdir()
+    forbidden.add(out)
+    with pytest.raises(CheckpointError, match=f"^cannot read {re.escape(str(out / 'run.json'))}: Permission denied$"):
+        read_run(out)
+    assert main(["attack", "--resume", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"proofs-check: error: cannot read {out / 'run.json'}: Permission denied\n"
+    forbidden.clear()
+    forbidden.add(models["good"])
+    with pytest.raises(FileError, match=f"^cannot read {re.escape(str(models['good']))}: Permission denied$"):
+        read_npz(models["good"], what="saved model")
+    assert main(["attack", "--model", str(models["good"]), "--out", str(out)]) == 2
+    assert f"cannot read {models['good']}: Permission denied" in capsys.readouterr().err
+    forbidden.clear()
+    (out / ".proofs-check-command").write_text("attack\n")
+    forbidden.add(out / ".proofs-check-command")
+    assert main(["attack", "--model", str(models["good"]), "--n", "4", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"proofs-check: error: --out {out}: cannot read {out / '.proofs-check-command'}: Permission denied, so whose "
+        "results the folder holds is unknown; choose another --out\n")
+
+
 def test_an_attack_marks_its_folder_and_reruns_there(models, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "4", "--no-progress", "--out", str(out)]
