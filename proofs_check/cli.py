@@ -518,6 +518,24 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
     return code, _finished_text(args)
 
 
+def out_of_memory_text(error: BaseException) -> str | None:
+    """The line for a run that asked for more memory than the machine has (numpy's MemoryError; XLA's
+    RESOURCE_EXHAUSTED, e.g. defend's kernel-space attack on a convolutional chain asked for 39 GB), or None for
+    any other error. Not a bug of the tool: the sizes asked for do not fit (exit 1, no traceback)."""
+    text = str(error)
+    if isinstance(error, MemoryError):
+        asked = ""
+    elif isinstance(error, RuntimeError) and "RESOURCE_EXHAUSTED" in text:
+        import re
+
+        found = re.search(r"allocating (\d+) bytes", text)
+        asked = f" (an allocation of {int(found.group(1)) / 1e9:,.1f} GB)" if found else ""
+    else:
+        return None
+    return (f"out of memory{asked}: the sizes asked for do not fit this machine; rerun with fewer points, "
+            "reconstructions, channels or a smaller width (what the run folder saved is kept)")
+
+
 def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple[int, str]:
     """(exit status, line) for an exception that ended a command; re-raises a bug's (a traceback), and argparse's
     SystemExit (--help)."""
@@ -529,6 +547,9 @@ def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple
 
     if isinstance(error, (RunFailed, AttackFailed)):
         return 1, f"error: {_one_line(error)}"
+    memory = out_of_memory_text(error)
+    if memory is not None:
+        return 1, f"error: {memory}"
     if isinstance(error, CommandInterrupted):
         return 130, _one_line(error)
     if isinstance(error, KeyboardInterrupt) or (interrupted and isinstance(error, Exception)):

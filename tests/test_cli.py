@@ -515,6 +515,25 @@ def test_a_file_that_cannot_be_read_is_named_so(models, tmp_path, monkeypatch, c
         "results the folder holds is unknown; choose another --out\n")
 
 
+def test_out_of_memory_is_one_line_not_a_traceback(monkeypatch, tmp_path, capsys):
+    """defend on a convolutional chain asked XLA for 39 GB and ended in an XlaRuntimeError traceback: a run too big
+    for the machine is one line and exit 1 (here a real RESOURCE_EXHAUSTED from XLA, 40 TB asked)."""
+    import jax.numpy as jnp
+
+    from proofs_check import cli
+
+    def too_big(args):
+        return int(jnp.ones((10**7, 10**6)).block_until_ready()[0, 0])
+
+    command = next(c for c in cli.COMMANDS if c.name == "distill")
+    monkeypatch.setattr(cli, "COMMANDS", tuple(dataclasses.replace(c, run=too_big) if c is command else c
+                                                for c in cli.COMMANDS))
+    assert main(["distill", "--out", str(tmp_path / "d")]) == 1
+    assert capsys.readouterr().err == (
+        "proofs-check: error: out of memory (an allocation of 80,000.0 GB): the sizes asked for do not fit this machine; "
+        "rerun with fewer points, reconstructions, channels or a smaller width (what the run folder saved is kept)\n")
+
+
 def test_an_attack_marks_its_folder_and_reruns_there(models, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["attack", "--model", str(models["good"]), "--n", "4", "--steps", "4", "--no-progress", "--out", str(out)]
