@@ -42,10 +42,13 @@ class CommandInterrupted(Exception):
     """Ctrl-C: reported in one line, exit status 130."""
 
 
-def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, source: str = "") -> UsageError:
+def resume_mismatch(option: str, current: Any, stored: Any, out: Path, *, source: str = "",
+                    recorded: bool = True) -> UsageError:
     """The one-line refusal of a --resume whose settings differ from the run in ``out``; ``source`` says where the
-    current value came from (" (as given)", " (its default)")."""
-    return UsageError(f"{option} is {current}{source} but the run in {out} used {stored}; resume with the same "
+    current value came from (" (as given)", " (its default)"); ``recorded``: whether the run's record holds the
+    setting at all (a damaged record, or a setting the run left unset, used to read "used None")."""
+    used = f"used {stored}" if recorded else f"records no {option}"
+    return UsageError(f"{option} is {current}{source} but the run in {out} {used}; resume with the same "
                       "settings, or drop --resume to start afresh")
 
 
@@ -205,7 +208,9 @@ def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda 
         name, was, now = difference
         source = ("" if name in never_default else " (as given, or its default)" if typed is None
                   else " (as given)" if name in typed else " (its default)")
-        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out, source=source)
+        recorded = name in stored or shown(name, None) is not None  # the command writes an absent one in words
+        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out, source=source,
+                              recorded=recorded)
 
 
 OWNER_FILE = ".proofs-check-command"

@@ -328,6 +328,11 @@ def test_resume_takes_the_options_the_run_recorded(models, tmp_path, monkeypatch
     write_run(out, {key: value for key, value in read_run(out).items() if key != "options"})
     assert main(["attack", "--resume", "--model", str(models["good"]), "--out", str(out)]) == 2
     assert f"--n is 20 (its default) but the run in {out} used 4" in capsys.readouterr().err
+    record = read_run(out)  # a damaged record without a setting: named as missing ("used None" before)
+    write_run(out, {**record, "settings": {k: v for k, v in record["settings"].items() if k != "dataset"}})
+    assert main(["attack", "--resume", "--model", str(models["good"]), "--n", "4", "--out", str(out)]) == 2
+    assert (f"--dataset is digits-odd-even (its default) but the run in {out} records no --dataset; resume"
+            in capsys.readouterr().err)
 
 
 def test_help_shows_defaults_as_the_options_take_them(capsys, monkeypatch):
