@@ -154,6 +154,11 @@ def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults
      "parameter name 'G' must be a lower-case identifier"),  # specs are case-blind: G=2 would read as g
     (dict(phi=lambda p: activations.x * p["missing"]), "phi raised KeyError: 'missing' at the default parameters"),
     (dict(phi=lambda p: activations.x, defaults={"g": 1.0}), "default for 'g', which is not among its parameters"),
+    # the user's own symbols("a b c") print like theory.dual's but are other symbols: K1 then failed with
+    # "NameError: name 'c' is not defined"
+    (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: (sp.Symbol("c"), sp.Integer(1))),
+     "its dual uses symbols other than theory.dual's variances and covariance (c); build it from theory.dual.a_var"),
+    (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: (sp.Integer(1),)), "dual gives 1 expressions, not the pair"),
 ])
 def test_register_says_what_is_wrong_with_code_in_one_line(entry, words):
     """A phi that raises was a raw KeyError; a default for no parameter was accepted silently."""

@@ -171,6 +171,31 @@ def check_entry(activation: Activation) -> None:
         except Exception as error:  # phi is code: whatever it raises, say so in one line
             raise RegistryError(f"activation {activation.name!r}: phi raised {type(error).__name__}: {error} at the "
                                 "default parameters") from None
+        if activation.dual is not None:
+            _check_dual_symbols(activation)
+
+
+def _check_dual_symbols(activation: Activation) -> None:
+    """RegistryError unless ``dual`` at the default parameters is a pair of sympy expressions in theory.dual's
+    a_var, b_var, c_var alone: a pair in the user's own symbols("a b c") was accepted and failed later, inside K1,
+    as "NameError: name 'c' is not defined"."""
+    from theory.dual import a_var, b_var, c_var
+
+    try:
+        pair = activation.dual(dict(activation.defaults))
+        expressions = [sp.sympify(value) for value in pair]
+    except Exception as error:  # dual is code: whatever it raises, say so in one line
+        raise RegistryError(f"activation {activation.name!r}: dual raised {type(error).__name__}: {error} at the "
+                            "default parameters") from None
+    if len(expressions) != 2:
+        raise RegistryError(f"activation {activation.name!r}: dual gives {len(expressions)} expressions, not the pair "
+                            "(E[phi(u) phi(v)], E[phi'(u) phi'(v)])")
+    # a Symbol("c") of the user's is another symbol than c_var (whose assumptions differ), though printed alike
+    foreign = sorted({symbol.name for value in expressions for symbol in value.free_symbols
+                      if symbol not in (a_var, b_var, c_var)})
+    if foreign:
+        raise RegistryError(f"activation {activation.name!r}: its dual uses symbols other than theory.dual's variances "
+                            f"and covariance ({', '.join(foreign)}); build it from theory.dual.a_var, b_var and c_var")
 
 
 def _add(activation: Activation) -> Activation:
