@@ -352,15 +352,19 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def command_console(*, log_width: int | None = None):
+LOG_WIDTH = 160
+"""Columns of a table printed to a log or pipe."""
+
+
+def command_console():
     """The console every command prints to (rich): numbers and paths not highlighted; in a terminal, prose wraps
-    at its width; elsewhere (a log, a pipe) every printed line stays one line, whatever the console's width, and
-    tables take ``log_width`` columns (rich's default there: 80)."""
+    at its width; elsewhere (a log, a pipe) every printed line stays one line and tables take
+    :data:`LOG_WIDTH` columns (rich's default there, 80, cut the sweep table's numbers to "1.83e-...")."""
     from rich.console import Console
 
     console = Console(highlight=False)
     if not console.is_terminal:
-        console = Console(highlight=False, soft_wrap=True, width=log_width)
+        console = Console(highlight=False, soft_wrap=True, width=LOG_WIDTH)
     return console
 
 
@@ -745,7 +749,7 @@ def _run(args) -> int:
     from proofs_check.registry import ClaimResult, Context, run_step
     from proofs_check.report import report_dict, summary_table, write_report
 
-    console = command_console(log_width=160)
+    console = command_console()
     registry = load_claims()
     claims = [registry[i] for i in args.ids]
     started = datetime.datetime.now().isoformat(timespec="seconds")
@@ -1386,7 +1390,7 @@ def _sweep_table(rows):
     table = Table(title="revealed fraction, mean over seeds (trivial baselines: best shown)")
     for column in ("dataset", "m", "N", "param", "training", "revealed", "best trivial", "kernel distance",
                    "span residual"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a narrow terminal folds a number, never cuts it ("1.83e-...")
     means = sweep.mean_over_seeds(rows)
     trivial = sweep.mean_over_seeds(rows, "best_trivial_revealed")
     distance = sweep.mean_over_seeds(rows, "kernel_distance")

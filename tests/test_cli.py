@@ -855,3 +855,15 @@ def test_claim_line_counts_outcomes_in_words():
     assert claim_line(one) == "T3: passed (1 outcome) in 2 s"
     failed = SimpleNamespace(claim=SimpleNamespace(id="K1"), passed=False, outcomes=[object()] * 3, seconds=61.2)
     assert claim_line(failed) == "K1: FAILED (3 outcomes) in 61 s"
+
+
+def test_the_sweep_table_never_cuts_a_number():
+    """At 80 columns rich cut the span residual to "1.83e-..." (e-15 or e-01?); a narrow console folds it."""
+    from proofs_check import cli
+
+    rows = [{"dataset": "digits-odd-even", "width": 16, "n": 4, "param": "ntk", "training": "linearized", "seed": 0,
+             "revealed": 0.0, "best_trivial_revealed": 0.0, "kernel_distance": 0.202, "span_residual": 1.62e-15}]
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    console.print(cli._sweep_table(rows))
+    text = console.file.getvalue()
+    assert "…" not in text and "1.62" in text and "e-15" in text, text
