@@ -440,7 +440,8 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
     (and used) only in the standard parametrization, whose NTK scales with the hidden width.
     """
     chain = tuple(chain)
-    if width is None and any(getattr(layer, "parameterization", "ntk") == "standard" for layer in chain):
+    if width is None and any(layer.weight_layer is not None and layer.weight_layer.parameterization == "standard"
+                             for layer in chain):
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
     spatial_dims = _spatial_dims(chain)
     compiled = _compiled_chain(chain)

@@ -75,3 +75,41 @@ def test_kernels_and_network_of_the_new_kind(scale_kind):
     np.testing.assert_allclose(np.asarray(networks.chain_forward(scaled, params, x1)),
                                np.asarray(networks.forward(same, without_scale, x1)), rtol=1e-12)
     assert networks.shape_of_params(scaled, params) == (16, 1)
+
+
+def test_the_new_kind_in_the_standard_parametrization(scale_kind):
+    """A weightless kind keeps the width feeding it (Layer.fan_out): the base class once reset it to the network's
+    width, and the standard-parametrization NTK of README's scale layer was 7x neural-tangents' (reviewer)."""
+    for spec in ("param=standard > dense > scale:k=2 > relu > dense", "param=standard > scale:k=2 > dense > relu > dense"):
+        arch = parse_spec(spec)
+        x1, x2 = (jnp.asarray(np.random.default_rng(seed).normal(size=(3, 5))) for seed in (0, 1))
+        ours = kernels.analytic_kernel_fn(arch, width=16)(x1, x2)
+        reference = networks.make_network(arch, 16).kernel_fn(x1, x2, ("nngp", "ntk"))
+        for mine, theirs in zip(ours, (reference.nngp, reference.ntk)):
+            np.testing.assert_allclose(np.asarray(mine), np.asarray(theirs), rtol=1e-12)
+
+
+def test_the_registry_refuses_what_would_break_it(scale_kind):
+    """A subclass that inherits its kind name once evicted Dense ("dense > relu > dense" became unknown), two kinds
+    without a name replaced each other, a keyword the parser cannot read was accepted; unregistering another class
+    of the same name removed the holder."""
+    import dataclasses
+
+    def kind_like(base, name, **traits):  # a class deriving from ``base``, with its own class attributes
+        return dataclasses.dataclass(frozen=True)(type(name, (base,), {"__qualname__": name, **traits}))
+
+    for kind, refusal in [
+            (kind_like(layers.Dense, "MyDense"), "MyDense does not declare its own kind name"),
+            (kind_like(scale_kind, "Other", kind="scale", names=("other",)),
+             "layer kind name 'scale' of Other is Scale's already"),
+            (kind_like(scale_kind, "Upper", kind="upper", names=("Up",)),
+             "layer keyword 'Up' of Upper cannot be read by the chain grammar")]:
+        with pytest.raises(ValueError, match=refusal):
+            layers.register_layer_kind(kind)
+        layers.unregister_layer_kind(kind)  # not the holder of its name: nothing removed
+    assert parse_spec(SCALED).spec == SCALED
+    assert parse_spec("dense > relu > dense").spec == "relu:1"
+    with pytest.raises(SpecError, match="the scale k must be finite and > 0"):
+        parse_spec("dense > scale:k=nan > relu > dense")
+    # k**2 overflows in map_variance: an OverflowError traceback before variance_path read it as infinite
+    assert "the kernel overflows float64" in _refusal("dense > scale:k=1e200 > expr:phi=exp(2*x) > dense")

@@ -293,7 +293,10 @@ def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> 
             if math.isnan(mean):  # not evaluable here: the path stops, unknown
                 variance = math.nan
                 break
-        variance = layer.map_variance(variance, mean)
+        try:
+            variance = layer.map_variance(variance, mean)
+        except ArithmeticError:  # a kind's own map overflowed (e.g. k^2 q in float): beyond every bound
+            variance = math.inf
         if not variance < 1e300:
             break
     yield None, variance, 0.0

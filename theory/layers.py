@@ -127,8 +127,17 @@ class Layer:
 
     def fan_out(self, fan_in, width):
         """The width feeding the next layer, from ``fan_in`` (the one feeding this layer) and the network's
-        ``width``: the width, for a layer of weights."""
-        return width
+        ``width``: ``fan_in`` for a layer without weights (a layer of weights gives the width or its channels)."""
+        return fan_in
+
+    def step(self, state: PairState = SYMBOLIC_STATE) -> PairState:
+        """Its map of the pair state (Sigma(x, x), Sigma(x, x'), Sigma(x', x'), Theta(x, x')) as sympy expressions;
+        a kind without one has no analytic kernel (theory.architecture.Architecture.has_kernel)."""
+        raise NotImplementedError(f"{type(self).__name__} has no kernel step")
+
+    def stax(self, units: int):
+        """Its neural-tangents layer as (name, args, kwargs) (numerics.networks builds it)."""
+        raise NotImplementedError(f"{type(self).__name__} has no neural-tangents layer")
 
 
 class _Weighted(Layer):
@@ -144,6 +153,10 @@ class _Weighted(Layer):
     @property
     def weight_layer(self):
         return self
+
+    def fan_out(self, fan_in, width):
+        """Its outputs: the network's width."""
+        return width
 
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """q -> sigma_w^2 q + sigma_b^2 (a convolution's zero padding only lowers it)."""
@@ -173,8 +186,6 @@ class Dense(_Weighted):
     noun = "a dense layer"
     readout = True
     flat_input = True
-    preserves_sphere = False
-    homogeneous_degree = 1  # without biases: h'(k a) = k h'(a)
 
     @classmethod
     def parse(cls, name: str, options) -> "Dense":
@@ -207,7 +218,6 @@ class Activation(Layer):
     noun = "an activation"
     needs_gaussian_input = True
     gaussian_output = False
-    preserves_sphere = False
 
     @classmethod
     def reads(cls, name: str) -> bool:
@@ -232,10 +242,6 @@ class Activation(Layer):
     @property
     def dual_activation(self) -> "Activation":
         return self
-
-    def fan_out(self, fan_in, width):
-        """Elementwise: the width feeding it."""
-        return fan_in
 
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """q -> E[phi(u)^2], u ~ N(0, q): ``activation_mean``."""
@@ -266,7 +272,6 @@ class Residual(Layer):
     flat_input = True
     adds_input = True
     takes_width = True
-    preserves_sphere = False
 
     @classmethod
     def parse(cls, name: str, options) -> "Residual":
@@ -306,6 +311,10 @@ class Residual(Layer):
     @property
     def dual_activation(self) -> Activation:
         return self.activation
+
+    def fan_out(self, fan_in, width):
+        """The sum keeps the width (its input has it, and so has its branch's dense layer)."""
+        return width
 
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """q -> q + s^2 (sigma_w^2 E[phi(u)^2] + sigma_b^2), u ~ N(0, q): the identity plus the branch."""
@@ -382,8 +391,6 @@ class Conv(_Weighted):
     names = ("convK", "convKxK")
     noun = "a convolution"
     spatial = True
-    preserves_sphere = False
-    homogeneous_degree = 1
 
     @classmethod
     def reads(cls, name: str) -> bool:
@@ -473,8 +480,6 @@ class _Pooling(Layer):
     """A pooling layer: per-pixel-pair states to one pair state, a linear map (the same for Sigma and Theta)."""
 
     pooling = True
-    preserves_sphere = False
-    homogeneous_degree = 1
 
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """Per-unit variance at most kept: q (an upper bound)."""
@@ -536,21 +541,45 @@ class Flatten(_Pooling):
 _LAYER_KINDS: dict[str, type[Layer]] = {}
 
 
+LAYER_KEYWORD = re.compile(r"[a-z][a-z0-9_]*")
+"""A layer keyword: lower case (the parser lowers every token head), no separator of the grammar."""
+
+
 def register_layer_kind(kind: type[Layer]) -> type[Layer]:
     """Add the layer kind ``kind`` (a :class:`Layer` class) to the chain grammar, after the kinds registered
-    before it; again under its ``kind`` name: replaced in place. Refused: a keyword another kind reads."""
+    before it. Refused (ValueError, TypeError): a class that does not declare its own ``kind`` name (a subclass
+    of Dense would evict Dense under "dense"), a name another class holds (the same class, or one defined again
+    at the same place, as a re-run notebook cell does, replaces it in place), a keyword another kind reads or that
+    the parser cannot read, and a kind without :meth:`Layer.map_variance` (the variance check would skip it)."""
     if not (isinstance(kind, type) and issubclass(kind, Layer)):
         raise TypeError(f"a layer kind is a theory.layers.Layer class, got {kind!r}")
+    if "kind" not in vars(kind):
+        raise ValueError(f"{kind.__name__} does not declare its own kind name (a class attribute kind = '...')")
+    holder = _LAYER_KINDS.get(kind.kind)
+    if holder is not None and (holder.__module__, holder.__qualname__) != (kind.__module__, kind.__qualname__):
+        raise ValueError(f"layer kind name {kind.kind!r} of {kind.__name__} is {holder.__name__}'s already")
+    reads_its_names = kind.reads.__func__ is Layer.reads.__func__  # not a pattern of its own, as Conv's convK
+    unreadable = [name for name in kind.names if reads_its_names and not LAYER_KEYWORD.fullmatch(name)]
+    if unreadable:
+        raise ValueError(f"layer keyword {unreadable[0]!r} of {kind.__name__} cannot be read by the chain grammar "
+                         "(lower-case letters, digits and _, starting with a letter)")
     taken = [name for name in kind.names for other in _LAYER_KINDS.values()
              if other.kind != kind.kind and other.reads(name)]
     if taken:
         raise ValueError(f"layer keyword {taken[0]!r} of {kind.__name__} names another layer kind already")
+    if not callable(getattr(kind, "map_variance", None)):
+        raise TypeError(f"{kind.__name__} has no map_variance (how it maps the variance Sigma(x, x): "
+                        "theory.architecture.variance_path checks what every activation sees with it)")
     _LAYER_KINDS[kind.kind] = kind
     return kind
 
 
 def unregister_layer_kind(kind: type[Layer]) -> None:
-    _LAYER_KINDS.pop(kind.kind, None)
+    """Remove ``kind`` from the chain grammar (nothing when another class holds its name). Caches keyed by layers
+    (kernels, variance checks) may keep its layers alive, never serve them for another kind's: layers compare by
+    class."""
+    if _LAYER_KINDS.get(kind.kind) is kind:
+        del _LAYER_KINDS[kind.kind]
 
 
 def layer_kinds() -> tuple[type[Layer], ...]:
