@@ -799,7 +799,8 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
         if size % n_classes:
             raise ValueError(f"distilled size {size} is not a multiple of the {n_classes} classes")
         for r in distances:
-            advance(f"T4: distilling {size} points, minimum distance {r}")
+            advance(f"T4: distilling {size} points, "
+                    + ("no minimum distance" if r is None else f"minimum distance {r:g}"))
             result = distill(arch, private.x, private.y, private.labels, per_class=size // n_classes, method=method,
                              steps=distill_steps, lr=distill_lr, protected=None if r is None else private.x,
                              min_distance=r, seed=seed, progress=False)

@@ -65,6 +65,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def require_infinite_width_ntk(arch, user: str) -> None:
+    """Refuse an --arch in the standard parametrization where ``user`` (distill, defend, RKIP-finite) needs its
+    infinite-width NTK: that NTK grows with the hidden width and has no infinite-width limit."""
+    from proofs_check.cli import UsageError
+
+    if arch.parameterization != "ntk":
+        raise UsageError(f"--arch {arch.spec}: {user} uses the infinite-width NTK, which needs the NTK "
+                         "parametrization (drop param=standard)")
+
+
 def settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps is a budget)."""
     out = {"dataset": args.dataset, "per_class": args.per_class, "method": args.method, "arch": args.arch.spec,
@@ -86,9 +96,7 @@ def check(args) -> None:
                          "--validation-fraction F > 0 (without it the last step is kept); drop --eval-every or pass "
                          "--validation-fraction")
     args.eval_every = EVAL_EVERY if args.eval_every is None else args.eval_every
-    if args.arch.parameterization != "ntk":
-        raise UsageError(f"--arch {args.arch.spec}: distillation uses the infinite-width NTK, which needs the NTK "
-                         "parametrization (drop param=standard)")
+    require_infinite_width_ntk(args.arch, "distillation")
     target = digits(task=DISTILL_DATASETS[args.dataset], split="train")
     counts = np.bincount(target.labels, minlength=len(target.class_names))
     if args.validation_fraction:
@@ -115,7 +123,7 @@ def check(args) -> None:
             step = Checkpoint(path, kind="distill").peek()[0]
             if args.steps < step:
                 raise UsageError(f"the distillation in {args.out} is already at step {step}; --steps {args.steps} is "
-                                 "below it")
+                                 f"below it (resume with --steps {step} or more, or drop --resume to start afresh)")
     except CheckpointError as error:
         raise UsageError(str(error)) from None
 
@@ -303,8 +311,7 @@ def defend_check(args) -> None:
     from numerics.data import digits
     from proofs_check.cli import UsageError
 
-    if args.arch.parameterization != "ntk":
-        raise UsageError(f"--arch {args.arch.spec}: the kernel-regime model needs the NTK parametrization")
+    require_infinite_width_ntk(args.arch, "the kernel-regime model")
     bad = [k for k in args.sizes if k % 10]
     if bad:
         raise UsageError(f"--sizes {bad[0]}: distilled sizes must be multiples of the 10 classes")
@@ -379,8 +386,9 @@ def defend(args) -> int:
     references = audit.reference_sets("digits-ten-class", private)
     n_recon = 2 * private.n
     console.print(f"private set: {private.n} digits; attacks with M = {n_recon}, {args.attack_steps} steps; "
-                  f"distilled sizes {list(args.sizes)}, minimum distances {list(args.distances)}; and the private "
-                  "set's class means")
+                  f"distilled sizes {', '.join(map(str, args.sizes))}, minimum distances "
+                  f"{', '.join('none' if r is None else f'{r:g}' for r in args.distances)} (none: unconstrained); and "
+                  "the private set's class means")
     record = {"private": private.name, "n_private": private.n, "n_recon": n_recon, "attack_steps": args.attack_steps,
               "restarts": args.restarts, "polish": args.polish, "distill_steps": args.distill_steps,
               "arch": args.arch.spec, "seed": args.seed,
@@ -480,6 +488,7 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
         if args.recon >= args.n:
             raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
                              "distillation)")
+        require_infinite_width_ntk(args.arch, "the kernel regression")
         unused = unused_width(args.width, [args.arch])
         if unused is not None:
             raise UsageError(unused)
@@ -525,7 +534,8 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
 
 
 def rkip_finite_table(result: dict):
-    """The test accuracies of :func:`numerics.distill.rkip_finite_experiment`'s record, one row per training set."""
+    """The test accuracies of :func:`numerics.distill.rkip_finite_experiment`'s record, one row per training set
+    and one column per kind of model; the attacked network (trained on the N digits) has a column of its own."""
     import numpy as np
     from rich.table import Table
 
@@ -533,15 +543,15 @@ def rkip_finite_table(result: dict):
     table = Table(title=f"RKIP-finite: test accuracy (digits, odd vs even) of models trained on N = {n} digits or on "
                         f"M = {m} points")
     table.add_column("trained on")
-    for name in ("fresh networks\n(mean)", "each\nnetwork", "kernel\nregression"):
+    for name in ("fresh networks\n(mean)", "each fresh\nnetwork", "kernel\nregression", "the attacked\nnetwork"):
         table.add_column(name, justify="right", no_wrap=True)
-    for name, key, bold in ((f"N = {n} training digits", "original", False),
-                            (f"M = {m} reconstructions (X_R, y_R)", "reconstructed", True)):
+    for name, key, bold, attacked in (
+            (f"N = {n} training digits", "original", False, f"{result['trained_network']:.3f}"),
+            (f"M = {m} reconstructions (X_R, y_R)", "reconstructed", True, "-")):
         values = result[f"networks_{key}"]
         table.add_row(f"[bold]{name}[/bold]" if bold else name, f"{np.mean(values):.3f}",
-                      ", ".join(f"{v:.3f}" for v in values), f"{result[f'krr_{key}']:.3f}")
-    table.add_row(f"M = {m} random training digits (mean of 5)", "-", "-", f"{result['krr_random_subset']:.3f}")
-    table.add_row("the attacked network itself (one, not retrained)", f"{result['trained_network']:.3f}", "-", "-")
+                      ", ".join(f"{v:.3f}" for v in values), f"{result[f'krr_{key}']:.3f}", attacked)
+    table.add_row(f"M = {m} random training digits (mean of 5)", "-", "-", f"{result['krr_random_subset']:.3f}", "-")
     return table
 
 

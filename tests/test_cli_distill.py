@@ -58,7 +58,10 @@ BAD = [
     (["distill", "--out", "{file}"], "exists and is not a folder"),
     ([*SMALL, "--per-class", "3", "--steps", "10", "--resume", "--out", "{run}"],
      "--per-class is 3 (as given) but the run in"),
-    ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it"),
+    ([*SMALL, "--steps", "5", "--resume", "--out", "{run}"], "already at step 10; --steps 5 is below it (resume with "
+                                                             "--steps 10 or more, or drop --resume to start afresh)"),
+    (["defend", "--arch", "relu:2:param=standard"], "--arch relu:2:param=standard: the kernel-regime model uses the "
+                                                    "infinite-width NTK, which needs the NTK parametrization"),
     (["defend", "--sizes", "15"], "--sizes 15: distilled sizes must be multiples of the 10 classes"),
     (["defend", "--sizes", "10,x"], "'x' in '10,x' is not an integer"),
     (["defend", "--sizes", "10,10"], "'10,10' lists a value twice"),  # the sweep's rule (cli.distinct)
@@ -251,10 +254,20 @@ def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path,
                                            (["--steps", "-1"], "--steps: must be a positive integer"),
                                            (["--width", "99999999"], "parameters"),
                                            (["--width", "16", "--arch", "conv3x3:c=4 > relu > gap > dense"],
-                                            "--width 16 sets no layer of conv3x3:c=4 > relu > gap > dense")])
-def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys):
+                                            "--width 16 sets no layer of conv3x3:c=4 > relu > gap > dense"),
+                                           # trained and attacked, then a traceback from the kernel regression
+                                           (["--arch", "relu:2:param=standard", "--n", "10", "--recon", "5"],
+                                            "--arch relu:2:param=standard: the kernel regression uses the "
+                                            "infinite-width NTK, which needs the NTK parametrization (drop "
+                                            "param=standard)")])
+def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys, monkeypatch):
+    from numerics import distill
     from proofs_check.distill_cli import rkip_finite_main
 
+    def forbidden(*args, **kwargs):
+        raise AssertionError("work started before the input was validated")
+
+    monkeypatch.setattr(distill, "rkip_finite_experiment", forbidden)
     assert rkip_finite_main(argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("python -m proofs_check.distill_cli: error: ") and message in err, err
@@ -320,7 +333,22 @@ def test_distill_divergence_rule():
     assert "above where it started" in distill_divergence(result(curve=(1.0, 0.5, 1.01)))
 
 
-def test_defend_class_means_rows_describe_one_set_each(tmp_path):
+def test_rkip_finite_table_puts_each_number_under_its_header():
+    """The attacked network (one network, not retrained) sat in the "fresh networks (mean)" column."""
+    from proofs_check.distill_cli import rkip_finite_table
+
+    result = {"N": 20, "M": 10, "networks_original": [0.8, 0.9, 0.7], "networks_reconstructed": [0.6, 0.5, 0.4],
+              "krr_original": 0.81, "krr_reconstructed": 0.51, "krr_random_subset": 0.41, "trained_network": 0.123}
+    table = rkip_finite_table(result)
+    columns = {" ".join(str(column.header).split()): list(column._cells) for column in table.columns}
+    assert columns["fresh networks (mean)"] == ["0.800", "0.500", "-"]
+    assert columns["each fresh network"] == ["0.800, 0.900, 0.700", "0.600, 0.500, 0.400", "-"]
+    assert columns["kernel regression"] == ["0.810", "0.510", "0.410"]
+    assert columns["the attacked network"] == ["0.123", "-", "-"]  # trained on the N digits: their row
+    assert columns["trained on"][0] == "N = 20 training digits"
+
+
+def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys):
     """The private set's class means are a row of their own (a model trained on them, attacked like the distilled
     ones, and the means scored as reconstructions); with one private digit per class they ARE the private digits,
     so they reveal all of them. The trivial class means are the held-out digits' (what their 'revealed' scored),
@@ -335,6 +363,10 @@ def test_defend_class_means_rows_describe_one_set_each(tmp_path):
     argv = ["defend", "--per-class", "1", "--sizes", "10", "--distances", "none", "--attack-steps", "5",
             "--distill-steps", "2", "--polish", "0", "--out", str(out)]
     assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # Python's None was printed: "minimum distances [None, 1.5]", "T4: distilling 10 points, minimum distance None"
+    assert "None" not in printed and "minimum distances none (none: unconstrained)" in " ".join(printed.split())
+    assert "T4: distilling 10 points, no minimum distance" in printed
     record = json.loads((out / "tradeoff.json").read_text())
     assert record["polish"] == 0
     means = [row for row in record["settings"] if row["kind"] == "class means"]
