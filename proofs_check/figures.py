@@ -10,7 +10,9 @@ Rules (checked by :func:`style_problems`, which the tests run on every figure ma
   legend is a visible line: :func:`reference_line`, :func:`reference_slope`);
 - axes that count things have integer ticks (:func:`count_axis`);
 - log axes carry at least two labelled ticks even when the data span less than a decade
-  (:func:`readable_log_ticks`).
+  (:func:`readable_log_ticks`);
+- every title lies inside the figure: :func:`save` wraps a long one to its axes' width (a figure's suptitle to
+  the figure's).
 
 Figures are drawn with matplotlib's Agg backend (no display needed). Typical use::
 
@@ -180,6 +182,7 @@ def style_problems(fig) -> list[str]:
                     or (hasattr(handle, "get_marker") and handle.get_marker() not in (None, "None", " ", "")))
                 if not drawn:
                     problems.append(f"{where}: legend entry {text.get_text()!r} has nothing drawn")
+        problems += _clipped_title(fig, ax.title, where)
         for name in ("x", "y"):
             if (ax.get_xscale() if name == "x" else ax.get_yscale()) != "log":
                 continue
@@ -189,7 +192,40 @@ def style_problems(fig) -> list[str]:
             shown = [t for t, lab in zip(ticks, labels) if lab.get_text() and low <= t <= high]
             if len(shown) < 2:
                 problems.append(f"{where}: log {name} axis has {len(shown)} labelled tick(s)")
+    if fig._suptitle is not None:
+        problems += _clipped_title(fig, fig._suptitle, "figure")
     return problems
+
+
+def _clipped_title(fig, text, where: str) -> list[str]:
+    """A problem when a drawn title runs past the figure's edges (matplotlib cuts it there)."""
+    if not text.get_visible() or not text.get_text():
+        return []
+    box, edges = text.get_window_extent(), fig.bbox
+    if box.x0 < edges.x0 - 1 or box.x1 > edges.x1 + 1 or box.y1 > edges.y1 + 1:
+        return [f"{where}: title {text.get_text()!r} runs past the figure's edge (clipped)"]
+    return []
+
+
+def wrap_titles(fig) -> None:
+    """Wrap every axes title wider than its axes to the axes' width, and a suptitle wider than the figure to the
+    figure's (matplotlib cut a long title of a single panel at both edges), at spaces; lines already broken stay
+    broken."""
+    renderer = fig.canvas.get_renderer()
+    texts = [(ax.title, ax.get_window_extent(renderer).width) for ax in fig.axes if ax.get_visible()]
+    if fig._suptitle is not None:
+        texts.append((fig._suptitle, 0.96 * fig.bbox.width))
+    for text, room in texts:
+        lines = text.get_text().split("\n")
+        measured = text.get_window_extent(renderer).width if text.get_text() else 0.0
+        if measured <= room:
+            continue
+        characters = int(max(map(len, lines)) * room / measured)
+        while characters >= 8:
+            text.set_text("\n".join(textwrap.fill(line, characters) for line in lines))
+            if text.get_window_extent(renderer).width <= room:
+                break
+            characters -= 2
 
 
 STYLE_LOG_VARIABLE = "RECON_NTK_FIGURE_STYLE_LOG"
@@ -198,12 +234,14 @@ line per problem: the test suite sets it for every test, so that figures drawn i
 
 
 def save(fig, path: str | Path) -> Path:
-    """Lay out, write (PNG, 120 dpi) and close a figure; returns the path."""
+    """Wrap long titles (:func:`wrap_titles`), lay out, write (PNG, 120 dpi) and close a figure; returns the
+    path."""
     import os
 
     plt = _pyplot()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    wrap_titles(fig)
     fig.tight_layout()
     log = os.environ.get(STYLE_LOG_VARIABLE)
     if log:

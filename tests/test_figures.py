@@ -157,3 +157,34 @@ def test_the_style_guard_fails_what_draws_a_bad_figure(pytester, workers):
     result.stdout.fnmatch_lines(["figures drawn by fixtures break the style rules: module.png: axes 0 (t): x label*",
                                  "*in_the_test.png: axes 0 (t): x label 'width' names no unit*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_long_titles_are_wrapped_inside_the_figure(tmp_path):
+    """A single panel's long title lost its end (the kernel-distance scatter its Spearman value), and a suptitle
+    over one panel was cut on both sides; the style checker now finds a title that runs off the figure, and save
+    wraps it (every word kept)."""
+    import matplotlib.pyplot as plt
+
+    title = "attack success against kernel movement, cells whose network fitted (Spearman -0.12)"
+    suptitle = "revealed fraction (mean over seeds), digits-odd-even, standard parametrization, every seed"
+    fig, ax = figures.new_figure(title=title, xlabel="a (count)", ylabel="b (fraction)", size=(4.6, 3.8),
+                                 suptitle=suptitle)
+    ax.plot([1, 2], [1, 2], label="data")
+    ax.legend()
+    problems = " ".join(figures.style_problems(fig))
+    assert "axes 0" in problems and "figure: title" in problems and "runs past the figure's edge" in problems
+    figures.wrap_titles(fig)
+    fig.tight_layout()
+    assert figures.style_problems(fig) == []
+    assert ax.get_title().split() == title.split() and "\n" in ax.get_title()
+    assert fig._suptitle.get_text().split() == suptitle.split()
+    plt.close(fig)
+    fig, ax = figures.new_figure(title=title, xlabel="a (count)", ylabel="b (fraction)", size=(4.6, 3.8))
+    ax.plot([1, 2], [1, 2], label="data")
+    ax.legend()
+    path = figures.save(fig, tmp_path / "long.png")  # save wraps: the style log would name a clipped title
+    assert path.is_file() and ax.get_title().split() == title.split() and "\n" in ax.get_title()
+    fig, ax = figures.new_figure(title="short", xlabel="a (count)", ylabel="b (fraction)")
+    figures.wrap_titles(fig)
+    assert ax.get_title() == "short"
+    plt.close(fig)
