@@ -210,3 +210,13 @@ def test_damaged_saved_pieces_and_combine_are_refused_before_work(finished, tmp_
     assert main([*TINY, "--resume", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "drop --resume to start afresh" in err and model.is_file(), err
+
+
+def test_readme_names_the_series_folders_a_run_writes(finished):
+    """README said the series folders are OUT/<arch>-<training>/; they carry a hash of the spec."""
+    from pathlib import Path
+
+    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    folders = sorted(p.name for p in finished.iterdir() if p.is_dir())
+    assert folders == ["relu-2-ca322e-linearized", "relu-2-ca322e-standard"], folders
+    assert "`OUT/<arch>-<hash>-<training>/`" in readme and "`OUT/relu-2-ca322e-linearized/` for relu:2" in readme
