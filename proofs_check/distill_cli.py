@@ -405,15 +405,19 @@ def defend(args) -> int:
                               n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
                               polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
                               class_means=True, advance=lambda message: console.print(message), on_row=partial)
-    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
-                                               f"{args.attack_steps} steps; private N = {private.n}")
-    png = figures.save(fig, args.out / "tradeoff.png")
     stand_ins = {}
     for name, (x, y) in trivial_training_sets(private, references, size=min(args.sizes), seed=args.seed).items():
         own = privacy.leakage_scores(x, private.x, references.public)
         stand_ins[name] = {"points": int(x.shape[0]), "test_accuracy": support_accuracy(args.arch, x, y, test.x,
                                                                                       test.labels),
                            "training_points_revealed": own["revealed"]}
+    trivial_models = {f"{stand_in['points']} {TRIVIAL_ROW_NAMES.get(name, name)}":
+                      (stand_in["test_accuracy"], rows[0].leakage[name]["revealed"])
+                      for name, stand_in in stand_ins.items() if name in rows[0].leakage}
+    fig = t4.tradeoff_figure(None, rows, title=f"attack on kernel-regime models ({args.arch.spec} NTK), M = {n_recon}, "
+                                               f"{args.attack_steps} steps; private N = {private.n}",
+                             trivial_models=trivial_models)
+    png = figures.save(fig, args.out / "tradeoff.png")
     path = audit.write_metrics(args.out / "tradeoff.json", {
         **record, "complete": True, "settings": t4.rows_json(rows), "trivial_test_accuracy": stand_ins})
     table = Table(title="revealed private points against test accuracy")

@@ -348,7 +348,44 @@ def test_rkip_finite_table_puts_each_number_under_its_header():
     assert columns["trained on"][0] == "N = 20 training digits"
 
 
-def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys):
+def test_tradeoff_figure_draws_the_trivial_baselines():
+    """tradeoff.png left out the trivial rows that defend's table says a defense must beat (the held-out class means
+    were more accurate than every model and were not drawn)."""
+    from types import SimpleNamespace
+
+    from proofs_check import figures
+    from proofs_check.claims import t4
+
+    def row(name, kind, size, accuracy, revealed, distance=None):
+        leakage = {"attack": {"revealed": revealed}, "mean image": {"revealed": 0.0, "trivial": True},
+                   "held-out points": {"revealed": 0.05, "trivial": True}}
+        return SimpleNamespace(name=name, kind=kind, size=size, test_accuracy=accuracy, min_distance=distance,
+                               leakage=leakage, revealed=revealed)
+
+    rows = [row("private set", "private", 20, 0.79, 1.0), row("distilled 10", "distilled", 10, 0.71, 0.0),
+            row("private class means", "class means", 10, 0.76, 0.1)]
+    fig = t4.tradeoff_figure(None, rows, title="t", trivial_models={"10 held-out class means": (0.878, 0.0),
+                                                                     "10 held-out points": (0.70, 0.05)})
+    ax = fig.axes[0]
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert "trivial: trained on 10 held-out class means (no private data)" in legend
+    assert "trivial: trained on 10 held-out points (no private data)" in legend
+    assert "best trivial test accuracy (0.878): a defense must beat it" in legend
+    assert "most revealed by a trivial reconstruction (held-out points, 5%)" in legend
+    drawn = {(tuple(np.ravel(line.get_xdata())), tuple(np.ravel(line.get_ydata()))) for line in ax.lines}
+    assert ((0.878,), (0.0,)) in drawn and ((0.7,), (0.05,)) in drawn
+    assert ax.get_xlim()[0] < 0.70 and ax.get_xlim()[1] > 0.878  # in view
+    assert figures.style_problems(fig) == []
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    fig = t4.tradeoff_figure(None, rows, title="T4")  # the claim's figure: no trivial models, the line still drawn
+    assert "most revealed by a trivial reconstruction (held-out points, 5%)" in [
+        text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    plt.close(fig)
+
+
+def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys, monkeypatch):
     """The private set's class means are a row of their own (a model trained on them, attacked like the distilled
     ones, and the means scored as reconstructions); with one private digit per class they ARE the private digits,
     so they reveal all of them. The trivial class means are the held-out digits' (what their 'revealed' scored),
@@ -362,6 +399,15 @@ def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys):
     out = tmp_path / "defend"
     argv = ["defend", "--per-class", "1", "--sizes", "10", "--distances", "none", "--attack-steps", "5",
             "--distill-steps", "2", "--polish", "0", "--out", str(out)]
+    from proofs_check.claims import t4
+
+    drawn, draw = {}, t4.tradeoff_figure
+
+    def spy(*args, **kwargs):
+        drawn.update(kwargs.get("trivial_models") or {})
+        return draw(*args, **kwargs)
+
+    monkeypatch.setattr(t4, "tradeoff_figure", spy)
     assert main(argv) == 0
     printed = capsys.readouterr().out
     # Python's None was printed: "minimum distances [None, 1.5]", "T4: distilling 10 points, minimum distance None"
@@ -383,6 +429,11 @@ def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys):
     assert trivial["test_accuracy"] == pytest.approx(support_accuracy(arch, held_out_means, targets, test.x,
                                                                       test.labels))
     assert trivial["training_points_revealed"] == 0.0
+    # tradeoff.png draws the models trained on trivial sets, at the test accuracy tradeoff.json records
+    stand_ins = record["trivial_test_accuracy"]
+    assert {name: accuracy for name, (accuracy, _) in drawn.items()} == {
+        "10 held-out class means": stand_ins["class means"]["test_accuracy"],
+        "10 held-out points": stand_ins["held-out points"]["test_accuracy"]}
 
 
 def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, capsys):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -76,8 +76,11 @@ def experiment(ctx: Context):
     return _RUNS[key][:2]
 
 
-def tradeoff_figure(path, rows, *, title: str):
-    """Revealed fraction against test accuracy, one point per setting, the baseline marked."""
+def tradeoff_figure(path, rows, *, title: str, trivial_models: Mapping[str, tuple[float, float]] | None = None):
+    """Revealed fraction against test accuracy, one point per setting, the baseline marked, beside the trivial
+    baselines: a line at the most that a trivial reconstruction reveals (rows[0]'s trivial leakage rows) and, for
+    ``trivial_models`` (name -> (test accuracy, revealed)) of models trained on sets that hold no private data,
+    a marker each and a line at the best of their test accuracies (a defense pays only if it beats it)."""
     from proofs_check import figures
 
     fig, ax = figures.new_figure(title=title, xlabel="test accuracy (fraction correct)",
@@ -100,6 +103,18 @@ def tradeoff_figure(path, rows, *, title: str):
             ax.plot([row.test_accuracy], [row.revealed], "kP", markersize=9, linestyle="none",
                     label=f"trained on the {row.size} private class means")
     figures.reference_line(ax, y=DEFENDED_REVEALED, label=f"{DEFENDED_REVEALED:.0%} revealed")
+    trivial = {name: value["revealed"] for name, value in base.leakage.items() if value.get("trivial")}
+    if trivial:
+        name = max(trivial, key=trivial.get)
+        figures.reference_line(ax, y=trivial[name], color="C7", linestyle=":", linewidth=1.5,
+                               label=f"most revealed by a trivial reconstruction ({name}, {trivial[name]:.0%})")
+    for (name, (accuracy, revealed)), marker in zip((trivial_models or {}).items(), "XhpH"):
+        ax.plot([accuracy], [revealed], marker, color="C7", markersize=9, linestyle="none",
+                label=f"trivial: trained on {name} (no private data)")
+    if trivial_models:
+        best = max(accuracy for accuracy, _ in trivial_models.values())
+        figures.reference_line(ax, x=best, color="C7", linestyle="-.",
+                               label=f"best trivial test accuracy ({best:.3f}): a defense must beat it")
     ax.set_ylim(-0.03, 1.03)
     ax.legend(fontsize=7)
     return fig
