@@ -1,6 +1,7 @@
 """The examples of README's sections "The command" and "Auditing a model" run as written, and the table of
 measured leakage there is what the examples measure."""
 
+import csv
 import json
 import re
 import shlex
@@ -88,6 +89,18 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
         _run_successfully(argv)
         if "--help" not in argv:
             assert Path(argv[argv.index("--out") + 1], "results.csv").is_file()
+    # the tiny grid demonstrates the sweep's point (it was a cell that did not fit and one that revealed 0%): every
+    # network fits, the attack beats the trivial baselines, and more so where the kernel moved less
+    with Path(examples[0][examples[0].index("--out") + 1], "results.csv").open() as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: int(row["width"]))
+    assert [row["width"] for row in rows] == ["16", "256"]
+    assert all(float(row["train_loss"]) < 1e-9 for row in rows)
+    narrow, wide = ([float(row[key]) for key in ("revealed", "best_trivial_revealed", "kernel_distance")]
+                    for row in rows)
+    assert wide[0] == 1.0 and wide[0] > narrow[0] > narrow[1] and wide[1] == 0.0 and wide[2] < narrow[2]
+    prose = " ".join(section.split())
+    assert (f"reveals {round(4 * narrow[0])} of the 4 ({narrow[0]:.0%}) at width 16" in prose
+            and f"distance {narrow[2]:.2f})" in prose and f"({wide[2]:.1g})" in prose), prose[:600]
     reproduce = re.search(r"```\n(\.venv/bin/proofs-check sweep .*?)```", section, flags=re.S).group(1)
     for line in reproduce.splitlines():
         argv = shlex.split(line.split("  #")[0][len(PREFIX):])
