@@ -8,7 +8,8 @@ over all of them); the reconstructions reached after each budget in ``--budgets`
 numerics.audit.leakage. Writes
 ``OUT/attack_curve.json`` (every score), ``OUT/attack_curve.png`` (revealed fraction and SSIM >= 0.9 fraction
 against the budget; each trivial baseline a horizontal line), ``OUT/run.json`` (the settings, for ``--resume``)
-and, per series, ``OUT/<arch>-<training>/``: ``model.npz``, ``series.json`` (its training, then its scores),
+and, per series, ``OUT/<arch>-<hash>-<training>/`` (:func:`_folder_name`): ``model.npz``, ``series.json`` (its
+training, then its scores),
 the training and attack checkpoints and ``reconstructions-<steps>.npz`` (the reconstructions at each budget,
 saved as the attack reaches it). ``--resume`` reads every finished series back and continues the one in progress
 from its last saved chunk, so that an interrupted and resumed run scores what an uninterrupted one does (exactly,
@@ -86,7 +87,8 @@ SAME = ("dataset", "n", "recon", "seed", "budgets")
 """What combined runs must share."""
 SERIES_FILES = {"record": "series.json", "model": "model.npz", "train": "train_checkpoint.npz",
                 "attack": "attack_checkpoint.npz", "clock": "attack_clock.json"}
-"""The files of one series in its folder ``OUT/<arch>-<training>/`` (besides :data:`SNAPSHOT` at each budget)."""
+"""The files of one series in its folder ``OUT/<arch>-<hash>-<training>/`` (:func:`_folder_name`), besides
+:data:`SNAPSHOT` at each budget."""
 SNAPSHOT = "reconstructions-{steps}.npz"
 """The reconstructions after ``steps`` attack steps and the attack's seconds to them (x, seconds)."""
 
