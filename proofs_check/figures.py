@@ -39,6 +39,8 @@ from proofs_check.registry import Context, fit_loglog_slope
 UNIT = re.compile(r"\([^()]+\)\s*$")
 """An axis label ends in its unit in parentheses ("(hidden units)", "(count)", "(ratio)", "(fraction)")."""
 DPI = 120
+RECONSTRUCTION_COLUMNS = 10
+"""Originals per row of :func:`reconstruction_grid` (each over its reconstruction)."""
 CAPTION_INCHES = 0.15
 """The height an image's caption in :func:`image_grid` takes above it: 6 pt text (0.083 in) and its gap."""
 
@@ -397,7 +399,7 @@ def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequen
     (the dataset mean added back).
     """
     n = len(originals)
-    columns = min(n, 10)
+    columns = min(n, RECONSTRUCTION_COLUMNS)
     rows, captions = [], []
     for start in range(0, n, columns):
         block = range(start, min(start + columns, n))
@@ -417,7 +419,8 @@ def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, 
     recon_of = dict(zip(scored.original_index.tolist(), scored.recon_index.tolist()))
     raw = dataset.x + dataset.mean
     matched = [x_recon[recon_of[i]] + dataset.mean if i in recon_of else None for i in order]
+    rows = "top row" if len(order) <= RECONSTRUCTION_COLUMNS else "rows 1, 3, ..."  # reconstruction_grid's layout
     return reconstruction_grid(path, raw[order], matched, scored.original_scores[order],
                                image_shape=dataset.image_shape, value_range=(float(raw.min()), float(raw.max())),
-                               title=f"originals (rows 1, 3, ...) over their matched reconstructions (SSIM above each); "
+                               title=f"originals ({rows}) over their matched reconstructions (SSIM above each); "
                                      f"{label}")

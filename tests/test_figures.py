@@ -67,6 +67,32 @@ def test_reconstruction_grid_is_written(tmp_path):
     assert path.stat().st_size > 0
 
 
+def test_an_image_grid_is_as_tall_as_its_mosaic(tmp_path, monkeypatch):
+    """The figure's height follows the mosaic and the title (a fixed height left a third of it blank under the
+    title), and the reconstruction title names the rows it has: "top row" for up to 10 originals (it said "rows 1,
+    3, ..." over two rows)."""
+    sizes, titles = [], []
+    real_save = figures.save
+
+    def save(fig, path):
+        sizes.append(tuple(fig.get_size_inches()))
+        titles.append(fig._suptitle.get_text())
+        return real_save(fig, path)
+
+    monkeypatch.setattr(figures, "save", save)
+    originals = np.random.default_rng(0).uniform(0, 1, (4, 64))
+    figures.reconstruction_grid(tmp_path / "grid.png", originals, list(originals), [0.5] * 4, image_shape=(8, 8),
+                                value_range=(0.0, 1.0), title="grid")
+    (width, height), = sizes
+    # 4 images across 35 pixels, 2 + 8 + 1 + 8 pixel rows (a caption is 2 rows at 0.137 in a pixel), one title line
+    assert width == 4.8 and height == pytest.approx(4.8 * 19 / 35 + 0.35, abs=1e-9)
+    from numerics.audit import load_dataset
+
+    dataset = load_dataset("digits-odd-even", 4, seed=0)
+    figures.matched_reconstruction_grid(tmp_path / "matched.png", dataset.x, dataset, "a label")
+    assert titles[-1].startswith("originals (top row) over their matched reconstructions")
+
+
 def _labels(fig, axis):
     fig.canvas.draw()
     ax = fig.axes[0]
