@@ -275,7 +275,11 @@ def coefficient_scale(arch: Architecture, width: int, out_dim: int, params_0, pa
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> Path:
-    """metrics.json, written under a temporary name and renamed (non-finite numbers as strings)."""
+    """metrics.json, written under a temporary name and renamed (non-finite numbers as strings), with the software
+    that produced it (numerics.checkpoint.software)."""
+    from numerics.checkpoint import software
+
+    metrics = {**metrics, "software": software()}
     def plain(value):
         if isinstance(value, dict):
             return {str(k): plain(v) for k, v in value.items()}

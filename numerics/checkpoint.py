@@ -41,6 +41,7 @@ Example (the loop of :func:`numerics.training.train` in miniature)::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -136,6 +137,39 @@ def first_difference(stored: Mapping[str, Any], current: Mapping[str, Any]) -> t
         if stored.get(key) != current.get(key):
             return key, stored.get(key), current.get(key)
     return None
+
+
+SOFTWARE = ("recon-ntk", "jax", "jaxlib", "neural-tangents", "sympy", "numpy", "scipy")
+"""The distributions whose versions :func:`software` records (the project and what its numbers depend on)."""
+
+
+@functools.lru_cache(maxsize=None)
+def source_fingerprint(packages: tuple[str, ...]) -> str:
+    """12 hex digits of the SHA-256 of every .py file of ``packages`` of this checkout (path and text): names the
+    code that computed a result even between releases (an edited checkout keeps its version number)."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent.parent
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def software() -> dict[str, str]:
+    """What produced a result file (report.json, metrics.json, ...): Python's and each of :data:`SOFTWARE`'s
+    versions, and the fingerprint of this checkout's code (theory, numerics, proofs_check)."""
+    import platform
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for name in SOFTWARE:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # run from a checkout that is not installed
+            versions[name] = "not installed"
+    return {**versions, "code": source_fingerprint(("theory", "numerics", "proofs_check"))}
 
 
 def fingerprint(*arrays: Any) -> str:

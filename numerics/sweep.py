@@ -316,17 +316,12 @@ CODE_PACKAGES = ("numerics", "theory")
 """The packages whose source a cell's numbers depend on (:func:`code_fingerprint`)."""
 
 
-@functools.lru_cache(maxsize=None)
 def code_fingerprint() -> str:
-    """12 hex digits of the SHA-256 of every .py file of CODE_PACKAGES (path and text): recorded in each computed
-    cell, so that a sweep reusing cells computed by other code says so (cells are keyed by their settings only)."""
-    digest = hashlib.sha256()
-    root = Path(__file__).resolve().parent.parent
-    for package in CODE_PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
+    """The fingerprint of CODE_PACKAGES (numerics.checkpoint.source_fingerprint): recorded in each computed cell, so
+    that a sweep reusing cells computed by other code says so (cells are keyed by their settings only)."""
+    from numerics.checkpoint import source_fingerprint
+
+    return source_fingerprint(CODE_PACKAGES)
 
 
 def from_other_code(rows: Iterable[dict[str, Any]]) -> int:

@@ -498,8 +498,10 @@ def _finish(console, out: Path, record: dict) -> int:
     """Write the JSON and the figure, print the table."""
     from rich.table import Table
 
+    from numerics.checkpoint import software
+
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / RESULT, record)
+    _write_json(out / RESULT, {**record, "software": software()})
     images = any("ssim_ge_0.9" in point for entry in record["series"] for point in entry["points"])
     figure = curve_figure(out / FIGURE, record, images=images)
     table = Table(title=f"revealed fraction (SSIM >= 0.9) against attack steps, {record['dataset']}, N = {record['n']}")

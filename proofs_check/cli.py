@@ -368,9 +368,21 @@ def command_console():
     return console
 
 
+def version_text() -> str:
+    """``proofs-check --version``: the project's version, Python's and the numerical libraries', and the code's
+    fingerprint (numerics.checkpoint.software, the record every result file carries)."""
+    from numerics.checkpoint import software
+
+    record = software()
+    libraries = ", ".join(f"{name} {record[name]}" for name in ("jax", "neural-tangents", "sympy", "numpy"))
+    return f"{PROG} {record['recon-ntk']} (Python {record['python']}; {libraries}; code {record['code']})"
+
+
 def build_parser(*, typed_only: bool = False) -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run the claim registry of recon-ntk, or audit a model's leakage.",
                      epilog=architecture_help(), formatter_class=_Formatter, typed_only=typed_only)
+    parser.add_argument("--version", action="version", version=version_text(),
+                        help="the versions of recon-ntk and of the libraries its numbers depend on")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=functools.partial(_Parser, typed_only=typed_only))
     parser.commands = {}
@@ -1349,7 +1361,9 @@ def _sweep(args) -> int:
         if len(rows) >= 3 else None
     files.append(sweep.success_vs_kernel_distance_figure(figures_dir / "success_vs_kernel_distance.png", rows, rho))
     boundary = sweep.regime_boundary(rows)
-    summary = {"grid": {k: list(v) for k, v in dataclasses.asdict(args.grid).items()},
+    from numerics.checkpoint import software
+
+    summary = {"software": software(), "grid": {k: list(v) for k, v in dataclasses.asdict(args.grid).items()},
                "budget": args.budget.as_dict(), "cells": len(rows), "computed": result.computed,
                "reused": result.reused, "reused_from_other_code": result.reused_from_other_code,
                "seconds": result.seconds, "diverged": diverged,

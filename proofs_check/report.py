@@ -70,8 +70,11 @@ def summary_table(results: list[ClaimResult]) -> Table:
 
 def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: list[str], started: str,
                 seconds: float) -> dict:
+    from numerics.checkpoint import software
+
     return {
         "schema": SCHEMA_VERSION,
+        "software": software(),
         "profile": profile,
         "seed": seed,
         "archs": archs,

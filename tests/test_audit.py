@@ -70,8 +70,16 @@ def test_attack_rescale_scales_delta_theta_by_the_coefficient_scale(tmp_path, ca
     # the loss it reports is the scaled problem's, relative to its own ||Delta theta / s||^2 (invariant under s)
     assert 0 <= metrics["attack"]["loss_relative"] < 1
 
+    # a resume takes --rescale from the run's record; a record without options (older runs) refuses its absence
+    from numerics.checkpoint import read_run, write_run
+
+    write_run(out, {key: value for key, value in read_run(out).items() if key != "options"})
     assert main(["attack", *TINY, "--steps", "60", "--out", str(out), "--resume"]) == 2
-    assert "--rescale is off" in capsys.readouterr().err
+    assert "--rescale is off (its default) but the run in" in capsys.readouterr().err
+    write_run(out, {**read_run(out), "options": {"rescale": ["--rescale"]}})
+    assert main(["attack", *TINY, "--steps", "60", "--out", str(out), "--resume"]) == 0
+    assert "records: --rescale\n" in capsys.readouterr().out
+    assert json.loads((out / "metrics.json").read_text())["delta_scale"] == pytest.approx(scale, rel=1e-12)
     assert main(["attack", *TINY, "--steps", "60", "--rescale", "--mode", "profiled", "--out",
                  str(tmp_path / "profiled")]) == 2
     err = capsys.readouterr().err

@@ -304,6 +304,7 @@ def test_resume_takes_the_options_the_run_recorded(models, tmp_path, monkeypatch
                  "--no-progress", "--out", str(out)]) == 0
     recorded = {"model": [f"--model={models['good']}"], "n": ["--n=4"], "steps": ["--steps=4"], "lr": ["--lr=0.03"]}
     assert read_run(out)["options"] == recorded
+    assert json.loads((out / "metrics.json").read_text())["software"]["jax"] == "0.5.3"
     capsys.readouterr()
     monkeypatch.chdir(tmp_path)
     assert main(["attack", "--resume", "--steps", "8", "--no-progress", "--out", str(out)]) == 0
@@ -649,6 +650,10 @@ def test_k1_passes_on_every_readme_spec_example_and_writes_report(tmp_path, caps
     assert re.fullmatch(rf"K1 passed in \d+ s; report: {tmp_path / 'report.md'} and {tmp_path / 'report.json'}",
                         lines[-1]), lines[-1]  # one claim: named, not "all claims passed"
     assert report["schema"] == 3 and report["passed"] and report["profile"] == "quick"
+    from numerics.checkpoint import software  # what produced the report: versions and the code's fingerprint
+
+    assert report["software"] == software() and report["software"]["neural-tangents"] == "0.6.5"
+    assert re.fullmatch(r"[0-9a-f]{12}", report["software"]["code"])
     (k1,) = report["claims"]
     kinds = {o["kind"] for o in k1["outcomes"]}
     assert kinds == {"derivation", "check", "counterexample"}
@@ -867,3 +872,11 @@ def test_the_sweep_table_never_cuts_a_number():
     console.print(cli._sweep_table(rows))
     text = console.file.getvalue()
     assert "…" not in text and "1.62" in text and "e-15" in text, text
+
+
+def test_version_names_the_code_and_its_libraries(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert re.fullmatch(r"proofs-check 0\.1\.0 \(Python 3\.11\.\d+; jax 0\.5\.3, neural-tangents 0\.6\.5, sympy [\d.]+, "
+                        r"numpy [\d.]+; code [0-9a-f]{12}\)\n", capsys.readouterr().out)
