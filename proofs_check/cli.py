@@ -758,7 +758,7 @@ def _run(args) -> int:
     from numerics.checkpoint import raise_if_interrupted
     from numerics.progress import progress_bar
     from proofs_check.claims import load_claims
-    from proofs_check.registry import ClaimResult, Context, run_step
+    from proofs_check.registry import ClaimResult, Context, counted, run_step
     from proofs_check.report import report_dict, summary_table, write_report
 
     console = command_console()
@@ -788,7 +788,16 @@ def _run(args) -> int:
                 if not console.is_terminal:  # no progress bar (a log, a pipe): one line per claim as it ends
                     console.print(claim_line(results[-1]), highlight=False)
     except KeyboardInterrupt:
-        raise CommandInterrupted(f"interrupted during {where}; no report written") from None
+        if not results:
+            raise CommandInterrupted(f"interrupted during {where}; no claim finished, no report written") from None
+        # the finished claims are kept: a report marked incomplete, naming the claims not run
+        report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
+                             started=started, seconds=time.perf_counter() - start,
+                             not_run=[claim.id for claim in claims[len(results):]], interrupted_during=where)
+        json_path, md_path = write_report(args.out, report)
+        finished = f"{counted(len(results), 'finished claim')} ({', '.join(result.claim.id for result in results)})"
+        raise CommandInterrupted(f"interrupted during {where}; the report of the {finished} is in {md_path} and "
+                                 f"{json_path}, marked incomplete") from None
     console.print(summary_table(results))
     report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
                          started=started, seconds=time.perf_counter() - start)

@@ -69,9 +69,13 @@ def summary_table(results: list[ClaimResult]) -> Table:
 
 
 def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: list[str], started: str,
-                seconds: float) -> dict:
+                seconds: float, not_run: list[str] = (), interrupted_during: str | None = None) -> dict:
+    """The report (report.json). A run interrupted after some claims finished (``not_run``: the ids it did not
+    reach, ``interrupted_during``: the step it stopped in) is ``complete`` false, and ``passed`` is then null: the
+    run did not establish every selected claim."""
     from numerics.checkpoint import software
 
+    complete = not not_run
     return {
         "schema": SCHEMA_VERSION,
         "software": software(),
@@ -80,7 +84,9 @@ def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: l
         "archs": archs,
         "started": started,
         "seconds": round(seconds, 2),
-        "passed": all(r.passed for r in results),
+        "complete": complete,
+        **({} if complete else {"not_run": list(not_run), "interrupted_during": interrupted_during}),
+        "passed": all(r.passed for r in results) if complete else None,
         "claims": [
             {
                 "id": r.claim.id,
@@ -107,13 +113,17 @@ def _row(*cells) -> str:
 
 
 def _markdown(report: dict) -> str:
+    overall = ("INCOMPLETE" if not report.get("complete", True) else "PASSED" if report["passed"] else "FAILED")
     lines = [
         "# proofs-check report",
         "",
         f"Profile `{report['profile']}`, seed {report['seed']}, started {report['started']}, "
-        f"{report['seconds']} s. Overall: **{'PASSED' if report['passed'] else 'FAILED'}**.",
+        f"{report['seconds']} s. Overall: **{overall}**.",
         "",
     ]
+    if not report.get("complete", True):
+        lines += [f"Interrupted during {report['interrupted_during']}: this report holds the claims that finished; "
+                  f"not run: {', '.join(report['not_run'])}.", ""]
     if report["archs"]:
         lines += [f"Architectures: {', '.join(f'`{a}`' for a in report['archs'])}", ""]
     for claim in report["claims"]:

@@ -700,6 +700,31 @@ def test_ctrl_c_during_claims_is_one_line_and_exit_130(tmp_path, monkeypatch, ca
     assert not (tmp_path / "report.json").exists()
 
 
+def test_ctrl_c_after_a_claim_finished_keeps_its_report(tmp_path, monkeypatch, capsys):
+    """run T3 T1 interrupted during T1 said "no report written" although T3 had passed: the finished claims are
+    written, the report marked incomplete (passed: null), the claims not run named."""
+    from proofs_check.claims import load_claims
+
+    real_run_step = registry.run_step
+    second = [id(step) for _, step in load_claims()["D1"].steps()]
+
+    def interrupted_in_d1(kind, step, ctx):
+        if id(step) in second:
+            raise KeyboardInterrupt
+        return real_run_step(kind, step, ctx)
+
+    monkeypatch.setattr(registry, "run_step", interrupted_in_d1)
+    assert main(["run", "T3", "D1", "R1", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("proofs-check: interrupted during D1: "), err
+    assert err.endswith(f"the report of the 1 finished claim (T3) is in {tmp_path / 'report.md'} and "
+                        f"{tmp_path / 'report.json'}, marked incomplete\n"), err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["complete"], report["passed"], report["not_run"]) == (False, None, ["D1", "R1"])
+    assert [claim["id"] for claim in report["claims"]] == ["T3"] and report["claims"][0]["passed"]
+    assert "Overall: **INCOMPLETE**" in (tmp_path / "report.md").read_text()
+
+
 def test_outcome_helpers_can_fail():
     assert not within("x", 2e-10, 1e-10, "r").passed
     assert not within("x", float("nan"), 1.0, "r").passed
