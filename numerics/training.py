@@ -39,9 +39,14 @@ from jax.flatten_util import ravel_pytree
 from numerics.checkpoint import (Checkpoint, FileError, checkpoint_kind, fingerprint, interruptible, read_npz,
                                  with_article)
 from numerics.networks import Network, Params, make_network
-from numerics.progress import progress_bar
+from numerics.progress import ChunkSizer, progress_bar
 from theory.architecture import Architecture, SpecError, parse_spec
 
+SLOW_TRAINING_WORK = 5e9
+"""Parameters x training points x steps of one chunk above which a chunk could take over ~10 s (measured: relu:2
+width 2048, N = 20, linearized heavy-ball, 4.3e6 parameters: 0.15 s a step, 1.7e-9 s per unit of this work):
+training then times two single steps and cuts its chunks to about numerics.progress.PROGRESS_SECONDS, so that the
+bar moves and a Ctrl-C takes effect within seconds (a 1000-step chunk there ran 150 s, the bar at 0 throughout)."""
 REDUCTIONS = ("sum", "mean")
 STOP_REASONS = ("threshold", "budget", "diverged")
 FORMAT_VERSION = 1
@@ -290,7 +295,8 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     Runs until the loss (with the chosen ``reduction``) is <= ``loss_threshold``, ``max_steps`` steps were
     taken, or the loss stops being finite or exceeds ``loss_ceiling`` (stop reason ``"diverged"``, a
     RuntimeWarning; :func:`numerics.audit.train_on` uses the ceiling to halve a step that is too large). Steps run in jitted ``jax.lax.scan``
-    chunks of ``chunk_size``; the learning rate, momentum, threshold and budget are traced, so runs that
+    chunks of ``chunk_size`` (fewer where a chunk would take over ~10 s: :data:`SLOW_TRAINING_WORK`); the
+    learning rate, momentum, threshold and budget are traced, so runs that
     differ only in those (or in data values) reuse one compilation. ``progress=False`` prints nothing; the
     bar shows the ``train loss`` (the loss above, the quantity recorded in ``losses``).
 
@@ -328,17 +334,25 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
     start = time.perf_counter()
     label = (f"{'linearized ' if linearized else ''}{'heavy-ball' if momentum else 'GD'} "
              f"{network.arch.named(network.width, short=True)}")
+    parameters = sum(int(np.size(leaf)) for leaf in jax.tree_util.tree_leaves(params_0))
+    sizer = ChunkSizer(chunk_size, heavy=parameters * x.shape[0] * chunk_size > SLOW_TRAINING_WORK)
     with progress_bar(enabled=progress, value_name="train loss") as bar, interruptible() as stop:
         task = bar.add_task(label, total=max_steps, completed=resumed_from, value=None)
         stopped = max_steps == 0
         final = None
         while not stopped:
+            # the same length whatever the budget (the steps past it are skipped): one compilation for all budgets
+            length = sizer.length(chunk_size)
+            started = time.perf_counter()
             state, chunk_losses = _run_chunk(state, params_0, x, y, hyper, nesterov=bool(nesterov),
-                                             chunk_size=int(chunk_size), **static)
+                                             chunk_size=int(length), **static)
             chunk_losses = np.asarray(chunk_losses)
             taken = chunk_losses[~np.isnan(chunk_losses)]
             losses.append(taken)
             done = int(state[4])
+            # no note of the time left: training mostly stops at its loss target long before its budget (relu:2
+            # width 2048: 233 of 20000 steps), so the budget's time (30 min there) would mislead
+            sizer.ran(time.perf_counter() - started, max_steps - done, length)
             stopped = bool(state[5]) or done >= max_steps
             shown = float(taken[-1]) if taken.size else float("nan")  # each step's loss before its update
             if stopped:  # the loss after the last update: what the run reports (final_train_loss, stop_reason)

@@ -88,6 +88,33 @@ def test_chunking_does_not_change_the_run(problem):
     np.testing.assert_allclose(a.losses, b.losses, rtol=1e-13)  # same operations in the same order
 
 
+def test_slow_training_steps_are_timed_and_chunks_cut(problem, monkeypatch):
+    """Training whose chunks could take long (numerics.training.SLOW_TRAINING_WORK; relu:2 width 2048 ran 150 s
+    chunks with its bar at 0) first runs two single steps, then chunks of about PROGRESS_SECONDS (here cut to 5 steps
+    by pretending a step takes 2 s); the run is the same run (the attack's slow-chunk test allows the same 1e-12)."""
+    from numerics import progress, training
+
+    whole = _train(problem, momentum=0.9, max_steps=40, chunk_size=1000)
+    lengths, real_run_chunk, real_ran = [], training._run_chunk, progress.ChunkSizer.ran
+
+    def recorded(*args, chunk_size, **kwargs):
+        lengths.append(chunk_size)
+        return real_run_chunk(*args, chunk_size=chunk_size, **kwargs)
+
+    def two_seconds_a_step(self, seconds, steps_left, steps=1):
+        return real_ran(self, 2.0 * steps, steps_left, steps)
+
+    monkeypatch.setattr(training, "_run_chunk", recorded)
+    monkeypatch.setattr(training, "SLOW_TRAINING_WORK", 0)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 10.0)
+    monkeypatch.setattr(progress.ChunkSizer, "ran", two_seconds_a_step)
+    slow = _train(problem, momentum=0.9, max_steps=40, chunk_size=1000)
+    assert lengths[:3] == [1, 1, 5] and set(lengths[2:]) == {5}
+    assert slow.steps == whole.steps == 40
+    # tolerance: the same float64 steps in scans of other lengths; XLA may fuse them differently
+    np.testing.assert_allclose(flatten_params(slow.params_f), flatten_params(whole.params_f), rtol=1e-12, atol=0)
+
+
 def test_loss_threshold_stops_at_the_first_step_below(problem):
     threshold = 1e-3
     result = _train(problem, loss_threshold=threshold, chunk_size=7)
