@@ -212,6 +212,10 @@ def run(args) -> int:
     if diverged is not None:
         raise RunFailed(f"the distillation diverged: {diverged}; rerun without --resume and a smaller --lr "
                         f"(now {args.lr:g})")
+    # the baselines can take longer than the distillation (the full data's N x N kernel; a convolutional chain's
+    # took 16-19 min): say what runs, also where no progress bar is drawn
+    console.print(f"scoring on {test.name} (N = {test.n}): the distilled set, then the baselines, the full-data one "
+                  f"a kernel ridge regression on all N = {target.n} training digits")
     accuracy = support_accuracy(args.arch, result.x, result.y, test.x, test.labels)
     initial = support_accuracy(args.arch, fit[result.init_index], fit_y[result.init_index], test.x,
                                test.labels)

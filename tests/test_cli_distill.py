@@ -140,6 +140,7 @@ def test_small_distillation_end_to_end_and_resume(small_run, capsys):
     out = capsys.readouterr().out
     assert f"resuming with the options {small_run / 'run.json'} records: --dataset=digits-odd-even --per-class=2\n" \
         in out and "KIP distilled" in out
+    assert "the baselines, the full-data one a kernel ridge regression on all N = " in out  # said before it runs
 
 
 def test_validation_selection_end_to_end_and_resume(tmp_path, monkeypatch):
