@@ -128,9 +128,10 @@ def check(args) -> None:
         raise UsageError(str(error)) from None
 
 
-def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, float]:
-    """Test accuracy of kernel ridge regression on: the whole target set, random real points (per_class of each
-    class, mean of RANDOM_BASELINE_DRAWS draws) and the class means (one per class)."""
+def baselines(arch, target, test, per_class: int, *, seed: int, progress: bool = True) -> dict[str, float]:
+    """Test accuracy of kernel ridge regression on: the whole target set (with a progress bar unless not
+    ``progress``), random real points (per_class of each class, mean of RANDOM_BASELINE_DRAWS draws) and the class
+    means (one per class)."""
     import numpy as np
 
     from numerics.distill import initial_support, private_class_means, support_accuracy
@@ -141,7 +142,7 @@ def baselines(arch, target, test, per_class: int, *, seed: int) -> dict[str, flo
               for i in (initial_support(target.labels, per_class, n_classes, rng) for _ in range(RANDOM_BASELINE_DRAWS))]
     means, mean_targets = private_class_means(target)
     return {"full data": support_accuracy(arch, target.x, target.y, test.x, test.labels,
-                                         progress="full-data baseline"),
+                                         progress="full-data baseline" if progress else None),
             f"random {per_class}/class (mean of {RANDOM_BASELINE_DRAWS})": float(np.mean(random)),
             "class means (1/class)": support_accuracy(arch, means, mean_targets, test.x, test.labels)}
 
@@ -219,7 +220,7 @@ def run(args) -> int:
     accuracy = support_accuracy(args.arch, result.x, result.y, test.x, test.labels)
     initial = support_accuracy(args.arch, fit[result.init_index], fit_y[result.init_index], test.x,
                                test.labels)
-    reference = baselines(args.arch, target, test, args.per_class, seed=args.seed)
+    reference = baselines(args.arch, target, test, args.per_class, seed=args.seed, progress=not args.no_progress)
     predicted = (np.argmax(result.y, axis=1) if result.y.shape[1] > 1 else (result.y[:, 0] > 0).astype(int))
     names = [target.class_names[k] for k in predicted]
     np.savez(paths["npz"], x=result.x, y=result.y, classes=result.classes, init_index=result.init_index,
