@@ -93,6 +93,10 @@ SNAPSHOT = "reconstructions-{steps}.npz"
 """The reconstructions after ``steps`` attack steps and the attack's seconds to them (x, seconds)."""
 
 
+RUN_OPTIONS = ("arch", "width", "training", "dataset", "n", "train_steps", "budgets", "lr", "seed", "rescale")
+"""The options (destinations) that describe the series to run; --combine draws earlier runs instead."""
+
+
 def settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues: everything that changes a series' scores. The
     budgets too: the attack anneals its softplus over the largest, and a finished series has no reconstructions
@@ -180,7 +184,7 @@ def check(args) -> None:
         if not args.resume or args.previous is None:
             return
         check_resumed_settings(args.previous["settings"], settings(args), args.out, _shown,
-                               typed=getattr(args, "typed", None))
+                               typed=getattr(args, "typed", None), options_recorded="options" in args.previous)
         for arch, training, folder in plan(args):  # every saved piece readable before any work
             try:
                 _saved_series(args, folder, arch)

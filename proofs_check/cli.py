@@ -192,15 +192,19 @@ def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | N
     if previous is not None and previous.get("command") != command:
         raise UsageError(f"{out} holds {with_article(repr(previous.get('command')))} run, not {what}; choose another "
                          "--out")
+    if resume and previous is None:  # a misspelt --out, or a folder of results without a run (attack-curve --combine)
+        raise UsageError(f"nothing to resume in {out}: it holds no run record (run.json); drop --resume to start a "
+                         "run there")
     return previous
 
 
 def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda name, value: value, *,
-                           typed=None, never_default: tuple[str, ...] = ()) -> None:
+                           typed=None, never_default: tuple[str, ...] = (), options_recorded: bool = True) -> None:
     """Refuse (one line, :func:`resume_mismatch`) a resumed run whose settings differ from the stored ones, naming
     the first option that differs; ``shown(name, value)`` is how a value is written; ``typed`` holds the options
     typed on the command line (None: not known, and the line says "as given, or its default"), and the settings in
-    ``never_default`` have no default (the line says neither)."""
+    ``never_default`` have no default (the line says neither); without ``options_recorded`` (a run folder written
+    before runs recorded their options) the line says that its options must be typed."""
     from numerics.checkpoint import first_difference
 
     difference = first_difference(stored, current)
@@ -209,8 +213,12 @@ def check_resumed_settings(stored: dict, current: dict, out: Path, shown=lambda 
         source = ("" if name in never_default else " (as given, or its default)" if typed is None
                   else " (as given)" if name in typed else " (its default)")
         recorded = name in stored or shown(name, None) is not None  # the command writes an absent one in words
-        raise resume_mismatch(_option(name), shown(name, now), shown(name, was), out, source=source,
-                              recorded=recorded)
+        refusal = resume_mismatch(_option(name), shown(name, now), shown(name, was), out, source=source,
+                                  recorded=recorded)
+        if not options_recorded and name not in (typed or ()):
+            refusal = UsageError(f"{refusal} (its run.json predates recorded options: type the run's options with "
+                                 "--resume)")
+        raise refusal
 
 
 OWNER_FILE = ".proofs-check-command"
@@ -518,7 +526,9 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
         if getattr(args, "resumed_options", None) and getattr(args, "previous", None) is not None:
             from numerics.checkpoint import RUN_RECORD
 
-            shown = " ".join(word for words in args.resumed_options.values() for word in words)
+            import shlex
+
+            shown = shlex.join(word for words in args.resumed_options.values() for word in words)
             print(f"resuming with the options {getattr(args, command.outputs[0]) / RUN_RECORD} records: {shown}")
         running = True
         code = command.run(args)
@@ -546,7 +556,7 @@ def out_of_memory_text(error: BaseException) -> str | None:
     text = str(error)
     if isinstance(error, MemoryError):
         asked = ""
-    elif isinstance(error, RuntimeError) and "RESOURCE_EXHAUSTED" in text:
+    elif isinstance(error, RuntimeError) and ("RESOURCE_EXHAUSTED" in text or "Out of memory" in text):
         import re
 
         found = re.search(r"allocating (\d+) bytes", text)
@@ -759,11 +769,12 @@ def _run(args) -> int:
     from numerics.progress import progress_bar
     from proofs_check.claims import load_claims
     from proofs_check.registry import ClaimResult, Context, counted, run_step
-    from proofs_check.report import report_dict, summary_table, write_report
+    from proofs_check.report import remove_report, report_dict, summary_table, write_report
 
     console = command_console()
     registry = load_claims()
     claims = [registry[i] for i in args.ids]
+    remove_report(args.out)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     start = time.perf_counter()
     results = []
@@ -871,9 +882,10 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
 def _attack_settings(args) -> dict[str, Any]:
     """What a resumed run must share with the run it continues (--steps and --train-steps are budgets)."""
     # --attack-seed only where it differs from --seed, and after it: a changed --seed is named first
-    return ({"dataset": args.dataset, "n": args.n, "seed": args.seed}
+    # the model first: a typed --width replaces a recorded --model, whose recorded data then differs from the defaults
+    return ({"model": args.model_fingerprint, "dataset": args.dataset, "n": args.n, "seed": args.seed}
             | ({"attack_seed": args.attack_seed} if args.attack_seed != args.seed else {})
-            | {"model": args.model_fingerprint, "arch": args.arch.spec, "width": _recorded_width(args.arch, args.width),
+            | {"arch": args.arch.spec, "width": _recorded_width(args.arch, args.width),
                "training": args.training, "recon": args.recon, "lr": args.lr, "at": args.at, "mode": args.mode,
                "precision": args.precision}
             | ({"rescale": True} if args.rescale else {}))
@@ -1029,7 +1041,8 @@ def _check_attack(args) -> None:
         if "width" in stored:  # run folders written before widths that set no layer were recorded as None
             stored["width"] = _recorded_width(args.arch, stored["width"])
         check_resumed_settings(stored, _attack_settings(args), out, functools.partial(_shown_attack_setting, args=args),
-                               typed=getattr(args, "typed", None), never_default=("model",))
+                               typed=getattr(args, "typed", None), never_default=("model",),
+                               options_recorded="options" in args.previous)
         training = args.previous.get("training")
         if training is not None and args.model is None and training["stop_reason"] == "budget" \
                 and args.train_steps != training["budget"]:
@@ -1207,9 +1220,7 @@ def start_or_resume(console, out: Path, files, *, resume: bool, previous: dict |
     earlier run's ``files`` are removed (said on the console) and the run starts afresh."""
     if resume and previous is not None:
         return True
-    if resume:
-        console.print(f"nothing to resume in {out}: starting afresh")
-    elif previous is not None:
+    if previous is not None:
         console.print(f"starting afresh in {out} (the earlier run there is replaced; --resume would continue it)")
         for path in files:
             path.unlink(missing_ok=True)
@@ -1437,7 +1448,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("attack-curve", "the attack's success against its step budget for several architectures (e.g. an MLP "
             "and a convolutional net) and training modes, beside trivial baselines", attack_curve.add_arguments,
             attack_curve.run, check=attack_curve.check, outputs=("out",), epilog=architecture_help(),
-            interrupted=attack_curve.interrupted),
+            interrupted=attack_curve.interrupted, alternatives=(("combine",), attack_curve.RUN_OPTIONS)),
     Command("sweep", "finite-width sweep: train, measure the kernel's movement, attack and score every cell of a grid "
             "(cached per cell: rerunning resumes)", _sweep_arguments, _sweep, check=_check_sweep, outputs=("out",)),
     Command("distill", "distill a dataset into a few points per class (KIP or RKIP with the NTK; optionally early "
@@ -1450,5 +1461,7 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # run as proofs_check.cli, not __main__: a second copy's UsageError was not recognized
+    from proofs_check.launcher import main as program
+
+    program()

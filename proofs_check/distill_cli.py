@@ -117,7 +117,7 @@ def check(args) -> None:
         if not args.resume or args.previous is None:
             return
         check_resumed_settings(args.previous["settings"], settings(args), args.out,
-                               typed=getattr(args, "typed", None))
+                               typed=getattr(args, "typed", None), options_recorded="options" in args.previous)
         path = args.out / DISTILL_FILES["checkpoint"]
         if path.is_file():
             step = Checkpoint(path, kind="distill").peek()[0]

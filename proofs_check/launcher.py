@@ -153,6 +153,10 @@ class ClosedOutputTolerated:
     def write(self, text):
         return self._guarded(self.stream.write, text)
 
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
     def flush(self):
         return self._guarded(self.stream.flush)
 
@@ -161,9 +165,12 @@ class ClosedOutputTolerated:
 
 
 def tolerate_closed_output() -> None:
-    """Make ``sys.stdout`` a :class:`ClosedOutputTolerated` (once; the program's entry points call it)."""
-    if not isinstance(sys.stdout, ClosedOutputTolerated) and sys.stdout is not None:
-        sys.stdout = ClosedOutputTolerated(sys.stdout)
+    """Make ``sys.stdout`` and ``sys.stderr`` :class:`ClosedOutputTolerated` (once; the program's entry points call
+    it): a closed stderr (``2>&1 | (sleep 2; true)``) turned a refusal's exit 2 into 1."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is not None and not isinstance(stream, ClosedOutputTolerated):
+            setattr(sys, name, ClosedOutputTolerated(stream))
 
 
 def flush_output() -> None:

@@ -71,11 +71,12 @@ def summary_table(results: list[ClaimResult]) -> Table:
 def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: list[str], started: str,
                 seconds: float, not_run: list[str] = (), interrupted_during: str | None = None) -> dict:
     """The report (report.json). A run interrupted after some claims finished (``not_run``: the ids it did not
-    reach, ``interrupted_during``: the step it stopped in) is ``complete`` false, and ``passed`` is then null: the
-    run did not establish every selected claim."""
+    reach, ``interrupted_during``: the step it stopped in) is ``complete`` false, and ``passed`` is then null (the
+    run did not establish every selected claim), or false where a finished claim failed."""
     from numerics.checkpoint import software
 
     complete = not not_run
+    failed = not all(r.passed for r in results)
     return {
         "schema": SCHEMA_VERSION,
         "software": software(),
@@ -86,7 +87,7 @@ def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: l
         "seconds": round(seconds, 2),
         "complete": complete,
         **({} if complete else {"not_run": list(not_run), "interrupted_during": interrupted_during}),
-        "passed": all(r.passed for r in results) if complete else None,
+        "passed": False if failed else True if complete else None,
         "claims": [
             {
                 "id": r.claim.id,
@@ -113,7 +114,9 @@ def _row(*cells) -> str:
 
 
 def _markdown(report: dict) -> str:
-    overall = ("INCOMPLETE" if not report.get("complete", True) else "PASSED" if report["passed"] else "FAILED")
+    failed = [claim["id"] for claim in report["claims"] if not claim["passed"]]
+    overall = ("FAILED" if failed else "PASSED") if report.get("complete", True) else \
+        ("INCOMPLETE; FAILED: " + ", ".join(failed) if failed else "INCOMPLETE")
     lines = [
         "# proofs-check report",
         "",
@@ -150,10 +153,25 @@ REPORT_JSON = "report.json"
 """The file name of a run's report (beside report.md)."""
 
 
+REPORT_MD = "report.md"
+
+
 def write_report(out_dir: Path, report: dict) -> tuple[Path, Path]:
+    """report.json and report.md, each written under a temporary name and renamed (a Ctrl-C never leaves a torn
+    file)."""
+    import os
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / REPORT_JSON
-    md_path = out_dir / "report.md"
-    json_path.write_text(json.dumps(report, indent=2))
-    md_path.write_text(_markdown(report))
-    return json_path, md_path
+    paths = out_dir / REPORT_JSON, out_dir / REPORT_MD
+    for path, text in zip(paths, (json.dumps(report, indent=2), _markdown(report))):
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    return paths
+
+
+def remove_report(out_dir: Path) -> None:
+    """Remove an earlier run's report from ``out_dir`` as a run starts: one interrupted before any claim finished
+    left the earlier report there, looking like its own."""
+    for name in (REPORT_JSON, REPORT_MD):
+        (out_dir / name).unlink(missing_ok=True)

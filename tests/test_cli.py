@@ -328,7 +328,9 @@ def test_resume_takes_the_options_the_run_recorded(models, tmp_path, monkeypatch
             "options on the command line, or drop --resume" in capsys.readouterr().err)
     write_run(out, {key: value for key, value in read_run(out).items() if key != "options"})
     assert main(["attack", "--resume", "--model", str(models["good"]), "--out", str(out)]) == 2
-    assert f"--n is 20 (its default) but the run in {out} used 4" in capsys.readouterr().err
+    assert (f"--n is 20 (its default) but the run in {out} used 4; resume with the same settings, or drop --resume to "
+            "start afresh (its run.json predates recorded options: type the run's options with --resume)"
+            in capsys.readouterr().err)
     record = read_run(out)  # a damaged record without a setting: named as missing ("used None" before)
     write_run(out, {**record, "settings": {k: v for k, v in record["settings"].items() if k != "dataset"}})
     assert main(["attack", "--resume", "--model", str(models["good"]), "--n", "4", "--out", str(out)]) == 2
@@ -694,6 +696,7 @@ def test_ctrl_c_during_claims_is_one_line_and_exit_130(tmp_path, monkeypatch, ca
         raise KeyboardInterrupt
 
     monkeypatch.setattr(registry, "run_step", interrupted)
+    (tmp_path / "report.json").write_text("{}")  # an earlier run's report: it would look like this run's
     assert main(["run", "K1", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("proofs-check: interrupted during K1:") and "no report" in err
@@ -905,3 +908,26 @@ def test_version_names_the_code_and_its_libraries(capsys):
     assert stop.value.code == 0
     assert re.fullmatch(r"proofs-check 0\.1\.0 \(Python 3\.11\.\d+; jax 0\.5\.3, neural-tangents 0\.6\.5, sympy [\d.]+, "
                         r"numpy [\d.]+; code [0-9a-f]{12}\)\n", capsys.readouterr().out)
+
+
+def test_resume_refuses_a_folder_without_a_run(tmp_path, capsys):
+    """--resume on an empty or misspelt folder, or on attack-curve --combine's results (no run record), started a
+    whole default run after one line (a combined attack_curve.json was replaced): now one line, exit 2."""
+    empty = tmp_path / "empty"
+    for argv in (["attack"], ["distill"], ["attack-curve"]):
+        assert main([*argv, "--resume", "--out", str(empty)]) == 2
+        assert capsys.readouterr().err == (f"proofs-check: error: nothing to resume in {empty}: it holds no run record "
+                                           "(run.json); drop --resume to start a run there\n")
+    # attack-curve's --combine and the options of a run say two things: a typed --combine adds no recorded --arch
+    (tmp_path / "curve").mkdir()
+    write_run(tmp_path / "curve", {"command": "attack-curve", "settings": {}, "options": {"arch": ["--arch=relu:2"]}})
+    assert main(["attack-curve", "--combine", str(tmp_path / "x"), "--resume", "--out", str(tmp_path / "curve")]) == 2
+    assert "--resume describes a run to continue; --combine draws earlier ones" in capsys.readouterr().err
+
+
+def test_out_of_memory_is_recognized_in_both_of_xlas_forms():
+    from proofs_check.cli import out_of_memory_text
+
+    assert "(an allocation of 1.5 GB)" in out_of_memory_text(
+        RuntimeError("FAILED_PRECONDITION: Buffer allocation: Out of memory allocating 1452000772 bytes."))
+    assert out_of_memory_text(RuntimeError("INVALID_ARGUMENT: shapes differ")) is None

@@ -137,6 +137,14 @@ def test_a_closed_standard_output_ends_nothing(tmp_path, monkeypatch):
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (0, "")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # a refusal's line meets a closed stderr (2>&1 | (sleep 2; true)): still exit 2, not 1
+    try:
+        refused = subprocess.run([sys.executable, str(script), "run", "K99"], stdout=subprocess.DEVNULL,
+                                 stderr=write_end, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    finally:
+        os.close(write_end)
+    assert refused.returncode == 2
 
     read_end, write_end = os.pipe()
     os.close(read_end)
@@ -151,3 +159,12 @@ def test_a_closed_standard_output_ends_nothing(tmp_path, monkeypatch):
     monkeypatch.undo()
     with contextlib.suppress(BrokenPipeError):  # anything still buffered cannot be delivered (the program ends
         output.stream.close()                   # without closing it)
+
+
+def test_python_dash_m_is_the_program(tmp_path):
+    """python -m proofs_check.cli ran a second copy of the module, whose UsageError the first did not recognize:
+    a bad input printed a traceback. It runs the program's entry point now: one line, exit 2."""
+    done = subprocess.run([sys.executable, "-m", "proofs_check.cli", "run", "K99"], capture_output=True, text=True,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
+    assert (done.returncode, done.stderr) == (2, "proofs-check: error: unknown claim K99; known: K1, D1, R1, T1, T2, "
+                                                  "T3, T4, E1, H1\n"), done.stderr

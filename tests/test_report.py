@@ -98,3 +98,20 @@ def test_above_is_strict_where_at_least_is_not():
     assert not above("x", 0.0, 0.0, "r").passed and above("x", 1e-300, 0.0, "r").passed
     assert at_least("x", 0.0, 0.0, "r").passed
     assert not above("x", float("nan"), 0.0, "r").passed and above("x", 1.0, 0.0, "r").expected == "> 0"
+
+
+def test_an_interrupted_report_says_incomplete_and_keeps_a_failure(tmp_path):
+    """An interrupted run's report is incomplete (passed null), but a finished claim that failed makes it false and
+    report.md says INCOMPLETE; FAILED: X1 (it said INCOMPLETE alone, hiding the failure)."""
+    failed = report_dict(_nasty_results(), profile="quick", seed=0, archs=[], started="now", seconds=1.0,
+                         not_run=["K1"], interrupted_during="K1: a step")
+    assert (failed["complete"], failed["passed"], failed["not_run"]) == (False, False, ["K1"])
+    _, md_path = write_report(tmp_path, failed)
+    assert "Overall: **INCOMPLETE; FAILED: X1**" in md_path.read_text()
+    assert not list(tmp_path.glob("*.tmp"))  # written under temporary names and renamed
+    passed = [ClaimResult(claim=Claim(id="X2", title="t", statement="s", assumptions=[]), outcomes=[within("e", 0.0, 1.0, "r")],
+                          seconds=0.1)]
+    incomplete = report_dict(passed, profile="quick", seed=0, archs=[], started="now", seconds=1.0, not_run=["K1"],
+                             interrupted_during="K1: a step")
+    assert incomplete["passed"] is None
+    assert "Overall: **INCOMPLETE**." in write_report(tmp_path, incomplete)[1].read_text()
