@@ -8,6 +8,8 @@ Rows (each ratio is measured in this process, the compared implementations inter
   (the per-pair reference is timed on --ssim-reference-rows rows and scaled to 1000; its largest difference from
   the vectorized scores on those rows is reported);
 - kernel_gram: benchmarks/kernel_gram.py (this project's analytic Gram vs neural-tangents), run as it is;
+- hermite_duals: benchmarks/hermite_duals.py (expr:2:phi=tanh(x) on 200 and 1258 digits: the duals' Mehler series vs
+  the 129 x 129 rule per entry, the rule timed at 200 and scaled by N^2), run as it is;
 - distill_scale: benchmarks/distill_scale.py (KIP, 10 per class, N = 20,000 digits and shifted noisy copies, d = 64,
   relu:2, 1000 steps), run as its own process so that its ru_maxrss peak is its own: wall time, steps/s, peak memory;
 - quick profile and test suite: wall time of ``proofs-check run --profile quick`` and of ``pytest -n auto`` (the test suite as ``make test`` runs it).
@@ -110,6 +112,9 @@ def main() -> None:
     gram = section("kernel_gram", lambda: subprocess.run([sys.executable, "benchmarks/kernel_gram.py"], cwd=ROOT,
                                                          capture_output=True, text=True))
     print(gram.stdout.strip(), flush=True)
+    hermite = section("hermite_duals", lambda: subprocess.run([sys.executable, "benchmarks/hermite_duals.py"],
+                                                              cwd=ROOT, capture_output=True, text=True))
+    print(hermite.stdout.strip() or f"hermite_duals failed: {hermite.stderr[-2000:]}", flush=True)
     scale = None
     if not args.no_distill:
         done = section("distill_scale", lambda: subprocess.run([sys.executable, "benchmarks/distill_scale.py"],

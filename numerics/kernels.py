@@ -121,10 +121,115 @@ COINCIDENT_NODES = 16 * (QUADRATURE_NODES - 1) + 1
 derivatives of phi, sharper than phi; 2049 nodes cost less than one pass of the 129 x 129 rule."""
 
 
-def _quadrature_pair(kernel: DualKernel):
-    """E[f(u) f(v)] by the tensor trapezoid rule: u = sqrt(a) z1, v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2).
+HERMITE_ORDER = 256
+"""Terms n = 0 .. HERMITE_ORDER of the Mehler series (:func:`_hermite_series`). Measured tails T_K / q at K = 256
+(phi / phi' / phi'' / phi'''): tanh(x) at variance 1 all at the round-off floor (<= 1e-14), at variance 3
+6e-13 / 9e-11 / 1e-8 / 3e-7 (values by the series, tangents by the 2-D rule), at 10 9e-8 (the 2-D rule); sin(x) and
+softplus at the floor up to variance 10 (phi''' of softplus 1e-9 there); tanh(3*x) at variance 1 4e-8 (the 2-D
+rule). K = 128 left tanh(x)'s phi''' at variance 1 at 3e-9, so its Gram gradients would have taken the slow rule."""
+HERMITE_RANGE = 16.0
+"""Half-width of the 1-D rule for the Hermite coefficients: |psi_n(z)| <= 1.09 exp(-z^2 / 4) / sqrt(2 pi) for every n
+(Cramer's inequality; measured max |psi_n| exp(z^2 / 4) sqrt(2 pi) = 1.0 up to n = 512), 1.6e-28 at z = 16."""
+HERMITE_STEP = 1 / 16
+"""Step of that rule (a power of 2, so that nodes and weights are exact: a step read off np.linspace(-16, 16, 641)
+as 0.05000000000000071 put every series value 1.4e-14 off). psi_n is the orthonormal Hermite function
+He_n(z) exp(-z^2 / 4) / sqrt(sqrt(2 pi) n!), a solution of y'' + (n + 1/2 - z^2 / 4) y = 0, times the smooth
+exp(-z^2 / 4) / (2 pi)^(1/4): it oscillates with wavenumber at most sqrt(K + 1/2) = 16 at K = 256, 6 nodes per
+period, inside the trapezoid rule's spectral regime (Nyquist step pi / 16 = 0.196); the rule's own accuracy on phi
+is checked per call by the halving test of :func:`_hermite_series`."""
+HERMITE_TOLERANCE = 1e-10
+"""Relative tail T_K(a) / q(a) (and relative change of q(a) when the coefficients' step is doubled) every variance of
+a layer call must meet for the Mehler series to be used; then every entry's truncation error is at most
+HERMITE_TOLERANCE sqrt(q(a) q(b)) (Cauchy-Schwarz), 1e4 times below the 2-D rule's resolution
+(theory.expressions.QUADRATURE_RESOLUTION, 1e-6) and far above the round-off floor of T_K (measured |T_K| / q <=
+1e-15 for sin(x), whose tail is nil: T_K is q minus a sum of 257 squares). A negative value forces the 2-D rule (then
+clear the caches, numerics.kernels._clear_caches; benchmarks/hermite_duals.py times both)."""
+HERMITE_BATCH = 64
+"""Variances whose coefficients are computed at once (memory: batch x 513 nodes x 4 derivative orders)."""
 
-    Derivatives: autodiff of the rule (the exact slope of the computed value) where 1 - rho^2 > COINCIDENT_GAP. At
+
+@functools.cache
+def hermite_functions(order: int = HERMITE_ORDER) -> tuple[np.ndarray, np.ndarray]:
+    """(nodes z_j, weights step * psi_n(z_j) of shape (order + 1, nodes)) on [-HERMITE_RANGE, HERMITE_RANGE] with step
+    HERMITE_STEP, where psi_n(z) = He_n(z) N(z) / sqrt(n!) (He_n the probabilists' Hermite polynomial, N the standard
+    normal density), by the normalized three-term recurrence psi_0 = N, psi_1 = z N,
+    psi_{n+1} = (z psi_n - sqrt(n) psi_{n-1}) / sqrt(n + 1): every term stays below 1.09 exp(-z^2 / 4) / sqrt(2 pi)
+    (Cramer's inequality), where He_n(z) and n! alone overflow float64 past n = 170."""
+    half = int(round(HERMITE_RANGE / HERMITE_STEP))
+    nodes = HERMITE_STEP * np.arange(-half, half + 1)
+    psi = np.empty((order + 1, nodes.size))
+    psi[0] = np.exp(-0.5 * nodes**2) / np.sqrt(2 * np.pi)
+    psi[1] = nodes * psi[0]
+    for n in range(1, order):
+        psi[n + 1] = (nodes * psi[n] - np.sqrt(n) * psi[n - 1]) / np.sqrt(n + 1)
+    return nodes, HERMITE_STEP * psi
+
+
+def mehler_sums(rho: jax.Array, pairs: list[tuple[jax.Array, jax.Array]]) -> list[jax.Array]:
+    """sum_{n=0}^{K} rho^n l_n r_n for each (l, r) in ``pairs`` (coefficients on their last axis, l on the row points'
+    own shape, r on the columns'), by Horner's rule from n = K down: memory O(entries), the coefficients are
+    broadcast one term at a time; |rho| <= 1 keeps every partial sum bounded."""
+    xs = [(jnp.moveaxis(left, -1, 0), jnp.moveaxis(right, -1, 0)) for left, right in pairs]
+
+    def step(totals, terms):
+        return tuple(total * rho + left * right for total, (left, right) in zip(totals, terms)), None
+
+    totals, _ = jax.lax.scan(step, tuple(jnp.zeros_like(rho) for _ in pairs), xs, reverse=True, unroll=8)
+    return list(totals)
+
+
+def _hermite_series(derivative_of: Callable, tolerance: float):
+    """The Mehler (Hermite) series of the dual kernels (Mehler 1866; O'Donnell, Analysis of Boolean Functions ch. 11;
+    the dual-activation form: Daniely, Frostig & Singer 2016, "Toward deeper understanding of neural networks"):
+    with rho = c / sqrt(ab) and h_n(a) = E[f(sqrt(a) z) He_n(z)] / sqrt(n!), z ~ N(0, 1),
+
+        E[f(u) g(v)] = sum_n rho^n h_n^f(a) h_n^g(b),        (u, v) ~ N(0, [[a, c], [c, b]]).
+
+    Parseval: sum_n h_n(a)^2 = q(a) = E[f(sqrt(a) z)^2], so the tail after n = K is at most
+    sqrt(T_K^f(a) T_K^g(b)) with T_K(a) = q(a) - sum_{n<=K} h_n(a)^2 (Cauchy-Schwarz, |rho| <= 1). The coefficients
+    of phi^(o), o = 0 .. 3, are computed on each variance's own (unbroadcast) shape by a 1-D trapezoid rule
+    (:func:`hermite_functions`): points x 513 nodes x 257 terms, then Horner on the entries (:func:`mehler_sums`),
+    against 129^2 evaluations of phi per entry for the 2-D rule.
+
+    Returns ``coefficients(a, orders) -> (h of shape a.shape + (len(orders), K + 1), tails T_K and changes
+    |q_h - q_2h| of shape a.shape + (len(orders),), excess)``, where ``excess`` <= 0 says every variance meets
+    ``tolerance``: T_K <= tolerance q and the 1-D rule's q moves by at most tolerance q when its step is doubled (the
+    coefficients are resolved: the bound sqrt(T_K(a) T_K(b)) covers truncation, not a rule too coarse for phi)."""
+    nodes, weighted = hermite_functions()
+    density = HERMITE_STEP * np.exp(-0.5 * nodes**2) / np.sqrt(2 * np.pi)
+    coarse = 2 * density[::2]  # every other node: the halving test
+
+    def one(a, orders):
+        values = [derivative_of(order, jnp.sqrt(a) * nodes) for order in orders]
+        h = jnp.stack([weighted @ f for f in values])
+        q = jnp.stack([density @ (f * f) for f in values])
+        q_coarse = jnp.stack([coarse @ (f[::2] * f[::2]) for f in values])
+        tails, changes = q - jnp.sum(h * h, axis=-1), jnp.abs(q - q_coarse)
+        return h, tails, changes, jnp.max(jnp.maximum(tails, changes) - tolerance * q)
+
+    def coefficients(a, orders):
+        flat = jnp.reshape(a, (-1,))
+        h, tails, changes, excess = jax.lax.map(lambda v: one(v, orders), flat, batch_size=HERMITE_BATCH)
+        return (h.reshape(a.shape + h.shape[1:]), tails.reshape(a.shape + tails.shape[1:]),
+                changes.reshape(a.shape + changes.shape[1:]), jnp.max(excess, initial=-jnp.inf))
+
+    return coefficients
+
+
+def _correlation(a, b, c):
+    """rho = c / sqrt(ab), clipped to [-1, 1] (round-off), 0 where a variance is 0 (then c is 0 too)."""
+    scale = jnp.sqrt(a * b)
+    positive = scale > 0
+    return jnp.clip(jnp.where(positive, c, 0.0) / jnp.where(positive, scale, 1.0), -1.0, 1.0)
+
+
+def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
+    """E[f(u) f(v)] by the Mehler series of :func:`_hermite_series` where every variance of a call meets ``tolerance``
+    (default :data:`HERMITE_TOLERANCE`), else by the tensor trapezoid rule: u = sqrt(a) z1,
+    v = sqrt(b)(rho z1 + sqrt(1-rho^2) z2).
+
+    The rule's derivatives: autodiff of the rule (the exact slope of the computed value) where
+    1 - rho^2 > COINCIDENT_GAP. At
     coincident or antipodal inputs autodiff went through sqrt(1 - rho^2), whose slope is infinite there, and gave NaN
     (every Gram matrix K(X, X) had a NaN gradient in X, since its diagonal feeds the next layer: KIP and the
     kernel-space attack stopped with "not finite", measured on expr:2:phi=tanh(x)). There the tangent is Price's
@@ -189,19 +294,75 @@ def _quadrature_pair(kernel: DualKernel):
         return tuple(out.reshape(shape + out.shape[1:])
                      for out in jax.lax.map(function, flat, batch_size=batch_size))
 
+    tolerance_used = HERMITE_TOLERANCE if tolerance is None else tolerance
+    coefficients = _hermite_series(derivative_of, tolerance_used)
+
+    def rule_pair(a, b, c):
+        """(value, derivative kernel) by the 2-D rule."""
+        return entrywise(lambda abc: rule(*abc), (a, b, c))
+
+    def series(a, b, c, orders, pairs):
+        """The Mehler sums of ``pairs`` (indices into ``orders``), deferred, and whether every variance met the
+        tolerance."""
+        (ha, _, _, excess_a), (hb, _, _, excess_b) = coefficients(a, orders), coefficients(b, orders)
+        sums = functools.partial(mehler_sums, _correlation(a, b, c), [(ha[..., i, :], hb[..., j, :]) for i, j in pairs])
+        return sums, jnp.maximum(excess_a, excess_b) <= 0
+
     @jax.custom_jvp
     def pair(a, b, c):
-        return entrywise(lambda abc: rule(*abc), (a, b, c))
+        """(E[phi(u) phi(v)], E[phi'(u) phi'(v)]): the Mehler series where every variance of the call meets the
+        tolerance (one scalar decision, jax.lax.cond: one branch runs), else the 2-D rule."""
+        sums, accepted = series(a, b, c, (0, 1), [(0, 0), (1, 1)])
+        return tuple(jax.lax.cond(accepted, lambda: tuple(sums()), lambda: rule_pair(a, b, c)))
 
     @pair.defjvp
     def pair_jvp(primals, tangents):
-        # the partials depend on the primals alone, so the tangent is plainly linear in (da, db, dc) (reverse mode)
-        (partials,) = entrywise(partials_entry, primals, batch_size=None)
+        """Partials by Price's theorem on the series, d/da E[f(u) g(v)] = E[f''(u) g(v)] / 2 and
+        d/dc E[f(u) g(v)] = E[f'(u) g'(v)]: Mehler sums of the coefficients of phi to its third derivative, finite at
+        rho = +-1, and no K arrays of the entries' shape kept for reverse mode; taken where the tails of all four
+        meet the tolerance, else the 2-D rule's partials (autodiff of the rule, Price's 1-D rule at coincident
+        inputs). They depend on the primals alone, so the tangent is plainly linear in (da, db, dc) (reverse mode)."""
+        a, b, c = primals
+        sums, accepted = series(a, b, c, (0, 1, 2, 3), [(0, 0), (1, 1), (2, 0), (0, 2), (3, 1), (1, 3), (2, 2)])
+
+        def by_series():
+            value, kdot, e20, e02, e31, e13, e22 = sums()
+            partials = jnp.stack([jnp.stack([0.5 * e20, 0.5 * e02, kdot], axis=-1),
+                                  jnp.stack([0.5 * e31, 0.5 * e13, e22], axis=-1)], axis=-2)
+            return (value, kdot), partials
+
+        def by_rule():
+            (partials,) = entrywise(partials_entry, primals, batch_size=None)
+            return tuple(rule_pair(a, b, c)), partials
+
+        out, partials = jax.lax.cond(accepted, by_series, by_rule)
         da, db, dc = tangents
-        return pair(*primals), tuple(partials[..., k, 0] * da + partials[..., k, 1] * db + partials[..., k, 2] * dc
-                                     for k in range(2))
+        return out, tuple(partials[..., k, 0] * da + partials[..., k, 1] * db + partials[..., k, 2] * dc
+                          for k in range(2))
+
+    def series_bounds(a, b, c):
+        """Test hook: (value, derivative kernel) by the series alone, their truncation bounds sqrt(T_K(a) T_K(b)),
+        whether the 1-D rule resolves phi and phi' at both variances (|q_h - q_2h| <= tolerance q: where it does not,
+        the coefficients themselves are off and the bound covers only the truncation), and whether :func:`pair` takes
+        the series."""
+        (ha, ta, ca, excess_a), (hb, tb, cb, excess_b) = coefficients(a, (0, 1)), coefficients(b, (0, 1))
+        value, kdot = mehler_sums(_correlation(a, b, c), [(ha[..., k, :], hb[..., k, :]) for k in range(2)])
+        bounds = jnp.sqrt(jnp.maximum(ta, 0.0) * jnp.maximum(tb, 0.0))
+        qa, qb = ta + jnp.sum(ha * ha, axis=-1), tb + jnp.sum(hb * hb, axis=-1)
+        resolved = jnp.all(ca <= tolerance_used * qa, axis=-1) & jnp.all(cb <= tolerance_used * qb, axis=-1)
+        return value, kdot, bounds[..., 0], bounds[..., 1], resolved, jnp.maximum(excess_a, excess_b) <= 0
+
+    def tangent_by_series(a, b):
+        """Test hook: whether the tangent of :func:`pair` takes the series (phi to its third derivative within the
+        tolerance)."""
+        return jnp.maximum(coefficients(a, (0, 1, 2, 3))[3], coefficients(b, (0, 1, 2, 3))[3]) <= 0
+
+    pair.series_bounds, pair.tangent_by_series, pair.rule_pair = series_bounds, tangent_by_series, rule_pair
 
     def value_diagonal(a):
+        """E[phi(sqrt(a) z)^2] by the 129-node 1-D rule, not by the series' Parseval sum: theory.expressions' resolution
+        check reads this very rule (one definition), which needs no truncation; the series at rho = 1 is within
+        its tail T_K(a) <= HERMITE_TOLERANCE q(a) of it where taken (measured <= 1e-15 at unit variance)."""
         z = nodes.reshape((1,) * a.ndim + (-1,))
         w = weights.reshape(z.shape)
         return jnp.sum(w * derivative_of(0, jnp.sqrt(a)[..., None] * z) ** 2, axis=-1)
@@ -214,7 +375,7 @@ def dual_functions(arch: Architecture):
     """Compiled ``pair(a, b, c) -> (value, derivative)`` and ``value_diagonal(a)`` for ``arch``'s activation."""
     kernel = dual_for(arch)
     if kernel.method == QUADRATURE:
-        return _quadrature_pair(kernel)
+        return _quadrature_pair(kernel, tolerance=HERMITE_TOLERANCE)
     diagonal = lambdify_jax((a_var,), kernel.value_diagonal)
     pair = _with_symbolic_jvp((kernel.value, kernel.derivative))
     return pair, lambda a: diagonal(a) + jnp.zeros_like(a)

@@ -23,3 +23,16 @@ def test_attack_step_table_shows_both_baselines():
     text = attack_steps.table(rows)
     assert "vs jvp same prec." in text and "fused float32" in text and "1.00x" in text
     assert {f"{m} {p}" for m, _, p in attack_steps.FORMULATIONS} >= {"jvp float64", "jvp float32"}
+
+
+def test_hermite_duals_benchmark_times_series_and_rule():
+    """benchmarks/hermite_duals.py on 6 digits: both methods timed, the same Gram matrix (float64 round-off: both are
+    within 1e-15 of scipy at the digits' variances, measured), and the table scales the rule where it did not run."""
+    import hermite_duals
+
+    rows = hermite_duals.measure([6, 8], repeats=1, rule_max_n=6, emit=lambda line: None)
+    assert [(r["n"], r["method"]) for r in rows] == [(6, "series"), (6, "rule"), (8, "series")]
+    assert all(r["cold_seconds"] > 0 and r["warm_seconds"] > 0 for r in rows)
+    assert rows[1]["max_relative_difference"] <= 1e-13
+    text = hermite_duals.table(rows)
+    assert "speedup" in text and "~" in text.splitlines()[2]

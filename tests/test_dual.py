@@ -97,3 +97,23 @@ def test_relu_pair_matches_quadrature(abr):
     # scipy's nested quad runs at 1e-12 absolute; 1e-9 covers its error estimate with margin
     assert abs(value - gaussian_expectation_2d(f, f, a, b, c)) <= 1e-9
     assert abs(derivative - gaussian_expectation_2d(fp, fp, a, b, c)) <= 1e-9
+
+
+@pytest.mark.parametrize("phi", [x_symbol**3 - 2 * x_symbol + sp.Rational(1, 3),
+                                 3 * x_symbol**4 + x_symbol**2 - 5 * x_symbol, x_symbol**5 - x_symbol**2 + 2])
+def test_mehler_series_of_a_polynomial_terminates_at_the_exact_gaussian_moments(phi):
+    """The Mehler series behind numerics.kernels' dual kernels without a closed form (k = sum_n rho^n h_n(a) h_n(b),
+    theory.dual.mehler_kernel), in exact arithmetic: for phi of degree p the coefficients vanish past n = p, the
+    series up to n = p is the Isserlis dual of phi and of phi', and Parseval's sum_n h_n(a)^2 is E[phi(u)^2]."""
+    from theory.dual import hermite_coefficient, mehler_kernel, polynomial_kernel
+
+    degree = sp.degree(phi, x_symbol)
+    assert hermite_coefficient(phi, degree + 1) == 0 and hermite_coefficient(phi, degree + 2) == 0
+    assert hermite_coefficient(phi, degree) != 0
+    assert sp.expand(mehler_kernel(phi, phi, degree + 1) - polynomial_kernel(phi)) == 0
+    prime = sp.diff(phi, x_symbol)
+    assert sp.expand(mehler_kernel(prime, prime, degree) - polynomial_kernel(prime)) == 0
+    parseval = sum(hermite_coefficient(phi, n) ** 2 for n in range(degree + 1))
+    assert sp.expand(parseval - polynomial_kernel(phi).subs({b_var: a_var, c_var: a_var})) == 0
+    # one term short is not the kernel (the check can fail)
+    assert sp.expand(mehler_kernel(phi, phi, degree) - polynomial_kernel(phi)) != 0

@@ -84,6 +84,23 @@ def test_quadrature_diagonal_at_the_wrong_scale_fails_k1(step_name, monkeypatch,
     assert any("quadrature" in line for line in failed), failed
 
 
+@pytest.mark.parametrize("old, new", [
+    # the derivative kernel summed over phi's Hermite coefficients instead of phi''s (d_n = h_n)
+    ("series(a, b, c, (0, 1), [(0, 0), (1, 1)])", "series(a, b, c, (0, 1), [(0, 0), (0, 0)])"),
+    # one Horner term dropped (n = 2: phi' = 1 - tanh^2 is even, so its d_2 is far from 0)
+    ("sums = functools.partial(mehler_sums, _correlation(a, b, c), [(ha[..., i, :], hb[..., j, :])",
+     "sums = functools.partial(mehler_sums, _correlation(a, b, c), [(ha[..., i, :].at[..., 2].set(0), hb[..., j, :])")])
+def test_the_duals_mehler_series_with_a_wrong_term_fails_k1(old, new, monkeypatch, tmp_path):
+    """numerics.kernels' Mehler series of a formula activation's duals (taken at the variances of (a)) with a wrong
+    coefficient set or a term left out: (a) compares the pair with scipy (measured by hand with the proofs-check CLI
+    on expr:2:phi=tanh(x): (a) 0.83 and 0.065 off, (b) and (c) fail too). Dropping the last term (n = 256, ~1e-20
+    at these variances) passes, as it should: it changes nothing K1 can resolve."""
+    mutation = _mutated(kernels, "_quadrature_pair", old, new)
+    failed = _fails_only_when_mutated(monkeypatch, tmp_path, "(a) quadrature", "expr:2:phi=tanh(x)", kernels,
+                                      "_quadrature_pair", mutation)
+    assert any("scipy quadrature" in line for line in failed), failed
+
+
 def test_closed_form_recursion_is_also_evaluated_at_exact_rationals(monkeypatch, tmp_path):
     """The depth-1 identity is checked numerically too: a closed form off by one part in a million leaves a spot
     value far above 1e-12, whatever the simplification says (here: it says 0)."""

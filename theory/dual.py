@@ -120,6 +120,34 @@ def polynomial_kernel(phi: sp.Expr) -> sp.Expr:
     return sp.expand(total)
 
 
+def hermite_polynomial(n: int, z: sp.Symbol) -> sp.Expr:
+    """The probabilists' Hermite polynomial He_n(z): He_0 = 1, He_1 = z, He_{n+1} = z He_n - n He_{n-1}
+    (orthogonal under N(0, 1): E[He_m(z) He_n(z)] = n! [m = n])."""
+    previous, current = sp.Integer(0), sp.Integer(1)
+    for k in range(n):
+        previous, current = current, sp.expand(z * current - k * previous)
+    return current
+
+
+def hermite_coefficient(f: sp.Expr, n: int, variance=a_var) -> sp.Expr:
+    """h_n(a) = E[f(sqrt(a) z) He_n(z)] / sqrt(n!), z ~ N(0, 1), exactly for a polynomial f (E[z^k] = (k - 1)!!);
+    0 for n above f's degree."""
+    z = sp.Symbol("z", real=True)
+    poly = sp.Poly(sp.expand(f.subs(x_symbol, sp.sqrt(variance) * z) * hermite_polynomial(n, z)), z)
+    mean = sum((coeff * sp.factorial2(k - 1) for (k,), coeff in poly.terms() if k % 2 == 0), sp.Integer(0))
+    return sp.expand(mean / sp.sqrt(sp.factorial(n)))
+
+
+def mehler_kernel(f: sp.Expr, g: sp.Expr, terms: int) -> sp.Expr:
+    """sum_{n < terms} rho^n h_n^f(a) h_n^g(b), rho = c / sqrt(ab): the Mehler (Hermite) series of E[f(u) g(v)],
+    (u, v) ~ N(0, [[a, c], [c, b]]) (Mehler 1866; O'Donnell, Analysis of Boolean Functions ch. 11; Daniely, Frostig &
+    Singer 2016 for dual activations), which numerics.kernels sums in float64 for activations without a closed form.
+    For polynomials of degree p it ends at n = p, and ``terms`` = p + 1 gives :func:`polynomial_kernel` exactly."""
+    rho = c_var / sp.sqrt(a_var * b_var)
+    return sp.expand(sum((rho**n * hermite_coefficient(f, n, a_var) * hermite_coefficient(g, n, b_var)
+                          for n in range(terms)), sp.Integer(0)))
+
+
 def activation_expression(text: str) -> sp.Expr:
     """Parse a user activation (a formula in ``x``) with the whitelist parser and the activation rules
     (theory.expressions.parse_activation); nothing is evaluated."""
