@@ -216,6 +216,20 @@ def _hermite_series(derivative_of: Callable, tolerance: float):
     return coefficients
 
 
+@jax.custom_batching.custom_vmap
+def _every_variance_meets(excess: jax.Array) -> jax.Array:
+    """excess <= 0: the series' tolerance is met at every variance of a call (the scalar its jax.lax.cond branches on).
+    Under jax.vmap (the kernel-space attack's independent starts) it stays one unbatched scalar: the series for the
+    whole batch when every member meets the tolerance, else the rule for all (both are the same kernel to within the
+    tolerance). A batched predicate would turn the cond into a select that runs both branches, the rule every time."""
+    return excess <= 0
+
+
+@_every_variance_meets.def_vmap
+def _every_variance_meets_batched(axis_size, in_batched, excess):
+    return jnp.max(excess) <= 0, False
+
+
 def _correlation(a, b, c):
     """rho = c / sqrt(ab), clipped to [-1, 1] (round-off), 0 where a variance is 0 (then c is 0 too)."""
     scale = jnp.sqrt(a * b)
@@ -306,7 +320,7 @@ def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
         tolerance."""
         (ha, _, _, excess_a), (hb, _, _, excess_b) = coefficients(a, orders), coefficients(b, orders)
         sums = functools.partial(mehler_sums, _correlation(a, b, c), [(ha[..., i, :], hb[..., j, :]) for i, j in pairs])
-        return sums, jnp.maximum(excess_a, excess_b) <= 0
+        return sums, _every_variance_meets(jnp.maximum(excess_a, excess_b))
 
     @jax.custom_jvp
     def pair(a, b, c):
@@ -350,12 +364,13 @@ def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
         bounds = jnp.sqrt(jnp.maximum(ta, 0.0) * jnp.maximum(tb, 0.0))
         qa, qb = ta + jnp.sum(ha * ha, axis=-1), tb + jnp.sum(hb * hb, axis=-1)
         resolved = jnp.all(ca <= tolerance_used * qa, axis=-1) & jnp.all(cb <= tolerance_used * qb, axis=-1)
-        return value, kdot, bounds[..., 0], bounds[..., 1], resolved, jnp.maximum(excess_a, excess_b) <= 0
+        accepted = _every_variance_meets(jnp.maximum(excess_a, excess_b))
+        return value, kdot, bounds[..., 0], bounds[..., 1], resolved, accepted
 
     def tangent_by_series(a, b):
         """Test hook: whether the tangent of :func:`pair` takes the series (phi to its third derivative within the
         tolerance)."""
-        return jnp.maximum(coefficients(a, (0, 1, 2, 3))[3], coefficients(b, (0, 1, 2, 3))[3]) <= 0
+        return _every_variance_meets(jnp.maximum(coefficients(a, (0, 1, 2, 3))[3], coefficients(b, (0, 1, 2, 3))[3]))
 
     pair.series_bounds, pair.tangent_by_series, pair.rule_pair = series_bounds, tangent_by_series, rule_pair
 

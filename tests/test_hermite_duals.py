@@ -153,3 +153,25 @@ def test_forcing_the_rule_gives_the_same_ntk(monkeypatch):
         monkeypatch.undo()
         kernels._clear_caches()
     assert np.max(np.abs(series - rule)) <= 1e-13 * np.max(np.abs(rule))
+
+
+def test_a_vmapped_kernel_keeps_one_unbatched_branch_decision():
+    """The kernel-space attack differentiates the NTK under jax.vmap over independent starts: the series' decision
+    stays one scalar for the batch (numerics.kernels._every_variance_meets), so the call still branches (a cond in
+    the jaxpr; a batched predicate made it a select that runs the rule too), and every member's value and gradient
+    equal its own unbatched call's (measured 1.1e-15 relative; 1e-12 allows fusion order)."""
+    arch = parse_spec("expr:2:phi=tanh(x)")
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.normal(size=(4, 3)))
+    starts = jnp.asarray(rng.normal(size=(3, 2, 3)))
+
+    def loss(z):
+        return jnp.sum(analytic_ntk(arch, z, x) ** 2)
+
+    batched = jax.vmap(jax.value_and_grad(loss))
+    assert "cond[" in str(jax.make_jaxpr(jax.vmap(loss))(starts))
+    values, grads = batched(starts)
+    for k in range(starts.shape[0]):
+        value, grad = jax.value_and_grad(loss)(starts[k])
+        assert abs(float(values[k]) - float(value)) <= 1e-12 * abs(float(value))
+        assert float(jnp.max(jnp.abs(grads[k] - grad))) <= 1e-12 * float(jnp.max(jnp.abs(grad)))
