@@ -114,7 +114,11 @@ def test_the_import_test_fails_for_the_entry_point_it_replaced(tmp_path):
     """The check above can fail: with the command line interface itself as the entry point (as before) the
     handler comes only after the imports, and a press during them is a traceback."""
     code, stderr, loaded = start(tmp_path, "proofs_check.cli:main", press_at_import="sympy")
-    assert loaded is None and code != 130 and "Traceback" in stderr
+    assert (code, stderr) != (130, f"{PROG}: {NOT_STARTED}\n")  # what the test above asks of the program
+    # the press meets Python's default handling: a traceback, or (rarely, where the KeyboardInterrupt lands in a
+    # garbage-collection callback and Python discards it, printing "Exception ignored") no effect: the listing ran
+    # to its end with status 0 (a fresh clone's `make test` saw the second once, under load)
+    assert ("Traceback" in stderr and loaded is None) or code == 0, (code, stderr)
 
 
 def test_a_closed_standard_output_ends_nothing(tmp_path, monkeypatch):
