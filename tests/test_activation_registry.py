@@ -159,6 +159,8 @@ def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults
     (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: (sp.Symbol("c"), sp.Integer(1))),
      "its dual uses symbols other than theory.dual's variances and covariance (c); build it from theory.dual.a_var"),
     (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: (sp.Integer(1),)), "dual gives 1 expressions, not the pair"),
+    (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: ("__import__('os')", 1)),  # text is never parsed
+     "dual gives (\"__import__('os')\", 1), not sympy expressions"),
 ])
 def test_register_says_what_is_wrong_with_code_in_one_line(entry, words):
     """A phi that raises was a raw KeyError; a default for no parameter was accepted silently."""

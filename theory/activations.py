@@ -182,11 +182,14 @@ def _check_dual_symbols(activation: Activation) -> None:
     from theory.dual import a_var, b_var, c_var
 
     try:
-        pair = activation.dual(dict(activation.defaults))
-        expressions = [sp.sympify(value) for value in pair]
+        pair = tuple(activation.dual(dict(activation.defaults)))
     except Exception as error:  # dual is code: whatever it raises, say so in one line
         raise RegistryError(f"activation {activation.name!r}: dual raised {type(error).__name__}: {error} at the "
                             "default parameters") from None
+    try:
+        expressions = [sp.sympify(value, strict=True) for value in pair]  # sympy or numbers: text is never parsed
+    except sp.SympifyError:
+        raise RegistryError(f"activation {activation.name!r}: dual gives {pair!r}, not sympy expressions") from None
     if len(expressions) != 2:
         raise RegistryError(f"activation {activation.name!r}: dual gives {len(expressions)} expressions, not the pair "
                             "(E[phi(u) phi(v)], E[phi'(u) phi'(v)])")
