@@ -694,20 +694,30 @@ def pair_work(arch: Architecture, dim: int) -> int:
         for activation in activations)
     return pair_state_entries(arch, dim) * (1 + 2 * QUADRATURE_NODES**2 * quadrature_layers)
 
-@functools.cache
 def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
     """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:
-    :func:`chain_kernel_fn` of the architecture's layers (theory.layers.layers_of)."""
+    :func:`chain_kernel_fn` of the architecture's layers (theory.layers.layers_of). ``width`` is dropped in the NTK
+    parametrization, whose kernel does not depend on it, so that every width shares one compiled function (K1's
+    rate check asked for five widths and compiled the same kernel five times: 3 s of its 9 s for tanh's series)."""
     if arch.parameterization == "standard" and width is None:
         raise ValueError("the standard-parametrization NTK depends on the hidden width: pass width=")
+    return _analytic_kernel_fn(arch, width if arch.parameterization == "standard" else None)
+
+
+@functools.cache
+def _analytic_kernel_fn(arch: Architecture, width: int | None) -> KernelFn:
     return chain_kernel_fn(layers_of(arch), width=width)
 
 
-@functools.cache
 def analytic_ntk_fn(arch: Architecture, *, width: int | None = None) -> Callable[[jax.Array, jax.Array], jax.Array]:
     """Jitted ``(x1, x2) -> ntk``: :func:`analytic_kernel_fn` without writing out the NNGP (a quarter faster on
-    a 2000 x 2000 Gram matrix, where the work is memory traffic)."""
-    both = analytic_kernel_fn(arch, width=width)
+    a 2000 x 2000 Gram matrix, where the work is memory traffic); one function for every width, as there."""
+    both = analytic_kernel_fn(arch, width=width)  # validates width
+    return _analytic_ntk_fn(both)
+
+
+@functools.cache
+def _analytic_ntk_fn(both: KernelFn) -> Callable[[jax.Array, jax.Array], jax.Array]:
     return jax.jit(lambda x1, x2: both(x1, x2)[1])
 
 
@@ -801,7 +811,7 @@ def monte_carlo_ntk(arch: Architecture, width: int, x1: jax.Array, x2: jax.Array
 def _clear_caches() -> None:
     """A registry change may redefine an activation: drop everything compiled from one."""
     for cached in (dual_functions, compiled_step, compiled_patch_step, patch_tables, shift_plan, pooling_weights,
-                   chain_kernel_fn, analytic_kernel_fn, analytic_ntk_fn):
+                   chain_kernel_fn, _analytic_kernel_fn, _analytic_ntk_fn):
         getattr(cached, "cache_clear", lambda: None)()  # a test may have swapped one for a plain function
 
 

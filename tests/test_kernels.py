@@ -134,6 +134,20 @@ def test_standard_parametrization_needs_width():
         analytic_kernel_fn(parse_spec("relu:2:param=standard"))
 
 
+def test_one_compiled_kernel_serves_every_width_in_the_ntk_parametrization():
+    """The NTK-parametrized kernel does not depend on the width: every width gets the same jitted function (K1's rate
+    check compiled it once per width, five times), while the standard parametrization's differs by width."""
+    from numerics.kernels import analytic_ntk_fn
+
+    ntk, standard = parse_spec("relu:2"), parse_spec("relu:2:param=standard")
+    assert analytic_kernel_fn(ntk, width=64) is analytic_kernel_fn(ntk, width=1024) is analytic_kernel_fn(ntk)
+    assert analytic_ntk_fn(ntk, width=64) is analytic_ntk_fn(ntk)
+    assert analytic_ntk_fn(standard, width=64) is not analytic_ntk_fn(standard, width=1024)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)))
+    narrow, wide = analytic_ntk_fn(standard, width=64)(x, x), analytic_ntk_fn(standard, width=1024)(x, x)
+    assert float(jnp.max(jnp.abs(narrow - wide))) > 0
+
+
 def test_bad_shapes_are_named():
     fn = analytic_kernel_fn(parse_spec("relu:2"))
     with pytest.raises(ValueError, match="feature dimensions"):

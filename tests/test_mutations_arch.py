@@ -19,9 +19,7 @@ EDGE_ARCHS = (parse_spec("relu:2"), parse_spec("abrelu:3:a=-0.5:b=1:sb=0.1"))
 def fresh_caches():
     def clear():
         jax.clear_caches()
-        kernels.dual_functions.cache_clear()
-        kernels.analytic_kernel_fn.cache_clear()
-        kernels.analytic_ntk_fn.cache_clear()
+        kernels._clear_caches()
 
     clear()
     yield
