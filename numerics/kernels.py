@@ -143,7 +143,14 @@ a layer call must meet for the Mehler series to be used; then every entry's trun
 HERMITE_TOLERANCE sqrt(q(a) q(b)) (Cauchy-Schwarz), 1e4 times below the 2-D rule's resolution
 (theory.expressions.QUADRATURE_RESOLUTION, 1e-6) and far above the round-off floor of T_K (measured |T_K| / q <=
 1e-15 for sin(x), whose tail is nil: T_K is q minus a sum of 257 squares). A negative value forces the 2-D rule (then
-clear the caches, numerics.kernels._clear_caches; benchmarks/hermite_duals.py times both)."""
+clear the caches, numerics.kernels._clear_caches; benchmarks/hermite_duals.py times both).
+
+The guarantee is relative to sqrt(q(a) q(b)), the scale of the kernel's diagonal, not to each entry: an entry far
+smaller than that keeps an absolute error near round-off times the diagonal. For bounded phi no entry is that small
+where it matters (a review measured every accepted entry within 1e-10 of the scale for 11 activations), but a growing
+phi cancels: exp(x) at rho = -1 (E[e^u e^-u] = 1 from terms of size e^{2a}) is 1.3e-8 off at a = 9, 1e-6 at a = 12.
+The quadrature itself sees only [-HERMITE_RANGE, HERMITE_RANGE]: mass of phi^2 beyond it escapes both tests
+(3e-10 of q for exp(x) at a = 24, the largest variance its halving test passes)."""
 HERMITE_BATCH = 64
 """Variances whose coefficients are computed at once (memory: batch x 513 nodes x 4 derivative orders)."""
 
@@ -227,7 +234,9 @@ def _every_variance_meets(excess: jax.Array) -> jax.Array:
 
 @_every_variance_meets.def_vmap
 def _every_variance_meets_batched(axis_size, in_batched, excess):
-    return jnp.max(excess) <= 0, False
+    """One decision for the batch, by this same function, so that an outer jax.vmap meets it again (a plain
+    comparison here was batched by the outer vmap of a nested one: no cond left, the rule ran every time)."""
+    return _every_variance_meets(jnp.max(excess)), False
 
 
 def _correlation(a, b, c):
@@ -267,7 +276,7 @@ def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
     def rule(a, b, c, *, safe: bool = False):
         """(E[phi phi], E[phi' phi']) by the 2-D rule; ``safe``: sqrt(1 - rho^2) with a finite slope everywhere (its
         value is then 0 at gaps <= COINCIDENT_GAP, where the tangent it gives is not used)."""
-        rho = jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0)
+        rho = _correlation(a, b, c)  # 0 where a variance is 0 (c / sqrt(ab) was 0 / 0, NaN)
         gap = 1 - rho**2
         if safe:
             far = gap > COINCIDENT_GAP
@@ -295,7 +304,9 @@ def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
         """d/da, d/db, d/dc of (value, derivative kernel) at one entry: the rule's own, or Price's where coincident
         (lax.cond: one of the two is computed)."""
         a, b, c = abc
-        near = 1 - jnp.clip(c / jnp.sqrt(a * b), -1.0, 1.0) ** 2 <= COINCIDENT_GAP
+        # Price's 1-D rule is also exact where a variance is 0 (u or v is then the constant 0), where the rule's own
+        # slope in sqrt(a) is infinite
+        near = (1 - _correlation(a, b, c) ** 2 <= COINCIDENT_GAP) | (a * b <= 0)
         return (jax.lax.cond(
             near, lambda v: jnp.reshape(jnp.stack(coincident_partials(*v)), (2, 3)),
             lambda v: jax.jacfwd(lambda w: jnp.stack(rule(w[0], w[1], w[2], safe=True)))(v), jnp.stack([a, b, c])),)
@@ -626,6 +637,8 @@ def chain_kernel_fn(chain: tuple, *, width: int | None = None) -> KernelFn:
     @jax.jit
     def kernel_fn(x1: jax.Array, x2: jax.Array) -> tuple[jax.Array, jax.Array]:
         _check_inputs(x1, x2)
+        # float64 whatever the inputs' type (a float32 carry against the series' float64 coefficients was a TypeError)
+        x1, x2 = x1.astype(jnp.float64), x2.astype(jnp.float64)
         d = x1.shape[1]
         layers = iter(compiled)
         if spatial_dims is None:

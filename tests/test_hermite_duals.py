@@ -175,3 +175,56 @@ def test_a_vmapped_kernel_keeps_one_unbatched_branch_decision():
         value, grad = jax.value_and_grad(loss)(starts[k])
         assert abs(float(values[k]) - float(value)) <= 1e-12 * abs(float(value))
         assert float(jnp.max(jnp.abs(grads[k] - grad))) <= 1e-12 * float(jnp.max(jnp.abs(grad)))
+
+
+def test_nested_vmaps_keep_the_branch():
+    """An outer jax.vmap met the inner one's rule body (a plain comparison), batched it and turned the cond into a
+    select that runs the 2-D rule every time; the rule now calls the decision again (two conds, values and
+    gradients equal the unbatched calls)."""
+    arch = parse_spec("expr:2:phi=tanh(x)")
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=(3, 2)))
+    starts = jnp.asarray(rng.normal(size=(2, 2, 1, 2)))
+
+    def loss(z):
+        return jnp.sum(analytic_ntk(arch, z, x) ** 2)
+
+    nested = jax.vmap(jax.vmap(jax.value_and_grad(loss)))
+    assert "cond[" in str(jax.make_jaxpr(nested)(starts))
+    values, grads = nested(starts)
+    value, grad = jax.value_and_grad(loss)(starts[1, 0])
+    assert abs(float(values[1, 0]) - float(value)) <= 1e-12 * abs(float(value))  # ULP-level: fusion order
+    assert float(jnp.max(jnp.abs(grads[1, 0] - grad))) <= 1e-12 * float(jnp.max(jnp.abs(grad)))
+
+
+def test_a_zero_variance_is_finite_on_both_branches():
+    """A zero variance (an all-zero input or patch, no bias): the rule divided 0 by 0 for the correlation and gave NaN,
+    so whether NaN came out hung on another entry sending the call to the rule (variance 50 there). Both branches now
+    give E[phi(0) phi(v)] = 0 and E[phi'(0) phi'(v)] = E[tanh'(v)] (0.6057 at unit variance, by scipy), and Price's
+    1-D rule gives the partials where a variance is 0 (the 2-D rule's slope in sqrt(a) is infinite there)."""
+    from scipy import integrate, stats
+
+    pair, _, _ = _pair("tanh(x)")
+    zero, one = jnp.float64(0.0), jnp.float64(1.0)
+    expected = integrate.quad(lambda z: stats.norm.pdf(z) * (1 - np.tanh(z) ** 2), -40, 40, epsabs=1e-14)[0]
+    for value, derivative in (pair(zero, one, zero), pair.rule_pair(zero, one, zero)):
+        assert float(value) == 0.0 and abs(float(derivative) - expected) <= 1e-12  # measured 1.1e-16 / 5.6e-16
+    mixed = jnp.asarray([[0.0], [50.0]]), jnp.asarray([[1.0, 2.0]]), jnp.zeros((2, 2))  # 50: the rule for the call
+    assert bool(jnp.all(jnp.isfinite(jnp.stack(pair(*mixed)))))
+    grad = jax.grad(lambda a: jnp.sum(pair(a, *mixed[1:])[1]))(mixed[0])
+    series_grad = jax.grad(lambda a: jnp.sum(pair(a, *mixed[1:])[1]))(jnp.asarray([[0.0], [1.0]]))
+    assert bool(jnp.all(jnp.isfinite(grad))) and abs(float(grad[0, 0]) - float(series_grad[0, 0])) <= 1e-9
+
+
+def test_float32_inputs_give_the_float64_kernel():
+    """float32 inputs: the series' sums ran a float32 carry against float64 coefficients (a TypeError in the scan);
+    every kernel now reads its inputs as float64 (its documented type) and equals the one of the same inputs given in
+    float64; the gradient keeps the inputs' type."""
+    arch = parse_spec("expr:2:phi=tanh(x)")
+    x = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    single = analytic_ntk(arch, jnp.asarray(x))
+    assert single.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(single), np.asarray(analytic_ntk(arch, jnp.asarray(x, jnp.float64))),
+                               rtol=1e-14)  # the same float64 numbers: measured 0 apart
+    grad = jax.grad(lambda z: jnp.sum(analytic_ntk(arch, z, jnp.asarray(x))))(jnp.asarray(x))
+    assert grad.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(grad)))
