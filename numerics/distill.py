@@ -65,7 +65,7 @@ from numerics.checkpoint import Checkpoint, fingerprint, interruptible
 from numerics.data import positive_int as _positive_int
 from numerics.data import positive_number as _positive
 from numerics.data import validate_points
-from numerics.kernels import analytic_ntk, pair_state_entries, pair_work
+from numerics.kernels import analytic_ntk, analytic_ntk_fn, pair_state_entries, pair_work
 from numerics.omission import inverse_diagonal, loo_residuals, omission_cost, omission_costs  # noqa: F401 (re-export)
 from numerics.progress import ChunkSizer, duration, progress_bar, step_time
 from theory.architecture import Architecture
@@ -94,7 +94,13 @@ expr:2:phi=tanh(x) there is 8.4e8 (its quadrature duals; about 43 s per step, me
 KERNEL_BLOCK_WORK = 2 ** 24
 """Work (rows x columns x :func:`numerics.kernels.pair_work`) one block of :func:`kernel_matrix` may take, so that its
 progress bar advances and a Ctrl-C takes effect within about a second or two: 1 row against the 1258 digits for
-a quadrature dual (the memory rule alone gave one block of 512 rows, over ten minutes)."""
+a quadrature dual by its 2-D rule (the memory rule alone gave one block of 512 rows, over ten minutes), 12 by its
+Mehler series."""
+KERNEL_BLOCK_SLOW_SECONDS = 4.0
+"""A block of :func:`kernel_matrix` sized for the Mehler series that takes longer than this (compilation apart) ran
+the 2-D rule (the series is decided per call: a row of wide variance sends its block to the rule); the blocks after
+it are sized for the rule. Measured on 2 cores: 12 rows of expr:2:phi=tanh(x) against the 1258 digits 0.09 s by the
+series (most of it the columns' coefficients, recomputed per call), 7.9 s by the rule (so at most one such block)."""
 VALIDATION_SEED = 20260
 """Seed of :func:`validation_split` (fixed: the held-out part of the training split is the same for every run)."""
 
@@ -141,25 +147,51 @@ def kernel_block_rows(arch: Architecture, dim: int, columns: int, block_size: in
 
 
 
-def kernel_matrix_rows(arch: Architecture, dim: int, columns: int, block_size: int = BLOCK_SIZE) -> int:
+def kernel_matrix_rows(arch: Architecture, dim: int, columns: int, block_size: int = BLOCK_SIZE, *,
+                       by_series: bool = False) -> int:
     """Rows per block of :func:`kernel_matrix`: :func:`kernel_block_rows` (memory), fewer when a block would take
-    more than ``KERNEL_BLOCK_WORK`` (time: its progress bar and Ctrl-C act between blocks)."""
-    work_rows = KERNEL_BLOCK_WORK // (max(1, int(columns)) * pair_work(arch, dim))
+    more than ``KERNEL_BLOCK_WORK`` (time: its progress bar and Ctrl-C act between blocks), its quadrature duals
+    counted by their 2-D rule or, with ``by_series``, by their Mehler series (:func:`numerics.kernels.pair_work`)."""
+    work_rows = KERNEL_BLOCK_WORK // (max(1, int(columns)) * pair_work(arch, dim, by_series=by_series))
     return max(1, min(kernel_block_rows(arch, dim, columns, block_size), work_rows))
+
 
 def kernel_matrix(arch: Architecture, x1: Any, x2: Any = None, *, block_size: int = BLOCK_SIZE,
                   progress: str | None = None) -> np.ndarray:
-    """Theta(x1, x2) as a numpy array, built in row blocks of :func:`kernel_block_rows` (memory bounded by
-    ``KERNEL_BLOCK_ENTRIES`` whatever the architecture); ``progress`` names a progress bar over the rows."""
+    """Theta(x1, x2) as a numpy array, built in row blocks of :func:`kernel_matrix_rows` (memory bounded by
+    ``KERNEL_BLOCK_ENTRIES`` whatever the architecture, time by ``KERNEL_BLOCK_WORK``); ``progress`` names a progress
+    bar over the rows.
+
+    Quadrature duals take their Mehler series where it converges (numerics.kernels._quadrature_pair, decided per
+    call): blocks are first sized for the series and, once a block takes over ``KERNEL_BLOCK_SLOW_SECONDS`` (it ran
+    the 2-D rule), for the rule. Blocks were sized for the rule alone: the 1258 digits' kernel of expr:2:phi=tanh(x)
+    took 1258 one-row calls, ~110 s, for ~1 s of work. Each block size is compiled once, ahead of its timed call, and
+    the last block is padded to the size of the others (rows are independent: the same numbers, no new compilation;
+    2 s per shape for a series dual)."""
     a = jnp.asarray(x1, jnp.float64)
     b = a if x2 is None else jnp.asarray(x2, jnp.float64)
-    rows = kernel_matrix_rows(arch, a.shape[1], b.shape[0], block_size)
-    out = np.empty((a.shape[0], b.shape[0]))
-    with progress_bar(enabled=progress is not None and rows < a.shape[0], transient=True) as bar:
-        task = bar.add_task(progress or "kernel rows", total=a.shape[0])
-        for i in range(0, a.shape[0], rows):
-            out[i:i + rows] = np.asarray(analytic_ntk(arch, a[i:i + rows], b))
-            bar.update(task, completed=min(i + rows, a.shape[0]))
+    n, dim, columns = a.shape[0], a.shape[1], b.shape[0]
+    rule_rows = kernel_matrix_rows(arch, dim, columns, block_size)
+    rows = min(n, kernel_matrix_rows(arch, dim, columns, block_size, by_series=True))
+    kernel_fn = analytic_ntk_fn(arch)
+    compiled = {}
+    out = np.empty((n, columns))
+    with progress_bar(enabled=progress is not None and rule_rows < n, transient=True) as bar:
+        task = bar.add_task(progress or "kernel rows", total=n)
+        start = 0
+        while start < n:
+            block = a[start:start + rows]
+            taken = block.shape[0]
+            if taken < rows:
+                block = jnp.concatenate([block, jnp.broadcast_to(block[:1], (rows - taken, dim))])
+            if rows not in compiled:
+                compiled[rows] = kernel_fn.lower(block, b).compile()
+            began = time.perf_counter()
+            out[start:start + taken] = np.asarray(compiled[rows](block, b))[:taken]
+            if time.perf_counter() - began > KERNEL_BLOCK_SLOW_SECONDS and rows > rule_rows:
+                rows = rule_rows
+            start += taken
+            bar.update(task, completed=start)
     return out
 
 

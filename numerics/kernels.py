@@ -696,16 +696,19 @@ def pair_state_entries(arch: Architecture, dim: int) -> int:
 
 
 
-def pair_work(arch: Architecture, dim: int) -> int:
+def pair_work(arch: Architecture, dim: int, *, by_series: bool = False) -> int:
     """What one kernel entry costs, in units of a fully connected closed-form entry: :func:`pair_state_entries`
     times 1 plus, per activation layer whose dual is computed by quadrature, the 2 x QUADRATURE_NODES^2 products of
-    its 2-D rule (value and derivative kernels). A time estimate for chunk and block sizes (memory is bounded by
-    pair_state_entries and QUADRATURE_BATCH); expr:2:phi=tanh(x) on the digits is 66565 units per entry."""
+    its 2-D rule (value and derivative kernels), or with ``by_series`` the 2 x (HERMITE_ORDER + 1) terms of its Mehler
+    series (where :func:`_quadrature_pair` takes it; the coefficients, once per variance, are not counted). A time
+    estimate for chunk and block sizes (memory is bounded by pair_state_entries and QUADRATURE_BATCH):
+    expr:2:phi=tanh(x) on the digits is 66565 units per entry by the rule, 1029 by the series."""
     activations = [activation for activation in map(activation_of, layers_of(arch)) if activation is not None]
     quadrature_layers = sum(
         dual_for(Architecture(activation.name, 1, activation_params=activation.params)).method == QUADRATURE
         for activation in activations)
-    return pair_state_entries(arch, dim) * (1 + 2 * QUADRATURE_NODES**2 * quadrature_layers)
+    per_layer = 2 * (HERMITE_ORDER + 1) if by_series else 2 * QUADRATURE_NODES**2
+    return pair_state_entries(arch, dim) * (1 + per_layer * quadrature_layers)
 
 def analytic_kernel_fn(arch: Architecture, *, width: int | None = None) -> KernelFn:
     """Jitted ``(x1, x2) -> (nngp, ntk)``, float64 arrays of shape (n1, n2), of the infinite-width network:

@@ -210,15 +210,43 @@ def test_quadrature_duals_count_as_work_for_blocks_and_step_timing():
     """A formula activation's dual is a 129 x 129 rule per entry: numerics.kernels.pair_work counts it (a trial run
     of distill --arch expr:2:phi=tanh(x) kept 100-step chunks of ~43 s steps, so Ctrl-C waited over an hour, and
     its full-data kernel ran as one block of minutes). Closed-form chains keep their blocks and chunks."""
-    from numerics.kernels import pair_work
+    from numerics.kernels import HERMITE_ORDER, pair_work
     from theory.expressions import QUADRATURE_NODES
 
     tanh = parse_spec("expr:2:phi=tanh(x)")
     assert pair_work(ARCH, 64) == 1 and pair_work(parse_spec("conv3x3:c=2 > relu > gap > dense"), 16) == 256
     assert pair_work(tanh, 64) == 1 + 2 * 2 * QUADRATURE_NODES**2
+    assert pair_work(tanh, 64, by_series=True) == 1 + 2 * 2 * (HERMITE_ORDER + 1)
     assert D.kernel_matrix_rows(ARCH, 64, 1258) == D.kernel_block_rows(ARCH, 64, 1258)
-    assert D.kernel_matrix_rows(tanh, 64, 1258) == 1
+    assert D.kernel_matrix_rows(tanh, 64, 1258) == 1 and D.kernel_matrix_rows(tanh, 64, 1258, by_series=True) == 12
     assert 1258 * 10 * pair_work(tanh, 64) > D.SLOW_STEP_WORK > 1258 * 10 * pair_work(ARCH, 64)
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_kernel_blocks_are_sized_for_the_series_until_one_runs_the_rule(slow, monkeypatch):
+    """kernel_matrix sizes a series dual's blocks for its Mehler series (the rule's sizes made the 1258 digits' tanh
+    kernel 1258 one-row calls, 110 s; now 105 calls, 11 s) and for the 2-D rule once a block is slow (a block that
+    ran the rule: here every block, by a zero limit); each size is compiled once, the last block padded to it, and the
+    matrix is the one-call kernel (rows are independent: measured equal to 1e-16)."""
+    from numerics import kernels
+
+    tanh = parse_spec("expr:2:phi=tanh(x)")
+    x = np.random.default_rng(4).normal(size=(23, 6)) / 3
+    sizes, real = [], kernels.analytic_ntk_fn(tanh)
+
+    class Spy:
+        def lower(self, block, columns):
+            sizes.append(block.shape[0])
+            return real.lower(block, columns)
+
+    monkeypatch.setattr(D, "analytic_ntk_fn", lambda arch: Spy())
+    monkeypatch.setattr(D, "KERNEL_BLOCK_SLOW_SECONDS", 0.0 if slow else 1e9)
+    series_rows = D.kernel_matrix_rows(tanh, 6, 23, block_size=20, by_series=True)
+    rule_rows = D.kernel_matrix_rows(tanh, 6, 23, block_size=20)
+    assert (series_rows, rule_rows) == (20, 10)  # 2^24 / (23 x 66565) = 10 rows by the rule
+    kernel = D.kernel_matrix(tanh, x, block_size=20)
+    assert sizes == ([20, 10] if slow else [20])  # the last 3 rows: padded to the size then in use
+    np.testing.assert_allclose(kernel, np.asarray(analytic_ntk(tanh, x)), rtol=1e-13, atol=0)
+
 
 def test_heavy_steps_are_timed_one_by_one_and_the_long_run_gets_a_note(monkeypatch, capsys):
     x_t, y_t, labels, _, _ = _problem(6, n=30, d=8)
