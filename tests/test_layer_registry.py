@@ -117,3 +117,29 @@ def test_the_registry_refuses_what_would_break_it(scale_kind):
         parse_spec("dense > scale:k=nan > relu > dense")
     # k**2 overflows in map_variance: an OverflowError traceback before variance_path read it as infinite
     assert "the kernel overflows float64" in _refusal("dense > scale:k=1e200 > expr:phi=exp(2*x) > dense")
+
+
+def test_positive_homogeneity_is_each_kinds_trait(scale_kind):
+    """Architecture.positively_homogeneous asks every layer (it once asked the activations only, so any new kind, a
+    normalization say, counted as linear): README's scale layer says it is; a kind that does not say so is not."""
+    import dataclasses
+
+    assert parse_spec(SCALED).positively_homogeneous and parse_spec("conv3x3 > relu > gap > dense").positively_homogeneous
+    assert parse_spec("relu:2:res=0.5").positively_homogeneous and not parse_spec("erf:2").positively_homogeneous
+    assert not parse_spec("dense > res:s=0.5:act=erf > relu > dense").positively_homogeneous
+    assert not parse_spec("dense > scale:k=2 > relu > dense:sb=0.1").positively_homogeneous  # a bias
+
+    @dataclasses.dataclass(frozen=True)
+    class Unsaid(scale_kind):
+        kind = "unsaid"
+        names = ("unsaid",)
+        positively_homogeneous = layers.Layer.positively_homogeneous
+
+        def spec_text(self, options):
+            return "unsaid"
+
+    layers.register_layer_kind(Unsaid)
+    try:
+        assert not parse_spec("dense > unsaid > relu > dense").positively_homogeneous
+    finally:
+        layers.unregister_layer_kind(Unsaid)

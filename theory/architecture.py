@@ -572,10 +572,11 @@ class Architecture:
 
     @property
     def positively_homogeneous(self) -> bool:
-        """f(k x) = k f(x) for every k > 0: no biases and every activation positively homogeneous of degree 1
-        (registry trait); dense, convolutional, pooling and flatten layers and the residual sum are linear."""
-        return not self.has_bias and all(activations.get(layer.name).homogeneous_degree == 1
-                                         for layer in self.activation_layers)
+        """f(k x) = k f(x) for every k > 0: no biases and every layer positively homogeneous (its kind's trait,
+        theory.layers.Layer.positively_homogeneous: dense, convolutional and pooling layers are linear, an activation
+        and a residual block are where the registry says phi is of degree 1; a registered kind that does not say so
+        is not)."""
+        return not self.has_bias and all(layer.positively_homogeneous for layer in self._layers)
 
     @property
     def has_kernel(self) -> bool:

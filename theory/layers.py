@@ -93,6 +93,10 @@ class Layer:
     """Whether its output is its input plus a branch (a residual block): the input must have the network's width."""
     takes_width = False
     """Whether the network's width sets its number of outputs (hidden units, or channels left to the width)."""
+    positively_homogeneous = False
+    """Whether it maps k h to k times its output for every k > 0, biases aside (theory.architecture.Architecture
+    .positively_homogeneous: reconstruction then recovers directions only). A kind that does not say so is taken not
+    to be (a normalization layer is not): linear kinds (weights, pooling, a scaling) set it True."""
 
     @classmethod
     def reads(cls, name: str) -> bool:
@@ -145,6 +149,7 @@ class _Weighted(Layer):
 
     gaussian_output = True
     takes_width = True
+    positively_homogeneous = True  # linear, its bias counted by has_bias
 
     @property
     def has_bias(self) -> bool:
@@ -243,6 +248,11 @@ class Activation(Layer):
     def dual_activation(self) -> "Activation":
         return self
 
+    @property
+    def positively_homogeneous(self) -> bool:
+        """phi(k u) = k phi(u) for k > 0: the registry's trait (homogeneous of degree 1: relu, abrelu, identity)."""
+        return activations.get(self.name).homogeneous_degree == 1
+
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """q -> E[phi(u)^2], u ~ N(0, q): ``activation_mean``."""
         return activation_mean
@@ -311,6 +321,11 @@ class Residual(Layer):
     @property
     def dual_activation(self) -> Activation:
         return self.activation
+
+    @property
+    def positively_homogeneous(self) -> bool:
+        """h + s W phi(h) is, where phi is (its dense layer's bias counted by has_bias)."""
+        return self.activation.positively_homogeneous
 
     def fan_out(self, fan_in, width):
         """The sum keeps the width (its input has it, and so has its branch's dense layer)."""
@@ -480,6 +495,7 @@ class _Pooling(Layer):
     """A pooling layer: per-pixel-pair states to one pair state, a linear map (the same for Sigma and Theta)."""
 
     pooling = True
+    positively_homogeneous = True
 
     def map_variance(self, variance: float, activation_mean: float | None) -> float:
         """Per-unit variance at most kept: q (an upper bound)."""
