@@ -55,6 +55,12 @@ REFUSED = [
     ("exp(7*x)", "E[phi(u)^2], u ~ N(0, 1), changes by 1 relative"),  # its mass sits at u = 14, past the range
     ("exp(2.3*x)", "E[phi(u)^2], u ~ N(0, 1), changes by 4.6e-06 relative"),  # exact error 4.6e-6 (the mass past 9)
     ("tanh(4*x)", "changes by 5.8e-05 relative"),
+    # oscillating faster than the rule's step resolves, which step halving does not see (the trial's sin(k x), k = 50,
+    # 100, 1000: kernels up to 1 off, a Gram matrix asymmetric by 0.23, accepted): the aliasing estimate
+    ("sin(30*x)", "phi=sin(30*x) oscillates too fast for the kernels' quadrature"),
+    ("sin(50*x)", "its frequency, twice over in a product, comes within reach of the rule's 2 pi / step = 44.7"),
+    ("sin(1000*x)", "(aliasing estimate 1, at most 1e-06)"),
+    ("sin(x)+sin(100*x)/100", "oscillates too fast"),  # a small fast part: the third derivative weighs it
     # extreme numbers: constants beyond float64, and sympy's own arithmetic failing inside the rules (each was a
     # traceback: decimal.InvalidOperation, mpmath's OverflowError, RecursionError, a ValueError in factoring)
     ("x*exp(exp(1e3))", "constant exp(1e3) in expression 'x*exp(exp(1e3))' is beyond float64's range"),
@@ -67,7 +73,7 @@ REFUSED = [
 ACCEPTED = ["1/(1+x**2)", "exp(x)", "log(1+exp(x))", "tanh(x)", "erf(x)", "erfc(x)", "x*erf(x/sqrt(2))",
             "sqrt(1+x**2)", "exp(-x**2)", "exp(x)*sin(x)", "log(2+sin(x))", "tanh(x) + 0.1*x**2", "x**3", "x",
             "tanh(tanh(tanh(tanh(tanh(x)))))", "1/(2+cos(x))", "tanh(3*x)", "exp(2*x)", "x**16", "1e-300*x + tanh(x)",
-            "atan(x)*1e15"]
+            "atan(x)*1e15", "sin(19*x)"]
 
 
 @pytest.mark.parametrize("formula, message", REFUSED)
@@ -163,3 +169,24 @@ def test_the_resolution_rule_reads_the_kernels_own_quadrature():
                 parse_activation("tanh(1e300*x)")  # phi'(0) = 1e300: the rule's other half
     finally:
         parse_activation.cache_clear()
+
+
+def test_the_fastest_sine_accepted_has_kernels_within_the_aliasing_estimate():
+    """sin(19 x), the fastest integer frequency the aliasing estimate accepts (2e-10 at unit variance), has an NNGP
+    within 1e-9 of the closed form e^{-k^2 (a + b) / 2} sinh(k^2 c) on inputs of mean square at most 1 (measured
+    1.6e-10 relative: the estimate foretold it); sin(20 x) is refused (1.6e-5 estimated, 1.8e-5 by step halving)."""
+    import jax.numpy as jnp
+    import numpy as np
+
+    from numerics.kernels import analytic_kernel_fn
+    from theory.architecture import SpecError, parse_spec
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 4))
+    x *= np.sqrt(rng.uniform(0.3, 1.0, size=(6, 1)) * 4) / np.linalg.norm(x, axis=1, keepdims=True)
+    nngp, _ = analytic_kernel_fn(parse_spec("expr:1:phi=sin(19*x)"))(jnp.asarray(x), jnp.asarray(x))
+    s = x @ x.T / x.shape[1]
+    exact = np.exp(-19**2 * (np.diag(s)[:, None] + np.diag(s)[None, :]) / 2) * np.sinh(19**2 * s)
+    assert np.max(np.abs(np.asarray(nngp) - exact)) <= 1e-9 * np.max(np.abs(exact))
+    with pytest.raises(SpecError, match="sin"):
+        parse_spec("expr:1:phi=sin(20*x)")

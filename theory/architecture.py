@@ -320,7 +320,7 @@ def _check_variance_path(chain: tuple) -> None:
                                 "layers or a slower-growing phi")
         elif change > QUADRATURE_RESOLUTION:  # inf included; nan (phi not evaluable in plain floats) is unknown
             shown = "overflows float64" if math.isinf(change) else \
-                f"changes by {change:.2g} when its step is halved or its range widened (at most {QUADRATURE_RESOLUTION:g})"
+                f"has the error estimate {change:.2g} (its step halved, its range widened, or phi's frequency against its step; at most {QUADRATURE_RESOLUTION:g})"
             raise SpecError(f"activation layer {index} ({_layer_spec(layer, {})}) sees variance {variance:.3g} for "
                             f"inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}, where the kernels' quadrature of "
                             f"E[phi(u)^2] or E[phi'(u)^2] {shown}: its kernels would be wrong; use fewer layers, a "

@@ -515,6 +515,31 @@ cannot see (measured: exp(2.3*x) halving 7.4e-7, widening 4.6e-6, error 4.6e-6 a
 The wider sum reads 2 x 43 more nodes of phi and of phi' (plain floats, once per formula and layer variance)."""
 
 
+ALIASING_FREQUENCY = 2 * math.pi * (QUADRATURE_NODES - 1) / (2 * QUADRATURE_RANGE)
+"""2 pi / h for the kernels' step h (44.7): by Poisson summation the trapezoid rule reads a component e^{i w z} of
+its integrand as if it were at w - 2 pi m / h, so a frequency near 2 pi / h lands on 0 and is counted as a mean.
+The 2-D rule meets frequencies up to 2 w of phi(sqrt(a) z) (a product of two) and, across the correlations, every
+one in between: the step halving of E[phi(u)^2] sees only those that land on 0 exactly."""
+
+
+def _aliasing_estimate(first: Callable[[float], float], third: Callable[[float], float], scale: float) -> float:
+    """The kernels' error from frequencies their step cannot resolve: phi(scale z)'s frequency
+    w = scale (E[phi3(scale z)^2] / E[phi1(scale z)^2])^(1/4), phi1 and phi3 its first and third derivatives (exact
+    for a sinusoid, weighted to the top of the spectrum otherwise), its products' 2 w against
+    :data:`ALIASING_FREQUENCY`: 1 at or past it, else the Gaussian weight exp(-(2 pi / h - 2 w)^2 / 2) with which the
+    alias lands on 0 (measured for sin(k x) at unit variance: k = 20 gives 1.6e-5, the halving test's own 1.8e-5
+    there; k = 50, 100, 1000 gave kernels up to 1 off, a Gram matrix asymmetric by 0.23, while the halving test
+    passed them; k = 19 gives 2e-10)."""
+    fine_nodes = 2 * QUADRATURE_NODES - 1
+    slope = _gaussian_mean_square(lambda z: first(scale * z), fine_nodes)
+    if not slope > 0:  # phi constant (or its slope not finite: the halving test reports that)
+        return 0.0
+    frequency = scale * (_gaussian_mean_square(lambda z: third(scale * z), fine_nodes) / slope) ** 0.25
+    if not math.isfinite(frequency) or 2 * frequency >= ALIASING_FREQUENCY:
+        return 1.0
+    return math.exp(-((ALIASING_FREQUENCY - 2 * frequency) ** 2) / 2)
+
+
 def _gaussian_mean_square(function: Callable[[float], float], nodes: int, extra_steps: int = 0) -> float:
     """E[f(u)^2], u ~ N(0, 1), by the trapezoid rule of numerics.kernels with ``nodes`` nodes on
     [-QUADRATURE_RANGE, QUADRATURE_RANGE], widened by ``extra_steps`` steps at each end (in plain floats: theory/
@@ -533,6 +558,21 @@ def _math_functions(expr: sp.Expr) -> tuple[Callable[[float], float], Callable[[
     """phi and phi' in plain floats (the math module), compiled once per formula."""
     return (sp.lambdify(VARIABLE, expr, modules="math"),
             sp.lambdify(VARIABLE, sp.diff(expr, VARIABLE), modules="math"))
+
+
+@functools.lru_cache(maxsize=256)
+def _math_third_derivative(expr: sp.Expr) -> Callable[[float], float]:
+    """phi's third derivative in plain floats, for :func:`_aliasing_estimate`."""
+    return sp.lambdify(VARIABLE, sp.diff(expr, VARIABLE, 3), modules="math")
+
+
+def _aliasing(expr: sp.Expr, scale: float) -> float:
+    """:func:`_aliasing_estimate` of phi at ``scale``; 0 where the third derivative cannot be evaluated in plain
+    floats (nothing known; the halving test reads phi and phi' themselves)."""
+    try:
+        return _aliasing_estimate(_math_functions(expr)[1], _math_third_derivative(expr), scale)
+    except (ArithmeticError, ValueError, TypeError, NameError):
+        return 0.0
 
 
 def _halving_change(function: Callable[[float], float], scale: float = 1.0) -> tuple[float, float]:
@@ -568,7 +608,7 @@ def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
         except (TypeError, NameError):
             return math.nan, math.nan
     (mean_square, phi_change), (_, derivative_change) = changes
-    return mean_square, max(phi_change, derivative_change)
+    return mean_square, max(phi_change, derivative_change, _aliasing(expr, math.sqrt(variance)))
 
 
 def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
@@ -588,6 +628,11 @@ def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
             return (f"phi={source} varies too fast for the kernels' quadrature (a near-kink, a steep step or growth "
                     f"beyond its range): E[{name}(u)^2], u ~ N(0, 1), changes by {change:.2g} relative when its step is "
                     f"halved or its range widened (at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
+    aliasing = _aliasing(expr, 1.0)
+    if aliasing > QUADRATURE_RESOLUTION:
+        return (f"phi={source} oscillates too fast for the kernels' quadrature: at u ~ N(0, 1) its frequency, twice "
+                f"over in a product, comes within reach of the rule's 2 pi / step = {ALIASING_FREQUENCY:.3g} (aliasing "
+                f"estimate {aliasing:.2g}, at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
     return None
 
 
