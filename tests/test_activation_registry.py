@@ -203,3 +203,13 @@ def test_an_entry_the_math_module_cannot_evaluate_is_not_refused_by_the_variance
         arch = parse_spec("own_softplus:2")
         (layer, variance, change), *_ = variance_path(arch.layers)
         assert variance == 1.0 and math.isnan(change)  # unknown, not an overflow
+
+
+def test_a_phi_undefined_at_a_node_is_refused_for_that_not_for_growth():
+    """sinc(x) = sin(x)/x is registered (smooth, bounded) but is 0/0 at x = 0 in plain floats, a node of the rule: its
+    specs were refused as "overflows float64 ... use a slower-growing phi" (a trial: wrong advice for a bounded phi)."""
+    with registered(Activation(name="sinc_like", phi=lambda p: sp.sinc(x))):
+        with pytest.raises(SpecError) as refusal:
+            parse_spec("sinc_like:1")
+    assert "is not finite in float64" in str(refusal.value) and "undefined at one of the rule's nodes" in str(refusal.value)
+    assert "slower-growing" not in str(refusal.value)

@@ -310,7 +310,7 @@ def _check_variance_path(chain: tuple) -> None:
     formula rules check unit variance only; deeper layers see others (exp(2*x): 3.0e3 at its second layer, whose
     kernel overflowed). Every command refuses such a spec: the claims, distillation and the kernel-space attack
     would compute wrong kernels."""
-    from theory.expressions import QUADRATURE_RESOLUTION
+    from theory.expressions import QUADRATURE_RESOLUTION, beyond
 
     for index, (layer, variance, change) in enumerate(variance_path(chain, UNIT_INPUT_MEAN_SQUARE), start=1):
         if layer is None:
@@ -319,12 +319,17 @@ def _check_variance_path(chain: tuple) -> None:
                                 "Sigma(x, x) exceeds 1e300 (the activation grows too fast for this depth); use fewer "
                                 "layers or a slower-growing phi")
         elif change > QUADRATURE_RESOLUTION:  # inf included; nan (phi not evaluable in plain floats) is unknown
-            shown = "overflows float64" if math.isinf(change) else \
-                f"has the error estimate {change:.2g} (its step halved, its range widened, or phi's frequency against its step; at most {QUADRATURE_RESOLUTION:g})"
+            if math.isinf(change):  # an overflow, or phi undefined at a node (sinc's 0/0 at x = 0, gamma's poles)
+                shown = ("is not finite in float64 (phi or phi' overflows there, or is undefined at one of the rule's "
+                         "nodes, such as 0/0 at x = 0)")
+                advice = "use fewer layers, a smaller sw, or a phi that is finite at every real x in plain floats"
+            else:
+                shown = (f"has the error estimate {beyond(change, QUADRATURE_RESOLUTION)} (its step halved, its range "
+                         f"widened, or phi's frequency against its step; at most {QUADRATURE_RESOLUTION:g})")
+                advice = "use fewer layers, a smaller sw or a slower-growing phi"
             raise SpecError(f"activation layer {index} ({_layer_spec(layer, {})}) sees variance {variance:.3g} for "
                             f"inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}, where the kernels' quadrature of "
-                            f"E[phi(u)^2] or E[phi'(u)^2] {shown}: its kernels would be wrong; use fewer layers, a "
-                            "smaller sw or a slower-growing phi")
+                            f"E[phi(u)^2] or E[phi'(u)^2] {shown}: its kernels would be wrong; {advice}")
 
 
 activations.on_change(_check_variance_path.cache_clear)  # a re-registered activation may change a chain's path

@@ -611,6 +611,16 @@ def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
     return mean_square, max(phi_change, derivative_change, _aliasing(expr, math.sqrt(variance)))
 
 
+def beyond(value: float, bound: float) -> str:
+    """``value`` in two significant digits, or more where two would read as ``bound`` itself (a refusal printed
+    "changes by 1e-06 ... (at most 1e-06)" for tanh(pi*x), 1.0005e-6)."""
+    for digits in (2, 3, 4, 6, 17):
+        text = f"{value:.{digits}g}"
+        if float(text) != bound:
+            return text
+    return text
+
+
 def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
     """The problem in words when the kernels' quadrature does not resolve phi or phi' at unit variance (a kink
     sharper than its step, a steep step, growth whose mass lies beyond its range: :data:`QUADRATURE_RESOLUTION`),
@@ -626,13 +636,13 @@ def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
                     f"not finite in float64 ({name} overflows, or is undefined at one of its nodes)")
         if change > QUADRATURE_RESOLUTION:
             return (f"phi={source} varies too fast for the kernels' quadrature (a near-kink, a steep step or growth "
-                    f"beyond its range): E[{name}(u)^2], u ~ N(0, 1), changes by {change:.2g} relative when its step is "
+                    f"beyond its range): E[{name}(u)^2], u ~ N(0, 1), changes by {beyond(change, QUADRATURE_RESOLUTION)} relative when its step is "
                     f"halved or its range widened (at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
     aliasing = _aliasing(expr, 1.0)
     if aliasing > QUADRATURE_RESOLUTION:
         return (f"phi={source} oscillates too fast for the kernels' quadrature: at u ~ N(0, 1) its frequency, twice "
                 f"over in a product, comes within reach of the rule's 2 pi / step = {ALIASING_FREQUENCY:.3g} (aliasing "
-                f"estimate {aliasing:.2g}, at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
+                f"estimate {beyond(aliasing, QUADRATURE_RESOLUTION)}, at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
     return None
 
 
