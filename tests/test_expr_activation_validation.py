@@ -62,6 +62,8 @@ REFUSED = [
     ("sin(1000*x)", "(aliasing estimate 1, at most 1e-06)"),
     ("sin(x)+sin(100*x)/100", "oscillates too fast"),  # a small fast part: the third derivative weighs it
     ("tanh(pi*x)", "changes by 1.02e-06 relative"),  # two digits read "1e-06 ... (at most 1e-06)"
+    # the chain separator inside a formula: was "option '2' in layer 'expr:2:phi=Piecewise((x, x' ... is not KEY=VALUE"
+    ("Piecewise((x, x>0), (0, True))", "'>' inside parentheses in spec"),
     # extreme numbers: constants beyond float64, and sympy's own arithmetic failing inside the rules (each was a
     # traceback: decimal.InvalidOperation, mpmath's OverflowError, RecursionError, a ValueError in factoring)
     ("x*exp(exp(1e3))", "constant exp(1e3) in expression 'x*exp(exp(1e3))' is beyond float64's range"),

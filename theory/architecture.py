@@ -889,6 +889,9 @@ def _parse_layer(token: str, defaults: dict[str, object], spec: str):
 def parse_chain(spec: str) -> Architecture:
     """Parse ``[OPTIONS >] LAYER > LAYER > ...`` (module docstring) into an Architecture."""
     tokens = [token.strip() for token in spec.split(">")]
+    if any(token.count("(") > token.count(")") for token in tokens[:-1]):  # a '>' inside a formula's parentheses
+        raise SpecError(f"'>' inside parentheses in spec {spec!r}: '>' separates layers, and a formula (phi=) has no "
+                        "comparisons (Piecewise, Max and the like are not among its functions)")
     empty = [i for i, token in enumerate(tokens) if not token]
     if empty:
         raise SpecError(f"empty layer (two '>' in a row, or one at an end) in spec {spec!r}")
