@@ -238,10 +238,12 @@ def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch
     text = README.read_text()
     start = text.index("**Bring your own model.**")
     section = text[start:text.index("**Files** in `--out`", start)]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    code, training_set = re.findall(r"```python\n(.*?)```", section, flags=re.S)
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "relu:2"
+    exec(compile(training_set, "README.md", "exec"), {})  # the points training_data names
+    assert capsys.readouterr().out.strip() == "(10, 64) (10, 1)"
     (command,) = re.findall(r"`proofs-check (attack --model [^`]+)`", section)
     assert main(shlex.split(command) + ["--steps", "20"]) == 0
     metrics = json.loads((tmp_path / "runs/own-attack/metrics.json").read_text())
