@@ -121,18 +121,52 @@ def expected_param_shapes(network: Network, in_dim: int) -> Params:
     return jax.eval_shape(lambda key: network.init(key, in_dim), jax.random.PRNGKey(0))
 
 
+def _entry_text(entry) -> str:
+    """A layer's parameter entry in the words of README's layout: (W, b), (W, None), () ..."""
+    if isinstance(entry, (tuple, list)):
+        inner = ", ".join("None" if item is None else "b" if k else "W" for k, item in enumerate(entry))
+        return f"({inner})" if isinstance(entry, tuple) else f"[{inner}]"
+    return type(entry).__name__
+
+
+def _structure_difference(params: Params, expected: Params) -> str | None:
+    """The first difference between a parameter list and the expected one, in words (a tuple of layers for the list,
+    a bias where the spec has none, a layer too many), or None where none is found at that level."""
+    if not isinstance(params, list):
+        return f"they are a {type(params).__name__}, not a list with one entry per layer"
+    if len(params) != len(expected):
+        return f"they have {len(params)} entries, the spec's layers are {len(expected)}"
+    for index, (entry, wanted) in enumerate(zip(params, expected)):
+        if jax.tree.structure(entry) != jax.tree.structure(wanted):
+            why = ""
+            if isinstance(wanted, tuple) and len(wanted) == 2 and isinstance(entry, (tuple, list)) and len(entry) == 2:
+                if wanted[1] is None and entry[1] is not None:
+                    why = " (the spec has no biases, sb=0: pass None, or give the spec an sb)"
+                elif wanted[1] is not None and entry[1] is None:
+                    why = " (the spec has biases: pass b of shape (1, fan-out))"
+            return f"entry {index} is {_entry_text(entry)} where the spec needs {_entry_text(wanted)}{why}"
+    return None
+
+
 def check_params(network: Network, params: Params, in_dim: int, name: str = "params_0") -> None:
-    """Raise ValueError unless ``params`` has the structure and shapes of ``network`` on ``in_dim`` inputs."""
+    """Raise ValueError unless ``params`` has the structure and shapes of ``network`` on ``in_dim`` inputs; the
+    message says in words what differs (a tuple for the list of layers, a bias the spec lacks, a matrix stored
+    (fan-out, fan-in) as in PyTorch)."""
     expected = expected_param_shapes(network, in_dim)
     if jax.tree.structure(params) != jax.tree.structure(expected):
+        difference = _structure_difference(params, expected)
+        detail = difference or f"got {jax.tree.structure(params)}, expected {jax.tree.structure(expected)}"
         raise ValueError(f"{name} do not have the structure of {with_article(network.arch.spec)} network "
-                         f"(width {network.width}, {network.out_dim} output(s)): got {jax.tree.structure(params)}, "
-                         f"expected {jax.tree.structure(expected)}")
+                         f"(width {network.width}, {network.out_dim} output(s)): {detail}")
     for (path, leaf), (_, spec) in zip(_leaves_with_paths(params), _leaves_with_paths(expected)):
         if np.shape(leaf) != spec.shape:
-            raise ValueError(f"{name}{path} has shape {np.shape(leaf)}, but {with_article(network.arch.spec)} "
+            shape = np.shape(leaf)
+            transposed = len(shape) == 2 and len(spec.shape) == 2 and shape[0] == spec.shape[1] != shape[1]
+            hint = (" (a (fan-out, fan-in) matrix, as PyTorch stores one? this layout is (fan-in, fan-out): "
+                    "W = A.T * sqrt(fan-in) / sigma_w)") if transposed else ""
+            raise ValueError(f"{name}{path} has shape {shape}, but {with_article(network.arch.spec)} "
                              f"network of width {network.width} with {in_dim} inputs and {network.out_dim} output(s) "
-                             f"needs {spec.shape}")
+                             f"needs {spec.shape}{hint}")
         if not np.all(np.isfinite(np.asarray(leaf))):
             raise ValueError(f"{name}{path} contains NaN or infinite values")
 

@@ -147,6 +147,9 @@ def saved_model(text: str):
     try:
         if path.is_dir():
             raise argparse.ArgumentTypeError(f"{text} is a folder, not a model file")
+        if path.exists() and not path.is_file():  # a device or a pipe (a link to /dev/zero read "no such file")
+            raise argparse.ArgumentTypeError(f"{text} is not a regular file (a device, a pipe or a socket), not a "
+                                             "model file")
         if path.exists() and path.suffix != ".npz":
             raise argparse.ArgumentTypeError(f"{text} is not an .npz model file (save_model writes .npz)")
         model = load_model(text)

@@ -152,6 +152,7 @@ def _bad_input_cases():
         (["run", "t99"], "unknown claim t99"),
         (["attack", "--model", "{tmp}/a_file"], "is not an .npz model file"),
         (["attack", "--model", "{tmp}"], "is a folder, not a model file"),
+        (["attack", "--model", "/dev/null"], "/dev/null is not a regular file (a device"),  # read "no such file"
         # the attack: model files
         (["attack", "--model", "{missing}"], "no such file"),
         (["attack", "--model", "{not_npz}"], "not an .npz archive"),

@@ -309,3 +309,23 @@ def test_save_model_takes_a_spec_string_and_names_a_wrong_arch(tmp_path):
     assert load_model(save_model(tmp_path / "m.npz", p0, p0, "relu:2", WIDTH, C)).arch == net.arch
     with pytest.raises(TypeError, match="Architecture or a spec string"):
         save_model(tmp_path / "m.npz", p0, p0, 2, WIDTH, C)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    ("tuple", "they are a tuple, not a list with one entry per layer"),
+    ("bias", "entry 0 is (W, b) where the spec needs (W, None) (the spec has no biases, sb=0"),
+    ("torch", "(a (fan-out, fan-in) matrix, as PyTorch stores one? this layout is (fan-in, fan-out)"),
+    ("missing", "they have 4 entries, the spec's layers are 5"),
+])
+def test_a_wrongly_laid_out_model_is_named_in_words(mistake, words, tmp_path):
+    """A trial's own-model mistakes read as PyTreeDef dumps ("got PyTreeDef(((*, None), ...)), expected
+    PyTreeDef([(*, None), ...])": a tuple for the list, one bracket apart), and a PyTorch-order first matrix as a
+    network with invented inputs; each is now said in README's words."""
+    rng = np.random.default_rng(0)
+    good = [(rng.normal(size=(8, 16)), None), (), (rng.normal(size=(16, 16)), None), (), (rng.normal(size=(16, 1)), None)]
+    params = {"tuple": tuple(good), "bias": [(good[0][0], np.zeros((1, 16)))] + good[1:],
+              "torch": [(good[0][0].T, None)] + good[1:], "missing": good[:-1]}[mistake]
+    with pytest.raises(ValueError) as error:
+        save_model(tmp_path / "m.npz", params, params, "relu:2", 16)
+    assert words in str(error.value) and "PyTreeDef" not in str(error.value)
+    save_model(tmp_path / "m.npz", good, good, "relu:2", 16)  # the layout README gives
