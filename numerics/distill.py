@@ -458,7 +458,8 @@ than it started. Measured on digits (relu:2; ten-class 1/class, odd/even 2/class
 0.001-10 ended at 0.18-0.95 x the start, --lr 1e3, 1e6 and 1e12 at 1.005-2.26 x (test accuracy 0.199 at 1e6
 and 1e12). At every step 2-20 with --lr 0.001 and 0.01 (the default; also 10/class and fixed labels) the loss stayed at or
 below 0.9999 x and 0.998 x its start, so the rule does not fire on a sound short run; at lr 0.1 RKIP 10/class rose
-to 1.006 x at step 2 before falling (a 2-step run there is flagged)."""
+to 1.006 x at step 2 before falling (a 2-step run there is flagged), and a trial's 121/class at lr 0.01 rose to 1.45 x
+after 2 steps and fell to 1.5e-2 x by step 30 (the message names both remedies: a smaller --lr, more steps)."""
 
 
 def distill_divergence(result: DistillResult) -> str | None:

@@ -211,8 +211,10 @@ def run(args) -> int:
                      chunk=DISTILL_CHUNK, validation=selection, eval_every=args.eval_every)
     diverged = distill_divergence(result)
     if diverged is not None:
-        raise RunFailed(f"the distillation diverged: {diverged}; rerun without --resume and a smaller --lr "
-                        f"(now {args.lr:g})")
+        remedy = "a smaller --lr" if not np.all(np.isfinite(result.loss_curve)) else \
+            "a smaller --lr, or more --steps where the run was short (Adam's first steps can raise the loss before it falls)"
+        raise RunFailed(f"the distillation diverged: {diverged}; rerun without --resume with {remedy} "
+                        f"(--lr now {args.lr:g}, --steps {args.steps})")
     # the baselines can take longer than the distillation (the full data's N x N kernel; a convolutional chain's
     # took 16-19 min): say what runs, also where no progress bar is drawn
     console.print(f"scoring on {test.name} (N = {test.n}): the distilled set, then the baselines, the full-data one "

@@ -315,6 +315,7 @@ def test_diverged_distillation_is_one_line_and_exit_1(lr, reason, tmp_path, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("proofs-check: error: the distillation diverged: "), err
     assert reason in err and "a smaller --lr" in err and "Traceback" not in err
+    assert ("more --steps" in err) is (reason != "not finite")  # a loss that rose may fall again; a NaN will not
     assert not (out / "metrics.json").exists()
 
 
