@@ -867,42 +867,141 @@ def private_class_means(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return class_means(dataset.x, dataset.labels), class_means(dataset.y, dataset.labels)
 
 
+RKIP_FINITE_FILES = {"train": "train_checkpoint.npz", "model": "model.npz", "attack": "attack_checkpoint.npz",
+                     "reconstructions": "reconstructions.npz", "stages": "rkip_finite_stages.json"}
+"""The files of a resumable :func:`rkip_finite_experiment` in its ``folder``, one stage after another: training's
+checkpoint, then the trained network (its training record in the stage file), the attack's checkpoint, then the
+reconstructions (X_R, y_R), and the stage file with each fresh network's accuracy as it is found."""
+RKIP_FINITE_NETWORK_SEEDS = (100, 101, 102)
+"""Init seeds of the fresh networks of :func:`rkip_finite_experiment`."""
+
+
+def _write_json(path, record: dict[str, Any]) -> None:
+    """``record`` as JSON, written under a temporary name and renamed (the file exists only complete)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(record, indent=1))
+    os.replace(temporary, path)
+
+
+def rkip_finite_stages(folder) -> dict[str, Any]:
+    """The stages a resumable :func:`rkip_finite_experiment` saved in ``folder`` (its stage file; {} when there is
+    none or it cannot be read): "training" (the attacked network's training record, saved with model.npz),
+    "attack" (the attack's record, saved with reconstructions.npz) and "networks" ({"original": [[accuracy,
+    stop_reason], ...], "reconstructed": [...]}, the fresh networks done)."""
+    import json
+    from pathlib import Path
+
+    path = Path(folder) / RKIP_FINITE_FILES["stages"]
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def rkip_finite_experiment(arch: Architecture, *, n: int, n_recon: int, width: int, steps: int,
-                           net_seeds: tuple[int, ...] = (100, 101, 102), seed: int = 0, train_steps: int = 5000,
-                           progress: bool = False) -> dict[str, Any]:
+                           net_seeds: tuple[int, ...] = RKIP_FINITE_NETWORK_SEEDS, seed: int = 0,
+                           train_steps: int = 5000, progress: bool = False, folder=None, resume: bool = False,
+                           report=None) -> dict[str, Any]:
     """RKIP-finite on digits odd/even: train a linearized network of ``width`` on ``n`` digits (numerics.audit.train_on),
     distill it by the parameter-space attack with ``n_recon`` < n reconstructions (:func:`rkip_finite`, ``steps``
     Adam steps, box prior), then test accuracy of fresh networks (standard training, init seeds ``net_seeds``) and of
     kernel regression trained on (X_R, y_R), beside the same trained on the original n points and kernel regression
     on random subsets of n_recon original points (mean of 5). ``training`` says how each network's training
-    stopped (numerics.training.TrainResult.stop_reason; "budget": ``train_steps`` ran out first)."""
+    stopped (numerics.training.TrainResult.stop_reason; "budget": ``train_steps`` ran out first).
+
+    With ``folder`` every stage is saved there as it ends (:data:`RKIP_FINITE_FILES`): training and the attack keep
+    their checkpoints (every chunk), the trained network, the reconstructions and each fresh network's accuracy
+    their files. ``resume=True`` reads back the stages found (a stage counts only where every stage before it was
+    read back) and continues the one in progress from its checkpoint; the caller makes sure that the folder's run
+    had the same settings. Without ``resume`` every stage is computed afresh and its files replaced. Ctrl-C stops
+    training or the attack after the current chunk, once saved (numerics.checkpoint.Interrupted), and the rest
+    between stages (KeyboardInterrupt, numerics.checkpoint.raise_if_interrupted). ``report(message)`` is told
+    which stages were read back."""
+    from pathlib import Path
+
     from numerics import audit
+    from numerics.checkpoint import raise_if_interrupted
     from numerics.data import digits
-    from numerics.training import linearized_apply
+    from numerics.training import linearized_apply, load_model
+
+    say = report or (lambda message: None)
+    paths = None if folder is None else {key: Path(folder) / name for key, name in RKIP_FINITE_FILES.items()}
+    stages = rkip_finite_stages(folder) if paths is not None and resume else {}
+    record: dict[str, Any] = {}
+
+    def save_stages():
+        if paths is not None:
+            _write_json(paths["stages"], record)
+        raise_if_interrupted()  # a Ctrl-C that Python discarded during the stage stops here, once it is saved
 
     data = digits(task="odd_even", n=n, seed=seed)
     test = digits(task="odd_even", split="test")
-    trained = audit.train_on(arch, width, data, linearized=True, seed=seed, max_steps=train_steps, progress=progress)
-    found = rkip_finite(arch, trained.params_0, trained.params_f, n_recon, in_dim=data.d,
-                        key=jax.random.PRNGKey(seed + 1), steps=steps, box=data.box, progress=progress, chunk=100)
+    model_read = "training" in stages and paths["model"].is_file()  # each stage only after the ones before it
+    if model_read:
+        saved = load_model(paths["model"])
+        params_0, params_f = saved.params_0, saved.params_f
+        record["training"] = stages["training"]
+        say(f"the trained network: read back from {paths['model']}")
+    else:
+        trained = audit.train_on(arch, width, data, linearized=True, seed=seed, max_steps=train_steps,
+                                 progress=progress, checkpoint=None if paths is None else paths["train"],
+                                 resume=resume)
+        params_0, params_f = trained.params_0, trained.params_f
+        record["training"] = {"steps": trained.steps, "final_loss": trained.final_loss,
+                              "stop_reason": trained.stop_reason}
+        if paths is not None:
+            trained.save(paths["model"], training_data=("digits-odd-even", n, seed))
+        save_stages()
+    attack_read = model_read and "attack" in stages and paths["reconstructions"].is_file()
+    if attack_read:
+        with np.load(paths["reconstructions"], allow_pickle=False) as stored:
+            x_r, y_r = np.asarray(stored["x"]), np.asarray(stored["y"])
+        record["attack"] = stages["attack"]
+        say(f"the reconstructions: read back from {paths['reconstructions']}")
+    else:
+        found = rkip_finite(arch, params_0, params_f, n_recon, in_dim=data.d, key=jax.random.PRNGKey(seed + 1),
+                            steps=steps, box=data.box, progress=progress, chunk=100,
+                            checkpoint=None if paths is None else paths["attack"], resume=resume and model_read)
+        x_r, y_r = found.x, found.y
+        record["attack"] = {"steps": found.attack.steps,
+                            "relative_attack_loss": found.attack.final_loss / found.attack.info["delta_theta_sqnorm"]}
+        if paths is not None:
+            temporary = paths["reconstructions"].with_name(paths["reconstructions"].name + ".tmp")
+            with open(temporary, "wb") as handle:
+                np.savez(handle, x=x_r, y=y_r)
+            os.replace(temporary, paths["reconstructions"])
+        save_stages()
     rng = np.random.default_rng(seed)
     subsets = [rng.choice(n, n_recon, replace=False) for _ in range(5)]
-    model = linearized_apply(audit.make_network(arch, width, 1).apply_fn, trained.params_0)
+    model = linearized_apply(audit.make_network(arch, width, 1).apply_fn, params_0)
     out: dict[str, Any] = {
-        "N": n, "M": n_recon, "width": width, "attack_steps": steps, "label_factor": "y_R = K_thetaf(X_R, X_R) lambda",
-        "relative_attack_loss": found.attack.final_loss / found.attack.info["delta_theta_sqnorm"],
-        "trained_network": accuracy(np.asarray(model(trained.params_f, jnp.asarray(test.x))), test.labels),
+        "N": n, "M": n_recon, "width": width, "attack_steps": steps, "seed": seed,
+        "label_factor": "y_R = K_thetaf(X_R, X_R) lambda",
+        "relative_attack_loss": record["attack"]["relative_attack_loss"],
+        "trained_network": accuracy(np.asarray(model(params_f, jnp.asarray(test.x))), test.labels),
         "krr_original": support_accuracy(arch, data.x, data.y, test.x, test.labels),
-        "krr_reconstructed": support_accuracy(arch, found.x, found.y, test.x, test.labels),
+        "krr_reconstructed": support_accuracy(arch, x_r, y_r, test.x, test.labels),
         "krr_random_subset": float(np.mean([support_accuracy(arch, data.x[i], data.y[i], test.x, test.labels)
                                             for i in subsets])),
     }
-    out["training"] = {"attacked": {"steps": trained.steps, "final_loss": trained.final_loss,
-                                    "stop_reason": trained.stop_reason}}
-    for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (found.x, found.y)}.items():
-        trained_fresh = [network_accuracy(arch, width, x, y, test.x, test.labels, seed=s, max_steps=train_steps)
-                         for s in net_seeds]
-        out[f"networks_{name}"] = [acc for acc, _ in trained_fresh]
-        out["training"][f"networks_{name}"] = [reason for _, reason in trained_fresh]
+    out["training"] = {"attacked": dict(record["training"])}
+    done = stages.get("networks", {}) if attack_read else {}
+    record["networks"] = {}
+    for name, (x, y) in {"original": (data.x, data.y), "reconstructed": (x_r, y_r)}.items():
+        kept = [tuple(entry) for entry in done.get(name, [])][:len(net_seeds)]
+        if kept:
+            say(f"{len(kept)} fresh network(s) trained on the {name} points: read back")
+        record["networks"][name] = [list(entry) for entry in kept]
+        for s in net_seeds[len(kept):]:
+            kept.append(network_accuracy(arch, width, x, y, test.x, test.labels, seed=s, max_steps=train_steps))
+            record["networks"][name].append(list(kept[-1]))
+            save_stages()
+        out[f"networks_{name}"] = [float(acc) for acc, _ in kept]
+        out["training"][f"networks_{name}"] = [str(reason) for _, reason in kept]
     out["gap_points"] = 100 * (np.mean(out["networks_original"]) - np.mean(out["networks_reconstructed"]))
     return out

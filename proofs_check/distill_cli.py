@@ -461,24 +461,15 @@ training digits outside the private set): the private set's own class means are 
 
 
 RKIP_FINITE_WIDTH = 512
-"""Default hidden width of ``python -m proofs_check.distill_cli``."""
+"""Default hidden width of ``proofs-check rkip-finite``."""
+RKIP_FINITE_RESULT = "rkip_finite.json"
+"""What ``rkip-finite`` writes at its end (every number of the experiment); its stages' files are
+numerics.distill.RKIP_FINITE_FILES."""
 
 
-def rkip_finite_main(argv: list[str] | None = None) -> int:
-    """``python -m proofs_check.distill_cli``: RKIP-finite on digits odd/even (numerics.distill.
-    rkip_finite_experiment), a table on screen and every number in rkip_finite.json."""
-    import numerics  # noqa: F401  (float64 on)
+def rkip_finite_arguments(parser: argparse.ArgumentParser) -> None:
+    from proofs_check.cli import folder, kernel_architecture, positive_int, seed
 
-    from numerics import audit
-    from numerics.audit import write_metrics
-    from numerics.distill import rkip_finite_experiment
-    from numerics.networks import check_network_size
-    from proofs_check.cli import (UsageError, _Formatter, _Parser, claim_folder, ensure_writable, folder,
-                                  kernel_architecture, positive_int, unused_width)
-
-    prog = "python -m proofs_check.distill_cli"
-    parser = _Parser(prog=prog, formatter_class=_Formatter,
-                     description="RKIP-finite: the attack with M < N as distillation of a finite network")
     parser.add_argument("--n", type=positive_int, default=20, help="training digits (even; at most the distinct ones)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
     parser.add_argument("--width", type=positive_int, default=None,
@@ -488,41 +479,122 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
                         help="training step budget of every network (the attacked one and the fresh ones)")
     parser.add_argument("--arch", type=kernel_architecture, default="relu:2", metavar="SPEC",
                         help="architecture of every network (the attacked one and the fresh ones) and of the kernel "
-                             "regression (its infinite-width NTK); the spec grammar: proofs-check --help")
-    parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="output folder")
-    try:
-        args = parser.parse_args(argv)
-        try:
-            audit.check_n("digits-odd-even", args.n)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        if args.recon >= args.n:
-            raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
-                             "distillation)")
-        require_infinite_width_ntk(args.arch, "the kernel regression")
-        unused = unused_width(args.width, [args.arch])
-        if unused is not None:
-            raise UsageError(unused)
-        args.width = RKIP_FINITE_WIDTH if args.width is None else args.width
-        try:
-            check_network_size(args.arch, args.width, 64)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
-        ensure_writable(args.out, "--out")
-        claim_folder(args.out, "--out", "rkip-finite")  # a folder holds one command's results (cli.OWNER_FILE)
-    except UsageError as error:
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-    from numerics.checkpoint import Interrupted
+                             "regression (its infinite-width NTK)")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of the digits drawn, the attacked network's init and the attack's start")
+    parser.add_argument("--out", type=folder, default="reports/rkip-finite", help="run folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (same settings): the stages it finished are read back, the "
+                             "one in progress continues from its checkpoint")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def rkip_finite_settings(args) -> dict[str, Any]:
+    """What a resumed run must share with the run it continues (all of it: the stages read back were computed
+    with these, the step budgets included)."""
+    return {"n": args.n, "recon": args.recon, "seed": args.seed, "arch": args.arch.spec, "width": args.width,
+            "steps": args.steps, "train_steps": args.train_steps}
+
+
+def rkip_finite_check(args) -> None:
+    from numerics import audit
+    from numerics.checkpoint import CheckpointError
+    from numerics.networks import check_network_size
+    from proofs_check.cli import UsageError, check_resumed_settings, earlier_run, unused_width
 
     try:
-        result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
-                                        train_steps=args.train_steps)
-    except (Interrupted, KeyboardInterrupt):  # nothing of it is kept (no checkpoints): one line, as proofs-check
-        print(f"{prog}: interrupted; this command keeps no checkpoint: rerun it to start again", file=sys.stderr)
-        return 130
-    args.out.mkdir(parents=True, exist_ok=True)
-    write_metrics(args.out / "rkip_finite.json", result)
+        audit.check_n("digits-odd-even", args.n)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if args.recon >= args.n:
+        raise UsageError(f"--recon {args.recon}: the reconstructions must be fewer than --n {args.n} (M < N is "
+                         "distillation)")
+    require_infinite_width_ntk(args.arch, "the kernel regression")
+    unused = unused_width(args.width, [args.arch])
+    if unused is not None:
+        raise UsageError(unused)
+    args.width = RKIP_FINITE_WIDTH if args.width is None else args.width
+    try:
+        check_network_size(args.arch, args.width, audit.input_dimension("digits-odd-even"))
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    args.previous = None
+    try:
+        args.previous = earlier_run(args.out, "rkip-finite", "an RKIP-finite run", resume=args.resume)
+        if args.resume and args.previous is not None:
+            check_resumed_settings(args.previous["settings"], rkip_finite_settings(args), args.out,
+                                   typed=getattr(args, "typed", None), options_recorded="options" in args.previous)
+    except CheckpointError as error:
+        raise UsageError(str(error)) from None
+
+
+def rkip_finite_kept(out: Path, args=None) -> list[str]:
+    """What the run folder ``out`` keeps of an RKIP-finite run, stage by stage, in words (for the Ctrl-C line)."""
+    from numerics.checkpoint import Checkpoint, CheckpointError
+    from numerics.distill import RKIP_FINITE_FILES, RKIP_FINITE_NETWORK_SEEDS, rkip_finite_stages
+
+    files = {key: out / name for key, name in RKIP_FINITE_FILES.items()}
+    stages = rkip_finite_stages(out)
+
+    def checkpoint(key, kind, what, budget):
+        try:
+            step = Checkpoint(files[key], kind=kind).peek()[0]
+        except CheckpointError:  # absent or unreadable
+            return []
+        return [f"{what} at step {step}{'' if budget is None else f' of {budget}'} (its checkpoint)"]
+
+    if "training" not in stages or not files["model"].is_file():
+        return checkpoint("train", "train", "training", getattr(args, "train_steps", None))
+    kept = ["the trained network"]
+    if "attack" not in stages or not files["reconstructions"].is_file():
+        return kept + checkpoint("attack", "attack", "the attack", getattr(args, "steps", None))
+    kept.append("the reconstructions")
+    done = sum(len(values) for values in stages.get("networks", {}).values())
+    if done:
+        kept.append(f"{done} of {2 * len(RKIP_FINITE_NETWORK_SEEDS)} fresh networks' accuracies")
+    return kept
+
+
+def rkip_finite_interrupted(args, interruption: KeyboardInterrupt) -> str:
+    """rkip-finite's Ctrl-C line: where it stopped, what the run folder keeps, and --resume (e.g. "interrupted at
+    step 300 of 2000 (the attack); runs/r keeps the trained network and the attack at step 300 of 2000 (its
+    checkpoint): rerun with --resume to continue")."""
+    from proofs_check.cli import step_text
+
+    where = step_text(interruption)
+    out = getattr(args, "out", None)
+    kept = rkip_finite_kept(out, args) if isinstance(out, Path) and getattr(args, "running", False) else []
+    if not kept:
+        return f"interrupted{where}; nothing was saved yet: rerun the same command to start again"
+    shown = kept[0] if len(kept) == 1 else f"{', '.join(kept[:-1])} and {kept[-1]}"
+    return f"interrupted{where}; {out} keeps {shown}: rerun with --resume to continue"
+
+
+def rkip_finite_run(args) -> int:
+    """``proofs-check rkip-finite``: RKIP-finite on digits odd/even (numerics.distill.rkip_finite_experiment), a table
+    on screen and every number in rkip_finite.json; each stage saved in --out as it ends (--resume continues)."""
+    import numerics  # noqa: F401  (float64 on)
+
+    from numerics.audit import write_metrics
+    from numerics.checkpoint import write_run
+    from numerics.distill import RKIP_FINITE_FILES, rkip_finite_experiment
+    from proofs_check.cli import command_console, start_or_resume
+
+    console = command_console()
+    out = args.out
+    resuming = start_or_resume(console, out, [*(out / name for name in RKIP_FINITE_FILES.values()),
+                                              out / RKIP_FINITE_RESULT], resume=args.resume, previous=args.previous)
+    write_run(out, {"command": "rkip-finite", "settings": rkip_finite_settings(args),
+                    "options": args.recorded_options})
+    args.running = True  # the Ctrl-C line reads the folder from here on (rkip_finite_interrupted)
+    if resuming:
+        console.print(f"resuming {out}: the stages it finished are read back")
+    console.print(f"RKIP-finite: {args.arch.named(args.width)} on N = {args.n} digits (odd vs even, seed {args.seed}), "
+                  f"M = {args.recon} reconstructions, {args.steps} attack steps")
+    result = rkip_finite_experiment(args.arch, n=args.n, n_recon=args.recon, width=args.width, steps=args.steps,
+                                    train_steps=args.train_steps, seed=args.seed, progress=not args.no_progress,
+                                    folder=out, resume=resuming, report=lambda message: console.print(message))
+    write_metrics(out / RKIP_FINITE_RESULT, result)
     attacked = result["training"]["attacked"]
     reasons = [attacked["stop_reason"], *(reason for name, values in result["training"].items() if name != "attacked"
                                           for reason in values)]
@@ -532,16 +604,20 @@ def rkip_finite_main(argv: list[str] | None = None) -> int:
               f"one: {attacked['stop_reason']} at step {attacked['steps']}, loss {attacked['final_loss']:.3g}); the "
               "accuracies are those networks' as they are (raise --train-steps to train further; rkip_finite.json: "
               "training)", file=sys.stderr)
-
-    from proofs_check.cli import command_console
-
-    console = command_console()
     console.print(rkip_finite_table(result))
     console.print(f"gap: {result['gap_points']:.1f} points (fresh networks' mean accuracy on the originals minus on "
                   "the reconstructions: near 0, the M points teach what the N did); attack loss / ||Delta theta||^2 = "
                   f"{result['relative_attack_loss']:.3g} (0: Delta theta fitted exactly; 1: no better than lambda = 0)")
-    console.print(f"files: {args.out / 'rkip_finite.json'}")
+    console.print(f"files: {out / RKIP_FINITE_RESULT}")
     return 0
+
+
+def rkip_finite_main(argv: list[str] | None = None) -> int:
+    """``python -m proofs_check.distill_cli ...``: the old name of ``proofs-check rkip-finite ...``, kept for notes
+    that use it: the same command (its output and exit status)."""
+    from proofs_check.cli import main
+
+    return main(["rkip-finite", *(sys.argv[1:] if argv is None else argv)])
 
 
 def rkip_finite_table(result: dict):
@@ -566,8 +642,8 @@ def rkip_finite_table(result: dict):
     return table
 
 
-if __name__ == "__main__":
-    from proofs_check.launcher import tolerate_closed_output
+if __name__ == "__main__":  # the old name of ``proofs-check rkip-finite``: the program itself, that subcommand
+    sys.argv[1:1] = ["rkip-finite"]
+    from proofs_check.launcher import main as program
 
-    tolerate_closed_output()
-    sys.exit(rkip_finite_main())
+    program()

@@ -110,17 +110,21 @@ def test_readme_states_the_validation_split_rule():
     assert f"0.2 holds out {held[0.2].sum()} of the {labels.size} digits" in readme
 
 
-def test_every_option_of_the_rkip_finite_module_has_help(capsys, monkeypatch):
-    """python -m proofs_check.distill_cli --help showed --arch SPEC with its default alone."""
+@pytest.mark.parametrize("via", ["proofs-check rkip-finite", "python -m proofs_check.distill_cli"])
+def test_every_option_of_rkip_finite_has_help(via, capsys, monkeypatch):
+    """python -m proofs_check.distill_cli --help showed --arch SPEC with its default alone; the old name shows the
+    subcommand's help."""
     from proofs_check.distill_cli import rkip_finite_main
 
     monkeypatch.setenv("COLUMNS", "300")
     with pytest.raises(SystemExit) as exit_:
-        rkip_finite_main(["--help"])
+        main(["rkip-finite", "--help"]) if via.startswith("proofs-check") else rkip_finite_main(["--help"])
     assert exit_.value.code == 0
     listing = capsys.readouterr().out.split("options:")[1]
-    options = dict(re.findall(r"^  (-\S*(?: [A-Z_]+)?)(.*(?:\n {3,}.*)*)", listing, flags=re.M))  # option -> help
-    assert len(options) == 8 and "--arch SPEC" in options, options
+    options = dict(re.findall(r"^  (-\S*(?: [A-Z_]+)?)(.*(?:\n {3,}.*)*)", listing.split("Architecture spec:")[0],
+                              flags=re.M))  # option -> help
+    assert len(options) == 11 and "--arch SPEC" in options and "--seed SEED" in options, options
+    assert {"--resume", "--no-progress"} <= set(options), options
     for option, text in options.items():
         assert text.strip() and not text.strip().startswith("(default:"), (option, text)
 
@@ -248,30 +252,95 @@ def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path,
                                        "the same command to start over\n")
 
 
-@pytest.mark.parametrize("argv, message", [(["--n", "3", "--recon", "2"],
-                                            "--n 3: digits-odd-even draws equal numbers"),
-                                           (["--n", "5000"], "--n 5000: digits-odd-even has"),
-                                           (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
-                                           (["--steps", "-1"], "--steps: must be a positive integer"),
-                                           (["--width", "99999999"], "parameters"),
-                                           (["--width", "16", "--arch", "conv3x3:c=4 > relu > gap > dense"],
-                                            "--width 16 sets no layer of conv3x3:c=4 > relu > gap > dense"),
-                                           # trained and attacked, then a traceback from the kernel regression
-                                           (["--arch", "relu:2:param=standard", "--n", "10", "--recon", "5"],
-                                            "--arch relu:2:param=standard: the kernel regression uses the "
-                                            "infinite-width NTK, which needs the NTK parametrization (drop "
-                                            "param=standard)")])
-def test_rkip_finite_module_refuses_bad_input_in_one_line(argv, message, capsys, monkeypatch):
+RKIP_SMALL = ["rkip-finite", "--n", "4", "--recon", "2", "--width", "16", "--train-steps", "50", "--no-progress"]
+"""A tiny RKIP-finite run (about 5 s): 200 attack steps are two chunks of the attack's checkpoints."""
+
+
+@pytest.fixture(scope="module")
+def rkip_run(tmp_path_factory):
+    """A finished tiny RKIP-finite run (200 attack steps) and its rkip_finite.json."""
+    out = tmp_path_factory.mktemp("rkip") / "run"
+    assert main([*RKIP_SMALL, "--steps", "200", "--out", str(out)]) == 0
+    return out, json.loads((out / "rkip_finite.json").read_text())
+
+
+RKIP_BAD = [(["--n", "3", "--recon", "2"], "--n 3: digits-odd-even draws equal numbers"),
+            (["--n", "5000"], "--n 5000: digits-odd-even has"),
+            (["--n", "4"], "--recon 10: the reconstructions must be fewer"),
+            (["--n", "4", "--recon", "4"], "--recon 4: the reconstructions must be fewer than --n 4"),
+            (["--steps", "-1"], "--steps: must be a positive integer"),
+            (["--seed", "x"], "--seed: 'x' is not an integer"),
+            (["--seed", "-1"], "--seed: must be"),
+            (["--width", "99999999"], "parameters"),
+            (["--width", "16", "--arch", "conv3x3:c=4 > relu > gap > dense"],
+             "--width 16 sets no layer of conv3x3:c=4 > relu > gap > dense"),
+            # trained and attacked, then a traceback from the kernel regression
+            (["--arch", "relu:2:param=standard", "--n", "10", "--recon", "5"],
+             "--arch relu:2:param=standard: the kernel regression uses the infinite-width NTK, which needs the NTK "
+             "parametrization (drop param=standard)"),
+            (["--out", "{file}"], "exists and is not a folder"),
+            (["--resume", "--out", "{empty}"], "nothing to resume in"),
+            ([*RKIP_SMALL[1:], "--steps", "200", "--n", "6", "--resume", "--out", "{run}"],
+             "--n is 6 (as given) but the run in {run} used 4; resume with the same settings"),
+            ([*RKIP_SMALL[1:], "--steps", "300", "--resume", "--out", "{run}"],
+             "--steps is 300 (as given) but the run in {run} used 200"),
+            (["--n", "4", "--recon", "2", "--seed", "1", "--resume", "--out", "{run}"],
+             "--seed is 1 (as given) but the run in {run} used 0"),
+            (["--out", "{attack}"], "holds the results of 'attack', not of 'rkip-finite'"),
+            (["--out", "{foreign}"], "holds files not marked as proofs-check results (notes.txt)")]
+
+
+@pytest.mark.parametrize("via", ["proofs-check", "python -m proofs_check.distill_cli"])
+@pytest.mark.parametrize("argv, message", RKIP_BAD, ids=lambda v: " ".join(v)[:50] if isinstance(v, list) else None)
+def test_rkip_finite_refuses_bad_input_in_one_line(argv, message, via, rkip_run, tmp_path, capsys, monkeypatch):
+    """Every validation of rkip-finite is one line and exit 2 before any work (the old module's checks, the folder's
+    owner, --resume's settings); its old name says the same."""
     from numerics import distill
+    from proofs_check.cli import OWNER_FILE
     from proofs_check.distill_cli import rkip_finite_main
 
     def forbidden(*args, **kwargs):
         raise AssertionError("work started before the input was validated")
 
     monkeypatch.setattr(distill, "rkip_finite_experiment", forbidden)
-    assert rkip_finite_main(argv) == 2
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "attack").mkdir()
+    (tmp_path / "attack" / OWNER_FILE).write_text("attack\n")
+    (tmp_path / "foreign").mkdir()
+    (tmp_path / "foreign" / "notes.txt").write_text("mine")
+    (tmp_path / "empty").mkdir()
+    run, _ = rkip_run
+    places = {"file": tmp_path / "a_file", "attack": tmp_path / "attack", "foreign": tmp_path / "foreign",
+              "empty": tmp_path / "empty", "run": run}
+    argv = [a.format(**places) for a in argv]
+    code = main(["rkip-finite", *argv]) if via == "proofs-check" else rkip_finite_main(argv)
+    assert code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("python -m proofs_check.distill_cli: error: ") and message in err, err
+    assert err.count("\n") == 1 and err.startswith("proofs-check: error: "), err
+    assert message.format(**places) in err, err
+    assert not any((place / "rkip_finite.json").exists() or (place / "run.json").exists()
+                   for name, place in places.items() if name not in ("file", "run"))
+
+
+def test_rkip_finite_seed_draws_other_digits(rkip_run, monkeypatch, tmp_path, capsys):
+    """--seed is the seed of the digits drawn (and of the network and attack): recorded in run.json and
+    rkip_finite.json, and another --seed trains on other digits."""
+    from numerics import audit
+
+    run, result = rkip_run
+    assert result["seed"] == 0 and json.loads((run / "run.json").read_text())["settings"]["seed"] == 0
+    drawn = {}
+
+    def capture_then_stop(arch, width, data, **kwargs):
+        drawn[kwargs["seed"]] = data.x
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit, "train_on", capture_then_stop)
+    for seed in ("0", "1"):
+        assert main([*RKIP_SMALL, "--seed", seed, "--out", str(tmp_path / seed)]) == 130
+    assert capsys.readouterr().err.count("nothing was saved yet: rerun the same command to start again") == 2
+    assert set(drawn) == {0, 1} and drawn[0].shape == drawn[1].shape == (4, 64)
+    assert not np.array_equal(drawn[0], drawn[1])
 
 
 def test_an_attack_with_no_usable_restart_is_one_line_and_exit_1(monkeypatch, tmp_path, capsys):
@@ -290,19 +359,6 @@ def test_an_attack_with_no_usable_restart_is_one_line_and_exit_1(monkeypatch, tm
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error: all 1 restarts ended with a singular Theta_RR" in err, err
-
-
-def test_rkip_finite_module_keeps_out_of_another_commands_folder(tmp_path, capsys):
-    """Like every proofs-check command, the module refuses a folder that holds another command's run (it wrote
-    rkip_finite.json beside an attack's files)."""
-    from proofs_check.cli import OWNER_FILE
-    from proofs_check.distill_cli import rkip_finite_main
-
-    (tmp_path / OWNER_FILE).write_text("attack\n")
-    assert rkip_finite_main(["--out", str(tmp_path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "holds the results of 'attack', not of 'rkip-finite'" in err, err
-    assert not (tmp_path / "rkip_finite.json").exists()
 
 
 @pytest.mark.parametrize("lr, reason", [("1e308", "not finite"), ("1e6", "above where it started")])
@@ -438,12 +494,14 @@ def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys, monkeyp
         "10 held-out points": stand_ins["held-out points"]["test_accuracy"]}
 
 
-def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, capsys):
-    """--train-steps too small for the loss target: one note on stderr and the stop reasons in the JSON."""
+def test_rkip_finite_notes_training_that_stopped_at_its_budget(tmp_path, capsys):
+    """--train-steps too small for the loss target: one note on stderr and the stop reasons in the JSON; the old
+    name runs the same command."""
     from proofs_check.distill_cli import rkip_finite_main
 
     out = tmp_path / "rkip"
-    argv = ["--n", "4", "--recon", "2", "--steps", "5", "--width", "16", "--train-steps", "20", "--out", str(out)]
+    argv = ["--n", "4", "--recon", "2", "--steps", "5", "--width", "16", "--train-steps", "20", "--out", str(out),
+            "--no-progress"]
     assert rkip_finite_main(argv) == 0
     captured = capsys.readouterr()
     err = captured.err
@@ -459,19 +517,99 @@ def test_rkip_finite_module_notes_training_that_stopped_at_its_budget(tmp_path, 
     assert "{" not in captured.out
     assert training["attacked"]["stop_reason"] == "budget" and training["attacked"]["steps"] == 20
     assert training["networks_original"] == ["budget"] * 3
+    assert "software" in record
+    assert json.loads((out / "run.json").read_text())["command"] == "rkip-finite"
 
 
-def test_rkip_finite_module_ctrl_c_is_one_line_and_130(tmp_path, monkeypatch, capsys):
-    """Ctrl-C in `python -m proofs_check.distill_cli` printed numerics.checkpoint.Interrupted's traceback, exit 1."""
+def _numbers(result: dict) -> dict:
+    """rkip_finite.json without the software record (the code's fingerprint)."""
+    return {key: value for key, value in result.items() if key != "software"}
+
+
+def test_rkip_finite_ctrl_c_between_fresh_networks_resumes_to_the_same_result(rkip_run, tmp_path, monkeypatch,
+                                                                               capsys):
+    """Ctrl-C after three of the six fresh networks (it kept nothing before: "this command keeps no checkpoint")
+    leaves the trained network, the reconstructions and the three accuracies; --resume trains only the other three
+    and ends with the numbers of an uninterrupted run."""
     from numerics import distill
-    from numerics.checkpoint import Interrupted
-    from proofs_check.distill_cli import rkip_finite_main
 
-    def interrupted(*args, **kwargs):
-        raise Interrupted(234, 5000, "training", None)
+    _, reference = rkip_run
+    real, calls = distill.network_accuracy, []
 
-    monkeypatch.setattr(distill, "rkip_finite_experiment", interrupted)
-    assert rkip_finite_main(["--n", "4", "--recon", "2", "--out", str(tmp_path / "rkip")]) == 130
-    err = capsys.readouterr().err
-    assert err == ("python -m proofs_check.distill_cli: interrupted; this command keeps no checkpoint: rerun it to "
-                   "start again\n")
+    def three_then_ctrl_c(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    out = tmp_path / "run"
+    argv = [*RKIP_SMALL, "--steps", "200", "--out", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(distill, "network_accuracy", three_then_ctrl_c)
+        assert main(argv) == 130
+    assert capsys.readouterr().err == (f"proofs-check: interrupted; {out} keeps the trained network, the "
+                                       "reconstructions and 3 of 6 fresh networks' accuracies: rerun with --resume to "
+                                       "continue\n")
+    assert not (out / "rkip_finite.json").exists()
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs["seed"])
+        return real(*args, **kwargs)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the trained network was saved: --resume trained it again")
+
+    from numerics import audit
+
+    calls.clear()
+    monkeypatch.setattr(distill, "network_accuracy", counted)
+    monkeypatch.setattr(audit, "train_on", no_training)
+    monkeypatch.setattr(distill, "rkip_finite", no_training)
+    assert main(["rkip-finite", "--resume", "--out", str(out)]) == 0  # the options run.json records
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "resuming with the options" in printed and "3 fresh network(s) trained on the original points: read back" \
+        in printed
+    assert calls == [100, 101, 102]  # the fresh networks on the reconstructions alone
+    assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)
+
+
+def test_rkip_finite_ctrl_c_in_the_attack_resumes_from_its_checkpoint(rkip_run, tmp_path, monkeypatch, capsys):
+    """Ctrl-C during the attack (one whose KeyboardInterrupt Python discarded: the attack stops after its first
+    chunk, once saved) keeps the trained network and the attack's checkpoint; --resume continues the attack from
+    step 100 and ends with the numbers of an uninterrupted run."""
+    from numerics import distill
+
+    _, reference = rkip_run
+    real = distill.rkip_finite
+
+    def ctrl_c_then_attack(*args, **kwargs):
+        press_ctrl_c_where_python_discards_it()
+        return real(*args, **kwargs)
+
+    out = tmp_path / "run"
+    argv = [*RKIP_SMALL, "--steps", "200", "--out", str(out)]
+    with monkeypatch.context() as patch:
+        patch.setattr(distill, "rkip_finite", ctrl_c_then_attack)
+        assert main(argv) == 130
+    assert capsys.readouterr().err == (f"proofs-check: interrupted at step 100 of 200 (the attack); {out} keeps the "
+                                       "trained network and the attack at step 100 of 200 (its checkpoint): rerun "
+                                       "with --resume to continue\n")
+    assert Checkpoint(out / "attack_checkpoint.npz", kind="attack").peek()[0] == 100
+    resumed_from = []
+    real_attack = distill.rkip_finite
+
+    def spy(*args, **kwargs):
+        found = real_attack(*args, **kwargs)
+        resumed_from.append(found.attack.info["resumed_from"])
+        return found
+
+    monkeypatch.setattr(distill, "rkip_finite", spy)
+    assert main([*argv, "--resume"]) == 0
+    assert resumed_from == [100]
+    assert "the trained network: read back" in capsys.readouterr().out
+    assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)
+    # without --resume the run starts afresh: the earlier run's stages are not read back
+    assert main(argv) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "starting afresh in" in printed and "read back" not in printed
+    assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)

@@ -121,7 +121,7 @@ def test_speed_section_examples_run(monkeypatch, tmp_path):
 SMALL_SETTINGS = {
     # README command -> options replaced to keep the test small (the README's own settings are the full runs)
     "distill": {"--steps": None},
-    "python -m proofs_check.distill_cli": {"--n": "4", "--recon": "2", "--steps": "5"},
+    "rkip-finite": {"--n": "4", "--recon": "2", "--steps": "5"},
     "defend": {},
 }
 
@@ -139,41 +139,38 @@ def _shrunk(argv: list[str], replace: dict[str, str | None]) -> list[str]:
 
 
 def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
-    from proofs_check.distill_cli import rkip_finite_main
-
     monkeypatch.chdir(tmp_path)
     section = _section("Distillation, and distillation as a defense")
     lines = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
              for line in block.splitlines() if line.strip()]
-    assert len(lines) == 8
+    assert len(lines) == 8 and all(line.startswith(PREFIX) for line in lines), lines
+    assert sum(line.startswith(PREFIX + "rkip-finite ") for line in lines) == 2
     for line in lines:
-        if line.startswith(PREFIX):
-            argv = shlex.split(line[len(PREFIX):])
-            if argv[0] == "distill":
-                assert main(_shrunk(argv, SMALL_SETTINGS["distill"])) == 0, argv
-                out = Path(argv[argv.index("--out") + 1])
-                assert (out / "distilled.png").is_file() and (out / "metrics.json").is_file()
-            else:
-                assert argv[0] == "defend", argv
-                small = [*argv, "--per-class", "1", "--sizes", "10", "--distances", "none,1.0", "--attack-steps", "5",
-                         "--distill-steps", "2", "--polish", "1"]
-                assert main(small) == 0, small
-                out = Path(argv[argv.index("--out") + 1])
-                record = json.loads((out / "tradeoff.json").read_text())
-                assert record["complete"] and len(record["settings"]) == 4  # private, 2 distilled, class means
-                assert (out / "tradeoff.png").is_file()
-                # the accuracy of the trivial stand-ins that form a training set, beside the defended models'
-                stand_ins = record["trivial_test_accuracy"]
-                assert {name: row["points"] for name, row in stand_ins.items()} == {"class means": 10,
-                                                                                   "held-out points": 10}
-                assert all(0.1 < row["test_accuracy"] <= 1 for row in stand_ins.values()), stand_ins
-        else:
-            module = ".venv/bin/python -m proofs_check.distill_cli "
-            assert line.startswith(module), line
-            argv = _shrunk(shlex.split(line[len(module):]), SMALL_SETTINGS["python -m proofs_check.distill_cli"])
-            assert rkip_finite_main([*argv, "--width", "16", "--train-steps", "50"]) == 0, argv
+        argv = shlex.split(line[len(PREFIX):])
+        if argv[0] == "distill":
+            assert main(_shrunk(argv, SMALL_SETTINGS["distill"])) == 0, argv
+            out = Path(argv[argv.index("--out") + 1])
+            assert (out / "distilled.png").is_file() and (out / "metrics.json").is_file()
+        elif argv[0] == "rkip-finite":
+            small = [*_shrunk(argv, SMALL_SETTINGS["rkip-finite"]), "--width", "16", "--train-steps", "50",
+                     "--no-progress"]
+            assert main(small) == 0, small
             out = Path(argv[argv.index("--out") + 1])
             assert "gap_points" in json.loads((out / "rkip_finite.json").read_text())
+        else:
+            assert argv[0] == "defend", argv
+            small = [*argv, "--per-class", "1", "--sizes", "10", "--distances", "none,1.0", "--attack-steps", "5",
+                     "--distill-steps", "2", "--polish", "1"]
+            assert main(small) == 0, small
+            out = Path(argv[argv.index("--out") + 1])
+            record = json.loads((out / "tradeoff.json").read_text())
+            assert record["complete"] and len(record["settings"]) == 4  # private, 2 distilled, class means
+            assert (out / "tradeoff.png").is_file()
+            # the accuracy of the trivial stand-ins that form a training set, beside the defended models'
+            stand_ins = record["trivial_test_accuracy"]
+            assert {name: row["points"] for name, row in stand_ins.items()} == {"class means": 10,
+                                                                               "held-out points": 10}
+            assert all(0.1 < row["test_accuracy"] <= 1 for row in stand_ins.values()), stand_ins
     assert json.loads(Path("runs/kip10/metrics.json").read_text())["resumed_from"] == 2
 
 
