@@ -10,7 +10,7 @@ Every subcommand is declared once, in :data:`COMMANDS`, as a :class:`Command`: i
 validating types below, so a bad value is a one-line error while the command line is parsed), the checks
 that involve several options or files (``check``, run after parsing and before any work), the folders it
 writes (``outputs``: each is created and test-written before any work), and ``run``. To add a subcommand
-(``distill``, ``defend``, ``sweep``, ``rkip-finite``): write its ``add_arguments``, ``check`` and ``run`` functions, append a
+(``distill``, ``defend``, ``sweep``): write its ``add_arguments``, ``check`` and ``run`` functions, append a
 ``Command`` to ``COMMANDS``, raise :class:`UsageError` for bad input, and let long loops use
 :mod:`numerics.checkpoint` (``Interrupted`` is turned into the one-line exit 130 here; ``interrupted`` gives the
 command's own line: what it kept and how to go on), and call :func:`numerics.checkpoint.raise_if_interrupted`

@@ -4,6 +4,9 @@ of a dataset, scored by kernel-ridge test accuracy beside the baselines (full da
 Writes into ``--out``: ``distilled.png`` (the distilled images with their learned label), ``distilled.npz``
 (x, y, classes, init_index, loss_curve), ``metrics.json`` (test accuracy and every baseline), ``run.json``
 (the settings, for ``--resume``) and ``distill_checkpoint.npz`` (resumable state, saved every chunk).
+
+Also ``proofs-check defend`` and ``proofs-check rkip-finite`` (numerics.distill.rkip_finite_experiment, each stage
+saved in ``--out`` for ``--resume``); ``python -m proofs_check.distill_cli ...`` is the old name of the latter.
 """
 
 from __future__ import annotations

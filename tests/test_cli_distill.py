@@ -613,3 +613,37 @@ def test_rkip_finite_ctrl_c_in_the_attack_resumes_from_its_checkpoint(rkip_run, 
     printed = " ".join(capsys.readouterr().out.split())
     assert "starting afresh in" in printed and "read back" not in printed
     assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)
+
+
+@pytest.mark.parametrize("flag, shown", [([], True), (["--no-progress"], False)])
+def test_rkip_finite_draws_progress_bars_unless_no_progress(flag, shown, tmp_path, monkeypatch):
+    """--no-progress as in the other commands: the experiment's bars are asked for unless it is given (and are
+    drawn only on a terminal, numerics.progress.progress_bar)."""
+    from numerics import distill
+
+    asked = []
+
+    def record_then_stop(*args, **kwargs):
+        asked.append(kwargs["progress"])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(distill, "rkip_finite_experiment", record_then_stop)
+    assert main(["rkip-finite", "--n", "4", "--recon", "2", *flag, "--out", str(tmp_path / "run")]) == 130
+    assert asked == [shown]
+
+
+def test_the_old_module_name_is_the_program(tmp_path):
+    """`python -m proofs_check.distill_cli ...` (README's old lines, notes) runs `proofs-check rkip-finite ...` as the
+    program: its refusal, in one line with exit 2."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    process = subprocess.run([sys.executable, "-m", "proofs_check.distill_cli", "--n", "4", "--recon", "4", "--out",
+                              str(tmp_path / "run")], capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert process.returncode == 2, process.stderr
+    assert process.stderr == ("proofs-check: error: --recon 4: the reconstructions must be fewer than --n 4 (M < N is "
+                              "distillation)\n")
+    assert not (tmp_path / "run").exists()
