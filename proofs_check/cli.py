@@ -1104,6 +1104,14 @@ def _attack(args) -> int:
             console.print(f"note: {escape(str(source))} records no training data; scoring against "
                           f"{escape(dataset.name)} ({given}); the scores read low if the model was trained on "
                           "other points", soft_wrap=True)
+        else:  # the file names its training set: does the network fit it there?
+            fit = info["fit_on_recorded_set"] = audit.fit_on(arch, width, params_0, params_f, dataset)
+            if not fit["fits"]:
+                console.print(f"note: the model does not fit the training set its file records ({escape(dataset.name)}): "
+                              f"||f(X) - Y||^2 / ||Y||^2 = {fit['network']:.3g} by the network, {fit['linearized']:.3g} "
+                              f"linearized (a fitted one is below {audit.FIT_FRACTION:g}); it was trained on other "
+                              "points (numerics.audit.load_dataset gives the recorded ones: centred pixels / 16) or "
+                              "not to convergence, and its scores read low", soft_wrap=True)
     elif resuming and record["training"] is not None and paths["model"].is_file():
         saved = load_model(paths["model"])
         arch, width, params_0, params_f = saved.arch, saved.width, saved.params_0, saved.params_f

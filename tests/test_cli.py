@@ -932,3 +932,16 @@ def test_out_of_memory_is_recognized_in_both_of_xlas_forms():
     assert "(an allocation of 1.5 GB)" in out_of_memory_text(
         RuntimeError("FAILED_PRECONDITION: Buffer allocation: Out of memory allocating 1452000772 bytes."))
     assert out_of_memory_text(RuntimeError("INVALID_ARGUMENT: shapes differ")) is None
+
+
+def test_a_model_that_does_not_fit_its_recorded_training_set_is_noted(run_folder, models, tmp_path, capsys):
+    """A file that names its training set is checked against it: the project's own trained model fits it (no note;
+    metrics.json records the fit), one whose theta_f is a 1% rescaling of theta_0 does not (a trial trained on
+    uncentred digits, recorded the centred set, and read 0% revealed as "no leakage")."""
+    for model, fits in ((run_folder / "model.npz", True), (models["recorded"], False)):
+        out = tmp_path / ("fits" if fits else "unfit")
+        assert main(["attack", "--model", str(model), "--steps", "2", "--no-progress", "--out", str(out)]) == 0
+        fit = json.loads((out / "metrics.json").read_text())["fit_on_recorded_set"]
+        assert fit["fits"] is fits and (min(fit["network"], fit["linearized"]) <= 1e-3) is fits
+        printed = capsys.readouterr().out
+        assert ("does not fit the training set its file records" in printed) is not fits
