@@ -148,7 +148,10 @@ def readable_log_ticks(ax, axis: str = "both", values: Sequence[float] | None = 
 
 
 def _distinct_labels(values: Sequence[float]) -> list[str]:
-    """Plain-number labels of ``values`` with the fewest significant digits (from 3) that tell them apart."""
+    """Plain-number labels of ``values`` with the fewest significant digits (from 3) that tell them apart; whole
+    numbers below 1e7 in full (widths and step counts: 1024, not 1.02e+03)."""
+    if all(float(v).is_integer() and abs(v) < 1e7 for v in values):
+        return [str(int(v)) for v in values]
     for digits in range(3, 17):
         labels = [f"{v:.{digits}g}" for v in values]
         if len(set(labels)) == len(set(values)):

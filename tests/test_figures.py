@@ -120,6 +120,7 @@ def test_narrow_log_axes_get_distinct_readable_labels():
         return labels
 
     assert "64" in figure(values=[64])
+    assert figure(limits=(50, 5000), values=[64, 256, 1024, 4096]) == ["64", "256", "1024", "4096"]  # not 1.02e+03
     assert figure(limits=(9.5, 10.5)) == ["9.5", "10.5"]  # only 10 is a 1-2-5 tick inside: the ends
     assert figure(limits=(0.0123, 0.0124), axis="y")  # distinct digits, not 0.0123 three times
     assert not any("e+" in label for label in figure(limits=(300, 3000)))
