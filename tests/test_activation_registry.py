@@ -161,6 +161,10 @@ def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults
     (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: (sp.Integer(1),)), "dual gives 1 expressions, not the pair"),
     (dict(phi=lambda p: sp.sin(activations.x), dual=lambda p: ("__import__('os')", 1)),  # text is never parsed
      "dual gives (\"__import__('os')\", 1), not sympy expressions"),
+    # the function itself, not a factory: every network raised "tanh requires ndarray ... got <class 'dict'>" (trial)
+    (dict(phi=lambda p: sp.tanh(activations.x), jax=lambda z: z + 1), "jax raised TypeError when called with the "
+                                                                      "parameters (jax must map the parameters"),
+    (dict(phi=lambda p: sp.tanh(activations.x), jax=lambda p: 3), "jax gives int, not a function"),
 ])
 def test_register_says_what_is_wrong_with_code_in_one_line(entry, words):
     """A phi that raises was a raw KeyError; a default for no parameter was accepted silently."""

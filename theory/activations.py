@@ -173,6 +173,22 @@ def check_entry(activation: Activation) -> None:
                                 "default parameters") from None
         if activation.dual is not None:
             _check_dual_symbols(activation)
+        if activation.jax is not None:
+            _check_jax_factory(activation)
+
+
+def _check_jax_factory(activation: Activation) -> None:
+    """RegistryError unless ``jax`` is a factory, parameters -> function: ``jax=jnp.tanh`` itself was accepted, and
+    every network of the entry then raised "tanh requires ndarray or scalar arguments, got <class 'dict'>"."""
+    hint = "jax must map the parameters to a function, e.g. jax=lambda p: jnp.tanh"
+    try:
+        function = activation.jax(dict(activation.defaults))
+    except Exception as error:  # code: whatever it raises, one line
+        raise RegistryError(f"activation {activation.name!r}: jax raised {type(error).__name__} when called with the "
+                            f"parameters ({hint})") from None
+    if not callable(function):
+        raise RegistryError(f"activation {activation.name!r}: jax gives {type(function).__name__}, not a function "
+                            f"({hint})")
 
 
 def _check_dual_symbols(activation: Activation) -> None:
