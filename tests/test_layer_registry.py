@@ -143,3 +143,36 @@ def test_positive_homogeneity_is_each_kinds_trait(scale_kind):
         assert not parse_spec("dense > unsaid > relu > dense").positively_homogeneous
     finally:
         layers.unregister_layer_kind(Unsaid)
+
+
+def test_a_kinds_step_is_checked_when_a_spec_names_it():
+    """A registered kind whose step returns a plain tuple, or uses a symbol of its own, raised AttributeError or
+    NameError from generated code inside the kernels (a trial); a spec naming it is now refused in one line."""
+    import dataclasses
+
+    import sympy as sp
+
+    @dataclasses.dataclass(frozen=True)
+    class Tup(layers.Layer):
+        kind, names, noun = "tup", ("tup",), "a tup layer"
+
+        def step(self, state=layers.SYMBOLIC_STATE):
+            return tuple(state.as_tuple())
+
+        def map_variance(self, variance, activation_mean):
+            return variance
+
+    @dataclasses.dataclass(frozen=True)
+    class Own(Tup):
+        kind, names, noun = "own", ("own",), "an own layer"
+
+        def step(self, state=layers.SYMBOLIC_STATE):
+            return layers.PairState(*(sp.Symbol("q") * value for value in state.as_tuple()))
+
+    for kind, words in ((Tup, "its step returns tuple, not a theory.layers.PairState"),
+                        (Own, "its step uses symbols other than theory.layers' state, dual pair and n_in (q)")):
+        layers.register_layer_kind(kind)
+        try:
+            assert words in _refusal(f"dense > {kind.kind} > relu > dense")
+        finally:
+            layers.unregister_layer_kind(kind)

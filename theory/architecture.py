@@ -231,7 +231,43 @@ def canonical_layer(layer):
     kind's own rules (theory.layers.Layer.canonical)."""
     if not isinstance(layer, L.layer_kinds()):
         raise SpecError(f"not a layer of theory.layers: {layer!r}")
-    return layer.canonical()
+    layer = layer.canonical()
+    try:
+        problem = _step_problem(layer)
+    except TypeError:  # an unhashable layer of a user's kind: checked without the cache
+        problem = _step_problem.__wrapped__(layer)
+    if problem:
+        raise SpecError(f"{type(layer).__name__} layer {layer!r}: {problem}")
+    return layer
+
+
+@functools.lru_cache(maxsize=1024)
+def _step_problem(layer) -> str | None:
+    """What is wrong with a (per-unit) layer's symbolic step, in words, or None: it must give a
+    theory.layers.PairState of sympy expressions in theory.layers.STEP_ARGUMENTS alone. A registered kind whose step
+    returned a plain tuple, or used a symbol of its own, raised AttributeError or NameError from generated code
+    inside the kernels (a trial). Spatial and pooling steps read patches and pooled states: not checked here."""
+    if layer.spatial or layer.pooling:
+        return None
+    try:
+        state = layer.step()
+    except NotImplementedError:  # no kernel step: Architecture.has_kernel says so where a kernel is needed
+        return None
+    except Exception as error:  # code: whatever it raises, one line
+        return f"its step raised {type(error).__name__}: {error}"
+    if not isinstance(state, L.PairState):
+        return (f"its step returns {type(state).__name__}, not a theory.layers.PairState (Sigma(x, x), Sigma(x, x'), "
+                "Sigma(x', x'), Theta)")
+    try:
+        values = [sp.sympify(value, strict=True) for value in state.as_tuple()]
+    except sp.SympifyError:
+        return "its step gives values that are not sympy expressions"
+    strays = sorted({symbol.name for value in values for symbol in value.free_symbols
+                     if symbol not in L.STEP_ARGUMENTS})
+    if strays:
+        return (f"its step uses symbols other than theory.layers' state, dual pair and n_in ({', '.join(strays)}); "
+                "build it from theory.layers.SYMBOLIC_STATE")
+    return None
 
 
 def _weight_layers(chain: tuple) -> list:
