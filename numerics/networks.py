@@ -172,9 +172,25 @@ def stax_layer(layer, units: int | None = None, *, numerical_degree: int = NUMER
 
 
 def _described_stax(layer, units, numerical_degree):
-    """The stax layer that ``layer.stax(units)`` describes as (name, args, kwargs) (theory imports no JAX)."""
-    name, args, kwargs = layer.stax(units)
-    return getattr(neural_tangents().stax, name)(*args, **kwargs)
+    """The stax layer that ``layer.stax(units)`` describes as (name, args, kwargs) (theory imports no JAX). A kind
+    without one, or one naming no stax layer, is a ValueError in one line (a trial's registered kinds raised
+    NotImplementedError and AttributeError out of the commands)."""
+    what = f"{type(layer).__name__} layer {layer!r}"
+    try:
+        name, args, kwargs = layer.stax(units)
+    except NotImplementedError:
+        raise ValueError(f"{what} has no neural-tangents layer (its kind's stax): no network of it can be built, "
+                         "only its analytic kernels") from None
+    except Exception as error:  # a kind's code: whatever it raises, one line
+        raise ValueError(f"{what}: its stax raised {type(error).__name__}: {error}") from None
+    stax = neural_tangents().stax
+    if not (isinstance(name, str) and callable(getattr(stax, name, None))):
+        raise ValueError(f"{what}: its stax names {name!r}, which is not a layer of neural_tangents.stax")
+    try:
+        return getattr(stax, name)(*args, **kwargs)
+    except Exception as error:  # wrong arguments for that layer
+        raise ValueError(f"{what}: neural_tangents.stax.{name}{tuple(args)} raised {type(error).__name__}: "
+                         f"{error}") from None
 
 
 def _activation_stax(layer: ActivationLayer, units, numerical_degree):

@@ -176,3 +176,36 @@ def test_a_kinds_step_is_checked_when_a_spec_names_it():
             assert words in _refusal(f"dense > {kind.kind} > relu > dense")
         finally:
             layers.unregister_layer_kind(kind)
+
+
+def test_a_kind_without_a_usable_stax_layer_is_one_line_when_a_network_is_built():
+    """No stax, or a name neural_tangents.stax lacks: NotImplementedError and AttributeError came out of the commands
+    (a trial); make_network now says which layer and why (a ValueError, which the commands report with exit 2)."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Nope(layers.Layer):
+        kind, names, noun = "nope", ("nope",), "a nope layer"
+
+        def step(self, state=layers.SYMBOLIC_STATE):
+            return state
+
+        def map_variance(self, variance, activation_mean):
+            return variance
+
+        def stax(self, units):
+            return ("Nope", (), {})
+
+    @dataclasses.dataclass(frozen=True)
+    class Bare(Nope):
+        kind, names, noun = "bare", ("bare",), "a bare layer"
+        stax = layers.Layer.stax
+
+    for kind, words in ((Nope, "its stax names 'Nope', which is not a layer of neural_tangents.stax"),
+                        (Bare, "has no neural-tangents layer (its kind's stax)")):
+        layers.register_layer_kind(kind)
+        try:
+            with pytest.raises(ValueError, match=re.escape(words)):
+                networks.make_network(parse_spec(f"dense > {kind.kind} > relu > dense"), 8)
+        finally:
+            layers.unregister_layer_kind(kind)
