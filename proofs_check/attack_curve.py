@@ -48,7 +48,7 @@ def budgets(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from numerics.audit import DATASETS
-    from proofs_check.cli import architecture, folder, positive_float, positive_int, seed
+    from proofs_check.cli import add_no_progress, architecture, folder, positive_float, positive_int, seed
 
     parser.add_argument("--arch", action="append", type=architecture, metavar="SPEC",
                         help=f"architecture (repeatable; default: {' and '.join(repr(a) for a in DEFAULT_ARCHS)})")
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out: finished series are read back, the one in progress resumes "
                              "its training or attack (same settings, --budgets included)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(parser)
     parser.add_argument("--rescale", action="store_true",
                         help="attack Delta theta / s with s = ||Delta theta|| / sqrt(M mean_x Theta_0(x, x)) over M public "
                              "points, so that the coefficients lambda start at their scale (the reconstructions are "

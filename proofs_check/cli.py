@@ -68,6 +68,13 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
+def add_no_progress(parser: argparse.ArgumentParser) -> None:
+    """The --no-progress option of every long-running command (one definition): no bars, and no time-estimate notes,
+    which come with the bars (a trial missed the estimate under --no-progress, as the help did not say)."""
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress bars, nor the notes that estimate the time left (a quiet log)")
+
+
 def positive_int(text: str) -> int:
     value = _integer(text)
     if value < 1:
@@ -879,7 +886,7 @@ def _attack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=folder, default="reports/attack", help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same settings; a larger --steps extends the attack)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(parser)
 
 
 def _attack_settings(args) -> dict[str, Any]:

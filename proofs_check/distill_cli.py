@@ -32,7 +32,7 @@ RANDOM_BASELINE_DRAWS = 5
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from numerics.distill import METHODS
-    from proofs_check.cli import folder, kernel_architecture, positive_float, positive_int, seed
+    from proofs_check.cli import add_no_progress, folder, kernel_architecture, positive_float, positive_int, seed
 
     parser.add_argument("--dataset", choices=list(DISTILL_DATASETS), default="digits-ten-class",
                         help="target set: the training split of scikit-learn's 8x8 digits (test split scores)")
@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=folder, default="reports/distill", help="run folder")
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same settings; a larger --steps extends it)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def _fraction(text: str) -> float:
@@ -471,7 +471,7 @@ numerics.distill.RKIP_FINITE_FILES."""
 
 
 def rkip_finite_arguments(parser: argparse.ArgumentParser) -> None:
-    from proofs_check.cli import folder, kernel_architecture, positive_int, seed
+    from proofs_check.cli import add_no_progress, folder, kernel_architecture, positive_int, seed
 
     parser.add_argument("--n", type=positive_int, default=20, help="training digits (even; at most the distinct ones)")
     parser.add_argument("--recon", type=positive_int, default=10, help="reconstructions M < N")
@@ -489,7 +489,7 @@ def rkip_finite_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in --out (same settings): the stages it finished are read back, the "
                              "one in progress continues from its checkpoint")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(parser)
 
 
 def rkip_finite_settings(args) -> dict[str, Any]:
