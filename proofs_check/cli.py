@@ -203,6 +203,17 @@ def earlier_run(out: Path, command: str, what: str, *, resume: bool) -> dict | N
         raise UsageError(f"{out} holds {with_article(repr(previous.get('command')))} run, not {what}; choose another "
                          "--out")
     if resume and previous is None:  # a misspelt --out, or a folder of results without a run (attack-curve --combine)
+        try:
+            owner = (out / OWNER_FILE).read_text().strip() if (out / OWNER_FILE).is_file() else None
+            files = [path.name for path in out.iterdir() if not path.name.startswith(".")] if out.is_dir() else []
+        except (OSError, UnicodeDecodeError):
+            owner, files = None, ["?"]
+        if owner is not None and owner != command:  # "drop --resume" would then be refused for this very reason
+            raise UsageError(f"nothing to resume in {out}: it holds the results of {owner!r}, not of {command!r}; "
+                             "choose another --out")
+        if files and owner is None:
+            raise UsageError(f"nothing to resume in {out}: it holds no run record (run.json) but other files; choose "
+                             "another --out")
         raise UsageError(f"nothing to resume in {out}: it holds no run record (run.json); drop --resume to start a "
                          "run there")
     return previous

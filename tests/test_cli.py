@@ -919,6 +919,17 @@ def test_resume_refuses_a_folder_without_a_run(tmp_path, capsys):
         assert main([*argv, "--resume", "--out", str(empty)]) == 2
         assert capsys.readouterr().err == (f"proofs-check: error: nothing to resume in {empty}: it holds no run record "
                                            "(run.json); drop --resume to start a run there\n")
+    # another command's folder, or one of other files: "drop --resume" would then be refused in turn (a trial)
+    swept = tmp_path / "swept"
+    swept.mkdir()
+    (swept / ".proofs-check-command").write_text("sweep\n")
+    (swept / "cells.csv").write_text("x\n")
+    assert main(["attack", "--resume", "--out", str(swept)]) == 2
+    assert "it holds the results of 'sweep', not of 'attack'; choose another --out" in capsys.readouterr().err
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "cat.jpg").write_text("meow")
+    assert main(["distill", "--resume", "--out", str(tmp_path / "photos")]) == 2
+    assert "holds no run record (run.json) but other files; choose another --out" in capsys.readouterr().err
     # attack-curve's --combine and the options of a run say two things: a typed --combine adds no recorded --arch
     (tmp_path / "curve").mkdir()
     write_run(tmp_path / "curve", {"command": "attack-curve", "settings": {}, "options": {"arch": ["--arch=relu:2"]}})
