@@ -167,6 +167,10 @@ def check_entry(activation: Activation) -> None:
             if own:  # sp.Symbol("x") is another symbol than the variable (its assumptions differ)
                 raise RegistryError(f"activation {activation.name!r}: phi uses its own Symbol('x'); build it from "
                                     "theory.activations.x, the variable of every activation") from None
+            if isinstance(error, sp.SympifyError):  # text, or an object sympy has no expression for
+                raise RegistryError(f"activation {activation.name!r}: phi gives {error.expr!r}, not a sympy "
+                                    "expression (text is never parsed): build it from theory.activations.x and "
+                                    "sympy's functions, e.g. sp.log(1 + sp.exp(x))") from None
             raise RegistryError(f"activation {activation.name!r}: {error}") from None
         except Exception as error:  # phi is code: whatever it raises, say so in one line
             raise RegistryError(f"activation {activation.name!r}: phi raised {type(error).__name__}: {error} at the "

@@ -125,10 +125,18 @@ def check_positive(name: str, value, *, zero: bool = False) -> float:
 # Layer validation: every layer object of a chain passes through here (parsed or constructed)
 # ------------------------------------------------------------------------------------------------
 
+def unknown_activation(name: str, where: str = "", alternatives: str = "") -> SpecError:
+    """The refusal of an activation name the registry lacks (one text for every place a spec names one): a name
+    registered by the user's own code in another process (a saved model of it, read in a shell) gets the hint."""
+    return SpecError(f"unknown activation {name!r}{where}; known: {', '.join(ACTIVATION_PARAMETERS)}{alternatives} "
+                     "(an activation registered by your own code, theory.activations.register, must be registered in "
+                     "this process too)")
+
+
 def canonical_activation(name: str, params=()) -> L.Activation:
     """A validated activation layer: a registered name, its parameters only, defaults filled in, sorted."""
     if name not in ACTIVATION_PARAMETERS:
-        raise SpecError(f"unknown activation {name!r}; known: {', '.join(ACTIVATION_PARAMETERS)}")
+        raise unknown_activation(name)
     allowed = ACTIVATION_PARAMETERS[name]
     given = dict(params)
     for key in given:
@@ -896,7 +904,7 @@ class LayerOptions:
     def activation(self, name: str) -> L.Activation:
         """The activation ``name`` with the parameters among the options (canonical_activation)."""
         if name not in ACTIVATION_PARAMETERS:
-            raise SpecError(f"unknown activation {name!r} in {self.where}; known: {', '.join(ACTIVATION_PARAMETERS)}")
+            raise unknown_activation(name, f" in {self.where}")
         allowed = ACTIVATION_PARAMETERS[name]
         params = {}
         for key in list(self._items):
@@ -966,9 +974,7 @@ def parse_spec(spec: str) -> Architecture:
     parts = spec.strip().split(":")
     activation = parts[0].strip().lower()
     if activation not in ACTIVATION_PARAMETERS:
-        raise SpecError(f"unknown activation {activation!r} in spec {spec!r}; "
-                        f"known: {', '.join(ACTIVATION_PARAMETERS)}; "
-                        f"or a chain of layers ({', '.join(L.layer_names())})")
+        raise unknown_activation(activation, f" in spec {spec!r}", f"; or a chain of layers ({', '.join(L.layer_names())})")
     if len(parts) < 2:
         raise SpecError(f"spec {spec!r} lacks a depth; expected ACTIVATION:DEPTH, e.g. {activation}:2")
     try:
