@@ -542,11 +542,7 @@ def test_rkip_finite_ctrl_c_between_fresh_networks_resumes_to_the_same_result(rk
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    out = tmp_path / "run"
-    argv = [*RKIP_SMALL, "--steps", "200", "--out", str(out)]
-    with monkeypatch.context() as patch:
-        patch.setattr(distill, "network_accuracy", three_then_ctrl_c)
-        assert main(argv) == 130
+    out = _interrupted_rkip_run(monkeypatch, "network_accuracy", three_then_ctrl_c, tmp_path)
     assert capsys.readouterr().err == (f"proofs-check: interrupted; {out} keeps the trained network, the "
                                        "reconstructions and 3 of 6 fresh networks' accuracies: rerun with --resume to "
                                        "continue\n")
@@ -573,6 +569,18 @@ def test_rkip_finite_ctrl_c_between_fresh_networks_resumes_to_the_same_result(rk
     assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)
 
 
+def _interrupted_rkip_run(monkeypatch, name: str, replacement, tmp_path):
+    """A 200-step rkip-finite run in tmp_path/run with numerics.distill's ``name`` replaced (a Ctrl-C inside it):
+    exit 130; returns the run folder."""
+    from numerics import distill
+
+    out = tmp_path / "run"
+    with monkeypatch.context() as patch:
+        patch.setattr(distill, name, replacement)
+        assert main([*RKIP_SMALL, "--steps", "200", "--out", str(out)]) == 130
+    return out
+
+
 def test_rkip_finite_ctrl_c_in_the_attack_resumes_from_its_checkpoint(rkip_run, tmp_path, monkeypatch, capsys):
     """Ctrl-C during the attack (one whose KeyboardInterrupt Python discarded: the attack stops after its first
     chunk, once saved) keeps the trained network and the attack's checkpoint; --resume continues the attack from
@@ -586,11 +594,8 @@ def test_rkip_finite_ctrl_c_in_the_attack_resumes_from_its_checkpoint(rkip_run, 
         press_ctrl_c_where_python_discards_it()
         return real(*args, **kwargs)
 
-    out = tmp_path / "run"
+    out = _interrupted_rkip_run(monkeypatch, "rkip_finite", ctrl_c_then_attack, tmp_path)
     argv = [*RKIP_SMALL, "--steps", "200", "--out", str(out)]
-    with monkeypatch.context() as patch:
-        patch.setattr(distill, "rkip_finite", ctrl_c_then_attack)
-        assert main(argv) == 130
     assert capsys.readouterr().err == (f"proofs-check: interrupted at step 100 of 200 (the attack); {out} keeps the "
                                        "trained network and the attack at step 100 of 200 (its checkpoint): rerun "
                                        "with --resume to continue\n")
