@@ -90,14 +90,16 @@ def tradeoff_figure(path, rows, *, title: str, trivial_models: Mapping[str, tupl
             label=f"baseline: trained on the {base.size} private points")
     markers = {None: "o", 0.5: "s", 1.0: "^", 1.5: "D"}
     distilled = distilled_rows(rows)
-    for r in sorted({row.min_distance for row in distilled}, key=lambda v: -1 if v is None else v):
+    for series, r in enumerate(sorted({row.min_distance for row in distilled}, key=lambda v: -1 if v is None else v)):
         chosen = [row for row in distilled if row.min_distance == r]
         ax.plot([row.test_accuracy for row in chosen], [row.revealed for row in chosen], markers.get(r, "v"),
                 linestyle="none", label="distilled, no distance constraint" if r is None
                 else f"distilled, min distance {r:g}")
         for row in chosen:
-            ax.annotate(str(row.size), (row.test_accuracy, row.revealed), textcoords="offset points", xytext=(4, 4),
-                        fontsize=7)
+            # each series' size labels one line higher: two series at nearly one point printed "10" over "10" as
+            # "110" (a trial)
+            ax.annotate(str(row.size), (row.test_accuracy, row.revealed), textcoords="offset points",
+                        xytext=(4, 4 + 9 * series), fontsize=7, color=ax.lines[-1].get_color())
     for row in rows:
         if row.kind == "class means":
             ax.plot([row.test_accuracy], [row.revealed], "kP", markersize=9, linestyle="none",
