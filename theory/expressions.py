@@ -575,6 +575,35 @@ def _aliasing(expr: sp.Expr, scale: float) -> float:
         return 0.0
 
 
+SMALLER_SCALES = 48
+"""Scales sqrt(q) r^-j, j = 1 .. SMALLER_SCALES, r = 10^(1/48) (4.9% apart, down to sqrt(q) / 10), at which the step
+halving also runs: the kernels are used at every variance up to a layer's q, and a small fast component (tanh(x) +
+sin(60*x)/1000) aliases where k sqrt(q') meets 2 pi / h, below the q checked (a review: kernels 1.7e-2 off, accepted;
+halving 1.1e-9 at q = 1, 0.15 at q = 0.555). An alias window is +-8% wide in scale at its first multiple, so steps
+of 4.9% cannot step over it."""
+
+
+@functools.lru_cache(maxsize=1024)
+def _smaller_scales_change(expr: sp.Expr, variance: float) -> tuple[float, float]:
+    """(the largest step-halving change of E[phi(u)^2] or E[phi'(u)^2] over the :data:`SMALLER_SCALES` scales below
+    sqrt(variance), the variance where it is largest); (0, variance) where nothing could be evaluated (the caller's
+    own test at ``variance`` reports that)."""
+    worst, where = 0.0, variance
+    fine_nodes = 2 * QUADRATURE_NODES - 1
+    for j in range(1, SMALLER_SCALES + 1):
+        scale = math.sqrt(variance) * 10 ** (-j / SMALLER_SCALES)
+        for function in _math_functions(expr):
+            try:
+                coarse = _gaussian_mean_square(lambda z: function(scale * z), QUADRATURE_NODES)
+                fine = _gaussian_mean_square(lambda z: function(scale * z), fine_nodes)
+            except (ArithmeticError, ValueError, TypeError, NameError):
+                continue
+            change = abs(coarse - fine) / fine if fine else abs(coarse - fine)
+            if math.isfinite(change) and change > worst:
+                worst, where = change, scale**2
+    return worst, where
+
+
 def _halving_change(function: Callable[[float], float], scale: float = 1.0) -> tuple[float, float]:
     """(E[f(scale u)^2], u ~ N(0, 1), at the finer step, the error estimate of :data:`QUADRATURE_RESOLUTION`): the
     larger relative change of the kernels' rule when its step is halved or its range widened by
@@ -608,7 +637,8 @@ def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
         except (TypeError, NameError):
             return math.nan, math.nan
     (mean_square, phi_change), (_, derivative_change) = changes
-    return mean_square, max(phi_change, derivative_change, _aliasing(expr, math.sqrt(variance)))
+    return mean_square, max(phi_change, derivative_change, _aliasing(expr, math.sqrt(variance)),
+                            _smaller_scales_change(expr, float(variance))[0])
 
 
 def beyond(value: float, bound: float) -> str:
@@ -643,6 +673,12 @@ def quadrature_problem(expr: sp.Expr, source: str) -> str | None:
         return (f"phi={source} oscillates too fast for the kernels' quadrature: at u ~ N(0, 1) its frequency, twice "
                 f"over in a product, comes within reach of the rule's 2 pi / step = {ALIASING_FREQUENCY:.3g} (aliasing "
                 f"estimate {beyond(aliasing, QUADRATURE_RESOLUTION)}, at most {QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
+    smaller, where = _smaller_scales_change(expr, 1.0)
+    if smaller > QUADRATURE_RESOLUTION:
+        return (f"phi={source} has a part too fast for the kernels' quadrature at smaller variances, which the "
+                f"kernels also meet: at u ~ N(0, {where:.3g}) E[phi(u)^2] or E[phi'(u)^2] changes by "
+                f"{beyond(smaller, QUADRATURE_RESOLUTION)} relative when its step is halved (at most "
+                f"{QUADRATURE_RESOLUTION:g}); its kernels would be that far off")
     return None
 
 
