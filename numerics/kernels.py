@@ -151,6 +151,9 @@ where it matters (a review measured every accepted entry within 1e-10 of the sca
 phi cancels: exp(x) at rho = -1 (E[e^u e^-u] = 1 from terms of size e^{2a}) is 1.3e-8 off at a = 9, 1e-6 at a = 12.
 The quadrature itself sees only [-HERMITE_RANGE, HERMITE_RANGE]: mass of phi^2 beyond it escapes both tests
 (3e-10 of q for exp(x) at a = 24, the largest variance its halving test passes)."""
+DIAGONAL_PRICE_BELOW = 1e-12
+"""Variances at or below which the diagonal's slope is Price's E[phi'^2 + phi phi''] (:func:`_quadrature_pair`'s
+value_diagonal): there u = sqrt(a) z is within 1e-5 of 0 at every node, where that rule is exact to round-off."""
 HERMITE_BATCH = 64
 """Variances whose coefficients are computed at once (memory: batch x 513 nodes x 4 derivative orders)."""
 
@@ -385,13 +388,34 @@ def _quadrature_pair(kernel: DualKernel, *, tolerance: float | None = None):
 
     pair.series_bounds, pair.tangent_by_series, pair.rule_pair = series_bounds, tangent_by_series, rule_pair
 
+    def diagonal_terms(a):
+        """The 1-D rule's nodes u = sqrt(a) z and weights, shaped to broadcast against ``a``."""
+        z = nodes.reshape((1,) * a.ndim + (-1,))
+        return jnp.sqrt(a)[..., None] * z, weights.reshape(z.shape)
+
+    @jax.custom_jvp
     def value_diagonal(a):
         """E[phi(sqrt(a) z)^2] by the 129-node 1-D rule, not by the series' Parseval sum: theory.expressions' resolution
         check reads this very rule (one definition), which needs no truncation; the series at rho = 1 is within
         its tail T_K(a) <= HERMITE_TOLERANCE q(a) of it where taken (measured <= 1e-15 at unit variance)."""
-        z = nodes.reshape((1,) * a.ndim + (-1,))
-        w = weights.reshape(z.shape)
-        return jnp.sum(w * derivative_of(0, jnp.sqrt(a)[..., None] * z) ** 2, axis=-1)
+        u, w = diagonal_terms(a)
+        return jnp.sum(w * derivative_of(0, u) ** 2, axis=-1)
+
+    @value_diagonal.defjvp
+    def value_diagonal_jvp(primals, tangents):
+        """The rule's own slope, sum_j w_j phi(u_j) phi'(u_j) z_j / sqrt(a) (what autodiff gives: the exact slope of
+        the computed value), where a > DIAGONAL_PRICE_BELOW; below, Price's theorem d/da E[phi(u)^2] =
+        E[phi'(u)^2 + phi(u) phi''(u)] by the same rule, finite at a = 0, where autodiff went through d sqrt(a) / da
+        and gave NaN (every input of zero variance, an all-zero row without biases, had a NaN gradient from the
+        second layer on: a review). Price's form everywhere put tanh(3*x)'s Gram gradient 4e-4 off the rule's."""
+        (a,), (da,) = primals, tangents
+        u, w = diagonal_terms(a)
+        value = jnp.sum(w * derivative_of(0, u) ** 2, axis=-1)
+        far = a > DIAGONAL_PRICE_BELOW
+        root = jnp.sqrt(jnp.where(far, a, 1.0))[..., None]
+        own = jnp.sum(w * derivative_of(0, u) * derivative_of(1, u) * u / root**2, axis=-1)  # z / sqrt(a) = u / a
+        price = jnp.sum(w * (derivative_of(1, u) ** 2 + derivative_of(0, u) * derivative_of(2, u)), axis=-1)
+        return value, jnp.where(far, own, price) * da
 
     return pair, value_diagonal
 

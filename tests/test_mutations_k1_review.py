@@ -77,8 +77,8 @@ def test_flatten_without_the_positions_in_its_fan_in_fails_k1(monkeypatch, tmp_p
 def test_quadrature_diagonal_at_the_wrong_scale_fails_k1(step_name, monkeypatch, tmp_path):
     """The quadrature's value_diagonal with u = a z instead of sqrt(a) z: (a) compares the diagonal with scipy, (b)
     a two-layer tanh (whose second layer reads the diagonal) with neural-tangents' ElementwiseNumerical."""
-    mutation = _mutated(kernels, "_quadrature_pair", "derivative_of(0, jnp.sqrt(a)[..., None] * z)",
-                        "derivative_of(0, a[..., None] * z)")
+    mutation = _mutated(kernels, "_quadrature_pair", "return jnp.sqrt(a)[..., None] * z, weights",
+                        "return a[..., None] * z, weights")
     failed = _fails_only_when_mutated(monkeypatch, tmp_path, step_name, "expr:2:sw=1.3:sb=0.1:phi=tanh(x)",
                                       kernels, "_quadrature_pair", mutation)
     assert any("quadrature" in line for line in failed), failed
