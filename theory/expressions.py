@@ -522,6 +522,10 @@ The 2-D rule meets frequencies up to 2 w of phi(sqrt(a) z) (a product of two) an
 one in between: the step halving of E[phi(u)^2] sees only those that land on 0 exactly."""
 
 
+FINE_NODES = 2 * QUADRATURE_NODES - 1
+"""Nodes of the halved step (same range): the finer rule of every resolution test."""
+
+
 def _aliasing_estimate(first: Callable[[float], float], third: Callable[[float], float], scale: float) -> float:
     """The kernels' error from frequencies their step cannot resolve: phi(scale z)'s frequency
     w = scale (E[phi3(scale z)^2] / E[phi1(scale z)^2])^(1/4), phi1 and phi3 its first and third derivatives (exact
@@ -530,11 +534,10 @@ def _aliasing_estimate(first: Callable[[float], float], third: Callable[[float],
     alias lands on 0 (measured for sin(k x) at unit variance: k = 20 gives 1.6e-5, the halving test's own 1.8e-5
     there; k = 50, 100, 1000 gave kernels up to 1 off, a Gram matrix asymmetric by 0.23, while the halving test
     passed them; k = 19 gives 2e-10)."""
-    fine_nodes = 2 * QUADRATURE_NODES - 1
-    slope = _gaussian_mean_square(lambda z: first(scale * z), fine_nodes)
+    slope = _gaussian_mean_square(lambda z: first(scale * z), FINE_NODES)
     if not slope > 0:  # phi constant (or its slope not finite: the halving test reports that)
         return 0.0
-    frequency = scale * (_gaussian_mean_square(lambda z: third(scale * z), fine_nodes) / slope) ** 0.25
+    frequency = scale * (_gaussian_mean_square(lambda z: third(scale * z), FINE_NODES) / slope) ** 0.25
     if not math.isfinite(frequency) or 2 * frequency >= ALIASING_FREQUENCY:
         return 1.0
     return math.exp(-((ALIASING_FREQUENCY - 2 * frequency) ** 2) / 2)
@@ -589,16 +592,13 @@ def _smaller_scales_change(expr: sp.Expr, variance: float) -> tuple[float, float
     sqrt(variance), the variance where it is largest); (0, variance) where nothing could be evaluated (the caller's
     own test at ``variance`` reports that)."""
     worst, where = 0.0, variance
-    fine_nodes = 2 * QUADRATURE_NODES - 1
     for j in range(1, SMALLER_SCALES + 1):
         scale = math.sqrt(variance) * 10 ** (-j / SMALLER_SCALES)
         for function in _math_functions(expr):
             try:
-                coarse = _gaussian_mean_square(lambda z: function(scale * z), QUADRATURE_NODES)
-                fine = _gaussian_mean_square(lambda z: function(scale * z), fine_nodes)
+                _, change = _step_halving(lambda z: function(scale * z))
             except (ArithmeticError, ValueError, TypeError, NameError):
                 continue
-            change = abs(coarse - fine) / fine if fine else abs(coarse - fine)
             if math.isfinite(change) and change > worst:
                 worst, where = change, scale**2
     return worst, where
@@ -611,16 +611,20 @@ def _halving_change(function: Callable[[float], float], scale: float = 1.0) -> t
     or ValueError (overflow, a math domain error), TypeError or NameError (a function the math module lacks)."""
     def scaled(z):
         return function(scale * z)
-    fine_nodes = 2 * QUADRATURE_NODES - 1
-    extra_steps = math.ceil(TAIL_EXTENSION * (fine_nodes - 1) / (2 * QUADRATURE_RANGE))
-    sums = [_gaussian_mean_square(scaled, QUADRATURE_NODES), _gaussian_mean_square(scaled, fine_nodes),
-            _gaussian_mean_square(scaled, fine_nodes, extra_steps)]
-    if not all(map(math.isfinite, sums)):
+    extra_steps = math.ceil(TAIL_EXTENSION * (FINE_NODES - 1) / (2 * QUADRATURE_RANGE))
+    fine, halving = _step_halving(scaled)
+    wide = _gaussian_mean_square(scaled, FINE_NODES, extra_steps)
+    if not (math.isfinite(fine) and math.isfinite(halving) and math.isfinite(wide)):
         return math.inf, math.inf
-    coarse, fine, wide = sums
-    halving = abs(coarse - fine) / fine if fine else abs(coarse - fine)
     widening = abs(wide - fine) / wide if wide else 0.0  # relative to the wider sum: the truth where mass lies past
     return fine, max(halving, widening)
+
+
+def _step_halving(function: Callable[[float], float]) -> tuple[float, float]:
+    """(E[f(u)^2] at the halved step, its relative change from the kernels' step), u ~ N(0, 1)."""
+    coarse = _gaussian_mean_square(function, QUADRATURE_NODES)
+    fine = _gaussian_mean_square(function, FINE_NODES)
+    return fine, abs(coarse - fine) / fine if fine else abs(coarse - fine)
 
 
 def resolution_at(expr: sp.Expr, variance: float) -> tuple[float, float]:
