@@ -1,7 +1,7 @@
 """KIP / RKIP distillation at scale: 10 points per class against N = 20,000 target points, d = 64, relu:2 NTK.
 
-Target set: the 1257 training digits (numerics.data.digits, ten classes, pixels in [0, 1], centered by the
-training mean, targets as numerics.data gives them) plus N - 1257 synthetic digits, each a training digit (drawn
+Target set: the 1258 training digits (numerics.data.digits, ten classes, pixels in [0, 1], centered by the
+training mean, targets as numerics.data gives them) plus N - 1258 synthetic digits, each a training digit (drawn
 uniformly with replacement, seed 0) shifted by one pixel in one of the 8 directions (uniform; the pixels shifted in
 are 0), plus Gaussian noise of standard deviation 0.05 on every pixel, clipped to [0, 1], then centered by the
 same training mean; it keeps its digit's label and target. Runs ``steps`` steps of numerics.distill.distill
@@ -41,7 +41,7 @@ def shift(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def target_set(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(x, y, labels) of the documented extension (module docstring), n >= 1257 rows."""
+    """(x, y, labels) of the documented extension (module docstring), n >= 1258 rows."""
     train = digits(task="ten_class", split="train")
     raw = train.x + train.mean  # back to [0, 1]
     rng = np.random.default_rng(seed)

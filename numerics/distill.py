@@ -7,7 +7,7 @@ Kernel ridge regression on S predicts f_S(x) = Theta(x, X_S) beta_S with beta_S 
 
       L_KIP(X_S, y_S) = (1 / 2N) sum_i || y_i - f_S(x_i) ||^2                          (:func:`kip_loss`)
 
-- RKIP (Loo et al. 2023, arXiv:2302.01428, Sec. 5): minimize the squared RKHS distance between the full-data
+- RKIP (Loo et al. 2023, arXiv:2302.01428): minimize the squared RKHS distance between the full-data
   kernel regressor f_T = Theta(., X_T) alpha, alpha = (K_TT + r_T I)^-1 y_T, and f_S,
 
       L_RKIP(X_S, y_S) = || f_T - f_S ||_H^2 = alpha^T K_TT alpha - 2 alpha^T K_TS beta_S + beta_S^T K_SS beta_S
@@ -285,7 +285,7 @@ def rkip_loss(arch: Architecture, x_support: jax.Array, y_support: jax.Array, x_
               ridge_factor: float = RIDGE_FACTOR) -> jax.Array:
     """L_RKIP = ||f_T - f_S||_H^2 = alpha^T K_TT alpha - 2 sum_blocks alpha_b^T K_bS beta_S + beta_S^T K_SS beta_S.
 
-    Loo et al. 2023 (arXiv:2302.01428), Sec. 5; ``alpha_norm_sq`` = alpha^T K_TT alpha (a constant of X_S).
+    Loo et al. 2023 (arXiv:2302.01428), RKIP; ``alpha_norm_sq`` = alpha^T K_TT alpha (a constant of X_S).
     """
     k_ss = analytic_ntk(arch, x_support)
     m = k_ss.shape[0]

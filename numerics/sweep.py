@@ -4,7 +4,7 @@ A *cell* is one setting: dataset (digits-odd-even, sphere), hidden width m, trai
 parametrization (ntk, standard), training (linearized, standard) and seed. Each cell
 
 1. draws the data (:func:`numerics.audit.load_dataset`) and a relu network of ``DEPTH`` hidden layers, trains
-   it (:func:`numerics.audit.train_on`: heavy-ball full-batch on MSE, step 1 / lambda_max(K_0), until the loss
+   it (:func:`numerics.audit.train_on`: heavy-ball full-batch on MSE, step LEARNING_RATE / lambda_max(K_0), until the loss
    is 1e-10 or the step budget is spent), linearized (the frozen-NTK model) or not;
 2. measures how far training left the frozen-NTK regime (:func:`numerics.movement.measure`: kernel distance,
    relative parameter movement, residual outside span{grad f_0(x_i)});

@@ -285,9 +285,11 @@ def _unmarked_run_files() -> tuple[str, ...]:
 def _refuse_someone_elses_files(path: Path, option: str, command: str) -> None:
     """UsageError when ``path`` (no proofs-check marker, no run record or report) holds entries that are not hidden:
     they are not marked as a proofs-check run's, and a run there would write over any of the same name (a folder of
-    the user's own metrics.json and results once lost them)."""
+    the user's own metrics.json and results once lost them). A subfolder with its own :data:`OWNER_FILE` is another
+    command's results, not the user's: ``sweep --out R/sweep`` then ``run E1 --out R`` reuses the sweep (README)."""
     try:
-        entries = sorted(entry.name for entry in path.iterdir() if not entry.name.startswith("."))
+        entries = sorted(entry.name for entry in path.iterdir()
+                         if not entry.name.startswith(".") and not (entry / OWNER_FILE).is_file())
     except OSError:
         return  # ensure_writable made it (or the marker's write names the problem)
     if not entries:
@@ -528,6 +530,14 @@ def main(argv: list[str] | None = None, *, requests=None) -> int:
     return code
 
 
+def prepare_outputs(command: "Command", args: argparse.Namespace) -> None:
+    """Make each of the command's output folders, refusing (UsageError) one it cannot write or that holds another
+    command's or the user's files (:func:`claim_folder`), and mark it as this command's; before any work."""
+    for destination in command.outputs:
+        ensure_writable(getattr(args, destination), _option(destination))
+        claim_folder(getattr(args, destination), _option(destination), command.name)
+
+
 def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
     """Parse, check and run one command under ``requests`` (numerics.checkpoint.InterruptRequests); map its
     exceptions to one line and an exit status. A Ctrl-C whose KeyboardInterrupt Python discarded is honoured
@@ -541,9 +551,7 @@ def _command(argv: list[str] | None, requests) -> tuple[int, str | None]:
         command = next(c for c in COMMANDS if c.name == args.command)
         args = resumable_options(argv, args, command)
         command.check(args)
-        for destination in command.outputs:
-            ensure_writable(getattr(args, destination), _option(destination))
-            claim_folder(getattr(args, destination), _option(destination), command.name)
+        prepare_outputs(command, args)
         if getattr(args, "resumed_options", None) and getattr(args, "previous", None) is not None:
             from numerics.checkpoint import RUN_RECORD
 

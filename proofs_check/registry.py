@@ -117,13 +117,6 @@ def above(name: str, measured: float, bound: float, reason: str, **details) -> O
                    expected=f"> {bound:.3g}", reason=reason, details=details)
 
 
-def rate(name: str, slope: float, expected: float, tolerance: float, reason: str, **details) -> Outcome:
-    """Pass when a fitted log-log slope is within ``tolerance`` of the predicted exponent."""
-    slope = float(slope)
-    return Outcome(name=name, passed=bool(abs(slope - expected) <= tolerance), measured=slope,
-                   expected=f"slope {expected:g} +- {tolerance:g}", reason=reason, details=details)
-
-
 def not_applicable(name: str, reason: str, *, kind: str = "check", **details) -> Outcome:
     """A step that does not apply here (``reason`` says why): shown as ``n/a``, never as a pass."""
     return Outcome(name=name, passed=False, measured=None, expected="not applicable", reason=reason, kind=kind,

@@ -4,9 +4,10 @@ report.json schema (version 3; version 2 added each outcome's "status", version 
 "passed" as null, neither a pass nor a failure)::
 
     {
-      "schema": 3,
+      "schema": 3, "software": {package: version},
       "profile": "quick" | "full", "seed": int, "archs": [spec, ...], "started": ISO time,
-      "seconds": float, "passed": bool,
+      "seconds": float, "complete": bool, "passed": bool | null (null: incomplete and nothing failed),
+      "not_run": [id, ...], "interrupted_during": id | null,   (only where "complete" is false)
       "claims": [
         {"id": str, "title": str, "statement": str, "assumptions": [str], "passed": bool, "seconds": float,
          "outcomes": [

@@ -26,7 +26,7 @@ from numerics.networks import make_network
 from numerics.training import load_model, save_model
 from proofs_check import registry
 from proofs_check.cli import COMMANDS, main
-from proofs_check.registry import Context, Step, exact, fit_loglog_slope, rate, run_step, within
+from proofs_check.registry import Context, Step, exact, fit_loglog_slope, run_step, within
 from theory import parse_spec
 from theory.architecture import ACTIVATION_PARAMETERS
 from theory.expressions import FUNCTIONS, NOT_SMOOTH
@@ -732,7 +732,6 @@ def test_ctrl_c_after_a_claim_finished_keeps_its_report(tmp_path, monkeypatch, c
 def test_outcome_helpers_can_fail():
     assert not within("x", 2e-10, 1e-10, "r").passed
     assert not within("x", float("nan"), 1.0, "r").passed
-    assert not rate("x", -0.8, -0.5, 0.15, "r").passed
     assert not exact("x", 1).passed and exact("x", 0).passed
 
 

@@ -49,7 +49,7 @@ DEVIATION_FLOOR = 1e-6
 TELESCOPING_TOLERANCE = 1e-12
 """(i)'s telescoping identity holds at every step: round-off of a few matmuls (measured <= 1.7e-15 at seeds 0-2)."""
 MAX_CONDITION = 1e3
-"""The linearized-endpoint tolerances (1e-10 and 1e-8) assume cond(K_0) <= MAX_CONDITION; check (i) asserts it. Pooling
+"""The linearized-endpoint tolerances (ENDPOINT_TOLERANCE and ACCUMULATOR_TOLERANCE) assume cond(K_0) <= MAX_CONDITION; check (i) asserts it. Pooling
 makes the kernel ill-conditioned: cond(K_0) measured 7-13 for relu:2, 94-112 for conv3x3 > relu > gap > dense on
 3x3 images and 265-723 for conv3 > relu > gap > dense, the errors 0.8e-13 ... 3.4e-13 throughout."""
 RATE_TRAIN_STEPS = 20_000
