@@ -235,6 +235,10 @@ class Leakage:
                 out[name]["ssim"] = np.asarray(row["ssim_curve"], dtype=float)
         return out
 
+    def revealed(self, name: str) -> np.ndarray:
+        """(N,) True where row ``name``'s reconstructions reveal private point i (numerics.privacy.is_revealed)."""
+        return privacy.is_revealed(self.ratios[name], self.factor)
+
 
 ATTACK_ROW = "attack"
 

@@ -81,6 +81,12 @@ class Revealed:
         return int(np.sum(self.mask))
 
 
+def is_revealed(ratio: ArrayLike, factor: float) -> np.ndarray:
+    """Which private points count as revealed, from their closeness ratios (:class:`Revealed`): ratio >= factor (the
+    one statement of the rule, for :func:`revealed` and for what marks revealed points, e.g. reconstructions.png)."""
+    return np.asarray(ratio, dtype=float) >= factor
+
+
 def rescaled_distances(recon: np.ndarray, points: np.ndarray) -> np.ndarray:
     """D[j, i] = min_{c >= 0} ||c r_j - x_i|| = sqrt(||x_i||^2 - max(<r_j, x_i>, 0)^2 / ||r_j||^2) (||x_i|| if r_j = 0)."""
     inner = recon @ points.T
@@ -131,7 +137,7 @@ def revealed(recon: ArrayLike, private: ArrayLike, public: ArrayLike, *, factor:
     best = np.argmax(ratios, axis=0)
     columns = np.arange(p.shape[0])
     ratio = ratios[best, columns]
-    return Revealed(mask=ratio >= factor, ratio=ratio, best_recon=best, distance=to_private[best, columns],
+    return Revealed(mask=is_revealed(ratio, factor), ratio=ratio, best_recon=best, distance=to_private[best, columns],
                     factor=float(factor))
 
 

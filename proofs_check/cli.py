@@ -1212,7 +1212,8 @@ def _attack(args) -> int:
                                     ssim_thresholds=privacy.SSIM_THRESHOLDS if dataset.image_shape else (),
                                     title=f"attack vs trivial baselines: {label}")]
     if dataset.image_shape is not None:
-        files.append(figures.matched_reconstruction_grid(out / ATTACK_OUTPUTS["grid"], result.x_recon, dataset, label))
+        files.append(figures.matched_reconstruction_grid(out / ATTACK_OUTPUTS["grid"], result.x_recon, dataset, label,
+                                                       leakage=leakage))
     metrics = {
         **info, "arch": arch.spec, "width": width, "n_recon": args.recon,
         "success_measure": (f"a private point is revealed when some reconstruction is {leakage.factor:g} times closer "

@@ -43,6 +43,8 @@ RECONSTRUCTION_COLUMNS = 10
 """Originals per row of :func:`reconstruction_grid` (each over its reconstruction)."""
 CAPTION_INCHES = 0.15
 """The height an image's caption in :func:`image_grid` takes above it: 6 pt text (0.083 in) and its gap."""
+FRAME_COLOR = "red"
+"""The frame :func:`image_grid` draws around a marked image (:func:`reconstruction_grid`: a revealed private point)."""
 
 
 def _pyplot():
@@ -355,9 +357,12 @@ def leakage_axes(curves: Mapping[str, Mapping[str, np.ndarray]], *, factor: floa
 
 def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
                captions: Sequence[Sequence[str | None]], *, image_shape: tuple[int, ...],
-               value_range: tuple[float, float], title: str, inches_wide: float) -> Path:
+               value_range: tuple[float, float], title: str, inches_wide: float,
+               framed: Sequence[Sequence[bool]] | None = None) -> Path:
     """Images in a grid (``rows`` of flat images, None for an empty cell), each with its caption above it, drawn as
     one mosaic on one axes: one subplot per image took 5 s for 100 images (their layout), the mosaic 0.3 s.
+    ``framed`` (True per cell, in the shape of ``rows``) draws a FRAME_COLOR frame around those images; the title
+    says what it means.
 
     Values are clipped to ``value_range`` (the gray scale's ends); cells are separated by a one-pixel gap, and a row
     with captions leaves room above it for them. The figure is ``inches_wide`` wide and as tall as the mosaic's
@@ -379,9 +384,15 @@ def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
     image_inches = inches_wide * mosaic.shape[0] / mosaic.shape[1]
     fig, ax = plt.subplots(figsize=(inches_wide, image_inches + title_room))
     ax.axis("off")
-    for top, row, row_captions in zip(tops, rows, captions):
-        for column, (image, caption) in enumerate(zip(row, row_captions)):
+    from matplotlib.patches import Rectangle
+
+    frames = framed if framed is not None else [[False] * len(row) for row in rows]
+    for top, row, row_captions, row_frames in zip(tops, rows, captions, frames):
+        for column, (image, caption, frame) in enumerate(zip(row, row_captions, row_frames)):
             left = column * (width + 1)
+            if frame:  # around the image: imshow draws pixel k over k - 0.5 .. k + 0.5
+                ax.add_patch(Rectangle((left - 0.5, top - 0.5), width, height, fill=False, edgecolor=FRAME_COLOR,
+                                       linewidth=1.5, clip_on=False))
             if image is not None:
                 mosaic[top:top + height, left:left + width] = np.clip(np.asarray(image, dtype=float), lo, hi).reshape(
                     image_shape)
@@ -395,26 +406,32 @@ def image_grid(path: str | Path, rows: Sequence[Sequence[np.ndarray | None]],
 
 def reconstruction_grid(path: str | Path, originals: np.ndarray, matched: Sequence[np.ndarray | None],
                         scores: Sequence[float], *, image_shape: tuple[int, ...], value_range: tuple[float, float],
-                        title: str, score_name: str = "SSIM") -> Path:
+                        title: str, score_name: str = "SSIM", framed: Sequence[bool] | None = None) -> Path:
     """Images: each original (best scored first) above its matched reconstruction, the score above each pair.
 
     ``originals`` (N x d) and ``matched`` (N entries, None where nothing was matched) are raw images
-    (the dataset mean added back).
+    (the dataset mean added back); ``framed`` (N entries) frames those originals (the title says why).
     """
     n = len(originals)
     columns = min(n, RECONSTRUCTION_COLUMNS)
-    rows, captions = [], []
+    marked = [False] * n if framed is None else [bool(f) for f in framed]
+    rows, captions, frames = [], [], []
     for start in range(0, n, columns):
         block = range(start, min(start + columns, n))
         rows += [[originals[k] for k in block], [matched[k] for k in block]]
         captions += [[f"{score_name} {scores[k]:.2f}" for k in block], [None] * len(block)]
+        frames += [[marked[k] for k in block], [False] * len(block)]
     return image_grid(path, rows, captions, image_shape=image_shape, value_range=value_range, title=title,
-                      inches_wide=max(1.2 * columns, 3.0))
+                      inches_wide=max(1.2 * columns, 3.0), framed=frames)
 
 
-def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, label: str) -> Path:
+def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, label: str, *,
+                                leakage=None) -> Path:
     """:func:`reconstruction_grid` of an image dataset (numerics.audit.Dataset) and reconstructions in its centred
-    coordinates, matched one to one by SSIM (:func:`numerics.audit.score`), best scored first."""
+    coordinates, matched one to one by SSIM (:func:`numerics.audit.score`), best scored first. With ``leakage``
+    (numerics.audit.leakage of the same reconstructions) the originals its attack row counts as revealed are framed
+    and the title says so: a revealed point need not be the best SSIM match (the success measure asks for some
+    reconstruction closer to it than to every public point), so the frames and the order can disagree."""
     from numerics import audit
 
     scored = audit.score(x_recon, dataset)
@@ -423,7 +440,12 @@ def matched_reconstruction_grid(path: str | Path, x_recon: np.ndarray, dataset, 
     raw = dataset.x + dataset.mean
     matched = [x_recon[recon_of[i]] + dataset.mean if i in recon_of else None for i in order]
     rows = "top row" if len(order) <= RECONSTRUCTION_COLUMNS else "rows 1, 3, ..."  # reconstruction_grid's layout
+    framed, frames = None, ""
+    if leakage is not None:
+        framed = leakage.revealed(audit.ATTACK_ROW)[order]
+        frames = (f"; framed in {FRAME_COLOR}: revealed ({int(framed.sum())} of {framed.size}: some reconstruction is "
+                  f"{leakage.factor:g} times closer to it than to every public point)")
     return reconstruction_grid(path, raw[order], matched, scored.original_scores[order],
                                image_shape=dataset.image_shape, value_range=(float(raw.min()), float(raw.max())),
-                               title=f"originals ({rows}) over their matched reconstructions (SSIM above each); "
-                                     f"{label}")
+                               title=f"originals ({rows}) over their matched reconstructions (SSIM above each)"
+                                     f"{frames}; {label}", framed=framed)

@@ -19,7 +19,17 @@ from test_checkpoint import press_ctrl_c_where_python_discards_it  # tests/ is o
 TINY = ["--n", "4", "--width", "32", "--train-steps", "400", "--no-progress"]
 
 
-def test_attack_trains_attacks_and_scores_beside_the_baselines(tmp_path, capsys):
+def test_attack_trains_attacks_and_scores_beside_the_baselines(tmp_path, capsys, monkeypatch):
+    from proofs_check import figures
+
+    grids = []
+    real_grid = figures.matched_reconstruction_grid
+
+    def grid(*args, **kwargs):
+        grids.append(kwargs)
+        return real_grid(*args, **kwargs)
+
+    monkeypatch.setattr(figures, "matched_reconstruction_grid", grid)
     out = tmp_path / "run"
     assert main(["attack", *TINY, "--steps", "60", "--out", str(out)]) == 0
     captured = capsys.readouterr()
@@ -39,6 +49,8 @@ def test_attack_trains_attacks_and_scores_beside_the_baselines(tmp_path, capsys)
     assert set(metrics["attack"]) >= {"objective", "loss", "loss_unsmoothed"} and metrics["quantities"]
     for name in ("curve.png", "reconstructions.png", "model.npz", "attack_checkpoint.npz", "run.json"):
         assert (out / name).is_file()
+    # reconstructions.png frames the points that the table counts as revealed
+    assert grids[0]["leakage"].revealed(audit.ATTACK_ROW).sum() == rows["attack"]["revealed_count"]
 
     again = tmp_path / "loaded"
     assert main(["attack", "--model", str(out / "model.npz"), "--n", "4", "--steps", "60", "--out", str(again),

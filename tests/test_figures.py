@@ -93,6 +93,32 @@ def test_an_image_grid_is_as_tall_as_its_mosaic(tmp_path, monkeypatch):
     assert titles[-1].startswith("originals (top row) over their matched reconstructions")
 
 
+def test_reconstructions_frame_the_points_the_success_measure_counts_as_revealed(tmp_path, monkeypatch):
+    """reconstructions.png frames each original that numerics.audit.Leakage counts as revealed (a trial saw 10 images
+    at SSIM 0.69-0.98 with only 1 revealed and nothing telling which), and its title says what a frame means; the
+    frames follow the SSIM order of the originals, not the dataset's."""
+    from matplotlib.patches import Rectangle
+
+    from numerics import audit, privacy
+
+    drawn = []
+    monkeypatch.setattr(figures, "save", lambda fig, path: drawn.append(fig))
+    dataset = audit.load_dataset("digits-odd-even", 6, seed=0)
+    x_recon = dataset.x[:4] + 0.3 * np.random.default_rng(1).standard_normal((4, dataset.d))  # the last 2 unmatched
+    ratios = np.array([1.0, 3.0, privacy.DEFAULT_FACTOR, 0.5, 9.0, 1.9])
+    leakage = audit.Leakage(rows={}, ratios={audit.ATTACK_ROW: ratios}, factor=privacy.DEFAULT_FACTOR)
+    figures.matched_reconstruction_grid(tmp_path / "grid.png", x_recon, dataset, "a label", leakage=leakage)
+    fig, = drawn
+    frames = [p for p in fig.axes[0].patches if isinstance(p, Rectangle)]
+    order = np.argsort(-audit.score(x_recon, dataset).original_scores, kind="stable")
+    columns = sorted(round((p.get_x() + 0.5) / 9) for p in frames)  # 8-pixel images, one-pixel gaps
+    assert columns == sorted(np.flatnonzero(ratios[order] >= 2.0).tolist()) and len(columns) == 3
+    assert all(p.get_y() == frames[0].get_y() for p in frames)  # on the originals' row
+    title = fig._suptitle.get_text().replace("\n", " ")
+    assert f"framed in {figures.FRAME_COLOR}: revealed (3 of 6: some reconstruction is 2 times closer" in title
+    _close(fig)
+
+
 def _labels(fig, axis):
     fig.canvas.draw()
     ax = fig.axes[0]
