@@ -331,12 +331,12 @@ def from_other_code(rows: Iterable[dict[str, Any]]) -> int:
 
 def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
               report: Callable[[str], None] = lambda line: None, cell_fn: Callable = run_cell,
-              reuse_other_code: bool = True) -> SweepResult:
+              reuse_other_code: bool = True, estimate: bool = True) -> SweepResult:
     """Run every cell of ``grid`` not already stored in ``folder``; returns all rows in grid order.
 
     After each cell its JSON is written, the tables are rewritten with one more row, and ``report`` gets a
     line with the cells done, the cells left and an estimate of the time left (the mean time of the cells
-    computed so far times the cells left). Ctrl-C loses only the cell in progress; rerunning resumes. Each computed
+    computed so far times the cells left; ``estimate=False``: the line without it). Ctrl-C loses only the cell in progress; rerunning resumes. Each computed
     row records :func:`code_fingerprint`; stored cells computed by other code are reused, and ``report`` says how many,
     unless ``reuse_other_code`` is False: then they are computed again (and overwritten).
     """
@@ -376,8 +376,8 @@ def run_sweep(grid: Grid, budget: Budget, folder: str | os.PathLike, *,
         elapsed = time.perf_counter() - start
         left = len(cells) - len(rows)
         report(f"cell {len(rows)}/{len(cells)} done ({cell.dataset} m={cell.width} N={cell.n} {cell.param} "
-               f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s); "
-               f"about {duration(elapsed / computed * left)} left")
+               f"{cell.training} seed {cell.seed}: {_outcome(row)}, {row['seconds']:.1f} s)"
+               + (f"; about {duration(elapsed / computed * left)} left" if estimate else ""))
         raise_if_interrupted()  # a Ctrl-C that Python discarded during the cell stops the sweep here
     return SweepResult(rows=[rows[i] for i in range(len(cells))], computed=computed, reused=reused,
                        seconds=time.perf_counter() - start, csv_path=csv_path, json_path=json_path,

@@ -1348,6 +1348,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--recompute-other-code", action="store_true",
                         help="compute again the stored cells that other code computed (another version of numerics/ or "
                              "theory/, or cells that predate the record); by default they are reused, with a note")
+    add_no_progress(parser)  # its progress is a line per cell: --no-progress drops the line's estimate of the time left
 
 
 def _check_sweep(args) -> None:
@@ -1386,7 +1387,7 @@ def _sweep(args) -> int:
     console = command_console()
     try:
         result = sweep.run_sweep(args.grid, args.budget, args.out, report=console.print,
-                                 reuse_other_code=not args.recompute_other_code)
+                                 reuse_other_code=not args.recompute_other_code, estimate=not args.no_progress)
     except KeyboardInterrupt:
         stored = [sweep.load_cell(args.out, cell, args.budget) for cell in args.grid.cells()]
         done = sum(row is not None and not (args.recompute_other_code and sweep.from_other_code([row]))

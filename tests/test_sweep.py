@@ -60,6 +60,11 @@ def test_sweep_caches_cells_resumes_and_reuses_them_in_a_larger_grid(tmp_path):
     other_budget = sweep.run_sweep(small, sweep.Budget(train_steps=11, attack_steps=10), tmp_path,
                                    cell_fn=fake_cell(calls))
     assert other_budget.computed == 4  # a different budget is a different cell
+    lines.clear()  # sweep --no-progress: the cell lines without the estimate of the time left
+    sweep.run_sweep(small, sweep.Budget(train_steps=12, attack_steps=10), tmp_path, report=lines.append,
+                    cell_fn=fake_cell(calls), estimate=False)
+    cell_lines = [line for line in lines if line.startswith("cell ")]
+    assert len(cell_lines) == 4 and not any("left" in line for line in cell_lines)
 
 
 def test_a_sweep_says_when_it_reuses_cells_computed_by_other_code(tmp_path, monkeypatch):
@@ -149,13 +154,16 @@ def test_cells_whose_network_did_not_fit_are_left_out_like_diverged_ones():
 def test_a_sweep_where_no_network_fitted_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
     dead = dict(dataset="sphere", width=16, n=4, param="ntk", training="standard", seed=0, revealed=0.0,
                 train_stop="budget", train_loss=2.0)
-    monkeypatch.setattr(sweep, "run_sweep", lambda *args, **kwargs: sweep.SweepResult(
-        rows=[dead], computed=1, reused=0, seconds=0.0, csv_path=tmp_path / "r.csv", json_path=tmp_path / "r.json"))
+    estimates = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda *args, **kwargs: estimates.append(kwargs["estimate"]) or
+                        sweep.SweepResult(rows=[dead], computed=1, reused=0, seconds=0.0, csv_path=tmp_path / "r.csv",
+                                          json_path=tmp_path / "r.json"))
     argv = ["sweep", "--datasets", "sphere", "--widths", "16", "--ns", "4", "--params", "ntk", "--trainings",
             "standard", "--seeds", "1", "--out", str(tmp_path / "s")]
     assert cli.main(argv) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no cell's network fitted its training set" in err and "widen" in err, err
+    assert cli.main([*argv, "--no-progress"]) == 1 and estimates == [True, False]  # the shared option, wired
 
 
 def test_regime_boundary_lists_failing_cells_and_the_smallest_width_per_n():
