@@ -531,19 +531,25 @@ def rkip_finite_check(args) -> None:
         raise UsageError(str(error)) from None
 
 
-def rkip_finite_kept(out: Path, args=None) -> list[str]:
-    """What the run folder ``out`` keeps of an RKIP-finite run, stage by stage, in words (for the Ctrl-C line)."""
+def rkip_finite_kept(out: Path, args=None, interruption: KeyboardInterrupt | None = None) -> list[str]:
+    """What the run folder ``out`` keeps of an RKIP-finite run, stage by stage, in words (for the Ctrl-C line).
+    ``interruption`` (numerics.checkpoint.Interrupted) says whether the loop it stopped had ended (training that met
+    its loss target before its budget: its checkpoint is complete, not "at step 205 of 5000")."""
     from numerics.checkpoint import Checkpoint, CheckpointError
     from numerics.distill import RKIP_FINITE_FILES, RKIP_FINITE_NETWORK_SEEDS, rkip_finite_stages
 
     files = {key: out / name for key, name in RKIP_FINITE_FILES.items()}
     stages = rkip_finite_stages(out)
+    step = getattr(interruption, "step", None)
+    ended = {interruption.what: step} if step and step == interruption.total else {}
 
     def checkpoint(key, kind, what, budget):
         try:
             step = Checkpoint(files[key], kind=kind).peek()[0]
         except CheckpointError:  # absent or unreadable
             return []
+        if ended.get(what) == step:
+            return [f"{what} complete at step {step} (its checkpoint)"]
         return [f"{what} at step {step}{'' if budget is None else f' of {budget}'} (its checkpoint)"]
 
     if "training" not in stages or not files["model"].is_file():
@@ -566,7 +572,7 @@ def rkip_finite_interrupted(args, interruption: KeyboardInterrupt) -> str:
 
     where = step_text(interruption)
     out = getattr(args, "out", None)
-    kept = rkip_finite_kept(out, args) if isinstance(out, Path) and getattr(args, "running", False) else []
+    kept = rkip_finite_kept(out, args, interruption) if isinstance(out, Path) and getattr(args, "running", False) else []
     if not kept:
         return f"interrupted{where}; nothing was saved yet: rerun the same command to start again"
     shown = kept[0] if len(kept) == 1 else f"{', '.join(kept[:-1])} and {kept[-1]}"

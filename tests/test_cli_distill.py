@@ -620,6 +620,24 @@ def test_rkip_finite_ctrl_c_in_the_attack_resumes_from_its_checkpoint(rkip_run, 
     assert _numbers(json.loads((out / "rkip_finite.json").read_text())) == _numbers(reference)
 
 
+def test_rkip_finite_ctrl_c_after_training_met_its_target_says_training_is_complete(tmp_path):
+    """Ctrl-C in training's last chunk, where it met its loss target at step 205 of a 5000-step budget: the line said
+    the folder keeps "training at step 205 of 5000", as if 4795 steps were still to go (review27b F5); one that
+    stopped training midway still names the budget."""
+    import argparse
+
+    from proofs_check.distill_cli import rkip_finite_interrupted
+
+    Checkpoint(tmp_path / "train_checkpoint.npz", kind="train", settings={}).save((np.zeros(2),), step=205,
+                                                                                  budget=5000)
+    args = argparse.Namespace(out=tmp_path, running=True, train_steps=5000, steps=200)
+    ended = rkip_finite_interrupted(args, Interrupted(205, total=205, what="training"))
+    assert ended == (f"interrupted with training complete at step 205; {tmp_path} keeps training complete at step 205 "
+                     "(its checkpoint): rerun with --resume to continue")
+    midway = rkip_finite_interrupted(args, Interrupted(205, total=5000, what="training"))
+    assert f"{tmp_path} keeps training at step 205 of 5000 (its checkpoint)" in midway
+
+
 @pytest.mark.parametrize("flag, shown", [([], True), (["--no-progress"], False)])
 def test_rkip_finite_draws_progress_bars_unless_no_progress(flag, shown, tmp_path, monkeypatch):
     """--no-progress as in the other commands: the experiment's bars are asked for unless it is given (and are
