@@ -723,18 +723,28 @@ def _list_claims(args) -> int:
 
         sys.stdout.write(claims_markdown(load_claims()))
         return 0
+    from proofs_check.report import ByWidth
+
+    command_console().print(ByWidth(lambda: _claim_list(stacked=False), lambda: _claim_list(stacked=True)))
+    return 0
+
+
+def _claim_list(*, stacked: bool):
+    """``list``'s table: a column per kind of step, or (narrow terminals) their counts in one column of words."""
     from rich.table import Table
 
     from proofs_check.claims import load_claims
+    from proofs_check.registry import counted
 
     table = Table(title="claims")
-    for column in ("id", "title", "derivations", "checks", "counterexamples"):
+    kinds = ("derivations", "checks", "counterexamples")
+    for column in ("id", "title", *(("steps",) if stacked else kinds)):
         table.add_column(column)
     for claim in load_claims().values():
-        table.add_row(claim.id, claim.title, str(len(claim.derivations)), str(len(claim.checks)),
-                      str(len(claim.counterexamples)))
-    command_console().print(table)
-    return 0
+        counts = [len(getattr(claim, kind)) for kind in kinds]
+        cells = [", ".join(counted(n, kind[:-1]) for n, kind in zip(counts, kinds))] if stacked else map(str, counts)
+        table.add_row(claim.id, claim.title, *cells)
+    return table
 
 
 # ---------------------------------------------------------------------------------------------------------

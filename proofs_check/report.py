@@ -50,11 +50,33 @@ def _error(outcome_details: dict) -> str | None:
     return " ".join(str(error).split()) + (f" (at {where})" if where else "")
 
 
-def summary_table(results: list[ClaimResult]) -> Table:
-    """The terminal table: one row per outcome (a failed step shows its error text) and one per claim."""
-    table = Table(title="proofs-check", show_lines=False)
-    for column in ("claim", "kind", "step", "measured", "expected", "result"):
-        table.add_column(column, overflow="fold")
+NARROW_TABLE = 80
+"""Below this many columns a table made with :class:`ByWidth` takes its narrow layout (the claim table's six columns
+left its steps 7 characters at 60 columns, breaking every word; the claim list cut titles to "Infinite-wid...")."""
+
+
+class ByWidth:
+    """A renderable that is ``narrow()`` where it is printed in fewer than NARROW_TABLE columns and ``wide()``
+    elsewhere (each a function returning a rich renderable): wide terminals and logs keep the wide layout."""
+
+    def __init__(self, wide, narrow):
+        self.wide, self.narrow = wide, narrow
+
+    def __rich_console__(self, console, options):
+        yield (self.narrow if options.max_width < NARROW_TABLE else self.wide)()
+
+
+def summary_table(results: list[ClaimResult]) -> ByWidth:
+    """The terminal table: one row per outcome (a failed step shows its error text) and one per claim; six columns,
+    or below NARROW_TABLE columns two, the step's cell holding its claim, kind, measured and expected values."""
+    return ByWidth(lambda: _summary_table(results, stacked=False), lambda: _summary_table(results, stacked=True))
+
+
+def _summary_table(results: list[ClaimResult], *, stacked: bool) -> Table:
+    table = Table(title="proofs-check", show_lines=stacked)
+    columns = ("step", "result") if stacked else ("claim", "kind", "step", "measured", "expected", "result")
+    for column in columns:
+        table.add_column(column, overflow="fold")  # words wrap at spaces; only a word wider than its column folds
     for result in results:
         for outcome in result.outcomes:
             status = {"pass": "[green]pass[/green]", "FAIL": "[red]FAIL[/red]", "n/a": "[dim]n/a[/dim]"}[outcome.status]
@@ -62,10 +84,18 @@ def summary_table(results: list[ClaimResult]) -> Table:
             measured = Text(_measured_text(outcome.measured))
             if error is not None:
                 measured = Text(f"error: {error}", style="red")
-            table.add_row(result.claim.id, outcome.kind, outcome.name, measured, outcome.expected, status)
+            if stacked:
+                step = Text.assemble(outcome.name, "\n", (f"{result.claim.id} {outcome.kind}: ", "dim"), "measured ",
+                                     measured, ", expected ", outcome.expected)
+                table.add_row(step, status)
+            else:
+                table.add_row(result.claim.id, outcome.kind, outcome.name, measured, outcome.expected, status)
         verdict = "[bold green]PASSED[/bold green]" if result.passed else "[bold red]FAILED[/bold red]"
-        table.add_row(f"[bold]{result.claim.id}[/bold]", "", result.claim.title, "", f"{result.seconds:.1f} s",
-                      verdict, end_section=True)
+        claim, title, seconds = f"[bold]{result.claim.id}[/bold]", result.claim.title, f"{result.seconds:.1f} s"
+        if stacked:
+            table.add_row(Text.from_markup(f"{claim} {title} ({seconds})"), verdict, end_section=True)
+        else:
+            table.add_row(claim, "", title, "", seconds, verdict, end_section=True)
     return table
 
 

@@ -8,6 +8,7 @@ from markdown_it import MarkdownIt
 from rich.console import Console
 
 from proofs_check.registry import Claim, ClaimResult, Context, Outcome, Step, above, at_least, run_step, within
+from proofs_check import report
 from proofs_check.report import markdown_cell, report_dict, summary_table, write_report
 
 _UNESCAPED_PIPE = re.compile(r"(?<!\\)\|")
@@ -91,6 +92,47 @@ def test_terminal_table_shows_the_error_of_a_failed_step():
     console.print(summary_table(_nasty_results()))
     text = console.file.getvalue()
     assert "error: RuntimeError: kaput | with a pipe and a second line" in text
+
+
+def _words_broken(text: str, names: list[str]) -> list[str]:
+    """The words of ``names`` that a rendered table does not show whole (a word folded or cut over two lines)."""
+    shown = set(re.findall(r"[^\s│┃]+", text))
+    return [word for name in names for word in name.split() if word not in shown]
+
+
+def test_a_narrow_terminal_table_breaks_no_word():
+    """At 60 columns the six-column table gave the step 7 characters: "equalit|y case", "countere|xample" (trial 27);
+    below report.NARROW_TABLE columns each outcome is stacked in one cell, and wider consoles keep the six columns."""
+    names = ["RKIP equality case: the counterexample Reconstruction", "L_RKIP(X_S, y_S) = L(X_S, K_SS^-1 y_S)"]
+    outcomes = [within(name, 3e-11, 1e-10, "round-off") for name in names]
+    claim = Claim(id="X1", title="Reconstruction is dataset distillation", statement="s", assumptions=[])
+    results = [ClaimResult(claim=claim, outcomes=outcomes, seconds=0.1)]
+    for width in (60, 40):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(summary_table(results))
+        text = console.file.getvalue()
+        assert not _words_broken(text, names + [claim.title]) and "measured 3e-11" in text, text
+    console = Console(file=io.StringIO(), width=report.NARROW_TABLE, color_system=None)
+    console.print(summary_table(results))
+    header = console.file.getvalue().splitlines()[2]
+    assert [cell.strip() for cell in header.split("┃")[1:-1]] == ["claim", "kind", "step", "measured", "expected",
+                                                                 "result"], header
+
+
+def test_the_claim_list_in_a_narrow_terminal_cuts_no_title(monkeypatch):
+    """`proofs-check list` at 60 columns cut titles to "Infinite-wid..." (its count columns took the room)."""
+    from proofs_check import claims, cli
+
+    step = Step("s", "", lambda ctx: [])
+    listed = {"K1": Claim(id="K1", title="Infinite-width kernels of fully connected, residual and convolutional "
+                                        "networks", statement="s", assumptions=[], derivations=[step] * 3,
+                          checks=[step] * 7, counterexamples=[step])}
+    monkeypatch.setattr(claims, "load_claims", lambda: listed)
+    console = Console(file=io.StringIO(), width=60, color_system=None)
+    monkeypatch.setattr(cli, "command_console", lambda: console)
+    assert cli.main(["list"]) == 0
+    text = console.file.getvalue()
+    assert not _words_broken(text, [listed["K1"].title, "3 derivations, 7 checks, 1 counterexample"]), text
 
 
 def test_above_is_strict_where_at_least_is_not():
