@@ -128,7 +128,9 @@ def test_variance_path_refuses_a_layer_kind_it_has_no_map_for():
 @pytest.mark.parametrize("spec, canonical", [
     ("RELU:2", "relu:2"), ("relu:2:SW=2", "relu:2:sw=2"), ("relu:2:param=NTK", "relu:2"),
     ("leaky_relu:2:ALPHA=0.2", "leaky_relu:2:alpha=0.2"), ("DENSE:SW=2 > RELU > dense", "dense:sw=2 > relu > dense"),
-    ("relu:2:sw=+1.5", "relu:2:sw=1.5"), ("relu:2:sw=.5", "relu:2:sw=0.5"), ("expr:1:phi=E**x", "expr:1:phi=E**x")])
+    ("relu:2:sw=+1.5", "relu:2:sw=1.5"), ("relu:2:sw=.5", "relu:2:sw=0.5"), ("expr:1:phi=E**x", "expr:1:phi=E**x"),
+    ("relu:2:sb=1e-320", "relu:2:sb=1e-320"),  # a subnormal was shown as 9.99989e-321 (trial 27)
+    ("relu:2:sb=1000", "relu:2:sb=1000"), ("relu:2:sw=1.234567", "relu:2:sw=1.234567")])
 def test_names_are_case_blind_and_numbers_plain(spec, canonical):
     """Activation names were case-blind but option names and param values were not (RELU:2 parsed, SW=2 did not);
     E**x was refused while exp(x) was accepted."""

@@ -101,13 +101,14 @@ class NotShorthandError(SpecError):
 
 
 def number_text(value) -> str:
-    """The shortest text that reads back as exactly ``value`` (``:g`` when it is exact, else repr)."""
+    """The shortest text that reads back as exactly ``value``: ``:g`` when it is exact and no longer than repr (a
+    subnormal 1e-320 read back from :g's "9.99989e-321", which a spec then showed), else repr."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, int):
         return str(value)
-    text = f"{value:g}"
-    return text if float(text) == value else repr(float(value))
+    text, exact = f"{value:g}", repr(float(value))
+    return text if float(text) == value and len(text) <= len(exact) else exact
 
 
 def check_positive(name: str, value, *, zero: bool = False) -> float:
