@@ -759,6 +759,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="problem sizes")
     parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")
+    add_no_progress(parser)
 
 
 def _check_run(args) -> None:
@@ -820,7 +821,8 @@ def _run(args) -> int:
     total = sum(1 for claim in claims for _ in claim.steps())
     where = "starting"
     try:
-        with progress_bar(console=console, transient=True) as bar:
+        bar_shown = console.is_terminal and not args.no_progress
+        with progress_bar(enabled=bar_shown, console=console, transient=True) as bar:
             task = bar.add_task("starting", total=total)
             ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out,
                           advance=lambda message: bar.update(task, description=message))
@@ -835,7 +837,7 @@ def _run(args) -> int:
                     bar.advance(task)
                     raise_if_interrupted()  # a Ctrl-C that Python discarded during the step
                 results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
-                if not console.is_terminal:  # no progress bar (a log, a pipe): one line per claim as it ends
+                if not bar_shown:  # no progress bar (a log, a pipe, --no-progress): one line per claim as it ends
                     console.print(claim_line(results[-1]), highlight=False)
     except KeyboardInterrupt:
         if not results:

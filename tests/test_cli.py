@@ -629,6 +629,26 @@ def test_progress_value_is_pending_before_the_first_update_and_nan_stays_visible
     assert lines["diverged"].rstrip().endswith("objective nan")
 
 
+@pytest.mark.parametrize("flag, bar", [([], True), (["--no-progress"], False)])
+def test_run_takes_no_progress_for_its_bar_and_then_prints_a_line_per_claim(flag, bar, tmp_path, monkeypatch):
+    """run draws a progress bar on a terminal; --no-progress (the shared option) asks for none, and then, as in a log,
+    a line says when each claim ended."""
+    from numerics import progress
+    from proofs_check import claims, cli
+    from proofs_check.registry import Claim, Step, within
+
+    one = Claim(id="X1", title="a claim", statement="s", assumptions=[],
+                checks=[Step("a check", "", lambda ctx: within("error", 0.0, 1.0, "r"))])
+    monkeypatch.setattr(claims, "load_claims", lambda: {"X1": one})
+    console = Console(file=io.StringIO(), force_terminal=True, width=100, color_system=None)
+    monkeypatch.setattr(cli, "command_console", lambda: console)
+    asked = []
+    real_bar = progress.progress_bar
+    monkeypatch.setattr(progress, "progress_bar", lambda **kwargs: asked.append(kwargs["enabled"]) or real_bar(**kwargs))
+    assert main(["run", "X1", *flag, "--out", str(tmp_path)]) == 0
+    assert asked == [bar] and ("X1: passed (1 outcome" in console.file.getvalue()) is not bar
+
+
 def test_list_shows_k1(capsys):
     assert main(["list"]) == 0
     assert "K1" in capsys.readouterr().out
