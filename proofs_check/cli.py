@@ -1467,14 +1467,28 @@ def _boundary_text(entry: dict) -> str:
     return "revealed < 50% at " + ", ".join(f"m={w} N={n}" for w, n in entry["failing"])
 
 
+SWEEP_TABLE_WIDTH = 120
+"""Below this many columns the sweep's table puts each cell's settings and movement measures in words in one cell:
+its nine columns take 114 with digits rows, and narrower rich shrinks them by folding words and numbers (at 100
+"digits-odd-e|ven", at 80 "1.62e-1|5", at 60 "digi|ts-o|dd-e|ven")."""
+
+
 def _sweep_table(rows):
+    """The sweep's table: a column per setting and measure, or (below SWEEP_TABLE_WIDTH columns) three."""
+    from proofs_check.report import ByWidth
+
+    return ByWidth(lambda: _sweep_columns(rows, stacked=False), lambda: _sweep_columns(rows, stacked=True),
+                   below=SWEEP_TABLE_WIDTH)
+
+
+def _sweep_columns(rows, *, stacked: bool):
     from rich.table import Table
 
     from numerics import sweep
 
     table = Table(title="revealed fraction, mean over seeds (trivial baselines: best shown)")
-    for column in ("dataset", "m", "N", "param", "training", "revealed", "best trivial", "kernel distance",
-                   "span residual"):
+    columns = ("dataset", "m", "N", "param", "training", "revealed", "best trivial", "kernel distance", "span residual")
+    for column in (("cell", "revealed", "best trivial") if stacked else columns):
         table.add_column(column, overflow="fold")  # a narrow terminal folds a number, never cuts it ("1.83e-...")
     means = sweep.mean_over_seeds(rows)
     trivial = sweep.mean_over_seeds(rows, "best_trivial_revealed")
@@ -1482,8 +1496,13 @@ def _sweep_table(rows):
     residual = sweep.mean_over_seeds(rows, "span_residual")
     for key in means:
         dataset, width, n, param, training = key
-        table.add_row(dataset, str(width), str(n), param, training, f"{means[key]:.0%}", f"{trivial[key]:.0%}",
-                      f"{distance[key]:.2e}", f"{residual[key]:.2e}")
+        scores = (f"{means[key]:.0%}", f"{trivial[key]:.0%}")
+        if stacked:
+            table.add_row(f"{dataset} m={width} N={n} {param} {training}\nkernel distance {distance[key]:.2e}, "
+                          f"span residual {residual[key]:.2e}", *scores)
+        else:
+            table.add_row(dataset, str(width), str(n), param, training, *scores, f"{distance[key]:.2e}",
+                          f"{residual[key]:.2e}")
     return table
 
 

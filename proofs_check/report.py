@@ -56,14 +56,15 @@ left its steps 7 characters at 60 columns, breaking every word; the claim list c
 
 
 class ByWidth:
-    """A renderable that is ``narrow()`` where it is printed in fewer than NARROW_TABLE columns and ``wide()``
-    elsewhere (each a function returning a rich renderable): wide terminals and logs keep the wide layout."""
+    """A renderable that is ``narrow()`` where it is printed in fewer than ``below`` columns (default NARROW_TABLE)
+    and ``wide()`` elsewhere (each a function returning a rich renderable): wide terminals and logs keep the wide
+    layout."""
 
-    def __init__(self, wide, narrow):
-        self.wide, self.narrow = wide, narrow
+    def __init__(self, wide, narrow, *, below: int = NARROW_TABLE):
+        self.wide, self.narrow, self.below = wide, narrow, below
 
     def __rich_console__(self, console, options):
-        yield (self.narrow if options.max_width < NARROW_TABLE else self.wide)()
+        yield (self.narrow if options.max_width < self.below else self.wide)()
 
 
 def summary_table(results: list[ClaimResult]) -> ByWidth:

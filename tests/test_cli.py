@@ -911,15 +911,20 @@ def test_claim_line_counts_outcomes_in_words():
 
 
 def test_the_sweep_table_never_cuts_a_number():
-    """At 80 columns rich cut the span residual to "1.83e-..." (e-15 or e-01?); a narrow console folds it."""
+    """At 80 columns rich cut the span residual to "1.83e-..." (e-15 or e-01?), then folded it ("1.62e-1|5"), and
+    at 60 every word ("digi|ts-o|dd-e|ven"): below cli.SWEEP_TABLE_WIDTH the settings and movement measures are
+    words in one cell; at it, the nine columns show every value whole."""
     from proofs_check import cli
 
     rows = [{"dataset": "digits-odd-even", "width": 16, "n": 4, "param": "ntk", "training": "linearized", "seed": 0,
              "revealed": 0.0, "best_trivial_revealed": 0.0, "kernel_distance": 0.202, "span_residual": 1.62e-15}]
-    console = Console(file=io.StringIO(), width=60, color_system=None)
-    console.print(cli._sweep_table(rows))
-    text = console.file.getvalue()
-    assert "…" not in text and "1.62" in text and "e-15" in text, text
+    for width in (cli.SWEEP_TABLE_WIDTH, 80, 60):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(cli._sweep_table(rows))
+        text = console.file.getvalue()
+        shown = set(re.findall(r"[^\s│┃]+", text))
+        assert {"digits-odd-even", "linearized", "1.62e-15"} <= shown and "2.02e-01" in text and "…" not in text, text
+        assert ("┃ dataset " in text) is (width == cli.SWEEP_TABLE_WIDTH), text  # the nine columns, or three
 
 
 def test_version_names_the_code_and_its_libraries(capsys):
