@@ -380,8 +380,6 @@ def defend_interrupted(args, interruption: KeyboardInterrupt) -> str:
 def defend(args) -> int:
     import numerics  # noqa: F401  (float64 on)
 
-    from rich.table import Table
-
     from numerics import audit, privacy
     from numerics.checkpoint import raise_if_interrupted
     from numerics.data import digits
@@ -389,6 +387,7 @@ def defend(args) -> int:
     from proofs_check import figures
     from proofs_check.claims import t4
     from proofs_check.cli import command_console
+    from proofs_check.report import ByWidth
 
     console = command_console()
     private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
@@ -430,24 +429,8 @@ def defend(args) -> int:
     png = figures.save(fig, args.out / "tradeoff.png")
     path = audit.write_metrics(args.out / "tradeoff.json", {
         **record, "complete": True, "settings": t4.rows_json(rows), "trivial_test_accuracy": stand_ins})
-    table = Table(title="revealed private points against test accuracy")
-    for column in ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "its points revealed",
-                   "test accuracy"):
-        table.add_column(column, justify="left" if column == "model trained on" else "right")
-    for row in rows:
-        attack = row.leakage["attack"]
-        table.add_row(row.name, str(row.size), "-" if row.min_distance is None else f"{row.min_distance:g}",
-                      f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}",
-                      f"{row.training_leakage['revealed']:.0%}", f"{row.test_accuracy:.3f}")
-    trivial = {k: v for k, v in rows[0].leakage.items() if v.get("trivial")}
-    for name, value in trivial.items():
-        stand_in = stand_ins.get(name)
-        shown = TRIVIAL_ROW_NAMES.get(name, name)
-        table.add_row(f"{shown} (trivial)", "-" if stand_in is None else str(stand_in["points"]), "-",
-                      f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}",
-                      "-" if stand_in is None else f"{stand_in['training_points_revealed']:.0%}",
-                      "-" if stand_in is None else f"{stand_in['test_accuracy']:.3f}")
-    console.print(table)
+    console.print(ByWidth(lambda: defend_table(rows, stand_ins, stacked=False),
+                          lambda: defend_table(rows, stand_ins, stacked=True)))
     console.print(f"revealed: by the attack on the model (M = {n_recon} reconstructions), or by the trivial "
                   "reconstructions themselves; its points revealed: the model's training points scored as "
                   "reconstructions (what an attack that recovers them exactly reveals). Trivial rows hold no private "
@@ -456,6 +439,43 @@ def defend(args) -> int:
                   "pays only if it beats them")
     console.print(f"files: {png}, {path}")
     return 0
+
+
+def defend_table(rows, stand_ins: dict, *, stacked: bool):
+    """``defend``'s table: a model per row, a column per measure; ``stacked`` (narrow terminals: at 60 columns the
+    seven columns cut "model trained on" to "trai...") keeps three columns, the other measures in words under the
+    model's name."""
+    from rich.table import Table
+
+    columns = ("model trained on", "points", "min distance", "revealed", "SSIM >= 0.4", "its points revealed",
+               "test accuracy")
+    shown_columns = (columns[0], columns[3], columns[6]) if stacked else columns
+    table = Table(title="revealed private points against test accuracy", show_lines=stacked)
+    for column in shown_columns:
+        table.add_column(column, justify="left" if column == "model trained on" else "right")
+
+    def add(cells):
+        if stacked:
+            words = ", ".join(f"{name} {value}" for name, value in zip(columns[1:], cells[1:])
+                              if name not in shown_columns and value != "-")
+            table.add_row(f"{cells[0]}\n{words}", *(cells[columns.index(name)] for name in shown_columns[1:]))
+        else:
+            table.add_row(*cells)
+
+    for row in rows:
+        attack = row.leakage["attack"]
+        add([row.name, str(row.size), "-" if row.min_distance is None else f"{row.min_distance:g}",
+             f"{attack['revealed']:.0%}", f"{attack['ssim_ge_0.4']:.0%}", f"{row.training_leakage['revealed']:.0%}",
+             f"{row.test_accuracy:.3f}"])
+    trivial = {k: v for k, v in rows[0].leakage.items() if v.get("trivial")}
+    for name, value in trivial.items():
+        stand_in = stand_ins.get(name)
+        shown = TRIVIAL_ROW_NAMES.get(name, name)
+        add([f"{shown} (trivial)", "-" if stand_in is None else str(stand_in["points"]), "-",
+             f"{value['revealed']:.0%}", f"{value['ssim_ge_0.4']:.0%}",
+             "-" if stand_in is None else f"{stand_in['training_points_revealed']:.0%}",
+             "-" if stand_in is None else f"{stand_in['test_accuracy']:.3f}"])
+    return table
 
 
 TRIVIAL_ROW_NAMES = {"class means": "held-out class means", "held-out points": "held-out points"}

@@ -494,6 +494,33 @@ def test_defend_class_means_rows_describe_one_set_each(tmp_path, capsys, monkeyp
         "10 held-out points": stand_ins["held-out points"]["test_accuracy"]}
 
 
+def test_defend_table_in_a_narrow_terminal_cuts_no_word():
+    """At 60 columns defend's seven columns cut "model trained on" to "trai..." and "distilled" to "dist...": below
+    report.NARROW_TABLE columns it keeps three, the other measures in words under the model's name."""
+    import io
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from proofs_check.distill_cli import defend_table
+    from proofs_check.report import NARROW_TABLE, ByWidth
+
+    leakage = {"attack": {"revealed": 0.1, "ssim_ge_0.4": 0.2},
+               "class means": {"revealed": 0.0, "ssim_ge_0.4": 0.3, "trivial": True}}
+    rows = [SimpleNamespace(name="distilled 10, min distance 1.5", size=10, min_distance=1.5, leakage=leakage,
+                            training_leakage={"revealed": 0.0}, test_accuracy=0.853)]
+    stand_ins = {"class means": {"points": 10, "training_points_revealed": 0.0, "test_accuracy": 0.61}}
+    table = ByWidth(lambda: defend_table(rows, stand_ins, stacked=False),
+                    lambda: defend_table(rows, stand_ins, stacked=True))
+    for width in (60, NARROW_TABLE):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(table)
+        text = console.file.getvalue()
+        flat = " ".join(text.replace("│", " ").replace("┃", " ").split())
+        assert "…" not in text and "distilled" in flat and "0.853" in flat and "0.610" in flat, text
+        assert ("SSIM >= 0.4 20%" in flat) is (width < NARROW_TABLE), text  # stacked: the measure in words
+
+
 def test_rkip_finite_notes_training_that_stopped_at_its_budget(tmp_path, capsys):
     """--train-steps too small for the loss target: one note on stderr and the stop reasons in the JSON; the old
     name runs the same command."""
