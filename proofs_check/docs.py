@@ -65,6 +65,11 @@ counterexample shows why it is needed.
 - Training: MSE loss (c / 2) sum_i ||f(x_i) - y_i||^2 (c = 1, or 1 / N for a mean) by gradient flow or
   full-batch gradient descent, with or without heavy-ball momentum; Delta theta = theta_f - theta_0. The
   linearized model is f_lin(x; theta) = f(x; theta_0) + J_0(x) (theta - theta_0).
+- Success of an attack: a training point x_i is *revealed* when some reconstruction r_j is at least FACTOR times
+  as close to it as to every public point q (held-out points of the same distribution): FACTOR d(r_j, x_i) <=
+  min_q d(r_j, q), with d(r, x) = min_{c >= 0} ||c r - x|| (numerics.privacy.revealed). Every score is shown
+  beside *trivial reconstructions*, which know the data distribution but nothing of the training set: the mean
+  image, noise around it, the class means and held-out points; a success measure must be one they fail.
 
 ## How to read a claim
 
@@ -136,11 +141,12 @@ def claim_markdown(claim: Claim) -> str:
 
 def claims_markdown(registry: Mapping[str, Claim]) -> str:
     """The whole of ``docs/claims.md``: setting, notation, then every registered claim and the planned ones."""
+    from numerics.privacy import DEFAULT_FACTOR  # the success measure's factor, stated where it is defined
     ids = [i for i in PLANNED if i in registry] + [i for i in registry if i not in PLANNED]
     planned = [i for i in PLANNED if i not in registry]
     out = ["# The claims of recon-ntk", "",
            "<!-- generated from the claim registry by `proofs-check list --markdown`; do not edit by hand -->", "",
-           SETTING, "## Contents", ""]
+           SETTING.replace("FACTOR", f"{DEFAULT_FACTOR:g}"), "## Contents", ""]
     out += [f"- [{i}: {_paragraph(registry[i].title)}](#{_anchor(i)})" for i in ids]
     out += [f"- {i}: {_paragraph(PLANNED[i])} (planned, not registered yet)" for i in planned]
     out.append("")
