@@ -271,6 +271,23 @@ def all_activations() -> tuple[Activation, ...]:
     return tuple(_REGISTRY.values())
 
 
+SURROGATE_SIDES = ("x = u > 0", "x = -u < 0", "x = 0")
+"""Where :func:`surrogate_limits` takes the limit: u a positive symbol, so each side is every x of that sign."""
+
+
+def surrogate_limits(name: str, params: Params) -> tuple[sp.Expr, ...]:
+    """lim_{beta -> oo} (surrogate - phi) on each of :data:`SURROGATE_SIDES`, exactly (sympy): all 0 when the
+    attack's smooth stand-in tends to phi, which is what lets a loss minimized with it stand for phi's (Loo et al.
+    2023, Sec. 4). For abrelu it is (a_+ - a_-) log(1 + exp(-beta |x|)) / beta -> 0."""
+    activation = get(name)
+    surrogate = activation.surrogate_expression(params)
+    if surrogate is None:
+        raise RegistryError(f"{name} has no surrogate")
+    u = sp.Symbol("u", positive=True)
+    gap = (surrogate - activation.expression(params)).rewrite(sp.log)
+    return tuple(sp.limit(sp.simplify(gap.subs(x, side)), beta, sp.oo) for side in (u, -u, sp.Integer(0)))
+
+
 def exact(value) -> sp.Expr:
     """A numeric parameter as an exact sympy number (rationals for floats), so certificates stay exact."""
     if isinstance(value, sp.Basic):

@@ -73,6 +73,54 @@ def derive_profile(ctx: Context) -> list[Outcome]:
     return [certified(certificate, rng) for certificate in certificates]
 
 
+SURROGATE_BETA = 10**6
+SURROGATE_BETA_TEXT = f"1e{len(str(SURROGATE_BETA)) - 1}"  # 1e6, as printed
+SURROGATE_POINTS = ("-13/10", "0", "7/10")
+SURROGATE_TOLERANCE = 1e-5
+"""|surrogate - phi| at beta = SURROGATE_BETA, 30 digits: a stand-in that tends to phi is O(1 / beta) off (abrelu:
+|a_+ - a_-| log(2) / beta = 1.0e-6 at x = 0, e^{-beta |x|} elsewhere); a wrong sign or coefficient is O(1) off (the
+sign of a_- flipped: 1.3 at x = -13/10)."""
+
+
+def _surrogate_activations(ctx: Context) -> list[tuple[str, dict]]:
+    """(name, params) of every registered activation with a surrogate at its defaults, and of every activation layer
+    of the user's architectures that has one."""
+    from theory import activations
+
+    found = [(a.name, dict(a.defaults)) for a in activations.all_activations() if a.surrogate is not None]
+    for arch in _user_archs(ctx):
+        found += [(layer.name, dict(layer.params)) for layer in arch.activation_layers
+                  if activations.get(layer.name).surrogate is not None]
+    return list({(name, tuple(sorted(params.items()))): (name, params) for name, params in found}.values())
+
+
+def derive_surrogate(ctx: Context) -> list[Outcome]:
+    """The attack's smooth stand-in tends to phi: lim_{beta -> oo} (surrogate - phi) = 0 for every x (exact), and
+    the gap at beta = 1e6 evaluated with 30 digits."""
+    import sympy as sp
+
+    from theory import activations
+
+    outcomes = []
+    for name, params in _surrogate_activations(ctx):
+        shown = name + "".join(f":{key}={value}" for key, value in sorted(params.items()))
+        limits = activations.surrogate_limits(name, params)
+        outcomes.append(exact(f"{shown}: lim_(beta -> oo) (surrogate - phi) at "
+                              f"{', '.join(activations.SURROGATE_SIDES)}", sp.Add(*map(sp.Abs, limits)),
+                              limits=[str(limit) for limit in limits]))
+        gap = (activations.get(name).surrogate_expression(params) - activations.get(name).expression(params))
+        values = [abs(float(gap.rewrite(sp.log).subs({activations.x: sp.Rational(point),
+                                                      activations.beta: SURROGATE_BETA}).evalf(30)))
+                  for point in SURROGATE_POINTS]
+        evaluated = within(f"{shown}: max |surrogate - phi| at beta = {SURROGATE_BETA_TEXT}, x in "
+                           f"{{{', '.join(SURROGATE_POINTS)}}} (30 digits)", max(values), SURROGATE_TOLERANCE,
+                           "O(1 / beta) for a stand-in that tends to phi (abrelu at x = 0: 1.0e-6); a wrong sign or "
+                           "coefficient is O(1)")
+        evaluated.kind = "derivation"
+        outcomes.append(evaluated)
+    return outcomes
+
+
 # ------------------------------------------------------------------------------------------------
 # Checks
 # ------------------------------------------------------------------------------------------------
@@ -625,6 +673,11 @@ CLAIM = register(Claim(
                        "random points and must be below 1e-20 (a true identity leaves ~1e-28)"),
         Step("profiling", "lambda*, the Schur complement, completing the square, nonnegativity", derive_profile,
              tolerance="exact, as above"),
+        Step("attack surrogate", "the smooth stand-in the finite-width attack minimizes with (relu family: "
+             "a_+ softplus(beta x) / beta - a_- softplus(-beta x) / beta) tends to phi as beta -> oo, for every "
+             "registered activation that has one and those of --arch", derive_surrogate,
+             tolerance=f"exact limit on each sign of x; evaluated at beta = {SURROGATE_BETA_TEXT}: "
+                       f"{SURROGATE_TOLERANCE:g} (O(1 / beta); a wrong coefficient is O(1))"),
     ],
     checks=[
         Step("identity", "kernel form (empirical NTK, layer by layer) vs parameter-space loss (one VJP) on "
