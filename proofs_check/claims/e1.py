@@ -113,7 +113,10 @@ setting); the same trend within fixed settings, where only the seed varies, is r
 TREND_REASONS = {
     "width": "wider networks stay closer to the frozen NTK, whose Delta theta = J_0^T alpha the attack inverts",
     "n": "more points share the same parameters: each is weighted less in Delta theta and harder to isolate",
-    "kernel_distance": "the attack models Delta theta with the initial kernel; a kernel that moved breaks that model",
+    "kernel_distance": "pooled over cells, so a trend across settings: width, N and the training mode move the kernel "
+                       "and the success together (the attack models Delta theta with the initial kernel). Not tested: "
+                       "that at fixed settings the seed-to-seed spread of the distance predicts success (details "
+                       "within_fixed_settings; quick grid -0.12 [-0.38, 0.14], observations)",
     "paired": "linearized training is the frozen-NTK model exactly (span residual 0); standard training is not",
 }
 
@@ -157,9 +160,14 @@ def check_trends(ctx: Context) -> list[Outcome]:
     rho = sweep.spearman_trend(rows, "kernel_distance", rng=ctx.rng("e1-all"), n_boot=BOOTSTRAP[ctx.profile])
     scatter = sweep.success_vs_kernel_distance_figure(ctx.figure_path("e1_success_vs_kernel_distance.png"), rows,
                                                       rho.value)
-    overall = _trend_outcome(rho, -1, "all cells that fitted", TREND_REASONS["kernel_distance"])
-    overall.figures.append(str(scatter.relative_to(ctx.out_dir)))
-    outcomes.append(overall)
+    if len({r["dataset"] for r in every}) > 1:  # with one dataset it is the per-dataset outcome again, counted twice
+        overall = _trend_outcome(rho, -1, "all cells that fitted", TREND_REASONS["kernel_distance"])
+        overall.figures.append(str(scatter.relative_to(ctx.out_dir)))
+        outcomes.append(overall)
+    else:  # the scatter goes with the per-dataset kernel-distance outcome
+        for outcome in outcomes:
+            if "kernel_distance)" in outcome.name:
+                outcome.figures.append(str(scatter.relative_to(ctx.out_dir)))
     return outcomes
 
 
@@ -296,9 +304,10 @@ CLAIM = register(Claim(
     title="Finite width: success depends on how far training leaves the frozen-NTK regime",
     statement=("On finite networks the reconstruction attack (Loo et al. 2023) succeeds where training stays close "
                "to the frozen NTK: its success (the fraction of training points revealed, a measure that trivial "
-               "reconstructions fail) rises with width, falls with the number of training points N and with the "
-               "kernel distance 1 - <K_0, K_f>_F / (||K_0|| ||K_f||), and is higher for linearized than for "
-               "standard training of the same network."),
+               "reconstructions fail) rises with width, falls with the number of training points N and, across "
+               "those settings, with the kernel distance 1 - <K_0, K_f>_F / (||K_0|| ||K_f||) (settings that move "
+               "the kernel more reveal less), and is higher for linearized than for standard training of the same "
+               "network."),
     assumptions=["relu networks with 2 hidden layers, no biases; full-batch heavy-ball training on MSE",
                  "success = numerics.privacy.revealed (factor 2 closer than to every public point)",
                  "trends, not single numbers: Spearman correlations and a paired difference, with bootstrap "
