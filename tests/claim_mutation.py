@@ -3,6 +3,9 @@ compilation caches that a mutation must not leak into later tests."""
 
 from __future__ import annotations
 
+import inspect
+import textwrap
+
 import jax
 
 from numerics import attack
@@ -24,6 +27,16 @@ def failed_outcomes(claim, step_name: str, tmp_path, archs=(), *, profile: str =
             return [f"{o.name}: {o.measured} vs {o.expected} {o.details.get('error', '')}"
                     for o in outcomes if o.failed]
     raise KeyError(f"{claim.id} has no step {step_name!r}")
+
+
+def mutated(module, name: str, old: str, new: str):
+    """``module.name`` recompiled from its source with ``old`` replaced by ``new`` (once, exactly), in a copy of the
+    module's namespace: a reviewer's one-token edits, made the same way."""
+    source = textwrap.dedent(inspect.getsource(getattr(module, name)))
+    assert source.count(old) == 1, f"{name} no longer contains {old!r}"
+    namespace = dict(vars(module))
+    exec(compile(source.replace(old, new), inspect.getsourcefile(module), "exec"), namespace)
+    return namespace[name]
 
 
 def clear_attack_caches() -> None:

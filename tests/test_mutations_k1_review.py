@@ -4,28 +4,13 @@ set that shows it."""
 
 from __future__ import annotations
 
-import inspect
-import textwrap
-
 import pytest
 
-from claim_mutation import failed_outcomes
+from claim_mutation import failed_outcomes, mutated as _mutated
 from numerics import kernels
 from proofs_check.claims import k1
 from theory import layers
 from test_mutations_k1 import fresh_caches  # noqa: F401  (autouse: compiled kernels traced afresh)
-
-
-
-
-def _mutated(module, name: str, old: str, new: str):
-    """``module.name`` recompiled from its source with ``old`` replaced by ``new`` (once, exactly), in a copy of the
-    module's namespace: the reviewer's one-token edits, made the same way."""
-    source = textwrap.dedent(inspect.getsource(getattr(module, name)))
-    assert source.count(old) == 1, f"{name} no longer contains {old!r}"
-    namespace = dict(vars(module))
-    exec(compile(source.replace(old, new), inspect.getsourcefile(module), "exec"), namespace)
-    return namespace[name]
 
 
 def _fails_only_when_mutated(monkeypatch, tmp_path, step_name: str, spec: str, module, name: str, mutation) -> list:

@@ -303,19 +303,31 @@ def _check_options(reduction: str, accumulator: str) -> None:
         raise ValueError(f"accumulator must be one of {ACCUMULATORS}, got {accumulator!r}")
 
 
-@functools.cache
-def gd_certificates(steps: int = 3, n: int = 2, p: int = 3, *, momentum: bool = False,
-                    reduction: str = "sum", accumulator: str = "step",
-                    dual_scale: sp.Expr | None = None) -> tuple[Certificate, ...]:
-    """Unrolled GD / heavy-ball on an explicit n x p Jacobian with free entries and free step sizes.
+@dataclasses.dataclass(frozen=True)
+class UnrolledRun:
+    """The symbolic iterates of :func:`unrolled_gd` after the last step, and the symbols they depend on."""
 
-    The primal iteration is optax's sgd: g_s = -c J^T r_s, m_{s+1} = beta m_s + g_s, theta_{s+1} = theta_s -
-    eta_s m_{s+1}, r_s = r_0 - J (theta_s - theta_0), c = 1 (sum) or 1 / N (mean). The dual accumulator is
+    J: sp.Matrix
+    r0: sp.Matrix
+    etas: tuple[sp.Symbol, ...]
+    beta: sp.Expr
+    delta: sp.Matrix
+    """theta_T - theta_0."""
+    alpha: sp.Matrix
+    r_final: sp.Matrix
+    """r_T = r_0 - J (theta_T - theta_0)."""
+
+
+@functools.cache
+def unrolled_gd(steps: int = 3, n: int = 2, p: int = 3, *, momentum: bool = False, reduction: str = "sum",
+                accumulator: str = "step", dual_scale: sp.Expr | None = None) -> UnrolledRun:
+    """``steps`` steps of optax's sgd on (c / 2) ||r_0 - J (theta - theta_0)||^2 (free n x p Jacobian, free step
+    sizes eta_s, heavy-ball beta when ``momentum``) and the dual accumulator, unrolled symbolically: the primal
+    iteration is g_s = -c J^T r_s, m_{s+1} = beta m_s + g_s, theta_{s+1} = theta_s - eta_s m_{s+1},
+    r_s = r_0 - J (theta_s - theta_0), c = 1 (sum) or 1 / N (mean). The dual accumulator is
     ``accumulator="step"`` (mu_{s+1} = beta mu_s + c' r_s, alpha_{s+1} = alpha_s + eta_s mu_{s+1}) or
-    ``"residual"`` (alpha_T = c' sum_s eta_s r_s), with c' = ``dual_scale`` (default c). Certificates:
-    theta_T - theta_0 = J^T alpha_T and K alpha_T = r_0 - r_T. Passing a wrong accumulator or scale
-    yields nonzero residuals, which is how the tests show that the certificates can fail.
-    """
+    ``"residual"`` (alpha_T = c' sum_s eta_s r_s), with c' = ``dual_scale`` (default c). Claim D1 evaluates these
+    iterates at exact rationals against numerics.training.train, which ties this loop to the optimizer."""
     _check_options(reduction, accumulator)
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -336,11 +348,26 @@ def gd_certificates(steps: int = 3, n: int = 2, p: int = 3, *, momentum: bool = 
             alpha = alpha + eta * mu
         else:
             alpha = alpha + c_dual * eta * r
-    r_final = r0 - J * delta
+    return UnrolledRun(J=J, r0=r0, etas=tuple(etas), beta=beta, delta=delta, alpha=alpha, r_final=r0 - J * delta)
+
+
+@functools.cache
+def gd_certificates(steps: int = 3, n: int = 2, p: int = 3, *, momentum: bool = False,
+                    reduction: str = "sum", accumulator: str = "step",
+                    dual_scale: sp.Expr | None = None) -> tuple[Certificate, ...]:
+    """Unrolled GD / heavy-ball (:func:`unrolled_gd`) on an explicit n x p Jacobian with free entries and free step
+    sizes. Certificates: theta_T - theta_0 = J^T alpha_T and K alpha_T = r_0 - r_T. Passing a wrong accumulator or
+    scale yields nonzero residuals, which is how the tests show that the certificates can fail. Both hold for any
+    loop that feeds primal and dual the same residual, GD or not: that the loop is optax's sgd is checked
+    numerically by claim D1 (its iterates at exact rationals against numerics.training.train).
+    """
+    run = unrolled_gd(steps, n, p, momentum=momentum, reduction=reduction, accumulator=accumulator,
+                      dual_scale=dual_scale)
+    J, alpha = run.J, run.alpha
     label = f"{'heavy-ball' if momentum else 'GD'}, {reduction} loss, {steps} steps, {accumulator} accumulator"
     return (
-        certificate(f"{label}: theta_T - theta_0 = J^T alpha_T", delta - J.T * alpha),
-        certificate(f"{label}: K alpha_T = r_0 - r_T (telescoping)", J * J.T * alpha - (r0 - r_final)),
+        certificate(f"{label}: theta_T - theta_0 = J^T alpha_T", run.delta - J.T * alpha),
+        certificate(f"{label}: K alpha_T = r_0 - r_T (telescoping)", J * J.T * alpha - (run.r0 - run.r_final)),
     )
 
 

@@ -1,0 +1,43 @@
+"""Mutation review 28's survivors in D1 and R1: each mutation now makes the claim's own step FAIL (the real code
+passes the same step: tests/test_claim_d1.py, tests/test_claim_r1_t1.py). Each runs one step, not the claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from claim_mutation import failed_outcomes, mutated
+from proofs_check.claims import d1
+from theory import dynamics
+
+
+@pytest.fixture
+def fresh_dynamics():
+    """gd_certificates caches what unrolled_gd returned: cleared so the mutated loop is read, and no later test
+    reuses it."""
+    dynamics.gd_certificates.cache_clear()
+    yield
+    dynamics.gd_certificates.cache_clear()
+
+
+NOT_GD = ("        r = r0 - J * delta\n        m = beta", "        r = r0\n        m = beta")
+"""The residual is never re-evaluated: not gradient descent, yet primal and dual are fed the same residual."""
+_LOOP = ("m = beta * m - {}c * J.T * r\n        delta = delta - eta * m\n        if accumulator == \"step\":\n"
+         "            mu = beta * mu + {}c_dual * r")
+EMA = (_LOOP.format("", ""), _LOOP.format("(1 - beta) * ", "(1 - beta) * "))
+"""An exponential moving average (1 - beta) on both sides: not optax's sgd, yet the two sides still agree."""
+
+
+@pytest.mark.parametrize("mutation, failing", [
+    ("residual never updated", ("GD, sum", "GD, mean", "heavy-ball, sum", "heavy-ball, mean")),
+    ("EMA momentum", ("heavy-ball, sum", "heavy-ball, mean")),  # beta = 0: GD is unchanged
+])
+def test_unrolled_loop_that_is_not_optax_sgd_fails_d1(monkeypatch, tmp_path, fresh_dynamics, mutation, failing):
+    """Review 28, mutations 1 and 2: the certificates theta_T - theta_0 = J^T alpha_T and K alpha_T = r_0 - r_T hold
+    for any loop that feeds primal and dual the same residual, and both loops certified; the unrolled iterates at
+    exact rationals against numerics.training.train do not match."""
+    edit = NOT_GD if mutation == "residual never updated" else EMA
+    monkeypatch.setattr(dynamics, "unrolled_gd", mutated(dynamics, "unrolled_gd", *edit))
+    failed = failed_outcomes(d1.CLAIM, "GD and heavy-ball, unrolled", tmp_path, all_applicable=True)
+    assert len(failed) == len(failing), failed
+    for label, line in zip(failing, failed):
+        assert line.startswith(label) and "= numerics.training.train" in line, failed
