@@ -123,6 +123,19 @@ def not_applicable(name: str, reason: str, *, kind: str = "check", **details) ->
                    details=details, applicable=False)
 
 
+def applicable_on_defaults(ctx: "Context", outcomes: list[Outcome], defaults: str) -> list[Outcome]:
+    """``outcomes`` with every n/a turned into a failure unless the user chose the architectures (--arch): an n/a on
+    the step's own default architectures (``defaults``, in words) means the step ran nothing, and the claim would
+    pass on it (relu registered as smooth left R1's finite-width attack n/a and R1 green)."""
+    if ctx.archs:
+        return outcomes
+    return [outcome if outcome.applicable else Outcome(
+        name=outcome.name, passed=False, measured=f"not applicable: {outcome.reason}",
+        expected=f"applicable on the step's default architecture ({defaults})",
+        reason="only a user's --arch may fall outside the step's scope; on its own default an n/a means that "
+               "nothing was checked", kind=outcome.kind, details=outcome.details) for outcome in outcomes]
+
+
 @dataclasses.dataclass(frozen=True)
 class SlopeFit:
     """A log-log slope fitted to the aggregate over seeds, with a bootstrap interval over seeds."""

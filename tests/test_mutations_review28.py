@@ -3,11 +3,13 @@ passes the same step: tests/test_claim_d1.py, tests/test_claim_r1_t1.py). Each r
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from claim_mutation import failed_outcomes, mutated
-from proofs_check.claims import d1
-from theory import dynamics
+from proofs_check.claims import d1, r1
+from theory import activations, dynamics
 
 
 @pytest.fixture
@@ -41,3 +43,16 @@ def test_unrolled_loop_that_is_not_optax_sgd_fails_d1(monkeypatch, tmp_path, fre
     assert len(failed) == len(failing), failed
     for label, line in zip(failing, failed):
         assert line.startswith(label) and "= numerics.training.train" in line, failed
+
+
+def test_relu_registered_as_smooth_fails_r1_finite_attack(tmp_path):
+    """Review 28, mutation 13: relu registered with piecewise_linear=False made the finite-width attack n/a on its
+    only default architecture (relu:2), and R1 passed having run no attack; an n/a on the default now fails (an
+    --arch the step is not calibrated for stays n/a)."""
+    smooth_relu = dataclasses.replace(activations.get("relu"), piecewise_linear=False)
+    with activations.registered(smooth_relu):
+        failed = failed_outcomes(r1.CLAIM, "finite-width attack", tmp_path / "default")
+        given = failed_outcomes(r1.CLAIM, "finite-width attack", tmp_path / "arch", ["relu:2"])
+    assert len(failed) == 1 and failed[0].startswith("relu:2: finite-width attack: not applicable: "), failed
+    assert "applicable on the step's default architecture (relu:2)" in failed[0], failed
+    assert given == [], given  # the user's --arch: n/a, not a failure
