@@ -9,7 +9,7 @@ import pytest
 
 from claim_mutation import failed_outcomes, mutated
 from proofs_check.claims import d1, r1
-from theory import activations, dynamics
+from theory import activations, dynamics, reconstruction
 
 
 @pytest.fixture
@@ -56,3 +56,15 @@ def test_relu_registered_as_smooth_fails_r1_finite_attack(tmp_path):
     assert len(failed) == 1 and failed[0].startswith("relu:2: finite-width attack: not applicable: "), failed
     assert "applicable on the step's default architecture (relu:2)" in failed[0], failed
     assert given == [], given  # the user's --arch: n/a, not a failure
+
+
+def test_schur_side_built_from_the_loss_fails_r1(monkeypatch, tmp_path):
+    """Review 28, mutation 3: schur = loss.subs(lambda*) made "L(lambda*) = Schur complement form" the identity 0 = 0,
+    which R1 certified; an identity that is 0 before simplification now fails."""
+    mutation = mutated(reconstruction, "profile_certificates",
+                       "schur = scalar_entry(alpha.T * (k_tt - k_tr * inverse * k_rt) * alpha)",
+                       "schur = loss.subs(at_optimum, simultaneous=True)")
+    monkeypatch.setattr(reconstruction, "profile_certificates", mutation)
+    failed = failed_outcomes(r1.CLAIM, "profiling", tmp_path, all_applicable=True)
+    assert len(failed) == 1 and failed[0].startswith("L(lambda*) = Schur complement form"), failed
+    assert "a tautology" in failed[0], failed

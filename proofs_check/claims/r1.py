@@ -43,12 +43,19 @@ IDENTITY_TOLERANCE = 1e-12
 
 
 def certified(certificate, rng, *, samples: int = 3) -> Outcome:
-    """An exact outcome for a symbolic certificate, failed also when its numerical spot check is not ~0."""
+    """An exact outcome for a symbolic certificate, failed also when its numerical spot check is not ~0, or when the
+    identity is 0 before any simplification: its two sides were built from the same expression, so it proves
+    nothing (L(lambda*) compared with loss.subs(lambda*) instead of the Schur complement form read 0 = 0)."""
     spot = certificate.spot_check(rng, samples=samples)
     outcome = exact(certificate.name, certificate.residual, numerical_spot_check=spot)
     if spot > SPOT_TOLERANCE:
         outcome.passed = False
         outcome.details["numerical_failure"] = "the unsimplified identity is nonzero at a random point"
+    if certificate.expression == 0:
+        outcome.passed = False
+        outcome.measured = "0 before any simplification: a tautology"
+        outcome.expected = "== 0 (exact) after simplification, and sides built independently"
+        outcome.details["tautology"] = "both sides are the same expression, so nothing is proven"
     return outcome
 
 
