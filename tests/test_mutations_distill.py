@@ -81,6 +81,18 @@ def _projection_moves_the_wrong_points(monkeypatch):
     monkeypatch.setattr(distill, "project_min_distance", project)
 
 
+def _projection_keeps_the_norm(monkeypatch):
+    """The projection rotates x onto the cone keeping its norm (xn * direction instead of xn cos(theta - phi) *
+    direction): still feasible (the rescaled distance ignores the norm), but not the least move."""
+    real = distill.project_min_distance
+
+    def project(x, protected, min_distance, *, sweeps=distill.PROJECTION_SWEEPS):
+        moved = real(x, protected, min_distance, sweeps=sweeps)
+        return moved * (jax.numpy.linalg.norm(x, axis=1) / jax.numpy.linalg.norm(moved, axis=1))[:, None]
+
+    monkeypatch.setattr(distill, "project_min_distance", project)
+
+
 def _distillation_returns_its_start(monkeypatch):
     """The distillation loop returns its initial real points (as if no step ran and nothing was projected)."""
     real = distill.distill
@@ -148,6 +160,7 @@ RERUNS_EXPERIMENT = {"_distillation_returns_its_start", "_attack_misses_the_dist
 MUTATIONS = [  # the experiment-preserving ones first, so that they reuse the unmutated run
     (_closeness_factor_one, ("baseline attack",)),
     (_projection_moves_the_wrong_points, ("projection",)),
+    (_projection_keeps_the_norm, ("projection",)),
     (_distillation_returns_its_start, ("defense", "minimum distance")),
     (_attack_misses_the_distilled_set, ("attack recovers S",)),
     (_kip_gradient_is_zero, ("defense",)),
@@ -156,6 +169,7 @@ MUTATIONS = [  # the experiment-preserving ones first, so that they reuse the un
 
 
 FAILING_OUTCOMES = {
+    "_projection_keeps_the_norm": ("least move",),  # feasible, but 0.091 ||x|| longer than the least move
     "_kip_gradient_is_zero": ("fewest revealed", "distillation objective"),  # the coreset reveals; nothing fell
     "_kip_gradient_flipped": ("distillation objective",),  # reveals nothing (the points fled), fits nothing
 }
