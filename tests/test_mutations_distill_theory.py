@@ -202,6 +202,13 @@ def _distill_kip_counts_the_padding(monkeypatch):
     monkeypatch.setattr(distill, "kip_loss", kip_loss)
 
 
+def _sylvester_skips_the_determinant(monkeypatch):
+    """Sylvester's criterion stops one minor short (range(1, rows)): the determinant is never consulted, so
+    diag(1, -1) is "PD"; only an instance whose other leading minors are all > 0 can tell."""
+    monkeypatch.setattr(distillation, "_positive_definite",
+                        lambda matrix: all(matrix[:k, :k].det() > 0 for k in range(1, matrix.rows)))
+
+
 MUTATIONS = {
     "T2 uninverted Schur block": (_uninverted_schur, t2.CLAIM, ["identities on NTK Gram matrices"]),
     "T2 diag(K) for diag(K^-1)": (_kernel_diagonal, t2.CLAIM, ["identities on NTK Gram matrices"]),
@@ -217,6 +224,8 @@ MUTATIONS = {
     "T3 lambda_min for lambda_max": (_smallest_eigenvalue, t3.CLAIM, ["bound (b)"]),
     "T3 trace for lambda_max": (_trace_for_eigenvalue, t3.CLAIM, ["bound (b)"]),
     "T3 KIP error with a ridge": (_kip_with_ridge, t3.CLAIM, ["converse of (b)"]),
+    "T3 Sylvester's criterion without the determinant": (_sylvester_skips_the_determinant, t3.CLAIM,
+                                                          ["exact rationals"]),
     "T3 distillation's RKIP cross term halved": (_distill_rkip_cross_term_halved, t3.CLAIM, ["the distillation code"]),
     "T3 distillation's KIP counts the padding": (_distill_kip_counts_the_padding, t3.CLAIM, ["the distillation code"]),
     "T3 symbolic RKIP without K_SS^-1": (_symbolic_rkip_without_inverse, t3.CLAIM,

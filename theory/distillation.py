@@ -272,7 +272,8 @@ def rational_evaluations(seed: int, *, n_train: int = 4, n_distilled: int = 2, n
     - T2: Schur loss - omission cost == 0 for O = {0} and O = {0, 1}; LOO residual - alpha_0 / (K^-1)_00 == 0.
     - T3: attack loss - RKIP loss == 0; L Theta(x, x) - g(x)^2 >= 0; with r = KIP error / L, the matrix
       r I - K_TT is not PD (r <= lambda_max(K_TT), exactly, by Sylvester's criterion); and the converse's
-      counterexample: labels y = K_TS beta give KIP error == 0 while L_RKIP > 0.
+      counterexample: labels y = K_TS beta give KIP error == 0 while L_RKIP > 0; and (b) again at a near-tight
+      instance where only det(r I - K_TT) decides (:func:`_tight_kip_evaluations`).
     """
     rng = random.Random(seed)
     total = n_train + n_distilled + 1
@@ -309,4 +310,34 @@ def rational_evaluations(seed: int, *, n_train: int = 4, n_distilled: int = 2, n
     rkip_positive = rkip_loss(k_tt, k_ts, k_ss, interpolant, k_ss * generating)
     out.append(Evaluation("T3 converse: KIP error when y = f_S(X_T)", kip_zero, "== 0", kip_zero == 0))
     out.append(Evaluation("T3 converse: L_RKIP for the same sets", rkip_positive, "> 0", rkip_positive > 0))
+    out += _tight_kip_evaluations(k_tt, k_ts, k_ss)
     return out
+
+
+def _tight_kip_evaluations(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix) -> list[Evaluation]:
+    """Bound (b) where only the full determinant of r I - K_TT can decide it: distilled labels y_S = 0 (f_S = 0)
+    and alpha = v, the float64 top eigenvector of K_TT rounded to a rational (denominator 2^50), so r = KIP error /
+    L_RKIP = v^T K^2 v / v^T K v is a Rayleigh quotient (of K^(1/2) v) that is <= lambda_max(K_TT) exactly and
+    ~1e-28 relative below it. The training points are reordered so that v's largest component comes last: then
+    lambda_max of the leading (N-1) block is strictly below lambda_max(K_TT) (strict interlacing when v's last
+    component is not 0 and lambda_max is simple), so r lies above it (the first evaluation checks this: every
+    leading minor of r I - K_TT below full size > 0, computed directly; a block-diagonal K_TT with the top
+    eigenvector on one point needs the reordering). Sylvester's criterion must then say "not PD" from
+    det(r I - K_TT) <= 0 alone."""
+    import numpy as np
+
+    n_train = k_tt.rows
+    top = np.linalg.eigh(np.array(k_tt.evalf(), dtype=np.float64))[1][:, -1]
+    last = int(np.argmax(np.abs(top)))
+    order = [i for i in range(n_train) if i != last] + [last]
+    k_tt, k_ts, top = k_tt.extract(order, order), k_ts.extract(order, list(range(k_ts.cols))), top[order]
+    alpha = sp.Matrix([sp.Rational(int(round(c * 2**50)), 2**50) for c in top])
+    y_s = sp.zeros(k_ss.rows, 1)
+    ratio = kip_error(k_tt, k_ts, k_ss, alpha, y_s) / rkip_loss(k_tt, k_ts, k_ss, alpha, y_s)
+    shifted = ratio * sp.eye(n_train) - k_tt
+    below = min(shifted[:k, :k].det() for k in range(1, n_train))
+    name = "T3 (b) near-tight: y_S = 0, alpha = top eigenvector of K_TT (rational)"
+    return [Evaluation(f"{name}, min leading minor of r I - K_TT below full size (only the determinant decides)",
+                       below, "> 0", below > 0),
+            Evaluation(f"{name}, KIP error / L_RKIP (r I - K_TT must not be PD)", ratio, "<= lambda_max(K_TT)",
+                       not _positive_definite(shifted))]
