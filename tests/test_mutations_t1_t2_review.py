@@ -56,9 +56,9 @@ def _triangular_solve_on_the_wrong_triangle(monkeypatch):
     monkeypatch.setattr(attack, "profiled_loss", profiled_loss)
 
 
-def _merged_coefficients_averaged(monkeypatch):
-    """merge_reconstructions averages the coefficients of coincident reconstructions instead of summing them (the
-    function as written, that one line changed)."""
+def _merge_with(monkeypatch, location, weight):
+    """merge_reconstructions as written (single linkage within merge_radius), with ``location(x, lam)`` and
+    ``weight(lam)`` computing each merged point from its members: the one line a mutation changes."""
     def merge_reconstructions(x_recon, coefficients, *, merge_radius):
         x = np.asarray(x_recon, dtype=np.float64)
         lam = np.asarray(coefficients, dtype=np.float64).reshape(x.shape[0], -1)
@@ -67,15 +67,21 @@ def _merged_coefficients_averaged(monkeypatch):
         for i, j in zip(*np.nonzero(gaps < merge_radius)):
             if labels[i] != labels[j]:
                 labels[labels == labels[j]] = labels[i]
-        locations, weights = [], []
-        for label in np.unique(labels):
-            members = labels == label
-            magnitude = np.linalg.norm(lam[members], axis=1)
-            locations.append(magnitude / magnitude.sum() @ x[members])
-            weights.append(lam[members].mean(axis=0))
-        return np.asarray(locations), np.asarray(weights)
+        members = [labels == label for label in np.unique(labels)]
+        return (np.asarray([location(x[m], lam[m]) for m in members]),
+                np.asarray([weight(lam[m]) for m in members]))
 
     monkeypatch.setattr(attack, "merge_reconstructions", merge_reconstructions)
+
+
+def _weighted_location(x, lam):
+    magnitude = np.linalg.norm(lam, axis=1)
+    return magnitude / magnitude.sum() @ x
+
+
+def _merged_coefficients_averaged(monkeypatch):
+    """merge_reconstructions averages the coefficients of coincident reconstructions instead of summing them."""
+    _merge_with(monkeypatch, _weighted_location, lambda lam: lam.mean(axis=0))
 
 
 def _polish_discarded(monkeypatch):
@@ -121,7 +127,25 @@ def test_t2_finite_dual_outcome_passes_unmutated(monkeypatch, tmp_path):
 def test_averaged_merge_fails_t1_scoring(monkeypatch, tmp_path):
     _merged_coefficients_averaged(monkeypatch)
     failed = failed_outcomes(t1.CLAIM, "recovery scoring", tmp_path)
-    assert len(failed) == 1 and "two reconstructions" in failed[0], failed
+    # the split point's merge sums alpha_i / 2 twice; the weightless neighbour's merge averages alpha_i with 0
+    assert len(failed) == 2 and "two reconstructions" in failed[0] and "weightless reconstruction" in failed[1], failed
+
+
+def test_min_weight_raised_fails_t1_scoring(monkeypatch, tmp_path):
+    """recovery drops merged points below 1e-1 (not 1e-3) of max |alpha|: a point carrying 1e-2 is no longer
+    counted as spurious."""
+    real = attack.recovery
+    monkeypatch.setattr(attack, "recovery", lambda *args, **kwargs: real(*args, **{**kwargs, "min_weight": 1e-1}))
+    failed = failed_outcomes(t1.CLAIM, "recovery scoring", tmp_path)
+    assert len(failed) == 1 and "1e-2 max |alpha|" in failed[0], failed
+
+
+def test_unweighted_merge_location_fails_t1_scoring(monkeypatch, tmp_path):
+    """merge_reconstructions places a merge at the plain mean of its members, not the |coefficient|-weighted one:
+    a weightless neighbour 5e-3 from x_i drags the location 2.5e-3 off."""
+    _merge_with(monkeypatch, lambda x, lam: x.mean(axis=0), lambda lam: lam.sum(axis=0))
+    failed = failed_outcomes(t1.CLAIM, "recovery scoring", tmp_path)
+    assert len(failed) == 1 and "weightless reconstruction" in failed[0], failed
 
 
 def test_discarded_polish_fails_t1_attack(monkeypatch, tmp_path):

@@ -25,7 +25,8 @@ LOSS_REASON = ("Theorem 1: the minimum is 0; the L-BFGS polish takes the best re
 SCORING_TOLERANCE = 1e-12
 SCORING_REASON = ("known answers in float64: a sum of two halves and a |coefficient|-weighted mean of two points 2e-6 "
                   "apart are exact to round-off (measured 0 at seeds 0-2); averaging instead of summing the merged "
-                  "coefficients is off by |alpha_i| / 2 max |alpha|, a sign or a spurious point by O(1)")
+                  "coefficients is off by |alpha_i| / 2 max |alpha|, a sign or a spurious point by O(1), a plain "
+                  "mean location beside a weightless point 5e-3 away by 2.5e-3")
 OMISSION_TOLERANCE = 1e-12
 OMISSION_REASON = ("block inversion makes the two equal; the kernels are exact at coincident inputs (<= 1.5e-15, "
                    "K1(b)) and cond(Theta) ~ 1e3 amplifies round-off: measured <= 3.6e-16 at seeds 0-2 (5e-9 while the "
@@ -142,7 +143,9 @@ def check_strict_pd(ctx: Context) -> list[Outcome]:
 def check_scoring(ctx: Context) -> list[Outcome]:
     """numerics.attack.recovery on reconstructions whose score is known: X_T with alpha, altered one way per case
     (x_i split into two reconstructions 2e-6 apart carrying alpha_i / 2 each; alpha_k negated; a weighted point
-    added away from X_T, beside a weightless one that must be dropped)."""
+    added away from X_T, beside a weightless one that must be dropped; a point carrying 1e-2 max |alpha|, 10x
+    min_weight, that must count as spurious; a weightless reconstruction 5e-3 from x_i, inside the merge radius,
+    whose merge must stay at x_i, the location being |coefficient|-weighted)."""
     from numerics.attack import recovery
 
     x, alpha = _problem(ctx)
@@ -151,6 +154,7 @@ def check_scoring(ctx: Context) -> list[Outcome]:
     largest = float(np.max(np.abs(alpha)))
     offset = 1e-6 * _sphere(rng, 1, DIM)[0]
     extra = _sphere(rng, 2, DIM)
+    faint, beside = _sphere(rng, 1, DIM), 5e-3 * _sphere(rng, 1, DIM)[0]
     signs = np.ones(N_POINTS)
     signs[flipped] = -1.0
     flip_errors = np.zeros(N_POINTS)
@@ -162,6 +166,10 @@ def check_scoring(ctx: Context) -> list[Outcome]:
         (f"alpha_{flipped} negated", x, signs * alpha, flip_errors, 0),
         ("a point carrying max |alpha| away from X_T, and one carrying 1e-4 max |alpha| (below min_weight)",
          np.vstack([x, extra]), np.concatenate([alpha, [largest, 1e-4 * largest]]), np.zeros(N_POINTS), 1),
+        ("a point carrying 1e-2 max |alpha| away from X_T (10x min_weight: still weighted)",
+         np.vstack([x, faint]), np.concatenate([alpha, [1e-2 * largest]]), np.zeros(N_POINTS), 1),
+        (f"a weightless reconstruction 5e-3 from x_{split} (inside the merge radius 1e-2): merged at x_{split}",
+         np.vstack([x, x[split] + beside]), np.concatenate([alpha, [0.0]]), np.zeros(N_POINTS), 0),
     ]
     outcomes = []
     for name, x_recon, coefficients, expected_errors, expected_spurious in cases:
@@ -352,10 +360,11 @@ CLAIM = register(Claim(
              "sets for the rank-10 linear kernel (identity:2), which it must find singular", check_strict_pd,
              tolerance="ratio >= 1e-10 for relu:2, <= 1e-10 for the control: eigensolver round-off is ~1e-15 "
                        "relative (measured minimum ratio ~1e-3 for relu:2, ~ -3e-16 for the control)"),
-        Step("recovery scoring", "numerics.attack.recovery, which scores the attacks below, on three altered "
+        Step("recovery scoring", "numerics.attack.recovery, which scores the attacks below, on five altered "
              "copies of (X_T, alpha) with known scores: x_i split into two reconstructions carrying alpha_i / 2 each "
              "(merged, they must carry alpha_i), a negated coefficient, a spurious weighted point beside a weightless "
-             "one", check_scoring,
+             "one, a spurious point at 1e-2 max |alpha| (10x min_weight), and a weightless reconstruction 5e-3 from "
+             "x_i (merged, the location must stay at x_i)", check_scoring,
              tolerance=f"{SCORING_TOLERANCE:g} (round-off; measured 0 at seeds 0-2) and the exact spurious count; "
                        "averaging the merged coefficients instead of summing them is off by O(1)"),
         Step("attack, M = 2N", "kernel-space attack (lambda profiled out, restarts, L-BFGS polish) on 8 points in "
