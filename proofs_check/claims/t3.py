@@ -105,7 +105,7 @@ def derive_identity(ctx: Context) -> list[Outcome]:
     from theory.distillation import rkip_certificates
 
     rng = ctx.rng("t3-identity")
-    return [certified(c, rng) for c in rkip_certificates()]
+    return [certified(c, rng, needs_algebra=True) for c in rkip_certificates()]
 
 
 def derive_bounds(ctx: Context) -> list[Outcome]:
