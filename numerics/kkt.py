@@ -290,6 +290,15 @@ def kkt_attack(arch: Architecture, params_f: Params, n_recon: int, *, in_dim: in
               "snapshots": frames, "pooled": len(kept)})  # diverged restarts are not pooled
 
 
+def kkt_mu_summary(found: "attack.AttackResult") -> dict[str, Any]:
+    """What the KKT attack returned for its coefficients mu (the condition needs mu_i >= 0), over every returned
+    candidate (all pooled restarts): the smallest mu, how many are negative, how many there are, and the attack's
+    mu_min (its hinge's floor)."""
+    mu = np.asarray(found.info["mu"])
+    return {"min": float(mu.min()), "negative": int(np.sum(mu < 0)), "count": int(mu.size),
+            "mu_min": float(found.info["mu_min"])}
+
+
 def truth_kkt_loss(arch: Architecture, params: Params, x: Any, y: Any, *, alpha: float = HAIM_ALPHA) -> float:
     """The attack's KKT loss at the training set itself, min_{mu >= 0} kkt_loss(theta, X_train, mu y) with the
     attack's modified ReLU (scipy NNLS on the N smoothed gradients): what the attack would reach at the truth.
@@ -477,6 +486,7 @@ def regime_experiment(regime: str, *, n: int = 20, seed: int = 0, attack_steps: 
             results["kkt_curve"] = curve
             results["kkt_attack_loss"] = found.final_loss
             results["kkt_restart_losses"] = list(found.restart_losses)
+            results["kkt_mu"] = kkt_mu_summary(found)
         else:  # "loo" (attacks were validated above)
             recon = parameter_space_attack(network.arch, params_0, params_f, 2 * n, in_dim=dataset.d, key=key,
                                            steps=attack_steps, box=dataset.box, progress=False).x_recon

@@ -186,3 +186,15 @@ def test_regime_experiment_rejects_bad_settings_before_training(bad, message, mo
     options = {"regime": "rich", "n": 6, "attack_steps": 10, **bad}
     with pytest.raises(ValueError, match=message):
         kkt.regime_experiment(options.pop("regime"), **options)
+
+
+
+def test_mu_summary_reads_every_pooled_restart():
+    """kkt_mu_summary (H1's sign outcome) on a pooled attack: the negative mu of a later restart counts, not only the
+    best restart's."""
+    from numerics.attack import AttackResult
+
+    mu = np.array([1.5, 0.06, 1.0, -3.0])                      # two restarts of two candidates, the best first
+    found = AttackResult(x_recon=np.zeros((4, 2)), coefficients=mu[:, None], loss_curve=np.zeros(1), final_loss=0.0,
+                         kind="kkt", steps=1, info={"mu": mu, "mu_min": 0.05, "pooled": 2})
+    assert kkt.kkt_mu_summary(found) == {"min": -3.0, "negative": 1, "count": 4, "mu_min": 0.05}

@@ -350,3 +350,23 @@ def test_h1_recovery_fails_when_the_modified_relu_has_the_wrong_sign(monkeypatch
     monkeypatch.setattr(kkt, "modified_relu", lambda alpha: original(alpha, slope=lambda z: jax.nn.sigmoid(-alpha * z)))
     failed = recovery_failed(tmp_path / "mutated")
     assert any("revealed by the KKT attack" in f for f in failed), failed
+
+
+def _kkt_run(mu_min: float) -> dict:
+    """One seed of H1's rich KKT experiment as numerics.kkt.regime_experiment reports it, the quick profile's measured
+    values (premise 0.24, attack loss 1.5e-3, mu >= 0.056) with the smallest returned mu set to ``mu_min``."""
+    return {"seed": 0, "spec": "relu:2:sw=2:param=standard", "width": 128, "n": 20, "kkt_residual": 0.24,
+            "kkt_attack_loss": 1.5e-3, "clarke": None, "truth_kkt_loss": 0.02, "scores": {"kkt": {"revealed": 0.25}},
+            "baselines": {"noise + mean": {"revealed": 0.0}},
+            "kkt_mu": {"min": mu_min, "negative": int(mu_min < 0), "count": 320, "mu_min": 0.05}}
+
+
+def test_h1_attack_fails_when_it_returns_a_negative_mu(monkeypatch, tmp_path):
+    """The attack's hinge relu(mu_min - mu)^2 dropped (numerics/kkt.py, _kkt_runner's objective): mu_i < 0 fits
+    theta_f better (KKT loss 1.5e-3 -> 1.1e-3, measured) but is no KKT condition; no outcome read the returned mu and
+    H1 passed. The step on the experiment's reported numbers: the sign outcome alone fails at min mu = -2.2."""
+    monkeypatch.setattr(h1, "_runs", lambda ctx, regime="rich": [_kkt_run(0.056)])
+    assert _failed(h1.CLAIM, "KKT attack on a rich network", tmp_path / "real") == []
+    monkeypatch.setattr(h1, "_runs", lambda ctx, regime="rich": [_kkt_run(-2.2)])
+    failed = _failed(h1.CLAIM, "KKT attack on a rich network", tmp_path / "mutated")
+    assert len(failed) == 1 and "coefficient mu_i (the KKT condition needs mu_i >= 0)" in failed[0], failed
