@@ -119,9 +119,22 @@ def test_alpha_without_momentum_fails_t2_finite(monkeypatch, tmp_path):
     assert _failed_named(t2.CLAIM, "finite networks on digits", tmp_path, "K alpha_T - (r_0 - r_T)")
 
 
-def test_t2_finite_dual_outcome_passes_unmutated(monkeypatch, tmp_path):
+def test_t2_finite_dual_and_scale_outcomes_pass_unmutated(monkeypatch, tmp_path):
     _attack_skipped(monkeypatch)
-    assert not _failed_named(t2.CLAIM, "finite networks on digits", tmp_path, "K alpha_T - (r_0 - r_T)")
+    failed = failed_outcomes(t2.CLAIM, "finite networks on digits", tmp_path)
+    assert not [line for line in failed if "K alpha_T - (r_0 - r_T)" in line or "closeness of c x_i" in line], failed
+
+
+def test_closeness_score_carrying_the_norm_fails_t2_finite(monkeypatch, tmp_path):
+    """relative_distances without its division by ||x_i|| (numerics/privacy.py): the score ranks points by norm, so
+    the trivial baselines' rho rose to 0.27-0.30 and T2 still passed (the attack's margin stayed > 0); the scale
+    outcome (closeness unchanged under x_i -> c x_i) fails."""
+    from numerics import privacy
+
+    _attack_skipped(monkeypatch)
+    monkeypatch.setattr(privacy, "relative_distances", lambda recon, private: privacy.rescaled_distances(
+        np.asarray(recon, np.float64), np.asarray(private, np.float64)).min(axis=0))
+    assert _failed_named(t2.CLAIM, "finite networks on digits", tmp_path, "closeness of c x_i")
 
 
 def test_averaged_merge_fails_t1_scoring(monkeypatch, tmp_path):
