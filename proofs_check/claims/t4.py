@@ -177,7 +177,13 @@ def check_baseline(ctx: Context) -> list[Outcome]:
                        "the success measure must count reconstructions that know nothing private as revealing nothing "
                        "(numerics.privacy: measured 0% for all of them), while they pass SSIM >= 0.4",
                        ssim_ge_0_4={k: v.get("ssim_ge_0.4") for k, v in trivial.items()})
-    return [baseline, baselines]
+    negated = privacy.revealed(-np.asarray(private.x), private.x, references.public, factor=privacy.DEFAULT_FACTOR)
+    sign = within("fraction revealed by the negated private points -p_i (the measure rescales by c >= 0 only, so a "
+                  "sign flip is no reconstruction)", negated.fraction, 0.0,
+                  "d(-p, p) = ||p|| (c = 0), so -p reveals p only if factor ||p|| <= min_q d(-p, q) <= min_q ||q||: "
+                  "measured 0%; with c < 0 allowed (privacy.rescaled_distances without its max(<r, x>, 0)) 100%",
+                  count=negated.count)
+    return [baseline, baselines, sign]
 
 
 def revealing_limit(public: np.ndarray, factor: float) -> float:
@@ -387,7 +393,8 @@ CLAIM = register(Claim(
     checks=[
         Step("baseline attack", "kernel-regime model trained on the private digits (quick: 20, full: 100, equal per "
              "class), attacked with M = 2N; revealed fraction and SSIM >= 0.4 beside the trivial reconstructions",
-             check_baseline, tolerance="revealed >= 0.8 (the issue's bar); every trivial reconstruction reveals 0"),
+             check_baseline, tolerance="revealed >= 0.8 (the issue's bar); every trivial reconstruction reveals 0, and so do "
+             "the negated private points"),
         Step("defense", "models trained on KIP-distilled sets (quick: 10 points at r = none, 1.5; full: 10, 20, 50 "
              "points at r = none, 1.5), attacked with the same budget; trade-off figure; and KIP's objective at its "
              "last step against its start (the distillation fitted the private set; accuracy against the coreset it "
