@@ -867,6 +867,36 @@ def private_class_means(dataset: Any) -> tuple[np.ndarray, np.ndarray]:
     return class_means(dataset.x, dataset.labels), class_means(dataset.y, dataset.labels)
 
 
+def class_targets(dataset: Any) -> np.ndarray:
+    """(C, outputs) target of each class of a labelled dataset, in class order (its first point's: the targets of a
+    ten-class dataset depend only on the class): the targets of a training set made of points that are not the
+    dataset's own (held-out digits, their class means)."""
+    return np.stack([np.asarray(dataset.y)[np.asarray(dataset.labels) == k][0]
+                     for k in range(len(dataset.class_names))])
+
+
+def held_out_training_sets(private: Any, references: Any, *, size: int, rng: np.random.Generator,
+                           means_of: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Training sets that hold no private data, as (x, y) by name, targets those of the class
+    (:func:`class_targets`): "held-out points" (``size`` digits of ``references.pool``, the training split less
+    the private set, size / classes per class, drawn with ``rng`` by :func:`initial_support`) and "class means"
+    (numerics.privacy.class_means of the whole pool: the points of the trivial reconstruction of that name, one per
+    class); with ``means_of`` also "class means of held-out points" (the class means of ``means_of`` more pool digits
+    drawn with ``rng``, as many as the private set for a comparator that saw as much data)."""
+    from numerics.privacy import class_means
+
+    n_classes = len(private.class_names)
+    targets = class_targets(private)
+    held_out = initial_support(references.pool_labels, size // n_classes, n_classes, rng)
+    sets = {"class means": (class_means(references.pool, references.pool_labels), targets),
+            "held-out points": (references.pool[held_out], targets[references.pool_labels[held_out]])}
+    if means_of is not None:
+        drawn = initial_support(references.pool_labels, means_of // n_classes, n_classes, rng)
+        sets["class means of held-out points"] = (class_means(references.pool[drawn], references.pool_labels[drawn]),
+                                                  targets)
+    return sets
+
+
 RKIP_FINITE_FILES = {"train": "train_checkpoint.npz", "model": "model.npz", "attack": "attack_checkpoint.npz",
                      "reconstructions": "reconstructions.npz", "stages": "rkip_finite_stages.json"}
 """The files of a resumable :func:`rkip_finite_experiment` in its ``folder``, one stage after another: training's

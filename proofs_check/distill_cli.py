@@ -347,21 +347,14 @@ def defend_check(args) -> None:
 
 
 def trivial_training_sets(private, references, *, size: int, seed: int) -> dict[str, tuple]:
-    """The trivial stand-ins that form a training set, by their leakage-row names, as (x, y): "class means" (the
-    pool's, numerics.privacy.class_means of ``references.pool``: the same points as that trivial reconstruction,
-    one per class) and "held-out points" (``size`` pool digits, size / classes per class, default_rng(seed + 1)).
-    Targets are the targets of the class. Nothing in them is private."""
+    """The trivial stand-ins that form a training set, by their leakage-row names, as (x, y):
+    numerics.distill.held_out_training_sets ("class means" of the whole pool, and ``size`` held-out "held-out
+    points" drawn with default_rng(seed + 1)). Nothing in them is private."""
     import numpy as np
 
-    from numerics.distill import initial_support
-    from numerics.privacy import class_means
+    from numerics.distill import held_out_training_sets
 
-    classes = range(len(private.class_names))
-    targets = np.stack([private.y[private.labels == k][0] for k in classes])
-    held_out = initial_support(references.pool_labels, size // len(classes), len(classes),
-                               np.random.default_rng(seed + 1))
-    return {"class means": (class_means(references.pool, references.pool_labels), targets),
-            "held-out points": (references.pool[held_out], targets[references.pool_labels[held_out]])}
+    return held_out_training_sets(private, references, size=size, rng=np.random.default_rng(seed + 1))
 
 
 def defend_interrupted(args, interruption: KeyboardInterrupt) -> str:

@@ -59,10 +59,60 @@ def _failed(names, tmp_path):
 
 
 def test_t4_passes_unmutated(tmp_path):
-    outcomes = _outcomes({"baseline attack", "defense", "attack recovers S", "minimum distance", "projection"},
+    outcomes = _outcomes({"baseline attack", "defense", "privacy-free comparators", "attack recovers S",
+                          "minimum distance", "projection"},
                          tmp_path)
     assert not [o.name for o in outcomes if o.failed], [(o.name, o.measured, o.details.get("error")) for o in outcomes]
     assert (tmp_path / "figures" / "t4_tradeoff.png").is_file()
+
+
+def test_t4_privacy_free_comparators_are_scored_by_the_revealed_measure(monkeypatch, tmp_path):
+    """T4's privacy-free comparators (stats review 28, item 4): held-out digits as many as the distilled set, the
+    class means of as many held-out digits as the private set, those of all held-out digits; none holds a private
+    digit, each is scored by numerics.privacy.revealed as the distilled sets are, and the step reports their test
+    accuracy beside the distilled rows'. A comparator that held private digits would be scored as revealing them and
+    fail the step (the measure is live, not a constant 0). The experiment is replaced by stand-in rows (fast)."""
+    from types import SimpleNamespace
+
+    from numerics import audit
+    from numerics.data import digits
+
+    ctx = Context(profile="quick", out_dir=tmp_path)
+    private = digits(task="ten_class", per_class=SMALL.per_class, seed=ctx.seed_for("t4-private") % 2**16)
+    references = audit.reference_sets("digits-ten-class", private)
+    models = t4.privacy_free_models(ctx)
+    pool = references.pool.shape[0]
+    assert set(models) == {"10 held-out digits", "class means of 20 held-out digits",
+                           f"class means of all {pool} held-out digits"}
+    own = {row.tobytes() for row in private.x}
+    assert not any(row.tobytes() in own for row in models["10 held-out digits"]["x"])
+    for name, model in models.items():
+        found = privacy.revealed(model["x"], private.x, references.public, factor=privacy.DEFAULT_FACTOR)
+        assert (model["revealed"], model["revealed_count"]) == (found.fraction, found.count) == (0.0, 0), name
+        assert model["points"] == 10 and 0.1 < model["test_accuracy"] <= 1.0, name
+    assert len(models["10 held-out digits"]["draws"]) == 3
+
+    def row(name, kind, accuracy, revealed):
+        return SimpleNamespace(name=name, kind=kind, size=10 if kind == "distilled" else private.n,
+                               test_accuracy=accuracy, revealed=revealed, start_accuracy=0.6,
+                               training_leakage={"revealed": revealed})
+
+    rows = [row("private set", "private", 0.78, 1.0), row("distilled 10", "distilled", 0.67, 0.0)]
+    monkeypatch.setattr(t4, "experiment", lambda ctx: (private, rows))
+    outcome = t4.check_privacy_free(ctx)
+    assert not outcome.failed and outcome.measured == 0.0
+    assert set(outcome.details["comparators"]) == set(models)
+    assert "x" not in outcome.details["comparators"]["10 held-out digits"]
+    best = max(model["test_accuracy"] for model in models.values())
+    assert outcome.details["distilled_minus_best_comparator"]["distilled 10"] == pytest.approx(0.67 - best)
+    assert outcome.details["distilled"]["distilled 10"]["test_accuracy"] == 0.67
+
+    # the measure is live: the held-out digits swapped for private ones (the comparator is the coreset) reveal them
+    held_out = t4._COMPARATORS[(ctx.seed, ctx.profile, SMALL)]["10 held-out digits"]
+    monkeypatch.setitem(held_out, "x", private.x[::2])
+    failed = t4.check_privacy_free(ctx)
+    assert failed.failed and failed.measured == 0.5, failed.measured
+    assert failed.details["comparators"]["10 held-out digits"]["revealed_count"] == 10
 
 
 # ------------------------------------------------------------------------------------------------
