@@ -282,3 +282,8 @@ def test_rank_correlations_by_hand():
     partial = t2.rank_correlations(costs, collapsed, np.random.default_rng(1), n_boot=200)
     assert partial["per_seed_rho"][1:] == [0.0, 0.0]
     assert partial["rho"]["attack"] == pytest.approx(stats["per_seed_rho"][0] / 3, abs=1e-15)
+    # networks that disagree (rho +1, +1, -1, -1): the mean is 0, and the networks are resampled too, so the interval
+    # spans their spread (points alone resampled, paired: every replicate cancels to [0, 0])
+    split = t2.rank_correlations(costs[[0, 1, 0, 1]], {"attack": costs[[0, 1, 0, 1]] * [[1], [1], [-1], [-1]],
+                                                       "other": costs[[2, 2, 2, 2]]}, np.random.default_rng(1), n_boot=400)
+    assert split["rho"]["attack"] == 0.0 and split["rho_interval"][0] < -0.4 and split["rho_interval"][1] > 0.4
