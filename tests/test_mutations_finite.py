@@ -370,3 +370,30 @@ def test_h1_attack_fails_when_it_returns_a_negative_mu(monkeypatch, tmp_path):
     monkeypatch.setattr(h1, "_runs", lambda ctx, regime="rich": [_kkt_run(-2.2)])
     failed = _failed(h1.CLAIM, "KKT attack on a rich network", tmp_path / "mutated")
     assert len(failed) == 1 and "coefficient mu_i (the KKT condition needs mu_i >= 0)" in failed[0], failed
+
+
+def test_e1_membership_control_scores_the_largest_n_the_attack_works_on(monkeypatch, tmp_path):
+    """Among the linearized settings with mean success >= MEMBER_FLOOR the control takes the largest N (its "0
+    non-members" then bounds their rate tighter: Clopper-Pearson 0 of 8 0.37, 0 of 32 0.11), and reports the bound;
+    the highest mean alone (the rule before) took N = 10 on these rows."""
+    from scipy.stats import binomtest
+
+    rows, taken = synthetic_rows(datasets=("sphere",)), []
+    grid = sweep.Grid(datasets=("sphere",), widths=(16, 64, 256), ns=(10, 40), params=("ntk", "standard"),
+                      trainings=("linearized", "standard"), seeds=(0, 1, 2))
+    monkeypatch.setattr(e1, "grid_and_budget", lambda ctx: (grid, sweep.Budget(train_steps=1, attack_steps=1)))
+    monkeypatch.setattr(e1, "sweep_rows", lambda ctx: rows)
+
+    def control(cell, other, budget):
+        taken.append(cell)
+        return {s: {"members": 1.0, "non_members": 0.0, "non_member_count": cell.n, "shared": 0,
+                    "cell_revealed": 1.0} for s in (cell.seed, other)}
+
+    monkeypatch.setattr(sweep, "membership_control", control)
+    outcome = e1.check_membership(e1.Context(out_dir=tmp_path))
+    assert [c.n for c in taken] == [40] and outcome.passed, outcome
+    bound = binomtest(0, 80).proportion_ci(0.95, method="exact").high
+    assert f"0 of 80 points: rate <= {bound:.2f}" in outcome.measured
+    for count, scored in ((0, 8), (0, 32), (3, 20)):
+        assert e1.non_member_upper_bound(count, scored) == pytest.approx(
+            binomtest(count, scored).proportion_ci(0.95, method="exact").high, abs=1e-12)
