@@ -1357,6 +1357,8 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
                         help="attack steps per cell")
     parser.add_argument("--out", type=folder, default="reports/sweep",
                         help="sweep folder (cells/ cache, results.csv, results.json, figures); rerunning resumes")
+    parser.add_argument("--seed", type=seed, default=0,
+                        help="seed of the trends' bootstrap resamples (the cells' own seeds are 0, 1, ... by --seeds)")
     parser.add_argument("--recompute-other-code", action="store_true",
                         help="compute again the stored cells that other code computed (another version of numerics/ or "
                              "theory/, or cells that predate the record); by default they are reused, with a note")
@@ -1417,19 +1419,23 @@ def _sweep(args) -> int:
     figures_dir = args.out / "figures"
     files = [sweep.success_vs_width_figure(figures_dir / f"success_vs_width_{d}.png", rows, d)
              for d in args.grid.datasets]
-    trends = {}
+    trends, rng = {}, np.random.default_rng(args.seed)
+    # below TREND_MIN_SEEDS seeds per cell the value alone: a percentile interval over so few seeds undercovers
+    intervals = len(args.grid.seeds) >= sweep.TREND_MIN_SEEDS
     for dataset in args.grid.datasets:
         chosen = [r for r in rows if r["dataset"] == dataset]
         if len(args.grid.seeds) >= 2 or len(chosen) >= 4:
             try:
-                trends[dataset] = {k: t.as_dict() for k, t in
-                                   sweep.trends(chosen, rng=np.random.default_rng(0), n_boot=200).items()}
+                found = sweep.trends(chosen, rng=rng, n_boot=sweep.TREND_REPLICATES if intervals else 1)
+                trends[dataset] = {k: t.as_dict() if intervals else
+                                   {**t.as_dict(), "low": None, "high": None,
+                                    "no interval": f"fewer than {sweep.TREND_MIN_SEEDS} seeds per cell"}
+                                   for k, t in found.items()}
             except ValueError:
                 pass
         for param in args.grid.params:
             files.append(sweep.heatmap_figure(figures_dir / f"heatmap_{dataset}_{param}.png", rows, dataset, param))
-    rho = sweep.spearman_trend(rows, "kernel_distance", rng=np.random.default_rng(0), n_boot=200).value \
-        if len(rows) >= 3 else None
+    rho = sweep.spearman_trend(rows, "kernel_distance", rng=rng, n_boot=1).value if len(rows) >= 3 else None
     files.append(sweep.success_vs_kernel_distance_figure(figures_dir / "success_vs_kernel_distance.png", rows, rho))
     boundary = sweep.regime_boundary(rows)
     from numerics.checkpoint import software

@@ -213,6 +213,9 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     # measured 12 fitted, 4 not (the width-16 standard-trained networks): the split, not its exact count, is checked
     assert summary["cells"] + summary["did_not_fit"] + summary["diverged"] == 16 and summary["did_not_fit"] >= 1
     assert "width" in summary["trends"]["sphere"]
+    # two seeds per cell: the trends' values, no interval (TREND_MIN_SEEDS)
+    assert all(t["low"] is None and t["high"] is None and "seeds per cell" in t["no interval"]
+               for t in summary["trends"]["sphere"].values())
     assert made  # and tests/conftest.py checks their style
     # one cell stamped as computed by other code: reused with a note, or computed again on request
     cell_file = sorted((tmp_path / "cells").glob("*.json"))[0]
