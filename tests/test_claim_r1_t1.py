@@ -36,3 +36,12 @@ def test_finite_attack_says_it_is_not_calibrated_on_smooth_activations(spec, tmp
     ctx = Context(profile="quick", out_dir=tmp_path, archs=(parse_spec(spec),))
     (outcome,) = run_step("check", step, ctx)
     assert not outcome.applicable and "piecewise-linear" in outcome.reason
+
+
+def test_finite_attack_trivial_bar_is_at_most_one_of_four():
+    """R1's trivial baselines may reveal at most 1 of the 4 training points: "fewer than the attack" (the bar before)
+    let 2 or 3 of 4 pass beside an attack revealing all 4."""
+    from proofs_check.claims import r1
+
+    assert r1.ATTACK_N == 4 and r1.trivial_within_bar(0.0) and r1.trivial_within_bar(0.25)
+    assert not r1.trivial_within_bar(0.5) and not r1.trivial_within_bar(0.75)

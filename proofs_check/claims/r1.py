@@ -32,6 +32,18 @@ minimizer keeps); 2e-3 is the geometric middle of the two ranges."""
 ATTACK_DISTANCE_TOLERANCE = 0.05
 """Matched distance on the unit sphere: measured 0.005 ... 0.019 over 8 seeds (the smoothing bias at beta = 200);
 held-out sphere points are typically 0.5 or more away in d = 5."""
+TRIVIAL_MAX_REVEALED = 1
+"""Of the ATTACK_N = 4 training points, the most that any trivial reconstruction (mean, noise, held-out points) may
+reveal: the attack reveals all 4, and a bar of "fewer than the attack" would let a measure that credits 3 of 4 to
+reconstructions knowing nothing pass. Simulated (statistics review 28: this geometry, 300 independent baseline
+draws) the best trivial reconstruction reveals 0 of 4 in 278, 1 of 4 in 22 (7%), never 2 or more."""
+
+
+def trivial_within_bar(trivial_fraction: float, n: int = ATTACK_N) -> bool:
+    """Whether the best trivial reconstruction's revealed fraction of ``n`` points is at most TRIVIAL_MAX_REVEALED."""
+    return round(trivial_fraction * n) <= TRIVIAL_MAX_REVEALED
+
+
 SPOT_TOLERANCE = 1e-20
 COMPLETED_SQUARE_TOLERANCE = 1e-8
 """The completed square around profiled_loss's lambda*: a 1e-3 step makes the excess ~1e-6 of the loss, so float64
@@ -605,9 +617,13 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
         found = at_least(f"{label}: fraction of training points revealed (2x closer than to any of 64 held-out "
                          "points), trivial reconstructions beside", table["attack"]["revealed"], 1.0,
                          "Theorem 1 at finite width in the kernel regime: every point is recovered; the trivial "
-                         "reconstructions (mean, noise, held-out points) must reveal fewer",
+                         f"reconstructions (mean, noise, held-out points) must reveal at most {TRIVIAL_MAX_REVEALED} "
+                         f"of {ATTACK_N} (measured 0 of 4 at --seed 0; simulated on this geometry: 0 in 278 of 300 draws, "
+                         "1 in 22, never more)",
                          leakage_table=table, trivial_max_revealed=trivial)
-        found.passed = found.passed and trivial < table["attack"]["revealed"]
+        found.passed = found.passed and trivial_within_bar(trivial)
+        found.measured = f"{found.measured:.2f} (best trivial {round(trivial * ATTACK_N)} of {ATTACK_N})"
+        found.expected = f">= 1; trivial <= {TRIVIAL_MAX_REVEALED} of {ATTACK_N}"
         outcomes.append(found)
     return applicable_on_defaults(ctx, outcomes, ATTACK_ARCH)
 
@@ -733,7 +749,8 @@ CLAIM = register(Claim(
              tolerance="loss 2e-3 of ||Delta theta||^2, the geometric middle "
                        "between the measured 5.5e-5 ... 6.3e-4 (beta annealed 10 -> 200, 8 seeds) and 7.1e-3 ... "
                        "2.6e-2 (schedule reversed); distance 0.05 (measured 0.005 ... 0.019; held-out points are ~0.5 "
-                       "away); every point revealed and every trivial reconstruction revealing fewer; calibrated on "
+                       "away); every point revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
+                       "simulated: 0 in 278 of 300 draws, 1 in 22); calibrated on "
                        "piecewise-linear activations (n/a on smooth ones given by --arch: erf:2:sb=0.1 measured 0.099 away; "
                        "an n/a on the default relu:2 fails)"),
         Step("scoring", "numerics.metrics.match: a permuted copy with decoys is paired back, and the Hungarian "
