@@ -579,6 +579,9 @@ class Trend:
     high: float
     n_rows: int
     level: float
+    dropped: int = 0
+    """Bootstrap replicates whose statistic was undefined (a variable constant in the resample), left out of the
+    interval: counted so that an interval resting on a fraction of its replicates shows it."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -612,7 +615,8 @@ def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random
     With ``strata`` (e.g. ("n", "param", "training") for the width trend) the correlation is computed within
     each group of rows that share those settings and averaged over the groups: the trend with the other
     factors held fixed (a pooled correlation would let the width effect drown the N effect, and vice versa).
-    A group or replicate where either variable is constant (correlation undefined) is dropped.
+    A group or replicate where either variable is constant (correlation undefined) is dropped; the replicates
+    dropped are counted (Trend.dropped).
 
     Resampling: without strata, cells with replacement and then seeds within them (two-level); with strata,
     the grid's cells are the design (each stratum keeps all its levels of ``field``) and the seeds of every
@@ -641,12 +645,13 @@ def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random
     groups = _cell_groups(rows, ("dataset", "width", "n", "param", "training"))
     resample = _seed_resample if strata else _two_level_resample
     replicates = np.array([rho(resample(groups, rng)) for _ in range(n_boot)])
+    dropped = int(np.count_nonzero(~np.isfinite(replicates)))
     replicates = replicates[np.isfinite(replicates)]
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan)
     within = f" within ({', '.join(strata)})" if strata else ""
     return Trend(name=f"Spearman({target}, {field}){within}", value=rho(np.arange(len(rows))), low=float(low),
-                 high=float(high), n_rows=len(rows), level=level)
+                 high=float(high), n_rows=len(rows), level=level, dropped=dropped)
 
 
 def paired_difference(rows: Sequence[dict[str, Any]], *, rng: np.random.Generator, n_boot: int = TREND_REPLICATES,

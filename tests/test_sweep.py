@@ -122,6 +122,16 @@ def test_trends_recover_the_signs_built_into_synthetic_rows():
     flipped = sweep.trends([r for r in synthetic_rows(flip=True) if r["dataset"] == "sphere"],
                            rng=np.random.default_rng(0), n_boot=200)
     assert flipped["width"].high < 0
+    assert found["kernel_distance"].dropped == 0  # 24 cells: a resample with one distance value never occurs
+
+
+def test_trend_counts_the_replicates_it_drops():
+    """Two cells: a cell-level resample draws the same cell twice half the time, the width is then constant and
+    the replicate undefined; it is left out of the interval and counted (was dropped silently)."""
+    rows = [dict(dataset="sphere", width=w, n=4, param="ntk", training="linearized", seed=s, revealed=w / 64 + s / 10)
+            for w in (16, 64) for s in range(3)]
+    trend = sweep.spearman_trend(rows, "width", rng=np.random.default_rng(0), n_boot=400)
+    assert 120 < trend.dropped < 280 and trend.as_dict()["dropped"] == trend.dropped
 
 
 @pytest.mark.parametrize("dataset", sweep.DATASETS)
