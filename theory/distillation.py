@@ -315,7 +315,7 @@ def rational_evaluations(seed: int, *, n_train: int = 4, n_distilled: int = 2, n
 
 def _tight_kip_evaluations(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix) -> list[Evaluation]:
     """Bound (b) where only the full determinant of r I - K_TT can decide it: distilled labels y_S = 0 (f_S = 0)
-    and alpha = v, the float64 top eigenvector of K_TT rounded to a rational (denominator 2^50), so r = KIP error /
+    and alpha = v, the top eigenvector of K_TT (mpmath, 30 digits) rounded to a rational (denominator 2^50), so r = KIP error /
     L_RKIP = v^T K^2 v / v^T K v is a Rayleigh quotient (of K^(1/2) v) that is <= lambda_max(K_TT) exactly and
     ~1e-28 relative below it. The training points are reordered so that v's largest component comes last: then
     lambda_max of the leading (N-1) block is strictly below lambda_max(K_TT) (strict interlacing when v's last
@@ -323,13 +323,17 @@ def _tight_kip_evaluations(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix) ->
     leading minor of r I - K_TT below full size > 0, computed directly; a block-diagonal K_TT with the top
     eigenvector on one point needs the reordering). Sylvester's criterion must then say "not PD" from
     det(r I - K_TT) <= 0 alone."""
-    import numpy as np
+    import mpmath  # sympy's own arbitrary-precision backend (theory/ stays free of numpy)
 
     n_train = k_tt.rows
-    top = np.linalg.eigh(np.array(k_tt.evalf(), dtype=np.float64))[1][:, -1]
-    last = int(np.argmax(np.abs(top)))
+    with mpmath.workdps(30):
+        values, vectors = mpmath.eigsy(mpmath.matrix([[float(k_tt[i, j]) for j in range(n_train)]
+                                                      for i in range(n_train)]))
+        column = max(range(n_train), key=lambda k: values[k])
+        top = [float(vectors[i, column]) for i in range(n_train)]
+    last = max(range(n_train), key=lambda i: abs(top[i]))
     order = [i for i in range(n_train) if i != last] + [last]
-    k_tt, k_ts, top = k_tt.extract(order, order), k_ts.extract(order, list(range(k_ts.cols))), top[order]
+    k_tt, k_ts, top = k_tt.extract(order, order), k_ts.extract(order, list(range(k_ts.cols))), [top[i] for i in order]
     alpha = sp.Matrix([sp.Rational(int(round(c * 2**50)), 2**50) for c in top])
     y_s = sp.zeros(k_ss.rows, 1)
     ratio = kip_error(k_tt, k_ts, k_ss, alpha, y_s) / rkip_loss(k_tt, k_ts, k_ss, alpha, y_s)
