@@ -317,9 +317,9 @@ def check_privacy_free(ctx: Context) -> Outcome:
     matched = {row.name: row.test_accuracy - models[f"{row.size} held-out digits"]["test_accuracy"]
                for row in defended}
     return within("privacy-free comparators (held-out digits, as many as each distilled set; class means of held-out "
-                  "digits): max fraction of the private points their training points reveal (test accuracy beside "
-                  "the distilled sets' in details, not required lower)", max(m["revealed"] for m in models.values()),
-                  0.0, PRIVACY_FREE_REASON, comparators=comparator_summary(models),
+                  "digits): max number of the private points their training points reveal (test accuracy beside "
+                  "the distilled sets' in details, not required lower)",
+                  max(m["revealed_count"] for m in models.values()), PRIVACY_FREE_MAX_REVEALED, PRIVACY_FREE_REASON, comparators=comparator_summary(models),
                   distilled={row.name: {"test_accuracy": row.test_accuracy, "revealed": row.revealed,
                                         "training_points_revealed": row.training_leakage["revealed"],
                                         "coreset_test_accuracy": row.start_accuracy} for row in defended},
@@ -329,9 +329,14 @@ def check_privacy_free(ctx: Context) -> Outcome:
                   distilled_beats_every_comparator=all(margin > 0 for margin in margins.values()))
 
 
+PRIVACY_FREE_MAX_REVEALED = 1
+"""At most one private point "revealed" by a comparator's training points: a held-out digit can lie twice as close to
+one private digit as to every test digit by chance (a simulation of the full profile's sets, 60 seeds: 0 in 58, 1 in
+2, both at size 50; quick 0 in 60: review), as for the trivial reconstructions elsewhere (R1: at most 1 of 4)."""
 PRIVACY_FREE_REASON = (
     "they hold no private data (drawn from the training split less the private set), so the defense's own measure "
-    "must score them 0 (measured 0, quick seeds 0-2); a model trained on them reveals no more than its training "
+    "may score at most one private point, a chance near-duplicate (measured 0, quick seeds 0-2; 1 in 2 of 60 simulated "
+    "full-profile seeds); a model trained on them reveals no more than its training "
     "points (T1; 'attack recovers S' measures this for the distilled sets). NOT shown: that the distilled set is more "
     "accurate than they are (see the observations)")
 
@@ -503,7 +508,8 @@ CLAIM = register(Claim(
              "held-out digits as the private set, the class means of all held-out digits; their training points "
              "scored by the defense's revealed measure, their test accuracy beside the distilled, coreset and "
              "undefended models'", check_privacy_free,
-             tolerance="revealed 0 (they hold no private data); their test accuracy is reported, not a bar the "
+             tolerance=f"at most {PRIVACY_FREE_MAX_REVEALED} private point revealed (they hold no private data: a "
+                       "chance near-duplicate at most); their test accuracy is reported, not a bar the "
                        "distilled set must clear (it does not clear it: observations)"),
         Step("attack recovers S", "per defended model, the fraction the attack reveals minus the fraction the "
              "distilled points themselves reveal; and the distance (after the best positive rescaling, relative) "
