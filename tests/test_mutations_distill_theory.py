@@ -238,6 +238,10 @@ MUTATIONS = {
 def test_mutation_makes_the_claim_fail(name, monkeypatch, tmp_path):
     mutate, claim, steps = MUTATIONS[name]
     mutate(monkeypatch)
+    if claim is t2.CLAIM and "finite networks on digits" in steps:
+        # 10 networks fail an attack that never moved in both outcomes (lower ends at most -0.11 and -0.21, --seed
+        # 0-9); the claim's 16 are for a working attack's margin (0.04-0.31), which is not under test here
+        monkeypatch.setitem(t2.FINITE, "quick", {**t2.FINITE["quick"], "seeds": 10})
     for step in steps:
         failed = _failed(claim, step, tmp_path)
         assert failed, f"{name}: step {step!r} of {claim.id} still passes"
