@@ -608,7 +608,8 @@ def _two_level_resample(groups: list[list[int]], rng: np.random.Generator) -> np
 
 
 def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random.Generator,
-                   n_boot: int = TREND_REPLICATES, level: float = 0.95, target: str = "revealed", strata: tuple[str, ...] = ()) -> Trend:
+                   n_boot: int = TREND_REPLICATES, level: float = 0.95, target: str = "revealed",
+                   strata: tuple[str, ...] = ()) -> Trend:
     """Spearman rank correlation of ``target`` with ``field`` over rows (cell x seed), with a bootstrap
     interval that resamples cells and, within them, seeds.
 

@@ -1428,7 +1428,7 @@ def _sweep(args) -> int:
             try:
                 found = sweep.trends(chosen, rng=rng, n_boot=sweep.TREND_REPLICATES if intervals else 1)
                 trends[dataset] = {k: t.as_dict() if intervals else
-                                   {**t.as_dict(), "low": None, "high": None,
+                                   {**t.as_dict(), "low": None, "high": None, "dropped": None,
                                     "no interval": f"fewer than {sweep.TREND_MIN_SEEDS} seeds per cell"}
                                    for k, t in found.items()}
             except ValueError:

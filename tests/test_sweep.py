@@ -224,7 +224,7 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     assert summary["cells"] + summary["did_not_fit"] + summary["diverged"] == 16 and summary["did_not_fit"] >= 1
     assert "width" in summary["trends"]["sphere"]
     # two seeds per cell: the trends' values, no interval (TREND_MIN_SEEDS)
-    assert all(t["low"] is None and t["high"] is None and "seeds per cell" in t["no interval"]
+    assert all(t["low"] is None and t["high"] is None and t["dropped"] is None and "seeds per cell" in t["no interval"]
                for t in summary["trends"]["sphere"].values())
     assert made  # and tests/conftest.py checks their style
     # one cell stamped as computed by other code: reused with a note, or computed again on request
