@@ -97,8 +97,8 @@ def derive_profile(ctx: Context) -> list[Outcome]:
     return [certified(certificate, rng, needs_algebra=True) for certificate in certificates]
 
 
-SURROGATE_BETA = 10**6
-SURROGATE_BETA_TEXT = f"1e{len(str(SURROGATE_BETA)) - 1}"  # 1e6, as printed
+SURROGATE_EXPONENT = 6
+SURROGATE_BETA, SURROGATE_BETA_TEXT = 10**SURROGATE_EXPONENT, f"1e{SURROGATE_EXPONENT}"
 SURROGATE_POINTS = ("-13/10", "0", "7/10")
 SURROGATE_TOLERANCE = 1e-5
 """|surrogate - phi| at beta = SURROGATE_BETA, 30 digits: a stand-in that tends to phi is O(1 / beta) off (abrelu:
