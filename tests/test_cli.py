@@ -729,13 +729,13 @@ def test_ctrl_c_after_a_claim_finished_keeps_its_report(tmp_path, monkeypatch, c
     written, the report marked incomplete (passed: null), the claims not run named."""
     from proofs_check.claims import load_claims
 
-    real_run_step = registry.run_step
     second = [id(step) for _, step in load_claims()["D1"].steps()]
 
     def interrupted_in_d1(kind, step, ctx):
         if id(step) in second:
             raise KeyboardInterrupt
-        return real_run_step(kind, step, ctx)
+        # T3's steps stand in as passed: the report's writing is under test, not T3 (its real run took 6 s)
+        return [registry.Outcome(name=step.name, passed=True, measured=0, expected="0", reason="a stand-in")]
 
     monkeypatch.setattr(registry, "run_step", interrupted_in_d1)
     assert main(["run", "T3", "D1", "R1", "--out", str(tmp_path)]) == 130
