@@ -291,3 +291,20 @@ def test_rank_correlations_by_hand():
     split = t2.rank_correlations(costs[[0, 1, 0, 1]], {"attack": costs[[0, 1, 0, 1]] * [[1], [1], [-1], [-1]],
                                                        "other": costs[[2, 2, 2, 2]]}, np.random.default_rng(1), n_boot=400)
     assert split["rho"]["attack"] == 0.0 and split["rho_interval"][0] < -0.4 and split["rho_interval"][1] > 0.4
+
+
+def test_rank_correlations_read_the_expanded_percentile_interval(monkeypatch):
+    """T2's intervals are read at registry.expanded_tail over the networks (the outer sample), like every rate
+    interval: with 4 networks the plain 2.5% tails give a narrower interval from the very same replicates."""
+    from proofs_check.registry import expanded_tail
+
+    rng = np.random.default_rng(2)
+    costs = rng.normal(size=(4, 12))
+    quality = {"attack": costs + rng.normal(size=(4, 12)), "other": rng.normal(size=(4, 12))}
+    expanded = t2.rank_correlations(costs, quality, np.random.default_rng(5), n_boot=400)
+    monkeypatch.setattr(t2, "expanded_tail", lambda level, samples: (1 - level) / 2)  # the plain percentile tails
+    plain = t2.rank_correlations(costs, quality, np.random.default_rng(5), n_boot=400)
+    assert expanded_tail(0.95, 4) < 0.001  # the tail expanded at 4 networks: measured 1.2e-4
+    for key in ("rho_interval", "margin_interval"):
+        (low, high), (plain_low, plain_high) = expanded[key], plain[key]
+        assert low < plain_low and plain_high < high, (key, expanded[key], plain[key])

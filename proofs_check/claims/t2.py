@@ -52,21 +52,24 @@ FINITE = {"quick": dict(n=20, m=10, width=256, steps=1000, seeds=16),
 """Finite networks on digits (odd/even), 1.3 s per seed at 1000 steps and 2.3 s at 2000 after the first
 (compilation ~7 s). Sixteen seeds (24 full): the margin over the strongest of five baselines is a max over noisy
 means, and with the networks resampled (rank_correlations) eight seeds of 1000 steps left its lower end at -0.02 at
---seed 7 and ten at -0.02 at --seed 10 (a review); sixteen give 0.04-0.31 over --seed 0-15 (0.04 at --seed 11)."""
+--seed 7 and ten at -0.02 at --seed 10 (a review); sixteen give 0.02-0.30 over --seed 0-15 (0.02 at --seed 11; the
+expanded percentile interval, 0.04 with the plain one)."""
 START = "attack's start"
 """The name of the baseline that is the attack's own initial X_R (numerics.attack.attack_start with the same key)."""
 BOOTSTRAP_REPLICATES = 1000
 FINITE_REASON = ("T2 predicts costly points are reconstructed more closely: a positive rank correlation; measured "
-                 "(networks and points resampled, 16 networks) mean rho 0.34-0.54, interval lower ends 0.16-0.39 "
-                 "(quick, --seed 0-15); with 10 networks 0.42-0.58 and 0.23-0.39 (full, --seed 0-1; full now runs 24). Noise and the attack's start have rho 0 in expectation (isotropic, "
+                 "(networks and points resampled, 16 networks, expanded percentile interval) mean rho 0.34-0.54, "
+                 "interval lower ends 0.14-0.38 (quick, --seed 0-15); with 10 networks and the plain percentile "
+                 "interval 0.42-0.58 and 0.23-0.39 (full, --seed 0-1; full now runs 24). Noise and the attack's start have rho 0 in expectation (isotropic, "
                  "scored by angle), so this outcome alone fails an attack that never moved at ~97.5% of seeds (its "
                  "lower end measured -0.11 to -0.31 at --seed 0-9); the margin below fails it at every seed")
 MARGIN_REASON = ("held-out digits and class means rank points by geometry alone (mean rho -0.09 and -0.47 over 48 "
                  "networks of 2000 steps), noise and the attack's start by chance (0 in expectation); the mean "
                  "image, the origin of centred digits, ranks none. The attack must beat the strongest on the same "
                  "resamples: an attack returning its start cannot (margin <= 0 by construction); measured lower "
-                 "ends 0.04-0.31 (quick, 16 networks, --seed 0-15; 0.04 at --seed 11) and, with 10 networks, 0.05-0.24 (full, "
-                 "--seed 0-1; networks and points resampled)")
+                 "ends 0.02-0.30 (quick, 16 networks, --seed 0-15, expanded percentile interval; 0.02 at --seed 11) and, "
+                 "with 10 networks and the plain percentile interval, 0.05-0.24 (full, --seed 0-1; networks and "
+                 "points resampled)")
 
 
 SCALES = (0.25, 4.0)
@@ -274,11 +277,12 @@ def _spearman_rows(costs: np.ndarray, quality: np.ndarray) -> np.ndarray:
 def rank_correlations(costs: np.ndarray, quality: dict[str, np.ndarray], rng: np.random.Generator, *,
                       attack: str = "attack", n_boot: int = BOOTSTRAP_REPLICATES) -> dict:
     """Mean over seeds of Spearman's rho(c_i, quality_i) for every reconstruction in ``quality`` (name ->
-    (seeds, N)), and two 95% expanded percentile bootstrap intervals (registry.expanded_tail over the networks), two-level: the seeds (networks) resampled with
-    replacement, then the points with replacement within each drawn network, the same resample for every
-    reconstruction (paired), so network-to-network spread widens the interval (resampling points alone passed a
-    null whose per-network rho varies around 0 at 8.7%, nominal 2.5%): of the attack's mean rho, and of its margin
-    rho(attack) - max over the others of their mean rho. Where a reconstruction's quality is constant at a seed (it
+    (seeds, N)), and two 95% bootstrap intervals, two-level: the seeds (networks) resampled with replacement, then
+    the points with replacement within each drawn network, the same resample for every reconstruction (paired), so
+    network-to-network spread widens the interval (resampling points alone passed a null whose per-network rho varies
+    around 0 at 8.7%, nominal 2.5%): of the attack's mean rho, and of its margin rho(attack) - max over the others of
+    their mean rho. Both are read as expanded percentile intervals over the networks (registry.expanded_tail: the
+    plain percentile interval undercovers with few outer samples). Where a reconstruction's quality is constant at a seed (it
     ranks nothing): the attack's rho there counts as 0, so an attack that collapses at some seeds cannot drop them
     from its mean; another reconstruction's seed drops out of its mean, and one constant at every seed (the mean
     image: the origin of centred digits) drops out of the max."""
