@@ -562,7 +562,8 @@ def heatmap_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], data
 # ---------------------------------------------------------------------------------------------------------
 
 TREND_REPLICATES = 1000
-"""Bootstrap replicates behind a trend's 95% interval: 25 in each tail (200 left 5, an end read off noise)."""
+"""Bootstrap replicates behind a trend's 95% interval: 25 in each plain tail (200 left 5, an end read off noise); the
+expanded tails of the within-settings trends (:func:`interval_tail`) hold 1 at 5 seeds per cell and 6 at 8."""
 TREND_MIN_SEEDS = 5
 """Seeds per cell below which ``proofs-check sweep`` reports a trend's value and no interval: a percentile bootstrap
 over few seeds undercovers (simulated coverage of a nominal 95% interval 53% at 2 seeds, 71% at 3, 81% at 4; and 2
@@ -571,7 +572,7 @@ seeds give only 3 distinct resamples of a cell)."""
 
 @dataclasses.dataclass(frozen=True)
 class Trend:
-    """A statistic of the sweep's rows with its two-level percentile bootstrap interval."""
+    """A statistic of the sweep's rows with its bootstrap interval (read at :func:`interval_tail`)."""
 
     name: str
     value: float
@@ -605,6 +606,23 @@ def _two_level_resample(groups: list[list[int]], rng: np.random.Generator) -> np
     chosen = rng.integers(0, len(groups), size=len(groups))
     return np.concatenate([np.asarray(groups[g])[rng.integers(0, len(groups[g]), size=len(groups[g]))]
                            for g in chosen])
+
+
+def interval_tail(level: float, groups: list[list[int]], *, seeds_only: bool) -> float:
+    """The tail probability at which a trend's bootstrap interval is read. Where only the seeds are resampled (the
+    cells kept as the design), the seeds of a cell are the sample: Hesterberg's expanded percentile tail for the
+    median cell's seeds (proofs_check.registry.expanded_tail, as for the rate intervals: the plain tail undercovers
+    over few seeds). The median, so that one cell that unfitted networks left with 2 seeds does not turn every
+    interval into the replicates' range; a cell left with one seed is not resampled and does not count. Where the
+    cells are resampled too (two-level), the plain (1 - level) / 2: the cells are the grid's chosen settings, not
+    draws, so resampling them adds the spread between settings to the seeds' and already widens the interval (at 8
+    cells the expanded tail would read 0.6%)."""
+    from proofs_check.registry import expanded_tail
+
+    if not seeds_only:
+        return (1 - level) / 2
+    resampled = [len(g) for g in groups if len(g) >= 2]  # a cell with one seed left (the others did not fit) is fixed
+    return expanded_tail(level, int(np.median(resampled))) if resampled else (1 - level) / 2
 
 
 def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random.Generator,
@@ -648,7 +666,7 @@ def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random
     replicates = np.array([rho(resample(groups, rng)) for _ in range(n_boot)])
     dropped = int(np.count_nonzero(~np.isfinite(replicates)))
     replicates = replicates[np.isfinite(replicates)]
-    tail = 100 * (1 - level) / 2
+    tail = 100 * interval_tail(level, groups, seeds_only=bool(strata))
     low, high = np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan)
     within = f" within ({', '.join(strata)})" if strata else ""
     return Trend(name=f"Spearman({target}, {field}){within}", value=rho(np.arange(len(rows))), low=float(low),
@@ -670,7 +688,7 @@ def paired_difference(rows: Sequence[dict[str, Any]], *, rng: np.random.Generato
     diff = np.array([p["diff"] for p in pairs])
     groups = _cell_groups(pairs, ("dataset", "width", "n", "param"))
     replicates = np.array([diff[_two_level_resample(groups, rng)].mean() for _ in range(n_boot)])
-    tail = 100 * (1 - level) / 2
+    tail = 100 * interval_tail(level, groups, seeds_only=False)
     low, high = np.percentile(replicates, [tail, 100 - tail])
     return Trend(name=f"mean {target}(linearized) - {target}(standard)", value=float(diff.mean()), low=float(low),
                  high=float(high), n_rows=len(pairs), level=level)

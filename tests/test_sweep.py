@@ -134,6 +134,23 @@ def test_trend_counts_the_replicates_it_drops():
     assert 120 < trend.dropped < 280 and trend.as_dict()["dropped"] == trend.dropped
 
 
+def test_within_settings_trends_read_expanded_tails_and_pooled_ones_plain(monkeypatch):
+    """The width and N trends resample the seeds of every cell: their interval is read at the expanded percentile
+    tail of the median cell's seeds (registry.expanded_tail), wider than the plain one on the same replicates; the
+    pooled trends resample the grid's cells too and keep the plain tail. One cell that kept 2 seeds does not set it."""
+    from proofs_check.registry import expanded_tail
+
+    groups = [[0, 1, 2, 3, 4, 5, 6, 7]] * 7 + [[8, 9]] + [[10]]
+    assert sweep.interval_tail(0.95, groups, seeds_only=True) == expanded_tail(0.95, 8)  # 0.57%
+    assert sweep.interval_tail(0.95, groups, seeds_only=False) == pytest.approx(0.025, abs=1e-15)
+    assert sweep.interval_tail(0.95, [[0]] * 4, seeds_only=True) == pytest.approx(0.025, abs=1e-15)  # none resampled
+    rows = [r for r in synthetic_rows() if r["dataset"] == "sphere"]
+    expanded = sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",))
+    monkeypatch.setattr(sweep, "interval_tail", lambda level, groups, seeds_only: (1 - level) / 2)
+    plain = sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",))
+    assert expanded.low < plain.low and plain.high < expanded.high, (expanded, plain)
+
+
 @pytest.mark.parametrize("dataset", sweep.DATASETS)
 def test_the_zero_function_loss_is_half_n_on_every_sweep_dataset(dataset):
     """fitted() measures a cell's training loss against 0.5 N: the sum-reduced MSE of the zero function on the
