@@ -1332,7 +1332,7 @@ def _name_list(choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
 
 
 SWEEP_DEFAULTS = {"datasets": "digits-odd-even,sphere", "widths": "16,64,256", "ns": "10,40",
-                  "params": "ntk,standard", "trainings": "linearized,standard", "seeds": 3,
+                  "params": "ntk,standard", "trainings": "linearized,standard", "seeds": 5,
                   "train_steps": 3000, "attack_steps": 1000}
 """The README grid (the full sweep behind its figures): ``proofs-check sweep`` with no grid options."""
 
