@@ -44,6 +44,10 @@ CLARKE_PREMISE = 0.03
 seeds 0-2; the quick profile runs seed 0), 0.0076 (width 16) and 6e-5 (N = 6, width 16); the same networks after GD
 alone measure 0.083-0.20, after the direction phase without the annealing 0.21-0.36, so 0.03 separates a limit from
 a run that stopped short of it (tests/test_mutations_finite.py skips the annealing)."""
+KKT_CASE_TOLERANCE = 1e-12
+"""kkt_residual on a hand-solved case against its exact value 1/sqrt(3): NNLS ends with one active column, a
+one-column least squares, so only round-off separates them (measured 0.0); the unconstrained least squares gives 0,
+0.577 away."""
 TRUTH_RATIO = 0.02
 """Attack optimum / the same loss at the training set, one hidden layer: measured 0.0019-0.0042 (N = 20, width 256,
 seeds 0-2) and 0.0033 (width 128, the quick profile), so the objective prefers other point sets by two orders of
@@ -373,6 +377,38 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
     return [premise, fit, sign]
 
 
+def check_kkt_residual_known_case(ctx: Context) -> Outcome:
+    """numerics.kkt.kkt_residual, the premise's residual, on a case solved by hand where mu >= 0 binds:
+    f(x) = v relu(w . x) with w = (1, 0), v = 1 (theta = (1, 0, 1)), points x_1 = (1, 1), y_1 = +1 and
+    x_2 = (1, -1), y_2 = -1, so y_i grad f(x_i) = (1, 1, 1) and (-1, 1, -1). Unconstrained, mu = (1/2, -1/2) fits
+    theta exactly (residual 0); with mu >= 0, <theta, y_2 grad f(x_2)> = -2 < 0 leaves mu_2 = 0, mu_1 = 2/3 and
+    the residual ||(1/3, -2/3, 1/3)|| / sqrt(2) = 1/sqrt(3). Also scipy's NNLS on the hand-written Jacobian."""
+    import jax.numpy as jnp
+    from scipy.optimize import nnls
+
+    from numerics.kkt import kkt_residual
+    from numerics.networks import make_network
+    from theory.architecture import parse_spec
+
+    network = make_network(parse_spec("relu:1:param=standard"), 1)
+    params = [(jnp.array([[1.0], [0.0]]), None), (), (jnp.array([[1.0]]), None)]
+    x, y = np.array([[1.0, 1.0], [1.0, -1.0]]), np.array([1.0, -1.0])
+    theta = np.array([1.0, 0.0, 1.0])
+    columns = np.array([[1.0, 1.0, 1.0], [-1.0, 1.0, -1.0]]).T        # y_i grad f(x_i), written out by hand
+    nnls_residual = nnls(columns, theta)[1] / np.linalg.norm(theta)
+    free_mu = np.linalg.lstsq(columns, theta, rcond=None)[0]
+    unconstrained = np.linalg.norm(theta - columns @ free_mu) / np.linalg.norm(theta)
+    exact = 1.0 / np.sqrt(3.0)
+    value = kkt_residual(network, params, x, y)
+    return within("|kkt_residual - 1/sqrt(3)| on a hand-solved case where mu >= 0 binds (unconstrained least squares: "
+                  "mu_2 = -1/2, residual 0)", abs(value - exact), KKT_CASE_TOLERANCE,
+                  f"round-off only (measured {abs(value - exact):.2g}); the unconstrained residual "
+                  f"{unconstrained:.2g} would miss by {exact - unconstrained:.3f}",
+                  kkt_residual=value, exact=exact, scipy_nnls_on_the_hand_jacobian=float(nnls_residual),
+                  unconstrained_least_squares=float(unconstrained),
+                  network_outputs=np.asarray(network.apply(params, jnp.asarray(x))).reshape(-1).tolist())
+
+
 def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     """The KKT attack recovers training digits from theta_f alone: on every seed it reveals RECOVERY_MARGIN more
     of them than the best trivial baseline (the mean image, noise, the class means, held-out digits), under the
@@ -506,6 +542,11 @@ CLAIM = register(Claim(
     checks=[
         Step("Euler on drawn networks", "hypothesis-drawn bias-free homogeneous networks, float64",
              check_euler_numeric, tolerance=f"{EULER_TOLERANCE:g}: float64 round-off only (measured <= 4e-15)"),
+        Step("KKT residual on a hand-solved case", "numerics.kkt.kkt_residual (the premise's residual) on a "
+             "one-unit network and two points where the constraint mu >= 0 binds: exact value 1/sqrt(3), against 0 "
+             "unconstrained", check_kkt_residual_known_case,
+             tolerance=f"{KKT_CASE_TOLERANCE:g}: round-off only (measured 0.0); the unconstrained residual is "
+                       "0.577 off"),
         Step("KKT attack on a rich network", "logistic-GD-trained bias-free network with two hidden layers taken "
              "to its limit direction, digits odd/even: premise residual, the attack's fit and the sign of its "
              "coefficients on every seed", check_kkt_attack,

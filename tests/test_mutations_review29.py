@@ -1,0 +1,29 @@
+"""Mutation audit 29's survivors in H1: each mutation now makes one of H1's own cheap steps FAIL (it left every claim
+green before; only unit tests caught it), and the real code passes the same step. Each runs one step, not the claim."""
+
+from __future__ import annotations
+
+import pytest
+
+from claim_mutation import failed_outcomes, mutated
+from numerics import kkt
+from proofs_check.claims import h1
+
+KKT_CASE_STEP = "KKT residual on a hand-solved case"
+
+
+def test_kkt_case_step_passes_unmutated(tmp_path):
+    assert failed_outcomes(h1.CLAIM, KKT_CASE_STEP, tmp_path, all_applicable=True) == []
+
+
+def test_kkt_residual_without_the_sign_constraint_fails_h1(monkeypatch, tmp_path):
+    """Plain least squares in place of NNLS (mu unconstrained) gives the same premise residual on H1's quick data,
+    but 0 instead of 1/sqrt(3) on the hand-solved case."""
+    unconstrained = mutated(kkt, "kkt_residual",
+                            "_, residual = nnls(columns, np.asarray(theta), maxiter=50 * columns.shape[1])",
+                            "residual = np.linalg.norm(np.asarray(theta) - columns @ np.linalg.lstsq(columns, "
+                            "np.asarray(theta), rcond=None)[0])")
+    monkeypatch.setattr(kkt, "kkt_residual", unconstrained)
+    failed = failed_outcomes(h1.CLAIM, KKT_CASE_STEP, tmp_path, all_applicable=True)
+    assert len(failed) == 1 and failed[0].startswith("|kkt_residual - 1/sqrt(3)|"), failed
+    assert "0.577" in failed[0], failed
