@@ -6,10 +6,24 @@ from __future__ import annotations
 import pytest
 
 from claim_mutation import failed_outcomes, mutated
-from numerics import kkt
+from numerics import kkt, metrics
 from proofs_check.claims import h1
 
+SSIM_STEP = "SSIM against scikit-image"
 KKT_CASE_STEP = "KKT residual on a hand-solved case"
+
+
+def test_ssim_step_passes_unmutated(tmp_path):
+    assert failed_outcomes(h1.CLAIM, SSIM_STEP, tmp_path, all_applicable=True) == []
+
+
+@pytest.mark.parametrize("constant, value", [("SSIM_K2", 0.3), ("SSIM_K1", 0.1)])
+def test_wrong_ssim_constant_fails_h1(monkeypatch, tmp_path, constant, value):
+    """A wrong stabilizing constant changes every SSIM score the claim reports (measured 0.053 for K2 = 0.3, 7.2e-4
+    for K1 = 0.1, seed 0) and used to fail only tests/test_ssim_vectorized.py."""
+    monkeypatch.setattr(metrics, constant, value)
+    failed = failed_outcomes(h1.CLAIM, SSIM_STEP, tmp_path, all_applicable=True)
+    assert len(failed) == 1 and failed[0].startswith("max |vectorized SSIM - scikit-image's"), failed
 
 
 def test_kkt_case_step_passes_unmutated(tmp_path):

@@ -44,6 +44,11 @@ CLARKE_PREMISE = 0.03
 seeds 0-2; the quick profile runs seed 0), 0.0076 (width 16) and 6e-5 (N = 6, width 16); the same networks after GD
 alone measure 0.083-0.20, after the direction phase without the annealing 0.21-0.36, so 0.03 separates a limit from
 a run that stopped short of it (tests/test_mutations_finite.py skips the annealing)."""
+SSIM_REFERENCE_TOLERANCE = 1e-10
+"""max |numerics.metrics.pairwise_ssim - scikit-image's structural_similarity| over scored pairs of digits: the
+vectorized SSIM repeats scipy's filter and scikit-image's formula in their operation order, measured 0.0 on this
+claim's pairs (quick, seeds 0-2); 1e-10 is tests/test_ssim_vectorized.py's bar. SSIM_K2 = 0.3 measures 0.046-0.065,
+SSIM_K1 = 0.1 3.8e-4 ... 1.3e-3 (seeds 0-2)."""
 KKT_CASE_TOLERANCE = 1e-12
 """kkt_residual on a hand-solved case against its exact value 1/sqrt(3): NNLS ends with one active column, a
 one-column least squares, so only round-off separates them (measured 0.0); the unconstrained least squares gives 0,
@@ -409,6 +414,39 @@ def check_kkt_residual_known_case(ctx: Context) -> Outcome:
                   network_outputs=np.asarray(network.apply(params, jnp.asarray(x))).reshape(-1).tolist())
 
 
+def check_ssim_reference(ctx: Context) -> Outcome:
+    """The vectorized SSIM behind this claim's SSIM scores (numerics.metrics.pairwise_ssim, through
+    numerics.privacy.leakage_scores' matching) against scikit-image's structural_similarity, one call per pair with
+    the same 7 x 7 window and data range, on pairs scored as the held-out-digits baseline is: KKT_RESTARTS x 2N
+    held-out digits from the pool (this step's own draw), Hungarian-matched to the N training digits by the
+    vectorized SSIM, the dataset mean added back. The attack's reconstructions go through the same function."""
+    from skimage.metrics import structural_similarity
+
+    from numerics import audit, privacy
+    from numerics.kkt import KKT_RESTARTS
+    from numerics.metrics import match
+
+    n = KKT_SETTINGS[ctx.profile]["n"]
+    dataset = audit.load_dataset("digits-odd-even", n, seed=ctx.seed)
+    references = audit.reference_sets("digits-odd-even", dataset, seed=ctx.seed)
+    held_out = privacy.trivial_reconstructions(KKT_RESTARTS * 2 * n, pool=references.pool, mean=references.mean,
+                                               pool_labels=references.pool_labels,
+                                               rng=ctx.rng("h1-ssim"))["held-out points"]
+    recon, originals = held_out + dataset.mean, dataset.x + dataset.mean
+    matched = match(recon, originals, metric="ssim", image_shape=dataset.image_shape)
+    data_range = float(originals.max() - originals.min())
+    reference = np.array([structural_similarity(recon[i].reshape(dataset.image_shape),
+                                                originals[j].reshape(dataset.image_shape), data_range=data_range)
+                          for i, j in zip(matched.recon_index, matched.original_index)])
+    difference = float(np.max(np.abs(matched.scores - reference)))
+    return within(f"max |vectorized SSIM - scikit-image's structural_similarity| over the {reference.size} scored "
+                  f"pairs of {len(recon)} held-out digits and the N = {n} training digits (7 x 7 window, data range "
+                  f"{data_range:.3g})", difference, SSIM_REFERENCE_TOLERANCE,
+                  f"the same formula in the same operation order (measured {difference:.2g}); the stabilizing "
+                  "constants off measure 0.053 (K2 = 0.3) and 7.2e-4 (K1 = 0.1), seed 0",
+                  ssim_range=[float(reference.min()), float(reference.max())])
+
+
 def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     """The KKT attack recovers training digits from theta_f alone: on every seed it reveals RECOVERY_MARGIN more
     of them than the best trivial baseline (the mean image, noise, the class means, held-out digits), under the
@@ -555,6 +593,11 @@ CLAIM = register(Claim(
         Step("the KKT attack recovers digits", "revealed fraction of the pooled restarts beside the trivial "
              "baselines on every seed, the leakage figure and the attack curve", check_kkt_recovery,
              tolerance=f"revealed - best trivial >= {RECOVERY_MARGIN} on every seed"),
+        Step("SSIM against scikit-image", "the vectorized SSIM behind the claim's SSIM scores equals scikit-image's "
+             "structural_similarity (same window and data range) on the matched pairs of held-out digits scored as "
+             "the held-out-digits baseline is", check_ssim_reference,
+             tolerance=f"{SSIM_REFERENCE_TOLERANCE:g}: the same operations in the same order (measured 0.0); "
+                       "tests/test_ssim_vectorized.py's bar"),
     ],
     counterexamples=[
         Step("biases", "relu:2:sb=0.5 networks miss the identity by O(1)", counterexample_biases,
