@@ -39,6 +39,7 @@ import numpy as np
 from numerics.checkpoint import raise_if_interrupted
 from numerics.data import check_seed, positive_int
 from numerics.progress import duration
+from numerics.statistics import percentile_interval, stratified_expanded_tail
 
 DATASETS = ("digits-odd-even", "sphere")
 PARAMETRIZATIONS = ("ntk", "standard")
@@ -562,12 +563,13 @@ def heatmap_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], data
 # ---------------------------------------------------------------------------------------------------------
 
 TREND_REPLICATES = 1000
-"""Bootstrap replicates behind a trend's 95% interval: 25 in each plain tail (200 left 5, an end read off noise); the
-expanded tails of the within-settings trends (:func:`interval_tail`) hold 1 at 5 seeds per cell and 6 at 8."""
+"""Bootstrap replicates behind a trend's 95% interval: 25 in each plain tail (200 left 5, an end read off noise), 13-16
+in the expanded tails of the seeds-resampled trends on the README and quick grids (:func:`interval_tail`: 1.3% at
+5 seeds per cell, 1.6% at 8)."""
 TREND_MIN_SEEDS = 5
-"""Seeds per cell below which ``proofs-check sweep`` reports a trend's value and no interval: a percentile bootstrap
-over few seeds undercovers (simulated coverage of a nominal 95% interval 53% at 2 seeds, 71% at 3, 81% at 4; and 2
-seeds give only 3 distinct resamples of a cell)."""
+"""Seeds per cell below which ``proofs-check sweep`` reports a trend's value and no interval: 2 seeds give a cell only
+3 distinct resamples, and a percentile bootstrap over few samples undercovers (a mean of n samples: simulated
+coverage of a nominal 95% interval 53% at 2, 71% at 3, 81% at 4), which the expanded tail corrects only in part."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -583,6 +585,8 @@ class Trend:
     dropped: int = 0
     """Bootstrap replicates whose statistic was undefined (a variable constant in the resample), left out of the
     interval: counted so that an interval resting on a fraction of its replicates shows it."""
+    tail: float | None = None
+    """The tail probability the interval's ends were read at (:func:`interval_tail`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -609,20 +613,16 @@ def _two_level_resample(groups: list[list[int]], rng: np.random.Generator) -> np
 
 
 def interval_tail(level: float, groups: list[list[int]], *, seeds_only: bool) -> float:
-    """The tail probability at which a trend's bootstrap interval is read. Where only the seeds are resampled (the
-    cells kept as the design), the seeds of a cell are the sample: Hesterberg's expanded percentile tail for the
-    median cell's seeds (proofs_check.registry.expanded_tail, as for the rate intervals: the plain tail undercovers
-    over few seeds). The median, so that one cell that unfitted networks left with 2 seeds does not turn every
-    interval into the replicates' range; a cell left with one seed is not resampled and does not count. Where the
-    cells are resampled too (two-level), the plain (1 - level) / 2: the cells are the grid's chosen settings, not
-    draws, so resampling them adds the spread between settings to the seeds' and already widens the interval (at 8
-    cells the expanded tail would read 0.6%)."""
-    from proofs_check.registry import expanded_tail
-
+    """The tail probability at which a trend's bootstrap interval is read. Where only the seeds are resampled, the
+    settings kept as the grid's design (the width and N trends, the paired difference), each setting's seeds are a
+    stratum: the expanded tail of a stratified design (numerics.statistics.stratified_expanded_tail: harmonic mean
+    stratum size, pooled degrees of freedom). Where the settings are resampled too (the pooled kernel-distance trend,
+    which treats the grid's settings as draws): the plain (1 - level) / 2, which undercovers over few settings (8 on
+    the quick grid, where the tail expanded at 8 would read 0.57% and the interval [-0.90, 0.11] at grid seeds 8-15:
+    stated in E1's observations, not corrected)."""
     if not seeds_only:
         return (1 - level) / 2
-    resampled = [len(g) for g in groups if len(g) >= 2]  # a cell with one seed left (the others did not fit) is fixed
-    return expanded_tail(level, int(np.median(resampled))) if resampled else (1 - level) / 2
+    return stratified_expanded_tail(level, [len(g) for g in groups])
 
 
 def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random.Generator,
@@ -640,7 +640,8 @@ def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random
     Resampling: without strata, cells with replacement and then seeds within them (two-level); with strata,
     the grid's cells are the design (each stratum keeps all its levels of ``field``) and the seeds of every
     cell are resampled: a stratum with two levels of N loses its correlation whenever a cell-level resample
-    draws one level twice (on the quick grid the N interval was then [-0.98, 0.25] around -0.60)."""
+    draws one level twice (on the quick grid the N interval was then [-0.98, 0.25] around -0.60). The interval's
+    ends are read at :func:`interval_tail`."""
     from scipy.stats import rankdata
 
     rows = list(rows)
@@ -666,17 +667,18 @@ def spearman_trend(rows: Sequence[dict[str, Any]], field: str, *, rng: np.random
     replicates = np.array([rho(resample(groups, rng)) for _ in range(n_boot)])
     dropped = int(np.count_nonzero(~np.isfinite(replicates)))
     replicates = replicates[np.isfinite(replicates)]
-    tail = 100 * interval_tail(level, groups, seeds_only=bool(strata))
-    low, high = np.percentile(replicates, [tail, 100 - tail]) if replicates.size else (np.nan, np.nan)
+    tail = interval_tail(level, groups, seeds_only=bool(strata))
+    low, high = percentile_interval(replicates, tail) if replicates.size else (np.nan, np.nan)
     within = f" within ({', '.join(strata)})" if strata else ""
     return Trend(name=f"Spearman({target}, {field}){within}", value=rho(np.arange(len(rows))), low=float(low),
-                 high=float(high), n_rows=len(rows), level=level, dropped=dropped)
+                 high=float(high), n_rows=len(rows), level=level, dropped=dropped, tail=tail)
 
 
 def paired_difference(rows: Sequence[dict[str, Any]], *, rng: np.random.Generator, n_boot: int = TREND_REPLICATES,
                       level: float = 0.95, target: str = "revealed") -> Trend:
     """Mean over matched (dataset, width, N, param, seed) of target(linearized) - target(standard training),
-    with the same two-level bootstrap over cells and seeds."""
+    with a bootstrap that keeps the grid's settings (the design) and resamples the seeds of each (a fixed-design
+    mean; resampling 4 settings, as on the quick grid, undercovered)."""
     by_key: dict[tuple, dict[str, float]] = {}
     for row in rows:
         key = (row["dataset"], row["width"], row["n"], row["param"], row["seed"])
@@ -687,11 +689,11 @@ def paired_difference(rows: Sequence[dict[str, Any]], *, rng: np.random.Generato
         raise ValueError("no cell was run with both linearized and standard training")
     diff = np.array([p["diff"] for p in pairs])
     groups = _cell_groups(pairs, ("dataset", "width", "n", "param"))
-    replicates = np.array([diff[_two_level_resample(groups, rng)].mean() for _ in range(n_boot)])
-    tail = 100 * interval_tail(level, groups, seeds_only=False)
-    low, high = np.percentile(replicates, [tail, 100 - tail])
+    replicates = np.array([diff[_seed_resample(groups, rng)].mean() for _ in range(n_boot)])
+    tail = interval_tail(level, groups, seeds_only=True)
+    low, high = percentile_interval(replicates, tail)
     return Trend(name=f"mean {target}(linearized) - {target}(standard)", value=float(diff.mean()), low=float(low),
-                 high=float(high), n_rows=len(pairs), level=level)
+                 high=float(high), n_rows=len(pairs), level=level, tail=tail)
 
 
 TREND_SIGNS = {"width": 1, "n": -1, "kernel_distance": -1, "paired": 1}

@@ -294,9 +294,9 @@ def test_rank_correlations_by_hand():
 
 
 def test_rank_correlations_read_the_expanded_percentile_interval(monkeypatch):
-    """T2's intervals are read at registry.expanded_tail over the networks (the outer sample), like every rate
+    """T2's intervals are read at numerics.statistics.expanded_tail over the networks (the outer sample), like every rate
     interval: with 4 networks the plain 2.5% tails give a narrower interval from the very same replicates."""
-    from proofs_check.registry import expanded_tail
+    from numerics.statistics import expanded_tail
 
     rng = np.random.default_rng(2)
     costs = rng.normal(size=(4, 12))

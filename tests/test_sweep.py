@@ -134,21 +134,26 @@ def test_trend_counts_the_replicates_it_drops():
     assert 120 < trend.dropped < 280 and trend.as_dict()["dropped"] == trend.dropped
 
 
-def test_within_settings_trends_read_expanded_tails_and_pooled_ones_plain(monkeypatch):
-    """The width and N trends resample the seeds of every cell: their interval is read at the expanded percentile
-    tail of the median cell's seeds (registry.expanded_tail), wider than the plain one on the same replicates; the
-    pooled trends resample the grid's cells too and keep the plain tail. One cell that kept 2 seeds does not set it."""
-    from proofs_check.registry import expanded_tail
+def test_seed_resampled_trends_read_the_stratified_expanded_tail_and_the_pooled_one_plain(monkeypatch):
+    """The width and N trends and the paired difference keep the grid's settings and resample the seeds of each: their
+    interval is read at the stratified expanded tail (numerics.statistics.stratified_expanded_tail), wider than the
+    plain one on the same replicates; the pooled kernel-distance trend resamples the settings too and keeps the plain
+    tail. A setting left with one seed is not resampled and does not count."""
+    from numerics.statistics import stratified_expanded_tail
 
     groups = [[0, 1, 2, 3, 4, 5, 6, 7]] * 7 + [[8, 9]] + [[10]]
-    assert sweep.interval_tail(0.95, groups, seeds_only=True) == expanded_tail(0.95, 8)  # 0.57%
+    assert sweep.interval_tail(0.95, groups, seeds_only=True) == stratified_expanded_tail(0.95, [8] * 7 + [2])
     assert sweep.interval_tail(0.95, groups, seeds_only=False) == pytest.approx(0.025, abs=1e-15)
     assert sweep.interval_tail(0.95, [[0]] * 4, seeds_only=True) == pytest.approx(0.025, abs=1e-15)  # none resampled
     rows = [r for r in synthetic_rows() if r["dataset"] == "sphere"]
-    expanded = sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",))
+    expanded = {"width": sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",)),
+                "paired": sweep.paired_difference(rows, rng=np.random.default_rng(3), n_boot=400)}
+    assert all(0.005 < trend.tail < 0.025 for trend in expanded.values())  # 3 seeds x 24 settings: measured 0.7%
     monkeypatch.setattr(sweep, "interval_tail", lambda level, groups, seeds_only: (1 - level) / 2)
-    plain = sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",))
-    assert expanded.low < plain.low and plain.high < expanded.high, (expanded, plain)
+    plain = {"width": sweep.spearman_trend(rows, "width", rng=np.random.default_rng(3), n_boot=400, strata=("n",)),
+             "paired": sweep.paired_difference(rows, rng=np.random.default_rng(3), n_boot=400)}
+    for name in expanded:
+        assert expanded[name].low < plain[name].low and plain[name].high < expanded[name].high, name
 
 
 @pytest.mark.parametrize("dataset", sweep.DATASETS)

@@ -69,6 +69,7 @@ def _data(ctx: Context, tag: str, arch: Architecture, out_dim: int = 1,
     """N = 8 inputs on the sphere of radius sqrt(d) (so Sigma^1(x, x) = 1) and N(0, 1) targets; d = IN_DIM, or
     the next dimension ``arch`` reads (9: 3x3 images for a 2D convolution); ``seed`` gives a seed its own draw."""
     dim = arch.input_dim_at_least(IN_DIM)
+    # every draw tagged "rate" passes a seed (and only those do): no two draws share their tags
     rng = ctx.rng("d1-data", tag, out_dim, *(() if dim == IN_DIM else (dim,)), *(() if seed is None else (seed,)))
     x = rng.normal(size=(N_TRAIN, dim))
     x *= np.sqrt(dim) / np.linalg.norm(x, axis=1, keepdims=True)
@@ -513,7 +514,7 @@ CLAIM = register(Claim(
     uses_archs=True,
     observations=[
         "For bias-free ReLU networks (relu:2, widths 32-256) the deviation shrinks, but the fitted exponent "
-        "(-0.33 to -0.51 over --seed 0-9, quick) is above the -1/2 proven for smooth activations. Units whose "
+        "(-0.33 to -0.51 over --seed 0-9, quick) is mostly above the -1/2 proven for smooth activations. Units whose "
         "pre-activation changes sign during training flip their gradient by O(1), which could give a slower rate; this "
         "is not derived here, so the check asks only for a decrease and reports the exponent.",
         "With --arch \"conv3:sb=0.1 > erf > conv3 > erf > gap > dense\" (smooth, 1D, 8-pixel inputs) the deviation rate "
