@@ -41,3 +41,15 @@ def test_kkt_residual_without_the_sign_constraint_fails_h1(monkeypatch, tmp_path
     failed = failed_outcomes(h1.CLAIM, KKT_CASE_STEP, tmp_path, all_applicable=True)
     assert len(failed) == 1 and failed[0].startswith("|kkt_residual - 1/sqrt(3)|"), failed
     assert "0.577" in failed[0], failed
+
+
+def test_ssim_scores_without_the_mean_added_back_fail_h1(monkeypatch, tmp_path):
+    """The claim's scoring (numerics.privacy.leakage_scores) scoring centred digits, its offset dropped: the SSIM curve
+    the claim reports is no longer scikit-image's on the raw images (a review: the step compared the matching alone)."""
+    from numerics import privacy
+
+    centred = mutated(privacy, "leakage_scores", "shift = 0.0 if offset is None else np.asarray(offset, np.float64)",
+                      "shift = 0.0")
+    monkeypatch.setattr(privacy, "leakage_scores", centred)
+    failed = failed_outcomes(h1.CLAIM, SSIM_STEP, tmp_path, all_applicable=True)
+    assert len(failed) == 1 and failed[0].startswith("max |vectorized SSIM - scikit-image's"), failed
