@@ -563,9 +563,9 @@ def heatmap_figure(path: str | os.PathLike, rows: Sequence[dict[str, Any]], data
 # ---------------------------------------------------------------------------------------------------------
 
 TREND_REPLICATES = 1000
-"""Bootstrap replicates behind a trend's 95% interval: 25 in each plain tail (200 left 5, an end read off noise), 13-16
-in the expanded tails of the seeds-resampled trends on the README and quick grids (:func:`interval_tail`: 1.3% at
-5 seeds per cell, 1.6% at 8)."""
+"""Bootstrap replicates behind a trend's 95% interval: 25 in each plain tail (200 left 5, an end read off noise), 10-16
+in the expanded tails of the seeds-resampled trends (:func:`interval_tail`: 1.0-1.2% on the README grid's 5 seeds
+per cell, 1.6% on the quick grid's 8)."""
 TREND_MIN_SEEDS = 5
 """Seeds per cell below which ``proofs-check sweep`` reports a trend's value and no interval: 2 seeds give a cell only
 3 distinct resamples, and a percentile bootstrap over few samples undercovers (a mean of n samples: simulated

@@ -29,7 +29,8 @@ cell), 62 / 64 on the quick one."""
 QUICK_BUDGET = dict(train_steps=1000, attack_steps=400)
 BOOTSTRAP = {"quick": 1000, "full": 2000}
 """Bootstrap replicates per trend: the seeds-resampled trends read expanded tails (numerics.sweep.interval_tail),
-1.6% at the quick grid's 8 seeds per cell (16 replicates of 1000) and 1.3% on the README grid's 5 (26 of 2000)."""
+1.6% at the quick grid's 8 seeds per cell (16 replicates of 1000) and 1.0-1.2% on the README grid's 5 (19-24 of
+2000)."""
 LEVEL = 0.95
 SPAN_TOLERANCE = 1e-6
 """Linearized training moves theta only along J_0^T (numerics.training), so its residual outside the span is
