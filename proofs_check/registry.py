@@ -21,7 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from numerics.statistics import expanded_tail, percentile_interval  # noqa: F401 - the claims' one interval rule
+from numerics.statistics import expanded_tail, percentile_interval  # the one interval rule of claims and sweep
 
 PROFILES = ("quick", "full")
 KINDS = ("derivation", "check", "counterexample")

@@ -313,8 +313,8 @@ def check_defense(ctx: Context) -> list[Outcome]:
 
 def check_privacy_free(ctx: Context) -> Outcome:
     """Models trained on sets that hold no private data (:func:`privacy_free_models`) reveal at most a chance
-    near-duplicate (PRIVACY_FREE_MAX_REVEALED) by the defense's own measure; their test accuracy is stated beside the distilled sets', with the margin, and is not
-    required to be lower (the claim bounds what is revealed; whether distillation buys accuracy that a privacy-free
+    near-duplicate (PRIVACY_FREE_MAX_REVEALED) by the defense's own measure; their test accuracy is stated beside the
+    distilled sets', with the margin, and is not required to be lower (the claim bounds what is revealed; whether distillation buys accuracy that a privacy-free
     set lacks is an observation, not a check)."""
     _, rows = experiment(ctx)
     models = privacy_free_models(ctx)
@@ -326,7 +326,8 @@ def check_privacy_free(ctx: Context) -> Outcome:
     return within("privacy-free comparators (held-out digits, as many as each distilled set; class means of held-out "
                   "digits): max number of the private points their training points reveal (test accuracy beside "
                   "the distilled sets' in details, not required lower)",
-                  max(m["revealed_count"] for m in models.values()), PRIVACY_FREE_MAX_REVEALED, PRIVACY_FREE_REASON, comparators=comparator_summary(models),
+                  max(m["revealed_count"] for m in models.values()), PRIVACY_FREE_MAX_REVEALED, PRIVACY_FREE_REASON,
+                  comparators=comparator_summary(models),
                   distilled={row.name: {"test_accuracy": row.test_accuracy, "revealed": row.revealed,
                                         "training_points_revealed": row.training_leakage["revealed"],
                                         "coreset_test_accuracy": row.start_accuracy} for row in defended},
