@@ -314,14 +314,14 @@ def rational_evaluations(seed: int, *, n_train: int = 4, n_distilled: int = 2, n
 
 
 def _tight_kip_evaluations(k_tt: sp.Matrix, k_ts: sp.Matrix, k_ss: sp.Matrix) -> list[Evaluation]:
-    """Bound (b) where only the full determinant of r I - K_TT can decide it: distilled labels y_S = 0 (f_S = 0)
-    and alpha = v, the top eigenvector of K_TT (mpmath's eigsy on its float64 entries, 30 working digits) rounded to a
+    """Bound (b) where only the full determinant of r I - K_TT can decide it: distilled labels y_S = 0 (f_S = 0) and
+    alpha = v, the top eigenvector of K_TT (mpmath's eigsy on its float64 entries, 30 working digits) rounded to a
     rational (denominator 2^50), so r = KIP error / L_RKIP = v^T K^2 v / v^T K v is a Rayleigh quotient (of K^(1/2) v)
-    that is <= lambda_max(K_TT) exactly and ~1e-28 relative below it. The training points are reordered so that v's largest component comes last: then
-    lambda_max of the leading (N-1) block is strictly below lambda_max(K_TT) (strict interlacing when v's last
-    component is not 0 and lambda_max is simple), so r lies above it (the first evaluation checks this: every
-    leading minor of r I - K_TT below full size > 0, computed directly; a block-diagonal K_TT with the top
-    eigenvector on one point needs the reordering). Sylvester's criterion must then say "not PD" from
+    that is <= lambda_max(K_TT) exactly and ~1e-28 relative below it. The training points are reordered so that v's
+    largest component comes last: then lambda_max of the leading (N-1) block is strictly below lambda_max(K_TT) (strict
+    interlacing when v's last component is not 0 and lambda_max is simple), so r lies above it (the first evaluation
+    checks this: every leading minor of r I - K_TT below full size > 0, computed directly; a block-diagonal K_TT with
+    the top eigenvector on one point needs the reordering). Sylvester's criterion must then say "not PD" from
     det(r I - K_TT) <= 0 alone."""
     import mpmath  # sympy's own arbitrary-precision backend (theory/ stays free of numpy)
 

@@ -314,8 +314,8 @@ def check_defense(ctx: Context) -> list[Outcome]:
 def check_privacy_free(ctx: Context) -> Outcome:
     """Models trained on sets that hold no private data (:func:`privacy_free_models`) reveal at most a chance
     near-duplicate (PRIVACY_FREE_MAX_REVEALED) by the defense's own measure; their test accuracy is stated beside the
-    distilled sets', with the margin, and is not required to be lower (the claim bounds what is revealed; whether distillation buys accuracy that a privacy-free
-    set lacks is an observation, not a check)."""
+    distilled sets', with the margin, and is not required to be lower (the claim bounds what is revealed; whether
+    distillation buys accuracy that a privacy-free set lacks is an observation, not a check)."""
     _, rows = experiment(ctx)
     models = privacy_free_models(ctx)
     base, defended = rows[0], distilled_rows(rows)
