@@ -1,5 +1,6 @@
 """The Makefile picks a supported interpreter, and stops an unsupported one with one line before installing."""
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,3 +36,34 @@ def test_supported_python_is_used_for_the_environment(tmp_path):
     result = subprocess.run(["make", "-n", "test", f"PYTHON={fake}"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert f"{fake} -m venv --clear .venv" in result.stdout and ".installed-3.12" in result.stdout
+
+
+PROVIDED_UNDER_ANOTHER_NAME = {"tensorflow": "tensorflow-cpu"}
+"""What the lock pins under another distribution name: neural-tangents and tf2jax ask for tensorflow, the lock pins
+its CPU build (same release, same import name)."""
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_lock_is_closed_under_its_requirements():
+    """The Makefile installs the lock with --no-deps, so every requirement of every pinned distribution (markers
+    evaluated here, extras not asked for) must itself be pinned; a pin dropped from the lock fails here, not at import."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    lines = (ROOT / "requirements.lock").read_text().splitlines()
+    pins = {_normalized(line.split("==")[0]) for line in lines if line and not line.startswith("#")}
+    assert {"tensorflow-cpu", "neural-tangents", "jax"} <= pins
+    missing = []
+    for pin in sorted(pins):
+        for text in metadata.requires(pin) or []:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            name = _normalized(requirement.name)
+            if PROVIDED_UNDER_ANOTHER_NAME.get(name, name) not in pins:
+                missing.append(f"{pin} requires {requirement.name}")
+    assert missing == []
