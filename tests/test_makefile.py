@@ -1,4 +1,5 @@
-"""The Makefile picks a supported interpreter, and stops an unsupported one with one line before installing."""
+"""The Makefile picks a supported interpreter, and stops an unsupported one with one line before installing; the lock
+it installs with --no-deps pins everything its pins require."""
 
 import re
 import shutil
