@@ -26,14 +26,16 @@ ATTACK_WIDTH, ATTACK_N, ATTACK_M, ATTACK_DIM = 512, 4, 12, 5
 minimum); with 3N all 8 recovered every point, and 4N converged more slowly."""
 ATTACK_STEPS = 1000
 ATTACK_LOSS_TOLERANCE = 2e-3
-"""Relative exact-activation attack loss: measured 5.5e-5 ... 6.3e-4 over 8 seeds with the softplus sharpness
-annealed 10 -> 200, and 7.1e-3 ... 2.6e-2 with the schedule reversed (ending at 10, whose smoothing bias the
-minimizer keeps); 2e-3 is the geometric middle of the two ranges. The ranges are not disjoint over every seed:
---seed 19 reaches 7.3e-3 with the right schedule (distance 0.025, 4 of 4 revealed) and fails; --seed 20-24 read
-3.7e-5 ... 9.8e-4 (observations)."""
+"""Relative exact-activation attack loss: with the softplus sharpness annealed 10 -> 200, measured 3.7e-5 ... 1.3e-3
+at 37 of --seed 0-39, and 7.1e-3 ... 2.6e-2 with the schedule reversed (ending at 10, whose smoothing bias the
+minimizer keeps; --seed 0-11); 2e-3 lies between the two ranges. They are not disjoint over every seed: at --seed
+9, 19 and 38 the right schedule stops at 2.0e-3 ... 7.3e-3 (a start not converged in 1000 steps: every point is
+still revealed, and a second start reaches 7.9e-4 ... 1.1e-3) and the step fails (observations)."""
 ATTACK_DISTANCE_TOLERANCE = 0.05
-"""Matched distance on the unit sphere: measured 0.005 ... 0.019 over 8 seeds (the smoothing bias at beta = 200);
-held-out sphere points are typically 0.5 or more away in d = 5."""
+"""Matched distance on the unit sphere: measured 0.0044 ... 0.025 at 37 of --seed 0-39 (the smoothing bias at
+beta = 200); held-out sphere points are typically 0.5 or more away in d = 5. At --seed 28, 29 and 35 one point is
+0.18, 0.93 and 0.81 away at an exact loss of 3.3e-4 ... 1.3e-3, as low as correct reconstructions reach, and the
+step fails (observations)."""
 TRIVIAL_MAX_REVEALED = 1
 """Of the ATTACK_N = 4 training points, the most that any trivial reconstruction (mean, noise, held-out points) may
 reveal: the attack reveals all 4, and a bar of "fewer than the attack" would let a measure that credits 3 of 4 to
@@ -597,8 +599,9 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
         outcomes.append(within(
             f"{label}: L(X_R, lambda) / ||Delta theta||^2 after {ATTACK_STEPS} steps (exact activation)",
             unsmoothed / scale, ATTACK_LOSS_TOLERANCE,
-            "zero is reachable (X_R on X_T); the softplus smoothing biases the minimizer: measured 5.5e-5 ... "
-            "6.3e-4 over 8 seeds with beta annealed 10 -> 200, 7.1e-3 ... 2.6e-2 with the schedule reversed",
+            "zero is reachable (X_R on X_T); the softplus smoothing biases the minimizer: measured 3.7e-5 ... "
+            "1.3e-3 at 37 of --seed 0-39 with beta annealed 10 -> 200 (2.0e-3 ... 7.3e-3 at seeds 9, 19, 38: not "
+            "converged), 7.1e-3 ... 2.6e-2 with the schedule reversed",
             training_steps=trained.steps, final_training_loss=trained.final_loss,
             attack_loss_curve_first_last=[float(result.loss_curve[0]), float(result.loss_curve[-1])],
             final_beta=result.info.get("final_beta")))
@@ -610,8 +613,9 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
             f"{label}: max distance of a training point to its Hungarian-matched reconstruction"
             + (" (directions: the network is positively homogeneous)" if arch.positively_homogeneous else ""),
             scored.max_distance, ATTACK_DISTANCE_TOLERANCE,
-            "measured 0.005 ... 0.019 over 8 seeds (the smoothing bias at beta = 200); held-out sphere points "
-            "are ~0.5 or more away", matched_distances=scored.original_scores))
+            "measured 0.0044 ... 0.025 at 37 of --seed 0-39 (the smoothing bias at beta = 200; a point missed at "
+            "seeds 28, 29, 35: 0.18 ... 0.93); held-out sphere points are ~0.5 or more away",
+            matched_distances=scored.original_scores))
         public = sphere(64, dim, seed=seed + 2).x
         pool = sphere(64, dim, seed=seed + 3).x
         table = leakage_table({"attack": x_recon}, data.x, public, pool=pool, rng=ctx.rng("r1-baselines", arch.spec))
@@ -750,9 +754,9 @@ CLAIM = register(Claim(
              "trained in its linearization on 4 points of S^4: final loss, matched distances, revealed fraction "
              "beside trivial reconstructions", check_finite_attack,
              tolerance="loss 2e-3 of ||Delta theta||^2, the geometric middle "
-                       "between the measured 5.5e-5 ... 6.3e-4 (beta annealed 10 -> 200, 8 seeds) and 7.1e-3 ... "
-                       "2.6e-2 (schedule reversed); distance 0.05 (measured 0.005 ... 0.019; held-out points are ~0.5 "
-                       "away); every point revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
+                       "between the measured 3.7e-5 ... 1.3e-3 (beta annealed 10 -> 200, 37 of --seed 0-39) and "
+                       "7.1e-3 ... 2.6e-2 (schedule reversed); distance 0.05 (measured 0.0044 ... 0.025 at 37 of the "
+                       "40; held-out points are ~0.5 away); 34 of the 40 seeds pass (observations); every point revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
                        "simulated: 0 in 278 of 300 draws, 1 in 22); calibrated on "
                        "piecewise-linear activations (n/a on smooth ones given by --arch: erf:2:sb=0.1 measured 0.099 away; "
                        "an n/a on the default relu:2 fails)"),
@@ -768,10 +772,15 @@ CLAIM = register(Claim(
         "where erf is nearly linear and its kernel nearly of low rank, so a small loss pins locations weakly "
         "(compare T1's finite-rank counterexample); the check's tolerances are calibrated for relu:2 and the "
         "step reports this as a failure rather than widening them.",
-        "The finite-width attack's loss bar (2e-3 of ||Delta theta||^2) sits between the right annealing schedule's "
-        "losses and the reversed schedule's (7.1e-3 ... 2.6e-2), which it exists to catch (the distance alone misses "
-        "the reversed schedule at --seed 1: 0.029); but at --seed 19 the right schedule stops at 7.3e-3 (distance "
-        "0.025, every point revealed) and the step fails: one of the 14 seeds measured (0-7, 19-24). Left as "
-        "a failure rather than widening the bar, which would let the reversed schedule pass."],
+        "The finite-width attack step passes at 34 of --seed 0-39 (each seed draws its own points, network and "
+        "start). At 3 (seeds 9, 19, 38) the loss stops at 2.0e-3 ... 7.3e-3 of ||Delta theta||^2, above the bar "
+        "that sits between the right annealing schedule's losses and the reversed schedule's (7.1e-3 ... 2.6e-2), "
+        "which it exists to catch (the distance alone misses the reversed schedule at --seed 1: 0.029): that start "
+        "had not converged in 1000 steps (every point revealed; a second start reaches 7.9e-4 ... 1.1e-3). At 3 "
+        "(seeds 28, 29, 35) the attack ends in a spurious minimum: one point 0.18, 0.93, 0.81 away (3 of 4 "
+        "revealed at 29 and 35) at an exact loss of 3.3e-4 ... 1.3e-3, as low as correct reconstructions reach, "
+        "so keeping the lowest-loss of several starts does not remove it (measured: 4 starts at each seed). At "
+        "finite width the loss does not always single out the data; a pass rate over networks would state this "
+        "step's claim exactly, at several times its cost. Left as failures rather than widening the bars."],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 3-4"],
 ))
