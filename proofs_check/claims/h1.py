@@ -470,8 +470,8 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     outcome = at_least(f"{label} {seeds}: min over seeds of (fraction of training digits revealed by the KKT attack, "
                        f"{results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's)",
                        min(margins), RECOVERY_MARGIN,
-                       "2 of 20 digits beyond every trivial reconstruction (measured 0.2-0.45 at width 256; 0.2 / 0.25 / 0.5 "
-                       "at 128, --seed 0 / 1 / 2)",
+                       "2 of 20 digits beyond every trivial reconstruction (measured 0.2-0.45 at width 256; "
+                       "0.2 / 0.25 / 0.5 at 128, --seed 0 / 1 / 2)",
                        margins=margins, per_seed=_per_seed(results))
     kkt_figure(ctx, results[0], [outcome])
     kkt_curve_figure(ctx, results, [outcome])
@@ -619,10 +619,10 @@ CLAIM = register(Claim(
              "with Clarke slopes at the kinks, yet the attack reveals no more than the trivial baselines and its "
              "optimum lies far below the loss at the training set, every seed", counterexample_identifiability,
              tolerance=f"Clarke KKT residual <= {CLARKE_PREMISE} (measured 0.0053-0.016; 0.08-0.36 before the "
-                       f"annealing); revealed minus best baseline < {RECOVERY_MARGIN} (measured -0.05 to +0.05; +0.1 on the "
-                       f"quick profile at --seed 2, where it fails: observations); ratio <= {TRUTH_RATIO} (measured "
-                       f"0.0013-0.0058), and >= {TRUTH_RATIO} on the two-hidden-layer networks of the KKT attack "
-                       "step (measured 0.035-0.13)"),
+                       f"annealing); revealed minus best baseline < {RECOVERY_MARGIN} (measured -0.05 to +0.05; "
+                       f"+0.1 on the quick profile at --seed 2, where it fails: observations); ratio <= "
+                       f"{TRUTH_RATIO} (measured 0.0013-0.0058), and >= {TRUTH_RATIO} on the two-hidden-layer "
+                       "networks of the KKT attack step (measured 0.035-0.13)"),
         Step("lazy regime", "the KKT attack on a wide NTK-parametrized network, beside Loo et al.'s attack; and "
              "Loo et al.'s attack on the rich network (full profile)",
              counterexample_lazy, tolerance="premise residual >= 0.5; Loo minus KKT revealed >= 0.1 (lazy); Loo "
@@ -647,8 +647,8 @@ CLAIM = register(Claim(
         "On the quick profile (width 128, one seed) the one-hidden-layer counterexample's margin is -0.05 / 0 / +0.1 "
         "at --seed 0 / 1 / 2: at --seed 2 the KKT attack reveals 2 of the 20 digits and no trivial reconstruction "
         "reveals any, exactly the 0.1 that the two-hidden-layer network must reach (0.2 / 0.25 / 0.5 there), so "
-        "the counterexample's condition (the attack fails) is not met. Left as a failure rather than moving the line for one "
-        "profile: the two regimes are told apart by the ratio of the attack's KKT loss to the data's (0.0033 / "
+        "the counterexample's condition (the attack fails) is not met. Left as a failure rather than moving the "
+        "line for one profile: the two regimes are told apart by the ratio of the attack's KKT loss to the data's (0.0033 / "
         "0.0013 / 0.0058 on one hidden layer against 0.074 / 0.035 / 0.12 on two), not by one or two digits.",
     ],
     references=["Haim, Vardi, Yehudai, Shamir, Irani 2022, arXiv:2206.07758", "Lyu & Li 2020, arXiv:1906.05890",

@@ -760,7 +760,8 @@ CLAIM = register(Claim(
              tolerance="loss 2e-3 of ||Delta theta||^2, between the measured "
                        "3.7e-5 ... 1.3e-3 (beta annealed 10 -> 200, 37 of --seed 0-39) and 7.1e-3 ... 2.6e-2 "
                        "(schedule reversed, --seed 0-11); distance 0.05 (measured 0.0044 ... 0.025 at 37 of the "
-                       "40; held-out points are ~0.5 away); 34 of the 40 seeds pass (observations); every point revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
+                       "40; held-out points are ~0.5 away); 34 of the 40 seeds pass (observations); every point "
+                       "revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
                        "simulated: 0 in 278 of 300 draws, 1 in 22); calibrated on "
                        "piecewise-linear activations (n/a on smooth ones given by --arch: erf:2:sb=0.1 measured 0.099 away; "
                        "an n/a on the default relu:2 fails)"),
