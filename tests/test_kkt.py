@@ -176,6 +176,23 @@ def test_anneal_direction_returns_unit_norm_parameters_with_a_larger_margin():
     assert kkt.normalized_margin(network, annealed, x, y) > kkt.normalized_margin(network, trained, x, y)
 
 
+def test_direction_steps_without_their_margins_move_the_parameters_identically():
+    """anneal_direction and residual_curve skip the per-step margin (margins=False); the parameters they get must be
+    those of the run that records it, bit for bit, and the recorded margins those of the returned steps."""
+    network = make_network(parse_spec("relu:2:sw=2:param=standard"), 8)
+    rng = np.random.default_rng(1)
+    x, y = jnp.asarray(rng.standard_normal((6, 4))), jnp.asarray(np.repeat([1.0, -1.0], 3))
+    start = network.init(jax.random.PRNGKey(1), 4)
+    run = dict(network=network, steps=50)
+    recorded, margins = kkt._direction_run(start, x, y, jnp.float64(1e-2), jnp.full(50, 1e-3), **run)
+    skipped, nothing = kkt._direction_run(start, x, y, jnp.float64(1e-2), jnp.full(50, 1e-3), margins=False, **run)
+    assert nothing is None and margins.shape == (50,)
+    for a, b in zip(jax.tree.leaves(recorded), jax.tree.leaves(skipped)):
+        np.testing.assert_array_equal(a, b)
+    # the same formula traced and in numpy: round-off
+    assert float(margins[-1]) == pytest.approx(kkt.normalized_margin(network, skipped, x, y), rel=1e-12)
+
+
 @pytest.mark.parametrize("bad, message", [(dict(regime="rch"), "regime must be one of"),
                                           (dict(attacks="kkt"), "attacks must be a non-empty tuple"),
                                           (dict(attacks=("kk",)), "attacks must be a non-empty tuple"),
