@@ -45,3 +45,53 @@ def test_finite_attack_trivial_bar_is_at_most_one_of_four():
 
     assert r1.ATTACK_N == 4 and r1.trivial_within_bar(0.0) and r1.trivial_within_bar(0.25)
     assert not r1.trivial_within_bar(0.5) and not r1.trivial_within_bar(0.75)
+
+
+def _network_run(loss_ratio=1e-4, max_distance=0.01, revealed=1.0, trivial=0.0, seed=0):
+    return {"seed": seed, "loss_ratio": loss_ratio, "max_distance": max_distance, "matched_distances": [],
+            "revealed": revealed, "trivial_revealed": trivial, "leakage_table": {}, "training_steps": 1,
+            "final_training_loss": 0.0, "attack_loss_curve_first_last": [1.0, 0.0], "final_beta": 200.0}
+
+
+def _rows(runs):
+    from proofs_check.claims import r1
+    from theory.architecture import parse_spec
+
+    return r1._finite_attack_outcomes(parse_spec("relu:2"), 5, runs)
+
+
+def test_finite_attack_rows_count_networks_and_need_half_of_them():
+    """The finite-width attack is a rate over networks (one network fails at 6 of --seed 0-39): each row passes when
+    at least half of its networks pass, and the last row counts networks where all three hold."""
+    from proofs_check.claims import r1
+
+    assert [r1.majority_needed(k) for k in (1, 2, 3, 4, 16)] == [1, 1, 2, 2, 8]
+    assert r1.ATTACK_NETWORKS == (4, 16)
+    good, high_loss, far = _network_run(), _network_run(loss_ratio=5e-3), _network_run(max_distance=0.5)
+    rows = _rows([good, good, high_loss, far])
+    assert [o.passed for o in rows] == [True, True, True, True]
+    assert rows[3].measured == "2 of 4 (CI 0.07-0.93); trivial 0 of 4", rows[3].measured
+    assert rows[0].details["loss_ratios"] == [1e-4, 1e-4, 5e-3, 1e-4]
+    rows = _rows([good, high_loss, high_loss, far])  # each row holds on half; all three on one network only
+    assert [o.passed for o in rows] == [True, True, True, False]
+    assert rows[3].measured.startswith("1 of 4") and rows[3].expected.startswith(">= 2 of 4")
+    rows = _rows([good, high_loss, high_loss, high_loss])
+    assert [o.passed for o in rows] == [False, True, True, False]
+    assert rows[0].measured.startswith("1 of 4")
+    rows = _rows([good, _network_run(revealed=0.75), _network_run(revealed=0.5), good])
+    assert [o.passed for o in rows] == [True, True, True, True]
+    rows = _rows([good, _network_run(revealed=0.75), _network_run(revealed=0.5), _network_run(revealed=0.75)])
+    assert [o.passed for o in rows] == [True, True, False, False]
+    full = _rows([good] * 7 + [high_loss] * 9)  # the full profile's 16: 7 fall short of 8
+    assert [o.passed for o in full] == [False, True, True, False] and full[0].expected.startswith(">= 8 of 16")
+    assert all(len(o.measured) <= 40 for o in full), [o.measured for o in full]  # the report cuts longer ones
+
+
+def test_finite_attack_fails_when_a_trivial_reconstruction_reveals_two_points_on_any_network():
+    """A trivial reconstruction revealing 2 of 4 on one network fails the network's revealed row and the recovered
+    row, even where the other networks carry the count: the success measure must fail the baselines everywhere."""
+    good = _network_run()
+    rows = _rows([good, good, good, _network_run(trivial=0.5)])
+    assert [o.passed for o in rows] == [True, True, True, False]
+    assert rows[2].measured.startswith("3 of 4") and rows[3].measured.endswith("; trivial 2 of 4")
+    assert [o.passed for o in _rows([good, good, good, _network_run(trivial=0.25)])] == [True] * 4

@@ -26,18 +26,36 @@ ATTACK_WIDTH, ATTACK_N, ATTACK_M, ATTACK_DIM = 512, 4, 12, 5
 minimum); with 3N all 8 recovered every point (over --seed 0-39 all but 29 and 35: observations), and 4N converged
 more slowly."""
 ATTACK_STEPS = 1000
+ATTACK_NETWORKS = (4, 16)
+"""Independent networks (quick, full profile) the finite-width attack runs on, each with its own points,
+initialization and attack start: one network recovers its training set at 34 of --seed 0-39, so the claim is a rate
+over networks (observations)."""
+ATTACK_MAJORITY = 0.5
+"""The fraction of the networks on which each row must hold: measured 0.89 (85 of the 96 networks of --seed 0-19, 28,
+29, 35, 38 on the quick profile), a broken attack 0 (the annealing reversed: 0 of the 20 networks of --seed 0-4
+under the loss bar). With a rate of 0.85 the binomial chance of fewer than 2 of 4 is 1.2%, of fewer than 8 of 16
+2e-4; a rate of 0.5 would fail 2 of 4 at 31%."""
+ATTACK_SURVEY_TEXT = (
+    "Measured on the quick profile at --seed 0-19, 28, 29, 35 and 38 (the seeds where network 0 fails included): the "
+    "step passes at all 24, with 3 or 4 of the 4 networks recovered at each; 85 of the 96 networks (0.89) recover "
+    "their training set. Of the other 11, on 5 the loss ends at 2.0e-3 ... 7.3e-3 with every point within 0.025, on "
+    "4 a spurious minimum at a loss of 3.3e-4 ... 1.3e-3 leaves a point 0.18 ... 0.93 away, on 1 both (2.3e-3, 1.04 "
+    "away), and on 1 the attack stops far from zero (0.44, 2 of 4 revealed). With the annealing reversed no network "
+    "of --seed 0-4 gets under the loss bar (4.4e-3 ... 3.8e-2 on all 20), and the step fails at each.")
+ATTACK_SUCCESS_TEXT = ("one network passes at 34 of --seed 0-39 (on 3 the loss ends above its bar, on 3 the attack "
+                       "ends in a spurious minimum as low as the data's)")
 ATTACK_LOSS_TOLERANCE = 2e-3
 """Relative exact-activation attack loss: with the softplus sharpness annealed 10 -> 200, measured 3.7e-5 ... 1.3e-3
 at 37 of --seed 0-39, and 7.1e-3 ... 2.6e-2 with the schedule reversed (ending at 10, whose smoothing bias the
 minimizer keeps; --seed 0-11); 2e-3 lies between the two ranges. The bar does not separate them at every seed: at
 --seed 9, 19 and 38 the right schedule ends above it after 1000 steps, at 2.0e-3 ... 7.3e-3 (19's inside the reversed
-range; every point is still revealed, and a second start reaches 7.9e-4 ... 1.1e-3), and the step fails
-(observations)."""
+range; every point is still revealed, and a second start reaches 7.9e-4 ... 1.1e-3): such a network counts against
+the rate of ATTACK_MAJORITY (observations)."""
 ATTACK_DISTANCE_TOLERANCE = 0.05
 """Matched distance on the unit sphere: measured 0.0044 ... 0.025 at 37 of --seed 0-39 (the smoothing bias at
 beta = 200); held-out sphere points are typically 0.5 or more away in d = 5. At --seed 28, 29 and 35 the farthest
-point is 0.18, 0.93 and 0.81 away at an exact loss of 3.3e-4 ... 1.3e-3, as low as correct reconstructions reach, and the
-step fails (observations)."""
+point is 0.18, 0.93 and 0.81 away at an exact loss of 3.3e-4 ... 1.3e-3, as low as correct reconstructions reach: such a
+network counts against the rate of ATTACK_MAJORITY (observations)."""
 TRIVIAL_MAX_REVEALED = 1
 """Of the ATTACK_N = 4 training points, the most that any trivial reconstruction (mean, noise, held-out points) may
 reveal: the attack reveals all 4, and a bar of "fewer than the attack" would let a measure that credits 3 of 4 to
@@ -538,19 +556,9 @@ def check_attack_gradient(ctx: Context) -> list[Outcome]:
 
 def check_finite_attack(ctx: Context) -> list[Outcome]:
     """The parameter-space attack (numerics.attack.parameter_space_attack, library defaults: Adam, softplus
-    sharpness annealed 10 -> 200) on a width-512 network trained in its linearization on 4 sphere points:
-    its loss reaches ~0, and every training point is recovered, scored beside the trivial reconstructions
-    (numerics.privacy)."""
-    import jax
-    import jax.numpy as jnp
-
-    from numerics.attack import parameter_space_attack, reconstruction_loss
-    from numerics.data import sphere
-    from numerics.metrics import match
-    from numerics.networks import make_network
-    from numerics.privacy import leakage_table
-    from numerics.training import ntk_matrix, train
-
+    sharpness annealed 10 -> 200) on ATTACK_NETWORKS independent width-512 networks, each trained in its
+    linearization on its own 4 sphere points: on at least ATTACK_MAJORITY of them the loss reaches ~0 and every
+    training point is recovered, scored beside the trivial reconstructions (numerics.privacy)."""
     outcomes = []
     for arch in _attack_archs(ctx):
         if arch.width_limit_obstacle and not arch.is_convolutional:
@@ -582,60 +590,134 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
                 "0.2 N(0, 1)) and this check's tolerances are set for NTK parametrization, in which the trained "
                 "network stays in the kernel regime; standard parametrization is not calibrated here"))
             continue
-        seed = ctx.seed_for("r1-attack", arch.spec)
         dim = arch.input_dim_at_least(ATTACK_DIM)
-        data = sphere(ATTACK_N, dim, seed=seed)
-        network = make_network(arch, ATTACK_WIDTH, 1)
-        params_0 = network.init(jax.random.PRNGKey(seed), dim)
-        lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, data.x)))[-1])
-        trained = train(network, params_0, data.x, data.y, learning_rate=1.0 / lambda_max, momentum=0.9,
-                        linearized=True, max_steps=5000, loss_threshold=1e-20, progress=False)
-        result = parameter_space_attack(arch, trained.params_0, trained.params_f, ATTACK_M, in_dim=dim,
-                                        key=jax.random.PRNGKey(seed + 1), steps=ATTACK_STEPS, progress=False,
-                                        chunk=ATTACK_STEPS)
-        label = f"{arch.spec} m={ATTACK_WIDTH}, N={ATTACK_N} on S^{dim - 1}, M={ATTACK_M}"
-        thetas, delta = (trained.params_0,), trained.delta
-        end = (jnp.asarray(result.x_recon), jnp.asarray(result.coefficients))
-        scale = float(sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(delta)))
-        unsmoothed = float(reconstruction_loss(arch, thetas, delta, end[0], end[1]))
-        outcomes.append(within(
-            f"{label}: L(X_R, lambda) / ||Delta theta||^2 after {ATTACK_STEPS} steps (exact activation)",
-            unsmoothed / scale, ATTACK_LOSS_TOLERANCE,
-            "zero is reachable (X_R on X_T); the softplus smoothing biases the minimizer: measured 3.7e-5 ... "
-            "1.3e-3 at 37 of --seed 0-39 with beta annealed 10 -> 200 (2.0e-3 ... 7.3e-3 at seeds 9, 19, 38, "
-            "where a second start reaches 7.9e-4 ... 1.1e-3), 7.1e-3 ... 2.6e-2 with the schedule reversed "
-            "(--seed 0-11)",
-            training_steps=trained.steps, final_training_loss=trained.final_loss,
-            attack_loss_curve_first_last=[float(result.loss_curve[0]), float(result.loss_curve[-1])],
-            final_beta=result.info.get("final_beta")))
-        x_recon = np.asarray(result.x_recon)
-        if arch.positively_homogeneous:
-            x_recon = x_recon / np.linalg.norm(x_recon, axis=1, keepdims=True)
-        scored = match(x_recon, data.x)
-        outcomes.append(within(
-            f"{label}: max distance of a training point to its Hungarian-matched reconstruction"
-            + (" (directions: the network is positively homogeneous)" if arch.positively_homogeneous else ""),
-            scored.max_distance, ATTACK_DISTANCE_TOLERANCE,
-            "measured 0.0044 ... 0.025 at 37 of --seed 0-39 (the smoothing bias at beta = 200; at seeds 28, 29, "
-            "35 the farthest point is 0.18 ... 0.93 away, unrevealed at 29 and 35); held-out sphere points are "
-            "~0.5 or more away",
-            matched_distances=scored.original_scores))
-        public = sphere(64, dim, seed=seed + 2).x
-        pool = sphere(64, dim, seed=seed + 3).x
-        table = leakage_table({"attack": x_recon}, data.x, public, pool=pool, rng=ctx.rng("r1-baselines", arch.spec))
-        trivial = max(row["revealed"] for row in table.values() if row["trivial"])
-        found = at_least(f"{label}: fraction of training points revealed (2x closer than to any of 64 held-out "
-                         "points), trivial reconstructions beside", table["attack"]["revealed"], 1.0,
-                         "Theorem 1 at finite width in the kernel regime: every point is recovered; the trivial "
-                         f"reconstructions (mean, noise, held-out points) must reveal at most {TRIVIAL_MAX_REVEALED} "
-                         f"of {ATTACK_N} (measured 0 of 4 at --seed 0; simulated on this geometry: 0 in 278 of 300 draws, "
-                         "1 in 22, never more)",
-                         leakage_table=table, trivial_max_revealed=trivial)
-        found.passed = found.passed and trivial_within_bar(trivial)
-        found.measured = f"{found.measured:.2f} (best trivial {round(trivial * ATTACK_N)} of {ATTACK_N})"
-        found.expected = f">= 1; trivial <= {TRIVIAL_MAX_REVEALED} of {ATTACK_N}"
-        outcomes.append(found)
+        networks = ctx.pick(*ATTACK_NETWORKS)
+        runs = []
+        for index in range(networks):
+            runs.append(_finite_attack_on_one_network(ctx, arch, dim, index))
+            ctx.advance(f"R1 finite-width attack {arch.spec} network {index + 1} of {networks}")
+        outcomes.extend(_finite_attack_outcomes(arch, dim, runs))
     return applicable_on_defaults(ctx, outcomes, ATTACK_ARCH)
+
+
+
+def _finite_attack_on_one_network(ctx: Context, arch: Architecture, dim: int, index: int) -> dict:
+    """Train network ``index`` (its own points, initialization and attack start; network 0 draws the seeds the
+    single-network step drew, so earlier per-seed measurements describe it) in its linearization and attack it."""
+    import jax
+    import jax.numpy as jnp
+
+    from numerics.attack import parameter_space_attack, reconstruction_loss
+    from numerics.data import sphere
+    from numerics.metrics import match
+    from numerics.networks import make_network
+    from numerics.privacy import leakage_table
+    from numerics.training import ntk_matrix, train
+
+    tags = (arch.spec,) if index == 0 else (arch.spec, index)
+    seed = ctx.seed_for("r1-attack", *tags)
+    data = sphere(ATTACK_N, dim, seed=seed)
+    network = make_network(arch, ATTACK_WIDTH, 1)
+    params_0 = network.init(jax.random.PRNGKey(seed), dim)
+    lambda_max = float(np.linalg.eigvalsh(np.asarray(ntk_matrix(network, params_0, data.x)))[-1])
+    trained = train(network, params_0, data.x, data.y, learning_rate=1.0 / lambda_max, momentum=0.9,
+                    linearized=True, max_steps=5000, loss_threshold=1e-20, progress=False)
+    result = parameter_space_attack(arch, trained.params_0, trained.params_f, ATTACK_M, in_dim=dim,
+                                    key=jax.random.PRNGKey(seed + 1), steps=ATTACK_STEPS, progress=False,
+                                    chunk=ATTACK_STEPS)
+    scale = float(sum(jnp.sum(leaf**2) for leaf in jax.tree_util.tree_leaves(trained.delta)))
+    unsmoothed = float(reconstruction_loss(arch, (trained.params_0,), trained.delta, jnp.asarray(result.x_recon),
+                                           jnp.asarray(result.coefficients)))
+    x_recon = np.asarray(result.x_recon)
+    if arch.positively_homogeneous:
+        x_recon = x_recon / np.linalg.norm(x_recon, axis=1, keepdims=True)
+    scored = match(x_recon, data.x)
+    public = sphere(64, dim, seed=seed + 2).x
+    pool = sphere(64, dim, seed=seed + 3).x
+    table = leakage_table({"attack": x_recon}, data.x, public, pool=pool, rng=ctx.rng("r1-baselines", *tags))
+    trivial = max(row["revealed"] for row in table.values() if row["trivial"])
+    return {"seed": seed, "loss_ratio": unsmoothed / scale, "max_distance": float(scored.max_distance),
+            "matched_distances": scored.original_scores, "revealed": float(table["attack"]["revealed"]),
+            "trivial_revealed": float(trivial), "leakage_table": table, "training_steps": trained.steps,
+            "final_training_loss": trained.final_loss,
+            "attack_loss_curve_first_last": [float(result.loss_curve[0]), float(result.loss_curve[-1])],
+            "final_beta": result.info.get("final_beta")}
+
+
+def majority_needed(networks: int) -> int:
+    """The fewest of ``networks`` that must pass: ceil(ATTACK_MAJORITY networks)."""
+    return int(np.ceil(ATTACK_MAJORITY * networks - 1e-9))
+
+
+def _count_outcome(name: str, passes: list[bool], reason: str, **details) -> Outcome:
+    """Pass when at least majority_needed(len(passes)) of the networks pass; measured "k of K (CI lo-hi)", the exact
+    (Clopper-Pearson) 95% interval of the rate (at most 40 characters: the report's measured column)."""
+    from scipy.stats import binomtest
+
+    count, networks = int(sum(passes)), len(passes)
+    interval = binomtest(count, networks).proportion_ci(0.95, method="exact")
+    needed = majority_needed(networks)
+    return Outcome(name=name, passed=count >= needed,
+                   measured=f"{count} of {networks} (CI {interval.low:.2f}-{interval.high:.2f})",
+                   expected=f">= {needed} of {networks} (CI: the rate's exact 95% interval)", reason=reason,
+                   details={"networks_passing": count, "networks": networks, "needed": needed,
+                            "rate_interval_95": [float(interval.low), float(interval.high)], **details})
+
+
+def _finite_attack_outcomes(arch: Architecture, dim: int, runs: list[dict]) -> list[Outcome]:
+    """The four rows of the finite-width attack over its networks: loss, distance, revealed, all three."""
+    networks = len(runs)
+    label = f"{arch.spec} m={ATTACK_WIDTH}, N={ATTACK_N} on S^{dim - 1}, M={ATTACK_M}, {networks} networks"
+    small_loss = [run["loss_ratio"] <= ATTACK_LOSS_TOLERANCE for run in runs]
+    close = [run["max_distance"] <= ATTACK_DISTANCE_TOLERANCE for run in runs]
+    revealed = [run["revealed"] >= 1.0 and trivial_within_bar(run["trivial_revealed"]) for run in runs]
+    per_network = {"seeds": [run["seed"] for run in runs]}
+    outcomes = [
+        _count_outcome(
+            f"{label}: networks whose L(X_R, lambda) / ||Delta theta||^2 after {ATTACK_STEPS} steps (exact "
+            f"activation) is <= {ATTACK_LOSS_TOLERANCE:g}", small_loss,
+            "zero is reachable (X_R on X_T); the softplus smoothing biases the minimizer: with beta annealed "
+            "10 -> 200 measured 3.0e-5 ... 1.6e-3 on 89 of the 96 networks of --seed 0-19, 28, 29, 35, 38, "
+            "2.0e-3 ... 7.3e-3 on 6 (a second start reaches 7.9e-4 ... 1.1e-3 on network 0 of seeds 9, 19, 38) "
+            "and 0.44 on 1; with the schedule reversed 4.4e-3 ... 3.8e-2 on all 20 networks of --seed 0-4",
+            loss_ratios=[run["loss_ratio"] for run in runs], **per_network,
+            training_steps=[run["training_steps"] for run in runs],
+            final_training_losses=[run["final_training_loss"] for run in runs],
+            attack_loss_curves_first_last=[run["attack_loss_curve_first_last"] for run in runs],
+            final_beta=runs[0]["final_beta"]),
+        _count_outcome(
+            f"{label}: networks whose farthest training point is <= {ATTACK_DISTANCE_TOLERANCE:g} from its "
+            "Hungarian-matched reconstruction"
+            + (" (directions: the network is positively homogeneous)" if arch.positively_homogeneous else ""), close,
+            "measured 0.005 ... 0.025 on 90 of the 96 networks of --seed 0-19, 28, 29, 35, 38 (the smoothing bias "
+            "at beta = 200; on 6 a point is left 0.18 ... 1.13 away: spurious minima and one stuck attack); held-out "
+            "sphere points are ~0.5 or more away",
+            max_distances=[run["max_distance"] for run in runs],
+            matched_distances=[run["matched_distances"] for run in runs], **per_network),
+        _count_outcome(
+            f"{label}: networks with every training point revealed (2x closer than to any of 64 held-out points), "
+            f"no trivial reconstruction revealing more than {TRIVIAL_MAX_REVEALED} of {ATTACK_N}", revealed,
+            "Theorem 1 at finite width in the kernel regime: every point is recovered; the trivial reconstructions "
+            f"(mean, noise, held-out points) must reveal at most {TRIVIAL_MAX_REVEALED} of {ATTACK_N} on every "
+            "network (simulated on this geometry: 0 in 278 of 300 draws, 1 in 22, never more; measured 1 of 4 on 7 of "
+            "the 96 networks of the seed survey, never more)",
+            revealed_fractions=[run["revealed"] for run in runs],
+            trivial_max_revealed=[run["trivial_revealed"] for run in runs],
+            leakage_tables=[run["leakage_table"] for run in runs], **per_network),
+    ]
+    trivial_worst = max(round(run["trivial_revealed"] * ATTACK_N) for run in runs)
+    recovered = _count_outcome(
+        f"{label}: networks on which the attack recovers the training set (all three rows above)",
+        [a and b and c for a, b, c in zip(small_loss, close, revealed)],
+        f"at finite width the loss does not always single out the data: {ATTACK_SUCCESS_TEXT}; a broken attack "
+        "(the annealing reversed) recovers none",
+        best_trivial_revealed_of_any_network=trivial_worst, **per_network)
+    recovered.measured += f"; trivial {trivial_worst} of {ATTACK_N}"  # the best trivial reconstruction's
+    recovered.expected += f"; trivial <= {TRIVIAL_MAX_REVEALED} of {ATTACK_N} on every network"
+    if trivial_worst > TRIVIAL_MAX_REVEALED:
+        recovered.passed = False  # a measure that credits trivial reconstructions proves nothing
+    outcomes.append(recovered)
+    return outcomes
 
 
 def _brute_force_assignment(cost: np.ndarray) -> float:
@@ -754,17 +836,19 @@ CLAIM = register(Claim(
              check_attack_gradient, tolerance="1e-10 relative: the same products summed in another order "
              "(measured ~1e-15); a wrong factor in either component gives O(1)"),
         Step("finite-width attack", "numerics.attack.parameter_space_attack with its defaults (Adam, softplus "
-             "sharpness annealed 10 -> 200) and M = 12 candidates, 1000 steps, on a width-512 relu:2 network "
-             "trained in its linearization on 4 points of S^4: final loss, matched distances, revealed fraction "
-             "beside trivial reconstructions", check_finite_attack,
-             tolerance="loss 2e-3 of ||Delta theta||^2, between the measured "
-                       "3.7e-5 ... 1.3e-3 (beta annealed 10 -> 200, 37 of --seed 0-39) and 7.1e-3 ... 2.6e-2 "
+             "sharpness annealed 10 -> 200) and M = 12 candidates, 1000 steps, on independent width-512 relu:2 "
+             "networks (4 quick, 16 full), each trained in its linearization on its own 4 points of S^4: per network "
+             "the final loss, the matched distances and the revealed fraction beside trivial reconstructions; each "
+             "row counts the networks where it holds, with the rate's exact 95% interval", check_finite_attack,
+             tolerance="at least half of the networks on every row: one network passes at 34 of --seed 0-39, a "
+                       "broken attack (annealing reversed) on none (binomial chance that a rate of 0.85 gives fewer "
+                       "than 2 of 4: 1.2%); per network, loss 2e-3 of ||Delta theta||^2, between the measured "
+                       "3.7e-5 ... 1.3e-3 (beta annealed 10 -> 200, 37 of the 40) and 7.1e-3 ... 2.6e-2 "
                        "(schedule reversed, --seed 0-11); distance 0.05 (measured 0.0044 ... 0.025 at 37 of the "
-                       "40; held-out points are ~0.5 away); 34 of the 40 seeds pass (observations); every point "
-                       "revealed and no trivial reconstruction revealing more than 1 of the 4 (measured 0; "
-                       "simulated: 0 in 278 of 300 draws, 1 in 22); calibrated on "
-                       "piecewise-linear activations (n/a on smooth ones given by --arch: erf:2:sb=0.1 measured 0.099 away; "
-                       "an n/a on the default relu:2 fails)"),
+                       "40; held-out points are ~0.5 away); every point revealed and no trivial reconstruction "
+                       "revealing more than 1 of the 4 on any network (simulated: 0 in 278 of 300 draws, 1 in 22); "
+                       "calibrated on piecewise-linear activations (n/a on smooth ones given by --arch: erf:2:sb=0.1 "
+                       "measured 0.099 away; an n/a on the default relu:2 fails)"),
         Step("scoring", "numerics.metrics.match: a permuted copy with decoys is paired back, and the Hungarian "
              "total equals the brute-force optimum where greedy is not optimal", check_scoring,
              tolerance="1e-2 on the matched distance (the true partner is ~2e-3 away, any other >= 0.1); 1e-12 on "
@@ -777,16 +861,16 @@ CLAIM = register(Claim(
         "where erf is nearly linear and its kernel nearly of low rank, so a small loss pins locations weakly "
         "(compare T1's finite-rank counterexample); the check's tolerances are calibrated for relu:2 and the "
         "step reports this as a failure rather than widening them.",
-        "The finite-width attack step passes at 34 of --seed 0-39 (each seed draws its own points, network and "
-        "start). At 3 (seeds 9, 19, 38) the loss stops at 2.0e-3 ... 7.3e-3 of ||Delta theta||^2, above the bar "
-        "that sits between the right annealing schedule's losses and the reversed schedule's (7.1e-3 ... 2.6e-2), "
-        "which it exists to catch (the distance alone misses the reversed schedule at --seed 1: 0.029); every "
-        "point is still revealed there, and a second start reaches 7.9e-4 ... 1.1e-3. At 3 (seeds 28, 29, 35) "
-        "the attack ends in a spurious minimum: the farthest point 0.18, 0.93, 0.81 away (3 of 4 revealed at 29 "
-        "and 35) at an exact loss of 3.3e-4 ... 1.3e-3, as low as correct reconstructions reach, so keeping the "
-        "lowest-loss of several starts does not remove it (4 starts at each seed: the lowest-loss one is still "
-        "0.13, 0.92, 0.061 away). At finite width the loss does not always single out the data; a pass rate over "
-        "networks would state this step's claim more faithfully, at several times its cost. Left as failures "
-        "rather than widening the bars."],
+        "One network recovers its training set at 34 of --seed 0-39 (network 0 of the finite-width attack step; "
+        "each seed draws its own points, network and start). On 3 (seeds 9, 19, 38) the loss stops at "
+        "2.0e-3 ... 7.3e-3 of ||Delta theta||^2, above the bar that sits between the right annealing schedule's "
+        "losses and the reversed schedule's (7.1e-3 ... 2.6e-2), which it exists to catch (the distance alone "
+        "misses the reversed schedule at --seed 1: 0.029); every point is still revealed there, and a second start "
+        "reaches 7.9e-4 ... 1.1e-3. On 3 (seeds 28, 29, 35) the attack ends in a spurious minimum: the farthest "
+        "point 0.18, 0.93, 0.81 away (3 of 4 revealed at 29 and 35) at an exact loss of 3.3e-4 ... 1.3e-3, as "
+        "low as correct reconstructions reach, so keeping the lowest-loss of several starts does not remove it "
+        "(4 starts at each seed: the lowest-loss one is still 0.13, 0.92, 0.061 away). At finite width the loss "
+        "does not always single out the data, so the step states the claim as a rate: every row must hold on at "
+        "least half of its networks (4 on the quick profile, 16 on the full one). " + ATTACK_SURVEY_TEXT],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 3-4"],
 ))
