@@ -510,8 +510,9 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
         passed=max(margins) < RECOVERY_MARGIN, measured=f"{max(margins):.3g}", expected=f"< {RECOVERY_MARGIN}",
         reason=f"below the margin that the two-hidden-layer network's recovery check requires (>= {RECOVERY_MARGIN}); "
                "full profile (seeds 0-2 in one run): -0.05 / 0 / +0.05; quick (width 128, one seed per run): "
-               "-0.05 / 0 / +0.1 / 0 / +0.1 / +0.15 at --seed 0-5 (at 2 the attack reveals 2 of 20 digits and no trivial "
-               "reconstruction any: on the line, and the step fails there; observations)",
+               "-0.05 / 0 / +0.1 / 0 / +0.1 / +0.15 at --seed 0-5 (at 2 and 4 the attack reveals 2 of 20 digits, "
+               "at 5 3, and no trivial reconstruction any: at or over the line, and the step fails there; "
+               "observations)",
         kind="counterexample", details={"margins": margins, "per_seed": _per_seed(results)})
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
     ratio = within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training set, "
