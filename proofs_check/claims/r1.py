@@ -586,8 +586,8 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
                 "0.0045 ... 0.037, the loss of the other 3 at 2.1e-3 ... 4.9e-3); on smooth ones the loss still "
                 "reaches ~1e-4 of ||Delta theta||^2 in 1000 steps but the points are not pinned (measured: "
                 "erf:2:sb=0.1 0.099 away, expr:2:phi=tanh(x) 0.52), and an odd activation without biases makes x "
-                "and -x indistinguishable (J(-x) = -J(x); erf:2 1.08 away); run the attack itself with `proofs-check attack "
-                "--arch`"))
+                "and -x indistinguishable (J(-x) = -J(x); erf:2 1.08 away); run the attack itself with "
+                "`proofs-check attack --arch`"))
             continue
         if arch.parameterization != "ntk":
             outcomes.append(not_applicable(
