@@ -609,7 +609,6 @@ def check_finite_attack(ctx: Context) -> list[Outcome]:
     return applicable_on_defaults(ctx, outcomes, ATTACK_ARCH)
 
 
-
 def _finite_attack_on_one_network(ctx: Context, arch: Architecture, dim: int, index: int) -> dict:
     """Train network ``index`` (its own points, initialization and attack start; network 0 draws the seeds the
     single-network step drew, so earlier per-seed measurements describe it) in its linearization and attack it."""
