@@ -45,3 +45,15 @@ def percentile_interval(replicates: Any, tail: float, *, ignore_nan: bool = Fals
     reader = np.nanpercentile if ignore_nan else np.percentile
     low, high = reader(np.asarray(replicates, dtype=float), [100 * tail, 100 * (1 - tail)])
     return float(low), float(high)
+
+
+def exact_rate_interval(count: int, trials: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson 1934) two-sided ``level`` interval of a rate seen ``count`` times in ``trials``:
+    the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of Beta(count, trials - count + 1) and
+    Beta(count + 1, trials - count), with 0 and 1 at the ends (0 of 8: [0, 0.37]; 2 of 4: [0.068, 0.932])."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = 0.0 if count <= 0 else float(beta.ppf(tail, count, trials - count + 1))
+    high = 1.0 if count >= trials else float(beta.ppf(1 - tail, count + 1, trials - count))
+    return low, high

@@ -99,3 +99,15 @@ def test_finite_attack_fails_when_a_trivial_reconstruction_reveals_two_points_on
     assert rows[2].measured.startswith("3 of 4") and rows[3].measured.endswith("; trivial 2 of 4")
     assert rows[2].expected.endswith("trivial <= 1 of 4 on every network")
     assert [o.passed for o in _rows([good, good, good, _network_run(trivial=0.25)])] == [True] * 4
+
+
+@pytest.mark.parametrize("count,trials", [(0, 8), (2, 4), (3, 4), (4, 4), (14, 16), (1, 1)])
+def test_exact_rate_interval_is_scipys_clopper_pearson(count, trials):
+    """numerics.statistics.exact_rate_interval, shared by R1's network counts and E1's non-member bound, against
+    scipy's exact binomial interval (1e-9: two root finders on the same beta quantiles)."""
+    from scipy.stats import binomtest
+
+    from numerics.statistics import exact_rate_interval
+
+    reference = binomtest(count, trials).proportion_ci(0.95, method="exact")
+    assert exact_rate_interval(count, trials) == pytest.approx((reference.low, reference.high), abs=1e-9)

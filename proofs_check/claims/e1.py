@@ -211,9 +211,9 @@ linearized, seeds 0 and 1), 0 on both when the attack returns its random start."
 def non_member_upper_bound(count: int, scored: int, level: float = LEVEL) -> float:
     """Clopper-Pearson upper end of the two-sided ``level`` interval of a rate seen ``count`` times in ``scored``
     trials: what "non-members revealed 0" bounds (0 of 8: 0.37; 0 of 32: 0.11)."""
-    from scipy.stats import beta
+    from numerics.statistics import exact_rate_interval
 
-    return 1.0 if count >= scored else float(beta.ppf(1 - (1 - level) / 2, count + 1, scored - count))
+    return exact_rate_interval(count, scored, level)[1]
 
 
 def check_membership(ctx: Context) -> Outcome:

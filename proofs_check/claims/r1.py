@@ -694,16 +694,16 @@ def majority_needed(networks: int) -> int:
 def _count_outcome(name: str, passes: list[bool], reason: str, **details) -> Outcome:
     """Pass when at least majority_needed(len(passes)) of the networks pass; measured "k of K (CI lo-hi)", the exact
     (Clopper-Pearson) 95% interval of the rate (at most 40 characters: the report's measured column)."""
-    from scipy.stats import binomtest
+    from numerics.statistics import exact_rate_interval
 
     count, networks = int(sum(passes)), len(passes)
-    interval = binomtest(count, networks).proportion_ci(0.95, method="exact")
+    low, high = exact_rate_interval(count, networks)
     needed = majority_needed(networks)
     return Outcome(name=name, passed=count >= needed,
-                   measured=f"{count} of {networks} (CI {interval.low:.2f}-{interval.high:.2f})",
+                   measured=f"{count} of {networks} (CI {low:.2f}-{high:.2f})",
                    expected=f">= {needed} of {networks} (CI: the rate's exact 95% interval)", reason=reason,
                    details={"networks_passing": count, "networks": networks, "needed": needed,
-                            "rate_interval_95": [float(interval.low), float(interval.high)], **details})
+                            "rate_interval_95": [low, high], **details})
 
 
 def _finite_attack_outcomes(arch: Architecture, dim: int, runs: list[dict]) -> list[Outcome]:
