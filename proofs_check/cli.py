@@ -605,7 +605,9 @@ def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple
         return 2, f"error: {_one_line(error)}"
     from numerics.attack import AttackFailed
 
-    if isinstance(error, (RunFailed, AttackFailed)):
+    from proofs_check.parallel import WorkerStopped
+
+    if isinstance(error, (RunFailed, AttackFailed, WorkerStopped)):
         return 1, f"error: {_one_line(error)}"
     memory = out_of_memory_text(error)
     if memory is not None:
@@ -759,6 +761,10 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="problem sizes")
     parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")
+    parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
+                        help="claims run at once, each in a process of its own, longest first; every claim measures "
+                             "the same values either way (default: one per core this process may use, at most one "
+                             "per claim; 1: all in this process)")
     add_no_progress(parser)
 
 
@@ -808,47 +814,66 @@ def _run(args) -> int:
     from numerics.checkpoint import raise_if_interrupted
     from numerics.progress import progress_bar
     from proofs_check.claims import load_claims
-    from proofs_check.registry import ClaimResult, Context, counted, run_step
+    from proofs_check.parallel import run_in_workers, worker_count
+    from proofs_check.registry import Context, counted, run_claim
     from proofs_check.report import remove_report, report_dict, summary_table, write_report
 
     console = command_console()
     registry = load_claims()
     claims = [registry[i] for i in args.ids]
+    jobs = worker_count(args.jobs, len(claims))
     remove_report(args.out)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     start = time.perf_counter()
     results = []
     total = sum(1 for claim in claims for _ in claim.steps())
-    where = "starting"
+    where = {}  # claim id -> its current step, for the line of a Ctrl-C
     try:
         bar_shown = console.is_terminal and not args.no_progress
         with progress_bar(enabled=bar_shown, console=console, transient=True) as bar:
             task = bar.add_task("starting", total=total)
-            ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out,
-                          advance=lambda message: bar.update(task, description=message))
-            for claim in claims:
-                ctx.archs = tuple(args.arch) if claim.uses_archs else ()
-                claim_start = time.perf_counter()
-                outcomes = []
-                for kind, step in claim.steps():
-                    where = f"{claim.id}: {step.name}"
-                    bar.update(task, description=where)
-                    outcomes.extend(run_step(kind, step, ctx))
+
+            def claim_done(result):
+                if not bar_shown:  # no progress bar (a log, a pipe, --no-progress): one line per claim as it ends
+                    console.print(claim_line(result), highlight=False)
+
+            if jobs > 1:
+                results = run_in_workers(
+                    claims, jobs=jobs, profile=args.profile, seed=args.seed,
+                    arch_specs=[arch.spec for arch in args.arch], out_dir=args.out,
+                    running=lambda messages: bar.update(task, description=" | ".join(messages.values()) or "starting"),
+                    step_done=lambda: bar.advance(task), claim_done=claim_done, finished=results, where=where)
+            else:
+                def step_done(_where: str):
                     bar.advance(task)
                     raise_if_interrupted()  # a Ctrl-C that Python discarded during the step
-                results.append(ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - claim_start))
-                if not bar_shown:  # no progress bar (a log, a pipe, --no-progress): one line per claim as it ends
-                    console.print(claim_line(results[-1]), highlight=False)
+
+                def show(message: str):
+                    bar.update(task, description=message)
+
+                def step_starting(step: str):
+                    where["current"] = step
+
+                for claim in claims:
+                    ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out, advance=show,
+                                  archs=tuple(args.arch) if claim.uses_archs else ())
+                    results.append(run_claim(claim, ctx, starting=step_starting, finished=step_done))
+                    where.clear()
+                    claim_done(results[-1])
     except KeyboardInterrupt:
+        during = ", ".join(where.values()) or "starting"
         if not results:
-            raise CommandInterrupted(f"interrupted during {where}; no claim finished, no report written") from None
+            raise CommandInterrupted(f"interrupted during {during}; no claim finished, no report written") from None
         # the finished claims are kept: a report marked incomplete, naming the claims not run
+        finished_ids = {result.claim.id for result in results}
+        results = [result for claim in claims for result in results if result.claim.id == claim.id]
         report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
                              started=started, seconds=time.perf_counter() - start,
-                             not_run=[claim.id for claim in claims[len(results):]], interrupted_during=where)
+                             not_run=[claim.id for claim in claims if claim.id not in finished_ids],
+                             interrupted_during=during)
         json_path, md_path = write_report(args.out, report)
         finished = f"{counted(len(results), 'finished claim')} ({', '.join(result.claim.id for result in results)})"
-        raise CommandInterrupted(f"interrupted during {where}; the report of the {finished} is in {md_path} and "
+        raise CommandInterrupted(f"interrupted during {during}; the report of the {finished} is in {md_path} and "
                                  f"{json_path}, marked incomplete") from None
     console.print(summary_table(results))
     report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 import time
 import traceback
 from pathlib import Path
@@ -308,6 +309,11 @@ class Claim:
     observations: list[str] = dataclasses.field(default_factory=list)
     """Open observations: measured facts the theory here does not (yet) explain, stated, not tuned away."""
     references: list[str] = dataclasses.field(default_factory=list)
+    module: str = ""
+    """The module that registers the claim (set by :func:`register`)."""
+    quick_seconds: float = 0.0
+    """What the claim took on the quick profile on the 2-core reference machine (measured, rounded): ``run --jobs``
+    starts the longest claims first (proofs_check.parallel). Only the order depends on it, never a result."""
 
     def steps(self) -> Iterable[tuple[str, Step]]:
         for kind, steps in zip(KINDS, (self.derivations, self.checks, self.counterexamples)):
@@ -331,8 +337,11 @@ REGISTRY: dict[str, Claim] = {}
 
 
 def register(claim: Claim) -> Claim:
+    """Add ``claim`` to :data:`REGISTRY`, noting the module that registers it (``claim.module``: a worker process of
+    ``run --jobs`` imports that module to find the claim, also one registered outside proofs_check.claims)."""
     if claim.id in REGISTRY:
         raise ValueError(f"claim {claim.id} registered twice")
+    claim.module = claim.module or sys._getframe(1).f_globals.get("__name__", "")
     REGISTRY[claim.id] = claim
     return claim
 
@@ -388,12 +397,19 @@ def run_step(kind: str, step: Step, ctx: Context) -> list[Outcome]:
     return outcomes
 
 
-def run_claim(claim: Claim, ctx: Context) -> ClaimResult:
+def run_claim(claim: Claim, ctx: Context, *, starting: Callable[[str], None] = lambda where: None,
+              finished: Callable[[str], None] = lambda where: None) -> ClaimResult:
+    """Every step of ``claim`` in order (:func:`run_step`); ``starting`` and ``ctx.advance`` are told "ID: step" as
+    each starts, ``finished`` the same words as each ends (the command advances its progress bar and polls for
+    Ctrl-C there)."""
     start = time.perf_counter()
     outcomes: list[Outcome] = []
     for kind, step in claim.steps():
-        ctx.advance(f"{claim.id}: {step.name}")
+        where = f"{claim.id}: {step.name}"
+        starting(where)
+        ctx.advance(where)
         outcomes.extend(run_step(kind, step, ctx))
+        finished(where)
     return ClaimResult(claim=claim, outcomes=outcomes, seconds=time.perf_counter() - start)
 
 

@@ -112,6 +112,7 @@ def _bad_input_cases():
         (["run", "K1", "--arch", "relu:two"], "not an integer"),
         (["run", "--profile", "slow"], "invalid choice"),
         (["run", "--seed", "-1"], "--seed: must be an integer from 0"),
+        (["run", "--jobs", "0"], "--jobs: must be a positive integer"),
         ([], "required"),
         (["run", "K1", "--arch", "expr:2:phi=import os"], "syntax error at 'import'"),
         (["run", "K1", "--arch", f"expr:2:phi={MALICIOUS}"], "name '__import__' is not allowed"),
@@ -738,7 +739,7 @@ def test_ctrl_c_after_a_claim_finished_keeps_its_report(tmp_path, monkeypatch, c
         return [registry.Outcome(name=step.name, passed=True, measured=0, expected="0", reason="a stand-in")]
 
     monkeypatch.setattr(registry, "run_step", interrupted_in_d1)
-    assert main(["run", "T3", "D1", "R1", "--out", str(tmp_path)]) == 130
+    assert main(["run", "T3", "D1", "R1", "--jobs", "1", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("proofs-check: interrupted during D1: "), err
     assert err.endswith(f"the report of the 1 finished claim (T3) is in {tmp_path / 'report.md'} and "

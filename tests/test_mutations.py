@@ -130,6 +130,9 @@ def _reversed_annealing(monkeypatch):
         return real(step, steps, None if schedule is None else tuple(schedule)[::-1], anneal)
 
     monkeypatch.setattr(attack, "beta_at", beta_at)
+    # 2 networks instead of the quick profile's 4: the step then passes with 1 of 2 recovered, a lower bar for the
+    # bug to slip under (with the annealing reversed none of 20 networks met the loss bar), at half the test's cost
+    monkeypatch.setattr(r1, "ATTACK_NETWORKS", (2, r1.ATTACK_NETWORKS[1]))
 
 
 MUTATIONS = [

@@ -443,6 +443,7 @@ def counterexample_accumulators(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="D1",
+    quick_seconds=15,
     title="Lazy-training dynamics and the dual coefficients alpha",
     statement=("For the linearized model under gradient flow on MSE, "
                "theta_t - theta_0 = J_0^T K^-1 (I - exp(-eta K t)) (y - f_0) -> J_0^T alpha, "

@@ -324,6 +324,7 @@ def check_boundary(ctx: Context) -> Outcome:
 
 CLAIM = register(Claim(
     id="E1",
+    quick_seconds=34,
     title="Finite width: success depends on how far training leaves the frozen-NTK regime",
     statement=("On finite networks the reconstruction attack (Loo et al. 2023) succeeds where training stays close "
                "to the frozen NTK: its success (the fraction of training points revealed, a measure that trivial "

@@ -567,6 +567,7 @@ LOO_RICH_REASON = ("the statement's 'Loo et al.'s attack does not': theta_f has 
 
 CLAIM = register(Claim(
     id="H1",
+    quick_seconds=73,
     title="The KKT baseline (Haim et al.) and homogeneity",
     statement=("For a bias-free network with a positively 1-homogeneous activation (relu, leaky relu, abrelu) and L "
                "weight layers, f(c theta; x) = c^L f(theta; x) for c > 0, so <theta, grad_theta f(x; theta)> = L f(x; "

@@ -1172,6 +1172,7 @@ def _lettered(letter: str, run):
 
 CLAIM = register(Claim(
     id="K1",
+    quick_seconds=74,
     title="Infinite-width kernels of fully connected, residual and convolutional networks",
     statement=("For fully connected networks (NTK parametrization; standard as an option), residual blocks "
                "x + s Dense(phi(x)) and convolutions (stride 1, SAME zero padding, then global average pooling or "

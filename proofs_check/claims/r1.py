@@ -813,6 +813,7 @@ def check_scoring(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="R1",
+    quick_seconds=42,
     title="The reconstruction loss and its kernel form",
     statement=("If Delta theta = J_0(X_T)^T alpha and theta* = theta_0, then ||Delta theta - J(X_R)^T lambda||^2 = "
                "alpha^T K_TT alpha - 2 alpha^T K_TR lambda + lambda^T K_RR lambda exactly; profiling lambda gives "

@@ -326,6 +326,7 @@ def counterexample_budget(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="T1",
+    quick_seconds=16,
     title="Provable recovery at infinite width (Theorem 1)",
     statement=("If Theta is strictly PD on distinct points of the domain, the x_i are distinct, every alpha_i != 0 "
                "and M >= N, then L_inf(X_R, lambda) = 0 iff every training point is among the reconstructions with "

@@ -462,6 +462,7 @@ def counterexample_not_additive(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="T2",
+    quick_seconds=39,
     title="Which points are reconstructed first: the omission cost of a training point",
     statement=(
         "Restrict the attack's candidates to training points. Dropping a set O of them leaves the loss "

@@ -395,6 +395,7 @@ def counterexample_converse(ctx: Context) -> list[Outcome]:
 
 CLAIM = register(Claim(
     id="T3",
+    quick_seconds=7,
     title="Reconstruction is dataset distillation (RKIP)",
     statement=(
         "Run the infinite-width attack with fewer reconstructions than training points (M < N) and relabel its "

@@ -471,6 +471,7 @@ def counterexample_coreset(ctx: Context) -> Outcome:
 
 CLAIM = register(Claim(
     id="T4",
+    quick_seconds=14,
     title="Distillation as a defense",
     statement=("A network trained in the kernel regime on a distilled set S instead of the private set T moves "
                "by Delta theta = J_0(S)^T alpha_S, in the span of the gradients at S; by T1 the attack's global "

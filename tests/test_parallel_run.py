@@ -1,0 +1,122 @@
+"""proofs-check run --jobs: claims in worker processes (proofs_check.parallel) measure what they measure in the
+command's own process, come back in the order asked for, and a Ctrl-C stops the workers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import time
+
+import pytest
+
+from proofs_check import parallel, registry
+from proofs_check.cli import main
+
+
+@pytest.fixture
+def test_claims(monkeypatch):
+    """tests/parallel_claims.py's claims, registered in a copy of the registry that the command also reads (the real
+    one stays as it is)."""
+    import proofs_check.claims
+
+    copy = dict(proofs_check.claims.load_claims())
+    monkeypatch.setattr(registry, "REGISTRY", copy)
+    monkeypatch.setattr(proofs_check.claims, "REGISTRY", copy)
+    sys.modules.pop("parallel_claims", None)
+    module = importlib.import_module("parallel_claims")
+    yield module
+    sys.modules.pop("parallel_claims", None)
+
+
+def test_worker_count_and_order(monkeypatch):
+    monkeypatch.setattr(parallel, "available_cores", lambda: 4)
+    assert [parallel.worker_count(None, n) for n in (1, 3, 9)] == [1, 3, 4]
+    assert [parallel.worker_count(j, 9) for j in (1, 2, 16)] == [1, 2, 9]
+    claims = [registry.Claim(id=i, title="", statement="", assumptions=[], quick_seconds=s)
+              for i, s in (("A", 5), ("B", 70), ("C", 5), ("D", 40))]
+    assert [c.id for c in parallel.longest_first(claims)] == ["B", "D", "A", "C"]
+
+
+def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
+    """Each claim in a process other than this one; results in the order asked for whatever order they end in;
+    a raising step is a failed outcome there as here; seed and --arch reach the worker; progress is reported."""
+    from theory.architecture import parse_spec
+
+    messages, steps, ended = [], [], []
+    results = parallel.run_in_workers(
+        [test_claims.FIRST, test_claims.SECOND], jobs=2, profile="quick", seed=3, arch_specs=["relu:3"],
+        out_dir=tmp_path, running=messages.append, step_done=lambda: steps.append(1),
+        claim_done=lambda result: ended.append(result.claim.id))
+    assert [r.claim.id for r in results] == ["PX1", "PX2"] and sorted(ended) == ["PX1", "PX2"]
+    first, second = results
+    assert [o.name for o in first.outcomes] == ["exact zero", "seed and archs", "raises"]
+    seed_and_archs = first.outcomes[1]
+    assert seed_and_archs.measured == 3 and seed_and_archs.details["archs"] == [parse_spec("relu:3").spec]
+    assert seed_and_archs.details["array"].tolist() == [0.0, 1.0, 2.0]
+    assert {seed_and_archs.details["pid"], second.outcomes[0].details["pid"]}.isdisjoint({os.getpid()})
+    assert first.outcomes[2].failed and "kaput in a worker" in first.outcomes[2].details["error"]
+    assert not first.passed and second.passed
+    assert (tmp_path / "figures" / "px2.txt").read_text() == "a figure's stand-in"
+    assert len(steps) == 5
+    assert any(m.get("PX1") == "PX1 halfway" for m in messages)
+    assert not multiprocessing.active_children()
+
+
+def test_ctrl_c_stops_the_workers_and_keeps_what_finished(test_claims, tmp_path):
+    """A KeyboardInterrupt in the command's process (here raised as PX3's blocking step starts) ends the worker
+    that runs it at once (the step sleeps 120 s); the claim that had finished is kept, the running one is named."""
+    finished, where = [], {}
+
+    def running(messages):
+        if "PX3: blocks" in messages.values() and any(r.claim.id == "PX2" for r in finished):
+            raise KeyboardInterrupt
+
+    started = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_in_workers([test_claims.SECOND, test_claims.BLOCKING], jobs=2, profile="quick", seed=0,
+                                arch_specs=[], out_dir=tmp_path, running=running, finished=finished, where=where)
+    assert time.perf_counter() - started < 60
+    assert [r.claim.id for r in finished] == ["PX2"] and where == {"PX3": "PX3: blocks"}
+    assert not multiprocessing.active_children()
+
+
+def test_run_with_jobs_writes_the_report_of_claims_run_in_workers(test_claims, tmp_path, capsys):
+    """A real claim (T3, the cheapest: every outcome passes in its worker as in tests/test_distillation_theory.py's
+    steps) beside a test claim through the command: the report lists them in the order asked for, one line per
+    claim as each ends, the worker's figure in the report folder."""
+    assert main(["run", "T3", "PX2", "--jobs", "2", "--no-progress", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    assert "T3: passed (" in printed and "PX2: passed (2 outcomes)" in printed and "all 2 claims passed in" in printed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert [claim["id"] for claim in report["claims"]] == ["T3", "PX2"] and report["passed"]
+    t3 = report["claims"][0]
+    assert {o["kind"] for o in t3["outcomes"]} == {"derivation", "check", "counterexample"}
+    assert all(o["status"] in ("pass", "n/a") for o in t3["outcomes"]) and len(t3["outcomes"]) > 40
+    assert report["claims"][1]["outcomes"][0]["figures"] == ["figures/px2.txt"]
+    assert (tmp_path / "figures" / "px2.txt").is_file()
+
+
+def test_ctrl_c_during_a_parallel_run_names_what_was_running(tmp_path, monkeypatch, capsys):
+    """The command's line and report after a Ctrl-C while claims ran in workers: the finished claims reported
+    (marked incomplete), the rest under not_run, every claim that was running named with its step."""
+    from proofs_check.claims import load_claims
+
+    def interrupted(claims, *, finished, where, **kwargs):
+        t3 = load_claims()["T3"]
+        finished.append(registry.ClaimResult(claim=t3, outcomes=[registry.Outcome(
+            name="a stand-in", passed=True, measured=0, expected="0", reason="a stand-in")], seconds=1.0))
+        where.update({"K1": "K1: (b) closed forms", "H1": "H1: KKT attack"})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(parallel, "run_in_workers", interrupted)
+    assert main(["run", "K1", "T3", "H1", "D1", "--jobs", "2", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "proofs-check: interrupted during K1: (b) closed forms, H1: KKT attack; the report of the 1 finished claim "
+        "(T3) is in "), err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["complete"], report["not_run"]) == (False, ["K1", "H1", "D1"])
+    assert [claim["id"] for claim in report["claims"]] == ["T3"]
