@@ -605,9 +605,7 @@ def _failure(error: BaseException, args, command, *, interrupted: bool) -> tuple
         return 2, f"error: {_one_line(error)}"
     from numerics.attack import AttackFailed
 
-    from proofs_check.parallel import WorkerStopped
-
-    if isinstance(error, (RunFailed, AttackFailed, WorkerStopped)):
+    if isinstance(error, (RunFailed, AttackFailed)):
         return 1, f"error: {_one_line(error)}"
     memory = out_of_memory_text(error)
     if memory is not None:
@@ -762,14 +760,15 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")
     parser.add_argument("--jobs", type=positive_int, default=None, metavar="N",
-                        help="claims run at once, each in a process of its own, longest first; every claim measures "
-                             "the same values either way (default: one per core this process may use, at most one "
-                             "per claim; 1: all in this process)")
+                        help="claims run at once, each in a fresh process of its own, longest first, measuring "
+                             "what `run ID` alone measures (default: one per core this command may use, at most one "
+                             "per claim; 1: all in the command's own process)")
     add_no_progress(parser)
 
 
 def _check_run(args) -> None:
     from proofs_check.claims import load_claims
+    from proofs_check.parallel import not_in_workers, worker_count
 
     registry = load_claims()
     unknown = [i for i in args.ids if i.upper() not in registry]
@@ -786,6 +785,10 @@ def _check_run(args) -> None:
         verbs = ("checks", "does", "it") if len(fixed) == 1 else ("check", "do", "them")
         raise UsageError(f"--arch: {', '.join(fixed)} {verbs[0]} fixed architectures and {verbs[1]} not take --arch "
                          f"(only {taking} do); run {verbs[2]} without it")
+    if args.jobs is not None and worker_count(args.jobs, len(args.ids)) > 1:
+        elsewhere = not_in_workers([registry[i] for i in args.ids])
+        if elsewhere is not None:
+            raise UsageError(f"--jobs {args.jobs}: {elsewhere}; run with --jobs 1 (every claim in this process)")
     for arch in args.arch or []:
         refusing = [i for i in args.ids if registry[i].uses_archs and not _claim_takes(i, arch)]
         if refusing:
@@ -814,7 +817,7 @@ def _run(args) -> int:
     from numerics.checkpoint import raise_if_interrupted
     from numerics.progress import progress_bar
     from proofs_check.claims import load_claims
-    from proofs_check.parallel import run_in_workers, worker_count
+    from proofs_check.parallel import WorkerStopped, not_in_workers, run_in_workers, worker_count
     from proofs_check.registry import Context, counted, run_claim
     from proofs_check.report import remove_report, report_dict, summary_table, write_report
 
@@ -822,6 +825,8 @@ def _run(args) -> int:
     registry = load_claims()
     claims = [registry[i] for i in args.ids]
     jobs = worker_count(args.jobs, len(claims))
+    if jobs > 1 and not_in_workers(claims) is not None:  # by default; an explicit --jobs was refused (_check_run)
+        jobs = 1
     remove_report(args.out)
     started = datetime.datetime.now().isoformat(timespec="seconds")
     start = time.perf_counter()
@@ -833,7 +838,7 @@ def _run(args) -> int:
         with progress_bar(enabled=bar_shown, console=console, transient=True) as bar:
             task = bar.add_task("starting", total=total)
 
-            def claim_done(result):
+            def claim_finished(result):
                 if not bar_shown:  # no progress bar (a log, a pipe, --no-progress): one line per claim as it ends
                     console.print(claim_line(result), highlight=False)
 
@@ -842,9 +847,10 @@ def _run(args) -> int:
                     claims, jobs=jobs, profile=args.profile, seed=args.seed,
                     arch_specs=[arch.spec for arch in args.arch], out_dir=args.out,
                     running=lambda messages: bar.update(task, description=" | ".join(messages.values()) or "starting"),
-                    step_done=lambda: bar.advance(task), claim_done=claim_done, finished=results, where=where)
+                    step_finished=lambda: bar.advance(task), claim_finished=claim_finished, poll=raise_if_interrupted,
+                    results_so_far=results, where=where)
             else:
-                def step_done(_where: str):
+                def step_finished(_where: str):
                     bar.advance(task)
                     raise_if_interrupted()  # a Ctrl-C that Python discarded during the step
 
@@ -857,13 +863,14 @@ def _run(args) -> int:
                 for claim in claims:
                     ctx = Context(profile=args.profile, seed=args.seed, out_dir=args.out, advance=show,
                                   archs=tuple(args.arch) if claim.uses_archs else ())
-                    results.append(run_claim(claim, ctx, starting=step_starting, finished=step_done))
-                    where.clear()
-                    claim_done(results[-1])
-    except KeyboardInterrupt:
-        during = ", ".join(where.values()) or "starting"
+                    results.append(run_claim(claim, ctx, starting=step_starting, finished=step_finished))
+                    claim_finished(results[-1])
+    except (KeyboardInterrupt, WorkerStopped) as error:
+        during = "; ".join(where.values()) or "starting"
+        stopped = isinstance(error, WorkerStopped)
+        ending, what = (RunFailed, str(error)) if stopped else (CommandInterrupted, f"interrupted during {during}")
         if not results:
-            raise CommandInterrupted(f"interrupted during {during}; no claim finished, no report written") from None
+            raise ending(f"{what}; no claim finished, no report written") from None
         # the finished claims are kept: a report marked incomplete, naming the claims not run
         finished_ids = {result.claim.id for result in results}
         results = [result for claim in claims for result in results if result.claim.id == claim.id]
@@ -873,8 +880,8 @@ def _run(args) -> int:
                              interrupted_during=during)
         json_path, md_path = write_report(args.out, report)
         finished = f"{counted(len(results), 'finished claim')} ({', '.join(result.claim.id for result in results)})"
-        raise CommandInterrupted(f"interrupted during {during}; the report of the {finished} is in {md_path} and "
-                                 f"{json_path}, marked incomplete") from None
+        raise ending(f"{what}; the report of the {finished} is in {md_path} and {json_path}, marked incomplete") \
+            from None
     console.print(summary_table(results))
     report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
                          started=started, seconds=time.perf_counter() - start)

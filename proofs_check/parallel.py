@@ -3,19 +3,22 @@
 A claim's steps are small programs (sympy, scipy quadrature, JAX programs on tens of points) that keep about one
 core busy: on the 2-core reference machine ``run K1`` took 60 s of wall time for 60 s of CPU time, and K1 and H1
 started together ended in 72 s where one after the other took 123 s. The claims share nothing but the output
-folder and JAX's persistent compilation cache, so each runs whole in one worker (a fresh ``spawn`` process: JAX
-does not survive ``fork``), the longest first (:attr:`proofs_check.registry.Claim.quick_seconds`), and the parent
-assembles the report in the order asked for. Every draw is seeded by the claim's own tags
-(:meth:`proofs_check.registry.Context.seed_for`), so a claim measures the same values in a worker as in the
-command's own process.
+folder and JAX's persistent compilation cache, so each runs whole in a fresh process of its own (``spawn``: JAX
+does not survive ``fork``; one claim per process, so that what ran before cannot change it: Hypothesis draws some
+examples from the constants of the modules a process has imported, so a step's draws depend on what that process
+ran before), the longest first (:attr:`proofs_check.registry.Claim.quick_seconds`), and the command's process
+assembles the report in the order asked for. A claim in a worker measures what ``proofs-check run ID`` measures.
 
-The workers ignore Ctrl-C (SIGINT is ignored while they start, and they inherit that): the command's process takes
-the press, stops the workers and writes the report of the claims that finished, as the one-process run does.
+The workers never see Ctrl-C: SIGINT is blocked while they start (a press then waits in the command's process) and
+ignored once they run (numerics.checkpoint.interruptible leaves an ignored SIGINT alone). The command's process
+takes the press, stops the workers and writes the report of the claims that finished.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import importlib
+import importlib.util
 import multiprocessing
 import os
 import queue
@@ -47,9 +50,26 @@ def longest_first(claims: Sequence[Claim]) -> list[Claim]:
     return sorted(claims, key=lambda claim: -claim.quick_seconds)
 
 
+def not_in_workers(claims: Sequence[Claim]) -> str | None:
+    """Why ``claims`` cannot run in fresh processes, or None. A fresh process knows the built-in activations and
+    layer kinds and the claims of modules it can import; an activation or layer kind registered by the caller's own
+    code, or a claim registered outside an importable module, exists only in the caller's process."""
+    from theory import activations, layers
+
+    if not activations.only_built_in():
+        return "an activation registered by this process's own code is unknown to a fresh process"
+    if not layers.only_built_in_kinds():
+        return "a layer kind registered by this process's own code is unknown to a fresh process"
+    for claim in claims:
+        if claim.module in ("", "__main__") or importlib.util.find_spec(claim.module) is None:
+            return f"claim {claim.id} is registered by code a fresh process cannot import"
+    return None
+
+
 def _start_worker(events) -> None:
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command's process handles Ctrl-C and stops the workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the process started
     _events = events
     import numerics  # noqa: F401  (float64 on, as in the command's process)
 
@@ -63,8 +83,6 @@ def _run_claim_in_worker(module: str, claim_id: str, profile: str, seed: int, ar
                          out_dir: str) -> tuple[list[Outcome], float]:
     """Run one claim whole in this worker (``module`` registers it); its outcomes and seconds go back to the
     command's process (the Claim itself, which holds functions, stays here)."""
-    import importlib
-
     from proofs_check.registry import REGISTRY, run_claim
     from theory.architecture import parse_spec
 
@@ -79,68 +97,74 @@ def _run_claim_in_worker(module: str, claim_id: str, profile: str, seed: int, ar
 
 
 class WorkerStopped(RuntimeError):
-    """A worker process ended before its claim did (killed, e.g. by the system when memory ran out)."""
+    """A worker process ended before its claim did (killed by the system, e.g. for lack of memory, or crashed)."""
 
 
 def run_in_workers(claims: Sequence[Claim], *, jobs: int, profile: str, seed: int, arch_specs: Sequence[str],
                    out_dir, running: Callable[[dict[str, str]], None] = lambda messages: None,
-                   step_done: Callable[[], None] = lambda: None,
-                   claim_done: Callable[[ClaimResult], None] = lambda result: None,
-                   finished: list[ClaimResult] | None = None, where: dict[str, str] | None = None
-                   ) -> list[ClaimResult]:
-    """Run ``claims`` in ``jobs`` worker processes; return their results in the order of ``claims``.
+                   step_finished: Callable[[], None] = lambda: None,
+                   claim_finished: Callable[[ClaimResult], None] = lambda result: None,
+                   poll: Callable[[], None] = lambda: None, results_so_far: list[ClaimResult] | None = None,
+                   where: dict[str, str] | None = None) -> list[ClaimResult]:
+    """Run ``claims`` in fresh worker processes, ``jobs`` at a time; return their results in the order of
+    ``claims``.
 
     ``running(messages)`` is called with each running claim's latest progress message (claim id -> "ID: step" or
-    the step's own message) whenever one changes, ``step_done()`` after every step, ``claim_done(result)`` as each
-    claim ends (in the order they end). Each finished result is appended to ``finished`` and each running claim's
-    current step ("ID: step") kept in ``where`` as they come, so that a KeyboardInterrupt (raised here, in the
-    command's process) leaves the caller what finished and what was running; the workers are stopped before it
-    propagates. :class:`WorkerStopped` if a worker died."""
+    the step's own message) whenever one changes, ``step_finished()`` after every step, ``claim_finished(result)`` as
+    each claim ends (in the order they end), ``poll()`` about every 0.2 s (it may raise KeyboardInterrupt). Each
+    result is appended to ``results_so_far`` and each running claim's current step ("ID: step") kept in ``where``
+    as they come, so that a KeyboardInterrupt (raised here, in the command's process) or :class:`WorkerStopped`
+    leaves the caller what finished and what was running; the workers are stopped before either propagates."""
     by_id = {claim.id: claim for claim in claims}
-    finished = [] if finished is None else finished
+    results = [] if results_so_far is None else results_so_far
     where = {} if where is None else where
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     messages, ended = {}, set()
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+    # SIGINT blocked in this thread while the pool and its manager thread start: every worker process, also one
+    # started later by that thread, begins with it blocked; a press meanwhile waits here until it is unblocked
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1,
                                                       initializer=_start_worker, initargs=(events,))
     try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited by the workers as they start
         try:
             pending = {executor.submit(_run_claim_in_worker, claim.module, claim.id, profile, seed,
                                        tuple(arch_specs), str(out_dir)): claim.id for claim in longest_first(claims)}
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         while pending:
+            poll()
             done, _ = concurrent.futures.wait(pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
-            _drain(events, where, messages, running, step_done, ended)
+            _drain(events, where, messages, running, step_finished, ended)
             for future in done:
                 claim_id = pending.pop(future)
                 try:
                     outcomes, seconds = future.result()
                 except concurrent.futures.process.BrokenProcessPool:
-                    raise WorkerStopped(f"the worker process running {claim_id} stopped before the claim ended (the "
-                                        "system may have ended it for lack of memory)") from None
+                    stopped = ", ".join(where) or claim_id
+                    raise WorkerStopped(f"a worker process ended before its claim did (running: {stopped}); the "
+                                        "system may have stopped it for lack of memory; --jobs 1 runs every claim "
+                                        "in this process") from None
                 where.pop(claim_id, None)
                 messages.pop(claim_id, None)
                 ended.add(claim_id)
                 result = ClaimResult(claim=by_id[claim_id], outcomes=outcomes, seconds=seconds)
-                finished.append(result)
-                claim_done(result)
+                results.append(result)
+                claim_finished(result)
             if done:
                 running(dict(messages))
     except BaseException:
         _stop(executor)
         raise
     executor.shutdown(wait=True)  # the workers have ended, and sent every message on their way out
-    _drain(events, where, messages, running, step_done, ended)
+    _drain(events, where, messages, running, step_finished, ended)
     order = {claim.id: index for index, claim in enumerate(claims)}
-    return sorted(finished, key=lambda result: order[result.claim.id])
+    return sorted(results, key=lambda result: order[result.claim.id])
 
 
-def _drain(events, where: dict[str, str], messages: dict[str, str], running, step_done, ended: set[str]) -> None:
+def _drain(events, where: dict[str, str], messages: dict[str, str], running, step_finished, ended: set[str]) -> None:
     """Take every message the workers have sent so far (a claim's messages may still arrive after its result: those
-    of an ``ended`` claim only advance the steps)."""
+    of an ``ended`` claim only count its steps)."""
     changed = False
     while True:
         try:
@@ -148,7 +172,7 @@ def _drain(events, where: dict[str, str], messages: dict[str, str], running, ste
         except queue.Empty:
             break
         if kind == "step done":
-            step_done()
+            step_finished()
         elif claim_id not in ended:
             if kind == "step":
                 where[claim_id] = text

@@ -7,7 +7,7 @@ report.json schema (version 3; version 2 added each outcome's "status", version 
       "schema": 3, "software": {package: version},
       "profile": "quick" | "full", "seed": int, "archs": [spec, ...], "started": ISO time,
       "seconds": float, "complete": bool, "passed": bool | null (null: incomplete and nothing failed),
-      "not_run": [id, ...], "interrupted_during": id | null,   (only where "complete" is false)
+      "not_run": [id, ...], "interrupted_during": str | null,   (only where "complete" is false)
       "claims": [
         {"id": str, "title": str, "statement": str, "assumptions": [str], "passed": bool, "seconds": float,
          "outcomes": [
@@ -103,8 +103,9 @@ def _summary_table(results: list[ClaimResult], *, stacked: bool) -> Table:
 def report_dict(results: list[ClaimResult], *, profile: str, seed: int, archs: list[str], started: str,
                 seconds: float, not_run: list[str] = (), interrupted_during: str | None = None) -> dict:
     """The report (report.json). A run interrupted after some claims finished (``not_run``: the ids it did not
-    reach, ``interrupted_during``: the step it stopped in) is ``complete`` false, and ``passed`` is then null (the
-    run did not establish every selected claim), or false where a finished claim failed."""
+    finish, ``interrupted_during``: the step or steps running when it stopped, "ID: step" joined by "; ") is
+    ``complete`` false, and ``passed`` is then null (the run did not establish every selected claim), or false
+    where a finished claim failed."""
     from numerics.checkpoint import software
 
     complete = not not_run

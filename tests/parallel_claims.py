@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import numpy as np
@@ -19,7 +20,9 @@ def _with_details(ctx):
     ctx.advance("PX1 halfway")
     time.sleep(0.5)  # the command's process polls its workers' messages every 0.2 s: this one is seen
     return Outcome(name="seed and archs", passed=True, measured=ctx.seed, expected="the run's", reason="a stand-in",
-                   details={"pid": os.getpid(), "archs": [arch.spec for arch in ctx.archs], "array": np.arange(3.0)})
+                   details={"pid": os.getpid(), "archs": [arch.spec for arch in ctx.archs], "array": np.arange(3.0),
+                            "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
+                            "sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])})
 
 
 def _raises(ctx):
@@ -38,6 +41,11 @@ def _blocks(ctx):
     return _exact(ctx)
 
 
+def _dies(ctx):
+    time.sleep(1.0)  # after PX2 ended (the test reads its report)
+    os._exit(3)  # as the system's OOM killer would end it: no exception, no result
+
+
 def _claim(claim_id: str, seconds: float, *steps, uses_archs: bool = False) -> Claim:
     return register(Claim(id=claim_id, title=f"parallel test claim {claim_id}", statement="a stand-in",
                           assumptions=[], checks=[Step(name=f.__name__.strip("_"), description="", run=f)
@@ -47,3 +55,4 @@ def _claim(claim_id: str, seconds: float, *steps, uses_archs: bool = False) -> C
 FIRST = _claim("PX1", 1, _exact, _with_details, _raises, uses_archs=True)
 SECOND = _claim("PX2", 5, _figure, _exact)
 BLOCKING = _claim("PX3", 9, _blocks)
+DYING = _claim("PX5", 8, _dies)

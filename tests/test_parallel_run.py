@@ -7,6 +7,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import time
 
@@ -46,16 +47,21 @@ def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
     from theory.architecture import parse_spec
 
     messages, steps, ended = [], [], []
+    handler = signal.getsignal(signal.SIGINT)
     results = parallel.run_in_workers(
         [test_claims.FIRST, test_claims.SECOND], jobs=2, profile="quick", seed=3, arch_specs=["relu:3"],
-        out_dir=tmp_path, running=messages.append, step_done=lambda: steps.append(1),
-        claim_done=lambda result: ended.append(result.claim.id))
-    assert [r.claim.id for r in results] == ["PX1", "PX2"] and sorted(ended) == ["PX1", "PX2"]
+        out_dir=tmp_path, running=messages.append, step_finished=lambda: steps.append(1),
+        claim_finished=lambda result: ended.append(result.claim.id))
+    assert signal.getsignal(signal.SIGINT) is handler  # this process's Ctrl-C handling is as it was
+    assert not signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    assert [r.claim.id for r in results] == ["PX1", "PX2"] and ended == ["PX2", "PX1"]
     first, second = results
     assert [o.name for o in first.outcomes] == ["exact zero", "seed and archs", "raises"]
     seed_and_archs = first.outcomes[1]
     assert seed_and_archs.measured == 3 and seed_and_archs.details["archs"] == [parse_spec("relu:3").spec]
     assert seed_and_archs.details["array"].tolist() == [0.0, 1.0, 2.0]
+    # the worker ignores Ctrl-C (the command's process takes it) and no longer blocks it (it started blocked)
+    assert seed_and_archs.details["sigint_ignored"] and not seed_and_archs.details["sigint_blocked"]
     assert {seed_and_archs.details["pid"], second.outcomes[0].details["pid"]}.isdisjoint({os.getpid()})
     assert first.outcomes[2].failed and "kaput in a worker" in first.outcomes[2].details["error"]
     assert not first.passed and second.passed
@@ -63,6 +69,49 @@ def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
     assert len(steps) == 5
     assert any(m.get("PX1") == "PX1 halfway" for m in messages)
     assert not multiprocessing.active_children()
+
+
+def test_each_claim_in_a_fresh_process_longest_first(test_claims, tmp_path):
+    """One claim per process (what ran before in a process can change what a step draws), the longest first: with
+    one worker, PX2 (5 s by its quick_seconds) before PX1 (1 s), each in a process of its own."""
+    ended = []
+    first, second = parallel.run_in_workers([test_claims.FIRST, test_claims.SECOND], jobs=1, profile="quick", seed=0,
+                                            arch_specs=[], out_dir=tmp_path,
+                                            claim_finished=lambda result: ended.append(result.claim.id))
+    assert ended == ["PX2", "PX1"]
+    assert first.outcomes[1].details["pid"] != second.outcomes[0].details["pid"]
+
+
+def test_a_worker_that_dies_is_named_and_the_finished_claims_reported(test_claims, tmp_path, capsys):
+    """A worker ended from outside (os._exit, as the system ends a process out of memory) is no hang and no
+    traceback: one line naming the claim it ran, exit 1, the report of the claims that finished marked incomplete."""
+    assert main(["run", "PX2", "PX5", "--jobs", "2", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(
+        "proofs-check: error: a worker process ended before its claim did (running: PX5); "), err
+    assert "the report of the 1 finished claim (PX2) is in" in err, err
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["complete"], report["not_run"]) == (False, ["PX5"])
+    assert not multiprocessing.active_children()
+
+
+def test_claims_registered_in_this_process_only_run_here(test_claims, tmp_path, capsys):
+    """An activation registered by the caller's code exists in the caller's process alone: an explicit --jobs is
+    refused before any work (one line, exit 2); by default the claims run in this process."""
+    import sympy as sp
+
+    from theory.activations import Activation, registered, x
+
+    with registered(Activation(name="softplus", phi=lambda p: sp.log(1 + sp.exp(x)))):
+        assert parallel.not_in_workers([test_claims.SECOND]) is not None
+        assert main(["run", "PX2", "PX1", "--jobs", "2", "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err == ("proofs-check: error: --jobs 2: an activation registered by this process's own code is "
+                       "unknown to a fresh process; run with --jobs 1 (every claim in this process)\n"), err
+        assert main(["run", "PX2", "PX1", "--no-progress", "--out", str(tmp_path)]) == 1  # PX1's raising step
+        report = json.loads((tmp_path / "report.json").read_text())
+        assert {o["details"].get("pid") for c in report["claims"] for o in c["outcomes"]} >= {os.getpid()}
+    assert parallel.not_in_workers([test_claims.SECOND]) is None
 
 
 def test_ctrl_c_stops_the_workers_and_keeps_what_finished(test_claims, tmp_path):
@@ -77,7 +126,8 @@ def test_ctrl_c_stops_the_workers_and_keeps_what_finished(test_claims, tmp_path)
     started = time.perf_counter()
     with pytest.raises(KeyboardInterrupt):
         parallel.run_in_workers([test_claims.SECOND, test_claims.BLOCKING], jobs=2, profile="quick", seed=0,
-                                arch_specs=[], out_dir=tmp_path, running=running, finished=finished, where=where)
+                                arch_specs=[], out_dir=tmp_path, running=running, results_so_far=finished,
+                                where=where)
     assert time.perf_counter() - started < 60
     assert [r.claim.id for r in finished] == ["PX2"] and where == {"PX3": "PX3: blocks"}
     assert not multiprocessing.active_children()
@@ -96,6 +146,7 @@ def test_run_with_jobs_writes_the_report_of_claims_run_in_workers(test_claims, t
     assert {o["kind"] for o in t3["outcomes"]} == {"derivation", "check", "counterexample"}
     assert all(o["status"] in ("pass", "n/a") for o in t3["outcomes"]) and len(t3["outcomes"]) > 40
     assert report["claims"][1]["outcomes"][0]["figures"] == ["figures/px2.txt"]
+    assert report["claims"][1]["outcomes"][0]["details"]["pid"] != os.getpid()  # run in a worker
     assert (tmp_path / "figures" / "px2.txt").is_file()
 
 
@@ -104,9 +155,9 @@ def test_ctrl_c_during_a_parallel_run_names_what_was_running(tmp_path, monkeypat
     (marked incomplete), the rest under not_run, every claim that was running named with its step."""
     from proofs_check.claims import load_claims
 
-    def interrupted(claims, *, finished, where, **kwargs):
+    def interrupted(claims, *, results_so_far, where, **kwargs):
         t3 = load_claims()["T3"]
-        finished.append(registry.ClaimResult(claim=t3, outcomes=[registry.Outcome(
+        results_so_far.append(registry.ClaimResult(claim=t3, outcomes=[registry.Outcome(
             name="a stand-in", passed=True, measured=0, expected="0", reason="a stand-in")], seconds=1.0))
         where.update({"K1": "K1: (b) closed forms", "H1": "H1: KKT attack"})
         raise KeyboardInterrupt
@@ -115,7 +166,7 @@ def test_ctrl_c_during_a_parallel_run_names_what_was_running(tmp_path, monkeypat
     assert main(["run", "K1", "T3", "H1", "D1", "--jobs", "2", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith(
-        "proofs-check: interrupted during K1: (b) closed forms, H1: KKT attack; the report of the 1 finished claim "
+        "proofs-check: interrupted during K1: (b) closed forms; H1: KKT attack; the report of the 1 finished claim "
         "(T3) is in "), err
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["complete"], report["not_run"]) == (False, ["K1", "H1", "D1"])

@@ -377,3 +377,8 @@ BUILTIN = (
 
 for _entry in BUILTIN:  # written and checked here (tests/test_activation_registry.py runs check_entry on each)
     _add(_entry)
+
+
+def only_built_in() -> bool:
+    """Whether the registry holds exactly :data:`BUILTIN` (what a fresh process holds; proofs-check run --jobs)."""
+    return len(_REGISTRY) == len(BUILTIN) and all(_REGISTRY.get(entry.name) is entry for entry in BUILTIN)

@@ -613,8 +613,16 @@ def kind_reading(name: str) -> type[Layer] | None:
     return next((kind for kind in _LAYER_KINDS.values() if kind.reads(name)), None)
 
 
-for _kind in (Dense, Conv, GlobalAveragePool, Flatten, Residual, Activation):
+BUILT_IN_KINDS = (Dense, Conv, GlobalAveragePool, Flatten, Residual, Activation)
+"""The layer kinds registered when this module is imported (what a fresh process knows)."""
+
+for _kind in BUILT_IN_KINDS:
     register_layer_kind(_kind)
+
+
+def only_built_in_kinds() -> bool:
+    """Whether the chain grammar holds exactly :data:`BUILT_IN_KINDS` (proofs-check run --jobs)."""
+    return tuple(_LAYER_KINDS.values()) == BUILT_IN_KINDS
 
 
 def image_shape(dim: int, spatial_dims: int) -> tuple[int, ...]:
