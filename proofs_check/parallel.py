@@ -4,10 +4,12 @@ A claim's steps are small programs (sympy, scipy quadrature, JAX programs on ten
 core busy: on the 2-core reference machine ``run K1`` took 60 s of wall time for 60 s of CPU time, and K1 and H1
 started together ended in 72 s where one after the other took 123 s. The claims share nothing but the output
 folder and JAX's persistent compilation cache, so each runs whole in a fresh process of its own (``spawn``: JAX
-does not survive ``fork``; one claim per process, so that what ran before cannot change it: Hypothesis draws some
-examples from the constants of the modules a process has imported, so a step's draws depend on what that process
-ran before), the longest first (:attr:`proofs_check.registry.Claim.quick_seconds`), and the command's process
-assembles the report in the order asked for. A claim in a worker measures what ``proofs-check run ID`` measures.
+does not survive ``fork``), the longest first (:attr:`proofs_check.registry.Claim.quick_seconds`), and the
+command's process assembles the report in the order asked for. Every draw is seeded by the claim's own tags, but
+Hypothesis also draws some examples from the constants of the modules a process has imported: a worker therefore
+imports the project modules the command's process had imported before it runs its claim, and runs no other claim,
+so that it measures what ``proofs-check run ID`` measures alone (R1 and H1 compared outcome by outcome, details
+included: equal).
 
 The workers never see Ctrl-C: SIGINT is blocked while they start (a press then waits in the command's process) and
 ignored once they run (numerics.checkpoint.interruptible leaves an ignored SIGINT alone). The command's process
@@ -23,6 +25,7 @@ import multiprocessing
 import os
 import queue
 import signal
+import sys
 from typing import Callable, Sequence
 
 from proofs_check.registry import Claim, ClaimResult, Context, Outcome
@@ -79,14 +82,24 @@ def _send(*event) -> None:
         _events.put(event)
 
 
-def _run_claim_in_worker(module: str, claim_id: str, profile: str, seed: int, arch_specs: tuple[str, ...],
-                         out_dir: str) -> tuple[list[Outcome], float]:
-    """Run one claim whole in this worker (``module`` registers it); its outcomes and seconds go back to the
-    command's process (the Claim itself, which holds functions, stays here)."""
+def project_modules() -> tuple[str, ...]:
+    """The modules of this project that this process has imported (proofs_check.registry.PROJECT_PACKAGES)."""
+    from proofs_check.registry import PROJECT_PACKAGES
+
+    return tuple(sorted(name for name in list(sys.modules) if name.partition(".")[0] in PROJECT_PACKAGES))
+
+
+def _run_claim_in_worker(modules: tuple[str, ...], module: str, claim_id: str, profile: str, seed: int,
+                         arch_specs: tuple[str, ...], out_dir: str) -> tuple[list[Outcome], float]:
+    """Run one claim whole in this worker (``module`` registers it), after importing ``modules``, the project's
+    modules that the command's process had imported: Hypothesis draws some examples from the constants of the
+    modules imported so far, so the claim then draws what it draws there (``run ID`` alone). Its outcomes and
+    seconds go back to the command's process (the Claim itself, which holds functions, stays here)."""
     from proofs_check.registry import REGISTRY, run_claim
     from theory.architecture import parse_spec
 
-    importlib.import_module(module)
+    for name in (*modules, module):
+        importlib.import_module(name)
     claim = REGISTRY[claim_id]
     ctx = Context(profile=profile, seed=seed, out_dir=out_dir,
                   advance=lambda message: _send("advance", claim_id, message))
@@ -128,7 +141,8 @@ def run_in_workers(claims: Sequence[Claim], *, jobs: int, profile: str, seed: in
                                                       initializer=_start_worker, initargs=(events,))
     try:
         try:
-            pending = {executor.submit(_run_claim_in_worker, claim.module, claim.id, profile, seed,
+            modules = project_modules()
+            pending = {executor.submit(_run_claim_in_worker, modules, claim.module, claim.id, profile, seed,
                                        tuple(arch_specs), str(out_dir)): claim.id for claim in longest_first(claims)}
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from proofs_check.parallel import project_modules
 from proofs_check.registry import Claim, Outcome, Step, register
 
 
@@ -22,7 +23,8 @@ def _with_details(ctx):
     return Outcome(name="seed and archs", passed=True, measured=ctx.seed, expected="the run's", reason="a stand-in",
                    details={"pid": os.getpid(), "archs": [arch.spec for arch in ctx.archs], "array": np.arange(3.0),
                             "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
-                            "sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])})
+                            "sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
+                            "modules": project_modules()})
 
 
 def _raises(ctx):

@@ -48,6 +48,9 @@ def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
 
     messages, steps, ended = [], [], []
     handler = signal.getsignal(signal.SIGINT)
+    import proofs_check.report  # noqa: F401  (imported here, not by the worker's own imports)
+
+    here = set(parallel.project_modules())
     results = parallel.run_in_workers(
         [test_claims.FIRST, test_claims.SECOND], jobs=2, profile="quick", seed=3, arch_specs=["relu:3"],
         out_dir=tmp_path, running=messages.append, step_finished=lambda: steps.append(1),
@@ -60,6 +63,8 @@ def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
     seed_and_archs = first.outcomes[1]
     assert seed_and_archs.measured == 3 and seed_and_archs.details["archs"] == [parse_spec("relu:3").spec]
     assert seed_and_archs.details["array"].tolist() == [0.0, 1.0, 2.0]
+    # the worker imported this process's project modules first: Hypothesis draws from their constants
+    assert "proofs_check.report" in here and here <= set(seed_and_archs.details["modules"])
     # the worker ignores Ctrl-C (the command's process takes it) and no longer blocks it (it started blocked)
     assert seed_and_archs.details["sigint_ignored"] and not seed_and_archs.details["sigint_blocked"]
     assert {seed_and_archs.details["pid"], second.outcomes[0].details["pid"]}.isdisjoint({os.getpid()})
