@@ -476,8 +476,8 @@ def interruptible() -> Iterator[StopFlag]:
     program at once with one line and 130 (proofs_check.launcher.ending_on_a_stuck_press). Inside :func:`recording_interrupts` the presses are counted there too,
     and a press recorded before the block sets the flag at once (the loop stops after its first chunk, once
     saved; a further press raises). Outside the main thread (where Python cannot install signal handlers)
-    Ctrl-C behaves as usual; a process that ignores SIGINT (started under nohup, a worker of proofs-check run
-    --jobs, whose command's process handles Ctrl-C) keeps ignoring it."""
+    Ctrl-C behaves as usual; a process that ignores SIGINT (a worker of proofs-check run --jobs, whose command's
+    process handles Ctrl-C; one started in the background by a non-interactive shell) keeps ignoring it."""
     flag = StopFlag()
     if threading.current_thread() is not threading.main_thread() or \
             signal.getsignal(signal.SIGINT) is signal.SIG_IGN:

@@ -877,7 +877,7 @@ def _run(args) -> int:
         report = report_dict(results, profile=args.profile, seed=args.seed, archs=[a.spec for a in args.arch],
                              started=started, seconds=time.perf_counter() - start,
                              not_run=[claim.id for claim in claims if claim.id not in finished_ids],
-                             interrupted_during=during)
+                             interrupted_during=f"{during} (a worker process ended)" if stopped else during)
         json_path, md_path = write_report(args.out, report)
         finished = f"{counted(len(results), 'finished claim')} ({', '.join(result.claim.id for result in results)})"
         raise ending(f"{what}; the report of the {finished} is in {md_path} and {json_path}, marked incomplete") \

@@ -11,16 +11,17 @@ imports the project modules the command's process had imported before it runs it
 so that it measures what ``proofs-check run ID`` measures alone (R1 and H1 compared outcome by outcome, details
 included: equal).
 
-The workers never see Ctrl-C: SIGINT is blocked while they start (a press then waits in the command's process) and
-ignored once they run (numerics.checkpoint.interruptible leaves an ignored SIGINT alone). The command's process
-takes the press, stops the workers and writes the report of the claims that finished.
+The workers never see Ctrl-C: they start with SIGINT blocked (blocked in the command's main thread while it starts
+them, and in the pool's manager thread, which starts the later ones) and ignore it once they run
+(numerics.checkpoint.interruptible leaves an ignored SIGINT alone). The command's process takes the press, stops
+the workers and writes the report of the claims that finished.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import importlib
-import importlib.util
+import importlib.machinery
 import multiprocessing
 import os
 import queue
@@ -64,17 +65,35 @@ def not_in_workers(claims: Sequence[Claim]) -> str | None:
     if not layers.only_built_in_kinds():
         return "a layer kind registered by this process's own code is unknown to a fresh process"
     for claim in claims:
-        if claim.module in ("", "__main__") or importlib.util.find_spec(claim.module) is None:
-            return f"claim {claim.id} is registered by code a fresh process cannot import"
+        if not _importable(claim.module):
+            return f"claim {claim.id} is registered by code a fresh process cannot import ({claim.module or '?'})"
     return None
 
 
+def _importable(name: str) -> bool:
+    """Whether a fresh process finds module ``name`` on sys.path (looked up on disk, not in sys.modules: a module
+    loaded from a file path or run as __main__ is there under a name a fresh process cannot import)."""
+    if not name or name == "__main__":
+        return False
+    path = None
+    parts = name.split(".")
+    for index in range(len(parts)):
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: index + 1]), path)
+        except (ImportError, ValueError):
+            return False
+        if spec is None:
+            return False
+        path = spec.submodule_search_locations
+    return True
+
+
 def _start_worker(events) -> None:
+    """Light (no JAX): the pool also starts a worker after the last claim was taken, which then only ends."""
     global _events
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command's process handles Ctrl-C and stops the workers
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked while the process started
     _events = events
-    import numerics  # noqa: F401  (float64 on, as in the command's process)
 
 
 def _send(*event) -> None:
@@ -95,6 +114,7 @@ def _run_claim_in_worker(modules: tuple[str, ...], module: str, claim_id: str, p
     modules that the command's process had imported: Hypothesis draws some examples from the constants of the
     modules imported so far, so the claim then draws what it draws there (``run ID`` alone). Its outcomes and
     seconds go back to the command's process (the Claim itself, which holds functions, stays here)."""
+    import numerics  # noqa: F401  (float64 on, as in the command's process)
     from proofs_check.registry import REGISTRY, run_claim
     from theory.architecture import parse_spec
 
@@ -134,13 +154,15 @@ def run_in_workers(claims: Sequence[Claim], *, jobs: int, profile: str, seed: in
     context = multiprocessing.get_context("spawn")
     events = context.Queue()
     messages, ended = {}, set()
-    # SIGINT blocked in this thread while the pool and its manager thread start: every worker process, also one
-    # started later by that thread, begins with it blocked; a press meanwhile waits here until it is unblocked
+    # SIGINT blocked in this thread while it starts the pool, its manager thread and the first workers: the workers
+    # (also those the manager thread starts later, with the mask it inherited) begin with it blocked
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context, max_tasks_per_child=1,
-                                                      initializer=_start_worker, initargs=(events,))
+    executor = None
     try:
         try:
+            executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
+                                                              max_tasks_per_child=1, initializer=_start_worker,
+                                                              initargs=(events,))
             modules = project_modules()
             pending = {executor.submit(_run_claim_in_worker, modules, claim.module, claim.id, profile, seed,
                                        tuple(arch_specs), str(out_dir)): claim.id for claim in longest_first(claims)}
@@ -150,30 +172,44 @@ def run_in_workers(claims: Sequence[Claim], *, jobs: int, profile: str, seed: in
             poll()
             done, _ = concurrent.futures.wait(pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
             _drain(events, where, messages, running, step_finished, ended)
+            broken = False
             for future in done:
                 claim_id = pending.pop(future)
                 try:
                     outcomes, seconds = future.result()
                 except concurrent.futures.process.BrokenProcessPool:
-                    stopped = ", ".join(where) or claim_id
-                    raise WorkerStopped(f"a worker process ended before its claim did (running: {stopped}); the "
-                                        "system may have stopped it for lack of memory; --jobs 1 runs every claim "
-                                        "in this process") from None
+                    broken = True
+                    continue
+                except Exception as error:  # noqa: BLE001 - the claim could not be run there: a failed outcome
+                    outcomes, seconds = [_not_run_outcome(claim_id, error)], 0.0
                 where.pop(claim_id, None)
                 messages.pop(claim_id, None)
                 ended.add(claim_id)
                 result = ClaimResult(claim=by_id[claim_id], outcomes=outcomes, seconds=seconds)
                 results.append(result)
                 claim_finished(result)
+            if broken:  # every claim not finished fails with it; those that finished in this wait are kept above
+                raise WorkerStopped(f"a worker process ended before its claim did (running: "
+                                    f"{', '.join(where) or 'none had started a step'}); the system may have stopped "
+                                    "it for lack of memory; --jobs 1 runs every claim in the command's own process")
             if done:
                 running(dict(messages))
     except BaseException:
-        _stop(executor)
+        if executor is not None:
+            _stop(executor)
         raise
     executor.shutdown(wait=True)  # the workers have ended, and sent every message on their way out
     _drain(events, where, messages, running, step_finished, ended)
     order = {claim.id: index for index, claim in enumerate(claims)}
     return sorted(results, key=lambda result: order[result.claim.id])
+
+
+def _not_run_outcome(claim_id: str, error: BaseException) -> Outcome:
+    """The failed outcome of a claim its worker could not run (its module did not import, the claim was not
+    registered there, a result that could not be sent back)."""
+    return Outcome(name=f"{claim_id} in a worker process", passed=False, measured=None, expected="no error",
+                   reason="the worker process could not run the claim; --jobs 1 runs it in the command's process",
+                   details={"error": f"{type(error).__name__}: {error}"})
 
 
 def _drain(events, where: dict[str, str], messages: dict[str, str], running, step_finished, ended: set[str]) -> None:

@@ -44,7 +44,11 @@ def _blocks(ctx):
 
 
 def _dies(ctx):
-    time.sleep(1.0)  # after PX2 ended (the test reads its report)
+    marker, waited = ctx.out_dir / "figures" / "px2.txt", 0.0
+    while not marker.exists() and waited < 60:  # PX2's first step wrote it; its second and its result follow
+        time.sleep(0.1)
+        waited += 0.1
+    time.sleep(2.0)
     os._exit(3)  # as the system's OOM killer would end it: no exception, no result
 
 

@@ -346,3 +346,19 @@ def test_training_extended_on_resume_equals_a_longer_run(key, tmp_path):
     with pytest.raises(SettingsMismatch, match="learning_rate"):
         train(network, params_0, x, y, max_steps=80, checkpoint=path, resume=True,
               **{**options, "learning_rate": 0.04})
+
+
+def test_an_ignored_ctrl_c_stays_ignored_in_interruptible_loops():
+    """A worker of proofs-check run --jobs ignores SIGINT (its command's process takes Ctrl-C): an attack or a
+    training loop inside it must not put a handler back, which would let a terminal's Ctrl-C reach the worker."""
+    import signal
+
+    from numerics.checkpoint import interruptible
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with interruptible() as flag:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not flag.requested
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -100,6 +100,42 @@ def test_a_worker_that_dies_is_named_and_the_finished_claims_reported(test_claim
     assert not multiprocessing.active_children()
 
 
+def test_a_claim_its_worker_cannot_find_is_a_failed_outcome(tmp_path):
+    """A claim whose module does not register it at import: the worker reports it as a failed outcome of that claim
+    (the other claims and the report go on), not a traceback."""
+    stray = registry.Claim(id="PX9", title="", statement="", assumptions=[], module="json")
+    (result,) = parallel.run_in_workers([stray], jobs=1, profile="quick", seed=0, arch_specs=[], out_dir=tmp_path)
+    (outcome,) = result.outcomes
+    assert outcome.failed and outcome.name == "PX9 in a worker process" and "KeyError" in outcome.details["error"]
+
+
+def test_which_claims_a_fresh_process_can_find(test_claims):
+    """A fresh process imports a claim's module by its name from sys.path: not __main__, not a name it lacks."""
+    claim = registry.Claim(id="PX8", title="", statement="", assumptions=[])
+    assert parallel.not_in_workers([test_claims.FIRST]) is None
+    for module in ("__main__", "", "no_such_module_anywhere", "proofs_check.no_such_claims"):
+        claim.module = module
+        assert "is registered by code a fresh process cannot import" in parallel.not_in_workers([claim]), module
+    claim.module = "proofs_check.claims.t3"
+    assert parallel.not_in_workers([claim]) is None
+
+
+def test_a_ctrl_c_python_discarded_is_polled(test_claims, tmp_path):
+    """The command's poll (numerics.checkpoint.raise_if_interrupted) runs while the workers do: a press whose
+    KeyboardInterrupt Python discarded stops the run too."""
+    calls = []
+
+    def poll():
+        calls.append(1)
+        if len(calls) == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_in_workers([test_claims.BLOCKING], jobs=1, profile="quick", seed=0, arch_specs=[],
+                                out_dir=tmp_path, poll=poll)
+    assert not multiprocessing.active_children()
+
+
 def test_claims_registered_in_this_process_only_run_here(test_claims, tmp_path, capsys):
     """An activation registered by the caller's code exists in the caller's process alone: an explicit --jobs is
     refused before any work (one line, exit 2); by default the claims run in this process."""
