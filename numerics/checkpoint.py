@@ -469,6 +469,17 @@ class StopFlag:
         return f"interrupted at once (a second Ctrl-C) with {steps} ({what}) saved; rerun with --resume to continue"
 
 
+_sigint_left_alone = False
+
+
+def leave_sigint_alone() -> None:
+    """From now on :func:`interruptible` installs no SIGINT handler in this process: a worker of proofs-check run
+    --jobs ignores SIGINT, and its command's process takes Ctrl-C and stops the workers (an attack or a training loop
+    inside a worker put a handler back, through which a terminal's Ctrl-C reached the worker)."""
+    global _sigint_left_alone
+    _sigint_left_alone = True
+
+
 @contextmanager
 def interruptible() -> Iterator[StopFlag]:
     """Within the block the first SIGINT (Ctrl-C) sets the yielded flag instead of raising; a second one
@@ -476,11 +487,9 @@ def interruptible() -> Iterator[StopFlag]:
     program at once with one line and 130 (proofs_check.launcher.ending_on_a_stuck_press). Inside :func:`recording_interrupts` the presses are counted there too,
     and a press recorded before the block sets the flag at once (the loop stops after its first chunk, once
     saved; a further press raises). Outside the main thread (where Python cannot install signal handlers)
-    Ctrl-C behaves as usual; a process that ignores SIGINT (a worker of proofs-check run --jobs, whose command's
-    process handles Ctrl-C; one started in the background by a non-interactive shell) keeps ignoring it."""
+    Ctrl-C behaves as usual, as it does after :func:`leave_sigint_alone`."""
     flag = StopFlag()
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    if threading.current_thread() is not threading.main_thread() or _sigint_left_alone:
         yield flag
         return
     requests = _recording

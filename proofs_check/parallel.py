@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import importlib
-import importlib.machinery
 import multiprocessing
 import os
 import queue
@@ -71,21 +70,31 @@ def not_in_workers(claims: Sequence[Claim]) -> str | None:
 
 
 def _importable(name: str) -> bool:
-    """Whether a fresh process finds module ``name`` on sys.path (looked up on disk, not in sys.modules: a module
-    loaded from a file path or run as __main__ is there under a name a fresh process cannot import)."""
+    """Whether a fresh process finds module ``name``: asked of the import system's finders (sys.meta_path: the path
+    finder, an editable install's own finder), not of sys.modules, where a module loaded from a file path or run as
+    __main__ sits under a name that a fresh process cannot import."""
     if not name or name == "__main__":
         return False
     path = None
     parts = name.split(".")
     for index in range(len(parts)):
-        try:
-            spec = importlib.machinery.PathFinder.find_spec(".".join(parts[: index + 1]), path)
-        except (ImportError, ValueError):
-            return False
+        spec = _find_spec(".".join(parts[: index + 1]), path)
         if spec is None:
             return False
         path = spec.submodule_search_locations
     return True
+
+
+def _find_spec(name: str, path):
+    for finder in sys.meta_path:
+        find = getattr(finder, "find_spec", None)
+        try:
+            spec = None if find is None else find(name, path)
+        except (ImportError, ValueError, TypeError, AttributeError):
+            spec = None
+        if spec is not None:
+            return spec
+    return None
 
 
 def _start_worker(events) -> None:
@@ -114,10 +123,11 @@ def _run_claim_in_worker(modules: tuple[str, ...], module: str, claim_id: str, p
     modules that the command's process had imported: Hypothesis draws some examples from the constants of the
     modules imported so far, so the claim then draws what it draws there (``run ID`` alone). Its outcomes and
     seconds go back to the command's process (the Claim itself, which holds functions, stays here)."""
-    import numerics  # noqa: F401  (float64 on, as in the command's process)
+    from numerics.checkpoint import leave_sigint_alone  # numerics: float64 on, as in the command's process
     from proofs_check.registry import REGISTRY, run_claim
     from theory.architecture import parse_spec
 
+    leave_sigint_alone()  # ignored here (_start_worker): no attack or training loop may put a handler back
     for name in (*modules, module):
         importlib.import_module(name)
     claim = REGISTRY[claim_id]

@@ -348,16 +348,21 @@ def test_training_extended_on_resume_equals_a_longer_run(key, tmp_path):
               **{**options, "learning_rate": 0.04})
 
 
-def test_an_ignored_ctrl_c_stays_ignored_in_interruptible_loops():
-    """A worker of proofs-check run --jobs ignores SIGINT (its command's process takes Ctrl-C): an attack or a
-    training loop inside it must not put a handler back, which would let a terminal's Ctrl-C reach the worker."""
+def test_an_ignored_ctrl_c_stays_ignored_in_a_worker(monkeypatch):
+    """A worker of proofs-check run --jobs ignores SIGINT (its command's process takes Ctrl-C) and calls
+    leave_sigint_alone: an attack or a training loop inside it must not put a handler back, which would let a
+    terminal's Ctrl-C reach the worker. Elsewhere (also in a process that inherited an ignored SIGINT, as a test
+    run in the background does) interruptible() handles Ctrl-C as before."""
     import signal
 
-    from numerics.checkpoint import interruptible
+    from numerics import checkpoint
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with interruptible() as flag:
+        with checkpoint.interruptible():
+            assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
+        monkeypatch.setattr(checkpoint, "_sigint_left_alone", True)
+        with checkpoint.interruptible() as flag:
             assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN and not flag.requested
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:

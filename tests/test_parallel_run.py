@@ -120,6 +120,19 @@ def test_which_claims_a_fresh_process_can_find(test_claims):
     assert parallel.not_in_workers([claim]) is None
 
 
+def test_the_installed_claims_run_in_workers(tmp_path):
+    """As the installed program sees them (no checkout on sys.path: an editable install's own finder serves the
+    package), every claim can run in a fresh process: the default run is side by side."""
+    import subprocess
+
+    code = ("from proofs_check.claims import load_claims\nfrom proofs_check.parallel import not_in_workers\n"
+            "print(not_in_workers(list(load_claims().values())))")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "None", (done.stdout, done.stderr)
+
+
 def test_a_ctrl_c_python_discarded_is_polled(test_claims, tmp_path):
     """The command's poll (numerics.checkpoint.raise_if_interrupted) runs while the workers do: a press whose
     KeyboardInterrupt Python discarded stops the run too."""
