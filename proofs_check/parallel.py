@@ -13,8 +13,8 @@ included: equal).
 
 The workers never see Ctrl-C: they start with SIGINT blocked (blocked in the command's main thread while it starts
 them, and in the pool's manager thread, which starts the later ones) and ignore it once they run
-(numerics.checkpoint.interruptible leaves an ignored SIGINT alone). The command's process takes the press, stops
-the workers and writes the report of the claims that finished.
+(numerics.checkpoint.leave_sigint_alone: no attack or training loop in them puts a handler back). The command's
+process takes the press, stops the workers and writes the report of the claims that finished.
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def _importable(name: str) -> bool:
         if spec is None:
             return False
         path = spec.submodule_search_locations
+        if path is None and index < len(parts) - 1:  # a plain module has no submodules
+            return False
     return True
 
 
@@ -166,10 +168,11 @@ def run_in_workers(claims: Sequence[Claim], *, jobs: int, profile: str, seed: in
     messages, ended = {}, set()
     # SIGINT blocked in this thread while it starts the pool, its manager thread and the first workers: the workers
     # (also those the manager thread starts later, with the mask it inherited) begin with it blocked
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, [])  # the mask now (a pending press may raise here)
     executor = None
     try:
         try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context,
                                                               max_tasks_per_child=1, initializer=_start_worker,
                                                               initargs=(events,))

@@ -24,7 +24,15 @@ def _with_details(ctx):
                    details={"pid": os.getpid(), "archs": [arch.spec for arch in ctx.archs], "array": np.arange(3.0),
                             "sigint_ignored": signal.getsignal(signal.SIGINT) is signal.SIG_IGN,
                             "sigint_blocked": signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []),
-                            "modules": project_modules()})
+                            "modules": project_modules(), "sigint_in_a_loop": _handler_in_an_interruptible_loop()})
+
+
+def _handler_in_an_interruptible_loop() -> bool:
+    """Whether an attack's or a training's Ctrl-C loop (numerics.checkpoint.interruptible) still ignores SIGINT."""
+    from numerics.checkpoint import interruptible
+
+    with interruptible():
+        return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 
 
 def _raises(ctx):

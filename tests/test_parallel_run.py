@@ -67,6 +67,7 @@ def test_claims_run_in_workers_and_come_back_in_order(test_claims, tmp_path):
     assert "proofs_check.report" in here and here <= set(seed_and_archs.details["modules"])
     # the worker ignores Ctrl-C (the command's process takes it) and no longer blocks it (it started blocked)
     assert seed_and_archs.details["sigint_ignored"] and not seed_and_archs.details["sigint_blocked"]
+    assert seed_and_archs.details["sigint_in_a_loop"]  # an attack's or training's loop puts no handler back
     assert {seed_and_archs.details["pid"], second.outcomes[0].details["pid"]}.isdisjoint({os.getpid()})
     assert first.outcomes[2].failed and "kaput in a worker" in first.outcomes[2].details["error"]
     assert not first.passed and second.passed
@@ -97,6 +98,7 @@ def test_a_worker_that_dies_is_named_and_the_finished_claims_reported(test_claim
     assert "the report of the 1 finished claim (PX2) is in" in err, err
     report = json.loads((tmp_path / "report.json").read_text())
     assert (report["complete"], report["not_run"]) == (False, ["PX5"])
+    assert report["interrupted_during"] == "PX5: dies (a worker process ended)"
     assert not multiprocessing.active_children()
 
 
@@ -113,7 +115,8 @@ def test_which_claims_a_fresh_process_can_find(test_claims):
     """A fresh process imports a claim's module by its name from sys.path: not __main__, not a name it lacks."""
     claim = registry.Claim(id="PX8", title="", statement="", assumptions=[])
     assert parallel.not_in_workers([test_claims.FIRST]) is None
-    for module in ("__main__", "", "no_such_module_anywhere", "proofs_check.no_such_claims"):
+    for module in ("__main__", "", "no_such_module_anywhere", "proofs_check.no_such_claims", "string.json",
+                   "proofs_check.registry.json"):
         claim.module = module
         assert "is registered by code a fresh process cannot import" in parallel.not_in_workers([claim]), module
     claim.module = "proofs_check.claims.t3"
