@@ -48,8 +48,9 @@ def pytest_xdist_auto_num_workers(config):
     """PYTEST_XDIST_AUTO_NUM_WORKERS when set (xdist's own override), else the cores this process may use, capped."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
         return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return min(cores, MAX_WORKERS)
+    from proofs_check.parallel import available_cores
+
+    return min(available_cores(), MAX_WORKERS)
 
 
 def _is_xdist_worker(config) -> bool:

@@ -658,8 +658,9 @@ CLAIM = register(Claim(
         "0.15); they are told apart on average (0.31 against 0.05 over the six seeds) and by the ratio of the attack's "
         "KKT loss to the data's at every seed (0.0013-0.0058 on one hidden layer against 0.024-0.12 on two), not by "
         "one or two digits. Separating them seed by seed would take more digits or seeds per run: a second seed would "
-        "add ~60 s to H1's ~60 s (its two-layer run takes ~45 s, its one-layer run ~15 s), past the quick profile's 5 "
-        "minutes; the line is left where the full profile calibrates it (width 256, three seeds per run: margins "
+        "add ~60 s to H1's ~60 s (its two-layer run takes ~45 s, its one-layer run ~15 s), which the quick profile "
+        "now has room for (214 s with the claims two at a time) but the test suite, over its 10 minutes, has not; "
+        "the line is left where the full profile calibrates it (width 256, three seeds per run: margins "
         "0.2-0.45 against -0.05 to +0.05), and the failures stand.",
     ],
     references=["Haim, Vardi, Yehudai, Shamir, Irani 2022, arXiv:2206.07758", "Lyu & Li 2020, arXiv:1906.05890",
