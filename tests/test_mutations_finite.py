@@ -248,7 +248,7 @@ TINY_KKT = {"quick": dict(n=20, width=16, steps=600, seeds=1)}
 """Tiny rich networks and a short attack: the KKT checks' logic on real numerics (about 15 s). They reveal next to
 nothing (two hidden layers 1 of 20 digits, one hidden layer none: measured), so the revealed steps are judged on
 SMALL_KKT below."""
-REVEALED_CONTRAST_OUTCOME = "the attack fails here"
+REVEALED_CONTRAST_OUTCOME = "the attack reveals fewer digits on one hidden layer"
 """A fragment of the name of H1's counterexample outcome that compares the revealed fractions of the two networks."""
 
 
@@ -407,18 +407,36 @@ def test_e1_membership_control_scores_the_largest_n_the_attack_works_on(monkeypa
             binomtest(count, scored).proportion_ci(0.95, method="exact").high, abs=1e-12)
 
 
-def _revealed_run(seed: int, attack: float, baselines: dict[str, float]) -> dict:
-    return {"seed": seed, "scores": {"kkt": {"revealed": attack}},
+def _revealed_run(seed: int, attack: float, baselines: dict[str, float], n: int = 20) -> dict:
+    return {"seed": seed, "n": n, "scores": {"kkt": {"revealed": attack}},
             "baselines": {name: {"revealed": value} for name, value in baselines.items()}}
 
 
 def test_h1_pools_the_seeds_digits_and_the_baselines_the_same_way():
-    """H1's revealed margins over several seeds of N digits each: the attack's fraction of all the digits (the mean
-    over seeds) minus the best baseline's fraction of the same digits (the best of the baselines' means, not the mean
-    of each seed's best, which would charge the attack for a different baseline at every seed)."""
+    """H1's revealed margins over several seeds of N digits each: the attack's fraction of all the digits minus the
+    best baseline's fraction of the same digits (the best of the baselines' pooled counts, not each seed's best,
+    which would charge the attack for a different baseline at every seed), counted in digits so that exactly 6 of 60
+    is the bar 0.1 itself (summed as floats, 0.0 + 0.05 + 0.25 over 3 is 0.0999...)."""
     runs = [_revealed_run(0, 0.25, {"mean image": 0.10, "held-out points": 0.0}),
             _revealed_run(1, 0.05, {"mean image": 0.0, "held-out points": 0.10}),
             _revealed_run(2, 0.30, {"mean image": 0.0, "held-out points": 0.0})]
-    assert h1._pooled_margin(runs) == pytest.approx(0.2 - 0.1 / 3, abs=1e-15)
+    assert h1._pooled_counts(runs) == (12, 2, 60)
+    assert h1._pooled_margin(runs) == 10 / 60
     assert h1._margins(runs) == pytest.approx([0.15, -0.05, 0.30], abs=1e-15)  # a seed alone may fall below 0.1
-    assert h1._pooled_margin(runs[1:2]) == pytest.approx(-0.05, abs=1e-15)
+    at_the_bar = [_revealed_run(s, a, {"noise": 0.0}) for s, a in enumerate((0.0, 0.05, 0.25))]
+    assert sum(r["scores"]["kkt"]["revealed"] for r in at_the_bar) / 3 < 0.1
+    assert h1._pooled_margin(at_the_bar) == h1.RECOVERY_MARGIN
+    one_layer = [_revealed_run(s, a, {"noise": 0.0}) for s, a in enumerate((0.0, 0.05, 0.05))]
+    two_layers = [_revealed_run(s, a, {"noise": 0.0}) for s, a in enumerate((0.05, 0.15, 0.20))]
+    assert h1._contrast(two_layers, one_layer) == h1.REVEALED_CONTRAST  # 6 of 60 digits fewer, exactly
+
+
+@pytest.mark.parametrize("runs, problem", [
+    ([], "no seeds"),
+    ([_revealed_run(0, 0.2, {"noise": 0.0}), _revealed_run(1, 0.2, {"mean image": 0.0})], "different trivial"),
+    ([_revealed_run(0, float("nan"), {"noise": 0.0})], "not a number"),
+    ([_revealed_run(0, 0.2, {"noise": 0.0}), _revealed_run(1, 0.2, {"noise": float("nan")})], "not a number"),
+])
+def test_h1_pooling_refuses_what_it_cannot_count(runs, problem):
+    with pytest.raises(ValueError, match=problem):
+        h1._pooled_margin(runs)
