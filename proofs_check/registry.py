@@ -98,26 +98,26 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def within(name: str, measured: float, tolerance: float, reason: str, **details) -> Outcome:
+def within(name: str, measured: float, tolerance: float, reason: str, *, kind: str = "check", **details) -> Outcome:
     """Pass when ``measured <= tolerance`` (a NaN never passes)."""
     measured = float(measured)
     return Outcome(name=name, passed=bool(measured <= tolerance), measured=measured,
-                   expected=f"<= {tolerance:.3g}", reason=reason, details=details)
+                   expected=f"<= {tolerance:.3g}", reason=reason, kind=kind, details=details)
 
 
-def at_least(name: str, measured: float, bound: float, reason: str, **details) -> Outcome:
+def at_least(name: str, measured: float, bound: float, reason: str, *, kind: str = "check", **details) -> Outcome:
     """Pass when ``measured >= bound`` (a NaN never passes)."""
     measured = float(measured)
     return Outcome(name=name, passed=bool(measured >= bound), measured=measured,
-                   expected=f">= {bound:.3g}", reason=reason, details=details)
+                   expected=f">= {bound:.3g}", reason=reason, kind=kind, details=details)
 
 
-def above(name: str, measured: float, bound: float, reason: str, **details) -> Outcome:
+def above(name: str, measured: float, bound: float, reason: str, *, kind: str = "check", **details) -> Outcome:
     """Pass when ``measured > bound`` strictly (a NaN never passes): for a bound that the null case reaches
     exactly (an interval's lower end at 0 when two scores are the same)."""
     measured = float(measured)
     return Outcome(name=name, passed=bool(measured > bound), measured=measured,
-                   expected=f"> {bound:.3g}", reason=reason, details=details)
+                   expected=f"> {bound:.3g}", reason=reason, kind=kind, details=details)
 
 
 def not_applicable(name: str, reason: str, *, kind: str = "check", **details) -> Outcome:

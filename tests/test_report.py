@@ -142,6 +142,15 @@ def test_above_is_strict_where_at_least_is_not():
     assert not above("x", float("nan"), 0.0, "r").passed and above("x", 1.0, 0.0, "r").expected == "> 0"
 
 
+def test_the_outcome_helpers_take_the_kind_as_a_field_not_as_a_detail():
+    """``kind=`` given to within / at_least / above is the outcome's kind; it was swept into ``details`` (and shown in
+    report.json beside the measured values) while run_step set the real kind from the step."""
+    for helper in (within, at_least, above):
+        outcome = helper("x", 1.0, 0.5, "r", kind="counterexample", margins=[1.0])
+        assert (outcome.kind, outcome.details) == ("counterexample", {"margins": [1.0]})
+        assert helper("x", 1.0, 0.5, "r").kind == "check"
+
+
 def test_an_interrupted_report_says_incomplete_and_keeps_a_failure(tmp_path):
     """An interrupted run's report is incomplete (passed null), but a finished claim that failed makes it false and
     report.md says INCOMPLETE; FAILED: X1 (it said INCOMPLETE alone, hiding the failure)."""
