@@ -517,7 +517,7 @@ def kkt_figure(ctx, result: dict[str, Any], outcomes=()) -> str:
         curves[name] = {"ratio": np.asarray(result["baseline_ratios"][name]), "ssim": np.asarray(row["ssim_curve"])}
     fig = figures.leakage_axes(curves, factor=privacy.DEFAULT_FACTOR, ssim_thresholds=privacy.SSIM_THRESHOLDS,
                                title=f"H1: attacks on a {result['regime']} {result['spec']} m={result['width']}, "
-                                     f"N={result['n']} digits")
+                                     f"N={result['n']} digits, seed {result['seed']}")
     return figures.save_figure(ctx, fig, f"h1_{result['regime']}_n{result['n']}.png", outcomes)
 
 
@@ -530,7 +530,7 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
     fig, ax = figures.new_figure(title=f"KKT attack curve: {first['spec']}, m={first['width']}, N={first['n']} digits, "
                                        f"{first['kkt_options']['restarts']} restarts pooled",
                                  xlabel="attack steps (count)", ylabel="training digits revealed or matched (fraction)",
-                                 size=(7.0, 4.4))
+                                 size=(9.0, 4.4))
     for index, result in enumerate(results):
         curve = result["kkt_curve"]
         steps = [point["step"] for point in curve]
@@ -545,7 +545,7 @@ def kkt_curve_figure(ctx, results: list[dict[str, Any]], outcomes=()) -> str:
     figures.reference_line(ax, y=trivial_ssim, label=f"best trivial baseline: SSIM >= 0.9 ({trivial_ssim:.2f})",
                            linestyle=":")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: 3 seeds x 2 curves + 2
     return figures.save_figure(ctx, fig, f"h1_kkt_curve_n{first['n']}.png", outcomes)
 
 

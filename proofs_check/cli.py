@@ -773,7 +773,8 @@ def _check_run(args) -> None:
     registry = load_claims()
     unknown = [i for i in args.ids if i.upper() not in registry]
     if unknown:
-        raise UsageError(f"unknown claim {', '.join(unknown)}; known: {', '.join(registry)}")
+        raise UsageError(f"unknown claim {', '.join(i if i.strip() else repr(i) for i in unknown)}; "
+                         f"known: {', '.join(registry)}")
     named = list(dict.fromkeys(i.upper() for i in args.ids))  # each claim once, in the order given
     twice = given_twice("--arch", [arch.spec for arch in args.arch], "each claim would check it twice")
     if twice is not None:
@@ -1333,6 +1334,8 @@ def _leakage_table(leakage, images: bool):
 
 def _int_list(text: str) -> tuple[int, ...]:
     """Comma-separated positive integers, e.g. 16,64,256."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty: give comma-separated positive integers, e.g. 16,64,256")
     values = []
     for part in text.split(","):
         try:
@@ -1420,7 +1423,10 @@ def _check_sweep(args) -> None:
                 check_network_size(parse_spec(f"relu:{sweep.DEPTH}"), width, input_dimension(dataset),
                                    option="--widths value")
     except (ValueError, argparse.ArgumentTypeError) as error:
-        raise UsageError(str(error).replace("--n ", "--ns value ")) from None
+        # numerics.audit names the option --n; here the value came from the list --ns (the first mention, then "so
+        # --n must be even" becomes "so every --ns value must be even")
+        message = str(error).replace("--n ", "--ns value ", 1).replace("so --n must", "so every --ns value must")
+        raise UsageError(message) from None
     args.budget = sweep.Budget(train_steps=args.train_steps, attack_steps=args.attack_steps)
 
 

@@ -219,7 +219,8 @@ def test_the_boundary_line_reads_naturally_where_no_cell_fails():
 
 @pytest.mark.parametrize("argv, words", [
     (["--widths", "0"], "width"), (["--widths", "16,x"], "not an integer"), (["--datasets", "mnist"], "unknown"),
-    (["--ns", "3"], "even"), (["--params", "ntk,ntk"], "twice"), (["--seeds", "0"], "positive"),
+    (["--ns", "3"], "so every --ns value must be even"), (["--params", "ntk,ntk"], "twice"),
+    (["--seeds", "0"], "positive"), (["--widths", ""], "--widths: is empty: give comma-separated"),
     (["--ns", "100000"], "at most"),
 ])
 def test_bad_sweep_input_is_one_line_and_exit_2(argv, words, tmp_path, capsys, monkeypatch):

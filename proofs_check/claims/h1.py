@@ -36,7 +36,8 @@ and 128); an attack whose gradient in X is broken stays near 1 (the loss of X = 
 MU_FLOOR = 0.0
 """The KKT condition's mu_i >= 0, on every coefficient the attack returns (all pooled restarts): its hinge
 5 sum relu(mu_min - mu)^2 (mu_min = numerics.kkt.MU_MIN = 0.05) holds them near mu_min, measured min 0.056 over the
-320 pooled coefficients (quick, seed 0); with the hinge dropped 48 of 320 are negative, min -2.2 (and, measured
+320 pooled coefficients (quick, seed 0) and 0.049-0.052 over three seeds' 960 at --seed 0-5 (the hinge is soft, so mu
+dips just below mu_min, never near 0); with the hinge dropped 48 of 320 are negative, min -2.2 (and, measured
 once, the best restart's KKT loss recomputed with mu clipped at 0 is 292x the loss it reports: no KKT condition)."""
 RECOVERY_MARGIN = 0.1
 """The KKT attack on the two-hidden-layer network must reveal at least 0.1 more of the training digits than the best
@@ -372,6 +373,11 @@ def _margins(results: list[dict]) -> list[float]:
     return [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
 
 
+def _per_seed_text(values: list[float], seeds: list[int]) -> str:
+    """'0.05 / 0.3 / 0.55 (seeds 3, 4, 5)': what each seed measured, for the report's reason column."""
+    return f"{' / '.join(f'{v:.2g}' for v in values)} (seeds {', '.join(str(s) for s in seeds)})"
+
+
 def _pooled_counts(results: list[dict]) -> tuple[int, int, int]:
     """(digits the KKT attack reveals, digits the best trivial baseline reveals, digits attacked), all the seeds'
     digits pooled: the best baseline is the one revealing the most of all the digits, not each seed's best. Counts,
@@ -433,7 +439,7 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
     sign = at_least(f"{label} {seeds}: min over seeds and every returned candidate (all restarts pooled) of the "
                     "attack's coefficient mu_i (the KKT condition needs mu_i >= 0)", min(m["min"] for m in mus.values()),
                     MU_FLOOR, "the condition's sign; the attack's hinge holds mu near mu_min = 0.05 (measured min "
-                    "0.056, quick); without it 48 of 320 are negative (min -2.2)", per_seed=mus)
+                    "0.049-0.052, quick, --seed 0-5); without it 48 of 320 are negative (min -2.2)", per_seed=mus)
     return [premise, fit, sign]
 
 
@@ -525,9 +531,9 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     outcome = at_least(f"{label} {seeds}: (fraction of the {digits} training digits of all seeds revealed by the KKT "
                        f"attack, {results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's "
                        "fraction of the same digits)", _pooled_margin(results), RECOVERY_MARGIN,
-                       f"{RECOVERY_MARGIN * digits:g} of {digits} digits beyond every trivial reconstruction "
-                       "(measured 0.32 at width 256, seeds 0-2; "
-                       "0.27-0.33 on the quick profile at --seed 0-5; single seeds 0.05-0.55)",
+                       f"per seed {_per_seed_text(margins, seeds)}; the bar: {RECOVERY_MARGIN * digits:g} of {digits} "
+                       "digits beyond every trivial reconstruction (measured 0.32 at width 256, seeds 0-2; 0.27-0.33 "
+                       "on the quick profile at --seed 0-5; single seeds 0.05-0.55)",
                        margins=margins, per_seed=_per_seed(results))
     kkt_figure(ctx, results[0], [outcome])
     kkt_curve_figure(ctx, results, [outcome])
@@ -559,15 +565,17 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
                      kind="counterexample")
     two_layers = _runs(ctx)
     digits = len(results) * results[0]["n"]
+    one_layer_margins, two_layer_margins = _margins(results), _margins(two_layers)
     failure = at_least(
-        f"{label} {seeds}: the attack reveals fewer digits on one hidden layer: (revealed minus best trivial "
-        f"baseline, all seeds' digits pooled, on the two-hidden-layer network {_network_label(two_layers[0])} "
-        f"{seeds} of the same digits) - (the same on this one-hidden-layer network)", _contrast(two_layers, results),
-        REVEALED_CONTRAST, f"at least {REVEALED_CONTRAST * digits:g} of {digits} digits fewer than where the KKT "
-        "condition identifies the data (measured 0.32 at width 256, seeds 0-2; 0.22-0.30 on the quick profile at "
-        "--seed 0-5); one hidden layer alone reveals a digit in 20 on average, none by a trivial baseline: "
-        "observations", kind="counterexample",
-        margins=_margins(results), two_layer_margins=_margins(two_layers), per_seed=_per_seed(results))
+        f"{label} {seeds}: the attack reveals fewer digits on one hidden layer: (revealed - best trivial baseline) on "
+        f"the two-hidden-layer network of the same digits ({_network_label(two_layers[0])} {seeds}) minus the same on "
+        f"this one, all {digits} digits pooled", _contrast(two_layers, results), REVEALED_CONTRAST,
+        f"per seed, two / one hidden layers: {_per_seed_text(two_layer_margins, seeds)} / "
+        f"{_per_seed_text(one_layer_margins, seeds)}; the bar: {REVEALED_CONTRAST * digits:g} of {digits} digits "
+        "fewer than where the KKT condition identifies the data (measured 0.32 at width 256, seeds 0-2; 0.22-0.30 on "
+        "the quick profile at --seed 0-5); one hidden layer alone reveals a digit in 20 on average, none by a "
+        "trivial baseline: observations", kind="counterexample",
+        margins=one_layer_margins, two_layer_margins=two_layer_margins, per_seed=_per_seed(results))
     ratios = [r["kkt_attack_loss"] / r["truth_kkt_loss"] for r in results]
     ratio = within(f"{label} {seeds}: max over seeds of (attack's KKT loss) / (the same loss at the training set, "
                    "best mu >= 0)", max(ratios), TRUTH_RATIO,
@@ -659,7 +667,7 @@ CLAIM = register(Claim(
              "to its limit direction, digits odd/even: premise residual, the attack's fit and the sign of its "
              "coefficients on every seed", check_kkt_attack,
              tolerance=f"premise residual <= {PREMISE_RESIDUAL}; attack's relative KKT loss <= {ATTACK_FIT:g}; "
-                       "every returned mu_i >= 0 (measured min 0.056)"),
+                       "every returned mu_i >= 0 (measured min 0.049-0.056)"),
         Step("the KKT attack recovers digits", "revealed fraction of the pooled restarts beside the trivial "
              "baselines over all the seeds' digits (each seed reported), the leakage figure and the attack curve",
              check_kkt_recovery,
