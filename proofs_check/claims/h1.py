@@ -373,9 +373,9 @@ def _margins(results: list[dict]) -> list[float]:
     return [r["scores"]["kkt"]["revealed"] - max(b["revealed"] for b in r["baselines"].values()) for r in results]
 
 
-def _per_seed_text(values: list[float], seeds: list[int]) -> str:
-    """'0.05 / 0.3 / 0.55 (seeds 3, 4, 5)': what each seed measured, for the report's reason column."""
-    return f"{' / '.join(f'{v:.2g}' for v in values)} (seeds {', '.join(str(s) for s in seeds)})"
+def _per_seed_text(values: list[float]) -> str:
+    """'0.05 / 0.3 / 0.55': what each seed measured, for the report's reason column."""
+    return " / ".join(f"{value:.2g}" for value in values)
 
 
 def _pooled_counts(results: list[dict]) -> tuple[int, int, int]:
@@ -531,9 +531,10 @@ def check_kkt_recovery(ctx: Context) -> list[Outcome]:
     outcome = at_least(f"{label} {seeds}: (fraction of the {digits} training digits of all seeds revealed by the KKT "
                        f"attack, {results[0]['kkt_options']['restarts']} restarts pooled) - (best trivial baseline's "
                        "fraction of the same digits)", _pooled_margin(results), RECOVERY_MARGIN,
-                       f"per seed {_per_seed_text(margins, seeds)}; the bar: {RECOVERY_MARGIN * digits:g} of {digits} "
-                       "digits beyond every trivial reconstruction (measured 0.32 at width 256, seeds 0-2; 0.27-0.33 "
-                       "on the quick profile at --seed 0-5; single seeds 0.05-0.55)",
+                       f"per seed ({', '.join(map(str, seeds))}): {_per_seed_text(margins)}; the bar: "
+                       f"{RECOVERY_MARGIN * digits:g} of {digits} digits beyond every trivial reconstruction (measured "
+                       "0.32 at width 256, seeds 0-2; 0.27-0.33 on the quick profile at --seed 0-5; single seeds "
+                       "0.05-0.55)",
                        margins=margins, per_seed=_per_seed(results))
     kkt_figure(ctx, results[0], [outcome])
     kkt_curve_figure(ctx, results, [outcome])
@@ -570,8 +571,8 @@ def counterexample_identifiability(ctx: Context) -> list[Outcome]:
         f"{label} {seeds}: the attack reveals fewer digits on one hidden layer: (revealed - best trivial baseline) on "
         f"the two-hidden-layer network of the same digits ({_network_label(two_layers[0])} {seeds}) minus the same on "
         f"this one, all {digits} digits pooled", _contrast(two_layers, results), REVEALED_CONTRAST,
-        f"per seed, two / one hidden layers: {_per_seed_text(two_layer_margins, seeds)} / "
-        f"{_per_seed_text(one_layer_margins, seeds)}; the bar: {REVEALED_CONTRAST * digits:g} of {digits} digits "
+        f"per seed ({', '.join(map(str, seeds))}): two hidden layers {_per_seed_text(two_layer_margins)}, one "
+        f"{_per_seed_text(one_layer_margins)}; the bar: {REVEALED_CONTRAST * digits:g} of {digits} digits "
         "fewer than where the KKT condition identifies the data (measured 0.32 at width 256, seeds 0-2; 0.22-0.30 on "
         "the quick profile at --seed 0-5); one hidden layer alone reveals a digit in 20 on average, none by a "
         "trivial baseline: observations", kind="counterexample",
