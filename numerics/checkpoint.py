@@ -307,6 +307,17 @@ class Checkpoint:
             raise CheckpointError(str(error)) from None
         return self._header(contents)
 
+    def peek_extra(self, name: str) -> np.ndarray | None:
+        """The extra array ``name`` saved with the state (None when the file has none), checking only that the file
+        is a checkpoint of this kind."""
+        try:
+            contents = read_npz(self.path, what=f"{self.kind} checkpoint")
+        except FileError as error:
+            raise CheckpointError(str(error)) from None
+        self._header(contents)
+        value = contents.get(f"extra_{name}")
+        return None if value is None else np.asarray(value)
+
     def _header(self, contents: Mapping[str, np.ndarray]) -> tuple[int, int, dict[str, Any]]:
         missing = [key for key in ("step", "budget", "kind", "n_state", "settings", "format_version")
                    if key not in contents]

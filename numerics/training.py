@@ -398,7 +398,8 @@ def train(network: Network, params_0: Params, x: jax.Array, y: jax.Array, *, lea
             if stopped and np.isfinite(loss_ceiling) and shown > loss_ceiling:
                 break  # a run stopped above the ceiling is abandoned (train_on restarts it): no checkpoint of it
             if store is not None:
-                store.save(state, step=done, budget=max_steps, extras={"losses": np.concatenate(losses)})
+                store.save(state, step=done, budget=max_steps,
+                           extras={"losses": np.concatenate(losses), "met_target": np.asarray(bool(met))})
             # a run that met its loss target is complete at ``done``: a Ctrl-C there names no budget still to go
             stop.check(done, total=done if met else max_steps, what="training",
                        path=None if store is None else store.path)

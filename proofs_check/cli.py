@@ -1192,8 +1192,13 @@ def _attack(args) -> int:
     else:
         arch, width = args.arch, args.width
         if resuming and paths["train"].is_file():
-            step = Checkpoint(paths["train"], kind="train").peek()[0]
-            console.print(f"resuming {out}: training from step {step} of {args.train_steps}")
+            store = Checkpoint(paths["train"], kind="train")
+            step, met = store.peek()[0], store.peek_extra("met_target")
+            if met is not None and bool(met):  # Ctrl-C came after training had ended, before the model was saved
+                console.print(f"resuming {out}: training met its loss target at step {step} (its checkpoint); "
+                              "nothing left to train")
+            else:
+                console.print(f"resuming {out}: training from step {step} of {args.train_steps}")
         else:
             console.print(f"training {arch.named(width)} ({args.training}) on {dataset.name}, N = {args.n}")
         trained = audit.train_on(arch, width, dataset, linearized=args.training == "linearized", seed=args.seed,

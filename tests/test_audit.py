@@ -199,7 +199,8 @@ def test_ctrl_c_in_training_then_resume(tmp_path, monkeypatch, capsys):
     assert not (out / "model.npz").exists() and (out / "train_checkpoint.npz").is_file()
     assert main([*argv, "--resume"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert f"training from step {saved[0]} of 3000" in text
+    assert f"training met its loss target at step {saved[0]} (its checkpoint); nothing left to train" in text
+    assert "training from step" not in text  # it said "training from step 214 of 3000" (a new user's trial)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"]["resumed_from"] == saved[0]
 
