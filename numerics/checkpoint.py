@@ -212,6 +212,10 @@ def unreadable(path: Path, error: OSError) -> str:
     return f"cannot read {path}: {error.strerror or error}"
 
 
+HEADER_KEYS = ("step", "budget", "kind", "n_state", "settings", "format_version")
+"""The arrays of a checkpoint besides its state and extras: what Checkpoint.peek reads."""
+
+
 def read_npz(path: str | os.PathLike, *, what: str, max_other_bytes: int | None = None,
              expected: Mapping[str, tuple[tuple[int, ...], tuple[str, ...]]] | None = None,
              only: Iterable[str] | None = None) -> dict[str, np.ndarray]:
@@ -302,16 +306,16 @@ class Checkpoint:
     def peek(self) -> tuple[int, int, dict[str, Any]]:
         """(step, budget, settings) of the file, checking only that it is a checkpoint of this kind."""
         try:
-            contents = read_npz(self.path, what=f"{self.kind} checkpoint")
+            contents = read_npz(self.path, what=f"{self.kind} checkpoint", only=HEADER_KEYS)
         except FileError as error:
             raise CheckpointError(str(error)) from None
         return self._header(contents)
 
     def peek_extra(self, name: str) -> np.ndarray | None:
         """The extra array ``name`` saved with the state (None when the file has none), checking only that the file
-        is a checkpoint of this kind."""
+        is a checkpoint of this kind; the state's arrays are not read."""
         try:
-            contents = read_npz(self.path, what=f"{self.kind} checkpoint")
+            contents = read_npz(self.path, what=f"{self.kind} checkpoint", only=(*HEADER_KEYS, f"extra_{name}"))
         except FileError as error:
             raise CheckpointError(str(error)) from None
         self._header(contents)
@@ -319,8 +323,7 @@ class Checkpoint:
         return None if value is None else np.asarray(value)
 
     def _header(self, contents: Mapping[str, np.ndarray]) -> tuple[int, int, dict[str, Any]]:
-        missing = [key for key in ("step", "budget", "kind", "n_state", "settings", "format_version")
-                   if key not in contents]
+        missing = [key for key in HEADER_KEYS if key not in contents]
         if missing:
             raise CheckpointError(f"{self.path} is not {with_article(self.kind)} checkpoint: it lacks "
                                   f"{', '.join(missing)}")

@@ -1194,7 +1194,8 @@ def _attack(args) -> int:
         if resuming and paths["train"].is_file():
             store = Checkpoint(paths["train"], kind="train")
             step, met = store.peek()[0], store.peek_extra("met_target")
-            if met is not None and bool(met):  # Ctrl-C came after training had ended, before the model was saved
+            if met is not None and met.shape == () and met.dtype == bool and bool(met):  # Ctrl-C came after
+                # training had ended and before the model was saved
                 console.print(f"resuming {out}: training met its loss target at step {step} (its checkpoint); "
                               "nothing left to train")
             else:

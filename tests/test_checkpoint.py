@@ -43,6 +43,18 @@ def test_save_and_load_round_trip(tmp_path):
     assert store.peek() == (7, 10, {"lr": 0.1, "schedule": [10.0, 200.0]})
 
 
+def test_peek_extra_reads_one_extra_and_none_when_absent(tmp_path):
+    """Checkpoint.peek_extra (attack --resume asks a training checkpoint whether it met its loss target): the saved
+    extra, None for one the file lacks (checkpoints written before it existed), and another kind's file refused."""
+    store = Checkpoint(tmp_path / "c.npz", kind="demo", settings={})
+    store.save(_state(), step=7, budget=10, extras={"met_target": np.asarray(True), "curve": np.arange(7.0)})
+    assert store.peek_extra("met_target").shape == () and bool(store.peek_extra("met_target"))
+    np.testing.assert_array_equal(store.peek_extra("curve"), np.arange(7.0))
+    assert store.peek_extra("absent") is None
+    with pytest.raises(CheckpointError, match="is a demo checkpoint, not a train checkpoint"):
+        Checkpoint(tmp_path / "c.npz", kind="train").peek_extra("met_target")
+
+
 def test_load_names_the_setting_that_differs(tmp_path):
     Checkpoint(tmp_path / "c.npz", kind="demo", settings={"lr": 0.1, "n": 3}).save(_state(), step=1, budget=2)
     with pytest.raises(SettingsMismatch, match="lr=0.1, this run has lr=0.2") as error:

@@ -151,7 +151,7 @@ def _bad_input_cases():
         (["attack", "--dataset", "sphere", "--n", "100000"], "sphere draws at most 20000 points"),
         (["run", "T3", "t3", "--arch", "relu:1"], "T3 checks fixed architectures"),
         (["run", "t99"], "unknown claim t99"),
-        (["run", "", "K9"], "unknown claim '', K9; known: K1"),
+        (["run", "", "K9"], "unknown claim '', K9; known: "),
         (["attack", "--model", "{tmp}/a_file"], "is not an .npz model file"),
         (["attack", "--model", "{tmp}"], "is a folder, not a model file"),
         (["attack", "--model", "/dev/null"], "/dev/null is not a regular file (a device"),  # read "no such file"

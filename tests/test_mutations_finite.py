@@ -436,7 +436,15 @@ def test_h1_pools_the_seeds_digits_and_the_baselines_the_same_way():
     ([_revealed_run(0, 0.2, {"noise": 0.0}), _revealed_run(1, 0.2, {"mean image": 0.0})], "different trivial"),
     ([_revealed_run(0, float("nan"), {"noise": 0.0})], "not a number"),
     ([_revealed_run(0, 0.2, {"noise": 0.0}), _revealed_run(1, 0.2, {"noise": float("nan")})], "not a number"),
+    ([_revealed_run(0, 0.2, {"noise": 0.0}), _revealed_run(1, 0.2, {"noise": 0.0}, n=10)], "different numbers"),
 ])
 def test_h1_pooling_refuses_what_it_cannot_count(runs, problem):
     with pytest.raises(ValueError, match=problem):
         h1._pooled_margin(runs)
+
+
+def test_h1_contrast_compares_the_same_draws_of_digits_only():
+    two_layers = [_revealed_run(s, 0.3, {"noise": 0.0}) for s in (0, 1, 2)]
+    with pytest.raises(ValueError, match="different draws of digits"):
+        h1._contrast(two_layers, [_revealed_run(s, 0.0, {"noise": 0.0}) for s in (1, 2, 3)])
+    assert h1._contrast(two_layers, [_revealed_run(s, 0.0, {"noise": 0.0}) for s in (0, 1, 2)]) == 18 / 60
