@@ -351,6 +351,8 @@ def test_training_extended_on_resume_equals_a_longer_run(key, tmp_path):
     path = tmp_path / "train.npz"
     short = train(network, params_0, x, y, max_steps=40, checkpoint=path, **options)
     assert short.stop_reason == "budget"
+    # what attack --resume reads to say "training from step 40" (not "met its loss target")
+    assert Checkpoint(path, kind="train").peek_extra("met_target") == np.asarray(False)
     extended = train(network, params_0, x, y, max_steps=80, checkpoint=path, resume=True, **options)
     longer = train(network, params_0, x, y, max_steps=80, **options)
     assert extended.steps == 80 and extended.resumed_from == 40
