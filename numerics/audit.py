@@ -58,9 +58,10 @@ def _check_name(name: Any, *, label: str | None = None) -> None:
         raise ValueError(f"{label} {name!r} is not one of {', '.join(DATASETS)}")
 
 
-def check_n(name: str, n: int, *, label: str = "--n") -> None:
+def check_n(name: str, n: int, *, label: str = "--n", rule_subject: str | None = None) -> None:
     """Raise ValueError (one line) unless ``n`` distinct, class-balanced points can be drawn from ``name``;
-    the message names ``n`` as ``label`` and says how many exist."""
+    the message names ``n`` as ``label`` (and as ``rule_subject`` where it states the rule: "so every --ns value
+    must be even") and says how many exist."""
     _check_name(name)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"{label} must be a positive integer, got {n!r}")
@@ -79,8 +80,8 @@ def check_n(name: str, n: int, *, label: str = "--n") -> None:
     largest = classes * min(counts)
     if n % classes:
         noun = "even" if classes == 2 else f"a multiple of {classes}"
-        raise ValueError(f"{label} {n}: {name} draws equal numbers of its {classes} classes, so {label} must be "
-                         f"{noun}")
+        raise ValueError(f"{label} {n}: {name} draws equal numbers of its {classes} classes, so "
+                         f"{rule_subject or label} must be {noun}")
     if n > largest:
         raise ValueError(f"{label} {n}: {name} has {int(keep.sum())} distinct training points ({per_class}); a balanced "
                          f"set can have at most {largest}")

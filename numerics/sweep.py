@@ -141,7 +141,7 @@ def check_grid(grid: Grid) -> None:
             check(name, value)
     for dataset in grid.datasets:
         for n in grid.ns:
-            audit.check_n(dataset, n)
+            audit.check_n(dataset, n, label="N")
 
 
 def cell_key(cell: Cell, budget: Budget) -> str:

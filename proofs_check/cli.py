@@ -1409,7 +1409,7 @@ def _sweep_arguments(parser: argparse.ArgumentParser) -> None:
 def _check_sweep(args) -> None:
     from numerics import sweep
 
-    from numerics.audit import input_dimension
+    from numerics.audit import check_n, input_dimension
     from numerics.networks import check_network_size
 
     def listed(value):  # argparse does not pass string defaults through ``type`` when they are not strings
@@ -1418,21 +1418,21 @@ def _check_sweep(args) -> None:
     try:
         sweep.check_cell_count(*(len(listed(value) or value.split(",")) for value in (
             args.datasets, args.widths, args.ns, args.params, args.trainings)), args.seeds)
-        args.grid = sweep.Grid(datasets=listed(args.datasets) or _name_list(sweep.DATASETS)(args.datasets),
-                               widths=listed(args.widths) or _int_list(args.widths),
-                               ns=listed(args.ns) or _int_list(args.ns),
+        datasets = listed(args.datasets) or _name_list(sweep.DATASETS)(args.datasets)
+        widths = listed(args.widths) or _int_list(args.widths)
+        ns = listed(args.ns) or _int_list(args.ns)
+        for dataset in datasets:  # each value named as the option gives it, before the grid checks them again
+            for n in ns:
+                check_n(dataset, n, label="--ns value", rule_subject="every --ns value")
+            for width in widths:
+                check_network_size(parse_spec(f"relu:{sweep.DEPTH}"), width, input_dimension(dataset),
+                                   option="--widths value")
+        args.grid = sweep.Grid(datasets=datasets, widths=widths, ns=ns,
                                params=listed(args.params) or _name_list(sweep.PARAMETRIZATIONS)(args.params),
                                trainings=listed(args.trainings) or _name_list(sweep.TRAININGS)(args.trainings),
                                seeds=tuple(range(args.seeds)))
-        for dataset in args.grid.datasets:
-            for width in args.grid.widths:
-                check_network_size(parse_spec(f"relu:{sweep.DEPTH}"), width, input_dimension(dataset),
-                                   option="--widths value")
     except (ValueError, argparse.ArgumentTypeError) as error:
-        # numerics.audit names the option --n; here the value came from the list --ns (the first mention, then "so
-        # --n must be even" becomes "so every --ns value must be even")
-        message = str(error).replace("--n ", "--ns value ", 1).replace("so --n must", "so every --ns value must")
-        raise UsageError(message) from None
+        raise UsageError(str(error)) from None
     args.budget = sweep.Budget(train_steps=args.train_steps, attack_steps=args.attack_steps)
 
 

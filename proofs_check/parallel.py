@@ -246,7 +246,8 @@ def _drain(events, where: dict[str, str], messages: dict[str, str], running, ste
 
 
 def _stop(executor: concurrent.futures.ProcessPoolExecutor) -> None:
-    """End the workers now (a running claim cannot be cancelled otherwise) and the executor with them."""
+    """End the workers now (a running claim cannot be cancelled otherwise) and the executor with them. Python 3.11-3.13
+    have no public call for it (3.14's ``terminate_workers`` is one), hence the executor's own process table."""
     for process in list((getattr(executor, "_processes", None) or {}).values()):
         if process.is_alive():
             process.terminate()

@@ -219,15 +219,23 @@ def test_the_boundary_line_reads_naturally_where_no_cell_fails():
 
 @pytest.mark.parametrize("argv, words", [
     (["--widths", "0"], "width"), (["--widths", "16,x"], "not an integer"), (["--datasets", "mnist"], "unknown"),
-    (["--ns", "3"], "so every --ns value must be even"), (["--params", "ntk,ntk"], "twice"),
+    (["--ns", "3"], "--ns value 3: digits-odd-even draws equal numbers of its 2 classes, so every --ns value must be "
+                    "even"), (["--params", "ntk,ntk"], "twice"),
     (["--seeds", "0"], "positive"), (["--widths", ""], "--widths: is empty: give comma-separated"),
-    (["--ns", "100000"], "at most"),
+    (["--ns", "100000"], "--ns value 100000: digits-odd-even has"), (["--ns", "4,100000"], "--ns value 100000:"),
 ])
 def test_bad_sweep_input_is_one_line_and_exit_2(argv, words, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(sweep, "run_cell", lambda *a: pytest.fail("no cell may run on bad input"))
     assert cli.main(["sweep", *argv, "--out", str(tmp_path / "s")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("proofs-check: error:") and words in err
+
+
+def test_a_grid_built_in_python_names_n_as_n():
+    """The command line names its option (above); a Grid made in Python names the setting N, not an option."""
+    with pytest.raises(ValueError, match=r"^N 3: digits-odd-even draws equal numbers of its 2 classes, so N must be "
+                                         r"even$"):
+        sweep.Grid(datasets=("digits-odd-even",), widths=(16,), ns=(3,))
 
 
 def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_path, capsys, monkeypatch):
