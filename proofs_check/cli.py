@@ -335,7 +335,7 @@ def architecture_help() -> str:
                             else entry.name for entry in all_activations())
     return ("Architecture spec: ACTIVATION:DEPTH[:KEY=VALUE]..., e.g. relu:2 or erf:3:sw=1.5:sb=0.1,\n"
             "or a chain of layers joined by '>', e.g. conv3x3:c=32 > relu > gap > dense (layers: dense, convK,\n"
-            "convKxK (c=channels), gap, flatten, res:s=SCALE:act=ACTIVATION, an activation; README).\n"
+            "convKxK (c=channels), gap, flatten, res:s=SCALE:act=ACTIVATION, an activation; docs/command.md).\n"
             f"Activations: {activations}.\n"
             "Keys: sw (sigma_w, default 1), sb (sigma_b, default 0 = no biases), param (ntk | standard),\n"
             "res (residual branch scale).\n"

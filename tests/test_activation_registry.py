@@ -6,13 +6,15 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
+from documentation import documentation_text, section
 from proofs_check.cli import main
 from theory import activations
 from theory.activations import Activation, RegistryError, registered, x
 from theory.architecture import SpecError, parse_spec
 
 SOFTPLUS = Activation(name="softplus", phi=lambda p: sp.log(1 + sp.exp(x)), summary="log(1 + exp(x))")
-"""The README's "Extending" recipe: no closed form (quadrature), no stax layer (ElementwiseNumerical), smooth."""
+"""The "Extending" recipe (docs/extending.md): no closed form (quadrature), no stax layer (ElementwiseNumerical),
+smooth."""
 
 
 def test_unknown_until_registered():
@@ -28,17 +30,16 @@ def test_unknown_until_registered():
 
 
 def _readme_recipe() -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("## Extending"):]
-    return re.findall(r"```python\n(.*?)```", section, flags=re.S)[0]
+    (code,) = re.findall(r"```python\n(.*?)```", section("Activations"), flags=re.S)
+    return code
 
 
 def test_readme_recipe_passes_k1_from_the_command_line(tmp_path, capsys):
-    """README's "Extending" recipe, run as written from this module (not the package), registers softplus;
-    then K1 (a) quadrature, (b) neural-tangents, (c) rate and (d) strict PD pass on softplus:2."""
+    """The "Extending" recipe (docs/extending.md, "Activations"), run as written from this module (not the package),
+    registers softplus; then K1 (a) quadrature, (b) neural-tangents, (c) rate and (d) strict PD pass on softplus:2."""
     assert "softplus" not in activations.names()
     try:
-        exec(_readme_recipe(), {})  # the README's own code block, verbatim
+        exec(_readme_recipe(), {})  # the documentation's own code block, verbatim
         assert activations.get("softplus").polynomial_degree({}) is None
         status = main(["run", "K1", "--arch", "softplus:2", "--out", str(tmp_path)])
         out = capsys.readouterr().out
@@ -65,8 +66,7 @@ def test_readme_and_the_code_give_monomials_the_degrees_the_spec_rules_accept():
 
     degrees = [k for k in range(-2, activations.MAX_MONOMIAL_DEGREE + 3) if accepted(k)]
     assert degrees == list(range(degrees[0], degrees[-1] + 1)) and degrees[-1] == activations.MAX_MONOMIAL_DEGREE
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    row = next(line for line in readme.splitlines() if line.startswith("| `k` | monomial"))
+    row = next(line for line in documentation_text().splitlines() if line.startswith("| `k` | monomial"))
     assert f"({degrees[0]} to {degrees[-1]}" in row, row
     source = Path(activations.__file__).read_text()
     docstring = source[source.index("MAX_MONOMIAL_DEGREE = "):].split('"""')[1]

@@ -113,9 +113,9 @@ def test_variance_path_follows_sigma_exactly():
 
 
 def test_variance_path_refuses_a_layer_kind_it_has_no_map_for():
-    """A trial added a scale:k= layer by the README's recipe; variance_path skipped it, so dense > scale:k=100 >
-    expr:phi=exp(2*x) > dense was accepted while dense:sw=100 > expr:phi=exp(2*x) > dense, the same computation, was
-    refused. A layer kind without a variance map is now an error naming where to add it."""
+    """A trial added a scale:k= layer by the documentation's recipe (docs/extending.md); variance_path skipped it, so
+    dense > scale:k=100 > expr:phi=exp(2*x) > dense was accepted while dense:sw=100 > expr:phi=exp(2*x) > dense, the
+    same computation, was refused. A layer kind without a variance map is now an error naming where to add it."""
     from theory.architecture import variance_path
 
     class Scale:  # a layer kind theory.architecture does not know

@@ -213,10 +213,11 @@ def test_damaged_saved_pieces_and_combine_are_refused_before_work(finished, tmp_
 
 
 def test_readme_names_the_series_folders_a_run_writes(finished):
-    """README said the series folders are OUT/<arch>-<training>/; they carry a hash of the spec."""
-    from pathlib import Path
+    """README said the series folders are OUT/<arch>-<training>/; they carry a hash of the spec (the documentation,
+    README or a page under docs/, says so)."""
+    from documentation import documentation_text
 
-    readme = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    readme = " ".join(documentation_text().split())
     folders = sorted(p.name for p in finished.iterdir() if p.is_dir())
     assert folders == ["relu-2-ca322e-linearized", "relu-2-ca322e-standard"], folders
     assert "`OUT/<arch>-<hash>-<training>/`" in readme and "`OUT/relu-2-ca322e-linearized/` for relu:2" in readme

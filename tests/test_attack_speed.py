@@ -156,7 +156,7 @@ def test_choose_method():
     assert attack.choose_method((64, 192, 192, 1), 40, 1, dtype=jnp.float32) == "jvp"
     assert attack.choose_method((64, 256, 256, 1), 40, 1, dtype=jnp.float32) == "fused"
     assert attack.choose_method((64, 192, 192, 1), 40, 1, dtype=jnp.float64) == "fused"
-    # the switch points README's "Speed and scale" states (float64: JVP to 168, fused from 176; float32 from 232)
+    # the switch points docs/speed.md states (float64: JVP to 168, fused from 176; float32 from 232)
     assert [attack.choose_method((64, w, w, 1), 40, 1) for w in (168, 176)] == ["jvp", "fused"]
     assert [attack.choose_method((64, w, w, 1), 40, 1, dtype=jnp.float32) for w in (224, 232)] == ["jvp", "fused"]
 

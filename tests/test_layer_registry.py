@@ -1,14 +1,14 @@
-"""The layer-kind registry: a new layer kind is one class, registered from outside the package (README's "A new
-architecture" block, run as written), and the grammar, the rules, the kernels and the networks take it."""
+"""The layer-kind registry: a new layer kind is one class, registered from outside the package (the "Layer kinds"
+block of docs/extending.md, run as written), and the grammar, the rules, the kernels and the networks take it."""
 
 import re
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from documentation import section
 from numerics import kernels, networks
 from theory import layers
 from theory.architecture import SpecError, is_layer_keyword, parse_spec
@@ -23,16 +23,14 @@ AGAINST_NEURAL_TANGENTS = 1e-12
 
 
 def _readme_block() -> str:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    section = readme[readme.index("**A new architecture.**"):readme.index("**A new claim.**")]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section("Layer kinds"), flags=re.S)
     return code
 
 
 @pytest.fixture
 def scale_kind():
     names = {}
-    exec(compile(_readme_block(), "README.md", "exec"), names)  # the README's own block, verbatim
+    exec(compile(_readme_block(), "docs/extending.md", "exec"), names)  # the documentation's own block, verbatim
     try:
         yield names["Scale"]
     finally:

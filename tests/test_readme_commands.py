@@ -1,5 +1,8 @@
-"""The examples of README's sections "The command" and "Auditing a model" run as written, and the table of
-measured leakage there is what the examples measure."""
+"""The examples of the documentation (README and its reference pages under docs/) run as written, and what the prose
+says they measure is what they measure.
+
+A command shown both in a README section and on the reference page that explains it runs once: README's command
+lines must be among the page's, and the page's are run."""
 
 import csv
 import json
@@ -9,17 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from documentation import FILES, ROOT, headings, section
 from proofs_check.cli import main
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 PREFIX = ".venv/bin/proofs-check "
-
-
-def _section(title: str) -> str:
-    text = README.read_text()
-    start = text.index(f"## {title}")
-    end = text.find("\n## ", start + 1)
-    return text[start:] if end < 0 else text[start:end]
 
 
 def _run_successfully(argv: list[str]) -> None:
@@ -43,11 +39,26 @@ def _examples(section: str) -> list[list[str]]:
     return commands
 
 
+def _sh_lines(text: str) -> list[str]:
+    """Every non-empty line of the text's ```sh blocks, without its comment."""
+    return [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S)
+            for line in block.splitlines() if line.strip()]
+
+
+def _page_section(readme_title: str, *page_titles: str) -> str:
+    """The reference page's sections that explain README's section ``readme_title``: every command line README
+    shows there is one of theirs (so that running the page's runs README's, each once)."""
+    readme, page = section(readme_title), "\n".join(section(title) for title in page_titles)
+    missing = [line for line in _sh_lines(readme) if line not in _sh_lines(page)]
+    assert not missing, f"README's {readme_title!r} shows commands that {page_titles} do not: {missing}"
+    return page
+
+
 def test_command_section_examples_run(capsys):
-    section = _section("The command")
-    examples = _examples(section)
+    examples = _examples(_page_section("The command", "Running claims"))
     assert examples
-    spec_examples = set(re.findall(r"`([a-z_]+:\d[^`]*)`", section.split("Examples:")[1].split("\n\n")[0]))
+    readme = section("The command")  # README's spec examples, which tests/test_cli.py runs K1 on
+    spec_examples = set(re.findall(r"`([a-z_]+:\d[^`]*)`", readme.split("Examples:")[1].split("\n\n")[0]))
     for argv in examples:
         if argv[0] == "run":
             # K1 on each spec example is run by the spec-example test of the claim suite; here: it is one of them
@@ -60,8 +71,7 @@ def test_command_section_examples_run(capsys):
 
 def test_attack_section_examples_run_and_measure_the_table(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    section = _section("Auditing a model: the attack as a tool")
-    examples = _examples(section)
+    examples = _examples(_page_section("Auditing a model: the attack as a tool", "The attack command"))
     assert len(examples) == 3
     measured = []
     for argv in examples:
@@ -82,8 +92,9 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
     from proofs_check import cli
 
     monkeypatch.chdir(tmp_path)
-    section = _section("Finite width: when the attack works (claims E1 and H1)")
-    examples = _examples(section)
+    readme = section("Finite width: when the attack works (claims E1 and H1)")
+    page = _page_section("Finite width: when the attack works (claims E1 and H1)", "The sweep")
+    examples = _examples(page)
     assert len(examples) == 2
     for argv in examples:
         _run_successfully(argv)
@@ -98,10 +109,11 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
     narrow, wide = ([float(row[key]) for key in ("revealed", "best_trivial_revealed", "kernel_distance")]
                     for row in rows)
     assert wide[0] == 1.0 and wide[0] > narrow[0] > narrow[1] and wide[1] == 0.0 and wide[2] < narrow[2]
-    prose = " ".join(section.split())
-    assert (f"reveals {round(4 * narrow[0])} of the 4 ({narrow[0]:.0%}) at width 16" in prose
-            and f"distance {narrow[2]:.2f})" in prose and f"({wide[2]:.1g})" in prose), prose[:600]
-    reproduce = re.search(r"```\n(\.venv/bin/proofs-check sweep .*?)```", section, flags=re.S).group(1)
+    for prose in (" ".join(readme.split()), " ".join(page.split())):  # README and the page say the same
+        assert (f"reveals {round(4 * narrow[0])} of the 4 ({narrow[0]:.0%}) at width 16" in prose
+                and f"distance {narrow[2]:.2f})" in prose and f"({wide[2]:.1g})" in prose), prose[:600]
+    reproduce = re.search(r"```\n(\.venv/bin/proofs-check sweep .*?)```", section("The full sweep"),
+                          flags=re.S).group(1)
     for line in reproduce.splitlines():
         argv = shlex.split(line.split("  #")[0][len(PREFIX):])
         parsed = cli.build_parser().parse_args(argv)
@@ -113,7 +125,7 @@ def test_sweep_section_examples_run(tmp_path, monkeypatch, capsys):
 def test_speed_section_examples_run(monkeypatch, tmp_path):
     """The attack examples of "Speed and scale" (profiled mode, float32) run as written."""
     monkeypatch.chdir(tmp_path)
-    examples = _examples(_section("Speed and scale"))
+    examples = _examples(_page_section("Speed and scale", "The two attack modes", "Distillation at scale"))
     assert len(examples) == 2
     for argv in examples:
         assert main([*argv, "--no-progress"]) == 0, argv
@@ -141,9 +153,7 @@ def _shrunk(argv: list[str], replace: dict[str, str | None]) -> list[str]:
 
 def test_distillation_section_commands_run_small(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    section = _section("Distillation, and distillation as a defense")
-    lines = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", section, flags=re.S)
-             for line in block.splitlines() if line.strip()]
+    lines = _sh_lines(_page_section("Distillation, and distillation as a defense", "Distilling the digits"))
     assert len(lines) == 8 and all(line.startswith(PREFIX) for line in lines), lines
     assert sum(line.startswith(PREFIX + "rkip-finite ") for line in lines) == 2
     for line in lines:
@@ -182,7 +192,8 @@ def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
     from proofs_check import attack_curve, cli, figures
 
     monkeypatch.chdir(tmp_path)
-    examples = _examples(_section("The attack on residual and convolutional networks"))
+    examples = _examples(_page_section("The attack on residual and convolutional networks",
+                                       "Attack success against the step budget"))
     assert len(examples) >= 3 and all(argv[0] == "attack-curve" for argv in examples)
     *curves, combine = examples
     small = ["--n", "2", "--train-steps", "20", "--budgets", "2,4", "--no-progress"]
@@ -208,33 +219,39 @@ def test_chain_attack_section_commands_run_small(tmp_path, monkeypatch):
 
 
 PYTHON_BLOCKS_RUN_BY = {
-    "Auditing a model: the attack as a tool": 2,  # test_bring_your_own_model_example_runs_and_is_attacked
-    "Kernels": 2,  # test_kernels_section_example_runs, test_conv_kernel_section_example_runs
-    "Extending": 2,  # test_activation_registry (softplus), test_layer_registry (the Scale layer)
+    ("docs/audit.md", "Bring your own model"): 2,  # test_bring_your_own_model_example_runs_and_is_attacked
+    ("docs/extending.md", "Activations"): 1,  # test_activation_registry (softplus)
+    ("docs/extending.md", "Layer kinds"): 1,  # test_layer_registry (the Scale layer)
+    ("docs/kernels.md", "Analytic and empirical kernels"): 1,  # test_kernels_section_example_runs
+    ("docs/kernels.md", "Convolutional and residual kernels"): 1,  # test_conv_kernel_section_example_runs
 }
-"""README's ```python blocks per ``## `` section and the tests that run them verbatim."""
+"""The documentation's ```python blocks per (file, the heading they stand under) and the tests that run them
+verbatim (each finds its block by that heading's title)."""
 
 
-def test_every_python_block_of_the_readme_is_run_by_a_test():
-    """A new ```python block in README fails here until a test runs it (the Kernels block once used x1, x2 and
-    key without defining them, and no test ran it)."""
-    text = README.read_text()
+def test_every_python_block_of_the_documentation_is_run_by_a_test():
+    """A new ```python block in README or a reference page fails here until a test runs it (README's Kernels block
+    once used x1, x2 and key without defining them, and no test ran it)."""
     counts = {}
-    for title in re.findall(r"^## (.+)$", text, flags=re.M):
-        found = len(re.findall(r"```python\n", _section(title)))
-        if found:
-            counts[title] = found
+    for path in FILES:
+        lines = path.read_text().split("\n")
+        marks = headings("\n".join(lines))
+        for index, line in enumerate(lines):
+            if line == "```python":  # counted under the last heading above it
+                title = max((mark for mark in marks if mark[0] < index), default=(0, 0, "(no heading)"))[2]
+                key = (str(path.relative_to(ROOT)), title)
+                counts[key] = counts.get(key, 0) + 1
     assert counts == PYTHON_BLOCKS_RUN_BY
 
 
 def test_kernels_section_example_runs():
-    """README's "Kernels" example runs as written: NNGP and NTK of the stated shapes, float64, and the empirical
-    NTK of the width-1024 network near the analytic one (finite width)."""
+    """The kernels example (docs/kernels.md) runs as written: NNGP and NTK of the stated shapes, float64, and the
+    empirical NTK of the width-1024 network near the analytic one (finite width)."""
     import numpy as np
 
-    (code, _conv) = re.findall(r"```python\n(.*?)```", _section("Kernels"), flags=re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section("Analytic and empirical kernels"), flags=re.S)
     names = {}
-    exec(compile(code, "README.md", "exec"), names)
+    exec(compile(code, "docs/kernels.md", "exec"), names)
     assert names["nngp"].shape == names["ntk"].shape == (5, 3) and names["ntk"].dtype == np.float64
     assert names["k"].shape == (5, 3, 1, 1)
     arch, params, x1, x2 = (names[name] for name in ("arch", "params", "x1", "x2"))
@@ -248,41 +265,37 @@ def test_kernels_section_example_runs():
 
 
 def test_conv_kernel_section_example_runs(capsys):
-    """The example of README's "Convolutional and residual kernels" runs and prints its agreement with
+    """The example of "Convolutional and residual kernels" (docs/kernels.md) runs and prints its agreement with
     neural-tangents, and the K1 command the section names passes the command line's checks."""
     from proofs_check.cli import COMMANDS, build_parser
 
-    text = README.read_text()
-    start = text.index("### Convolutional and residual kernels")
-    section = text[start:text.index("\n## ", start)]
-    (code,) = re.findall(r"```python\n(.*?)```", section, flags=re.S)
-    exec(compile(code, "README.md", "exec"), {})
+    text = section("Convolutional and residual kernels")
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    exec(compile(code, "docs/kernels.md", "exec"), {})
     # the same closed forms in float64 (measured ~1e-16): 1e-10 leaves room for op order
     assert float(capsys.readouterr().out.strip()) <= 1e-10
-    (command,) = re.findall(r"`proofs-check (run K1 --arch \"[^\"]+\")`", section)
+    (command,) = re.findall(r"`proofs-check (run K1 --arch \"[^\"]+\")`", text)
     args = build_parser().parse_args(shlex.split(command))
     next(c for c in COMMANDS if c.name == args.command).check(args)  # exit 2 here for an architecture K1 refuses
 
 
 def test_bring_your_own_model_example_runs_and_is_attacked(tmp_path, monkeypatch, capsys):
-    """README's "Bring your own model": the example writes a model in the documented layout, and the attack command
-    the paragraph names audits it (here with 20 steps), scoring against the recorded training set; its loss is
+    """"Bring your own model" (docs/audit.md): the example writes a model in the documented layout, and the attack
+    command the paragraph names audits it (here with 20 steps), scoring against the recorded training set; its loss is
     also reported relative to ||theta_f - theta_0||^2."""
     import json
 
     import jax
     import numpy as np
 
-    text = README.read_text()
-    start = text.index("**Bring your own model.**")
-    section = text[start:text.index("**Files** in `--out`", start)]
-    code, training_set = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    text = section("Bring your own model")
+    code, training_set = re.findall(r"```python\n(.*?)```", text, flags=re.S)
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {})
+    exec(compile(code, "docs/audit.md", "exec"), {})
     assert capsys.readouterr().out.strip() == "relu:2"
-    exec(compile(training_set, "README.md", "exec"), {})  # the points training_data names
+    exec(compile(training_set, "docs/audit.md", "exec"), {})  # the points training_data names
     assert capsys.readouterr().out.strip() == "(10, 64) (10, 1)"
-    (command,) = re.findall(r"`proofs-check (attack --model [^`]+)`", section)
+    (command,) = re.findall(r"`proofs-check (attack --model [^`]+)`", text)
     assert main(shlex.split(command) + ["--steps", "20"]) == 0
     metrics = json.loads((tmp_path / "runs/own-attack/metrics.json").read_text())
     assert metrics["training_data_recorded"] is True

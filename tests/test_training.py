@@ -300,8 +300,8 @@ def test_progress_bar_ends_on_the_loss_the_run_reports(monkeypatch):
 
 
 def test_save_model_takes_a_spec_string_and_names_a_wrong_arch(tmp_path):
-    """save_model accepts the spec string ("relu:2") as README's bring-your-own-model example passes it; anything
-    else is named in one line (it raised AttributeError on a str before)."""
+    """save_model accepts the spec string ("relu:2") as the bring-your-own-model example (docs/audit.md) passes it;
+    anything else is named in one line (it raised AttributeError on a str before)."""
     from numerics.training import load_model
 
     net = make_network(parse_spec("relu:2"), WIDTH, C)
@@ -320,7 +320,7 @@ def test_save_model_takes_a_spec_string_and_names_a_wrong_arch(tmp_path):
 def test_a_wrongly_laid_out_model_is_named_in_words(mistake, words, tmp_path):
     """A trial's own-model mistakes read as PyTreeDef dumps ("got PyTreeDef(((*, None), ...)), expected
     PyTreeDef([(*, None), ...])": a tuple for the list, one bracket apart), and a PyTorch-order first matrix as a
-    network with invented inputs; each is now said in README's words."""
+    network with invented inputs; each is now said in the words of docs/audit.md."""
     rng = np.random.default_rng(0)
     good = [(rng.normal(size=(8, 16)), None), (), (rng.normal(size=(16, 16)), None), (), (rng.normal(size=(16, 1)), None)]
     params = {"tuple": tuple(good), "bias": [(good[0][0], np.zeros((1, 16)))] + good[1:],
@@ -328,4 +328,4 @@ def test_a_wrongly_laid_out_model_is_named_in_words(mistake, words, tmp_path):
     with pytest.raises(ValueError) as error:
         save_model(tmp_path / "m.npz", params, params, "relu:2", 16)
     assert words in str(error.value) and "PyTreeDef" not in str(error.value)
-    save_model(tmp_path / "m.npz", good, good, "relu:2", 16)  # the layout README gives
+    save_model(tmp_path / "m.npz", good, good, "relu:2", 16)  # the layout docs/audit.md gives

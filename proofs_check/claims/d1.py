@@ -527,9 +527,9 @@ CLAIM = register(Claim(
         "The quick profile's widths (32-256) are pre-asymptotic for some smooth activations: --arch "
         "\"expr:2:phi=tanh(x)\" fits -0.396 [-0.551, -0.336] (seed 0: passes, near the edge), while the full profile "
         "(widths 64-2048, 8 seeds, then one data draw shared by the seeds; 349 s) fitted -0.486 [-0.513, -0.456] "
-        "(plain percentile) and passed; README's Extending example softplus:2 fits -0.326 [-0.384, -0.227] on the "
-        "quick profile and fails (full not run). Use --profile full before reading a quick-profile failure of (ii) "
-        "as a failure of the rate."],
+        "(plain percentile) and passed; the Extending example's softplus:2 (docs/extending.md) fits -0.326 "
+        "[-0.384, -0.227] on the quick profile and fails (full not run). Use --profile full before reading a "
+        "quick-profile failure of (ii) as a failure of the rate."],
     references=["Lee et al. 2019, Wide neural networks of any depth evolve as linear models under gradient "
                 "descent, arXiv:1902.06720", "Loo et al. 2023, arXiv:2302.01428"],
 ))

@@ -433,8 +433,8 @@ def check_kkt_attack(ctx: Context) -> list[Outcome]:
                      "min_(mu >= 0) ||theta - sum mu_i y_i grad f(x_i)|| / ||theta||",
                      max(r["kkt_residual"] for r in results), PREMISE_RESIDUAL,
                      "well below a random theta's (lazy network: 0.98); not ~0: training digits sit on ReLU kinks "
-                     "(README), where this residual fixes relu'(0) = 1/2 (the Clarke form, slopes free, is written "
-                     "for one hidden layer: the counterexample's premise)", per_seed=per_seed)
+                     "(docs/finite-width.md), where this residual fixes relu'(0) = 1/2 (the Clarke form, slopes "
+                     "free, is written for one hidden layer: the counterexample's premise)", per_seed=per_seed)
     fit = within(f"{label} {seeds}: max relative KKT loss reached by the attack (best of its restarts, "
                  "chosen by that loss)", max(r["kkt_attack_loss"] for r in results), ATTACK_FIT,
                  "the attack solves its problem (measured <= 4.9e-3, seeds 0-5); a broken attack stays near 1", per_seed=per_seed)
