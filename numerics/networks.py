@@ -167,8 +167,13 @@ def stax_layer(layer, units: int | None = None, *, numerical_degree: int = NUMER
     as its kind's :class:`LayerNumerics` says (default: the layer's own description, ``layer.stax(units)``).
 
     An activation takes its registry entry's stax layer; without one, stax.ElementwiseNumerical of its JAX
-    function with ``numerical_degree`` Gauss-Hermite nodes per axis."""
-    return layer_numerics(layer).stax(layer, units, numerical_degree)
+    function with ``numerical_degree`` Gauss-Hermite nodes per axis.
+
+    Built with concrete values even when first asked for inside a trace (the apply functions are cached, and the
+    first call may come from a jitted attack): a layer that makes an array of its constants when built, as
+    stax.DotGeneral(rhs=k) does, would otherwise keep a tracer and fail every later call with UnexpectedTracerError."""
+    with jax.ensure_compile_time_eval():
+        return layer_numerics(layer).stax(layer, units, numerical_degree)
 
 
 def _described_stax(layer, units, numerical_degree):

@@ -79,6 +79,19 @@ def test_kernels_and_network_of_the_new_kind(scale_kind):
     assert networks.shape_of_params(scaled, params) == (16, 1)
 
 
+def test_a_layer_first_built_inside_a_jitted_function_keeps_no_tracer(scale_kind):
+    """A trial's `attack` on dense > scale:k=2 > relu > dense raised UnexpectedTracerError: the cached apply function
+    of the scale layer (stax.DotGeneral, which makes an array of k when built) was first built inside the attack's
+    jitted scan and kept that trace's k. Now it is built with concrete values wherever it is first asked for."""
+    arch = parse_spec("dense > scale:k=1.75 > relu > dense")  # a k no other test builds, so the cache is cold
+    networks._layer_apply.cache_clear()
+    params = networks.make_network(arch, 8).init(jax.random.PRNGKey(0), 4)
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 4)))
+    inside = jax.jit(lambda x: networks.chain_forward(arch, params, x))(x)  # first built inside a trace
+    np.testing.assert_allclose(np.asarray(networks.chain_forward(arch, params, x)), np.asarray(inside),
+                               rtol=EXACT_ALGEBRA)  # outside it afterwards: the tracer would leak here
+
+
 def test_the_new_kind_in_the_standard_parametrization(scale_kind):
     """A weightless kind keeps the width feeding it (Layer.fan_out): the base class once reset it to the network's
     width, and the standard-parametrization NTK of README's scale layer was 7x neural-tangents' (reviewer)."""
