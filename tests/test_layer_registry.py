@@ -10,7 +10,7 @@ import pytest
 
 from documentation import section
 from numerics import kernels, networks
-from theory import layers
+from theory import activations, layers
 from theory.architecture import SpecError, is_layer_keyword, parse_spec
 
 SCALED = "dense > scale:k=2 > relu > dense"
@@ -118,8 +118,14 @@ def test_the_registry_refuses_what_would_break_it(scale_kind):
             (kind_like(scale_kind, "Other", kind="scale", names=("other",)),
              "layer kind name 'scale' of Other is Scale's already"),
             (kind_like(scale_kind, "Upper", kind="upper", names=("Up",)),
-             "layer keyword 'Up' of Upper cannot be read by the chain grammar")]:
-        with pytest.raises(ValueError, match=refusal):
+             "layer keyword 'Up' of Upper cannot be read by the chain grammar"),
+            # a trial's kind named like an activation was told it "names another layer kind"
+            (kind_like(scale_kind, "Shadow", kind="shadow", names=("relu",)),
+             "layer keyword 'relu' of Shadow is the registered activation 'relu' already"),
+            (kind_like(scale_kind, "Twin", kind="twin", names=("dense",)), "layer keyword 'dense' of Twin is Dense's "
+                                                                          "already")]:
+        # the activation registry's error type (a trial met ValueError and TypeError here, RegistryError there)
+        with pytest.raises(activations.RegistryError, match=refusal):
             layers.register_layer_kind(kind)
         layers.unregister_layer_kind(kind)  # not the holder of its name: nothing removed
     assert parse_spec(SCALED).spec == SCALED
@@ -220,3 +226,11 @@ def test_a_kind_without_a_usable_stax_layer_is_one_line_when_a_network_is_built(
                 networks.make_network(parse_spec(f"dense > {kind.kind} > relu > dense"), 8)
         finally:
             layers.unregister_layer_kind(kind)
+
+
+def test_an_overflow_caused_by_a_layer_does_not_blame_the_activation(scale_kind):
+    """A trial's dense > scale:k=1e200 > relu > dense was refused as "the activation grows too fast for this depth;
+    use ... a slower-growing phi", though relu was not the cause."""
+    refusal = _refusal("dense > scale:k=1e200 > relu > dense")
+    assert "exceeds 1e300 (its activations or its layers' scales grow it too fast for this depth)" in refusal
+    assert "smaller weight scales" in refusal and "the activation grows" not in refusal

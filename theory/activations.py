@@ -193,6 +193,31 @@ def _check_jax_factory(activation: Activation) -> None:
     if not callable(function):
         raise RegistryError(f"activation {activation.name!r}: jax gives {type(function).__name__}, not a function "
                             f"({hint})")
+    _check_jax_matches_phi(activation, function)
+
+
+JAX_POINTS = (-2.9, -1.7, -0.6, 0.0, 0.4, 1.3, 2.2, 3.1)
+"""Where a registered ``jax`` function is compared with ``phi``."""
+JAX_AGREEMENT = 1e-5
+"""|jax(t) - phi(t)| <= 1e-5 max(1, |phi(t)|): float32 round-off (JAX's default precision before numerics turns on
+float64) is 1e-7; jax.nn.gelu's default tanh form, which is not x Phi(x), is off by up to 2e-4 at these points."""
+
+
+def _check_jax_matches_phi(activation: Activation, function: Callable) -> None:
+    """RegistryError when ``jax`` computes another function than ``phi`` at the default parameters (a trial's
+    jax=lambda p: jnp.tanh beside a GELU phi failed K1 (b) at 1.13, with no hint that the two disagreed). A function
+    that refuses plain floats is not compared here (theory builds no arrays)."""
+    phi = activation.expression(dict(activation.defaults))
+    for point in JAX_POINTS:
+        try:
+            value = float(function(point))
+        except Exception:  # an array-only function, or one that raises: left to K1 (b)
+            return
+        expected = float(phi.subs(x, sp.Float(point)).evalf())
+        if not abs(value - expected) <= JAX_AGREEMENT * max(1.0, abs(expected)):
+            raise RegistryError(f"activation {activation.name!r}: jax computes another function than phi: at x = "
+                                f"{point:g} jax gives {value:.6g}, phi {expected:.6g} (jax.nn.gelu, for one, is the "
+                                "tanh approximation unless approximate=False)")
 
 
 def _check_dual_symbols(activation: Activation) -> None:

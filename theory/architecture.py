@@ -361,8 +361,8 @@ def _check_variance_path(chain: tuple) -> None:
         if layer is None:
             if variance >= 1e300:  # inf included; nan (a path not evaluable) is not refused
                 raise SpecError(f"the kernel overflows float64 for inputs of mean square {UNIT_INPUT_MEAN_SQUARE:g}: "
-                                "Sigma(x, x) exceeds 1e300 (the activation grows too fast for this depth); use fewer "
-                                "layers or a slower-growing phi")
+                                "Sigma(x, x) exceeds 1e300 (its activations or its layers' scales grow it too fast "
+                                "for this depth); use fewer layers, smaller weight scales or a slower-growing phi")
         elif change > QUADRATURE_RESOLUTION:  # inf included; nan (phi not evaluable in plain floats) is unknown
             if math.isinf(change):  # an overflow, or phi undefined at a node (sinc's 0/0 at x = 0, gamma's poles)
                 shown = ("is not finite in float64 (phi or phi' overflows there, or is undefined at one of the rule's "

@@ -561,30 +561,38 @@ LAYER_KEYWORD = re.compile(r"[a-z][a-z0-9_]*")
 """A layer keyword: lower case (the parser lowers every token head), no separator of the grammar."""
 
 
+class LayerKindError(activations.RegistryError, TypeError):
+    """A layer kind :func:`register_layer_kind` refuses: the activation registry's RegistryError (a ValueError), so
+    one ``except RegistryError`` catches both registries' refusals; also a TypeError, for a class of the wrong
+    type."""
+
+
 def register_layer_kind(kind: type[Layer]) -> type[Layer]:
     """Add the layer kind ``kind`` (a :class:`Layer` class) to the chain grammar, after the kinds registered
-    before it. Refused (ValueError, TypeError): a class that does not declare its own ``kind`` name (a subclass
+    before it. Refused (:class:`LayerKindError`): a class that does not declare its own ``kind`` name (a subclass
     of Dense would evict Dense under "dense"), a name another class holds (the same class, or one defined again
     at the same place, as a re-run notebook cell does, replaces it in place), a keyword another kind reads or that
     the parser cannot read, and a kind without :meth:`Layer.map_variance` (the variance check would skip it)."""
     if not (isinstance(kind, type) and issubclass(kind, Layer)):
-        raise TypeError(f"a layer kind is a theory.layers.Layer class, got {kind!r}")
+        raise LayerKindError(f"a layer kind is a theory.layers.Layer class, got {kind!r}")
     if "kind" not in vars(kind):
-        raise ValueError(f"{kind.__name__} does not declare its own kind name (a class attribute kind = '...')")
+        raise LayerKindError(f"{kind.__name__} does not declare its own kind name (a class attribute kind = '...')")
     holder = _LAYER_KINDS.get(kind.kind)
     if holder is not None and (holder.__module__, holder.__qualname__) != (kind.__module__, kind.__qualname__):
-        raise ValueError(f"layer kind name {kind.kind!r} of {kind.__name__} is {holder.__name__}'s already")
+        raise LayerKindError(f"layer kind name {kind.kind!r} of {kind.__name__} is {holder.__name__}'s already")
     reads_its_names = kind.reads.__func__ is Layer.reads.__func__  # not a pattern of its own, as Conv's convK
     unreadable = [name for name in kind.names if reads_its_names and not LAYER_KEYWORD.fullmatch(name)]
     if unreadable:
-        raise ValueError(f"layer keyword {unreadable[0]!r} of {kind.__name__} cannot be read by the chain grammar "
+        raise LayerKindError(f"layer keyword {unreadable[0]!r} of {kind.__name__} cannot be read by the chain grammar "
                          "(lower-case letters, digits and _, starting with a letter)")
-    taken = [name for name in kind.names for other in _LAYER_KINDS.values()
+    taken = [(name, other) for name in kind.names for other in _LAYER_KINDS.values()
              if other.kind != kind.kind and other.reads(name)]
     if taken:
-        raise ValueError(f"layer keyword {taken[0]!r} of {kind.__name__} names another layer kind already")
+        name, other = taken[0]
+        holder = f"the registered activation {name!r}" if other is Activation else f"{other.__name__}'s"
+        raise LayerKindError(f"layer keyword {name!r} of {kind.__name__} is {holder} already")
     if not callable(getattr(kind, "map_variance", None)):
-        raise TypeError(f"{kind.__name__} has no map_variance (how it maps the variance Sigma(x, x): "
+        raise LayerKindError(f"{kind.__name__} has no map_variance (how it maps the variance Sigma(x, x): "
                         "theory.architecture.variance_path checks what every activation sees with it)")
     _LAYER_KINDS[kind.kind] = kind
     return kind
