@@ -736,13 +736,17 @@ def _claim_list(*, stacked: bool):
     from proofs_check.claims import load_claims
     from proofs_check.registry import counted
 
-    table = Table(title="claims")
+    table = Table(title="claims", caption="--arch: the claim checks the architectures run --arch gives (else its own)")
     kinds = ("derivations", "checks", "counterexamples")
-    for column in ("id", "title", *(("steps",) if stacked else kinds)):
+    for column in ("id", "title", *(("steps",) if stacked else (*kinds, "--arch"))):
         table.add_column(column)
     for claim in load_claims().values():
         counts = [len(getattr(claim, kind)) for kind in kinds]
-        cells = [", ".join(counted(n, kind[:-1]) for n, kind in zip(counts, kinds))] if stacked else map(str, counts)
+        if stacked:
+            cells = [", ".join(counted(n, kind[:-1]) for n, kind in zip(counts, kinds))
+                     + ("; takes --arch" if claim.uses_archs else "")]
+        else:
+            cells = [*map(str, counts), "yes" if claim.uses_archs else ""]
         table.add_row(claim.id, claim.title, *cells)
     return table
 
@@ -755,7 +759,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ids", nargs="*", metavar="ID", help="claim IDs (default: all)")
     parser.add_argument("--arch", action="append", default=[], type=architecture, metavar="SPEC",
                         help="architecture spec (repeatable); replaces the default architectures of the claims "
-                             "that take architectures (default: each claim's own)")
+                             "that take architectures, marked in `list` (default: each claim's own)")
     parser.add_argument("--profile", choices=("quick", "full"), default="quick", help="problem sizes")
     parser.add_argument("--seed", type=seed, default=0, help="seed of every random draw")
     parser.add_argument("--out", type=folder, default="reports/latest", help="report folder")

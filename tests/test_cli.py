@@ -656,6 +656,17 @@ def test_list_shows_k1(capsys):
     assert "K1" in capsys.readouterr().out
 
 
+def test_list_marks_the_claims_that_take_arch(capsys):
+    """A trial had to read docs/claims.md to learn which claims --arch changes; list now says, from the registry."""
+    from proofs_check.claims import load_claims
+
+    assert main(["list"]) == 0
+    rows = {line.split("│")[1].strip(): line.split("│")[-2].strip() for line in capsys.readouterr().out.splitlines()
+            if line.startswith("│")}
+    assert {claim_id for claim_id, mark in rows.items() if mark == "yes"} == \
+        {claim.id for claim in load_claims().values() if claim.uses_archs} >= {"K1", "D1", "R1"}
+
+
 def readme_spec_examples() -> list[str]:
     """The architecture specs that README's spec grammar section offers as examples."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
