@@ -234,3 +234,29 @@ def test_an_overflow_caused_by_a_layer_does_not_blame_the_activation(scale_kind)
     refusal = _refusal("dense > scale:k=1e200 > relu > dense")
     assert "exceeds 1e300 (its activations or its layers' scales grow it too fast for this depth)" in refusal
     assert "smaller weight scales" in refusal and "the activation grows" not in refusal
+
+
+def test_a_kind_whose_variance_map_disagrees_with_its_step_is_refused(scale_kind):
+    """A trial's scale kind with map_variance k q (its step: k^2 q) let dense > scale:k=1.1 > expr:phi=exp(2*x) >
+    dense through, which the right map refuses (variance 1.21, beyond the quadrature's range); now the map is held
+    to the step at two variances."""
+    import dataclasses
+
+    @dataclasses.dataclass(frozen=True)
+    class Loose(scale_kind):
+        kind, names, noun = "loose", ("loose",), "a loose scale layer"
+
+        def map_variance(self, variance, activation_mean):
+            return self.k * variance  # should be k**2 * variance, as its step says
+
+        def spec_text(self, options):
+            return f"loose:k={self.k:g}"
+
+    layers.register_layer_kind(Loose)
+    try:
+        assert _refusal("dense > loose:k=2 > relu > dense") == (
+            "loose:k=2: its kind's map_variance gives 1 at variance 0.5 where its step gives Sigma(x, x) = 2; the two "
+            "must agree (theory.architecture.variance_path follows map_variance to check every activation's input)")
+    finally:
+        layers.unregister_layer_kind(Loose)
+    assert parse_spec(SCALED).spec == SCALED  # the documented kind's map and step agree

@@ -347,6 +347,38 @@ def variance_path(chain: tuple, mean_square: float = UNIT_INPUT_MEAN_SQUARE) -> 
     yield None, variance, 0.0
 
 
+VARIANCE_MAP_POINTS = ((0.5, 0.3), (2.0, 1.7))
+"""(variance q, the activation's E[phi(u)^2]) at which a layer's map_variance must equal its step's Sigma(x, x)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _check_variance_map(layer) -> None:
+    """SpecError unless ``layer.map_variance(q, m)`` equals the Sigma(x, x) of ``layer.step`` at coincident inputs
+    (state q, q, q; dual value m there), to 1e-9 relative: a trial's kind whose map_variance said k q where its step
+    said k^2 q let variance_path pass a spec whose kernels overflow. Image and pooling layers are left out (their
+    map is an upper bound per pixel), as are steps in symbols other than the state's and the dual's."""
+    if layer.spatial or layer.pooling:
+        return
+    try:
+        step = layer.step(L.SYMBOLIC_STATE).s11
+    except Exception:  # a kind's code: its kernels report what it raises
+        return
+    width = 64
+    for variance, mean in VARIANCE_MAP_POINTS:
+        values = {L.s11: variance, L.s12: variance, L.s22: variance, L.theta: 1, L.k11: mean, L.k12: mean,
+                  L.k22: mean, L.kdot: 1, L.n_in: width}
+        try:
+            from_step = complex(sp.sympify(step).subs(values).evalf())
+            from_map = float(layer.map_variance(variance, mean))
+        except (TypeError, ValueError, ArithmeticError):
+            return
+        if from_step.imag or not abs(from_map - from_step.real) <= 1e-9 * max(1.0, abs(from_step.real)):
+            raise SpecError(f"{_layer_spec(layer, {})}: its kind's map_variance gives {from_map:.6g} at variance "
+                            f"{variance:g} where its step gives Sigma(x, x) = {from_step.real:.6g}; the two must "
+                            "agree (theory.architecture.variance_path follows map_variance to check every "
+                            "activation's input)")
+
+
 @functools.lru_cache(maxsize=4096)
 def _check_variance_path(chain: tuple) -> None:
     """Sigma(x, x) followed from inputs of mean square 1 (:func:`variance_path`) must stay below 1e300 (monomial:12:k=3:
@@ -357,6 +389,8 @@ def _check_variance_path(chain: tuple) -> None:
     would compute wrong kernels."""
     from theory.expressions import QUADRATURE_RESOLUTION, beyond
 
+    for layer in chain:
+        _check_variance_map(layer)
     for index, (layer, variance, change) in enumerate(variance_path(chain, UNIT_INPUT_MEAN_SQUARE), start=1):
         if layer is None:
             if variance >= 1e300:  # inf included; nan (a path not evaluable) is not refused
