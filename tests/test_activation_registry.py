@@ -176,6 +176,8 @@ def test_parameter_values_in_a_spec_obey_the_rules_register_asks_of_the_defaults
      "jax computes another function than phi: at x = -2.9 jax gives -0.99396"),
     (dict(phi=lambda p: activations.x * (1 + sp.erf(activations.x / sp.sqrt(2))) / 2, jax=lambda p: jax.nn.gelu),
      "jax computes another function than phi: at x = -2.9 jax gives -0.00496"),
+    (dict(phi=lambda p: sp.tanh(activations.x), jax=lambda p: lambda z: jnp.tanh(z) + 1j * z),  # complex: not phi
+     "jax computes another function than phi: at x = -2.9 jax gives -0.99396"),
     # text: was "SympifyError: 'log(1+exp(x))'" (a trial)
     (dict(phi=lambda p: "log(1+exp(x))"), "phi gives 'log(1+exp(x))', not a sympy expression (text is never parsed)"),
 ])

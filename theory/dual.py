@@ -19,11 +19,8 @@ polynomials, and numerical quadrature (numerics.kernels) otherwise (``method`` s
 from __future__ import annotations
 
 import cmath
-import contextlib
 import dataclasses
 import functools
-import signal
-import threading
 from typing import TYPE_CHECKING
 
 import sympy as sp
@@ -316,44 +313,64 @@ def step_density_certificate() -> Certificate:
 DIAGONAL_NAME = "diagonal: value(a, a, a) = E[phi(u)^2]"
 
 DIAGONAL_INTEGRAL_SECONDS = 30.0
-"""How long the diagonal certificate lets sympy integrate E[phi(u)^2]: the built-in activations take under a second
-each, while a trial's GELU (x^2 Phi(x)^2 under a Gaussian) ran for over 10 minutes with no word. Past it the
-certificate is left out and K1 checks the identity numerically instead (its row says so)."""
+"""How long the diagonal certificate of a registered (not built-in) activation lets sympy integrate E[phi(u)^2]: a
+trial's GELU (x^2 Phi(x)^2 under a Gaussian) ran for over 10 minutes with no word. Past it the certificate is left out
+and K1 checks the identity numerically instead (its row says so). The built-in activations' integrals are known to
+finish (1-5 s each on 2 loaded cores) and run in the process without a limit."""
 
 
 class IntegralTimeout(Exception):
-    """Sympy did not finish an integral within its time limit."""
+    """Sympy did not finish an integral within its time limit (or could not be asked to in a fresh process)."""
 
 
-@contextlib.contextmanager
-def time_limit(seconds: float):
-    """Raise :class:`IntegralTimeout` inside the block once ``seconds`` have passed (SIGALRM, which interrupts pure
-    Python such as sympy's integration). Only the main thread of a Unix process can take the signal, and another
-    timer may already be running: there the block runs without a limit."""
-    if (not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread()
-            or signal.getitimer(signal.ITIMER_REAL)[0] > 0):
-        yield
-        return
+_EXPECTATION_PROGRAM = (
+    "import pickle, sys\n"
+    "from theory.dual import gaussian_expectation\n"
+    "f, variance = pickle.load(sys.stdin.buffer)\n"
+    "pickle.dump(gaussian_expectation(f, variance), sys.stdout.buffer)\n")
+"""What the fresh interpreter of :func:`expectation_within` runs: its input and output are pickles of sympy
+expressions made by this process (never text to parse)."""
 
-    def expire(signum, frame):
-        raise IntegralTimeout(f"not finished within {seconds:g} s")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+def expectation_within(f: sp.Expr, seconds: float, variance=a_var) -> sp.Expr:
+    """:func:`gaussian_expectation` computed by a fresh interpreter that is ended after ``seconds``
+    (:class:`IntegralTimeout`). A separate process, not a signal in this one: interrupting sympy's integration can
+    leave its global tables half built (meijerint's lookup table: erf's integrals then stayed unevaluated for the
+    rest of the process, a review found). Not multiprocessing: its spawned child runs the user's main script again."""
+    import os
+    import pickle
+    import subprocess
+    import sys
+
     try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        given = pickle.dumps((f, variance))
+    except Exception as error:  # e.g. a sympy function class defined in a script
+        raise IntegralTimeout(f"could not be handed to a fresh process ({type(error).__name__}: {error})") from None
+    environment = dict(os.environ, PYTHONPATH=os.pathsep.join(path for path in sys.path if path))
+    try:
+        done = subprocess.run([sys.executable, "-c", _EXPECTATION_PROGRAM], input=given, capture_output=True,
+                              timeout=seconds, env=environment, check=False)
+    except subprocess.TimeoutExpired:
+        raise IntegralTimeout(f"not finished within {seconds:g} s") from None
+    if done.returncode != 0:
+        last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+        raise IntegralTimeout(f"its process failed ({last})")
+    return pickle.loads(done.stdout)
 
 
 def diagonal_certificate(kernel: DualKernel, *, seconds: float | None = None) -> Certificate:
-    """value(b = c = a) - E[phi(u)^2] = 0, the kernel on the diagonal against a direct 1-D integral; raises
-    :class:`IntegralTimeout` when sympy has not integrated E[phi(u)^2] within ``seconds`` (default
-    :data:`DIAGONAL_INTEGRAL_SECONDS`)."""
-    with time_limit(DIAGONAL_INTEGRAL_SECONDS if seconds is None else seconds):
+    """value(b = c = a) - E[phi(u)^2] = 0, the kernel on the diagonal against a direct 1-D integral. For an
+    activation that is not built in, sympy integrates in a fresh process given ``seconds`` (default
+    :data:`DIAGONAL_INTEGRAL_SECONDS`), and :class:`IntegralTimeout` says it did not finish."""
+    if any(entry is activations.get(kernel.name) for entry in activations.BUILTIN):
         expectation = gaussian_expectation(kernel.phi**2, a_var)
+    else:
+        expectation = expectation_within(kernel.phi**2, DIAGONAL_INTEGRAL_SECONDS if seconds is None else seconds)
     return _certificate(DIAGONAL_NAME, kernel.value_diagonal - expectation)
+
+
+_DIAGONAL_LEFT_OUT: dict = {}
+"""DualKernel -> why :func:`certificates` left its diagonal certificate out (IntegralTimeout's words)."""
 
 
 @functools.cache
@@ -369,12 +386,25 @@ def certificates(kernel: DualKernel) -> list[Certificate]:
     if entry.piecewise_linear:
         out.append(step_density_certificate())
     if entry.certify_diagonal:
-        with contextlib.suppress(IntegralTimeout):
+        try:
             out.append(diagonal_certificate(kernel))
+        except IntegralTimeout as error:
+            _DIAGONAL_LEFT_OUT[kernel] = str(error)
     return out
 
 
-def diagonal_left_out(kernel: DualKernel) -> bool:
-    """Whether the entry asks for the diagonal certificate and :func:`certificates` could not build it in time."""
-    return (kernel.method == CLOSED_FORM and activations.get(kernel.name).certify_diagonal
-            and all(certificate.name != DIAGONAL_NAME for certificate in certificates(kernel)))
+def _forget_certificates() -> None:  # an entry registered again may differ in its traits (certify_diagonal, ...)
+    certificates.cache_clear()
+    _DIAGONAL_LEFT_OUT.clear()
+
+
+activations.on_change(_forget_certificates)
+
+
+def diagonal_left_out(kernel: DualKernel) -> str | None:
+    """Why :func:`certificates` could not build the diagonal certificate the entry asks for (e.g. "not finished
+    within 30 s"), or None when it did or the entry does not ask for one."""
+    if kernel.method != CLOSED_FORM or not activations.get(kernel.name).certify_diagonal:
+        return None
+    certificates(kernel)
+    return _DIAGONAL_LEFT_OUT.get(kernel)
