@@ -104,6 +104,10 @@ def test_a_closed_form_without_a_stax_layer_is_judged_against_neural_tangents_qu
     quadrature's tolerance (with stax.Gelu both sides are closed forms and the closed-form rows judge it)."""
     arch = parse_spec("relu:2")
     assert k1.reference_closed_form(arch) and k1.closed_form(arch)
+    # a polynomial formula has no stax layer, but neural-tangents' Gauss-Hermite rule integrates it exactly: it keeps
+    # the closed-form tolerances (a review: it had moved to the quadrature row, 1e6x looser)
+    assert k1.reference_closed_form(parse_spec("expr:2:phi=x**2+x"))
+    assert not k1.reference_closed_form(parse_spec("expr:2:phi=tanh(x)"))
     with activations.registered(gelu(stax=True, certify_diagonal=False)):
         assert k1.reference_closed_form(parse_spec("gelu:2"))
     with activations.registered(gelu(stax=False, certify_diagonal=False)):

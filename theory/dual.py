@@ -367,14 +367,14 @@ def _built_in(name: str) -> bool:
     return any(entry is built_in for built_in in activations.BUILTIN)
 
 
-def diagonal_certificate(kernel: DualKernel, *, seconds: float | None = None) -> Certificate:
+def diagonal_certificate(kernel: DualKernel) -> Certificate:
     """value(b = c = a) - E[phi(u)^2] = 0, the kernel on the diagonal against a direct 1-D integral. For an
-    activation that is not built in, sympy integrates in a fresh process given ``seconds`` (default
-    :data:`DIAGONAL_INTEGRAL_SECONDS`), and :class:`IntegralTimeout` says it did not finish."""
+    activation that is not built in, sympy integrates in a fresh process given :data:`DIAGONAL_INTEGRAL_SECONDS`,
+    and :class:`IntegralTimeout` says it did not finish."""
     if _built_in(kernel.name):
         expectation = gaussian_expectation(kernel.phi**2, a_var)
     else:
-        expectation = expectation_within(kernel.phi**2, DIAGONAL_INTEGRAL_SECONDS if seconds is None else seconds)
+        expectation = expectation_within(kernel.phi**2, DIAGONAL_INTEGRAL_SECONDS)
     return _certificate(DIAGONAL_NAME, kernel.value_diagonal - expectation)
 
 

@@ -253,11 +253,13 @@ def reference_closed_form(arch: Architecture) -> bool:
 
 
 def _integrated_exactly_by_neural_tangents(layer) -> bool:
-    """A stax layer of its own, or a polynomial phi, which stax.ElementwiseNumerical's Gauss-Hermite rule integrates
-    exactly (80 nodes: degree <= 79)."""
+    """A stax layer of its own, or a polynomial phi, which stax.ElementwiseNumerical's Gauss-Hermite rule of
+    NUMERICAL_DEGREE nodes (the reference's) integrates exactly up to degree NUMERICAL_DEGREE - 1."""
+    from numerics.networks import NUMERICAL_DEGREE
+
     entry = activations.get(layer.name)
     degree = entry.polynomial_degree(dict(entry.defaults) | dict(layer.params))
-    return entry.stax is not None or (degree is not None and degree < 80)
+    return entry.stax is not None or (degree is not None and degree < NUMERICAL_DEGREE)
 
 
 def _recursion_archs(ctx: Context) -> list[Architecture]:
