@@ -200,6 +200,27 @@ def bootstrap_loglog_slope(x: Sequence[float], values: Any, *, rng: np.random.Ge
     return SlopeFit(slope=slope, low=float(low), high=float(high), level=level, n_seeds=seeds, n_boot=n_boot)
 
 
+def bootstrap_loglog_slope_to_precision(x: Sequence[float], measure: Callable[[int, int], Any], *, seeds: int,
+                                        most: int, precision: float, rng: np.random.Generator
+                                        ) -> tuple[SlopeFit, np.ndarray]:
+    """:func:`bootstrap_loglog_slope` over ``seeds`` replicates, doubled (up to ``most``) while the interval is
+    wider than ``precision``; ``measure(start, stop)`` returns the rows of seeds start..stop-1, shape
+    (stop - start, len(x)). Returns the last fit and every row measured.
+
+    The stopping rule reads the interval's width only, never where it lies (a fixed-width sequential interval,
+    Chow & Robbins 1965): heavy-tailed errors (a polynomial activation's) get the seeds they need, and a draw
+    whose interval is already narrow costs nothing more."""
+    if not 2 <= seeds <= most:
+        raise ValueError(f"need 2 <= seeds <= most, got seeds={seeds}, most={most}")
+    values = np.asarray(measure(0, seeds), dtype=float)
+    fit = bootstrap_loglog_slope(x, values, rng=rng)
+    while fit.width > precision and len(values) < most:
+        more = min(2 * len(values), most)
+        values = np.concatenate([values, np.asarray(measure(len(values), more), dtype=float)])
+        fit = bootstrap_loglog_slope(x, values, rng=rng)
+    return fit, values
+
+
 def rate_interval(name: str, fit: SlopeFit, expected: float, reason: str, *, max_width: float | None = None,
                   **details) -> Outcome:
     """Pass when the predicted exponent lies in the bootstrap interval of the fitted slope (and, with

@@ -826,6 +826,45 @@ def test_bootstrap_slope_interval_covers_the_exponent_and_can_fail():
                                                                 n_boot=500), 0.0, "r").passed
 
 
+def test_seeds_double_until_the_slope_interval_is_narrow_and_only_then():
+    """bootstrap_loglog_slope_to_precision asks for more seeds (contiguous ranges) while the interval is wider than
+    the precision, stops at `most`, and never extends a narrow interval, wherever it lies (a wrong exponent
+    measured precisely still fails the band)."""
+    from proofs_check.registry import bootstrap_loglog_slope, bootstrap_loglog_slope_to_precision, slope_in_band
+
+    widths = np.array([64, 128, 256, 512, 1024])
+
+    def measurer(exponent, spread):
+        draws = np.random.default_rng(3).lognormal(sigma=spread, size=(160, widths.size))  # heavy right tail
+        calls = []
+
+        def measure(start, stop):
+            calls.append((start, stop))
+            return widths**exponent * draws[start:stop]
+        return measure, calls
+
+    measure, calls = measurer(-0.5, 1.0)
+    fit, values = bootstrap_loglog_slope_to_precision(widths, measure, seeds=10, most=160, precision=0.25,
+                                                      rng=np.random.default_rng(0))
+    assert calls[0] == (0, 10) and all(b[0] == a[1] and b[1] == min(2 * a[1], 160) for a, b in zip(calls, calls[1:]))
+    assert len(calls) > 1 and values.shape == (calls[-1][1], widths.size) and fit.n_seeds == len(values)
+    assert fit.width <= 0.25 or len(values) == 160
+    first = bootstrap_loglog_slope(widths, measurer(-0.5, 1.0)[0](0, 10), rng=np.random.default_rng(0))
+    assert first.width > 0.4 and not slope_in_band("b", first, -0.7, -0.3, "r").passed  # 10 seeds: too wide
+    assert slope_in_band("b", fit, -0.7, -0.3, "r").passed
+    measure, calls = measurer(0.0, 0.05)   # a wrong exponent (no decay), measured precisely: no more seeds, fails
+    fit, values = bootstrap_loglog_slope_to_precision(widths, measure, seeds=10, most=160, precision=0.25,
+                                                      rng=np.random.default_rng(0))
+    assert calls == [(0, 10)] and not slope_in_band("b", fit, -0.7, -0.3, "r").passed
+    measure, calls = measurer(-0.5, 3.0)   # never narrow enough: stops at most and judges what it has
+    fit, values = bootstrap_loglog_slope_to_precision(widths, measure, seeds=10, most=40, precision=0.01,
+                                                      rng=np.random.default_rng(0))
+    assert calls == [(0, 10), (10, 20), (20, 40)] and fit.n_seeds == 40
+    with pytest.raises(ValueError, match="seeds"):
+        bootstrap_loglog_slope_to_precision(widths, measure, seeds=1, most=4, precision=0.1,
+                                            rng=np.random.default_rng(0))
+
+
 def test_saved_model_round_trips_through_the_safe_loader(models):
     loaded = load_model(models["good"])
     assert loaded.arch.spec == "relu:2" and loaded.width == 16 and loaded.out_dim == 1
