@@ -207,9 +207,10 @@ def bootstrap_loglog_slope_to_precision(x: Sequence[float], measure: Callable[[i
     wider than ``precision``; ``measure(start, stop)`` returns the rows of seeds start..stop-1, shape
     (stop - start, len(x)). Returns the last fit and every row measured.
 
-    The stopping rule reads the interval's width only, never where it lies (a fixed-width sequential interval,
-    Chow & Robbins 1965): heavy-tailed errors (a polynomial activation's) get the seeds they need, and a draw
-    whose interval is already narrow costs nothing more."""
+    The stopping rule reads the interval's width only, never where it lies (after Chow & Robbins 1965's
+    fixed-width sequential intervals, here with a few looks and a cap): heavy-tailed errors (a polynomial
+    activation's) get the seeds they need, and a draw whose interval is already narrow costs nothing more. Its
+    coverage is approximate: with heavy tails an outlier widens the interval and moves the slope together."""
     if not 2 <= seeds <= most:
         raise ValueError(f"need 2 <= seeds <= most, got seeds={seeds}, most={most}")
     values = np.asarray(measure(0, seeds), dtype=float)

@@ -155,3 +155,40 @@ def test_strict_pd_ratio_on_padded_sets_equals_the_sets_own_kernel(spec):
         points /= np.linalg.norm(points, axis=1, keepdims=True)
         eig = np.linalg.eigvalsh(np.asarray(analytic_ntk(arch, points, width=k1.RECURSION_WIDTH)))
         assert k1.strict_pd_ratio(arch, n, d, seed) == pytest.approx(eig[0] / eig[-1], rel=1e-11), (n, d)
+
+
+@pytest.mark.parametrize("interval, first_error, says", [
+    ((-0.62, -0.73, -0.52), 0.94, True),    # steep side only, large errors: expr:2:phi=x**2+x at --seed 1
+    ((-0.62, -0.73, -0.52), 0.12, False),   # small errors: no excuse
+    ((-0.55, -0.65, -0.45), 0.94, False),   # passes
+    ((-1.0, -1.1, -0.9), 0.94, False),      # slope -1, a wrong width scaling: wholly below the band
+    ((-0.5, -0.9, -0.1), 0.94, False),      # out on both sides (a row at its seed cap)
+    ((-0.3, -0.4, -0.2), 0.94, False),      # the shallow side
+])
+def test_the_pre_asymptotic_note_excuses_only_a_steep_side_miss_at_large_errors(interval, first_error, says, tmp_path):
+    """K1 (c)/(f): a failed rate gets the pre-asymptotic sentence only when its interval leaves the band on the steep
+    side alone and the errors at the narrowest width are not small; never a slope of -1 (one of the wrong scalings
+    the band is there to catch)."""
+    from proofs_check.registry import SlopeFit, slope_in_band
+
+    slope, low, high = interval
+    fit = SlopeFit(slope=slope, low=low, high=high, level=0.95, n_seeds=40, n_boot=2000)
+    outcome = slope_in_band("rate", fit, *k1.RATE_BAND, "r")
+    note = k1._pre_asymptotic_note(Context(profile="quick", out_dir=tmp_path), outcome, fit, [64, 1024],
+                                   [first_error, first_error / 5])
+    assert bool(note) is says
+    if says:
+        assert "pre-asymptotic" in note and "0.94 at m = 64" in note and "--profile full" in note
+        assert "--profile full" not in k1._pre_asymptotic_note(Context(profile="full", out_dir=tmp_path), outcome,
+                                                                fit, [64, 1024], [first_error, first_error / 5])
+
+
+def test_the_rate_rows_ask_for_more_seeds_where_the_interval_is_wide(monkeypatch, tmp_path):
+    """K1 (c) draws seeds through bootstrap_loglog_slope_to_precision: with the precision tightened, relu:2 doubles
+    its 20 seeds and says how many it used; with the default, 20."""
+    monkeypatch.setattr(k1, "RATE_SEED_CAP_FACTOR", 2)
+    (default,) = k1.check_convergence_rate(Context(profile="quick", out_dir=tmp_path, archs=(parse_spec("relu:1"),)))
+    monkeypatch.setattr(k1, "RATE_PRECISION", 0.01)
+    (tight,) = k1.check_convergence_rate(Context(profile="quick", out_dir=tmp_path, archs=(parse_spec("relu:1"),)))
+    assert "over 20 seeds" in default.name and default.details["fit"]["n_seeds"] == 20
+    assert "over 40 seeds" in tight.name and tight.details["fit"]["n_seeds"] == 40
