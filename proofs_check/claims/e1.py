@@ -379,7 +379,9 @@ CLAIM = register(Claim(
         "mean of 8 samples). Read at the tail expanded for 8 samples (0.57%) it would be [-0.90, 0.11] at grid "
         "seeds 8-15 and fail there (it would pass at 0-7 and 16-23), so the quick grid's evidence for the trend "
         "across settings is thinner than its interval says. The full profile's 24 settings per dataset read "
-        "-0.87 [-0.91, -0.73] (digits) and -0.76 [-0.87, -0.55] (sphere), plain tails.",
+        "-0.835 [-0.907, -0.644] (digits) and -0.768 [-0.869, -0.567] (sphere), plain tails (2026-12-07 23:13; "
+        "-0.87 [-0.91, -0.73] and -0.76 [-0.87, -0.55] on the same grid 22 hours earlier, the cells moving with the "
+        "machine's rounding).",
     ],
     references=["Loo et al. 2023, arXiv:2302.01428, Sec. 5", "Fort et al. 2020, arXiv:2010.15110 (kernel distance)",
                 "Lee et al. 2019, arXiv:1902.06720"],
