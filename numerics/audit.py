@@ -302,27 +302,30 @@ def coefficient_scale(arch: Architecture, width: int, out_dim: int, params_0, pa
     return float(jnp.linalg.norm(delta) / np.sqrt(len(public) * np.mean(diagonal)))
 
 
+def plain_json(value: Any) -> Any:
+    """``value`` with numpy arrays and scalars as Python lists and numbers, dict keys as text, and non-finite numbers
+    as strings ("nan", "inf"): what json.dumps writes as standard JSON."""
+    if isinstance(value, dict):
+        return {str(k): plain_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [plain_json(v) for v in value]
+    if isinstance(value, (np.floating, np.integer, np.bool_)):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    return value
+
+
 def write_metrics(path: Path, metrics: dict[str, Any]) -> Path:
     """metrics.json, written under a temporary name and renamed (non-finite numbers as strings), with the software
     that produced it (numerics.checkpoint.software)."""
     from numerics.checkpoint import software
 
     metrics = {**metrics, "software": software()}
-    def plain(value):
-        if isinstance(value, dict):
-            return {str(k): plain(v) for k, v in value.items()}
-        if isinstance(value, np.ndarray):
-            value = value.tolist()
-        if isinstance(value, (list, tuple)):
-            return [plain(v) for v in value]
-        if isinstance(value, (np.floating, np.integer, np.bool_)):
-            value = value.item()
-        if isinstance(value, float) and not np.isfinite(value):
-            return str(value)
-        return value
-
     path = Path(path)
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(plain(metrics), indent=2))
+    temporary.write_text(json.dumps(plain_json(metrics), indent=2))
     temporary.replace(path)
     return path

@@ -775,6 +775,62 @@ class DefenseRow:
                 "start_accuracy": self.start_accuracy, "trivial": trivial}
 
 
+DEFENSE_ROWS_FILE = "defense_rows.npz"
+"""The file in a ``defend`` run folder that keeps every finished :class:`DefenseRow` (:func:`save_defense_rows`), so
+that ``defend --resume`` reads them back instead of computing them again."""
+
+_DEFENSE_ROW_ARRAYS = ("x_recon", "x_train")
+
+
+def save_defense_rows(path, rows) -> None:
+    """Write finished :class:`DefenseRow` s to ``path`` (an .npz of plain arrays: each row's reconstructions and
+    training points, and the other fields as JSON text; no pickle), under a temporary name and renamed."""
+    import json
+    from pathlib import Path
+
+    from numerics.audit import plain_json
+
+    arrays = {f"{name}_{i}": np.asarray(getattr(row, name)) for i, row in enumerate(rows)
+              for name in _DEFENSE_ROW_ARRAYS}
+    fields = [plain_json({field.name: getattr(row, field.name) for field in dataclasses.fields(row)
+                          if field.name not in _DEFENSE_ROW_ARRAYS}) for row in rows]
+    arrays["rows"] = np.asarray(json.dumps(fields))
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(temporary, path)
+
+
+def load_defense_rows(path) -> list[DefenseRow]:
+    """The rows :func:`save_defense_rows` wrote ([] when there is no file), read safely (numerics.checkpoint.read_npz:
+    no pickle); raises numerics.checkpoint.FileError (one line) for a file that is not such a record."""
+    import json
+    from pathlib import Path
+
+    from numerics.checkpoint import FileError, read_npz
+
+    path = Path(path)
+    if not path.exists():
+        return []
+    what = "defend record of finished settings"
+    contents = read_npz(path, what=what)
+    try:
+        fields = json.loads(str(contents["rows"]))
+        rows = []
+        for i, record in enumerate(fields):
+            if not isinstance(record, dict):
+                raise TypeError(f"row {i} is not a record")
+            arrays = {name: np.asarray(contents[f"{name}_{i}"], np.float64) for name in _DEFENSE_ROW_ARRAYS}
+            training = record.get("training_leakage")
+            if isinstance(training, dict) and "ratio" in training:
+                training = {**training, "ratio": np.asarray(training["ratio"], np.float64)}
+            rows.append(DefenseRow(**{**record, "training_leakage": training}, **arrays))
+    except (KeyError, TypeError, ValueError) as error:  # a missing array, a field this version does not know, ...
+        raise FileError(f"{path} is not {'a ' + what}: {error}") from None
+    return rows
+
+
 def attack_kernel_model(arch: Architecture, x_train: np.ndarray, y_train: np.ndarray, n_recon: int, *, key: jax.Array,
                         steps: int, restarts: int, polish_iterations: int, ridge_factor: float = RIDGE_FACTOR):
     """The released model is kernel (ridge) regression on (x_train, y_train), the kernel-regime network at
@@ -792,7 +848,8 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                        distances: tuple[float | None, ...], n_recon: int, attack_steps: int, restarts: int = 1,
                        polish_iterations: int = 100, distill_steps: int = 500, distill_lr: float = 0.01,
                        method: str = "kip", seed: int = 0, factor: float | None = None, class_means: bool = False,
-                       advance=lambda message: None, on_row=lambda rows: None) -> list[DefenseRow]:
+                       advance=lambda message: None, on_row=lambda rows: None,
+                       finished: tuple[DefenseRow, ...] | list[DefenseRow] = ()) -> list[DefenseRow]:
     """Claim T4's experiment (docs/claims.md#t4).
 
     ``private`` (a numerics.data.Dataset with labels) is the private set T; the baseline model is trained on it.
@@ -804,13 +861,25 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
     ``references.public``), beside the trivial reconstructions (numerics.audit.leakage). With ``class_means`` a
     last row (kind "class means") is a model trained on the private set's class means (:func:`private_class_means`,
     the defense by averaging), attacked and scored the same way. ``on_row(rows)`` is called after every setting
-    (e.g. to write partial results).
+    (e.g. to write partial results). ``finished`` holds the first rows of an interrupted run with the same
+    arguments (:func:`load_defense_rows`): each is taken as it is, in order, while its name is the next setting's;
+    every setting draws its own randomness (the distillation from ``seed``, the attack from ``seed`` and the
+    setting's place), so the rows computed after them are those of a run never interrupted.
     """
     from numerics import audit, privacy
 
     factor = privacy.DEFAULT_FACTOR if factor is None else factor
     n_classes = len(private.class_names)
     rows = []
+    finished = list(finished)
+
+    def reused(name) -> bool:
+        """Take the next finished row when it is this setting's, instead of computing it again."""
+        if len(rows) < len(finished) and finished[len(rows)].name == name:
+            rows.append(finished[len(rows)])
+            advance(f"T4: {name}: finished earlier, read back")
+            return True
+        return False
 
     def score(name, kind, size, r, x_train, y_train, reached=None, tag=0, objective_ratio=None, start_accuracy=None):
         advance(f"T4: attacking the model trained on {name}")
@@ -826,12 +895,17 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
                                start_accuracy=start_accuracy))
         on_row(rows)
 
-    score("private set", "private", private.n, None, private.x, private.y)
+    if not reused("private set"):
+        score("private set", "private", private.n, None, private.x, private.y)
     tag = 1
     for size in sizes:
         if size % n_classes:
             raise ValueError(f"distilled size {size} is not a multiple of the {n_classes} classes")
         for r in distances:
+            label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
+            if reused(label):
+                tag += 1
+                continue
             advance(f"T4: distilling {size} points, "
                     + ("no minimum distance" if r is None else f"minimum distance {r:g}"))
             result = distill(arch, private.x, private.y, private.labels, per_class=size // n_classes, method=method,
@@ -842,12 +916,11 @@ def defense_experiment(arch: Architecture, private: Any, test: Any, references: 
             if r is not None:
                 start = project_min_distance(start, jnp.asarray(private.x), r)
             curve = np.asarray(result.loss_curve)
-            label = f"distilled {size}" + ("" if r is None else f", min distance {r:g}")
             score(label, "distilled", size, r, result.x, result.y, reached=reached, tag=tag,
                   objective_ratio=float(curve[-1] / curve[0]),
                   start_accuracy=support_accuracy(arch, start, private.y[result.init_index], test.x, test.labels))
             tag += 1
-    if class_means:
+    if class_means and not reused(CLASS_MEANS_ROW):
         x_means, y_means = private_class_means(private)
         reached = float(np.min(np.asarray(rescaled_distance(jnp.asarray(x_means), jnp.asarray(private.x)))))
         score(CLASS_MEANS_ROW, "class means", x_means.shape[0], None, x_means, y_means, reached=reached, tag=tag)

@@ -313,6 +313,18 @@ def defend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--distill-steps", type=positive_int, default=1000, help="KIP steps per distilled set")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the private draw, distillation and attacks")
     parser.add_argument("--out", type=folder, default="reports/defend", help="output folder")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in --out (same settings): the settings it finished are read back, "
+                             "the one in progress starts again")
+
+
+def defend_settings(args) -> dict[str, Any]:
+    """What a resumed ``defend`` must share with the run it continues (every option: the rows read back were
+    computed with them)."""
+    return {"per_class": args.per_class, "sizes": list(args.sizes),
+            "distances": ["none" if r is None else r for r in args.distances], "arch": args.arch.spec,
+            "attack_steps": args.attack_steps, "restarts": args.restarts, "polish": args.polish,
+            "distill_steps": args.distill_steps, "seed": args.seed}
 
 
 def defend_check(args) -> None:
@@ -344,6 +356,19 @@ def defend_check(args) -> None:
     if impossible:
         raise UsageError(f"--distances {impossible[0]:g} cannot be met: the private digit closest to the origin has "
                          f"norm {smallest:.4g}, and no point is farther than that from it after rescaling")
+    from numerics.checkpoint import CheckpointError, FileError
+    from numerics.distill import DEFENSE_ROWS_FILE, load_defense_rows
+    from proofs_check.cli import check_resumed_settings, earlier_run
+
+    args.previous, args.finished_rows = None, []
+    try:
+        args.previous = earlier_run(args.out, "defend", "a defend run", resume=args.resume)
+        if args.resume and args.previous is not None:
+            check_resumed_settings(args.previous["settings"], defend_settings(args), args.out,
+                                   typed=getattr(args, "typed", None), options_recorded="options" in args.previous)
+            args.finished_rows = load_defense_rows(args.out / DEFENSE_ROWS_FILE)
+    except (CheckpointError, FileError) as error:
+        raise UsageError(str(error)) from None
 
 
 def trivial_training_sets(private, references, *, size: int, seed: int) -> dict[str, tuple]:
@@ -358,31 +383,39 @@ def trivial_training_sets(private, references, *, size: int, seed: int) -> dict[
 
 
 def defend_interrupted(args, interruption: KeyboardInterrupt) -> str:
-    """defend's Ctrl-C line: it has no --resume, so the line says what tradeoff.json kept and that a rerun starts
-    over."""
+    """defend's Ctrl-C line: where it stopped, how many settings the run folder keeps (tradeoff.json, "complete":
+    false, and the rows themselves for --resume) and how to go on."""
     from proofs_check.cli import step_text
 
     done = getattr(args, "settings_done", 0)
     where = step_text(interruption)
     if not done:
-        return f"interrupted{where}; nothing was kept (defend does not resume): rerun the same command to start over"
-    return (f"interrupted{where}; {args.out / 'tradeoff.json'} keeps the {done} setting(s) finished (\"complete\": "
-            "false); defend does not resume: a rerun starts over")
+        return f"interrupted{where}; no setting was finished yet: rerun the same command to start again"
+    return (f"interrupted{where}; {args.out} keeps the {done} setting(s) finished (tradeoff.json: \"complete\": "
+            "false): rerun with --resume to continue")
 
 
 def defend(args) -> int:
     import numerics  # noqa: F401  (float64 on)
 
     from numerics import audit, privacy
-    from numerics.checkpoint import raise_if_interrupted
+    from numerics.checkpoint import raise_if_interrupted, write_run
     from numerics.data import digits
-    from numerics.distill import defense_experiment, support_accuracy
+    from numerics.distill import DEFENSE_ROWS_FILE, defense_experiment, save_defense_rows, support_accuracy
     from proofs_check import figures
     from proofs_check.claims import t4
-    from proofs_check.cli import command_console
+    from proofs_check.cli import command_console, start_or_resume
     from proofs_check.report import ByWidth
 
     console = command_console()
+    out = args.out
+    resuming = start_or_resume(console, out, [out / DEFENSE_ROWS_FILE, out / "tradeoff.json", out / "tradeoff.png"],
+                               resume=args.resume, previous=getattr(args, "previous", None))
+    finished = getattr(args, "finished_rows", []) if resuming else []
+    write_run(out, {"command": "defend", "settings": defend_settings(args),
+                    "options": getattr(args, "recorded_options", {})})
+    if resuming:
+        console.print(f"resuming {out}: {len(finished)} setting(s) finished earlier are read back")
     private = digits(task="ten_class", per_class=args.per_class, seed=args.seed)
     test = digits(task="ten_class", split="test")
     references = audit.reference_sets("digits-ten-class", private)
@@ -396,17 +429,19 @@ def defend(args) -> int:
               "arch": args.arch.spec, "seed": args.seed,
               "success_measure": "numerics.privacy.revealed, factor 2, public set = the digits test split"}
 
-    args.settings_done = 0  # for the Ctrl-C line (defend_interrupted)
+    args.settings_done = len(finished)  # for the Ctrl-C line (defend_interrupted)
 
     def partial(rows):
-        audit.write_metrics(args.out / "tradeoff.json", {**record, "complete": False, "settings": t4.rows_json(rows)})
+        save_defense_rows(out / DEFENSE_ROWS_FILE, rows)
+        audit.write_metrics(out / "tradeoff.json", {**record, "complete": False, "settings": t4.rows_json(rows)})
         args.settings_done = len(rows)
         raise_if_interrupted()  # a Ctrl-C that Python discarded during this setting stops here
 
     rows = defense_experiment(args.arch, private, test, references, sizes=args.sizes, distances=args.distances,
                               n_recon=n_recon, attack_steps=args.attack_steps, restarts=args.restarts,
                               polish_iterations=args.polish, distill_steps=args.distill_steps, seed=args.seed,
-                              class_means=True, advance=lambda message: console.print(message), on_row=partial)
+                              class_means=True, advance=lambda message: console.print(message), on_row=partial,
+                              finished=finished)
     stand_ins = {}
     for name, (x, y) in trivial_training_sets(private, references, size=min(args.sizes), seed=args.seed).items():
         own = privacy.leakage_scores(x, private.x, references.public)

@@ -226,8 +226,9 @@ def test_ctrl_c_after_the_distillation_names_the_saved_step(tmp_path, monkeypatc
     assert json.loads((out / "metrics.json").read_text())["resumed_from"] == 10
 
 
-def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path, monkeypatch, capsys):
-    """defend has no --resume: its Ctrl-C line (once "interrupted" and nothing more) says what tradeoff.json kept."""
+def test_defend_ctrl_c_says_what_was_kept_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """defend's Ctrl-C line (once "interrupted" and nothing more) says how many settings the folder keeps and that
+    --resume continues; with none finished, that a rerun starts again."""
     from proofs_check.claims import t4
 
     def one_setting_then_ctrl_c(*args, on_row, **kwargs):
@@ -235,12 +236,13 @@ def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path,
         raise Interrupted(200, 500, "distillation")
 
     monkeypatch.setattr(distill_module, "defense_experiment", one_setting_then_ctrl_c)
+    monkeypatch.setattr(distill_module, "save_defense_rows", lambda path, rows: None)
     monkeypatch.setattr(t4, "rows_json", lambda rows: [{"name": name} for name in rows])
     out = tmp_path / "defend"
     assert main(["defend", "--out", str(out)]) == 130
-    assert capsys.readouterr().err == (f"proofs-check: interrupted at step 200 of 500 (distillation); "
-                                       f"{out / 'tradeoff.json'} keeps the 1 setting(s) finished (\"complete\": "
-                                       "false); defend does not resume: a rerun starts over\n")
+    assert capsys.readouterr().err == (f"proofs-check: interrupted at step 200 of 500 (distillation); {out} keeps the "
+                                       "1 setting(s) finished (tradeoff.json: \"complete\": false): rerun with "
+                                       "--resume to continue\n")
     assert json.loads((out / "tradeoff.json").read_text())["complete"] is False
 
     def ctrl_c_at_once(*args, **kwargs):
@@ -248,8 +250,90 @@ def test_defend_ctrl_c_says_what_was_kept_and_that_a_rerun_starts_over(tmp_path,
 
     monkeypatch.setattr(distill_module, "defense_experiment", ctrl_c_at_once)
     assert main(["defend", "--out", str(tmp_path / "other")]) == 130
-    assert capsys.readouterr().err == ("proofs-check: interrupted; nothing was kept (defend does not resume): rerun "
-                                       "the same command to start over\n")
+    assert capsys.readouterr().err == ("proofs-check: interrupted; no setting was finished yet: rerun the same "
+                                       "command to start again\n")
+
+
+DEFEND_SMALL = ["defend", "--per-class", "1", "--sizes", "10", "--distances", "none,0.5", "--attack-steps", "5",
+                "--distill-steps", "2", "--polish", "0"]
+"""A tiny defend run (seconds): four settings, the private set, 10 distilled points (unconstrained and at distance
+0.5) and the class means."""
+
+
+def _settings_without_software(path):
+    record = json.loads(path.read_text())
+    record.pop("software")
+    return record
+
+
+def test_defend_resume_reads_back_the_finished_settings_and_ends_as_a_run_never_interrupted(tmp_path, monkeypatch,
+                                                                                            capsys):
+    """Ctrl-C during the second distillation keeps the two settings finished; --resume reads them back (no attack
+    runs on them again) and computes the rest, and its tradeoff.json is the uninterrupted run's, number for
+    number."""
+    whole = tmp_path / "whole"
+    assert main([*DEFEND_SMALL, "--out", str(whole)]) == 0
+    capsys.readouterr()
+
+    real_distill, real_attack = distill_module.distill, distill_module.attack_kernel_model
+    calls = {"distill": 0, "attack": 0}
+
+    def ctrl_c_at_the_second_distillation(*args, **kwargs):
+        calls["distill"] += 1
+        if calls["distill"] == 2:
+            raise Interrupted(1, 2, "distillation")
+        return real_distill(*args, **kwargs)
+
+    def counted_attack(*args, **kwargs):
+        calls["attack"] += 1
+        return real_attack(*args, **kwargs)
+
+    monkeypatch.setattr(distill_module, "distill", ctrl_c_at_the_second_distillation)
+    monkeypatch.setattr(distill_module, "attack_kernel_model", counted_attack)
+    out = tmp_path / "resumed"
+    assert main([*DEFEND_SMALL, "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"{out} keeps the 2 setting(s) finished" in err and "rerun with --resume to continue" in err, err
+    assert calls["attack"] == 2
+    monkeypatch.setattr(distill_module, "distill", lambda *args, **kwargs: (calls.update(distill=calls["distill"] + 1),
+                                                                           real_distill(*args, **kwargs))[1])
+    calls.update(distill=0, attack=0)
+    assert main(["defend", "--resume", "--out", str(out)]) == 0  # the options come back from run.json
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "2 setting(s) finished earlier are read back" in printed
+    assert "T4: distilled 10: finished earlier, read back" in printed
+    assert calls == {"distill": 1, "attack": 2}  # distilled 10 at distance 0.5 and the class means only
+    assert _settings_without_software(out / "tradeoff.json") == _settings_without_software(whole / "tradeoff.json")
+
+
+def test_defend_resume_refuses_other_settings_and_a_damaged_record(tmp_path, monkeypatch, capsys, no_work):
+    """A resumed defend with other options, or whose record of finished settings is damaged or holds objects, is
+    one line and exit 2 before any work; without --resume the folder's earlier run is replaced."""
+    from numerics.checkpoint import write_run
+    from proofs_check.distill_cli import defend_settings
+    from proofs_check.cli import build_parser
+
+    out = tmp_path / "run"
+    out.mkdir()
+    args = build_parser().parse_args([*DEFEND_SMALL, "--out", str(out)])
+    write_run(out, {"command": "defend", "settings": defend_settings(args),
+                    "options": {"sizes": ["--sizes", "10"]}})
+    assert main([*DEFEND_SMALL, "--attack-steps", "6", "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--attack-steps" in err, err
+    (out / "defense_rows.npz").write_text("not an archive")
+    assert main([*DEFEND_SMALL, "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "defense_rows.npz is not a defend record of finished settings" in err, err
+    np.savez(out / "defense_rows.npz", rows=np.asarray([{"name": "private set"}], dtype=object))
+    assert main([*DEFEND_SMALL, "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "holds Python objects" in err, err
+    np.savez(out / "defense_rows.npz", rows=np.asarray(json.dumps([{"name": "private set", "surprise": 1}])),
+             x_recon_0=np.zeros((2, 64)), x_train_0=np.zeros((1, 64)))
+    assert main([*DEFEND_SMALL, "--resume", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not a defend record of finished settings" in err, err
 
 
 RKIP_SMALL = ["rkip-finite", "--n", "4", "--recon", "2", "--width", "16", "--train-steps", "50", "--no-progress"]
