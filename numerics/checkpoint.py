@@ -336,8 +336,13 @@ class Checkpoint:
                                   f"reads format {FORMAT_VERSION}")
         try:
             settings = json.loads(str(contents["settings"]))
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # invalid JSON, a 5000-digit number, arrays nested 10^5 deep
             raise CheckpointError(f"{self.path}: its settings are not valid JSON") from None
+        for key in ("step", "budget"):
+            value = contents[key]
+            if value.shape != () or value.dtype.kind not in "iu" or int(value) < 0:
+                raise CheckpointError(f"{self.path} is not {with_article(self.kind)} checkpoint: its {key} is "
+                                      f"{value.tolist()!r}, not a count >= 0")
         return int(contents["step"]), int(contents["budget"]), settings
 
     def load(self, template: Any, *, budget: int | None = None) -> Saved:
@@ -403,7 +408,7 @@ def read_run(folder: str | os.PathLike) -> dict[str, Any] | None:
         raise CheckpointError(f"{path} is unreadable ({error}); remove it to start afresh") from None
     try:
         record = json.loads(text)
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # invalid JSON, a 5000-digit number, arrays nested 10^5 deep
         raise CheckpointError(f"{path} is unreadable ({error}); remove it to start afresh") from None
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
         raise CheckpointError(f"{path} is not a run record; remove it to start afresh")

@@ -826,7 +826,7 @@ def load_defense_rows(path) -> list[DefenseRow]:
             if isinstance(training, dict) and "ratio" in training:
                 training = {**training, "ratio": np.asarray(training["ratio"], np.float64)}
             rows.append(DefenseRow(**{**record, "training_leakage": training}, **arrays))
-    except (KeyError, TypeError, ValueError) as error:  # a missing array, a field this version does not know, ...
+    except (KeyError, TypeError, ValueError, RecursionError) as error:  # a missing array, an unknown field, ...
         raise FileError(f"{path} is not {'a ' + what}: {error}") from None
     return rows
 
@@ -1001,7 +1001,7 @@ def rkip_finite_stages(folder) -> dict[str, Any]:
     path = Path(folder) / RKIP_FINITE_FILES["stages"]
     try:
         record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON (or a 5000-digit number), nested 10^5 deep
         return {}
     return record if isinstance(record, dict) else {}
 

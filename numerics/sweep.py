@@ -282,7 +282,7 @@ def load_cell(folder: Path, cell: Cell, budget: Budget) -> dict[str, Any] | None
         return None
     try:
         row = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, ValueError, RecursionError):  # unreadable, not JSON (or a 5000-digit number), nested 10^5 deep
         return None
     return row if isinstance(row, dict) and row.get("key") == cell_key(cell, budget) else None
 

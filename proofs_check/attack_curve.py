@@ -41,6 +41,10 @@ def budgets(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers") from None
     if not values or any(v < 1 for v in values):
         raise argparse.ArgumentTypeError(f"budgets must be positive integers, got {text}")
+    from proofs_check.cli import MAX_COUNT
+
+    if max(values) > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{max(values)} in {text!r} is too large: at most {MAX_COUNT}")
     if list(values) != sorted(set(values)):
         raise argparse.ArgumentTypeError(f"budgets must increase, got {text}")
     return values
@@ -123,7 +127,7 @@ def _combined(folders) -> dict:
     for folder in folders:
         try:
             records.append(json.loads((folder / RESULT).read_text()))
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             raise UsageError(f"--combine {folder}: no readable {RESULT} there (an attack-curve run's --out)") from None
     for folder, record in zip(folders[1:], records[1:]):
         for key in SAME:
@@ -215,7 +219,7 @@ def _saved_series(args, folder: Path, arch) -> dict:
     if paths["record"].is_file():
         try:
             record = json.loads(paths["record"].read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as error:
+        except (OSError, ValueError, RecursionError) as error:
             raise CheckpointError(f"{paths['record']} is unreadable ({error}); remove it to redo that series") from None
         problem = _record_problem(record, args.budgets)
         if problem:

@@ -61,11 +61,25 @@ class RunFailed(Exception):
 # Validating option types: each returns the parsed value or raises ArgumentTypeError with a one-line reason
 # ---------------------------------------------------------------------------------------------------------
 
+MAX_COUNT = 2**31 - 1
+"""The largest count an option takes (steps, restarts, iterations, budgets, sizes): far beyond any run this machine
+finishes, and within the 64-bit integers the compiled loops count in (a step budget of 10^23 ended in an overflow
+traceback after training)."""
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _count(text: str) -> int:
+    """An integer no larger than :data:`MAX_COUNT`."""
+    value = _integer(text)
+    if value > MAX_COUNT:
+        raise argparse.ArgumentTypeError(f"{text} is too large: at most {MAX_COUNT}")
+    return value
 
 
 def add_no_progress(parser: argparse.ArgumentParser) -> None:
@@ -76,14 +90,14 @@ def add_no_progress(parser: argparse.ArgumentParser) -> None:
 
 
 def positive_int(text: str) -> int:
-    value = _integer(text)
+    value = _count(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
 
 
 def nonnegative_int(text: str) -> int:
-    value = _integer(text)
+    value = _count(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
     return value
@@ -1352,6 +1366,8 @@ def _int_list(text: str) -> tuple[int, ...]:
             values.append(int(part))
         except ValueError:
             raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not an integer") from None
+        if values[-1] > MAX_COUNT:
+            raise argparse.ArgumentTypeError(f"{part.strip()} in {text!r} is too large: at most {MAX_COUNT}")
         if values[-1] < 1:
             raise argparse.ArgumentTypeError(f"{part!r} in {text!r} is not a positive integer") from None
     return distinct(tuple(values), text)

@@ -73,12 +73,25 @@ def test_budget_may_grow_but_not_shrink_below_the_step(tmp_path):
         store.load(_state(), budget=40)
 
 
+def _saved_with(path, **replaced):
+    """A demo checkpoint whose header arrays ``replaced`` are swapped for others (a damaged or forged file)."""
+    Checkpoint(path, kind="demo").save(_state(), step=1, budget=1)
+    with np.load(path) as data:
+        contents = {name: data[name] for name in data.files}
+    np.savez(path, **{**contents, **replaced})
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b"not a zip"), "not an .npz archive"),
     (lambda p: np.savez(p, something=np.ones(3)), "not a demo checkpoint: it lacks"),
     (lambda p: Checkpoint(p, kind="other").save(_state(), step=1, budget=1), "is an other checkpoint, not a demo "
                                                                             "checkpoint"),
     (lambda p: np.savez(p, evil=np.array([object()], dtype=object)), "holds Python objects"),
+    # a step or budget that is text, negative or an array ended in int()'s traceback, or resumed "from step -5"
+    (lambda p: _saved_with(p, step=np.asarray("abc")), "its step is 'abc', not a count >= 0"),
+    (lambda p: _saved_with(p, step=np.asarray(-5)), "its step is -5, not a count >= 0"),
+    (lambda p: _saved_with(p, budget=np.asarray([1, 2])), r"its budget is \[1, 2\], not a count >= 0"),
+    (lambda p: _saved_with(p, settings=np.asarray("[" * 5000)), "its settings are not valid JSON"),  # RecursionError
 ])
 def test_unusable_files_are_one_clear_error(tmp_path, make, message):
     path = tmp_path / "c.npz"
@@ -381,3 +394,13 @@ def test_an_ignored_ctrl_c_stays_ignored_in_a_worker(monkeypatch):
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, '{"settings": {"n": ' + "9" * 5000 + "}}"])
+def test_a_run_record_nested_too_deep_or_with_a_huge_number_is_one_clear_error(tmp_path, text):
+    """json.loads raised RecursionError (arrays nested 10^5 deep) or ValueError (a 5000-digit integer) through
+    ``--resume``'s reading of run.json: a traceback; it is the damaged-record line."""
+    (tmp_path / "run.json").write_text(text)
+    with pytest.raises(CheckpointError, match="run.json is unreadable") as error:
+        checkpoint.read_run(tmp_path)
+    assert "\n" not in str(error.value)

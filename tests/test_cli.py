@@ -136,6 +136,15 @@ def _bad_input_cases():
         (["attack", "--lr", "inf"], "--lr: must be a finite number > 0"),
         (["attack", "--steps", "0"], "--steps: must be a positive integer"),
         (["attack", "--steps", "-10"], "--steps: must be a positive integer"),
+        # 10^23 steps ended in an overflow traceback after training (the compiled loops count in 64-bit integers)
+        (["attack", "--steps", "99999999999999999999999"], "--steps: 99999999999999999999999 is too large: at most "
+                                                           "2147483647"),
+        (["attack", "--train-steps", "2147483648"], "--train-steps: 2147483648 is too large"),
+        (["sweep", "--attack-steps", "1" + "0" * 23], "is too large: at most 2147483647"),
+        (["sweep", "--widths", "16,99999999999999999999999"], "99999999999999999999999 in '16,99999999999999999999999' "
+                                                              "is too large"),
+        (["attack-curve", "--budgets", "10,99999999999999999999999"], "is too large: at most 2147483647"),
+        (["defend", "--restarts", "99999999999999999999999"], "--restarts: 99999999999999999999999 is too large"),
         (["attack", "--width", "0"], "--width: must be a positive integer"),
         (["attack", "--train-steps", "0"], "--train-steps: must be a positive integer"),
         (["attack", "--recon", "0"], "--recon: must be a positive integer"),
@@ -146,8 +155,8 @@ def _bad_input_cases():
         (["attack", "--out", "/proc/nowhere/run"], "cannot write to --out /proc/nowhere/run"),
         (["attack", "--out", "{tmp}/" + "x" * 300], "File name too long"),
         (["attack", "--out", ""], "an empty folder name"),
-        (["attack", "--width", "99999999999"], "parameters"),
-        (["sweep", "--widths", "99999999999", "--datasets", "sphere"], "--widths value 99999999999"),
+        (["attack", "--width", "999999999"], "parameters"),
+        (["sweep", "--widths", "999999999", "--datasets", "sphere"], "--widths value 999999999"),
         (["attack", "--dataset", "sphere", "--n", "100000"], "sphere draws at most 20000 points"),
         (["run", "T3", "t3", "--arch", "relu:1"], "T3 checks fixed architectures"),
         (["run", "t99"], "unknown claim t99"),
