@@ -360,9 +360,12 @@ class Checkpoint:
         difference = first_difference(settings, self.settings)
         if difference is not None:
             raise SettingsMismatch(self.path, *difference)
-        if int(contents["n_state"]) != len(leaves) or any(f"state_{i}" not in contents for i in range(len(leaves))):
+        if int(contents["n_state"]) != len(leaves):
             raise CheckpointError(f"{self.path} holds {int(contents['n_state'])} state arrays; this loop has "
                                   f"{len(leaves)}")
+        missing = [i for i in range(len(leaves)) if f"state_{i}" not in contents]
+        if missing:  # "holds 7 state arrays; this loop has 7" said a file that lacked one
+            raise CheckpointError(f"{self.path} lacks state array {missing[0]} of its {len(leaves)}")
         arrays = []
         for i, leaf in enumerate(leaves):
             stored, wanted = contents[f"state_{i}"], np.asarray(leaf)

@@ -81,6 +81,14 @@ def _saved_with(path, **replaced):
     np.savez(path, **{**contents, **replaced})
 
 
+def _saved_without(path, name):
+    """A demo checkpoint that lacks the array ``name``."""
+    Checkpoint(path, kind="demo").save(_state(), step=1, budget=1)
+    with np.load(path) as data:
+        contents = {key: data[key] for key in data.files if key != name}
+    np.savez(path, **contents)
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda p: p.write_bytes(b"not a zip"), "not an .npz archive"),
     (lambda p: np.savez(p, something=np.ones(3)), "not a demo checkpoint: it lacks"),
@@ -92,6 +100,7 @@ def _saved_with(path, **replaced):
     (lambda p: _saved_with(p, step=np.asarray(-5)), "its step is -5, not a count >= 0"),
     (lambda p: _saved_with(p, budget=np.asarray([1, 2])), r"its budget is \[1, 2\], not a count >= 0"),
     (lambda p: _saved_with(p, settings=np.asarray("[" * 5000)), "its settings are not valid JSON"),  # RecursionError
+    (lambda p: _saved_without(p, "state_1"), "lacks state array 1 of its 3"),
 ])
 def test_unusable_files_are_one_clear_error(tmp_path, make, message):
     path = tmp_path / "c.npz"
