@@ -268,3 +268,16 @@ def test_sweep_command_end_to_end_writes_tables_summary_and_styled_figures(tmp_p
     out = " ".join(capsys.readouterr().out.split())
     assert "(1 of them stored by other code: computed again)" in out and "1 cells computed, 15 reused" in out
     assert json.loads(cell_file.read_text())["code"] == sweep.code_fingerprint()
+
+
+@pytest.mark.parametrize("text", ["[" * 100000 + "]" * 100000, '{"revealed": ' + "9" * 5000 + "}", "not json"])
+def test_a_cell_nested_too_deep_or_with_a_huge_number_is_recomputed(tmp_path, text):
+    """json.loads raised RecursionError (arrays nested 10^5 deep) or ValueError (a 5000-digit integer) out of the
+    sweep's cache: a traceback where an unreadable cell is recomputed."""
+    from numerics.sweep import Budget, Cell, cell_path, load_cell
+
+    cell, budget = Cell("sphere", 16, 4, "ntk", "linearized", 0), Budget()
+    path = cell_path(tmp_path, cell, budget)
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    assert load_cell(tmp_path, cell, budget) is None
